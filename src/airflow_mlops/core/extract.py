@@ -1,0 +1,173 @@
+"""Read rows from Postgres or from files, chunk by chunk, as of a point in time."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops.exceptions import DatasetExtractionError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from datetime import datetime
+
+    import pandas as pd
+    import pyarrow as pa
+
+    from airflow_mlops.core.snapshot import StoragePath
+    from airflow_mlops.spec import FileSource, PostgresSource
+
+AS_OF_PARAM = "mlops_as_of"
+
+# Postgres type OIDs -> arrow types, used for columns that are all NULL in the first chunk.
+_PG_TYPES = {16: "bool", 20: "float64", 21: "float64", 23: "float64", 700: "float64", 701: "float64", 1700: "float64"}
+_PG_TIMESTAMPS = {1082, 1114, 1184}
+
+
+def build_query(source: PostgresSource, as_of: datetime | None) -> tuple[Any, dict[str, Any]]:
+    """Compose the extraction SQL and its bind parameters; values are never put in the SQL text."""
+    from psycopg2 import sql
+
+    if source.table:
+        base = sql.SQL("SELECT * FROM {}").format(sql.Identifier(*source.table.split(".")))
+    else:
+        assert source.query is not None
+        base = sql.SQL(source.query.strip().rstrip(";"))  # type: ignore[arg-type]
+    params = dict(source.parameters)
+    if source.timestamp_column:
+        ts = sql.Identifier(source.timestamp_column)
+        if as_of is not None:
+            query = sql.SQL("SELECT * FROM ({}) AS mlops_source WHERE {} <= %({})s ORDER BY {}").format(
+                base, ts, sql.SQL(AS_OF_PARAM), ts
+            )
+            params[AS_OF_PARAM] = as_of
+        else:
+            query = sql.SQL("SELECT * FROM ({}) AS mlops_source ORDER BY {}").format(base, ts)
+        return query, params
+    return base, params
+
+
+def iter_postgres(conn: Any, source: PostgresSource, as_of: datetime | None) -> Iterator[pd.DataFrame]:
+    """Stream the source's rows through a server-side cursor, ``chunk_size`` rows at a time."""
+    import pandas as pd
+    import psycopg2
+
+    query, params = build_query(source, as_of)
+    where = source.describe()
+    cursor = conn.cursor(name=f"mlops_extract_{uuid.uuid4().hex[:12]}")
+    cursor.itersize = source.chunk_size
+    try:
+        try:
+            cursor.execute(query, params)
+            rows = cursor.fetchmany(source.chunk_size)
+        except psycopg2.Error as err:
+            message = (err.pgerror or str(err)).strip().splitlines()[0]
+            raise DatasetExtractionError(f"{where}: query failed: {message}") from err
+        except KeyError as err:
+            raise DatasetExtractionError(
+                f"{where}: the query uses bind parameter {err} which is not in 'parameters'"
+            ) from err
+        names = [d.name for d in cursor.description]
+        if source.timestamp_column and source.timestamp_column not in names:
+            raise DatasetExtractionError(f"{where}: timestamp_column {source.timestamp_column!r} not in {names}")
+        while rows:
+            yield pd.DataFrame.from_records(rows, columns=names, coerce_float=True)
+            rows = cursor.fetchmany(source.chunk_size)
+    finally:
+        cursor.close()
+
+
+def postgres_fallback_types(conn: Any, source: PostgresSource) -> dict[str, pa.DataType]:
+    """Arrow types per column from the query's result description (no rows are read)."""
+    import pyarrow as pa
+    from psycopg2 import sql
+
+    query, params = build_query(source, None)
+    limited = sql.SQL("SELECT * FROM ({}) AS mlops_probe LIMIT 0").format(query)
+    with conn.cursor() as cursor:
+        cursor.execute(limited, params)
+        types: dict[str, pa.DataType] = {}
+        for d in cursor.description:
+            if d.type_code in _PG_TIMESTAMPS:
+                types[d.name] = pa.timestamp("us", tz="UTC") if d.type_code == 1184 else pa.timestamp("us")
+            else:
+                types[d.name] = pa.type_for_alias(_PG_TYPES.get(d.type_code, "string"))
+    return types
+
+
+def iter_files(path: StoragePath, source: FileSource, as_of: datetime | None) -> Iterator[pd.DataFrame]:
+    """Stream a CSV or parquet file in chunks, keeping rows at or before ``as_of``."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    try:
+        handle = path.open("rb")
+    except (FileNotFoundError, OSError) as err:
+        raise DatasetExtractionError(f"{source.uri}: cannot open: {err}") from err
+    with handle:
+        if source.resolved_format == "csv":
+            try:
+                reader = pd.read_csv(handle, chunksize=source.chunk_size)
+                chunks: Iterator[pd.DataFrame] = iter(reader)
+                first = next(chunks, None)
+            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+                raise DatasetExtractionError(f"{source.uri}: not a readable CSV file: {err}") from err
+            if first is None:
+                return
+            yield _filter_as_of(first, source, as_of)
+            for chunk in chunks:
+                yield _filter_as_of(chunk, source, as_of)
+        else:
+            try:
+                parquet = pq.ParquetFile(handle)
+            except Exception as err:
+                raise DatasetExtractionError(f"{source.uri}: not a readable parquet file: {err}") from err
+            for batch in parquet.iter_batches(batch_size=source.chunk_size):
+                yield _filter_as_of(batch.to_pandas(), source, as_of)
+
+
+def _filter_as_of(frame: pd.DataFrame, source: FileSource, as_of: datetime | None) -> pd.DataFrame:
+    import pandas as pd
+
+    column = source.timestamp_column
+    if not column:
+        return frame
+    if column not in frame.columns:
+        raise DatasetExtractionError(f"{source.uri}: timestamp_column {column!r} not in {list(frame.columns)}")
+    if as_of is None:
+        return frame
+    stamps = pd.to_datetime(frame[column], utc=True, errors="coerce")
+    limit = pd.Timestamp(as_of)
+    limit = limit.tz_localize("UTC") if limit.tzinfo is None else limit.tz_convert("UTC")
+    return frame[stamps <= limit]
+
+
+def count_new_rows(
+    conn: Any,
+    *,
+    table: str | None,
+    query: str | None,
+    parameters: dict[str, Any],
+    timestamp_column: str,
+    watermark: str | None,
+) -> tuple[int, str | None]:
+    """Rows whose ``timestamp_column`` is after ``watermark`` (all rows if it is empty), and their max."""
+    from psycopg2 import sql
+
+    if table:
+        base = sql.SQL("SELECT * FROM {}").format(sql.Identifier(*table.split(".")))
+    elif query:
+        base = sql.SQL(query.strip().rstrip(";"))  # type: ignore[arg-type]
+    else:
+        raise ValueError("expected a table or a query")
+    ts = sql.Identifier(timestamp_column)
+    params = dict(parameters)
+    statement = sql.SQL("SELECT count(*), max({}) FROM ({}) AS mlops_new").format(ts, base)
+    if watermark:
+        statement = sql.SQL("{} WHERE {} > %(mlops_watermark)s").format(statement, ts)
+        params["mlops_watermark"] = watermark
+    with conn.cursor() as cursor:
+        cursor.execute(statement, params)
+        count, latest = cursor.fetchone()
+    conn.rollback()
+    return int(count), latest.isoformat() if latest is not None else None

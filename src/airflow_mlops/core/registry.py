@@ -1,0 +1,81 @@
+"""Idempotent model-registry steps on top of MlflowClient."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops.exceptions import ModelRegistryError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+
+def ensure_registered_model(client: MlflowClient, name: str, description: str = "") -> None:
+    """Create the registered model unless it exists (safe under concurrent callers)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException as err:
+        if err.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        try:
+            client.create_registered_model(name, description=description or None)
+        except MlflowException as race:
+            if race.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+
+
+def version_for_run(client: MlflowClient, name: str, run_id: str) -> ModelVersion | None:
+    """The version of ``name`` created from ``run_id``, if any (the idempotency key)."""
+    found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    return min(found, key=lambda v: int(v.version)) if found else None
+
+
+def register_version(
+    client: MlflowClient, *, name: str, model_uri: str, run_id: str, tags: dict[str, str], alias: str | None
+) -> tuple[ModelVersion, bool]:
+    """Register ``model_uri`` once per run; set ``alias`` on it. Returns (version, created).
+
+    All tags are written in the create call, so a version never exists without them; the alias
+    is set afterwards and a re-run completes it if the first attempt died in between.
+    """
+    ensure_registered_model(client, name)
+    existing = version_for_run(client, name, run_id)
+    created = existing is None
+    version = existing or client.create_model_version(name=name, source=model_uri, run_id=run_id, tags=tags)
+    if alias:
+        client.set_registered_model_alias(name, alias, version.version)
+    return version, created
+
+
+def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    """The version an alias points at, or None when the alias is unset."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException as err:
+        if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
+
+
+def move_alias(client: MlflowClient, *, name: str, alias: str, version: str, tags: dict[str, str]) -> dict[str, Any]:
+    """Point ``alias`` at ``version`` after checking the version exists and is READY."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        target = client.get_model_version(name, version)
+    except MlflowException as err:
+        raise ModelRegistryError(f"model {name!r} has no version {version!r}: {err.message}") from err
+    if target.status != "READY":
+        raise ModelRegistryError(f"model {name!r} version {version} is {target.status}, expected READY")
+    previous = alias_version(client, name, alias)
+    if previous == str(version):
+        return {"name": name, "alias": alias, "version": str(version), "previous": previous, "changed": False}
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(version), key, value)
+    client.set_registered_model_alias(name, alias, str(version))
+    return {"name": name, "alias": alias, "version": str(version), "previous": previous, "changed": True}

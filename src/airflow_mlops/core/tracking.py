@@ -1,0 +1,116 @@
+"""Log a training run to MLflow: parameters, dataset input, model with signature, identity tags.
+
+These functions use MLflow's fluent API and expect the caller to have pointed MLflow at the right
+server (``MlflowHook.activate`` does that).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from airflow_mlops.refs import DatasetRef
+
+MODEL_ARTIFACT = "model"
+_REQUIREMENTS = ("mlflow-skinny", "scikit-learn", "pandas", "numpy", "scipy", "skops")
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    """Identifiers of a run and the model logged in it."""
+
+    run_id: str
+    experiment_id: str
+    model_uri: str
+
+
+def pip_requirements() -> list[str]:
+    """Pinned requirements of the serving environment, read from the installed packages.
+
+    Giving them explicitly skips MLflow's requirement inference, which loads the model in a
+    subprocess and costs seconds per logged model.
+    """
+    from importlib import metadata
+
+    pins = []
+    for name in _REQUIREMENTS:
+        try:
+            pins.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return pins
+
+
+def trusted_types(model: Any) -> list[str]:
+    """Types skops must be told to trust to load ``model``; we built it, so we trust them."""
+    from skops.io import dumps, get_untrusted_types
+
+    return list(get_untrusted_types(data=dumps(model)))
+
+
+def find_run(experiment_id: str, tags: dict[str, str]) -> str | None:
+    """Id of a finished run whose tags match ``tags`` exactly, if any."""
+    from mlflow import MlflowClient
+
+    clauses = [f"tags.`{k}` = '{_quote(v)}'" for k, v in sorted(tags.items())]
+    clauses.append("attributes.status = 'FINISHED'")
+    runs = MlflowClient().search_runs([experiment_id], " and ".join(clauses), max_results=1)
+    return runs[0].info.run_id if runs else None
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "\\'")
+
+
+def log_training_run(
+    *,
+    experiment: str,
+    run_name: str,
+    tags: dict[str, str],
+    params: dict[str, Any],
+    model: Any,
+    x_train: pd.DataFrame,
+    dataset: DatasetRef,
+    metrics: dict[str, float],
+) -> LoggedModel:
+    """Create a run holding params, training metrics, the dataset input and the model."""
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.data.filesystem_dataset_source import FileSystemDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.models import infer_signature
+
+    exp = mlflow.set_experiment(experiment)
+    sample = x_train.head(200)
+    signature = infer_signature(sample, model.predict(sample))
+    data_input = MetaDataset(
+        source=FileSystemDatasetSource(dataset.uri), name=dataset.source[:500], digest=dataset.digest[:36]
+    )
+    with mlflow.start_run(run_name=run_name, tags=tags, experiment_id=exp.experiment_id) as run:
+        mlflow.log_params({k: _param(v) for k, v in params.items()})
+        mlflow.log_input(data_input, context="training")
+        mlflow.log_metrics(metrics)
+        info = mlflow.sklearn.log_model(
+            model,
+            name=MODEL_ARTIFACT,
+            signature=signature,
+            input_example=x_train.head(5),
+            pip_requirements=pip_requirements(),
+            skops_trusted_types=trusted_types(model),
+        )
+        mlflow.set_tag("mlops.model_uri", info.model_uri)
+    return LoggedModel(run.info.run_id, exp.experiment_id, info.model_uri)
+
+
+def _param(value: Any) -> Any:
+    return value if isinstance(value, str | int | float | bool) or value is None else repr(value)
+
+
+def load_model(model_uri: str) -> Any:
+    """Load a scikit-learn model logged by :func:`log_training_run`."""
+    import mlflow.sklearn
+
+    return mlflow.sklearn.load_model(model_uri)

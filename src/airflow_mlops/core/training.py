@@ -1,0 +1,135 @@
+"""Build a scikit-learn pipeline from a spec and a dataset schema, split, and fit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops.core.importing import import_object
+from airflow_mlops.core.validation import feature_columns
+from airflow_mlops.exceptions import TrainingError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from airflow_mlops.spec import PipelineSpec
+
+
+@dataclass
+class Split:
+    """Train and held-out parts of a dataset."""
+
+    x_train: pd.DataFrame
+    x_test: pd.DataFrame
+    y_train: pd.Series
+    y_test: pd.Series
+
+
+def split_frame(frame: pd.DataFrame, spec: PipelineSpec) -> Split:
+    """Deterministic train/held-out split (stratified for classification), seeded by the spec."""
+    from sklearn.model_selection import train_test_split
+
+    features = feature_columns(spec, list(frame.columns))
+    x = prepare_features(frame[features])
+    y = frame[spec.target]
+    stratify = y if spec.task == "classification" else None
+    try:
+        x_train, x_test, y_train, y_test = train_test_split(
+            x, y, test_size=spec.split.test_size, random_state=spec.split.seed, stratify=stratify
+        )
+    except ValueError as err:
+        raise TrainingError(f"cannot split the dataset (test_size={spec.split.test_size}): {err}") from err
+    return Split(x_train, x_test, y_train, y_test)
+
+
+def estimator_params(spec: PipelineSpec, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The estimator parameters after applying run-time overrides (e.g. from DAG Params)."""
+    return {**spec.estimator.params, **(overrides or {})}
+
+
+def build_model(spec: PipelineSpec, x: pd.DataFrame, overrides: dict[str, Any] | None = None) -> Any:
+    """Instantiate the estimator; prepend preprocessing unless it is already a full Pipeline."""
+    from sklearn.base import BaseEstimator
+    from sklearn.pipeline import Pipeline
+
+    factory = import_object(spec.estimator.class_path)
+    params = estimator_params(spec, overrides)
+    try:
+        estimator = factory(**params)
+    except TypeError as err:
+        raise TrainingError(f"estimator.params for {spec.estimator.class_path}: {err}") from err
+    if not isinstance(estimator, BaseEstimator):
+        raise TrainingError(
+            f"estimator.class: expected a scikit-learn estimator, {spec.estimator.class_path} "
+            f"built a {type(estimator).__name__}"
+        )
+    _seed(estimator, spec.split.seed)
+    if isinstance(estimator, Pipeline):
+        return estimator
+    return Pipeline([("preprocess", build_preprocessor(x)), ("model", estimator)])
+
+
+def _seed(estimator: Any, seed: int) -> None:
+    """Set ``random_state`` on every step that has one and was left unset."""
+    params = estimator.get_params(deep=True)
+    fixed = {k: seed for k, v in params.items() if k.split("__")[-1] == "random_state" and v is None}
+    if fixed:
+        estimator.set_params(**fixed)
+
+
+def build_preprocessor(x: pd.DataFrame) -> Any:
+    """Numeric: median impute + standard scale; categorical: most-frequent impute + one-hot."""
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    numeric = [
+        c for c in x.columns if pd.api.types.is_numeric_dtype(x[c]) and not pd.api.types.is_bool_dtype(x[c])
+    ]
+    categorical = [c for c in x.columns if c not in numeric]
+    transformers: list[tuple[str, Any, list[str]]] = []
+    if numeric:
+        transformers.append(
+            ("numeric", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric)
+        )
+    if categorical:
+        transformers.append(
+            (
+                "categorical",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="most_frequent")),
+                        ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+                    ]
+                ),
+                categorical,
+            )
+        )
+    return ColumnTransformer(transformers, remainder="drop")
+
+
+def prepare_features(x: pd.DataFrame) -> pd.DataFrame:
+    """Normalise dtypes that scikit-learn handles badly (bool and nullable ints to float, text to object)."""
+    import pandas as pd
+
+    out = x.copy()
+    for column in out.columns:
+        series = out[column]
+        if pd.api.types.is_bool_dtype(series) or isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
+            if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+                out[column] = series.astype("float64")
+            else:
+                out[column] = series.astype(object).where(series.notna(), None)
+    return out
+
+
+def fit_model(spec: PipelineSpec, split: Split, overrides: dict[str, Any] | None = None) -> Any:
+    """Build and fit the model on the training part of ``split``."""
+    model = build_model(spec, split.x_train, overrides)
+    try:
+        model.fit(split.x_train, split.y_train)
+    except (ValueError, TypeError) as err:
+        raise TrainingError(f"fitting {spec.estimator.class_path} failed: {err}") from err
+    return model

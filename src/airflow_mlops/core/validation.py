@@ -1,0 +1,108 @@
+"""Data checks run on a snapshot before any model is trained from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from airflow_mlops.exceptions import DatasetValidationError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from airflow_mlops.spec import PipelineSpec
+
+
+@dataclass
+class ValidationReport:
+    """What was checked and what failed."""
+
+    rows: int
+    checks: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no check failed."""
+        return not self.failures
+
+
+def feature_columns(spec: PipelineSpec, columns: list[str]) -> list[str]:
+    """The feature columns of a dataset: the spec's list, or every column but target and timestamp."""
+    if spec.features is not None:
+        return list(spec.features)
+    excluded = {spec.target, spec.source.timestamp_column}
+    return [c for c in columns if c not in excluded]
+
+
+def validate_frame(frame: pd.DataFrame, spec: PipelineSpec) -> ValidationReport:
+    """Run every check in ``spec.validation`` and return a report (raises nothing)."""
+    import pandas as pd
+
+    rules = spec.validation
+    report = ValidationReport(rows=len(frame))
+    columns = list(frame.columns)
+
+    required = [spec.target, *feature_columns(spec, columns), *rules.required_columns]
+    missing = [c for c in dict.fromkeys(required) if c not in columns]
+    report.checks.append("required columns present")
+    if missing:
+        report.failures.append(f"missing column(s) {missing}; the dataset has {columns}")
+        return report
+
+    report.checks.append(f"at least {rules.min_rows} rows")
+    if len(frame) < rules.min_rows:
+        report.failures.append(f"expected at least {rules.min_rows} rows, found {len(frame)}")
+
+    for column in feature_columns(spec, columns):
+        rate = float(frame[column].isna().mean()) if len(frame) else 1.0
+        if rate == 1.0:
+            report.failures.append(f"feature {column!r} is entirely null")
+        elif rate > rules.max_null_rate:
+            report.failures.append(
+                f"feature {column!r}: null rate {rate:.1%} exceeds max_null_rate {rules.max_null_rate:.1%}"
+            )
+    report.checks.append(f"feature null rates <= {rules.max_null_rate:.0%}")
+
+    target = frame[spec.target]
+    if target.isna().any():
+        report.failures.append(f"target {spec.target!r} has {int(target.isna().sum())} null value(s)")
+    if spec.task == "classification":
+        counts = target.dropna().value_counts()
+        report.checks.append(f"at least 2 target classes with >= {rules.min_class_count} rows each")
+        if len(counts) < 2:
+            found = counts.index.tolist()
+            report.failures.append(f"target {spec.target!r} has a single class {found}; expected at least 2")
+        else:
+            rare = {str(k): int(v) for k, v in counts.items() if v < rules.min_class_count}
+            if rare:
+                report.failures.append(
+                    f"target {spec.target!r} classes with fewer than {rules.min_class_count} rows: {rare}"
+                )
+    elif not pd.api.types.is_numeric_dtype(target):
+        report.failures.append(f"target {spec.target!r} must be numeric for regression, found {target.dtype}")
+
+    for column, expected in rules.dtypes.items():
+        report.checks.append(f"{column} is {expected}")
+        if column not in frame.columns:
+            report.failures.append(f"dtypes: column {column!r} is not in the dataset")
+            continue
+        actual = frame[column].dtype
+        fits = {
+            "numeric": pd.api.types.is_numeric_dtype(actual) and not pd.api.types.is_bool_dtype(actual),
+            "categorical": not pd.api.types.is_numeric_dtype(actual),
+            "datetime": pd.api.types.is_datetime64_any_dtype(actual),
+            "bool": pd.api.types.is_bool_dtype(actual),
+        }[expected]
+        if not fits:
+            report.failures.append(f"column {column!r}: expected {expected}, found dtype {actual}")
+    return report
+
+
+def require_valid(frame: pd.DataFrame, spec: PipelineSpec, *, where: str) -> ValidationReport:
+    """Validate and raise :class:`DatasetValidationError` listing every failure."""
+    report = validate_frame(frame, spec)
+    if not report.ok:
+        details = "\n".join(f"  - {f}" for f in report.failures)
+        raise DatasetValidationError(f"{where}: dataset failed {len(report.failures)} check(s):\n{details}")
+    return report

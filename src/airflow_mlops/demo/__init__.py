@@ -1,0 +1,1 @@
+"""The embedded demo: synthetic data and a headless end-to-end run on SQLite Airflow and MLflow."""

@@ -1,0 +1,47 @@
+"""A synthetic customer-churn dataset with numeric, categorical and timestamp columns."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+PLANS = ("basic", "standard", "premium")
+REGIONS = ("eu", "us", "apac")
+
+
+def customers(rows: int = 3000, *, seed: int = 7, start: datetime | None = None) -> pd.DataFrame:
+    """``rows`` customers; ``churned`` depends on tenure, usage, support calls and plan.
+
+    ``updated_at`` spreads the rows over one day per 1000 rows from ``start``.
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    start = start or datetime(2026, 1, 1, tzinfo=UTC)
+    tenure = rng.gamma(2.0, 12.0, rows).round(1)
+    usage = rng.normal(50, 15, rows).round(2)
+    calls = rng.poisson(1.5, rows)
+    plan = rng.choice(PLANS, rows, p=[0.5, 0.35, 0.15])
+    region = rng.choice(REGIONS, rows)
+    monthly = (20 + 15 * (plan == "standard") + 40 * (plan == "premium") + rng.normal(0, 3, rows)).round(2)
+    logit = 0.2 - 0.06 * tenure - 0.025 * (usage - 50) + 0.55 * calls + 0.6 * (plan == "basic")
+    churned = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int)
+    seconds = np.sort(rng.uniform(0, 86400 * max(rows / 1000, 1), rows))
+    updated = [start + timedelta(seconds=float(s)) for s in seconds]
+    return pd.DataFrame(
+        {
+            "customer_id": np.arange(1, rows + 1),
+            "tenure_months": tenure,
+            "monthly_usage": usage,
+            "support_calls": calls,
+            "monthly_charge": monthly,
+            "plan": plan,
+            "region": region,
+            "updated_at": pd.to_datetime(updated, utc=True),
+            "churned": churned,
+        }
+    )

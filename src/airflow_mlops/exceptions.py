@@ -1,0 +1,31 @@
+"""Exceptions raised by the provider, each naming what is wrong and where."""
+
+from __future__ import annotations
+
+
+class MlopsError(Exception):
+    """Base class for every error raised by airflow-provider-mlops."""
+
+
+class PipelineSpecError(MlopsError, ValueError):
+    """A pipeline spec is invalid; the message names the field path, the expected and the found."""
+
+
+class DatasetExtractionError(MlopsError):
+    """Data could not be extracted from its source (bad query, missing table, empty result)."""
+
+
+class DatasetValidationError(MlopsError):
+    """An extracted dataset failed a validation check; nothing downstream may use it."""
+
+
+class TrainingError(MlopsError):
+    """A model could not be built or fitted."""
+
+
+class MlflowUnavailableError(MlopsError):
+    """The MLflow tracking server or registry could not be reached."""
+
+
+class ModelRegistryError(MlopsError):
+    """A registry operation was refused (unknown version, alias, or model)."""

@@ -1,0 +1,90 @@
+"""Level 2, automated training: scheduled and data-triggered training into the registry."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
+
+from airflow_mlops.assets import source_asset
+from airflow_mlops.factories.base import dag_id, new_dag
+from airflow_mlops.factories.level1 import build_training_dag
+from airflow_mlops.factories.params import promote_params
+from airflow_mlops.operators.registry import PromoteModelOperator, RegisterModelOperator
+from airflow_mlops.sensors.new_data import NewDataSensor
+
+if TYPE_CHECKING:
+    from airflow.sdk import DAG
+
+    from airflow_mlops.spec import PipelineSpec
+
+WATCH_TASK = "wait_for_new_data"
+
+
+def training_schedule(spec: PipelineSpec) -> Any:
+    """The spec's cron schedule OR an update of the pipeline's source Asset."""
+    if spec.schedule is None:
+        return source_asset(spec.name)
+    return AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(spec.schedule, timezone="UTC"), assets=source_asset(spec.name)
+    )
+
+
+def build_promote_dag(spec: PipelineSpec) -> DAG:
+    """``<name>_promote``: the human release path; moves ``champion`` to a chosen version."""
+    with new_dag(spec, "promote", params=promote_params(), doc="Level 2: promote a version to champion.") as dag:
+        PromoteModelOperator(
+            task_id="promote",
+            model_name=spec.registered_model_name,
+            version="{{ params.version }}",
+            alias="champion",
+            mlflow_conn_id=spec.mlflow.conn_id,
+        )
+    return dag
+
+
+def build_watch_dag(spec: PipelineSpec) -> DAG | None:
+    """``<name>_watch``: a sensor that updates the source Asset when new rows land in Postgres."""
+    source = spec.source
+    if source.kind != "postgres" or not source.timestamp_column:
+        return None
+    previous = f"(ti.xcom_pull(task_ids='{WATCH_TASK}', include_prior_dates=True) or {{}})"
+    with new_dag(
+        spec, "watch", schedule=spec.watch.schedule, doc="Level 2: announce new source rows as an Asset event."
+    ) as dag:
+        NewDataSensor(
+            task_id=WATCH_TASK,
+            postgres_conn_id=source.conn_id,
+            table=source.table,
+            query=source.query,
+            parameters=source.parameters,
+            timestamp_column=source.timestamp_column,
+            watermark="{{ " + previous + ".get('watermark') or '' }}",
+            min_rows=spec.watch.min_new_rows,
+            deferrable=spec.watch.deferrable,
+            poke_interval=spec.watch.poll_interval,
+            timeout=spec.watch.timeout,
+            mode="reschedule",
+            soft_fail=True,
+            outlets=[source_asset(spec.name)],
+        )
+    return dag
+
+
+def build_level_2(spec: PipelineSpec) -> list[DAG]:
+    """Level 2 DAGs: ``<name>_train`` (scheduled, data-triggered, registers a challenger),
+    ``<name>_promote`` (manual) and, for Postgres sources, ``<name>_watch``."""
+    train, tasks = build_training_dag(
+        spec,
+        schedule=training_schedule(spec),
+        doc=f"Level 2: runs on `{spec.schedule}` or when `{source_asset(spec.name).uri}` updates; "
+        f"registers a `challenger`; promote with `{dag_id(spec, 'promote')}`.",
+    )
+    with train:
+        register = RegisterModelOperator(task_id="register", spec=spec, model=tasks["evaluate"].output)
+        tasks["smoke_test"] >> register
+    dags = [train, build_promote_dag(spec)]
+    watch = build_watch_dag(spec)
+    if watch is not None:
+        dags.append(watch)
+    return dags

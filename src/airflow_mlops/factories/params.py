@@ -1,0 +1,58 @@
+"""Params forms shown when a generated DAG is triggered from the Airflow UI."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from airflow.sdk import Param
+
+if TYPE_CHECKING:
+    from airflow_mlops.spec import PipelineSpec
+
+
+def training_params(spec: PipelineSpec) -> dict[str, Param]:
+    """Hyperparameter overrides and an as-of date for a training run."""
+    return {
+        "hyperparameters": Param(
+            {},
+            type="object",
+            title="Hyperparameter overrides",
+            description_md=(
+                f"JSON object merged over `{spec.estimator.class_path}` parameters "
+                f"(spec: `{spec.estimator.params}`)."
+            ),
+        ),
+        "as_of": Param(
+            None,
+            type=["null", "string"],
+            format="date-time",
+            title="As of",
+            description_md="Read source rows up to this time (ISO 8601). Empty: the run's start.",
+        ),
+    }
+
+
+def release_params() -> dict[str, Param]:
+    """The MLflow run to release (Level 1)."""
+    return {
+        "run_id": Param(
+            type="string",
+            minLength=32,
+            maxLength=32,
+            pattern="^[0-9a-f]{32}$",
+            title="MLflow run id",
+            description_md="The training run whose model becomes the `champion` version.",
+        ),
+    }
+
+
+def promote_params() -> dict[str, Param]:
+    """The registry version to promote (Level 2)."""
+    return {
+        "version": Param(
+            type="integer",
+            minimum=1,
+            title="Model version",
+            description_md="Registered version to point the `champion` alias at.",
+        ),
+    }

@@ -1,0 +1,84 @@
+"""Shared plumbing for the provider's operators: spec coercion, hooks, storage, run identity."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator, ObjectStoragePath, conf
+
+from airflow_mlops.hooks.mlflow import MlflowHook
+from airflow_mlops.spec import PipelineSpec
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+STORAGE_SECTION = "mlops"
+
+
+def default_storage_uri() -> str:
+    """``[mlops] storage_uri`` from the Airflow config, else a folder under ``AIRFLOW_HOME``."""
+    home = conf.get("core", "airflow_home", fallback=None) or "."
+    return conf.get(STORAGE_SECTION, "storage_uri", fallback=f"file://{home}/mlops-data")
+
+
+def airflow_identity(context: Context) -> dict[str, str]:
+    """The Airflow run identity every MLflow run and model version carries as tags."""
+    ti = context["ti"]
+    return {
+        "airflow.dag_id": ti.dag_id,
+        "airflow.run_id": ti.run_id,
+        "airflow.task_id": ti.task_id,
+        "airflow.try_number": str(ti.try_number),
+    }
+
+
+def spec_name(spec: PipelineSpec | dict[str, Any]) -> str:
+    """The pipeline name of a spec or of its dict form."""
+    return spec.name if isinstance(spec, PipelineSpec) else str(spec["name"])
+
+
+def resolve_as_of(value: Any, context: Context) -> datetime:
+    """``as_of`` from a templated value, else the DAG run's ``run_after`` (stable across retries)."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and value.strip():
+        try:
+            return datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"as_of: expected an ISO 8601 date or datetime, found {value!r}") from None
+    dag_run = context.get("dag_run")
+    run_after = getattr(dag_run, "run_after", None) or context.get("logical_date")
+    if run_after is None:
+        from airflow_mlops.core.snapshot import utc_now
+
+        return utc_now()
+    return datetime.fromisoformat(str(run_after)) if not isinstance(run_after, datetime) else run_after
+
+
+class MlopsOperator(BaseOperator):
+    """Base of the pipeline operators: holds the spec and builds the hook and storage root.
+
+    :param spec: the pipeline spec (a :class:`PipelineSpec` or its dict form).
+    :param mlflow_conn_id: overrides ``spec.mlflow.conn_id``.
+    """
+
+    ui_color = "#d9ecf2"
+
+    def __init__(
+        self, *, spec: PipelineSpec | dict[str, Any], mlflow_conn_id: str | None = None, **kwargs: Any
+    ) -> None:
+        self.spec = spec if isinstance(spec, PipelineSpec) else PipelineSpec.from_dict(spec)
+        kwargs.setdefault("retries", self.spec.retries)
+        super().__init__(**kwargs)
+        self.mlflow_conn_id = mlflow_conn_id or self.spec.mlflow.conn_id
+
+    @cached_property
+    def hook(self) -> MlflowHook:
+        """The MLflow hook for this task."""
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    def storage_root(self) -> ObjectStoragePath:
+        """Folder of this pipeline's snapshots and files in object storage."""
+        return ObjectStoragePath(self.spec.storage or default_storage_uri()) / self.spec.name

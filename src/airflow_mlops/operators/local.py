@@ -1,0 +1,49 @@
+"""Level 0: the notebook as a task. Load, fit, save a model file, print metrics; no tracking."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import ObjectStoragePath
+
+from airflow_mlops.operators.base import MlopsOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class TrainLocalModelOperator(MlopsOperator):
+    """Load the source, fit the estimator, pickle it to object storage and log the metrics.
+
+    This is the Level 0 baseline: nothing is versioned, tracked or registered. It exists so a team
+    can run its notebook on Airflow today and compare with the levels above.
+    """
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        import joblib
+        import pandas as pd
+
+        from airflow_mlops.core.metrics import compute_metrics
+        from airflow_mlops.core.training import fit_model, split_frame
+
+        frame = pd.concat(list(self._chunks()), ignore_index=True)
+        split = split_frame(frame, self.spec)
+        model = fit_model(self.spec, split)
+        metrics = compute_metrics(model, split.x_test, split.y_test, [self.spec.metric.name])
+        target = self.storage_root() / "level0" / f"model-{context['ti'].run_id}.joblib".replace(":", "_")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("wb") as handle:
+            joblib.dump(model, handle)
+        self.log.info("Saved %s; held-out metrics: %s", target, metrics)
+        return {"model_path": str(target), "metrics": metrics, "rows": len(frame)}
+
+    def _chunks(self) -> Any:
+        from airflow_mlops.core.extract import iter_files, iter_postgres
+
+        source = self.spec.source
+        if source.kind == "files":
+            return iter_files(ObjectStoragePath(source.uri), source, None)
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        conn = PostgresHook(postgres_conn_id=source.conn_id).get_conn()
+        return iter_postgres(conn, source, None)

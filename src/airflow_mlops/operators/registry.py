@@ -1,0 +1,129 @@
+"""Operators that register model versions and move registry aliases."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_mlops.assets import model_asset
+from airflow_mlops.hooks.mlflow import MlflowHook
+from airflow_mlops.links.mlflow import MlflowModelVersionLink
+from airflow_mlops.operators.base import MlopsOperator, airflow_identity, spec_name
+from airflow_mlops.refs import ModelRef
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context
+
+
+class RegisterModelOperator(MlopsOperator):
+    """Register a trained model as a new version and point an alias (``challenger``) at it.
+
+    The version carries the dataset digest and source and the Airflow run as tags. Registration
+    is keyed on the MLflow run: clearing and re-running this task finds the version it created and
+    does not create a second one.
+
+    :param model: the :class:`ModelRef` to register. (templated)
+    :param alias: alias to set on the new version; ``None`` sets none.
+    """
+
+    template_fields: Sequence[str] = ("model",)
+    operator_extra_links = (MlflowModelVersionLink(),)
+
+    def __init__(self, *, model: Any, alias: str | None = "challenger", **kwargs: Any) -> None:
+        kwargs.setdefault("outlets", [model_asset(spec_name(kwargs["spec"]))])
+        super().__init__(**kwargs)
+        self.model = model
+        self.alias = alias
+        self.mlflow_model_version_url = ""
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.core.registry import register_version
+
+        ref = ModelRef.from_xcom(self.model)
+        if not ref.run_id:
+            raise ValueError("model.run_id: expected the MLflow run id of a trained model, found nothing")
+        tags = {
+            **airflow_identity(context),
+            "mlops.pipeline": self.spec.name,
+            "mlops.dataset_digest": ref.dataset_digest or "",
+            "mlops.dataset_source": self.spec.source.describe()[:4000],
+            **{f"mlops.metric.{k}": f"{v:.6g}" for k, v in ref.metrics.items()},
+        }
+        with self.hook.activate() as client:
+            if not ref.model_uri:
+                ref = ModelRef.from_xcom({**ref.as_xcom(), "model_uri": _logged_model_uri(client, ref.run_id)})
+            version, created = register_version(
+                client, name=ref.name, model_uri=ref.model_uri, run_id=ref.run_id, tags=tags, alias=self.alias
+            )
+        self.mlflow_model_version_url = self.hook.model_version_url(ref.name, str(version.version))
+        self.log.info(
+            "%s %s version %s (alias %s)", "Registered" if created else "Found", ref.name, version.version, self.alias
+        )
+        for outlet in self.outlets:
+            context["outlet_events"][outlet].extra = {"name": ref.name, "version": str(version.version)}
+        return ModelRef.from_xcom({**ref.as_xcom(), "version": str(version.version)}).as_xcom()
+
+
+def _logged_model_uri(client: Any, run_id: str) -> str:
+    """The model URI a training run recorded in its ``mlops.model_uri`` tag."""
+    from mlflow.exceptions import MlflowException
+
+    from airflow_mlops.exceptions import ModelRegistryError
+
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as err:
+        raise ModelRegistryError(f"run_id: no MLflow run {run_id!r}: {err.message}") from err
+    uri = run.data.tags.get("mlops.model_uri")
+    if not uri:
+        raise ModelRegistryError(f"run_id: run {run_id!r} has no model logged by TrainModelOperator")
+    return str(uri)
+
+
+class PromoteModelOperator(BaseOperator):
+    """Point a registry alias (``champion`` by default) at a chosen model version.
+
+    The human release path of Level 2: a person picks the version (from the Params form) and this
+    task checks it exists and is READY before moving the alias. Re-running it is a no-op.
+
+    :param model_name: registered model name. (templated)
+    :param version: version to promote. (templated)
+    :param alias: alias to move.
+    :param mlflow_conn_id: the MLflow connection.
+    """
+
+    template_fields: Sequence[str] = ("model_name", "version")
+    operator_extra_links = (MlflowModelVersionLink(),)
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        version: str | int,
+        alias: str = "champion",
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.version = version
+        self.alias = alias
+        self.mlflow_conn_id = mlflow_conn_id
+        self.mlflow_model_version_url = ""
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.core.registry import move_alias
+
+        version = str(self.version).strip()
+        if not version.isdigit():
+            raise ValueError(f"version: expected a registry version number, found {self.version!r}")
+        hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+        tags = {f"mlops.{self.alias}.promoted_by": f"{context['ti'].dag_id}/{context['ti'].run_id}"}
+        with hook.activate() as client:
+            result = move_alias(client, name=self.model_name, alias=self.alias, version=version, tags=tags)
+        self.mlflow_model_version_url = hook.model_version_url(self.model_name, version)
+        self.log.info("%s@%s: %s -> %s", self.model_name, self.alias, result["previous"], result["version"])
+        return result

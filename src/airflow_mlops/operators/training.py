@@ -1,0 +1,222 @@
+"""Operators that train, evaluate and smoke-test a model, tracked in MLflow."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import ObjectStoragePath
+
+from airflow_mlops.links.mlflow import MlflowRunLink
+from airflow_mlops.operators.base import MlopsOperator, airflow_identity
+from airflow_mlops.refs import DatasetRef, ModelRef
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context
+
+
+def describe_trigger(context: Context) -> str:
+    """What started this DAG run: the run type and, for asset-triggered runs, each event."""
+    import json
+
+    dag_run = context.get("dag_run")
+    run_type = str(getattr(dag_run, "run_type", "unknown"))
+    events = []
+    for asset, asset_events in (context.get("triggering_asset_events") or {}).items():
+        for event in asset_events:
+            events.append({"asset": getattr(asset, "uri", str(asset)), "extra": dict(event.extra or {})})
+    return json.dumps({"run_type": run_type, "asset_events": events}, default=str)
+
+
+def _overrides(value: Any) -> dict[str, Any]:
+    if value in (None, "", {}):
+        return {}
+    if isinstance(value, str):
+        import json
+
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(f"hyperparameters: expected a JSON object, found {value!r}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"hyperparameters: expected a JSON object, found {type(value).__name__}")
+    return value
+
+
+class TrainModelOperator(MlopsOperator):
+    """Fit the spec's estimator on a snapshot and log everything to one MLflow run.
+
+    The run holds the estimator parameters, training metrics, the dataset as an MLflow input
+    (snapshot URI and digest), the model with its signature and an input example, and the Airflow
+    identity (dag_id, run_id, task_id, try_number) as tags. A retry of the same try that already
+    finished its run reuses it instead of logging a second model.
+
+    :param dataset: the :class:`DatasetRef` to train on. (templated)
+    :param hyperparameters: overrides of ``spec.estimator.params``, e.g. from DAG Params. (templated)
+    """
+
+    template_fields: Sequence[str] = ("dataset", "hyperparameters")
+    template_fields_renderers = {"hyperparameters": "json"}
+    operator_extra_links = (MlflowRunLink(),)
+
+    def __init__(
+        self,
+        *,
+        dataset: Any,
+        hyperparameters: dict[str, Any] | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.dataset = dataset
+        self.hyperparameters = hyperparameters
+        self.mlflow_run_url = ""
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.core.metrics import compute_metrics
+        from airflow_mlops.core.snapshot import read_snapshot
+        from airflow_mlops.core.tracking import find_run, log_training_run
+        from airflow_mlops.core.training import estimator_params, fit_model, split_frame
+
+        ref = DatasetRef.from_xcom(self.dataset)
+        overrides = _overrides(self.hyperparameters)
+        tags = {
+            **self.spec.tags,
+            **airflow_identity(context),
+            "mlops.pipeline": self.spec.name,
+            "mlops.level": str(self.spec.level),
+            "mlops.dataset_digest": ref.digest,
+            "mlops.dataset_uri": ref.uri,
+            "mlops.dataset_source": ref.source[:4000],
+            "mlops.dataset_as_of": ref.as_of or "",
+            "mlops.trigger": describe_trigger(context)[:4000],
+        }
+        frame = read_snapshot(ObjectStoragePath(ref.uri))
+        split = split_frame(frame, self.spec)
+        model = fit_model(self.spec, split, overrides)
+        train_metrics = {
+            f"train_{k}": v
+            for k, v in compute_metrics(model, split.x_train, split.y_train, [self.spec.metric.name]).items()
+        }
+        identity = airflow_identity(context)
+        with self.hook.activate():
+            import mlflow
+
+            experiment = mlflow.set_experiment(self.spec.experiment_name)
+            existing = find_run(experiment.experiment_id, identity)
+            if existing:
+                self.log.info("Run %s already logged this try; reusing it", existing)
+                run = mlflow.get_run(existing)
+                logged_uri = run.data.tags["mlops.model_uri"]
+                run_id, experiment_id = existing, experiment.experiment_id
+            else:
+                logged = log_training_run(
+                    experiment=self.spec.experiment_name,
+                    run_name=f"{context['ti'].dag_id}.{context['ti'].task_id}.{context['ti'].run_id}",
+                    tags=tags,
+                    params=estimator_params(self.spec, overrides),
+                    model=model,
+                    x_train=split.x_train,
+                    dataset=ref,
+                    metrics=train_metrics,
+                )
+                run_id, experiment_id, logged_uri = logged.run_id, logged.experiment_id, logged.model_uri
+        self.mlflow_run_url = self.hook.run_url(experiment_id, run_id)
+        self.log.info("Trained %s on %d rows: %s; MLflow run %s", self.spec.name, len(split.x_train), train_metrics, run_id)
+        return ModelRef(
+            name=self.spec.registered_model_name,
+            run_id=run_id,
+            model_uri=logged_uri,
+            metrics=train_metrics,
+            dataset_digest=ref.digest,
+            experiment_id=experiment_id,
+        ).as_xcom()
+
+
+class EvaluateModelOperator(MlopsOperator):
+    """Score a trained model on the held-out split of its snapshot; log the metrics to its run.
+
+    The held-out rows are drawn with the same seeded split as in training, so they were never seen
+    by the model. Metrics are logged as ``test_<metric>`` for every metric of the task kind.
+
+    :param model: the :class:`ModelRef` from training. (templated)
+    :param dataset: the :class:`DatasetRef` the model was trained on. (templated)
+    """
+
+    template_fields: Sequence[str] = ("model", "dataset")
+    operator_extra_links = (MlflowRunLink(),)
+
+    def __init__(self, *, model: Any, dataset: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model = model
+        self.dataset = dataset
+        self.mlflow_run_url = ""
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.core.metrics import compute_metrics, metrics_for
+        from airflow_mlops.core.snapshot import read_snapshot
+        from airflow_mlops.core.tracking import load_model
+        from airflow_mlops.core.training import split_frame
+
+        model_ref = ModelRef.from_xcom(self.model)
+        ref = DatasetRef.from_xcom(self.dataset)
+        split = split_frame(read_snapshot(ObjectStoragePath(ref.uri)), self.spec)
+        with self.hook.activate() as client:
+            model = load_model(model_ref.model_uri)
+            names = [m for m in metrics_for(self.spec.task) if _applicable(m, model)]
+            metrics = {f"test_{k}": v for k, v in compute_metrics(model, split.x_test, split.y_test, names).items()}
+            for key, value in metrics.items():
+                client.log_metric(model_ref.run_id, key, value)
+            client.set_tag(model_ref.run_id, "mlops.test_rows", str(len(split.x_test)))
+        self.mlflow_run_url = self.hook.run_url(model_ref.experiment_id or "0", model_ref.run_id)
+        primary = f"test_{self.spec.metric.name}"
+        self.log.info("Held-out %s = %.4f on %d rows", primary, metrics[primary], len(split.x_test))
+        return ModelRef.from_xcom({**model_ref.as_xcom(), "metrics": {**model_ref.metrics, **metrics}}).as_xcom()
+
+
+def _applicable(metric: str, model: Any) -> bool:
+    from airflow_mlops.core.metrics import METRICS
+
+    return not METRICS[metric].needs_proba or hasattr(model, "predict_proba")
+
+
+class SmokeTestModelOperator(MlopsOperator):
+    """Load the packaged model as an MLflow pyfunc and predict on rows of its snapshot.
+
+    Proves the artifact, its signature and its environment description work as a package, not only
+    the in-memory estimator. Fails if loading fails or predictions are missing or not finite.
+
+    :param model: the :class:`ModelRef` to test. (templated)
+    :param dataset: the :class:`DatasetRef` whose rows are used as input. (templated)
+    :param rows: how many rows to predict on.
+    """
+
+    template_fields: Sequence[str] = ("model", "dataset")
+
+    def __init__(self, *, model: Any, dataset: Any, rows: int = 20, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model = model
+        self.dataset = dataset
+        self.rows = rows
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        import mlflow.pyfunc
+        import numpy as np
+
+        from airflow_mlops.core.snapshot import read_snapshot
+        from airflow_mlops.core.training import prepare_features
+        from airflow_mlops.core.validation import feature_columns
+        from airflow_mlops.exceptions import TrainingError
+
+        model_ref = ModelRef.from_xcom(self.model)
+        frame = read_snapshot(ObjectStoragePath(DatasetRef.from_xcom(self.dataset).uri)).head(self.rows)
+        sample = prepare_features(frame[feature_columns(self.spec, list(frame.columns))])
+        with self.hook.activate():
+            packaged = mlflow.pyfunc.load_model(model_ref.model_uri)
+            predictions = np.asarray(packaged.predict(sample))
+        if len(predictions) != len(sample):
+            raise TrainingError(f"smoke test: {len(sample)} rows in, {len(predictions)} predictions out")
+        if predictions.dtype.kind in "fc" and not np.isfinite(predictions).all():
+            raise TrainingError("smoke test: the packaged model returned non-finite predictions")
+        self.log.info("Packaged model %s predicted %d rows", model_ref.model_uri, len(predictions))
+        return {"model_uri": model_ref.model_uri, "rows": len(predictions)}

@@ -1,0 +1,67 @@
+"""Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_mlops import __version__
+
+_PKG = "airflow_mlops"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe the provider: connection types, hooks, operators, sensors, triggers, links, config."""
+    return {
+        "package-name": "airflow-provider-mlops",
+        "name": "MLOps (MLflow + Evidently)",
+        "description": "Operators, sensors, triggers and DAG factories that take an ML team from a "
+        "notebook to automated MLOps on MLflow and Evidently.",
+        "versions": [__version__],
+        "connection-types": [
+            {
+                "connection-type": "mlflow",
+                "hook-class-name": f"{_PKG}.hooks.mlflow.MlflowHook",
+                "hook-name": "MLflow",
+            }
+        ],
+        "hooks": [{"integration-name": "MLflow", "python-modules": [f"{_PKG}.hooks.mlflow"]}],
+        "operators": [
+            {
+                "integration-name": "MLflow",
+                "python-modules": [
+                    f"{_PKG}.operators.dataset",
+                    f"{_PKG}.operators.training",
+                    f"{_PKG}.operators.registry",
+                    f"{_PKG}.operators.local",
+                ],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "MLflow",
+                "python-modules": [f"{_PKG}.sensors.new_data", f"{_PKG}.sensors.model_alias"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "MLflow",
+                "python-modules": [f"{_PKG}.triggers.new_data", f"{_PKG}.triggers.model_alias"],
+            }
+        ],
+        "extra-links": [f"{_PKG}.links.mlflow.MlflowRunLink", f"{_PKG}.links.mlflow.MlflowModelVersionLink"],
+        "config": {
+            "mlops": {
+                "description": "Settings of airflow-provider-mlops.",
+                "options": {
+                    "storage_uri": {
+                        "description": "Object storage URI under which dataset snapshots and model "
+                        "files are written (file://, s3://conn@bucket/prefix, gs://...).",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "s3://aws_default@ml-bucket/mlops",
+                        "default": None,
+                    }
+                },
+            }
+        },
+    }

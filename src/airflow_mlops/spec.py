@@ -1,0 +1,310 @@
+"""PipelineSpec: the one typed, validated description of a model pipeline.
+
+A spec is written in YAML (see ``dags/pipelines/``) and drives every factory. Validation happens
+when the DAG file is parsed, so a bad spec shows up as an import error that names the field path,
+what was expected and what was found. Nothing heavy is imported here.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from airflow_mlops.core.importing import check_importable
+from airflow_mlops.core.metrics import METRICS, Direction, TaskKind, metrics_for
+from airflow_mlops.exceptions import PipelineSpecError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PostgresSource(_Strict):
+    """Rows from Postgres, read through an Airflow Postgres connection.
+
+    Give either ``table`` or ``query``. A query uses bind parameters only (``%(name)s`` with
+    ``parameters``); values are never interpolated into SQL text.
+    """
+
+    kind: Literal["postgres"]
+    conn_id: str = "postgres_default"
+    table: str | None = None
+    query: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    timestamp_column: str | None = None
+    chunk_size: Annotated[int, Field(ge=1, le=1_000_000)] = 50_000
+
+    @field_validator("table")
+    @classmethod
+    def _table_name(cls, value: str | None) -> str | None:
+        if value is not None and not _IDENT.match(value):
+            raise ValueError(f"expected a table name like 'schema.table', found {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> PostgresSource:
+        if (self.table is None) == (self.query is None):
+            found = "both" if self.table else "neither"
+            raise ValueError(f"expected exactly one of 'table' or 'query', found {found}")
+        if self.query is not None and ";" in self.query.strip().rstrip(";"):
+            raise ValueError("expected a single SQL statement in 'query', found several")
+        return self
+
+    def describe(self) -> str:
+        """One line naming where the rows come from."""
+        what = f"table {self.table}" if self.table else f"query {self.query!r}"
+        return f"postgres://{self.conn_id} {what}"
+
+
+class FileSource(_Strict):
+    """A CSV or parquet file read through Airflow's ObjectStoragePath (local, s3://, gs://...)."""
+
+    kind: Literal["files"]
+    uri: str
+    format: Literal["csv", "parquet"] | None = None
+    timestamp_column: str | None = None
+    chunk_size: Annotated[int, Field(ge=1, le=1_000_000)] = 50_000
+
+    @model_validator(mode="after")
+    def _format_known(self) -> FileSource:
+        if self.format is None and not self.uri.lower().endswith((".csv", ".parquet", ".pq")):
+            raise ValueError(f"cannot tell the format of {self.uri!r}: set 'format' to csv or parquet")
+        return self
+
+    @property
+    def resolved_format(self) -> str:
+        """``csv`` or ``parquet``."""
+        if self.format:
+            return self.format
+        return "csv" if self.uri.lower().endswith(".csv") else "parquet"
+
+    def describe(self) -> str:
+        """One line naming where the rows come from."""
+        return self.uri
+
+
+Source = Annotated[PostgresSource | FileSource, Field(discriminator="kind")]
+
+
+class EstimatorSpec(_Strict):
+    """A scikit-learn estimator (or a callable returning one) and its parameters.
+
+    If the object built is a full ``sklearn.pipeline.Pipeline`` it is used as given; otherwise a
+    preprocessing pipeline is derived from the dataset schema and placed in front of it.
+    """
+
+    class_path: str = Field(alias="class")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("class_path")
+    @classmethod
+    def _importable(cls, value: str) -> str:
+        try:
+            check_importable(value)
+        except ImportError as err:
+            raise ValueError(f"expected an importable estimator path, found {value!r} ({err})") from None
+        return value
+
+
+class MetricSpec(_Strict):
+    """The primary metric and which way is better (inferred from the metric if omitted)."""
+
+    name: str
+    direction: Direction | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in METRICS:
+            raise ValueError(f"expected one of {sorted(METRICS)}, found {value!r}")
+        return value
+
+    @property
+    def resolved_direction(self) -> Direction:
+        """``maximize`` or ``minimize``."""
+        return self.direction or METRICS[self.name].direction
+
+
+class SplitSpec(_Strict):
+    """How the held-out evaluation split is drawn."""
+
+    test_size: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
+    seed: int = 42
+
+
+class ValidationSpec(_Strict):
+    """Data checks run before training; a failure stops the pipeline."""
+
+    min_rows: Annotated[int, Field(ge=1)] = 50
+    max_null_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    min_class_count: Annotated[int, Field(ge=1)] = 5
+    required_columns: list[str] = Field(default_factory=list)
+    dtypes: dict[str, Literal["numeric", "categorical", "datetime", "bool"]] = Field(default_factory=dict)
+
+
+class MlflowSpec(_Strict):
+    """Where runs and models go in MLflow."""
+
+    conn_id: str = "mlflow_default"
+    experiment: str | None = None
+    registered_model: str | None = None
+
+
+class WatchSpec(_Strict):
+    """How often the generated watcher looks for new source rows (Postgres sources, level 2 and up)."""
+
+    schedule: str = "*/30 * * * *"
+    min_new_rows: Annotated[int, Field(ge=1)] = 1
+    deferrable: bool = True
+    poll_interval: Annotated[float, Field(gt=0)] = 60.0
+    timeout: Annotated[float, Field(gt=0)] = 1500.0
+
+
+class PipelineSpec(_Strict):
+    """One model pipeline at one maturity level.
+
+    :param name: identifier used for DAG ids, the MLflow experiment and registered model defaults.
+    :param level: Microsoft MLOps maturity level, 0 to 4.
+    :param schedule: cron expression or preset for scheduled training (level 2 and up).
+    :param task: ``classification`` or ``regression``.
+    :param source: where the data comes from.
+    :param target: label column.
+    :param features: feature columns; by default every column except target and timestamp.
+    :param estimator: the model to fit.
+    :param metric: primary metric.
+    :param split: held-out split settings.
+    :param validation: data checks.
+    :param mlflow: MLflow settings.
+    :param watch: new-data watcher settings.
+    :param storage: object storage URI for snapshots; defaults to ``[mlops] storage_uri``.
+    :param retries: task retries for steps that talk to external systems.
+    :param tags: extra tags for DAGs and MLflow runs.
+    """
+
+    name: str
+    level: Annotated[int, Field(ge=0, le=4)]
+    description: str = ""
+    schedule: str | None = None
+    task: TaskKind = "classification"
+    source: Source
+    target: str
+    features: list[str] | None = None
+    estimator: EstimatorSpec
+    metric: MetricSpec
+    split: SplitSpec = SplitSpec()
+    validation: ValidationSpec = ValidationSpec()
+    mlflow: MlflowSpec = MlflowSpec()
+    watch: WatchSpec = WatchSpec()
+    storage: str | None = None
+    retries: Annotated[int, Field(ge=0, le=10)] = 2
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"expected letters, digits and underscores starting with a letter, found {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PipelineSpec:
+        if METRICS[self.metric.name].task != self.task:
+            raise ValueError(
+                f"metric.name: expected one of {metrics_for(self.task)} for task {self.task!r}, "
+                f"found {self.metric.name!r} (a {METRICS[self.metric.name].task} metric)"
+            )
+        if self.features is not None:
+            clash = {self.target, self.source.timestamp_column} & set(self.features)
+            if clash:
+                raise ValueError(f"features: must not contain {sorted(c for c in clash if c)}")
+            if not self.features:
+                raise ValueError("features: expected at least one column, found an empty list")
+        return self
+
+    @property
+    def experiment_name(self) -> str:
+        """MLflow experiment name."""
+        return self.mlflow.experiment or self.name
+
+    @property
+    def registered_model_name(self) -> str:
+        """MLflow registered model name."""
+        return self.mlflow.registered_model or self.name
+
+    @classmethod
+    def from_dict(cls, data: Any, *, origin: str = "<spec>") -> PipelineSpec:
+        """Validate ``data``; raise :class:`PipelineSpecError` naming ``origin`` and each bad field."""
+        if not isinstance(data, dict):
+            raise PipelineSpecError(f"{origin}: expected a mapping at the top level, found {type(data).__name__}")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            raise PipelineSpecError(format_errors(err, origin)) from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> PipelineSpec:
+        """Load and validate one spec file."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as err:
+            raise PipelineSpecError(f"{path}: not valid YAML: {err}") from None
+        return cls.from_dict(_resolve_relative_uri(data, path.parent), origin=str(path))
+
+
+def _resolve_relative_uri(data: Any, folder: Path) -> Any:
+    """Make a relative local ``source.uri`` absolute against the spec file's folder."""
+    source = data.get("source") if isinstance(data, dict) else None
+    if isinstance(source, dict) and source.get("kind") == "files" and isinstance(source.get("uri"), str):
+        uri = source["uri"]
+        if "://" not in uri and not uri.startswith("/"):
+            data = {**data, "source": {**source, "uri": f"file://{(folder / uri).resolve()}"}}
+    return data
+
+
+def format_errors(err: ValidationError, origin: str) -> str:
+    """Render pydantic errors as ``origin: field.path: expected ..., found ...`` lines."""
+    lines = [f"{origin}: invalid pipeline spec ({err.error_count()} error(s))"]
+    for e in err.errors(include_url=False):
+        loc = ".".join(str(p) for p in e["loc"] if not _is_union_tag(p))
+        message = e["msg"].removeprefix("Value error, ")
+        if not loc:
+            lines.append(f"  {message}")
+        elif e["type"] == "missing":
+            lines.append(f"  {loc}: required field is missing")
+        elif e["type"] == "extra_forbidden":
+            lines.append(f"  {loc}: unknown field (found {e['input']!r})")
+        elif "found" in message:
+            lines.append(f"  {loc}: {message}")
+        else:
+            lines.append(f"  {loc}: {message}, found {e.get('input')!r}")
+    return "\n".join(lines)
+
+
+def _is_union_tag(part: Any) -> bool:
+    return part in ("postgres", "files")
+
+
+def load_specs(paths: Iterable[str | Path]) -> list[PipelineSpec]:
+    """Load several spec files; names must be unique."""
+    specs: list[PipelineSpec] = []
+    seen: dict[str, str] = {}
+    for path in sorted(Path(p) for p in paths):
+        spec = PipelineSpec.from_yaml(path)
+        if spec.name in seen:
+            raise PipelineSpecError(f"{path}: name: {spec.name!r} is already used by {seen[spec.name]}")
+        seen[spec.name] = str(path)
+        specs.append(spec)
+    return specs

@@ -1,0 +1,182 @@
+"""Static checks of the repository's docker-compose.yaml.
+
+The file is resolved with ``docker-compose config`` (Debian's ``docker-compose`` 1.29
+package), which validates it against the Compose schema and expands anchors and
+variables without needing a Docker engine. The resolved YAML is then checked for the
+services, commands and settings the distributed setup relies on.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yaml"
+
+INSTALL_HINT = (
+    "docker-compose is not on PATH; these tests need it to validate docker-compose.yaml. "
+    "Install it with: apt-get update && apt-get install -y docker-compose "
+    "(Debian's package runs `docker-compose config` without a Docker engine)."
+)
+
+# Service name -> expected command (as an argument list).
+AIRFLOW_COMMANDS = {
+    "airflow-apiserver": ["api-server"],
+    "airflow-scheduler": ["scheduler"],
+    "airflow-dag-processor": ["dag-processor"],
+    "airflow-triggerer": ["triggerer"],
+    "airflow-worker": ["celery", "worker"],
+}
+AIRFLOW_SERVICES = {*AIRFLOW_COMMANDS, "airflow-init"}
+EXPECTED_SERVICES = {*AIRFLOW_SERVICES, "postgres", "redis", "mlflow"}
+
+
+def _compose_binary() -> str:
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.fail(INSTALL_HINT, pytrace=False)
+    return binary
+
+
+def _run_config(*extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_compose_binary(), "-f", str(COMPOSE_FILE), "config", *extra],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _as_args(command: str | list[str] | None) -> list[str]:
+    if command is None:
+        return []
+    if isinstance(command, str):
+        return shlex.split(command)
+    return [str(part) for part in command]
+
+
+def _option(args: list[str], name: str) -> str:
+    assert name in args, f"{name} missing from {args}"
+    index = args.index(name)
+    assert index + 1 < len(args), f"{name} has no value in {args}"
+    return args[index + 1]
+
+
+@pytest.fixture(scope="module")
+def services() -> dict[str, dict[str, Any]]:
+    """The resolved ``services`` mapping from ``docker-compose config``."""
+    result = _run_config()
+    assert result.returncode == 0, f"docker-compose config failed:\n{result.stderr}"
+    resolved = yaml.safe_load(result.stdout)
+    assert isinstance(resolved, dict) and "services" in resolved, result.stdout[:500]
+    return resolved["services"]
+
+
+def test_compose_file_is_valid() -> None:
+    """``docker-compose config -q`` accepts the file (schema, anchors, interpolation)."""
+    assert COMPOSE_FILE.is_file(), f"{COMPOSE_FILE} is missing"
+    result = _run_config("-q")
+    assert result.returncode == 0, f"docker-compose config -q failed:\n{result.stderr}"
+
+
+def test_all_services_present(services: dict[str, dict[str, Any]]) -> None:
+    """Every component of the distributed setup is defined."""
+    missing = EXPECTED_SERVICES - services.keys()
+    assert not missing, f"services missing from docker-compose.yaml: {sorted(missing)}"
+
+
+@pytest.mark.parametrize(("name", "expected"), sorted(AIRFLOW_COMMANDS.items()))
+def test_airflow_service_commands(
+    services: dict[str, dict[str, Any]], name: str, expected: list[str]
+) -> None:
+    """Each Airflow component runs its own ``airflow`` sub-command."""
+    assert _as_args(services[name].get("command")) == expected
+
+
+def test_infrastructure_images(services: dict[str, dict[str, Any]]) -> None:
+    """Postgres and Redis use the pinned images, with health checks to wait on."""
+    assert services["postgres"]["image"] == "postgres:16"
+    assert services["redis"]["image"] == "redis:7.2-bookworm"
+    for name in ("postgres", "redis"):
+        assert services[name].get("healthcheck", {}).get("test"), (
+            f"{name} has no healthcheck"
+        )
+
+
+def test_mlflow_runs_tracking_server(services: dict[str, dict[str, Any]]) -> None:
+    """The mlflow service runs ``mlflow server`` with proxied artifacts on port 5000."""
+    args = _as_args(services["mlflow"].get("command"))
+    assert args[:2] == ["mlflow", "server"], args
+    assert "--serve-artifacts" in args
+    assert _option(args, "--port") == "5000"
+    assert _option(args, "--host") == "0.0.0.0"
+    assert _option(args, "--artifacts-destination") == "/mlflow/artifacts"
+
+
+def test_airflow_services_share_secret_and_executor(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """All Airflow services use one JWT secret, CeleryExecutor and the same metadata DB."""
+    shared_keys = (
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__CORE__EXECUTOR",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+    )
+    seen: dict[str, set[str]] = {key: set() for key in shared_keys}
+    for name in sorted(AIRFLOW_SERVICES):
+        env = services[name].get("environment") or {}
+        for key in shared_keys:
+            assert env.get(key), f"{name} does not set {key}"
+            seen[key].add(str(env[key]))
+    for key, values in seen.items():
+        assert len(values) == 1, (
+            f"{key} differs between Airflow services: {sorted(values)}"
+        )
+    assert seen["AIRFLOW__CORE__EXECUTOR"] == {"CeleryExecutor"}
+
+
+def test_airflow_connections_point_at_services(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The env-var connections are valid JSON and reach the mlflow and postgres services."""
+    env = services["airflow-worker"]["environment"]
+    mlflow_conn = json.loads(env["AIRFLOW_CONN_MLFLOW_DEFAULT"])
+    assert mlflow_conn["conn_type"] == "mlflow"
+    assert mlflow_conn["host"] == "http://mlflow:5000"
+    postgres_conn = json.loads(env["AIRFLOW_CONN_POSTGRES_DEFAULT"])
+    assert postgres_conn["conn_type"] == "postgres"
+    assert postgres_conn["host"] == "postgres"
+    assert postgres_conn["schema"] == "mlops"
+
+
+def test_mlflow_backend_store_is_postgres(services: dict[str, dict[str, Any]]) -> None:
+    """MLflow keeps runs and the model registry in the compose Postgres, not SQLite."""
+    args = _as_args(services["mlflow"].get("command"))
+    uri = urlsplit(_option(args, "--backend-store-uri"))
+    assert uri.scheme.split("+")[0] == "postgresql", uri.geturl()
+    assert uri.hostname == "postgres", uri.geturl()
+    assert uri.path == "/mlflow", uri.geturl()
+
+
+def test_mlflow_accepts_requests_from_airflow(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """MLflow 3 answers 403 to Host headers outside localhost/private IPs unless allowed.
+
+    Airflow reaches the server as ``http://mlflow:5000``, so that host must be listed.
+    """
+    args = _as_args(services["mlflow"].get("command"))
+    allowed = _option(args, "--allowed-hosts").split(",")
+    assert "mlflow:5000" in allowed, allowed
