@@ -190,6 +190,7 @@ class PipelineSpec(_Strict):
     :param watch: new-data watcher settings.
     :param storage: object storage URI for snapshots; defaults to ``[mlops] storage_uri``.
     :param retries: task retries for steps that talk to external systems.
+    :param retry_delay_seconds: wait between retries.
     :param tags: extra tags for DAGs and MLflow runs.
     """
 
@@ -209,6 +210,7 @@ class PipelineSpec(_Strict):
     watch: WatchSpec = WatchSpec()
     storage: str | None = None
     retries: Annotated[int, Field(ge=0, le=10)] = 2
+    retry_delay_seconds: Annotated[int, Field(ge=0, le=86_400)] = 60
     tags: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("name")

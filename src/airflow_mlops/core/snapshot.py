@@ -7,6 +7,7 @@ of the same rows in any order give the same digest, and any changed value gives 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import uuid
@@ -112,6 +113,9 @@ def write_snapshot(
             writer.close()
         handle.close()
     except BaseException:
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.close()
         handle.close()
         incoming.unlink(missing_ok=True)
         raise

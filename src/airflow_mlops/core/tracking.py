@@ -79,16 +79,13 @@ def log_training_run(
     """Create a run holding params, training metrics, the dataset input and the model."""
     import mlflow
     import mlflow.sklearn
-    from mlflow.data.filesystem_dataset_source import FileSystemDatasetSource
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.models import infer_signature
 
     exp = mlflow.set_experiment(experiment)
     sample = x_train.head(200)
     signature = infer_signature(sample, model.predict(sample))
-    data_input = MetaDataset(
-        source=FileSystemDatasetSource(dataset.uri), name=dataset.source[:500], digest=dataset.digest[:36]
-    )
+    data_input = MetaDataset(source=dataset_source(dataset.uri), name=dataset.source[:500], digest=dataset.digest[:36])
     with mlflow.start_run(run_name=run_name, tags=tags, experiment_id=exp.experiment_id) as run:
         mlflow.log_params({k: _param(v) for k, v in params.items()})
         mlflow.log_input(data_input, context="training")
@@ -103,6 +100,21 @@ def log_training_run(
         )
         mlflow.set_tag("mlops.model_uri", info.model_uri)
     return LoggedModel(run.info.run_id, exp.experiment_id, info.model_uri)
+
+
+def dataset_source(uri: str) -> Any:
+    """MLflow's dataset source for a snapshot URI (local, s3, gs...), or an HTTP-style fallback."""
+    import warnings
+
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.http_dataset_source import HTTPDatasetSource
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return resolve_dataset_source(uri)
+        except Exception:
+            return HTTPDatasetSource(uri)
 
 
 def _param(value: Any) -> Any:

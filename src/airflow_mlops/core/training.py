@@ -111,13 +111,19 @@ def build_preprocessor(x: pd.DataFrame) -> Any:
 
 
 def prepare_features(x: pd.DataFrame) -> pd.DataFrame:
-    """Normalise dtypes that scikit-learn handles badly (bool and nullable ints to float, text to object)."""
+    """Normalise dtypes for scikit-learn and for the model signature.
+
+    Integers and booleans become float64 (so a missing value at serving time fits the schema),
+    nullable extension types become float64 or object.
+    """
     import pandas as pd
 
     out = x.copy()
     for column in out.columns:
         series = out[column]
-        if pd.api.types.is_bool_dtype(series) or isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
+        if pd.api.types.is_integer_dtype(series.dtype) and not isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
+            out[column] = series.astype("float64")
+        elif pd.api.types.is_bool_dtype(series) or isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
             if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
                 out[column] = series.astype("float64")
             else:

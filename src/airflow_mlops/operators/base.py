@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +71,7 @@ class MlopsOperator(BaseOperator):
     ) -> None:
         self.spec = spec if isinstance(spec, PipelineSpec) else PipelineSpec.from_dict(spec)
         kwargs.setdefault("retries", self.spec.retries)
+        kwargs.setdefault("retry_delay", timedelta(seconds=self.spec.retry_delay_seconds))
         super().__init__(**kwargs)
         self.mlflow_conn_id = mlflow_conn_id or self.spec.mlflow.conn_id
 

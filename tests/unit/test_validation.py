@@ -1,0 +1,68 @@
+"""Data validation: each failing check is reported with the column and the numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from airflow_mlops.core.validation import require_valid, validate_frame
+from airflow_mlops.exceptions import DatasetValidationError
+from airflow_mlops.spec import PipelineSpec
+from tests.conftest import spec_dict
+
+
+@pytest.fixture
+def spec() -> PipelineSpec:
+    return PipelineSpec.from_dict(spec_dict())
+
+
+def test_clean_dataset_passes(spec: PipelineSpec, customers_frame: pd.DataFrame) -> None:
+    """The synthetic dataset passes every check."""
+    report = validate_frame(customers_frame, spec)
+    assert report.ok, report.failures
+    assert len(report.checks) >= 4
+
+
+def test_missing_target_column(spec: PipelineSpec, customers_frame: pd.DataFrame) -> None:
+    """A missing target is named, with the columns that do exist."""
+    with pytest.raises(DatasetValidationError, match=r"missing column\(s\) \['churned'\]"):
+        require_valid(customers_frame.drop(columns=["churned"]), spec, where="x")
+
+
+def test_all_null_feature(spec: PipelineSpec, customers_frame: pd.DataFrame) -> None:
+    """An entirely null feature fails whatever the null-rate bound."""
+    frame = customers_frame.assign(monthly_usage=np.nan)
+    with pytest.raises(DatasetValidationError, match="feature 'monthly_usage' is entirely null"):
+        require_valid(frame, spec, where="x")
+
+
+def test_null_rate_bound(spec: PipelineSpec, customers_frame: pd.DataFrame) -> None:
+    """A feature above max_null_rate reports its rate and the bound."""
+    frame = customers_frame.copy()
+    frame.loc[frame.index[: int(len(frame) * 0.6)], "plan"] = None
+    report = validate_frame(frame, spec)
+    assert any("feature 'plan': null rate 60.0% exceeds max_null_rate 50.0%" in f for f in report.failures)
+
+
+def test_single_class_target(spec: PipelineSpec, customers_frame: pd.DataFrame) -> None:
+    """One target class cannot train a classifier."""
+    with pytest.raises(DatasetValidationError, match=r"single class \[0\]"):
+        require_valid(customers_frame.assign(churned=0), spec, where="x")
+
+
+def test_rare_class_and_min_rows(spec: PipelineSpec, customers_frame: pd.DataFrame) -> None:
+    """Too few rows and a class below min_class_count are both reported."""
+    frame = customers_frame.head(60).copy()
+    frame["churned"] = 0
+    frame.loc[frame.index[:2], "churned"] = 1
+    report = validate_frame(frame, spec)
+    assert "expected at least 100 rows, found 60" in report.failures
+    assert any("fewer than 5 rows: {'1': 2}" in f for f in report.failures)
+
+
+def test_declared_dtypes(customers_frame: pd.DataFrame) -> None:
+    """Declared dtypes are checked."""
+    spec = PipelineSpec.from_dict(spec_dict(validation={"dtypes": {"plan": "numeric", "tenure_months": "numeric"}}))
+    report = validate_frame(customers_frame, spec)
+    assert report.failures == ["column 'plan': expected numeric, found dtype object"]
