@@ -9,6 +9,13 @@ from airflow_mlops import __version__
 _PKG = "airflow_mlops"
 
 
+def _field(label: str, description: str, kind: str = "string", *, secret: bool = False) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": [kind, "null"]}
+    if secret:
+        schema["format"] = "password"
+    return {"label": label, "description": description, "schema": schema}
+
+
 def get_provider_info() -> dict[str, Any]:
     """Describe the provider: connection types, hooks, operators, sensors, triggers, links, config."""
     return {
@@ -22,6 +29,19 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "mlflow",
                 "hook-class-name": f"{_PKG}.hooks.mlflow.MlflowHook",
                 "hook-name": "MLflow",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["extra"],
+                    "relabeling": {"host": "Tracking host or URI", "login": "Username", "schema": "Scheme"},
+                    "placeholders": {"host": "http://mlflow:5000 or sqlite:////data/mlflow.db"},
+                },
+                "conn-fields": {
+                    "tracking_uri": _field("Tracking URI", "Overrides host/scheme/port when set."),
+                    "registry_uri": _field("Registry URI", "Defaults to the tracking URI."),
+                    "token": _field("Token", "Bearer token (instead of username/password).", secret=True),
+                    "ui_url": _field("UI URL", "Base URL for links; defaults to an http(s) tracking URI."),
+                    "max_retries": _field("HTTP retries", "Retries per MLflow request (default 2).", "integer"),
+                    "timeout": _field("HTTP timeout (s)", "Seconds per MLflow request (default 30).", "integer"),
+                },
             }
         ],
         "hooks": [{"integration-name": "MLflow", "python-modules": [f"{_PKG}.hooks.mlflow"]}],

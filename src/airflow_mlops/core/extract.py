@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -22,17 +24,48 @@ AS_OF_PARAM = "mlops_as_of"
 # Postgres type OIDs -> arrow types, used for columns that are all NULL in the first chunk.
 _PG_TYPES = {16: "bool", 20: "float64", 21: "float64", 23: "float64", 700: "float64", 701: "float64", 1700: "float64"}
 _PG_TIMESTAMPS = {1082, 1114, 1184}
+_PG_TIMESTAMPTZ = 1184
+_PLACEHOLDER = re.compile(r"(?<!%)%\((\w+)\)s")
 
 
-def build_query(source: PostgresSource, as_of: datetime | None) -> tuple[Any, dict[str, Any]]:
-    """Compose the extraction SQL and its bind parameters; values are never put in the SQL text."""
-    from psycopg2 import sql
+def driver_of(conn: Any) -> Any:
+    """The DB-API module behind ``conn``: ``psycopg`` (3) or ``psycopg2``.
+
+    ``PostgresHook.get_conn()`` returns a psycopg 3 connection when SQLAlchemy 2 is installed (as
+    with Airflow 3) and a psycopg2 one otherwise; SQL composition and error classes differ.
+    """
+    return importlib.import_module("psycopg2" if type(conn).__module__.startswith("psycopg2") else "psycopg")
+
+
+def _sql_module(conn: Any) -> Any:
+    return importlib.import_module(f"{driver_of(conn).__name__}.sql")
+
+
+def _error_line(err: BaseException) -> str:
+    primary = getattr(getattr(err, "diag", None), "message_primary", None)  # same in psycopg 3 and psycopg2
+    return (primary or str(err)).strip().splitlines()[0]
+
+
+def missing_parameters(source: PostgresSource) -> list[str]:
+    """Names of ``%(name)s`` placeholders in ``source.query`` that ``source.parameters`` lacks."""
+    if not source.query:
+        return []
+    return sorted(set(_PLACEHOLDER.findall(source.query)) - set(source.parameters))
+
+
+def build_query(source: PostgresSource, as_of: datetime | None, sql: Any = None) -> tuple[Any, dict[str, Any]]:
+    """Compose the extraction SQL and its bind parameters; values are never put in the SQL text.
+
+    :param sql: the driver's ``sql`` module (``psycopg.sql`` by default, or ``psycopg2.sql``).
+    """
+    if sql is None:
+        from psycopg import sql
 
     if source.table:
         base = sql.SQL("SELECT * FROM {}").format(sql.Identifier(*source.table.split(".")))
     else:
         assert source.query is not None
-        base = sql.SQL(source.query.strip().rstrip(";"))  # type: ignore[arg-type]
+        base = sql.SQL(source.query.strip().rstrip(";"))
     params = dict(source.parameters)
     if source.timestamp_column:
         ts = sql.Identifier(source.timestamp_column)
@@ -48,21 +81,28 @@ def build_query(source: PostgresSource, as_of: datetime | None) -> tuple[Any, di
 
 
 def iter_postgres(conn: Any, source: PostgresSource, as_of: datetime | None) -> Iterator[pd.DataFrame]:
-    """Stream the source's rows through a server-side cursor, ``chunk_size`` rows at a time."""
-    import pandas as pd
-    import psycopg2
+    """Stream the source's rows through a server-side cursor, ``chunk_size`` rows at a time.
 
-    query, params = build_query(source, as_of)
+    ``timestamptz`` columns come out as ``datetime64[ns, UTC]`` whatever the driver and session time
+    zone, so the snapshot digest does not depend on them.
+    """
+    import pandas as pd
+
     where = source.describe()
+    missing = missing_parameters(source)
+    if missing:
+        raise DatasetExtractionError(
+            f"{where}: the query uses bind parameter {missing[0]!r} which is not in 'parameters'"
+        )
+    query, params = build_query(source, as_of, _sql_module(conn))
     cursor = conn.cursor(name=f"mlops_extract_{uuid.uuid4().hex[:12]}")
     cursor.itersize = source.chunk_size
     try:
         try:
             cursor.execute(query, params)
             rows = cursor.fetchmany(source.chunk_size)
-        except psycopg2.Error as err:
-            message = (err.pgerror or str(err)).strip().splitlines()[0]
-            raise DatasetExtractionError(f"{where}: query failed: {message}") from err
+        except driver_of(conn).Error as err:
+            raise DatasetExtractionError(f"{where}: query failed: {_error_line(err)}") from err
         except KeyError as err:
             raise DatasetExtractionError(
                 f"{where}: the query uses bind parameter {err} which is not in 'parameters'"
@@ -70,28 +110,43 @@ def iter_postgres(conn: Any, source: PostgresSource, as_of: datetime | None) -> 
         names = [d.name for d in cursor.description]
         if source.timestamp_column and source.timestamp_column not in names:
             raise DatasetExtractionError(f"{where}: timestamp_column {source.timestamp_column!r} not in {names}")
+        zoned = [d.name for d in cursor.description if d.type_code == _PG_TIMESTAMPTZ]
         while rows:
-            yield pd.DataFrame.from_records(rows, columns=names, coerce_float=True)
+            frame = pd.DataFrame.from_records(rows, columns=names, coerce_float=True)
+            for name in zoned:
+                frame[name] = pd.to_datetime(frame[name], utc=True).dt.as_unit("ns")
+            yield frame
             rows = cursor.fetchmany(source.chunk_size)
     finally:
         cursor.close()
 
 
 def postgres_fallback_types(conn: Any, source: PostgresSource) -> dict[str, pa.DataType]:
-    """Arrow types per column from the query's result description (no rows are read)."""
-    import pyarrow as pa
-    from psycopg2 import sql
+    """Arrow types per column from the query's result description (no rows are read).
 
-    query, params = build_query(source, None)
-    limited = sql.SQL("SELECT * FROM ({}) AS mlops_probe LIMIT 0").format(query)
+    This probe also checks the bind parameters and that ``timestamp_column`` is in the result; its
+    :class:`DatasetExtractionError` messages leave naming the source to the caller.
+    """
+    import pyarrow as pa
+
+    missing = missing_parameters(source)
+    if missing:
+        raise DatasetExtractionError(f"the query uses bind parameter {missing[0]!r} which is not in 'parameters'")
+    sql = _sql_module(conn)
+    base, params = build_query(source.model_copy(update={"timestamp_column": None}), None, sql)
+    limited = sql.SQL("SELECT * FROM ({}) AS mlops_probe LIMIT 0").format(base)
     with conn.cursor() as cursor:
         cursor.execute(limited, params)
-        types: dict[str, pa.DataType] = {}
-        for d in cursor.description:
-            if d.type_code in _PG_TIMESTAMPS:
-                types[d.name] = pa.timestamp("us", tz="UTC") if d.type_code == 1184 else pa.timestamp("us")
-            else:
-                types[d.name] = pa.type_for_alias(_PG_TYPES.get(d.type_code, "string"))
+        description = list(cursor.description)
+    names = [d.name for d in description]
+    if source.timestamp_column and source.timestamp_column not in names:
+        raise DatasetExtractionError(f"timestamp_column {source.timestamp_column!r} not in {names}")
+    types: dict[str, pa.DataType] = {}
+    for d in description:
+        if d.type_code in _PG_TIMESTAMPS:
+            types[d.name] = pa.timestamp("us", tz="UTC") if d.type_code == _PG_TIMESTAMPTZ else pa.timestamp("us")
+        else:
+            types[d.name] = pa.type_for_alias(_PG_TYPES.get(d.type_code, "string"))
     return types
 
 
@@ -127,6 +182,7 @@ def iter_files(path: StoragePath, source: FileSource, as_of: datetime | None) ->
 
 
 def _filter_as_of(frame: pd.DataFrame, source: FileSource, as_of: datetime | None) -> pd.DataFrame:
+    """Parse the timestamp column as ``datetime64[ns, UTC]`` (as from Postgres), keep rows up to ``as_of``."""
     import pandas as pd
 
     column = source.timestamp_column
@@ -134,9 +190,10 @@ def _filter_as_of(frame: pd.DataFrame, source: FileSource, as_of: datetime | Non
         return frame
     if column not in frame.columns:
         raise DatasetExtractionError(f"{source.uri}: timestamp_column {column!r} not in {list(frame.columns)}")
+    stamps = pd.to_datetime(frame[column], utc=True, errors="coerce").dt.as_unit("ns")
+    frame = frame.assign(**{column: stamps})
     if as_of is None:
         return frame
-    stamps = pd.to_datetime(frame[column], utc=True, errors="coerce")
     limit = pd.Timestamp(as_of)
     limit = limit.tz_localize("UTC") if limit.tzinfo is None else limit.tz_convert("UTC")
     return frame[stamps <= limit]
@@ -151,13 +208,15 @@ def count_new_rows(
     timestamp_column: str,
     watermark: str | None,
 ) -> tuple[int, str | None]:
-    """Rows whose ``timestamp_column`` is after ``watermark`` (all rows if it is empty), and their max."""
-    from psycopg2 import sql
+    """Rows whose ``timestamp_column`` is after ``watermark`` (all rows if it is empty), and their max.
 
+    ``conn`` may be a psycopg 3 or a psycopg2 connection.
+    """
+    sql = _sql_module(conn)
     if table:
         base = sql.SQL("SELECT * FROM {}").format(sql.Identifier(*table.split(".")))
     elif query:
-        base = sql.SQL(query.strip().rstrip(";"))  # type: ignore[arg-type]
+        base = sql.SQL(query.strip().rstrip(";"))
     else:
         raise ValueError("expected a table or a query")
     ts = sql.Identifier(timestamp_column)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 _SCOPE_LOCK = threading.RLock()
 _CREDENTIAL_VARS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 _HTTP_VARS = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR")
+_URI_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 _UNREACHABLE_MARKERS = (
     "failed with exception",
     "Max retries exceeded",
@@ -139,7 +140,7 @@ class MlflowHook(BaseHook):
             "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
         }
         with _SCOPE_LOCK:
-            saved_env = {k: os.environ.get(k) for k in (*_CREDENTIAL_VARS, *_HTTP_VARS, "MLFLOW_TRACKING_URI")}
+            saved_env = {k: os.environ.get(k) for k in (*_CREDENTIAL_VARS, *_HTTP_VARS, *_URI_VARS)}
             saved_tracking = mlflow.get_tracking_uri() if "MLFLOW_TRACKING_URI" in os.environ else None
             saved_registry = mlflow.get_registry_uri() if "MLFLOW_REGISTRY_URI" in os.environ else None
             try:

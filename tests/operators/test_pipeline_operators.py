@@ -1,0 +1,217 @@
+"""Operators end to end on files, a real SQLite-backed MLflow and local object storage.
+
+The chain extract -> validate -> train -> evaluate -> smoke test -> register -> promote runs with
+each operator's ``execute`` against real stores; only the Airflow task context is a stand-in.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from airflow_mlops.exceptions import DatasetValidationError, MlflowUnavailableError, ModelRegistryError
+from airflow_mlops.operators.dataset import ExtractDatasetOperator, ValidateDatasetOperator
+from airflow_mlops.operators.local import TrainLocalModelOperator
+from airflow_mlops.operators.registry import PromoteModelOperator, RegisterModelOperator
+from airflow_mlops.operators.training import EvaluateModelOperator, SmokeTestModelOperator, TrainModelOperator
+from airflow_mlops.spec import PipelineSpec
+from tests.conftest import spec_dict, task_context
+
+
+def _spec(csv: Path, **overrides: Any) -> PipelineSpec:
+    source = {"kind": "files", "uri": f"file://{csv}", "timestamp_column": "updated_at"}
+    return PipelineSpec.from_dict(spec_dict(source=source, **overrides))
+
+
+def _train(spec: PipelineSpec, **ctx: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    dataset = ExtractDatasetOperator(task_id="extract", spec=spec, as_of="2030-01-01T00:00:00+00:00").execute(
+        task_context(task_id="extract", **ctx)
+    )
+    ValidateDatasetOperator(task_id="validate", spec=spec, dataset=dataset).execute(task_context(task_id="validate"))
+    model = TrainModelOperator(task_id="train", spec=spec, dataset=dataset).execute(
+        task_context(task_id="train", **ctx)
+    )
+    return dataset, model
+
+
+@pytest.mark.usefixtures("storage")
+def test_level2_chain_tracks_registers_and_promotes(mlflow_conn: str, customers_csv: Path) -> None:
+    """The whole Level 2 chain leaves one tracked run, one version with lineage tags, aliases set."""
+    spec = _spec(customers_csv)
+    dataset, model = _train(spec, run_id="manual__a")
+    assert dataset["rows"] == 1500
+
+    client = MlflowClient(mlflow_conn)
+    run = client.get_run(model["run_id"])
+    assert run.data.tags["airflow.dag_id"] == "churn_train"
+    assert run.data.tags["airflow.run_id"] == "manual__a"
+    assert run.data.tags["airflow.task_id"] == "train"
+    assert run.data.tags["airflow.try_number"] == "1"
+    assert run.data.tags["mlops.dataset_digest"] == dataset["digest"]
+    assert json.loads(run.data.tags["mlops.trigger"])["run_type"] == "manual"
+    assert run.data.params["max_iter"] == "300"
+    assert run.inputs.dataset_inputs[0].dataset.digest == dataset["digest"][:36]
+    assert run.inputs.dataset_inputs[0].dataset.source_type == "local"
+
+    evaluated = EvaluateModelOperator(task_id="evaluate", spec=spec, model=model, dataset=dataset).execute(
+        task_context(task_id="evaluate")
+    )
+    assert evaluated["metrics"]["test_roc_auc"] > 0.7
+    assert client.get_run(model["run_id"]).data.metrics["test_roc_auc"] == evaluated["metrics"]["test_roc_auc"]
+
+    smoke = SmokeTestModelOperator(task_id="smoke", spec=spec, model=evaluated, dataset=dataset).execute(
+        task_context(task_id="smoke")
+    )
+    assert smoke["rows"] == 20
+
+    register = RegisterModelOperator(task_id="register", spec=spec, model=evaluated)
+    ctx = task_context(task_id="register", run_id="manual__a")
+    registered = register.execute(ctx)
+    assert registered["version"] == "1"
+    assert register.mlflow_model_version_url == "http://mlflow.example:5000/#/models/churn/versions/1"
+    version = client.get_model_version("churn", "1")
+    assert version.tags["mlops.dataset_digest"] == dataset["digest"]
+    assert version.tags["airflow.run_id"] == "manual__a"
+    assert version.tags["mlops.dataset_source"] == f"file://{customers_csv}"
+    assert str(client.get_model_version_by_alias("churn", "challenger").version) == "1"
+    assert next(iter(ctx["outlet_events"].values())).extra == {"name": "churn", "version": "1"}
+
+    promoted = PromoteModelOperator(task_id="promote", model_name="churn", version="1").execute(
+        task_context(task_id="promote")
+    )
+    assert promoted == {"name": "churn", "alias": "champion", "version": "1", "previous": None, "changed": True}
+    assert str(client.get_model_version_by_alias("churn", "champion").version) == "1"
+
+
+@pytest.mark.usefixtures("storage")
+def test_rerun_of_register_and_train_is_idempotent(mlflow_conn: str, customers_csv: Path) -> None:
+    """A cleared register task finds its version; a retried train try reuses its finished run."""
+    spec = _spec(customers_csv)
+    _, model = _train(spec)
+    first = RegisterModelOperator(task_id="register", spec=spec, model=model).execute(task_context())
+    again = RegisterModelOperator(task_id="register", spec=spec, model=model).execute(task_context(try_number=2))
+    assert first["version"] == again["version"] == "1"
+    client = MlflowClient(mlflow_conn)
+    assert len(client.search_model_versions("name = 'churn'")) == 1
+
+    _, same_try = _train(spec)
+    assert same_try["run_id"] == model["run_id"]
+    _, next_try = _train(spec, try_number=2)
+    assert next_try["run_id"] != model["run_id"]
+
+
+@pytest.mark.usefixtures("storage")
+def test_promote_rejects_unknown_version(mlflow_conn: str, customers_csv: Path) -> None:
+    """Promoting a version that does not exist fails and leaves the alias where it was."""
+    spec = _spec(customers_csv)
+    _, model = _train(spec)
+    RegisterModelOperator(task_id="register", spec=spec, model=model).execute(task_context())
+    PromoteModelOperator(task_id="promote", model_name="churn", version=1).execute(task_context())
+    with pytest.raises(ModelRegistryError, match="model 'churn' has no version '7'"):
+        PromoteModelOperator(task_id="promote", model_name="churn", version="7").execute(task_context())
+    with pytest.raises(ValueError, match="version: expected a registry version number, found 'latest'"):
+        PromoteModelOperator(task_id="promote", model_name="churn", version="latest").execute(task_context())
+    assert str(MlflowClient(mlflow_conn).get_model_version_by_alias("churn", "champion").version) == "1"
+
+
+@pytest.mark.usefixtures("storage")
+def test_release_by_run_id(mlflow_conn: str, customers_csv: Path) -> None:
+    """Level 1 release: a run id alone is enough to register its model as champion."""
+    spec = _spec(customers_csv, level=1)
+    _, model = _train(spec)
+    released = RegisterModelOperator(
+        task_id="release", spec=spec, alias="champion", model={"name": "churn", "run_id": model["run_id"], "model_uri": ""}
+    ).execute(task_context())
+    assert released["model_uri"] == model["model_uri"]
+    assert str(MlflowClient(mlflow_conn).get_model_version_by_alias("churn", "champion").version) == "1"
+    with pytest.raises(ModelRegistryError, match="run_id: no MLflow run 'f{32}'|run_id: no MLflow run"):
+        RegisterModelOperator(
+            task_id="release", spec=spec, model={"name": "churn", "run_id": "f" * 32, "model_uri": ""}
+        ).execute(task_context())
+
+
+@pytest.mark.usefixtures("storage")
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda f: f.drop(columns=["churned"]), r"missing column\(s\) \['churned'\]"),
+        (lambda f: f.assign(monthly_usage=None), "feature 'monthly_usage' is entirely null"),
+        (lambda f: f.assign(churned=1), r"target 'churned' has a single class \[1\]"),
+    ],
+    ids=["missing-target", "all-null-feature", "single-class"],
+)
+def test_bad_data_stops_before_anything_is_registered(
+    mlflow_conn: str, tmp_path: Path, customers_frame: pd.DataFrame, mutate: Any, message: str
+) -> None:
+    """Validation fails with the named problem, and MLflow holds no run and no model."""
+    csv = tmp_path / "bad.csv"
+    mutate(customers_frame).to_csv(csv, index=False)
+    spec = _spec(csv)
+    dataset = ExtractDatasetOperator(task_id="extract", spec=spec).execute(task_context(task_id="extract"))
+    with pytest.raises(DatasetValidationError, match=message):
+        ValidateDatasetOperator(task_id="validate", spec=spec, dataset=dataset).execute(task_context())
+    client = MlflowClient(mlflow_conn)
+    assert client.search_registered_models() == []
+    assert client.search_runs(["0"]) == []
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.usefixtures("storage")
+def test_unreachable_mlflow_fails_clearly_and_registers_nothing(
+    mlflow_conn: str, customers_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With MLflow down, register raises a clear retryable error; after recovery one version exists."""
+    spec = _spec(customers_csv, retries=3)
+    _, model = _train(spec)
+    down = f"http://127.0.0.1:{_closed_port()}"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MLFLOW_DOWN", json.dumps({"conn_type": "mlflow", "host": down, "extra": {"max_retries": 1}})
+    )
+    operator = RegisterModelOperator(task_id="register", spec=spec, model=model, mlflow_conn_id="mlflow_down")
+    assert operator.retries == 3
+    with pytest.raises(MlflowUnavailableError, match=rf"MLflow at {down} \(connection 'mlflow_down'\) is unreachable"):
+        operator.execute(task_context())
+    client = MlflowClient(mlflow_conn)
+    assert client.search_registered_models() == []
+    recovered = RegisterModelOperator(task_id="register", spec=spec, model=model).execute(task_context(try_number=2))
+    assert recovered["version"] == "1"
+    assert len(client.search_model_versions("name = 'churn'")) == 1
+
+
+@pytest.mark.usefixtures("storage")
+def test_level0_saves_a_model_file(mlflow_conn: str, customers_csv: Path) -> None:
+    """Level 0 fits and saves a joblib file; nothing reaches MLflow."""
+    import joblib
+
+    spec = _spec(customers_csv, level=0)
+    result = TrainLocalModelOperator(task_id="train_locally", spec=spec).execute(task_context())
+    path = Path(result["model_path"].removeprefix("file://"))
+    assert path.exists()
+    assert result["metrics"]["roc_auc"] > 0.7
+    assert hasattr(joblib.load(path), "predict_proba")
+    assert MlflowClient(mlflow_conn).search_runs(["0"]) == []
+
+
+def test_hyperparameter_overrides_are_logged(mlflow_conn: str, customers_csv: Path, storage: Path) -> None:
+    """Params-form overrides reach the estimator and the MLflow params; bad JSON is refused."""
+    spec = _spec(customers_csv)
+    dataset = ExtractDatasetOperator(task_id="extract", spec=spec).execute(task_context())
+    model = TrainModelOperator(task_id="train", spec=spec, dataset=dataset, hyperparameters={"C": 0.05}).execute(
+        task_context()
+    )
+    assert MlflowClient(mlflow_conn).get_run(model["run_id"]).data.params["C"] == "0.05"
+    with pytest.raises(ValueError, match="hyperparameters: expected a JSON object"):
+        TrainModelOperator(task_id="train", spec=spec, dataset=dataset, hyperparameters="C=1").execute(
+            task_context(try_number=3)
+        )

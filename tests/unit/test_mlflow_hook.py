@@ -1,0 +1,79 @@
+"""MlflowHook: settings from the connection, scoped environment, clear failures."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import mlflow
+import pytest
+
+from airflow_mlops.hooks.mlflow import MlflowHook
+
+
+def _conn(monkeypatch: pytest.MonkeyPatch, **fields: object) -> MlflowHook:
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_T", json.dumps({"conn_type": "mlflow", **fields}))
+    return MlflowHook(mlflow_conn_id="mlflow_t")
+
+
+def test_settings_from_host_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Host, scheme and port make the tracking URI; the registry and UI default to it."""
+    hook = _conn(monkeypatch, host="mlflow", schema="https", port=5000, login="u", password="p")
+    s = hook.settings
+    assert s["tracking_uri"] == s["registry_uri"] == "https://mlflow:5000"
+    assert s["ui_url"] == "https://mlflow:5000"
+    assert (s["username"], s["password"], s["token"]) == ("u", "p", None)
+    assert hook.run_url("3", "abc") == "https://mlflow:5000/#/experiments/3/runs/abc"
+
+
+def test_settings_from_extras(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Extras override: explicit tracking/registry URIs, token, no UI for a database store."""
+    hook = _conn(
+        monkeypatch,
+        host="ignored",
+        extra={"tracking_uri": "sqlite:////tmp/x.db", "registry_uri": "sqlite:////tmp/r.db", "token": "t0k"},
+    )
+    s = hook.settings
+    assert (s["tracking_uri"], s["registry_uri"], s["token"]) == ("sqlite:////tmp/x.db", "sqlite:////tmp/r.db", "t0k")
+    assert hook.run_url("1", "r") == ""
+
+
+def test_activate_scopes_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    """Inside activate() MLflow points at the connection with its credentials; afterwards nothing leaks."""
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(var, raising=False)
+    hook = _conn(monkeypatch, host=f"sqlite:///{tmp_path}/m.db", login="alice", password="secret")
+    before = dict(os.environ)
+    with hook.activate():
+        assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path}/m.db"
+        assert os.environ["MLFLOW_TRACKING_USERNAME"] == "alice"
+        assert os.environ["MLFLOW_TRACKING_PASSWORD"] == "secret"
+    assert dict(os.environ) == before
+
+
+def test_missing_host_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection without host or tracking_uri names what to set."""
+    with pytest.raises(ValueError, match="connection 'mlflow_t': set a host or the 'tracking_uri' extra"):
+        _ = _conn(monkeypatch).settings
+
+
+def test_test_connection(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    """test_connection succeeds on a real store and reports unreachable servers."""
+    ok, message = _conn(monkeypatch, host=f"sqlite:///{tmp_path}/m.db").test_connection()
+    assert ok, message
+    down = _conn(monkeypatch, host="http://127.0.0.1:9", extra={"max_retries": 0, "timeout": 2})
+    ok, message = down.test_connection()
+    assert not ok
+    assert "MLflow at http://127.0.0.1:9 (connection 'mlflow_t') is unreachable" in message
+
+
+def test_ui_field_behaviour_and_widgets() -> None:
+    """The connection form hides raw extras and offers typed fields."""
+    behaviour = MlflowHook.get_ui_field_behaviour()
+    assert "extra" in behaviour["hidden_fields"]
+    assert behaviour["relabeling"]["login"] == "Username"
+    from airflow_mlops.provider import get_provider_info
+
+    (conn_type,) = get_provider_info()["connection-types"]
+    assert {"tracking_uri", "registry_uri", "token", "ui_url"} <= set(conn_type["conn-fields"])
+    assert conn_type["conn-fields"]["token"]["schema"]["format"] == "password"
