@@ -139,7 +139,9 @@ def load_frame(conn: Any, table: str, frame: pd.DataFrame) -> None:
 class FakeTI:
     """The task-instance fields the operators read from the context."""
 
-    def __init__(self, dag_id: str = "churn_train", task_id: str = "train", run_id: str = "manual__1", try_number: int = 1):
+    def __init__(
+        self, dag_id: str = "churn_train", task_id: str = "train", run_id: str = "manual__1", try_number: int = 1
+    ):
         self.dag_id, self.task_id, self.run_id, self.try_number = dag_id, task_id, run_id, try_number
 
 

@@ -126,7 +126,10 @@ def test_release_by_run_id(mlflow_conn: str, customers_csv: Path) -> None:
     spec = _spec(customers_csv, level=1)
     _, model = _train(spec)
     released = RegisterModelOperator(
-        task_id="release", spec=spec, alias="champion", model={"name": "churn", "run_id": model["run_id"], "model_uri": ""}
+        task_id="release",
+        spec=spec,
+        alias="champion",
+        model={"name": "churn", "run_id": model["run_id"], "model_uri": ""},
     ).execute(task_context())
     assert released["model_uri"] == model["model_uri"]
     assert str(MlflowClient(mlflow_conn).get_model_version_by_alias("churn", "champion").version) == "1"

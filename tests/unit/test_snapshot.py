@@ -40,7 +40,10 @@ def test_digest_changes_with_any_value(tmp_path: Path, customers_frame: pd.DataF
 def test_round_trip_and_watermark(tmp_path: Path, customers_frame: pd.DataFrame) -> None:
     """The snapshot reads back identical; the watermark is the latest timestamp."""
     ref = write_snapshot(
-        _chunks(customers_frame, 400), ObjectStoragePath(f"file://{tmp_path}"), source="t", timestamp_column="updated_at"
+        _chunks(customers_frame, 400),
+        ObjectStoragePath(f"file://{tmp_path}"),
+        source="t",
+        timestamp_column="updated_at",
     )
     back = read_snapshot(ObjectStoragePath(ref.uri))
     pd.testing.assert_frame_equal(back.reset_index(drop=True), customers_frame.reset_index(drop=True))

@@ -30,9 +30,9 @@ _HASH_KEYS = ("0123456789abcdef", "fedcba9876543210")
 class StoragePath(Protocol):
     """The part of ``ObjectStoragePath`` (a universal_pathlib path) used here."""
 
-    def __truediv__(self, other: str) -> StoragePath: ...
+    def __truediv__(self, other: str, /) -> Any: ...
     def open(self, mode: str = ...) -> Any: ...
-    def mkdir(self, parents: bool = ..., exist_ok: bool = ...) -> None: ...
+    def mkdir(self, mode: int = ..., parents: bool = ..., exist_ok: bool = ...) -> None: ...
     def exists(self) -> bool: ...
     def unlink(self, missing_ok: bool = ...) -> None: ...
     def rename(self, target: Any) -> Any: ...
@@ -80,7 +80,6 @@ def write_snapshot(
 
     :param fallback_types: arrow types for columns that are entirely null in the first chunk.
     """
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     root.mkdir(parents=True, exist_ok=True)
@@ -157,7 +156,9 @@ def _to_arrow(chunk: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     import pyarrow as pa
 
     if list(chunk.columns) != schema.names:
-        raise DatasetExtractionError(f"chunk columns {list(chunk.columns)} differ from the first chunk's {schema.names}")
+        raise DatasetExtractionError(
+            f"chunk columns {list(chunk.columns)} differ from the first chunk's {schema.names}"
+        )
     try:
         return pa.Table.from_pandas(chunk, schema=schema, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as err:

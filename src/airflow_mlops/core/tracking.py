@@ -85,7 +85,9 @@ def log_training_run(
     exp = mlflow.set_experiment(experiment)
     sample = x_train.head(200)
     signature = infer_signature(sample, model.predict(sample))
-    data_input = MetaDataset(source=dataset_source(dataset.uri), name=dataset.source[:500], digest=dataset.digest[:36])
+    data_input = MetaDataset(  # type: ignore[abstract]  # profile is optional for a metadata-only dataset
+        source=dataset_source(dataset.uri), name=dataset.source[:500], digest=dataset.digest[:36]
+    )
     with mlflow.start_run(run_name=run_name, tags=tags, experiment_id=exp.experiment_id) as run:
         mlflow.log_params({k: _param(v) for k, v in params.items()})
         mlflow.log_input(data_input, context="training")
@@ -114,7 +116,7 @@ def dataset_source(uri: str) -> Any:
         try:
             return resolve_dataset_source(uri)
         except Exception:
-            return HTTPDatasetSource(uri)
+            return HTTPDatasetSource(uri)  # type: ignore[no-untyped-call]
 
 
 def _param(value: Any) -> Any:

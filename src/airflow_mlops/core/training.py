@@ -85,9 +85,7 @@ def build_preprocessor(x: pd.DataFrame) -> Any:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    numeric = [
-        c for c in x.columns if pd.api.types.is_numeric_dtype(x[c]) and not pd.api.types.is_bool_dtype(x[c])
-    ]
+    numeric = [c for c in x.columns if pd.api.types.is_numeric_dtype(x[c]) and not pd.api.types.is_bool_dtype(x[c])]
     categorical = [c for c in x.columns if c not in numeric]
     transformers: list[tuple[str, Any, list[str]]] = []
     if numeric:
@@ -121,7 +119,9 @@ def prepare_features(x: pd.DataFrame) -> pd.DataFrame:
     out = x.copy()
     for column in out.columns:
         series = out[column]
-        if pd.api.types.is_integer_dtype(series.dtype) and not isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
+        if pd.api.types.is_integer_dtype(series.dtype) and not isinstance(
+            series.dtype, pd.api.extensions.ExtensionDtype
+        ):
             out[column] = series.astype("float64")
         elif pd.api.types.is_bool_dtype(series) or isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
             if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):

@@ -95,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         env, home, "dags", "test", f"{PIPELINE}_promote", "--conf", json.dumps({"version": int(challenger.version)})
     )
     champion = client.get_model_version_by_alias(PIPELINE, "champion")
-    run = client.get_run(challenger.run_id)
+    run = client.get_run(str(challenger.run_id))
     metrics = {k: round(v, 4) for k, v in sorted(run.data.metrics.items())}
-    summary = {
+    summary: dict[str, Any] = {
         "pipeline": PIPELINE,
         "dag_run": {"dag_id": f"{PIPELINE}_train", "run_id": train_run.get("run_id"), "state": train_run.get("state")},
         "dataset": {

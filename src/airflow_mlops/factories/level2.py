@@ -72,8 +72,10 @@ def build_watch_dag(spec: PipelineSpec) -> DAG | None:
 
 
 def build_level_2(spec: PipelineSpec) -> list[DAG]:
-    """Level 2 DAGs: ``<name>_train`` (scheduled, data-triggered, registers a challenger),
-    ``<name>_promote`` (manual) and, for Postgres sources, ``<name>_watch``."""
+    """Level 2 DAGs: train (scheduled or data-triggered; registers a challenger), promote, watch.
+
+    ``<name>_watch`` exists only for Postgres sources with a timestamp column.
+    """
     train, tasks = build_training_dag(
         spec,
         schedule=training_schedule(spec),

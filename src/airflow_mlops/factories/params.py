@@ -18,8 +18,7 @@ def training_params(spec: PipelineSpec) -> dict[str, Param]:
             type="object",
             title="Hyperparameter overrides",
             description_md=(
-                f"JSON object merged over `{spec.estimator.class_path}` parameters "
-                f"(spec: `{spec.estimator.params}`)."
+                f"JSON object merged over `{spec.estimator.class_path}` parameters (spec: `{spec.estimator.params}`)."
             ),
         ),
         "as_of": Param(

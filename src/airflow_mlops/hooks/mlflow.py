@@ -150,7 +150,7 @@ class MlflowHook(BaseHook):
                 with self.translate_errors():
                     yield self.get_conn()
             finally:
-                mlflow.set_tracking_uri(saved_tracking)
+                mlflow.set_tracking_uri(saved_tracking)  # type: ignore[arg-type]  # None unsets it
                 mlflow.set_registry_uri(saved_registry)  # type: ignore[arg-type]
                 _apply_env(saved_env)
 

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 
 class MlflowRunLink(BaseOperatorLink):
-    """"MLflow run" button on tasks that create or update an MLflow run.
+    """The "MLflow run" button on tasks that create or update an MLflow run.
 
     In Airflow 3 the worker resolves links when the task finishes and stores the URL in XCom, so
     the operator only has to remember the URL in ``mlflow_run_url`` while it runs.
@@ -25,7 +25,7 @@ class MlflowRunLink(BaseOperatorLink):
 
 
 class MlflowModelVersionLink(BaseOperatorLink):
-    """"MLflow model version" button on tasks that register or promote a model version."""
+    """The "MLflow model version" button on tasks that register or promote a model version."""
 
     name = "MLflow model version"
 

@@ -72,7 +72,7 @@ class ExtractDatasetOperator(MlopsOperator):
             try:
                 fallback = postgres_fallback_types(conn, source)
             except Exception as err:
-                conn.rollback()
+                conn.rollback()  # type: ignore[attr-defined]
                 message = (getattr(err, "pgerror", None) or str(err)).strip().splitlines()[0]
                 raise DatasetExtractionError(f"{source.describe()}: query failed: {message}") from err
             return write_snapshot(
@@ -112,4 +112,3 @@ class ValidateDatasetOperator(MlopsOperator):
         report = require_valid(frame, self.spec, where=f"{self.spec.name} snapshot {ref.digest[:12]}")
         self.log.info("Dataset %s passed %d checks on %d rows", ref.digest[:12], len(report.checks), report.rows)
         return {"digest": ref.digest, "rows": report.rows, "checks": report.checks}
-

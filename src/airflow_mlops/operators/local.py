@@ -32,7 +32,7 @@ class TrainLocalModelOperator(MlopsOperator):
         metrics = compute_metrics(model, split.x_test, split.y_test, [self.spec.metric.name])
         target = self.storage_root() / "level0" / f"model-{context['ti'].run_id}.joblib".replace(":", "_")
         target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("wb") as handle:
+        with target.open("wb") as handle:  # type: ignore[no-untyped-call]
             joblib.dump(model, handle)
         self.log.info("Saved %s; held-out metrics: %s", target, metrics)
         return {"model_path": str(target), "metrics": metrics, "rows": len(frame)}

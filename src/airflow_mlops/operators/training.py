@@ -122,7 +122,9 @@ class TrainModelOperator(MlopsOperator):
                 )
                 run_id, experiment_id, logged_uri = logged.run_id, logged.experiment_id, logged.model_uri
         self.mlflow_run_url = self.hook.run_url(experiment_id, run_id)
-        self.log.info("Trained %s on %d rows: %s; MLflow run %s", self.spec.name, len(split.x_train), train_metrics, run_id)
+        self.log.info(
+            "Trained %s on %d rows: %s; MLflow run %s", self.spec.name, len(split.x_train), train_metrics, run_id
+        )
         return ModelRef(
             name=self.spec.registered_model_name,
             run_id=run_id,

@@ -31,9 +31,7 @@ def read_alias(settings: dict[str, Any], model_name: str, alias: str) -> str | N
             headers=headers,
             timeout=settings["timeout"],
         )
-        if response.status_code == 404 or (
-            response.status_code == 400 and "RESOURCE_DOES_NOT_EXIST" in response.text
-        ):
+        if response.status_code == 404 or (response.status_code == 400 and "RESOURCE_DOES_NOT_EXIST" in response.text):
             return None
         response.raise_for_status()
         return str(response.json()["model_version"]["version"])
