@@ -1,0 +1,30 @@
+"""Load the synthetic customers table into Postgres for the ``churn_postgres`` example."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from airflow_mlops.demo.data import customers
+
+_COLUMNS = (
+    "customer_id bigint, tenure_months double precision, monthly_usage double precision, "
+    "support_calls double precision, monthly_charge double precision, plan text, region text, "
+    "updated_at timestamptz, churned integer"
+)
+
+
+def seed_customers(conn: Any, *, table: str = "public.customers", rows: int = 3000, seed: int = 7) -> int:
+    """Create ``table`` if needed and append ``rows`` synthetic customers; returns the row count added."""
+    from psycopg2 import sql
+
+    frame = customers(rows, seed=seed)
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, header=False)
+    buffer.seek(0)
+    ident = sql.Identifier(*table.split("."))
+    with conn.cursor() as cursor:
+        cursor.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (" + _COLUMNS + ")").format(ident))
+        cursor.copy_expert(sql.SQL("COPY {} FROM STDIN WITH CSV").format(ident).as_string(cursor), buffer)
+    conn.commit()
+    return len(frame)
