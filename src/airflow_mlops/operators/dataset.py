@@ -71,6 +71,9 @@ class ExtractDatasetOperator(MlopsOperator):
         try:
             try:
                 fallback = postgres_fallback_types(conn, source)
+            except DatasetExtractionError as err:
+                conn.rollback()  # type: ignore[attr-defined]
+                raise DatasetExtractionError(f"{source.describe()}: {err}") from err
             except Exception as err:
                 conn.rollback()  # type: ignore[attr-defined]
                 message = (getattr(err, "pgerror", None) or str(err)).strip().splitlines()[0]

@@ -9,6 +9,9 @@ from airflow.sdk import ObjectStoragePath
 from airflow_mlops.operators.base import MlopsOperator
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import pandas as pd
     from airflow.sdk import Context
 
 
@@ -37,13 +40,17 @@ class TrainLocalModelOperator(MlopsOperator):
         self.log.info("Saved %s; held-out metrics: %s", target, metrics)
         return {"model_path": str(target), "metrics": metrics, "rows": len(frame)}
 
-    def _chunks(self) -> Any:
+    def _chunks(self) -> Iterator[pd.DataFrame]:
         from airflow_mlops.core.extract import iter_files, iter_postgres
 
         source = self.spec.source
         if source.kind == "files":
-            return iter_files(ObjectStoragePath(source.uri), source, None)
+            yield from iter_files(ObjectStoragePath(source.uri), source, None)
+            return
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
         conn = PostgresHook(postgres_conn_id=source.conn_id).get_conn()
-        return iter_postgres(conn, source, None)
+        try:
+            yield from iter_postgres(conn, source, None)
+        finally:
+            conn.close()

@@ -45,16 +45,16 @@ class RegisterModelOperator(MlopsOperator):
         ref = ModelRef.from_xcom(self.model)
         if not ref.run_id:
             raise ValueError("model.run_id: expected the MLflow run id of a trained model, found nothing")
-        tags = {
-            **airflow_identity(context),
-            "mlops.pipeline": self.spec.name,
-            "mlops.dataset_digest": ref.dataset_digest or "",
-            "mlops.dataset_source": self.spec.source.describe()[:4000],
-            **{f"mlops.metric.{k}": f"{v:.6g}" for k, v in ref.metrics.items()},
-        }
         with self.hook.activate() as client:
             if not ref.model_uri:
-                ref = ModelRef.from_xcom({**ref.as_xcom(), "model_uri": _logged_model_uri(client, ref.run_id)})
+                ref = _complete_from_run(client, ref)
+            tags = {
+                **airflow_identity(context),
+                "mlops.pipeline": self.spec.name,
+                "mlops.dataset_digest": ref.dataset_digest or "",
+                "mlops.dataset_source": self.spec.source.describe()[:4000],
+                **{f"mlops.metric.{k}": f"{v:.6g}" for k, v in ref.metrics.items()},
+            }
             version, created = register_version(
                 client, name=ref.name, model_uri=ref.model_uri, run_id=ref.run_id, tags=tags, alias=self.alias
             )
@@ -67,20 +67,28 @@ class RegisterModelOperator(MlopsOperator):
         return ModelRef.from_xcom({**ref.as_xcom(), "version": str(version.version)}).as_xcom()
 
 
-def _logged_model_uri(client: Any, run_id: str) -> str:
-    """The model URI a training run recorded in its ``mlops.model_uri`` tag."""
+def _complete_from_run(client: Any, ref: ModelRef) -> ModelRef:
+    """Fill model URI, dataset digest and metrics of a ref that names only a run (Level 1 release)."""
     from mlflow.exceptions import MlflowException
 
     from airflow_mlops.exceptions import ModelRegistryError
 
     try:
-        run = client.get_run(run_id)
+        run = client.get_run(ref.run_id)
     except MlflowException as err:
-        raise ModelRegistryError(f"run_id: no MLflow run {run_id!r}: {err.message}") from err
+        raise ModelRegistryError(f"run_id: no MLflow run {ref.run_id!r}: {err.message}") from err
     uri = run.data.tags.get("mlops.model_uri")
     if not uri:
-        raise ModelRegistryError(f"run_id: run {run_id!r} has no model logged by TrainModelOperator")
-    return str(uri)
+        raise ModelRegistryError(f"run_id: run {ref.run_id!r} has no model logged by TrainModelOperator")
+    return ModelRef.from_xcom(
+        {
+            **ref.as_xcom(),
+            "model_uri": uri,
+            "dataset_digest": run.data.tags.get("mlops.dataset_digest"),
+            "experiment_id": run.info.experiment_id,
+            "metrics": {**run.data.metrics, **ref.metrics},
+        }
+    )
 
 
 class PromoteModelOperator(BaseOperator):

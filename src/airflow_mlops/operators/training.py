@@ -21,7 +21,8 @@ def describe_trigger(context: Context) -> str:
     import json
 
     dag_run = context.get("dag_run")
-    run_type = str(getattr(dag_run, "run_type", "unknown"))
+    run_type = getattr(dag_run, "run_type", None) or "unknown"
+    run_type = str(getattr(run_type, "value", run_type))  # the Task SDK enum: "asset_triggered", not its repr
     events = []
     for asset, asset_events in (context.get("triggering_asset_events") or {}).items():
         for event in asset_events:

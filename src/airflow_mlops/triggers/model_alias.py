@@ -12,6 +12,18 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
 
+_NO_ALIAS_CODES = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
+
+
+def _error_code(response: Any) -> str | None:
+    """The ``error_code`` of an MLflow REST error response, if it has one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("error_code") if isinstance(body, dict) else None
+
+
 def read_alias(settings: dict[str, Any], model_name: str, alias: str) -> str | None:
     """Version behind ``model_name@alias`` (None if unset), read with a client built from ``settings``.
 
@@ -31,7 +43,9 @@ def read_alias(settings: dict[str, Any], model_name: str, alias: str) -> str | N
             headers=headers,
             timeout=settings["timeout"],
         )
-        if response.status_code == 404 or (response.status_code == 400 and "RESOURCE_DOES_NOT_EXIST" in response.text):
+        # An unknown model is a 404 (RESOURCE_DOES_NOT_EXIST), an unset alias on a known model a 400
+        # (INVALID_PARAMETER_VALUE "alias ... not found"): both mean no version, as in alias_version.
+        if response.status_code in (400, 404) and _error_code(response) in _NO_ALIAS_CODES:
             return None
         response.raise_for_status()
         return str(response.json()["model_version"]["version"])
