@@ -24,6 +24,13 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Operators, sensors, triggers and DAG factories that take an ML team from a "
         "notebook to automated MLOps on MLflow and Evidently.",
         "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "MLflow",
+                "external-doc-url": "https://mlflow.org/docs/latest/",
+                "tags": ["software"],
+            }
+        ],
         "connection-types": [
             {
                 "connection-type": "mlflow",

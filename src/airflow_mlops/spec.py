@@ -281,7 +281,7 @@ def format_errors(err: ValidationError, origin: str) -> str:
     lines = [f"{origin}: invalid pipeline spec ({err.error_count()} error(s))"]
     for e in err.errors(include_url=False):
         loc = ".".join(str(p) for p in e["loc"] if not _is_union_tag(p))
-        message = e["msg"].removeprefix("Value error, ")
+        message = e["msg"].removeprefix("Value error, ").replace("Input should be", "expected")
         if not loc:
             lines.append(f"  {message}")
         elif e["type"] == "missing":

@@ -79,7 +79,8 @@ def services() -> dict[str, dict[str, Any]]:
     result = _run_config()
     assert result.returncode == 0, f"docker-compose config failed:\n{result.stderr}"
     resolved = yaml.safe_load(result.stdout)
-    assert isinstance(resolved, dict) and "services" in resolved, result.stdout[:500]
+    assert isinstance(resolved, dict), result.stdout[:500]
+    assert "services" in resolved, result.stdout[:500]
     return resolved["services"]
 
 
@@ -97,9 +98,7 @@ def test_all_services_present(services: dict[str, dict[str, Any]]) -> None:
 
 
 @pytest.mark.parametrize(("name", "expected"), sorted(AIRFLOW_COMMANDS.items()))
-def test_airflow_service_commands(
-    services: dict[str, dict[str, Any]], name: str, expected: list[str]
-) -> None:
+def test_airflow_service_commands(services: dict[str, dict[str, Any]], name: str, expected: list[str]) -> None:
     """Each Airflow component runs its own ``airflow`` sub-command."""
     assert _as_args(services[name].get("command")) == expected
 
@@ -109,9 +108,7 @@ def test_infrastructure_images(services: dict[str, dict[str, Any]]) -> None:
     assert services["postgres"]["image"] == "postgres:16"
     assert services["redis"]["image"] == "redis:7.2-bookworm"
     for name in ("postgres", "redis"):
-        assert services[name].get("healthcheck", {}).get("test"), (
-            f"{name} has no healthcheck"
-        )
+        assert services[name].get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
 
 
 def test_mlflow_runs_tracking_server(services: dict[str, dict[str, Any]]) -> None:
@@ -141,9 +138,7 @@ def test_airflow_services_share_secret_and_executor(
             assert env.get(key), f"{name} does not set {key}"
             seen[key].add(str(env[key]))
     for key, values in seen.items():
-        assert len(values) == 1, (
-            f"{key} differs between Airflow services: {sorted(values)}"
-        )
+        assert len(values) == 1, f"{key} differs between Airflow services: {sorted(values)}"
     assert seen["AIRFLOW__CORE__EXECUTOR"] == {"CeleryExecutor"}
 
 

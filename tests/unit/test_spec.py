@@ -31,7 +31,7 @@ def test_level_out_of_range() -> None:
     """A level outside 0..4 names the field, the bound and the value found."""
     message = _error(level=7)
     assert "p.yaml" in message
-    assert "level: Input should be less than or equal to 4, found 7" in message
+    assert "level: expected less than or equal to 4, found 7" in message
 
 
 def test_estimator_path_that_does_not_import() -> None:

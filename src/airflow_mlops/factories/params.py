@@ -25,6 +25,7 @@ def training_params(spec: PipelineSpec) -> dict[str, Param]:
             None,
             type=["null", "string"],
             format="date-time",
+            pattern=r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$",
             title="As of",
             description_md="Read source rows up to this time (ISO 8601). Empty: the run's start.",
         ),

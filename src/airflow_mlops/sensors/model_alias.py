@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 
 from airflow_mlops.exceptions import ModelRegistryError
 from airflow_mlops.hooks.mlflow import MlflowHook
-from airflow_mlops.triggers.model_alias import ModelAliasTrigger, read_alias
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -49,23 +47,25 @@ class ModelAliasSensor(BaseSensorOperator):
         self.deferrable = deferrable
 
     def execute(self, context: Context) -> Any:
-        if not self.deferrable:
-            return super().execute(context)
-        timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout
-        self.defer(
-            trigger=ModelAliasTrigger(
-                mlflow_conn_id=self.mlflow_conn_id,
-                model_name=self.model_name,
-                alias=self.alias,
-                from_version=str(self.from_version) if self.from_version not in (None, "") else None,
-                poll_interval=self.poke_interval,
-                timeout=timeout,
-            ),
-            method_name="execute_complete",
-        )
-        return None
+        if self.deferrable:
+            from airflow_mlops.triggers.model_alias import ModelAliasTrigger
+
+            self.defer(
+                trigger=ModelAliasTrigger(
+                    mlflow_conn_id=self.mlflow_conn_id,
+                    model_name=self.model_name,
+                    alias=self.alias,
+                    from_version=str(self.from_version) if self.from_version not in (None, "") else None,
+                    poll_interval=self.poke_interval,
+                    timeout=float(self.timeout),
+                ),
+                method_name="execute_complete",
+            )
+        return super().execute(context)
 
     def poke(self, context: Context) -> PokeReturnValue:
+        from airflow_mlops.triggers.model_alias import read_alias
+
         hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
         previous = str(self.from_version) if self.from_version not in (None, "") else None
         version = read_alias(hook.settings, self.model_name, self.alias)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 
 from airflow_mlops.exceptions import DatasetExtractionError
-from airflow_mlops.triggers.new_data import NewDataTrigger
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -72,14 +70,16 @@ class NewDataSensor(BaseSensorOperator):
         }
 
     def execute(self, context: Context) -> Any:
-        if not self.deferrable:
-            return super().execute(context)
-        timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout
-        self.defer(
-            trigger=NewDataTrigger(**self._trigger_kwargs(), poll_interval=self.poke_interval, timeout=timeout),
-            method_name="execute_complete",
-        )
-        return None
+        if self.deferrable:
+            from airflow_mlops.triggers.new_data import NewDataTrigger
+
+            self.defer(
+                trigger=NewDataTrigger(
+                    **self._trigger_kwargs(), poll_interval=self.poke_interval, timeout=float(self.timeout)
+                ),
+                method_name="execute_complete",
+            )
+        return super().execute(context)
 
     def poke(self, context: Context) -> PokeReturnValue:
         from airflow.providers.postgres.hooks.postgres import PostgresHook

@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.postgres.hooks.postgres import PostgresHook
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 if TYPE_CHECKING:
@@ -72,8 +73,6 @@ class NewDataTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Yield one event: success with the new rows and watermark, or an error."""
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         try:
             conn = await PostgresHook.aget_connection(self.postgres_conn_id)

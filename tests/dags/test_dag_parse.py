@@ -1,0 +1,149 @@
+"""The repository's DAG folder parses cleanly, cheaply, and reports bad specs as import errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.conftest import REPO
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from airflow.dag_processing.dagbag import DagBag
+
+DAGS = REPO / "dags"
+HEAVY = ("mlflow", "evidently", "sklearn", "pandas", "numpy", "scipy")
+EXPECTED_DAG_IDS = {
+    "churn_files_train",
+    "churn_files_promote",
+    "churn_postgres_train",
+    "churn_postgres_promote",
+    "churn_postgres_watch",
+    "churn_devops_train",
+    "churn_devops_release",
+    "churn_baseline_level0",
+}
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> DagBag:
+    """The repository's dags/ folder, parsed once for this module."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS))
+
+
+def _assets(condition: Any) -> list[Any]:
+    """Flatten an asset condition (Asset, AssetAll, AssetAny) into its assets."""
+    children = getattr(condition, "objects", None)
+    if children is None:
+        return [condition]
+    return [asset for child in children for asset in _assets(child)]
+
+
+def test_no_import_errors(dagbag: DagBag) -> None:
+    """Every file in dags/ imports without error."""
+    assert dagbag.import_errors == {}
+
+
+def test_expected_dag_ids(dagbag: DagBag) -> None:
+    """Each example spec produces the DAGs of its level."""
+    assert set(dagbag.dag_ids) >= EXPECTED_DAG_IDS
+
+
+def test_level2_train_tasks_and_dependencies(dagbag: DagBag) -> None:
+    """churn_files_train is extract -> validate -> train -> evaluate -> smoke_test -> register."""
+    dag = dagbag.dags["churn_files_train"]
+    upstream = {task.task_id: set(task.upstream_task_ids) for task in dag.tasks}
+    assert upstream == {
+        "extract": set(),
+        "validate": {"extract"},
+        "train": {"extract", "validate"},
+        "evaluate": {"extract", "train"},
+        "smoke_test": {"extract", "evaluate"},
+        "register": {"evaluate", "smoke_test"},
+    }
+
+
+def test_level2_train_runs_on_cron_or_source_asset(dagbag: DagBag) -> None:
+    """The Level 2 train DAG is scheduled by its cron OR an update of mlops://churn_files/source."""
+    from airflow.sdk import AssetOrTimeSchedule
+
+    timetable = dagbag.dags["churn_files_train"].timetable
+    assert isinstance(timetable, AssetOrTimeSchedule)
+    assert [asset.uri for asset in _assets(timetable.asset_condition)] == ["mlops://churn_files/source"]
+    assert timetable.timetable.expression == "0 3 * * *"
+
+
+def test_train_params_defaults_and_validation(dagbag: DagBag) -> None:
+    """Trigger-time validation (as in create_dagrun) accepts good conf and rejects bad values."""
+    from airflow.sdk.exceptions import ParamValidationError
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    dag = dagbag.dags["churn_files_train"]
+    assert {"hyperparameters", "as_of"} <= set(dag.params)
+    # The scheduler/API validate the serialized DAG's params merged with the run conf.
+    params = DagSerialization.from_dict(DagSerialization.to_dict(dag)).params
+    assert params.validate() == {"hyperparameters": {}, "as_of": None}
+    good = {"hyperparameters": {"C": 0.5}, "as_of": "2026-01-01T00:00:00+00:00"}
+    assert params.deep_merge(good).validate() == good
+    with pytest.raises(ParamValidationError, match="as_of"):
+        params.deep_merge({"as_of": 123}).validate()
+    with pytest.raises(ParamValidationError, match="hyperparameters"):
+        params.deep_merge({"hyperparameters": [1, 2]}).validate()
+
+
+def test_parse_does_not_import_heavy_modules() -> None:
+    """A cold process parsing the DAG file loads none of mlflow, evidently, sklearn, pandas, numpy, scipy."""
+    code = (
+        "import json, sys\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"bag = DagBag(dag_folder={str(DAGS / 'mlops_pipelines.py')!r})\n"
+        "print(json.dumps({'dags': len(bag.dag_ids), 'errors': list(bag.import_errors),\n"
+        f"    'heavy': sorted(m for m in {HEAVY!r} if m in sys.modules)}}))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=dict(os.environ), capture_output=True, text=True, timeout=300, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["errors"] == []
+    assert report["dags"] >= len(EXPECTED_DAG_IDS)  # the file really built the DAGs
+    assert report["heavy"] == []
+
+
+def test_bad_spec_is_an_import_error_naming_file_and_fields(tmp_path: Path) -> None:
+    """An invalid YAML spec makes the loader file an import error that names the spec and each bad field."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    (tmp_path / "pipelines").mkdir()
+    loader = tmp_path / "mlops_pipelines.py"
+    shutil.copy(DAGS / "mlops_pipelines.py", loader)
+    bad = tmp_path / "pipelines" / "broken.yaml"
+    text = (DAGS / "pipelines" / "churn_files.yaml").read_text(encoding="utf-8")
+    text = text.replace("level: 2", "level: 7").replace(
+        "sklearn.linear_model.LogisticRegression", "sklearn.linear_model.Nope"
+    )
+    bad.write_text(text, encoding="utf-8")
+    shutil.copytree(DAGS / "pipelines" / "data", tmp_path / "pipelines" / "data")
+
+    bag = DagBag(dag_folder=str(tmp_path))
+
+    assert bag.dag_ids == []
+    assert list(bag.import_errors) == [str(loader)]
+    message = bag.import_errors[str(loader)]
+    assert str(bad) in message
+    lines = message.splitlines()
+    level = next(line for line in lines if line.strip().startswith("level:"))
+    assert "4" in level
+    assert "found 7" in level
+    estimator = next(line for line in lines if line.strip().startswith("estimator.class:"))
+    assert "expected" in estimator
+    assert "found 'sklearn.linear_model.Nope'" in estimator

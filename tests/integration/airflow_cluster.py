@@ -1,0 +1,327 @@
+"""Start and stop real Airflow components (api-server, scheduler, dag-processor, triggerer) for tests.
+
+The components run as subprocesses of the test with their own ``AIRFLOW_HOME``, a Postgres metadata
+database and free ports, so several test sessions on one machine do not collide. Everything the
+tests read back (DAG runs, task states) comes straight from the metadata database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+
+VENV_BIN = Path(sys.executable).parent
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+
+
+class ClusterError(AssertionError):
+    """A component died or a wait ran past its deadline."""
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def recreate_database(name: str) -> None:
+    """Drop and create the Postgres database ``name`` (closing other sessions on it first)."""
+    import psycopg2
+
+    conn = psycopg2.connect(PG_ADMIN_DSN)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            cur.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        conn.close()
+
+
+def wait_until(
+    probe: Callable[[], Any],
+    *,
+    timeout: float,
+    interval: float = 1.0,
+    what: str,
+    check: Callable[[], None] | None = None,
+) -> Any:
+    """Call ``probe`` until it returns something truthy; raise :class:`ClusterError` at the deadline.
+
+    ``check`` runs before every probe and may raise to fail fast (e.g. a component exited).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if check is not None:
+            check()
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise ClusterError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class AirflowCluster:
+    """Airflow components sharing one home, one metadata database and one environment.
+
+    :param home: the ``AIRFLOW_HOME``; component logs go to ``home / "components"``.
+    :param database: name of the Postgres metadata database (dropped and recreated by :meth:`migrate`).
+    :param dags_folder: the DAG files to parse.
+    :param extra_env: more environment variables for every component (connections, provider config).
+    """
+
+    home: Path
+    database: str
+    dags_folder: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    api_port: int = field(default_factory=free_port)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    _logs: dict[str, IO[bytes]] = field(default_factory=dict)
+
+    @property
+    def sql_alchemy_conn(self) -> str:
+        """SQLAlchemy URL of the metadata database."""
+        return f"postgresql+psycopg2://postgres@127.0.0.1:5432/{self.database}"
+
+    @property
+    def dsn(self) -> str:
+        """libpq DSN of the metadata database, for reading it from the test."""
+        return f"host=127.0.0.1 port=5432 user=postgres dbname={self.database}"
+
+    @property
+    def log_dir(self) -> Path:
+        """Folder of the components' stdout/stderr logs."""
+        return self.home / "components"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment of every component and CLI call."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW_"))}
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.home),
+                "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.sql_alchemy_conn,
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.api_port}/execution/",
+                "AIRFLOW__API__PORT": str(self.api_port),
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__WORKERS": "1",
+                "AIRFLOW__API_AUTH__JWT_SECRET": "mlops-scheduler-test-jwt-secret-0123456789abcdef",
+                "AIRFLOW__API__SECRET_KEY": "mlops-scheduler-test-secret-key",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                # New files are picked up within seconds; unchanged files are not re-parsed in the test.
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
+                "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+                # Log servers on free ports: parallel test sessions must not fight over 8793/8794.
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def cli(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        """Run ``airflow <args>`` in the cluster's environment; raise with its output if it fails."""
+        done = subprocess.run(
+            [str(VENV_BIN / "airflow"), *args],
+            env=self.env,
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise ClusterError(f"airflow {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def migrate(self) -> None:
+        """Recreate the metadata database and run ``airflow db migrate`` on it."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        recreate_database(self.database)
+        self.cli("db", "migrate", timeout=300)
+
+    def start(self, components: Iterable[str] = COMPONENTS) -> None:
+        """Start each component as ``airflow <component>`` with its output in ``log_dir``."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for name in components:
+            args = [name, "--port", str(self.api_port)] if name == "api-server" else [name]
+            handle = (self.log_dir / f"{name}.log").open("wb")
+            self._logs[name] = handle
+            self.processes[name] = subprocess.Popen(
+                [str(VENV_BIN / "airflow"), *args],
+                env=self.env,
+                cwd=self.home,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stop() reaches the task subprocesses too
+            )
+
+    def check_alive(self) -> None:
+        """Raise if any started component has exited."""
+        dead = {name: proc.returncode for name, proc in self.processes.items() if proc.poll() is not None}
+        if dead:
+            raise ClusterError(f"Airflow component(s) exited: {dead}")
+
+    def wait_for_api(self, timeout: float = 120) -> None:
+        """Wait until the api-server answers its health endpoint."""
+
+        def healthy() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.api_port}/api/v2/monitor/health", timeout=5):
+                    return True
+            except (urllib.error.URLError, OSError):
+                return False
+
+        wait_until(healthy, timeout=timeout, what="the api-server health endpoint", check=self.check_alive)
+
+    def stop(self, grace: float = 20) -> None:
+        """SIGTERM every component's process group, then SIGKILL what is left after ``grace`` seconds."""
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in self.processes.values():
+            with suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            _signal_group(proc, signal.SIGKILL)  # also reaps task runners left in the group
+            with suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+        for handle in self._logs.values():
+            handle.close()
+
+    @contextmanager
+    def report_on_failure(self) -> Iterator[None]:
+        """Print the tail of every component log if the block raises, then re-raise."""
+        try:
+            yield
+        except BaseException:
+            print(f"\n{self.log_tails()}", file=sys.stderr)
+            raise
+
+    def log_tails(self, lines: int = 40) -> str:
+        """The last ``lines`` lines of every component log, for failure reports."""
+        parts = []
+        for name in self.processes:
+            path = self.log_dir / f"{name}.log"
+            text = path.read_text(errors="replace").splitlines()[-lines:] if path.exists() else []
+            parts.append(f"===== {name} ({path}) =====\n" + "\n".join(text))
+        return "\n".join(parts)
+
+    # --- metadata database ---------------------------------------------------------------------
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query on the metadata database."""
+        import psycopg2
+
+        conn = psycopg2.connect(self.dsn)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, params)
+                return list(cur.fetchall())
+        finally:
+            conn.close()
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any] | None:
+        """One DAG run as a dict (state, run_type, start/end dates), or ``None``."""
+        rows = self.query(
+            "SELECT run_id, state, run_type, start_date, end_date, run_after FROM dag_run"
+            " WHERE dag_id = %s AND run_id = %s",
+            (dag_id, run_id),
+        )
+        keys = ("run_id", "state", "run_type", "start_date", "end_date", "run_after")
+        return dict(zip(keys, rows[0], strict=True)) if rows else None
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        """``task_id -> state`` of one DAG run."""
+        rows = self.query(
+            "SELECT task_id, state FROM task_instance WHERE dag_id = %s AND run_id = %s", (dag_id, run_id)
+        )
+        return dict(rows)  # type: ignore[arg-type]
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, lines: int = 80, *, trigger: bool = False) -> str:
+        """Tail of the newest attempt's log of a task (or, with ``trigger``, of its triggerer log)."""
+        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        pattern = "attempt=*.log.trigger.*.log" if trigger else "attempt=*.log"
+        found = [p for p in folder.glob(pattern) if trigger or p.name.count(".log") == 1] if folder.exists() else []
+        if not found:
+            return f"(no {pattern} under {folder})"
+        newest = max(found, key=lambda p: int(p.name.split("=")[1].split(".")[0]))
+        text = newest.read_text(errors="replace").splitlines()[-lines:]
+        return f"----- {newest} -----\n" + "\n".join(_readable(line) for line in text)
+
+    def run_report(self, dag_id: str, run_id: str) -> str:
+        """Task states of a run plus the logs of its failed tasks."""
+        states = self.task_states(dag_id, run_id)
+        report = [f"{dag_id} / {run_id}: {states}"]
+        report += [self.task_log(dag_id, run_id, t) for t, s in states.items() if s in ("failed", "upstream_failed")]
+        return "\n".join(report)
+
+    def wait_for_run(self, dag_id: str, run_id: str, *, timeout: float) -> dict[str, Any]:
+        """Wait for a DAG run to succeed; fail fast, with task states and logs, if it fails."""
+
+        def finished() -> dict[str, Any] | None:
+            run = self.dag_run(dag_id, run_id)
+            if run and run["state"] == "failed":
+                raise ClusterError(f"DAG run failed.\n{self.run_report(dag_id, run_id)}")
+            return run if run and run["state"] == "success" else None
+
+        try:
+            return wait_until(finished, timeout=timeout, interval=2, what=f"{dag_id}/{run_id}", check=self.check_alive)
+        except ClusterError as err:
+            if "DAG run failed" in str(err):
+                raise
+            raise ClusterError(f"{err}\n{self.run_report(dag_id, run_id)}") from None
+
+
+_LOG_NOISE = {"timestamp", "level", "event", "logger", "filename", "lineno", "dag_id", "run_id", "task_id"}
+_LOG_NOISE |= {"ti_id", "map_index", "try_number", "error_detail"}
+
+
+def _readable(line: str) -> str:
+    """Task logs are JSON lines in Airflow 3: show time, level, event, other fields and the error."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(record, dict):
+        return line
+    text = f"{record.get('timestamp', '')} {record.get('level', '')} {record.get('event', '')}"
+    extra = {k: v for k, v in record.items() if k not in _LOG_NOISE}
+    if extra:
+        text += f" {json.dumps(extra, default=str)[:1000]}"
+    if record.get("error_detail"):
+        text += f"\n{json.dumps(record['error_detail'], default=str)[:3000]}"
+    return text
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
