@@ -19,6 +19,7 @@ from mlflow import MlflowClient
 from tests.conftest import REPO
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
+UI = "http://mlflow.local:5000"
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,9 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
             "AIRFLOW_HOME": str(home / "airflow"),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__MLOPS__STORAGE_URI": f"file://{home / 'storage'}",
-            "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({"conn_type": "mlflow", "host": f"sqlite:///{home / 'm.db'}"}),
+            "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps(
+                {"conn_type": "mlflow", "host": f"sqlite:///{home / 'm.db'}", "extra": {"ui_url": UI}}
+            ),
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
             "HOME_FOR_TEST": str(home),
         }
@@ -73,3 +76,16 @@ def test_level1_train_then_manual_release(airflow_env: dict[str, str]) -> None:
     champion = client.get_model_version_by_alias("churn_devops", "champion")
     assert champion.run_id == run.info.run_id
     assert champion.tags["mlops.dataset_digest"] == run.data.tags["mlops.dataset_digest"]
+
+    links = _xcoms(airflow_env, "churn_devops_train", "_link_MlflowRunLink")
+    expected = f"{UI}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    assert links == {"train": expected, "evaluate": expected}
+    (version_link,) = _xcoms(airflow_env, "churn_devops_release", "_link_MlflowModelVersionLink").values()
+    assert version_link == f"{UI}/#/models/churn_devops/versions/{champion.version}"
+
+
+def _xcoms(env: dict[str, str], dag_id: str, key: str) -> dict[str, object]:
+    """XCom values of ``key`` per task id for the DAG's runs, from the metadata database."""
+    with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as conn:
+        rows = conn.execute("SELECT task_id, value FROM xcom WHERE dag_id = ? AND key = ?", (dag_id, key)).fetchall()
+    return {task: json.loads(value) for task, value in rows}
