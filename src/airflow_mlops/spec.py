@@ -172,6 +172,47 @@ class WatchSpec(_Strict):
     timeout: Annotated[float, Field(gt=0)] = 1500.0
 
 
+class ABTestSpec(_Strict):
+    """Live A/B settings: how much traffic the challenger gets and when the test may decide."""
+
+    challenger_share: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
+    min_samples_per_arm: Annotated[int, Field(ge=10)] = 200
+    test: Literal["two_proportion_z", "bootstrap"] = "two_proportion_z"
+    max_duration_hours: Annotated[float, Field(gt=0)] = 72.0
+
+
+class PromotionPolicy(_Strict):
+    """When a challenger may replace the champion (Level 3 and up).
+
+    :param min_improvement: the challenger must beat the champion on the primary metric by at least
+        this much (absolute, or relative to the champion's value when ``relative``).
+    :param guards: metric name -> largest allowed regression (absolute) of that metric.
+    :param segment_column: optional column; no segment may regress by more than ``segment_tolerance``.
+    :param confidence: confidence level of the paired bootstrap interval on the shared holdout; the
+        interval's lower bound on the improvement must clear ``min_improvement``.
+    :param cold_start: with no champion yet, ``promote`` the first model or ``require_manual``.
+    :param ab: live A/B settings.
+    """
+
+    min_improvement: Annotated[float, Field(ge=0.0)] = 0.0
+    relative: bool = False
+    guards: dict[str, Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict)
+    segment_column: str | None = None
+    segment_tolerance: Annotated[float, Field(ge=0.0)] = 0.02
+    confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
+    bootstrap_samples: Annotated[int, Field(ge=100, le=100_000)] = 1000
+    cold_start: Literal["promote", "require_manual"] = "promote"
+    ab: ABTestSpec = ABTestSpec()
+
+    @field_validator("guards")
+    @classmethod
+    def _known_guards(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(METRICS))
+        if unknown:
+            raise ValueError(f"expected metric names from {sorted(METRICS)}, found {unknown}")
+        return value
+
+
 class PipelineSpec(_Strict):
     """One model pipeline at one maturity level.
 
@@ -188,6 +229,7 @@ class PipelineSpec(_Strict):
     :param validation: data checks.
     :param mlflow: MLflow settings.
     :param watch: new-data watcher settings.
+    :param promotion: the automatic promotion policy (Level 3 and up).
     :param storage: object storage URI for snapshots; defaults to ``[mlops] storage_uri``.
     :param retries: task retries for steps that talk to external systems.
     :param retry_delay_seconds: wait between retries.
@@ -208,6 +250,7 @@ class PipelineSpec(_Strict):
     validation: ValidationSpec = ValidationSpec()
     mlflow: MlflowSpec = MlflowSpec()
     watch: WatchSpec = WatchSpec()
+    promotion: PromotionPolicy = PromotionPolicy()
     storage: str | None = None
     retries: Annotated[int, Field(ge=0, le=10)] = 2
     retry_delay_seconds: Annotated[int, Field(ge=0, le=86_400)] = 60
