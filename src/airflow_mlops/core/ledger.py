@@ -1,0 +1,296 @@
+"""The promotion ledger: every promotion, rollback and rejection, and who is champion when.
+
+Rows live in Postgres (or SQLite for the embedded default). A promotion moves an MLflow alias and
+writes its row in one database transaction that holds a per-model lock:
+
+1. lock the model's head row (``SELECT ... FOR UPDATE`` on Postgres, ``BEGIN IMMEDIATE`` on SQLite);
+2. return the earlier row if this idempotency key already promoted (a re-run is a no-op);
+3. compare-and-set: refuse if the alias no longer points where the caller expected;
+4. insert the ledger row and update the head;
+5. move the alias in MLflow; if that fails, the transaction rolls back and no row exists;
+6. commit; if the commit fails, the alias is moved back.
+
+So two concurrent promotions of one model cannot both win, and the alias never moves without a row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from airflow_mlops.exceptions import MlopsError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+LEDGER_TABLE = "mlops_promotion_ledger"
+HEAD_TABLE = "mlops_alias_head"
+MOVES = ("promote", "rollback")
+
+metadata = sa.MetaData()
+ledger = sa.Table(
+    LEDGER_TABLE,
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_name", sa.String(256), nullable=False, index=True),
+    sa.Column("alias", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),  # promote | rollback | reject | keep_testing
+    sa.Column("from_version", sa.String(32)),
+    sa.Column("to_version", sa.String(32)),
+    sa.Column("reasons", sa.Text, nullable=False, default="[]"),
+    sa.Column("evidence_uri", sa.Text),
+    sa.Column("airflow_dag_id", sa.String(250)),
+    sa.Column("airflow_run_id", sa.String(250)),
+    sa.Column("airflow_task_id", sa.String(250)),
+    sa.Column("idempotency_key", sa.String(800), unique=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+heads = sa.Table(
+    HEAD_TABLE,
+    metadata,
+    sa.Column("model_name", sa.String(256), primary_key=True),
+    sa.Column("alias", sa.String(64), primary_key=True),
+    sa.Column("version", sa.String(32)),
+    sa.Column("ledger_id", sa.Integer),
+)
+
+
+class PromotionConflictError(MlopsError):
+    """The alias moved since the caller looked (another promotion won the race)."""
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """One ledger entry."""
+
+    id: int
+    model_name: str
+    alias: str
+    action: str
+    from_version: str | None
+    to_version: str | None
+    reasons: list[str]
+    evidence_uri: str | None
+    airflow_dag_id: str | None
+    airflow_run_id: str | None
+    airflow_task_id: str | None
+    idempotency_key: str | None
+    created_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (timestamps as ISO 8601)."""
+        data = asdict(self)
+        data["created_at"] = self.created_at.isoformat()
+        return data
+
+
+def _row(mapping: Any) -> LedgerRow:
+    data = dict(mapping)
+    data["reasons"] = json.loads(data["reasons"] or "[]")
+    created = data["created_at"]
+    if created.tzinfo is None:  # SQLite drops the zone; rows are written in UTC
+        data["created_at"] = created.replace(tzinfo=UTC)
+    return LedgerRow(**data)
+
+
+class Ledger:
+    """Access to the ledger tables at a SQLAlchemy URL (``postgresql://...`` or ``sqlite:///...``)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = _engine(url)
+
+    def create_schema(self) -> None:
+        """Create the tables if they do not exist."""
+        metadata.create_all(self.engine)
+
+    def head(self, model_name: str, alias: str) -> str | None:
+        """The version the ledger says ``alias`` points at, or None."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(heads.c.version).where(heads.c.model_name == model_name, heads.c.alias == alias)
+            ).scalar()
+
+    def move_alias(
+        self,
+        *,
+        model_name: str,
+        alias: str,
+        to_version: str,
+        action: str,
+        reasons: list[str],
+        apply: Callable[[str | None, str], None],
+        revert: Callable[[str | None], None],
+        expected_from: str | None | type[_Any],
+        evidence_uri: str | None = None,
+        airflow: dict[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> LedgerRow:
+        """Move ``alias`` to ``to_version`` and record it, atomically (see the module docstring).
+
+        :param apply: ``apply(previous, new)`` moves the alias in the registry.
+        :param revert: ``revert(previous)`` puts it back if the commit fails.
+        :param expected_from: the version the caller saw; :data:`ANY` skips the check.
+        """
+        if action not in MOVES:
+            raise ValueError(f"action: expected one of {MOVES}, found {action!r}")
+        airflow = airflow or {}
+        with self.engine.connect() as conn:
+            self._begin_locked(conn, model_name, alias)
+            try:
+                if idempotency_key:
+                    done = conn.execute(sa.select(ledger).where(ledger.c.idempotency_key == idempotency_key)).first()
+                    if done is not None:
+                        conn.rollback()
+                        return _row(done._mapping)
+                current = conn.execute(
+                    sa.select(heads.c.version).where(heads.c.model_name == model_name, heads.c.alias == alias)
+                ).scalar()
+                if expected_from is not ANY and current != expected_from:
+                    raise PromotionConflictError(
+                        f"{model_name}@{alias} is at version {current}, expected {expected_from}: "
+                        "another promotion won; nothing was changed"
+                    )
+                now = datetime.now(UTC)
+                new_id = conn.execute(
+                    ledger.insert().values(
+                        model_name=model_name,
+                        alias=alias,
+                        action=action,
+                        from_version=current,
+                        to_version=str(to_version),
+                        reasons=json.dumps(reasons),
+                        evidence_uri=evidence_uri,
+                        airflow_dag_id=airflow.get("airflow.dag_id"),
+                        airflow_run_id=airflow.get("airflow.run_id"),
+                        airflow_task_id=airflow.get("airflow.task_id"),
+                        idempotency_key=idempotency_key,
+                        created_at=now,
+                    )
+                ).inserted_primary_key[0]
+                conn.execute(
+                    heads.update()
+                    .where(heads.c.model_name == model_name, heads.c.alias == alias)
+                    .values(version=str(to_version), ledger_id=new_id)
+                )
+                apply(current, str(to_version))
+            except BaseException:
+                conn.rollback()
+                raise
+            try:
+                conn.commit()
+            except BaseException:
+                revert(current)
+                raise
+            row = conn.execute(sa.select(ledger).where(ledger.c.id == new_id)).one()
+        return _row(row._mapping)
+
+    def record(
+        self,
+        *,
+        model_name: str,
+        alias: str,
+        action: str,
+        version: str | None,
+        reasons: list[str],
+        evidence_uri: str | None = None,
+        airflow: dict[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> LedgerRow:
+        """Record a decision that moves nothing (``reject`` or ``keep_testing``); idempotent per key."""
+        airflow = airflow or {}
+        with self.engine.begin() as conn:
+            if idempotency_key:
+                done = conn.execute(sa.select(ledger).where(ledger.c.idempotency_key == idempotency_key)).first()
+                if done is not None:
+                    return _row(done._mapping)
+            current = conn.execute(
+                sa.select(heads.c.version).where(heads.c.model_name == model_name, heads.c.alias == alias)
+            ).scalar()
+            new_id = conn.execute(
+                ledger.insert().values(
+                    model_name=model_name,
+                    alias=alias,
+                    action=action,
+                    from_version=current,
+                    to_version=version,
+                    reasons=json.dumps(reasons),
+                    evidence_uri=evidence_uri,
+                    airflow_dag_id=airflow.get("airflow.dag_id"),
+                    airflow_run_id=airflow.get("airflow.run_id"),
+                    airflow_task_id=airflow.get("airflow.task_id"),
+                    idempotency_key=idempotency_key,
+                    created_at=datetime.now(UTC),
+                )
+            ).inserted_primary_key[0]
+            row = conn.execute(sa.select(ledger).where(ledger.c.id == new_id)).one()
+        return _row(row._mapping)
+
+    def holder_at(self, model_name: str, when: datetime, alias: str = "champion") -> LedgerRow | None:
+        """The ledger row that put the version serving as ``alias`` at time ``when`` (and why)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(ledger)
+                .where(
+                    ledger.c.model_name == model_name,
+                    ledger.c.alias == alias,
+                    ledger.c.action.in_(MOVES),
+                    ledger.c.created_at <= _utc(when, self.engine),
+                )
+                .order_by(ledger.c.created_at.desc(), ledger.c.id.desc())
+                .limit(1)
+            ).first()
+        return _row(row._mapping) if row is not None else None
+
+    def history(self, model_name: str) -> list[LedgerRow]:
+        """Every row of a model, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(ledger).where(ledger.c.model_name == model_name).order_by(ledger.c.id)
+            ).fetchall()
+        return [_row(r._mapping) for r in rows]
+
+    def _begin_locked(self, conn: Connection, model_name: str, alias: str) -> None:
+        if self.engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.execute(
+                sa.text(f"INSERT OR IGNORE INTO {HEAD_TABLE} (model_name, alias) VALUES (:m, :a)"),
+                {"m": model_name, "a": alias},
+            )
+            return
+        from sqlalchemy.dialects.postgresql import insert
+
+        conn.execute(
+            insert(heads).values(model_name=model_name, alias=alias).on_conflict_do_nothing()
+        )
+        conn.commit()
+        conn.execute(
+            sa.select(heads.c.version)
+            .where(heads.c.model_name == model_name, heads.c.alias == alias)
+            .with_for_update()
+        )
+
+
+class _Any:
+    """Marker type for :data:`ANY`."""
+
+
+ANY = _Any
+"""Pass as ``expected_from`` to skip the compare-and-set check."""
+
+
+def _utc(when: datetime, engine: Engine) -> datetime:
+    aware = when if when.tzinfo else when.replace(tzinfo=UTC)
+    aware = aware.astimezone(UTC)
+    return aware.replace(tzinfo=None) if engine.dialect.name == "sqlite" else aware
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        return sa.create_engine(url, connect_args={"timeout": 30, "isolation_level": None})
+    return sa.create_engine(url, pool_pre_ping=True)
