@@ -50,6 +50,7 @@ def mlflow_conn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         "AIRFLOW_CONN_MLFLOW_DEFAULT",
         json.dumps({"conn_type": "mlflow", "host": uri, "extra": {"ui_url": "http://mlflow.example:5000"}}),
     )
+    monkeypatch.setenv("AIRFLOW__MLOPS__LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
     monkeypatch.chdir(tmp_path)  # MLflow's default ./mlruns artifact root stays inside the test
     return uri
 

@@ -59,6 +59,7 @@ def get_provider_info() -> dict[str, Any]:
                     f"{_PKG}.operators.dataset",
                     f"{_PKG}.operators.training",
                     f"{_PKG}.operators.registry",
+                    f"{_PKG}.operators.promotion",
                     f"{_PKG}.operators.local",
                 ],
             }
@@ -87,7 +88,15 @@ def get_provider_info() -> dict[str, Any]:
                         "type": "string",
                         "example": "s3://aws_default@ml-bucket/mlops",
                         "default": None,
-                    }
+                    },
+                    "ledger_url": {
+                        "description": "SQLAlchemy URL of the promotion ledger when a pipeline names no "
+                        "ledger connection (default: SQLite under AIRFLOW_HOME, for one machine only).",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "postgresql+psycopg://airflow@postgres/mlops",
+                        "default": None,
+                    },
                 },
             }
         },

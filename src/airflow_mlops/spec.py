@@ -213,6 +213,12 @@ class PromotionPolicy(_Strict):
         return value
 
 
+class LedgerSpec(_Strict):
+    """Where the promotion ledger lives: a Postgres connection, or SQLite under AIRFLOW_HOME."""
+
+    conn_id: str | None = None
+
+
 class PipelineSpec(_Strict):
     """One model pipeline at one maturity level.
 
@@ -230,6 +236,7 @@ class PipelineSpec(_Strict):
     :param mlflow: MLflow settings.
     :param watch: new-data watcher settings.
     :param promotion: the automatic promotion policy (Level 3 and up).
+    :param ledger: where promotions, rollbacks and rejections are recorded.
     :param storage: object storage URI for snapshots; defaults to ``[mlops] storage_uri``.
     :param retries: task retries for steps that talk to external systems.
     :param retry_delay_seconds: wait between retries.
@@ -251,6 +258,7 @@ class PipelineSpec(_Strict):
     mlflow: MlflowSpec = MlflowSpec()
     watch: WatchSpec = WatchSpec()
     promotion: PromotionPolicy = PromotionPolicy()
+    ledger: LedgerSpec = LedgerSpec()
     storage: str | None = None
     retries: Annotated[int, Field(ge=0, le=10)] = 2
     retry_delay_seconds: Annotated[int, Field(ge=0, le=86_400)] = 60

@@ -98,8 +98,8 @@ def test_registry_failure_leaves_no_row(ledger: Ledger) -> None:
 def test_rerun_with_same_key_is_idempotent(ledger: Ledger) -> None:
     """A cleared and re-run promotion returns the first row and moves nothing again."""
     model, reg = _model(), FakeRegistry()
-    first = _promote(ledger, reg, model, "1", None, key="dag/run/promote")
-    again = _promote(ledger, reg, model, "1", ANY, key="dag/run/promote")
+    first = _promote(ledger, reg, model, "1", None, key=f"{model}/run/promote")
+    again = _promote(ledger, reg, model, "1", ANY, key=f"{model}/run/promote")
     assert again == first
     assert len(reg.moves) == 1
 

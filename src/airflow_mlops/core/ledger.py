@@ -16,7 +16,6 @@ So two concurrent promotions of one model cannot both win, and the alias never m
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,8 @@ import sqlalchemy as sa
 from airflow_mlops.exceptions import MlopsError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlalchemy.engine import Connection, Engine
 
 LEDGER_TABLE = "mlops_promotion_ledger"
@@ -172,7 +173,7 @@ class Ledger:
                         idempotency_key=idempotency_key,
                         created_at=now,
                     )
-                ).inserted_primary_key[0]
+                ).inserted_primary_key[0]  # type: ignore[index]
                 conn.execute(
                     heads.update()
                     .where(heads.c.model_name == model_name, heads.c.alias == alias)
@@ -227,7 +228,7 @@ class Ledger:
                     idempotency_key=idempotency_key,
                     created_at=datetime.now(UTC),
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key[0]  # type: ignore[index]
             row = conn.execute(sa.select(ledger).where(ledger.c.id == new_id)).one()
         return _row(row._mapping)
 
@@ -265,14 +266,10 @@ class Ledger:
             return
         from sqlalchemy.dialects.postgresql import insert
 
-        conn.execute(
-            insert(heads).values(model_name=model_name, alias=alias).on_conflict_do_nothing()
-        )
+        conn.execute(insert(heads).values(model_name=model_name, alias=alias).on_conflict_do_nothing())
         conn.commit()
         conn.execute(
-            sa.select(heads.c.version)
-            .where(heads.c.model_name == model_name, heads.c.alias == alias)
-            .with_for_update()
+            sa.select(heads.c.version).where(heads.c.model_name == model_name, heads.c.alias == alias).with_for_update()
         )
 
 

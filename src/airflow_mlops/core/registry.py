@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from airflow_mlops.exceptions import ModelRegistryError
 
@@ -62,8 +62,8 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
         raise
 
 
-def move_alias(client: MlflowClient, *, name: str, alias: str, version: str, tags: dict[str, str]) -> dict[str, Any]:
-    """Point ``alias`` at ``version`` after checking the version exists and is READY."""
+def check_ready(client: MlflowClient, name: str, version: str) -> None:
+    """Raise :class:`ModelRegistryError` unless ``name`` version ``version`` exists and is READY."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -72,10 +72,11 @@ def move_alias(client: MlflowClient, *, name: str, alias: str, version: str, tag
         raise ModelRegistryError(f"model {name!r} has no version {version!r}: {err.message}") from err
     if target.status != "READY":
         raise ModelRegistryError(f"model {name!r} version {version} is {target.status}, expected READY")
-    previous = alias_version(client, name, alias)
-    if previous == str(version):
-        return {"name": name, "alias": alias, "version": str(version), "previous": previous, "changed": False}
-    for key, value in tags.items():
-        client.set_model_version_tag(name, str(version), key, value)
-    client.set_registered_model_alias(name, alias, str(version))
-    return {"name": name, "alias": alias, "version": str(version), "previous": previous, "changed": True}
+
+
+def restore_alias(client: MlflowClient, name: str, alias: str, version: str | None) -> None:
+    """Point ``alias`` back at ``version``, or delete it when there was none."""
+    if version is None:
+        client.delete_registered_model_alias(name, alias)
+    else:
+        client.set_registered_model_alias(name, alias, version)

@@ -10,7 +10,8 @@ from airflow_mlops.assets import source_asset
 from airflow_mlops.factories.base import dag_id, new_dag
 from airflow_mlops.factories.level1 import build_training_dag
 from airflow_mlops.factories.params import promote_params
-from airflow_mlops.operators.registry import PromoteModelOperator, RegisterModelOperator
+from airflow_mlops.operators.promotion import PromoteModelOperator
+from airflow_mlops.operators.registry import RegisterModelOperator
 from airflow_mlops.sensors.new_data import NewDataSensor
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ def build_promote_dag(spec: PipelineSpec) -> DAG:
             version="{{ params.version }}",
             alias="champion",
             mlflow_conn_id=spec.mlflow.conn_id,
+            ledger_conn_id=spec.ledger.conn_id,
         )
     return dag
 

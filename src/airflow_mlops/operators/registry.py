@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from airflow_mlops.assets import model_asset
-from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.links.mlflow import MlflowModelVersionLink
 from airflow_mlops.operators.base import MlopsOperator, airflow_identity, spec_name
 from airflow_mlops.refs import ModelRef
@@ -89,49 +86,3 @@ def _complete_from_run(client: Any, ref: ModelRef) -> ModelRef:
             "metrics": {**run.data.metrics, **ref.metrics},
         }
     )
-
-
-class PromoteModelOperator(BaseOperator):
-    """Point a registry alias (``champion`` by default) at a chosen model version.
-
-    The human release path of Level 2: a person picks the version (from the Params form) and this
-    task checks it exists and is READY before moving the alias. Re-running it is a no-op.
-
-    :param model_name: registered model name. (templated)
-    :param version: version to promote. (templated)
-    :param alias: alias to move.
-    :param mlflow_conn_id: the MLflow connection.
-    """
-
-    template_fields: Sequence[str] = ("model_name", "version")
-    operator_extra_links = (MlflowModelVersionLink(),)
-
-    def __init__(
-        self,
-        *,
-        model_name: str,
-        version: str | int,
-        alias: str = "champion",
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.model_name = model_name
-        self.version = version
-        self.alias = alias
-        self.mlflow_conn_id = mlflow_conn_id
-        self.mlflow_model_version_url = ""
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.core.registry import move_alias
-
-        version = str(self.version).strip()
-        if not version.isdigit():
-            raise ValueError(f"version: expected a registry version number, found {self.version!r}")
-        hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-        tags = {f"mlops.{self.alias}.promoted_by": f"{context['ti'].dag_id}/{context['ti'].run_id}"}
-        with hook.activate() as client:
-            result = move_alias(client, name=self.model_name, alias=self.alias, version=version, tags=tags)
-        self.mlflow_model_version_url = hook.model_version_url(self.model_name, version)
-        self.log.info("%s@%s: %s -> %s", self.model_name, self.alias, result["previous"], result["version"])
-        return result

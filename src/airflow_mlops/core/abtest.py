@@ -1,0 +1,254 @@
+"""The live A/B decision: promote, keep testing or roll back, from per-request outcomes per arm.
+
+Each arm's outcome is a success rate: per-request correctness once the label arrived (1 = the
+served prediction was right), or any other 0/1 outcome where 1 is good. The test is one-sided,
+"is the challenger better":
+
+* ``two_proportion_z``: the pooled two-proportion z-test (unpooled standard error when a minimum
+  improvement is required, testing ``rate_challenger - rate_champion > min_improvement``);
+* ``bootstrap``: independent resamples of each arm. Resampling 0/1 outcomes with replacement gives
+  a binomial success count, so the bootstrap draws ``Binomial(n, observed rate)`` per arm; the
+  p-value is the share of resampled differences that fail to clear the bar.
+
+The decision, at ``confidence`` (significance ``alpha = 1 - confidence``):
+
+1. fewer than ``min_samples_per_arm`` outcomes in either arm: ``keep_testing`` (``rollback`` once
+   ``max_duration_hours`` have passed: the test cannot reach its sample size, so the champion stays);
+2. challenger significantly better: ``promote``;
+3. challenger significantly worse (one-sided test the other way): ``rollback``;
+4. ``max_duration_hours`` reached without a significant win: ``rollback``, i.e. keep the champion
+   and take the challenger out of traffic; an A/B test that cannot show a win is not a win;
+5. otherwise ``keep_testing``.
+
+Checking an open test repeatedly (a scheduled analysis DAG) and stopping at the first significant
+result raises the real false-promotion rate above ``alpha``; choose ``min_samples_per_arm`` so the
+first look already has power, and a confidence to match how often the analysis runs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from airflow_mlops.core.policy import Verdict
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from airflow_mlops.spec import ABTestSpec
+
+_NORMAL = NormalDist()
+
+
+@dataclass(frozen=True)
+class ArmOutcomes:
+    """Outcomes of one arm: ``successes`` out of ``n`` requests with a known outcome."""
+
+    successes: int
+    n: int
+
+    def __post_init__(self) -> None:
+        if self.n < 0 or not 0 <= self.successes <= self.n:
+            raise ValueError(f"expected 0 <= successes <= n, found successes={self.successes}, n={self.n}")
+
+    @classmethod
+    def from_outcomes(cls, outcomes: Any) -> ArmOutcomes:
+        """Count a 0/1 (or boolean) array of per-request outcomes."""
+        import numpy as np
+
+        values = np.asarray(outcomes).reshape(-1)
+        if values.size and not np.isin(values, (0, 1)).all():
+            bad = values[~np.isin(values, (0, 1))][0]
+            raise ValueError(f"expected per-request outcomes of 0 or 1, found {bad!r}")
+        return cls(successes=int(values.sum()), n=int(values.size))
+
+    @property
+    def rate(self) -> float:
+        """Success rate (NaN with no outcomes)."""
+        return self.successes / self.n if self.n else math.nan
+
+
+class ArmComparison(NamedTuple):
+    """One-sided p-values (better by the bar, worse) and a two-sided interval on the rate difference."""
+
+    p_better: float
+    p_worse: float
+    low: float
+    high: float
+
+
+def wilson_interval(arm: ArmOutcomes, confidence: float) -> tuple[float, float]:
+    """Wilson score interval of an arm's success rate (``(0, 1)`` with no outcomes)."""
+    if arm.n == 0:
+        return 0.0, 1.0
+    z = _NORMAL.inv_cdf((1.0 + confidence) / 2.0)
+    p, n = arm.rate, arm.n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _require_outcomes(champion: ArmOutcomes, challenger: ArmOutcomes) -> None:
+    if champion.n == 0 or challenger.n == 0:
+        raise ValueError(f"both arms need outcomes, found champion n={champion.n}, challenger n={challenger.n}")
+
+
+def _one_sided(statistic: float, se: float) -> tuple[float, float]:
+    """``(P(Z >= z), P(Z <= z))`` for ``z = statistic / se``; a zero ``se`` decides by sign."""
+    if se <= 0.0:
+        return (0.0 if statistic > 0 else 1.0), (0.0 if statistic < 0 else 1.0)
+    z = statistic / se
+    return 1.0 - _NORMAL.cdf(z), _NORMAL.cdf(z)
+
+
+def z_test(
+    champion: ArmOutcomes, challenger: ArmOutcomes, *, min_improvement: float = 0.0, confidence: float = 0.95
+) -> ArmComparison:
+    """Two-proportion z-test of "challenger better by more than ``min_improvement``" (and of "worse")."""
+    _require_outcomes(champion, challenger)
+    p1, n1, p2, n2 = champion.rate, champion.n, challenger.rate, challenger.n
+    delta = p2 - p1
+    unpooled = math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
+    pooled_rate = (champion.successes + challenger.successes) / (n1 + n2)
+    pooled = math.sqrt(pooled_rate * (1 - pooled_rate) * (1 / n1 + 1 / n2))
+    p_better, _ = _one_sided(delta - min_improvement, pooled if min_improvement == 0 else unpooled)
+    _, p_worse = _one_sided(delta, pooled)
+    z = _NORMAL.inv_cdf((1.0 + confidence) / 2.0)
+    return ArmComparison(p_better, p_worse, delta - z * unpooled, delta + z * unpooled)
+
+
+def bootstrap_test(
+    champion: ArmOutcomes,
+    challenger: ArmOutcomes,
+    *,
+    min_improvement: float = 0.0,
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> ArmComparison:
+    """Unpaired bootstrap of the rate difference (binomial redraws per arm), percentile p-values."""
+    import numpy as np
+
+    _require_outcomes(champion, challenger)
+    rng = np.random.default_rng(seed)
+    champ = rng.binomial(champion.n, champion.rate, size=n_resamples) / champion.n
+    chall = rng.binomial(challenger.n, challenger.rate, size=n_resamples) / challenger.n
+    deltas = chall - champ
+    p_better = (int((deltas <= min_improvement).sum()) + 1) / (n_resamples + 1)
+    p_worse = (int((deltas >= 0.0).sum()) + 1) / (n_resamples + 1)
+    low, high = np.quantile(deltas, [(1.0 - confidence) / 2.0, (1.0 + confidence) / 2.0])
+    return ArmComparison(p_better, p_worse, float(low), float(high))
+
+
+def _arm_evidence(arm: ArmOutcomes, confidence: float) -> dict[str, Any]:
+    low, high = wilson_interval(arm, confidence)
+    rate = arm.rate if arm.n else None
+    return {"n": arm.n, "successes": arm.successes, "rate": rate, "ci_low": low, "ci_high": high}
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def judge_ab(
+    ab: ABTestSpec,
+    *,
+    champion: ArmOutcomes,
+    challenger: ArmOutcomes,
+    started_at: datetime,
+    now: datetime,
+    min_improvement: float = 0.0,
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> Verdict:
+    """Decide ``promote``, ``keep_testing`` or ``rollback`` for a running A/B test (see module docs).
+
+    :param ab: the live A/B settings (test, minimum samples per arm, maximum duration).
+    :param champion: outcomes served by the champion.
+    :param challenger: outcomes served by the challenger.
+    :param started_at: when the challenger started taking traffic.
+    :param now: the time of the decision (same timezone awareness as ``started_at``).
+    :param min_improvement: absolute rate improvement the challenger must show to be promoted.
+    :param confidence: confidence level; significance is ``1 - confidence`` (one-sided).
+    :param n_resamples: bootstrap resamples (``ab.test == "bootstrap"`` only).
+    :param seed: bootstrap seed, recorded in the evidence.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence: expected a value in (0, 1), found {confidence}")
+    elapsed = (now - started_at).total_seconds() / 3600.0
+    if elapsed < 0:
+        raise ValueError(f"now ({now.isoformat()}) is before started_at ({started_at.isoformat()})")
+    alpha = 1.0 - confidence
+    expired = elapsed >= ab.max_duration_hours
+    clock = f"{elapsed:.1f} of {_fmt(ab.max_duration_hours)} hours elapsed"
+    evidence: dict[str, Any] = {
+        "test": ab.test,
+        "confidence": confidence,
+        "alpha": alpha,
+        "min_improvement": min_improvement,
+        "min_samples_per_arm": ab.min_samples_per_arm,
+        "challenger_share": ab.challenger_share,
+        "max_duration_hours": ab.max_duration_hours,
+        "elapsed_hours": elapsed,
+        "started_at": started_at.isoformat(),
+        "decided_at": now.isoformat(),
+        "seed": seed if ab.test == "bootstrap" else None,
+        "arms": {"champion": _arm_evidence(champion, confidence), "challenger": _arm_evidence(challenger, confidence)},
+        "improvement": None,
+        "improvement_ci": None,
+        "p_value_better": None,
+        "p_value_worse": None,
+    }
+    need = ab.min_samples_per_arm
+    if min(champion.n, challenger.n) < need:
+        counts = f"challenger has {challenger.n} and champion {champion.n} of the {need} outcomes required per arm"
+        if expired:
+            reason = f"Maximum duration reached ({clock}) but the {counts}: roll back and keep the champion."
+            return Verdict("rollback", [reason], evidence)
+        return Verdict("keep_testing", [f"The {counts}; keep testing ({clock})."], evidence)
+
+    if ab.test == "bootstrap":
+        result = bootstrap_test(
+            champion,
+            challenger,
+            min_improvement=min_improvement,
+            confidence=confidence,
+            n_resamples=n_resamples,
+            seed=seed,
+        )
+    else:
+        result = z_test(champion, challenger, min_improvement=min_improvement, confidence=confidence)
+    delta = challenger.rate - champion.rate
+    evidence.update(
+        improvement=delta,
+        improvement_ci=[result.low, result.high],
+        p_value_better=result.p_better,
+        p_value_worse=result.p_worse,
+    )
+    rates = (
+        f"challenger success rate {_fmt(challenger.rate)} (n={challenger.n}) vs champion "
+        f"{_fmt(champion.rate)} (n={champion.n}), a difference of {_fmt(delta)}"
+    )
+    level = f"{ab.test} one-sided p-value"
+    if result.p_better < alpha:
+        reason = (
+            f"The {rates}: better by more than {_fmt(min_improvement)} with {level} {_fmt(result.p_better)} "
+            f"< {_fmt(alpha)} ({confidence:.0%} confidence); promote."
+        )
+        return Verdict("promote", [reason], evidence)
+    if result.p_worse < alpha:
+        reason = (
+            f"The {rates}: significantly worse with {level} {_fmt(result.p_worse)} < {_fmt(alpha)} "
+            f"({confidence:.0%} confidence); roll back."
+        )
+        return Verdict("rollback", [reason], evidence)
+    undecided = (
+        f"The {rates}: no significant difference ({level} {_fmt(result.p_better)} for better by more than "
+        f"{_fmt(min_improvement)}, {_fmt(result.p_worse)} for worse; significance {_fmt(alpha)})"
+    )
+    if expired:
+        return Verdict("rollback", [f"{undecided}; maximum duration reached ({clock}): roll back."], evidence)
+    return Verdict("keep_testing", [f"{undecided}; keep testing ({clock})."], evidence)

@@ -1,0 +1,197 @@
+"""Operators that move the ``champion`` alias through the promotion ledger."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_mlops.hooks.ledger import LedgerHook
+from airflow_mlops.hooks.mlflow import MlflowHook
+from airflow_mlops.links.mlflow import MlflowModelVersionLink
+from airflow_mlops.operators.base import airflow_identity
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context
+
+    from airflow_mlops.core.ledger import Ledger, LedgerRow
+
+
+class _AliasMover(BaseOperator):
+    """Shared ledger + registry plumbing of promotion and rollback."""
+
+    operator_extra_links = (MlflowModelVersionLink(),)
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        alias: str = "champion",
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        ledger_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.alias = alias
+        self.mlflow_conn_id = mlflow_conn_id
+        self.ledger_conn_id = ledger_conn_id
+        self.mlflow_model_version_url = ""
+
+    def _move(
+        self,
+        context: Context,
+        *,
+        version: str,
+        action: str,
+        reasons: list[str],
+        expected_from: Any,
+        evidence_uri: str | None = None,
+    ) -> LedgerRow:
+        from airflow_mlops.core.registry import check_ready, restore_alias
+
+        hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+        ledger: Ledger = LedgerHook(self.ledger_conn_id).get_conn()
+        identity = airflow_identity(context)
+        key = f"{identity['airflow.dag_id']}/{identity['airflow.run_id']}/{identity['airflow.task_id']}"
+        with hook.activate() as client:
+            check_ready(client, self.model_name, version)
+
+            def apply(previous: str | None, new: str) -> None:
+                client.set_model_version_tag(self.model_name, new, f"mlops.{self.alias}.{action}d_by", key)
+                client.set_registered_model_alias(self.model_name, self.alias, new)
+
+            row = ledger.move_alias(
+                model_name=self.model_name,
+                alias=self.alias,
+                to_version=version,
+                action=action,
+                reasons=reasons,
+                apply=apply,
+                revert=lambda previous: restore_alias(client, self.model_name, self.alias, previous),
+                expected_from=expected_from,
+                evidence_uri=evidence_uri,
+                airflow=identity,
+                idempotency_key=key,
+            )
+        self.mlflow_model_version_url = hook.model_version_url(self.model_name, version)
+        self.log.info(
+            "%s %s@%s: %s -> %s (ledger row %d)", action, self.model_name, self.alias, row.from_version, version, row.id
+        )
+        return row
+
+
+class PromoteModelOperator(_AliasMover):
+    """Point ``champion`` at a model version and record it in the promotion ledger.
+
+    Without ``verdict`` this is the human release path: a person picks the version (Params form).
+    With a ``verdict`` from :class:`ChallengeChampionOperator`, only a ``promote`` decision moves the
+    alias, and only if the champion is still the version the verdict was judged against
+    (compare-and-set); any other decision is recorded as a rejection and the task is skipped.
+    The alias and the ledger row change together; a re-run of the same task is a no-op.
+
+    :param model_name: registered model name. (templated)
+    :param version: version to promote; taken from the verdict when one is given. (templated)
+    :param verdict: the verdict dict to act on. (templated)
+    :param alias: alias to move.
+    :param mlflow_conn_id: MLflow connection.
+    :param ledger_conn_id: Postgres connection of the ledger; default SQLite under AIRFLOW_HOME.
+    """
+
+    template_fields: Sequence[str] = ("model_name", "version", "verdict")
+
+    def __init__(self, *, version: str | int | None = None, verdict: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.version = version
+        self.verdict = verdict
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from airflow_mlops.core.ledger import ANY
+
+        if self.verdict:
+            verdict = dict(self.verdict)
+            version = str(verdict["challenger_version"])
+            reasons = list(verdict.get("reasons", []))
+            if verdict["decision"] != "promote":
+                row = (
+                    LedgerHook(self.ledger_conn_id)
+                    .get_conn()
+                    .record(
+                        model_name=self.model_name,
+                        alias=self.alias,
+                        action="reject",
+                        version=version,
+                        reasons=reasons,
+                        evidence_uri=verdict.get("evidence_uri"),
+                        airflow=airflow_identity(context),
+                        idempotency_key=_key(context),
+                    )
+                )
+                raise AirflowSkipException(
+                    f"not promoted ({verdict['decision']}): {'; '.join(reasons)} [ledger {row.id}]"
+                )
+            expected: Any = verdict.get("champion_version")
+            expected = None if expected in (None, "") else str(expected)
+            evidence = verdict.get("evidence_uri")
+        else:
+            version = str(self.version or "").strip()
+            if not version.isdigit():
+                raise ValueError(f"version: expected a registry version number, found {self.version!r}")
+            reasons, expected, evidence = [f"manual promotion by {_key(context)}"], ANY, None
+        row = self._move(
+            context, version=version, action="promote", reasons=reasons, expected_from=expected, evidence_uri=evidence
+        )
+        return {
+            "name": self.model_name,
+            "alias": self.alias,
+            "version": version,
+            "previous": row.from_version,
+            "ledger_id": row.id,
+        }
+
+
+class RollbackModelOperator(_AliasMover):
+    """Put ``champion`` back on an earlier version and record why in the ledger.
+
+    :param model_name: registered model name. (templated)
+    :param to_version: version to restore; by default the one the ledger shows before the current.
+        (templated)
+    :param reasons: why, one sentence each. (templated)
+    """
+
+    template_fields: Sequence[str] = ("model_name", "to_version", "reasons")
+
+    def __init__(self, *, to_version: str | int | None = None, reasons: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.to_version = to_version
+        self.reasons = reasons
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.exceptions import ModelRegistryError
+
+        ledger = LedgerHook(self.ledger_conn_id).get_conn()
+        current = ledger.head(self.model_name, self.alias)
+        target = str(self.to_version) if self.to_version not in (None, "") else _predecessor(ledger, self)
+        if target is None:
+            raise ModelRegistryError(f"{self.model_name}@{self.alias}: the ledger has no earlier version to restore")
+        reasons = self.reasons if isinstance(self.reasons, list) else [str(self.reasons or "rollback requested")]
+        row = self._move(context, version=target, action="rollback", reasons=reasons, expected_from=current)
+        return {"name": self.model_name, "alias": self.alias, "version": target, "previous": row.from_version}
+
+
+def _predecessor(ledger: Ledger, op: _AliasMover) -> str | None:
+    """The version the alias held before its current holder, per the ledger."""
+    current = ledger.head(op.model_name, op.alias)
+    for row in reversed(ledger.history(op.model_name)):
+        if row.alias == op.alias and row.action in ("promote", "rollback") and row.to_version == current:
+            return row.from_version
+    return None
+
+
+def _key(context: Context) -> str:
+    ti = context["ti"]
+    return f"{ti.dag_id}/{ti.run_id}/{ti.task_id}"
