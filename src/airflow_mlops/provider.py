@@ -60,6 +60,7 @@ def get_provider_info() -> dict[str, Any]:
                     f"{_PKG}.operators.training",
                     f"{_PKG}.operators.registry",
                     f"{_PKG}.operators.promotion",
+                    f"{_PKG}.operators.challenge",
                     f"{_PKG}.operators.local",
                 ],
             }
