@@ -6,7 +6,7 @@ import argparse
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch ``demo`` and ``seed-postgres``."""
+    """Dispatch ``demo``, ``seed-postgres`` and ``trace`` (``serve`` when the serving extra is installed)."""
     parser = argparse.ArgumentParser(prog="airflow-mlops", description="airflow-provider-mlops tools")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run the Level 2 pipeline on the embedded default")
@@ -16,7 +16,16 @@ def main(argv: list[str] | None = None) -> int:
     seed.add_argument("--table", default="public.customers")
     seed.add_argument("--rows", type=int, default=3000)
     seed.add_argument("--seed", type=int, default=7)
+    trace = commands.add_parser("trace", help="walk a served prediction back to its model, run and data")
+    trace.add_argument("request_id")
+    trace.add_argument("--dsn", required=True, help="libpq connection string of the prediction log database")
+    trace.add_argument("--tracking-uri", required=True, help="MLflow tracking URI")
+    trace.add_argument("--registry-uri", default=None, help="MLflow registry URI (default: tracking URI)")
+    trace.add_argument("--ledger-url", default=None, help="SQLAlchemy URL of the promotion ledger")
     args = parser.parse_args(argv)
+
+    if args.command == "trace":
+        return _trace(args)
 
     if args.command == "demo":
         from airflow_mlops.demo.run import main as run_demo
@@ -29,6 +38,29 @@ def main(argv: list[str] | None = None) -> int:
     with psycopg2.connect(args.dsn) as conn:
         added = seed_customers(conn, table=args.table, rows=args.rows, seed=args.seed)
     print(f"seed-postgres: added {added} rows to {args.table}")
+    return 0
+
+
+def _trace(args: argparse.Namespace) -> int:
+    import json
+
+    import psycopg2
+    from mlflow import MlflowClient
+
+    from airflow_mlops.core.ledger import Ledger
+    from airflow_mlops.core.lineage import TraceNotFoundError, trace
+
+    client = MlflowClient(args.tracking_uri, args.registry_uri or args.tracking_uri)
+    ledger = Ledger(args.ledger_url) if args.ledger_url else None
+    conn = psycopg2.connect(args.dsn)
+    try:
+        result = trace(args.request_id, conn=conn, client=client, ledger=ledger)
+    except TraceNotFoundError as err:
+        print(f"trace: {err}")
+        return 1
+    finally:
+        conn.close()
+    print(json.dumps(result, indent=2, default=str))
     return 0
 
 

@@ -1,0 +1,53 @@
+"""Live outcomes per serving arm: logged predictions joined with delayed ground-truth labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops.serving.prediction_log import FEEDBACK_TABLE, PREDICTION_LOG_TABLE
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+
+@dataclass(frozen=True)
+class ArmWindow:
+    """What one arm served since the test started and how much of it has labels."""
+
+    version: str
+    served: int
+    labelled: int
+    correct: int
+    first_served: datetime | None
+
+
+def arm_windows(
+    conn: Any,
+    *,
+    model_name: str,
+    versions: dict[str, str],
+    since: datetime | None = None,
+    log_table: str = PREDICTION_LOG_TABLE,
+    feedback_table: str = FEEDBACK_TABLE,
+) -> dict[str, ArmWindow]:
+    """Count served, labelled and correct predictions per arm for the given ``{arm: version}``.
+
+    A prediction is correct when its logged output equals the label (JSON equality, so ``1`` and
+    ``1.0`` match). Only rows of the arm's current version after ``since`` count.
+    """
+    result: dict[str, ArmWindow] = {}
+    with conn.cursor() as cursor:
+        for arm, version in versions.items():
+            cursor.execute(
+                f"SELECT count(*), count(f.request_id), "
+                f"coalesce(sum(CASE WHEN f.label = p.prediction THEN 1 ELSE 0 END), 0), min(p.ts) "
+                f"FROM {log_table} p LEFT JOIN {feedback_table} f ON f.request_id = p.request_id "
+                f"WHERE p.model_name = %s AND p.arm = %s AND p.model_version = %s "
+                f"AND (%s::timestamptz IS NULL OR p.ts >= %s::timestamptz)",
+                (model_name, arm, str(version), since, since),
+            )
+            served, labelled, correct, first = cursor.fetchone()
+            result[arm] = ArmWindow(str(version), int(served), int(labelled), int(correct), first)
+    conn.rollback()
+    return result
