@@ -179,6 +179,7 @@ class ABTestSpec(_Strict):
     min_samples_per_arm: Annotated[int, Field(ge=10)] = 200
     test: Literal["two_proportion_z", "bootstrap"] = "two_proportion_z"
     max_duration_hours: Annotated[float, Field(gt=0)] = 72.0
+    schedule: str = "@hourly"
 
 
 class PromotionPolicy(_Strict):
@@ -213,6 +214,14 @@ class PromotionPolicy(_Strict):
         return value
 
 
+class ServingSpec(_Strict):
+    """The model server a Level 3+ pipeline deploys to, and where it logs predictions."""
+
+    conn_id: str = "mlops_serving_default"
+    log_conn_id: str = "postgres_default"
+    ready_timeout: Annotated[float, Field(gt=0)] = 300.0
+
+
 class LedgerSpec(_Strict):
     """Where the promotion ledger lives: a Postgres connection, or SQLite under AIRFLOW_HOME."""
 
@@ -237,6 +246,7 @@ class PipelineSpec(_Strict):
     :param watch: new-data watcher settings.
     :param promotion: the automatic promotion policy (Level 3 and up).
     :param ledger: where promotions, rollbacks and rejections are recorded.
+    :param serving: the model server deployments go to (Level 3 and up).
     :param storage: object storage URI for snapshots; defaults to ``[mlops] storage_uri``.
     :param retries: task retries for steps that talk to external systems.
     :param retry_delay_seconds: wait between retries.
@@ -259,6 +269,7 @@ class PipelineSpec(_Strict):
     watch: WatchSpec = WatchSpec()
     promotion: PromotionPolicy = PromotionPolicy()
     ledger: LedgerSpec = LedgerSpec()
+    serving: ServingSpec = ServingSpec()
     storage: str | None = None
     retries: Annotated[int, Field(ge=0, le=10)] = 2
     retry_delay_seconds: Annotated[int, Field(ge=0, le=86_400)] = 60

@@ -51,3 +51,15 @@ def arm_windows(
             result[arm] = ArmWindow(str(version), int(served), int(labelled), int(correct), first)
     conn.rollback()
     return result
+
+
+def latest_features(conn: Any, *, model_name: str, log_table: str = PREDICTION_LOG_TABLE) -> dict[str, Any] | None:
+    """The features of the most recent logged request (a real row for smoke tests), if any."""
+    with conn.cursor() as cursor:
+        cursor.execute(
+            f"SELECT features FROM {log_table} WHERE model_name = %s ORDER BY ts DESC LIMIT 1",
+            (model_name,),
+        )
+        row = cursor.fetchone()
+    conn.rollback()
+    return dict(row[0]) if row else None

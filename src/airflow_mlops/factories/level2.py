@@ -78,6 +78,12 @@ def build_level_2(spec: PipelineSpec) -> list[DAG]:
 
     ``<name>_watch`` exists only for Postgres sources with a timestamp column.
     """
+    train, _, others = level_2_parts(spec)
+    return [train, *others]
+
+
+def level_2_parts(spec: PipelineSpec) -> tuple[DAG, dict[str, Any], list[DAG]]:
+    """The Level 2 train DAG with its tasks (for higher levels to extend) and the other DAGs."""
     train, tasks = build_training_dag(
         spec,
         schedule=training_schedule(spec),
@@ -87,8 +93,9 @@ def build_level_2(spec: PipelineSpec) -> list[DAG]:
     with train:
         register = RegisterModelOperator(task_id="register", spec=spec, model=tasks["evaluate"].output)
         tasks["smoke_test"] >> register
-    dags = [train, build_promote_dag(spec)]
+    tasks["register"] = register
+    others = [build_promote_dag(spec)]
     watch = build_watch_dag(spec)
     if watch is not None:
-        dags.append(watch)
-    return dags
+        others.append(watch)
+    return train, tasks, others

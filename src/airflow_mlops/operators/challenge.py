@@ -20,6 +20,13 @@ MIN_FRESH_ROWS = 50
 EVIDENCE_DIR = "promotion"
 
 
+def json_row(frame: pd.DataFrame) -> dict[str, Any]:
+    """The first row of ``frame`` as a JSON-safe ``{column: value}`` dict (NaN becomes None)."""
+    import json
+
+    return dict(json.loads(frame.head(1).to_json(orient="records"))[0])
+
+
 class ChallengeChampionOperator(MlopsOperator):
     """Score the challenger and the current champion on the same fresh holdout and apply the policy.
 
@@ -100,6 +107,7 @@ class ChallengeChampionOperator(MlopsOperator):
             )
             evidence = {
                 **verdict.as_dict(),
+                "smoke_features": json_row(x.head(1)),
                 "model_name": challenger.name,
                 "challenger_version": str(challenger.version),
                 "champion_version": champion_version,

@@ -116,6 +116,8 @@ class PromoteModelOperator(_AliasMover):
             verdict = dict(self.verdict)
             version = str(verdict["challenger_version"])
             reasons = list(verdict.get("reasons", []))
+            if verdict["decision"] in ("keep_testing", "rollback"):
+                raise AirflowSkipException(f"not promoted ({verdict['decision']}, recorded by the analysis)")
             if verdict["decision"] != "promote":
                 row = (
                     LedgerHook(self.ledger_conn_id)

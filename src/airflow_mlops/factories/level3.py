@@ -1,0 +1,92 @@
+"""Level 3, automated deployment: an offline gate, A/B rollout, a live A/B decision, full trace."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from airflow_mlops.factories.base import new_dag
+from airflow_mlops.factories.level2 import level_2_parts
+from airflow_mlops.operators.abtest import ABTestOperator, VerdictBranchOperator
+from airflow_mlops.operators.challenge import ChallengeChampionOperator
+from airflow_mlops.operators.deploy import DeployModelOperator
+from airflow_mlops.operators.promotion import PromoteModelOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import DAG
+
+    from airflow_mlops.spec import PipelineSpec
+
+
+def _from(task_id: str, key: str) -> str:
+    return f"{{{{ ti.xcom_pull(task_ids='{task_id}')['{key}'] }}}}"
+
+
+def _promote_and_deploy(spec: PipelineSpec, source: str, promote_id: str, verdict: object) -> None:
+    """PromoteModelOperator (ledger) then a rollout of the new champion with the split reset to 0."""
+    promote = PromoteModelOperator(
+        task_id=promote_id,
+        model_name=spec.registered_model_name,
+        verdict=verdict,
+        mlflow_conn_id=spec.mlflow.conn_id,
+        ledger_conn_id=spec.ledger.conn_id,
+    )
+    deploy = DeployModelOperator(
+        task_id=f"deploy_{promote_id}",
+        arm="champion",
+        version=_from(source, "challenger_version"),
+        smoke_features=_from(source, "smoke_features"),
+        serving_conn_id=spec.serving.conn_id,
+        ready_timeout=spec.serving.ready_timeout,
+    )
+    promote >> deploy
+
+
+def build_level_3(spec: PipelineSpec) -> list[DAG]:
+    """Level 3 DAGs: the Level 2 DAGs with a gated rollout added to training, and ``<name>_ab_test``.
+
+    Training ends with ``challenge`` (offline gate vs the champion). A first model is promoted and
+    deployed; a better challenger is rolled out to the serving A/B split; a rejection is recorded.
+    ``<name>_ab_test`` (on ``promotion.ab.schedule``) judges live outcomes: promote (ledger, alias,
+    split reset), keep testing, or roll back (ledger, challenger withdrawn).
+    """
+    train, tasks, others = level_2_parts(spec)
+    with train:
+        gate = ChallengeChampionOperator(
+            task_id="challenge", spec=spec, model=tasks["register"].output, dataset=tasks["extract"].output
+        )
+        route = VerdictBranchOperator(
+            task_id="route",
+            verdict=gate.output,
+            on_promote="start_ab_test",
+            on_cold_start="promote_first",
+            otherwise="record_rejection",
+        )
+        rejection = PromoteModelOperator(
+            task_id="record_rejection",
+            model_name=spec.registered_model_name,
+            verdict=gate.output,
+            mlflow_conn_id=spec.mlflow.conn_id,
+            ledger_conn_id=spec.ledger.conn_id,
+        )
+        rollout = DeployModelOperator(
+            task_id="start_ab_test",
+            arm="challenger",
+            version=_from("challenge", "challenger_version"),
+            smoke_features=_from("challenge", "smoke_features"),
+            challenger_share=spec.promotion.ab.challenger_share,
+            serving_conn_id=spec.serving.conn_id,
+            ready_timeout=spec.serving.ready_timeout,
+        )
+        _promote_and_deploy(spec, "challenge", "promote_first", gate.output)
+        gate >> route >> [rejection, rollout, train.get_task("promote_first")]
+
+    with new_dag(
+        spec, "ab_test", schedule=spec.promotion.ab.schedule, doc="Level 3: judge the live A/B test."
+    ) as ab_dag:
+        analyse = ABTestOperator(
+            task_id="analyse", spec=spec, log_conn_id=spec.serving.log_conn_id, serving_conn_id=spec.serving.conn_id
+        )
+        route = VerdictBranchOperator(task_id="route", verdict=analyse.output, on_promote="promote")
+        _promote_and_deploy(spec, "analyse", "promote", analyse.output)
+        analyse >> route >> ab_dag.get_task("promote")
+    return [train, *others, ab_dag]

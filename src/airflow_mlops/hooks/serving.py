@@ -1,0 +1,100 @@
+"""ServingHook: the admin API of the provider's model server (one or more instances)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseHook
+
+
+def loaded_versions(ready: dict[str, Any]) -> dict[str, str]:
+    """``{arm: version}`` from a ``/ready`` body (``{"models": {"champion": {"version": "3"}, ...}}``)."""
+    for key in ("models", "versions", "arms"):
+        arms = ready.get(key)
+        if isinstance(arms, dict):
+            found = {}
+            for arm, value in arms.items():
+                version = value.get("version") if isinstance(value, dict) else value
+                if version is not None:
+                    found[arm] = str(version)
+            return found
+    return {}
+
+
+class ServingHook(BaseHook):
+    """Talk to every instance of the model server behind a connection of type ``mlops_serving``.
+
+    The host holds one base URL or several, comma separated (``http://serve-1:8000,http://serve-2:8000``);
+    the password is the admin token.
+
+    :param serving_conn_id: the serving connection.
+    """
+
+    conn_name_attr = "serving_conn_id"
+    default_conn_name = "mlops_serving_default"
+    conn_type = "mlops_serving"
+    hook_name = "MLOps model server"
+
+    def __init__(self, serving_conn_id: str = default_conn_name) -> None:
+        super().__init__()
+        self.serving_conn_id = serving_conn_id
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Only the URLs and the admin token matter."""
+        return {
+            "hidden_fields": ["schema", "login", "port", "extra"],
+            "relabeling": {"host": "Server URLs (comma separated)", "password": "Admin token"},
+            "placeholders": {"host": "http://serve-1:8000,http://serve-2:8000"},
+        }
+
+    @cached_property
+    def settings(self) -> dict[str, Any]:
+        """URLs, token and timeout from the connection."""
+        return self.settings_from(self.get_connection(self.serving_conn_id))
+
+    @staticmethod
+    def settings_from(conn: Any) -> dict[str, Any]:
+        """Resolve settings from a Connection (also used by triggers, which fetch it async)."""
+        urls = [u.strip().rstrip("/") for u in (conn.host or "").split(",") if u.strip()]
+        if not urls:
+            raise ValueError(f"connection {conn.conn_id!r}: set the host to the server URL(s)")
+        urls = [u if "://" in u else f"http://{u}" + (f":{conn.port}" if conn.port else "") for u in urls]
+        return {"urls": urls, "token": conn.password or "", "timeout": float(conn.extra_dejson.get("timeout", 10))}
+
+    def get_conn(self) -> list[str]:
+        """The instance base URLs."""
+        return list(self.settings["urls"])
+
+    def _call(self, method: str, url: str, path: str, body: Any = None) -> dict[str, Any]:
+        import requests
+
+        headers = {"Authorization": f"Bearer {self.settings['token']}"} if self.settings["token"] else {}
+        response = requests.request(
+            method, f"{url}{path}", json=body, headers=headers, timeout=self.settings["timeout"]
+        )
+        if response.status_code >= 400:
+            raise RuntimeError(f"{method} {url}{path}: HTTP {response.status_code}: {response.text[:300]}")
+        return dict(response.json()) if response.content else {}
+
+    def reload(self) -> list[dict[str, Any]]:
+        """Ask every instance to re-read the registry aliases now."""
+        return [self._call("POST", url, "/admin/reload") for url in self.get_conn()]
+
+    def set_traffic(self, challenger_share: float) -> list[dict[str, Any]]:
+        """Set the challenger's share of traffic on every instance."""
+        return [
+            self._call("POST", url, "/admin/traffic", {"challenger_share": challenger_share}) for url in self.get_conn()
+        ]
+
+    def ready(self) -> list[dict[str, Any]]:
+        """Every instance's ``/ready`` body."""
+        return [self._call("GET", url, "/ready") for url in self.get_conn()]
+
+    def predict(self, url: str, features: dict[str, Any], key: str | None = None) -> dict[str, Any]:
+        """One prediction from one instance."""
+        body: dict[str, Any] = {"features": features}
+        if key:
+            body["key"] = key
+        return self._call("POST", url, "/predict", body)

@@ -1,0 +1,145 @@
+"""ABTestOperator: decide promote, keep testing or roll back from live outcomes per arm."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseBranchOperator
+
+from airflow_mlops.hooks.ledger import LedgerHook
+from airflow_mlops.hooks.serving import ServingHook
+from airflow_mlops.operators.base import MlopsOperator, airflow_identity
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from airflow.sdk import Context
+
+
+class ABTestOperator(MlopsOperator):
+    """Join the prediction log with delayed labels and judge the running A/B test under the policy.
+
+    Counts, per arm and for the arm's current version, the labelled predictions and the correct
+    ones since the challenger started serving; applies ``spec.promotion.ab`` (two-proportion z-test
+    or bootstrap, minimum samples per arm, maximum duration). ``keep_testing`` and ``rollback`` are
+    written to the ledger here; on ``rollback`` the challenger alias is removed and its traffic share
+    set to 0. A ``promote`` verdict is returned for :class:`PromoteModelOperator`.
+
+    :param log_conn_id: Postgres connection of the prediction log and feedback tables.
+    :param serving_conn_id: the model server connection (for withdrawing a losing challenger).
+    """
+
+    template_fields: Sequence[str] = ()
+
+    def __init__(
+        self,
+        *,
+        log_conn_id: str = "postgres_default",
+        serving_conn_id: str = ServingHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.log_conn_id = log_conn_id
+        self.serving_conn_id = serving_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from airflow_mlops.core.abtest import ArmOutcomes, judge_ab
+        from airflow_mlops.core.live_outcomes import arm_windows, latest_features
+        from airflow_mlops.core.registry import alias_version
+        from airflow_mlops.core.snapshot import utc_now
+
+        name = self.spec.registered_model_name
+        with self.hook.activate() as client:
+            champion = alias_version(client, name, "champion")
+            challenger = alias_version(client, name, "challenger")
+        if champion is None or challenger is None or challenger == champion:
+            raise AirflowSkipException(f"{name}: no A/B test running (champion {champion}, challenger {challenger})")
+        conn = PostgresHook(postgres_conn_id=self.log_conn_id).get_conn()
+        try:
+            windows = arm_windows(conn, model_name=name, versions={"champion": champion, "challenger": challenger})
+            smoke = latest_features(conn, model_name=name)
+        finally:
+            conn.close()
+        now = utc_now()
+        started = windows["challenger"].first_served or now
+        policy = self.spec.promotion
+        verdict = judge_ab(
+            policy.ab,
+            champion=ArmOutcomes(windows["champion"].correct, windows["champion"].labelled),
+            challenger=ArmOutcomes(windows["challenger"].correct, windows["challenger"].labelled),
+            started_at=started,
+            now=now,
+            min_improvement=policy.min_improvement,
+            confidence=policy.confidence,
+            seed=self.spec.split.seed,
+        )
+        result = {
+            **verdict.as_dict(),
+            "model_name": name,
+            "champion_version": champion,
+            "challenger_version": challenger,
+            "served": {arm: w.served for arm, w in windows.items()},
+            "smoke_features": smoke,
+            "evidence_uri": None,
+        }
+        self.log.info("A/B %s: champion v%s vs challenger v%s -> %s", name, champion, challenger, verdict.decision)
+        for reason in verdict.reasons:
+            self.log.info("  %s", reason)
+        if verdict.decision in ("keep_testing", "rollback"):
+            ti = context["ti"]
+            LedgerHook(self.spec.ledger.conn_id).get_conn().record(
+                model_name=name,
+                alias="challenger",
+                action=verdict.decision,
+                version=challenger,
+                reasons=verdict.reasons,
+                airflow=airflow_identity(context),
+                idempotency_key=f"{ti.dag_id}/{ti.run_id}/{ti.task_id}",
+            )
+        if verdict.decision == "rollback":
+            self._withdraw(name)
+        return result
+
+    def _withdraw(self, name: str) -> None:
+        """Take the losing challenger out: traffic share 0, alias removed."""
+        ServingHook(self.serving_conn_id).set_traffic(0.0)
+        with self.hook.activate() as client:
+            client.delete_registered_model_alias(name, "challenger")
+
+
+class VerdictBranchOperator(BaseBranchOperator):
+    """Route on a verdict: a ``promote`` to ``on_promote`` (or ``on_cold_start`` for a first model).
+
+    :param verdict: the verdict dict (from the gate or the A/B test). (templated)
+    :param on_promote: task id(s) to run when the verdict promotes a challenger over a champion.
+    :param on_cold_start: task id(s) to run when the verdict promotes the first model.
+    :param otherwise: task id(s) to run for any other decision.
+    """
+
+    template_fields: Sequence[str] = ("verdict",)
+
+    def __init__(
+        self,
+        *,
+        verdict: Any,
+        on_promote: str | list[str],
+        on_cold_start: str | list[str] | None = None,
+        otherwise: str | list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.verdict = verdict
+        self.on_promote = on_promote
+        self.on_cold_start = on_cold_start
+        self.otherwise = otherwise
+
+    def choose_branch(self, context: Context) -> str | Iterable[str] | None:
+        verdict = dict(self.verdict or {})
+        decision = verdict.get("decision")
+        if decision == "promote":
+            cold = bool((verdict.get("evidence") or {}).get("cold_start"))
+            return self.on_cold_start if cold and self.on_cold_start else self.on_promote
+        return self.otherwise

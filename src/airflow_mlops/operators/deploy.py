@@ -1,0 +1,140 @@
+"""DeployModelOperator: roll a registered version out to the model server with an A/B share."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator, conf
+
+from airflow_mlops.exceptions import MlopsError
+from airflow_mlops.hooks.serving import ServingHook
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context
+
+
+class DeploymentError(MlopsError):
+    """A rollout step failed; traffic was left on the champion."""
+
+
+class DeployModelOperator(BaseOperator):
+    """Make every serving instance load ``arm``'s new version, smoke-test it, then give it traffic.
+
+    Steps: ask each instance to reload the registry aliases; wait (in the triggerer when
+    ``deferrable``) until every instance reports ``expected`` versions in ``/ready``; send one smoke
+    request per instance; set the challenger's traffic share. If any step fails the challenger's
+    share is set back to 0, so all traffic stays on the champion, and the task fails.
+
+    :param arm: ``challenger`` (A/B rollout) or ``champion`` (a new champion, share reset to 0).
+    :param version: the version the arm must serve. (templated)
+    :param smoke_features: one feature row for the smoke request. (templated)
+    :param challenger_share: traffic share for the challenger after a successful rollout.
+    :param serving_conn_id: connection of type ``mlops_serving``.
+    :param ready_timeout: seconds to wait for every instance.
+    :param deferrable: wait in the triggerer.
+    """
+
+    template_fields: Sequence[str] = ("version", "smoke_features")
+    ui_color = "#e8f4d9"
+
+    def __init__(
+        self,
+        *,
+        version: Any,
+        smoke_features: Any,
+        arm: str = "challenger",
+        challenger_share: float = 0.1,
+        serving_conn_id: str = ServingHook.default_conn_name,
+        ready_timeout: float = 300.0,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if arm not in ("challenger", "champion"):
+            raise ValueError(f"arm: expected 'challenger' or 'champion', found {arm!r}")
+        self.arm = arm
+        self.version = version
+        self.smoke_features = smoke_features
+        self.challenger_share = challenger_share
+        self.serving_conn_id = serving_conn_id
+        self.ready_timeout = ready_timeout
+        self.deferrable = deferrable
+
+    @property
+    def hook(self) -> ServingHook:
+        """The serving hook."""
+        return ServingHook(serving_conn_id=self.serving_conn_id)
+
+    def _expected(self) -> dict[str, str]:
+        version = getattr(self.version, "get", lambda _k: None)("version") or self.version
+        return {self.arm: str(version)}
+
+    def execute(self, context: Context) -> Any:
+        self._guarded(self.hook.reload)
+        if self.deferrable:
+            from airflow_mlops.triggers.serving import ServingReadyTrigger
+
+            self.defer(
+                trigger=ServingReadyTrigger(
+                    serving_conn_id=self.serving_conn_id, expected=self._expected(), timeout=self.ready_timeout
+                ),
+                method_name="execute_complete",
+            )
+        self._guarded(self._wait_ready)
+        return self._finish()
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after all instances became ready (or not)."""
+        if not event or event.get("status") != "success":
+            self._withdraw()
+            raise DeploymentError(
+                f"serving not ready with {self._expected()}: {(event or {}).get('message', 'no event')}; "
+                "traffic left on the champion"
+            )
+        return self._finish()
+
+    def _wait_ready(self) -> None:
+        import time
+
+        from airflow_mlops.hooks.serving import loaded_versions
+
+        deadline = time.monotonic() + self.ready_timeout
+        expected = self._expected()
+        while True:
+            states = [loaded_versions(body) for body in self.hook.ready()]
+            if all(all(s.get(a) == v for a, v in expected.items()) for s in states):
+                return
+            if time.monotonic() >= deadline:
+                raise DeploymentError(f"serving not ready with {expected} after {self.ready_timeout}s: {states}")
+            time.sleep(1.0)
+
+    def _finish(self) -> dict[str, Any]:
+        expected = self._expected()
+        for url in self.hook.get_conn():
+            answer = self._guarded(lambda url=url: self.hook.predict(url, dict(self.smoke_features), key="smoke-test"))
+            if str(answer.get("version")) not in expected.values():
+                self._withdraw()
+                raise DeploymentError(f"smoke request to {url} was answered by {answer}, expected {expected}")
+        share = self.challenger_share if self.arm == "challenger" else 0.0
+        self._guarded(lambda: self.hook.set_traffic(share))
+        self.log.info(
+            "Deployed %s to %d instance(s); challenger share %.2f", expected, len(self.hook.get_conn()), share
+        )
+        return {"deployed": expected, "challenger_share": share, "instances": self.hook.get_conn()}
+
+    def _guarded(self, step: Any) -> Any:
+        try:
+            return step()
+        except DeploymentError:
+            raise
+        except Exception as err:
+            self._withdraw()
+            raise DeploymentError(f"deployment step failed: {err}; traffic left on the champion") from err
+
+    def _withdraw(self) -> None:
+        try:
+            self.hook.set_traffic(0.0)
+        except Exception as err:  # the instance may be the thing that is down
+            self.log.warning("Could not reset the challenger share to 0: %s", err)

@@ -1,0 +1,40 @@
+"""The Level 3 factory extends the Level 2 training DAG with a gated rollout and adds the A/B DAG."""
+
+from __future__ import annotations
+
+from airflow_mlops.factories import build_level_2, build_level_3
+from airflow_mlops.spec import PipelineSpec
+from tests.conftest import spec_dict
+
+
+def _spec(level: int) -> PipelineSpec:
+    return PipelineSpec.from_dict(spec_dict(level=level, schedule="0 5 * * *"))
+
+
+def test_level3_reuses_level2_and_adds_the_gate() -> None:
+    """Every Level 2 training task is kept; the gate routes to rejection, first promotion or A/B rollout."""
+    level2 = {d.dag_id: d for d in build_level_2(_spec(2))}
+    level3 = {d.dag_id: d for d in build_level_3(_spec(3))}
+    assert set(level3) == set(level2) | {"churn_ab_test"}
+    train2, train3 = level2["churn_train"], level3["churn_train"]
+    assert set(train2.task_ids) < set(train3.task_ids)
+    assert set(train3.task_ids) - set(train2.task_ids) == {
+        "challenge",
+        "route",
+        "record_rejection",
+        "start_ab_test",
+        "promote_first",
+        "deploy_promote_first",
+    }
+    assert train3.get_task("challenge").upstream_task_ids == {"register", "extract"}
+    assert train3.get_task("route").downstream_task_ids == {"record_rejection", "start_ab_test", "promote_first"}
+    assert train3.get_task("deploy_promote_first").upstream_task_ids == {"promote_first"}
+
+
+def test_ab_dag_promotes_only_through_the_branch() -> None:
+    """The A/B DAG analyses on its schedule; promotion and the champion rollout follow the branch."""
+    ab = {d.dag_id: d for d in build_level_3(_spec(3))}["churn_ab_test"]
+    assert ab.get_task("route").upstream_task_ids == {"analyse"}
+    assert ab.get_task("promote").upstream_task_ids == {"analyse", "route"}
+    assert ab.get_task("deploy_promote").upstream_task_ids == {"promote"}
+    assert "@hourly" in str(ab.timetable.summary) or "0 * * * *" in str(ab.timetable.summary)
