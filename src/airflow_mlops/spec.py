@@ -173,9 +173,13 @@ class WatchSpec(_Strict):
 
 
 class ABTestSpec(_Strict):
-    """Live A/B settings: how much traffic the challenger gets and when the test may decide."""
+    """Live A/B settings: how much traffic the challenger gets and when the test may decide.
+
+    ``min_improvement`` is an absolute difference in live success rate (share of correct answers).
+    """
 
     challenger_share: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
+    min_improvement: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     min_samples_per_arm: Annotated[int, Field(ge=10)] = 200
     test: Literal["two_proportion_z", "bootstrap"] = "two_proportion_z"
     max_duration_hours: Annotated[float, Field(gt=0)] = 72.0

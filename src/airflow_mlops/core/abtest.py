@@ -60,7 +60,7 @@ class ArmOutcomes:
 
         values = np.asarray(outcomes).reshape(-1)
         if values.size and not np.isin(values, (0, 1)).all():
-            bad = values[~np.isin(values, (0, 1))][0]
+            bad = values[~np.isin(values, (0, 1))][0].tolist()
             raise ValueError(f"expected per-request outcomes of 0 or 1, found {bad!r}")
         return cls(successes=int(values.sum()), n=int(values.size))
 

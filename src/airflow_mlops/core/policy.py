@@ -146,7 +146,7 @@ def _codes(values: NDArray[Any], classes: NDArray[Any], what: str) -> NDArray[np
     codes = np.clip(np.searchsorted(classes, values), 0, len(classes) - 1)
     unknown = classes[codes] != values
     if unknown.any():
-        raise ValueError(f"{what}: label {values[unknown][0]!r} is not one of the classes {classes.tolist()}")
+        raise ValueError(f"{what}: label {values[unknown][0].tolist()!r} is not one of the classes {classes.tolist()}")
     return codes
 
 
@@ -222,14 +222,16 @@ def _label_reducer(metric: str, k: int) -> Callable[[Floats, Floats], Floats]:
     def reduce(sums: Floats, count: Floats) -> Floats:
         tp, predicted, actual = sums[:, :k], sums[:, k : 2 * k], sums[:, 2 * k :]
         if metric == "precision":
-            return _ratio(tp, predicted).mean(axis=1)
-        if metric == "recall":
-            return _ratio(tp, actual).mean(axis=1)
-        if metric in ("f1", "f1_macro"):
-            return _ratio(2.0 * tp, predicted + actual).mean(axis=1)
-        present = actual > 0  # balanced_accuracy: mean recall over the classes present in y_true
-        with np.errstate(invalid="ignore"):
-            return (_ratio(tp, actual) * present).sum(axis=1) / present.sum(axis=1)
+            per_class = _ratio(tp, predicted)
+        elif metric == "recall":
+            per_class = _ratio(tp, actual)
+        elif metric in ("f1", "f1_macro"):
+            per_class = _ratio(2.0 * tp, predicted + actual)
+        else:  # balanced_accuracy: mean recall over the classes present in y_true
+            present = actual > 0
+            with np.errstate(invalid="ignore"):
+                return np.asarray((_ratio(tp, actual) * present).sum(axis=1) / present.sum(axis=1), dtype=np.float64)
+        return np.asarray(per_class.mean(axis=1), dtype=np.float64)
 
     return reduce
 
@@ -259,14 +261,17 @@ def _binary_auc(score: Floats, positive: NDArray[np.bool_]) -> Evaluator:
     """Weighted Mann-Whitney AUC (ties count one half), exactly scikit-learn's value on unit weights."""
     import numpy as np
 
-    order = np.argsort(score, kind="stable")
+    order = np.argsort(score)
     sorted_score, pos = score[order], positive[order].astype(np.float64)
     starts = np.flatnonzero(np.r_[True, sorted_score[1:] != sorted_score[:-1]])
+    tied = len(starts) < len(score)
 
     def evaluate(weights: Floats) -> Floats:
         w = weights[:, order]
-        p_w = np.add.reduceat(w * pos, starts, axis=1)
-        n_w = np.add.reduceat(w, starts, axis=1) - p_w
+        p_w = w * pos
+        n_w = w - p_w
+        if tied:  # one column per distinct score
+            p_w, n_w = np.add.reduceat(p_w, starts, axis=1), np.add.reduceat(n_w, starts, axis=1)
         below = np.cumsum(n_w, axis=1) - n_w
         pairs = p_w.sum(axis=1) * n_w.sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -284,7 +289,7 @@ def _roc_auc(proba: Floats, y: NDArray[np.intp]) -> Evaluator:
     per_class = [_binary_auc(proba[:, c], y == c) for c in range(k)]  # one-vs-rest, macro average
 
     def evaluate(weights: Floats) -> Floats:
-        return np.mean([auc(weights) for auc in per_class], axis=0)
+        return np.asarray(np.mean([auc(weights) for auc in per_class], axis=0), dtype=np.float64)
 
     return evaluate
 
@@ -363,12 +368,12 @@ def compare(
     if n_resamples < 1:
         raise ValueError(f"n_resamples: expected at least 1, found {n_resamples}")
     sign = direction_sign(direction or metric_info(metric).direction)
-    outputs = [champion_output, challenger_output]
-    resolved = resolve_classes(metric, y_true, outputs, classes)
-    champ, chall = evaluators(metric, y_true, outputs, resolved)
     rows = len(np.asarray(y_true).reshape(-1))
     if rows == 0:
         raise ValueError(f"{metric}: the holdout is empty")
+    outputs = [champion_output, challenger_output]
+    resolved = resolve_classes(metric, y_true, outputs, classes)
+    champ, chall = evaluators(metric, y_true, outputs, resolved)
     ones = np.ones((1, rows))
     champion, challenger = float(champ(ones)[0]), float(chall(ones)[0])
     if not (math.isfinite(champion) and math.isfinite(challenger)):
@@ -513,9 +518,7 @@ def _guards(
         if passed:
             passes.append(f"Guard {guard}: {numbers}, a regression of {_fmt(regression)} within its bound {bound}.")
         else:
-            failures.append(
-                f"Guard {guard} regressed by {_fmt(regression)} ({numbers}), more than its bound {bound}."
-            )
+            failures.append(f"Guard {guard} regressed by {_fmt(regression)} ({numbers}), more than its bound {bound}.")
     return failures, passes, evidence
 
 

@@ -72,7 +72,7 @@ class ABTestOperator(MlopsOperator):
             challenger=ArmOutcomes(windows["challenger"].correct, windows["challenger"].labelled),
             started_at=started,
             now=now,
-            min_improvement=policy.min_improvement,
+            min_improvement=policy.ab.min_improvement,
             confidence=policy.confidence,
             seed=self.spec.split.seed,
         )
