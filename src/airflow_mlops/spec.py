@@ -223,7 +223,16 @@ class ServingSpec(_Strict):
 
     conn_id: str = "mlops_serving_default"
     log_conn_id: str = "postgres_default"
+    log_table: str = "mlops_prediction_log"
+    feedback_table: str = "mlops_feedback"
     ready_timeout: Annotated[float, Field(gt=0)] = 300.0
+
+    @field_validator("log_table", "feedback_table")
+    @classmethod
+    def _table_name(cls, value: str) -> str:
+        if not _IDENT.match(value):
+            raise ValueError(f"expected a table name like 'schema.table', found {value!r}")
+        return value
 
 
 class LedgerSpec(_Strict):

@@ -59,8 +59,20 @@ class ABTestOperator(MlopsOperator):
             raise AirflowSkipException(f"{name}: no A/B test running (champion {champion}, challenger {challenger})")
         conn = PostgresHook(postgres_conn_id=self.log_conn_id).get_conn()
         try:
-            windows = arm_windows(conn, model_name=name, versions={"champion": champion, "challenger": challenger})
-            smoke = latest_features(conn, model_name=name)
+            log_table, feedback_table = self.spec.serving.log_table, self.spec.serving.feedback_table
+            first = arm_windows(
+                conn, model_name=name, versions={"challenger": challenger}, log_table=log_table,
+                feedback_table=feedback_table,
+            )["challenger"].first_served  # fmt: skip
+            windows = arm_windows(  # both arms over the same period: since the challenger started
+                conn,
+                model_name=name,
+                versions={"champion": champion, "challenger": challenger},
+                since=first,
+                log_table=log_table,
+                feedback_table=feedback_table,
+            )
+            smoke = latest_features(conn, model_name=name, log_table=self.spec.serving.log_table)
         finally:
             conn.close()
         now = utc_now()
