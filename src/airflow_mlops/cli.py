@@ -22,7 +22,14 @@ def main(argv: list[str] | None = None) -> int:
     trace.add_argument("--tracking-uri", required=True, help="MLflow tracking URI")
     trace.add_argument("--registry-uri", default=None, help="MLflow registry URI (default: tracking URI)")
     trace.add_argument("--ledger-url", default=None, help="SQLAlchemy URL of the promotion ledger")
+    from airflow_mlops.serving.server import add_arguments as add_serve_arguments
+
+    serve = commands.add_parser("serve", help="serve a registered model's champion and challenger over HTTP")
+    add_serve_arguments(serve)
     args = parser.parse_args(argv)
+
+    if args.command == "serve":
+        return _serve(args)
 
     if args.command == "trace":
         return _trace(args)
@@ -38,6 +45,19 @@ def main(argv: list[str] | None = None) -> int:
     with psycopg2.connect(args.dsn) as conn:
         added = seed_customers(conn, table=args.table, rows=args.rows, seed=args.seed)
     print(f"seed-postgres: added {added} rows to {args.table}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as err:
+        print(f"serve: {err}; install the serving extra: pip install 'airflow-provider-mlops[serving]'")
+        return 2
+    from airflow_mlops.serving.server import config_from_args, run
+
+    run(config_from_args(args), host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 

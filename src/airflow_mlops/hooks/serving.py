@@ -67,10 +67,14 @@ class ServingHook(BaseHook):
         """The instance base URLs."""
         return list(self.settings["urls"])
 
-    def _call(self, method: str, url: str, path: str, body: Any = None) -> dict[str, Any]:
+    def _call(
+        self, method: str, url: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         import requests
 
-        headers = {"Authorization": f"Bearer {self.settings['token']}"} if self.settings["token"] else {}
+        headers = dict(headers or {})
+        if self.settings["token"]:
+            headers["Authorization"] = f"Bearer {self.settings['token']}"
         response = requests.request(
             method, f"{url}{path}", json=body, headers=headers, timeout=self.settings["timeout"]
         )
@@ -92,9 +96,11 @@ class ServingHook(BaseHook):
         """Every instance's ``/ready`` body."""
         return [self._call("GET", url, "/ready") for url in self.get_conn()]
 
-    def predict(self, url: str, features: dict[str, Any], key: str | None = None) -> dict[str, Any]:
-        """One prediction from one instance."""
+    def predict(
+        self, url: str, features: dict[str, Any], key: str | None = None, arm: str | None = None
+    ) -> dict[str, Any]:
+        """One prediction from one instance; ``arm`` forces champion or challenger (admin token needed)."""
         body: dict[str, Any] = {"features": features}
         if key:
             body["key"] = key
-        return self._call("POST", url, "/predict", body)
+        return self._call("POST", url, "/predict", body, headers={"X-Mlops-Arm": arm} if arm else None)

@@ -113,7 +113,9 @@ class DeployModelOperator(BaseOperator):
     def _finish(self) -> dict[str, Any]:
         expected = self._expected()
         for url in self.hook.get_conn():
-            answer = self._guarded(lambda url=url: self.hook.predict(url, dict(self.smoke_features), key="smoke-test"))
+            answer = self._guarded(
+                lambda url=url: self.hook.predict(url, dict(self.smoke_features), key="smoke-test", arm=self.arm)
+            )
             if str(answer.get("version")) not in expected.values():
                 self._withdraw()
                 raise DeploymentError(f"smoke request to {url} was answered by {answer}, expected {expected}")

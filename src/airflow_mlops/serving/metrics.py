@@ -7,7 +7,10 @@ cost next to nothing on the request path (a dict lookup and an add).
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 Labels = tuple[tuple[str, str], ...]
 

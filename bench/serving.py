@@ -1,0 +1,502 @@
+"""Serving benchmark: our model server against ``mlflow models serve`` on the same registered model.
+
+What it does, in one run on one machine:
+
+1. Trains a LogisticRegression pipeline (the project's preprocessing: median impute + standard
+   scale) on 30 numeric features, logs it with MLflow (signature, input example, skops) into a
+   throw-away SQLite store and registers it as ``champion``; a second one (C=0.1) as ``challenger``.
+2. Measures the in-process predict time of one row (the floor): MLflow pyfunc, scikit-learn, and
+   our compiled fast path.
+3. Starts ``mlflow models serve -m models:/NAME@champion --env-manager local`` and two instances of
+   ``airflow-mlops serve`` on the same model: "plain" (champion only, no prediction log) and "A/B +
+   log" (50 % sticky split to the challenger, every prediction logged to Postgres).
+4. Drives each with single-row JSON requests at a fixed concurrency (16) for a fixed duration, with
+   ``wrk`` when installed (``apt-get install wrk``), else a small asyncio HTTP/1.1 keep-alive client.
+   Each request carries a different row (and, for our server, a different routing key). Our two
+   configurations are measured alternately (4 rounds of 8 s by default) and the medians are
+   compared, so a drifting machine load hits both alike. CPU time per request is read from /proc
+   for our server (with its log-writer child) and for Postgres: on a shared machine it is steadier
+   than throughput.
+
+The last three lines are the targets of the Level 3 issue::
+
+    throughput_ratio: X (target >= 2.0)     ours (A/B + log) req/s / mlflow req/s
+    p99_ratio: Y (target <= 0.5)            ours (A/B + log) p99 / mlflow p99
+    ab_logging_overhead: Z (target <= 0.10) 1 - req/s(A/B + log) / req/s(plain)
+
+The ratios use our full configuration (A/B split and logging on), the harder case.
+
+Run from the repository root (about 2.5 minutes)::
+
+    .venv/bin/python bench/serving.py
+    .venv/bin/python bench/serving.py --duration 20 --connections 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+BIN = Path(sys.executable).parent
+N_FEATURES = 30
+MODEL = "bench_serving"
+WRK_SCRIPT = r"""
+local bodies = {}
+local counter = 0
+init = function(args)
+  for line in io.lines(args[1]) do bodies[#bodies + 1] = line end
+end
+request = function()
+  counter = counter % #bodies + 1
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, bodies[counter])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'RESULT {"requests": %d, "duration_us": %d, "socket_errors": %d, "status_errors": %d, ' ..
+    '"p50_us": %d, "p99_us": %d, "mean_us": %.1f}\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(99), latency.mean))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120.0) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"{url} not up after {timeout}s:\n{log.read_text()[-2000:]}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def spawn(command: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+# ----- CPU accounting (Linux /proc) --------------------------------------------------------------
+
+TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(pid: int | str) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds of ``pid`` and its children (the log writer is a child of a worker thread)."""
+    total = _cpu_seconds(pid)
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            total += sum(_cpu_seconds(child) for child in children.read_text().split())
+        except OSError:
+            continue
+    return total
+
+
+def postgres_cpu() -> float:
+    """CPU seconds of the local postgres processes (0 if not visible)."""
+    total = 0.0
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().startswith("postgres"):
+                total += _cpu_seconds(comm.parent.name)
+        except OSError:
+            continue
+    return total
+
+
+# ----- model -------------------------------------------------------------------------------------
+
+
+def build_models(root: Path) -> tuple[str, Any, Any]:
+    """Train, log and register champion and challenger; returns (tracking URI, frame, champion model)."""
+    import mlflow
+    import mlflow.sklearn
+    import numpy as np
+    import pandas as pd
+    from mlflow import MlflowClient
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    from airflow_mlops.core.tracking import pip_requirements, trusted_types
+    from airflow_mlops.core.training import build_preprocessor
+
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    exp = client.create_experiment("bench-serving", artifact_location=(root / "artifacts").as_uri())
+    rng = np.random.default_rng(0)
+    columns = [f"f{i:02d}" for i in range(N_FEATURES)]
+    frame = pd.DataFrame(rng.normal(size=(5000, N_FEATURES)), columns=columns)
+    weights = rng.normal(size=N_FEATURES)
+    y = (frame.to_numpy() @ weights + rng.normal(size=len(frame)) > 0).astype(int)
+    models = []
+    for version, c in ((1, 1.0), (2, 0.1)):
+        model = Pipeline([("preprocess", build_preprocessor(frame)), ("model", LogisticRegression(C=c))]).fit(frame, y)
+        with mlflow.start_run(experiment_id=exp):
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                signature=infer_signature(frame.head(200), model.predict(frame.head(200))),
+                input_example=frame.head(5),
+                pip_requirements=pip_requirements(),
+                skops_trusted_types=trusted_types(model),
+            )
+        if version == 1:
+            client.create_registered_model(MODEL)
+        mv = client.create_model_version(MODEL, info.model_uri, run_id=info.run_id)
+        client.set_registered_model_alias(MODEL, "champion" if version == 1 else "challenger", mv.version)
+        models.append(model)
+    return uri, frame, models[0]
+
+
+def in_process_floor(uri: str, frame: Any, model: Any) -> dict[str, float]:
+    """p50 of one-row predictions in this process, in milliseconds."""
+    import mlflow.pyfunc
+
+    from airflow_mlops.serving.config import ServingConfig
+    from airflow_mlops.serving.models import ModelRegistry
+
+    one = frame.head(1)
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    loaded = ModelRegistry(ServingConfig(model_name=MODEL, tracking_uri=uri)).load("1")
+    row = [float(v) for v in one.iloc[0]]
+
+    def p50(fn: Any, n: int = 400) -> float:
+        fn()
+        times = []
+        for _ in range(n):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times) * 1000
+
+    return {
+        "pyfunc": p50(lambda: pyfunc.predict(one)),
+        "sklearn": p50(lambda: model.predict_proba(one)),
+        "ours": p50(lambda: loaded.predict([row]), 4000),
+        "ours_fast_path": float(loaded.fast_path),
+    }
+
+
+def write_bodies(frame: Any, folder: Path, count: int = 2000) -> tuple[Path, Path]:
+    records = frame.head(count).to_dict(orient="records")
+    columns = list(frame.columns)
+    ours = folder / "ours.jsonl"
+    theirs = folder / "mlflow.jsonl"
+    ours.write_text(
+        "\n".join(json.dumps({"features": r, "key": f"user-{i}"}, separators=(",", ":")) for i, r in enumerate(records))
+        + "\n"
+    )
+    theirs.write_text(
+        "\n".join(
+            json.dumps({"dataframe_split": {"columns": columns, "data": [list(r.values())]}}, separators=(",", ":"))
+            for r in records
+        )
+        + "\n"
+    )
+    return ours, theirs
+
+
+# ----- load generation ---------------------------------------------------------------------------
+
+
+def run_wrk(url: str, bodies: Path, connections: int, duration: float, folder: Path) -> dict[str, float]:
+    script = folder / "bench.lua"
+    script.write_text(WRK_SCRIPT)
+    command = [
+        "wrk", "-t1", f"-c{connections}", f"-d{int(duration)}s", "--timeout", "10s", "-s", str(script), url,
+        "--", str(bodies),
+    ]  # fmt: skip
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    line = next(ln for ln in out.splitlines() if ln.startswith("RESULT "))
+    raw = json.loads(line.removeprefix("RESULT "))
+    return {
+        "rps": raw["requests"] / (raw["duration_us"] / 1e6),
+        "p50_ms": raw["p50_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "requests": raw["requests"],
+        "errors": raw["socket_errors"] + raw["status_errors"],
+    }
+
+
+async def _python_load(url: str, bodies: list[bytes], connections: int, duration: float) -> dict[str, float]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host, port, path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path or "/"
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.perf_counter() + duration
+
+    async def worker(offset: int) -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(host, port)
+        i = offset
+        while time.perf_counter() < stop_at:
+            body = bodies[i % len(bodies)]
+            i += connections
+            head = (
+                f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            start = time.perf_counter()
+            writer.write(head + body)
+            status_line = await reader.readuntil(b"\r\n")
+            length = 0
+            while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
+                name, _, value = line.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - start)
+            if b" 200 " not in status_line:
+                errors += 1
+        writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(connections)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+        "requests": len(latencies),
+        "errors": errors,
+    }
+
+
+def run_python(url: str, bodies: Path, connections: int, duration: float) -> dict[str, float]:
+    """The fallback load generator, in its own process so it does not share our interpreter."""
+    command = [sys.executable, __file__, "--loadgen", url, str(bodies), str(connections), str(duration)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def drive(url: str, bodies: Path, connections: int, duration: float, folder: Path, use_wrk: bool) -> dict[str, float]:
+    if use_wrk:
+        return run_wrk(url, bodies, connections, duration, folder)
+    return run_python(url, bodies, connections, duration)
+
+
+# ----- main --------------------------------------------------------------------------------------
+
+
+def count_rows(dsn: str, table: str, drop: bool) -> int | None:
+    import psycopg2
+
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT count(*) FROM {table}")
+            rows = int(cur.fetchone()[0])
+            if drop:
+                cur.execute(f"DROP TABLE IF EXISTS {table}")
+                cur.execute(f"DROP TABLE IF EXISTS {table}_fb")
+            return rows
+    finally:
+        conn.close()
+
+
+def postgres_ok(dsn: str) -> bool:
+    try:
+        import psycopg2
+
+        psycopg2.connect(dsn, connect_timeout=3).close()
+    except Exception as err:
+        print(f"postgres: not reachable ({err}); the A/B run logs nothing")
+        return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mlflow-duration", type=float, default=15.0, help="seconds of the mlflow run")
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds of each run of ours")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before measuring a server")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=4, help="alternating runs of our two configurations")
+    parser.add_argument("--postgres-dsn", default="host=127.0.0.1 port=5432 user=postgres dbname=mlops_test")
+    parser.add_argument("--no-wrk", action="store_true", help="use the Python load generator even if wrk exists")
+    parser.add_argument("--keep-table", action="store_true", help="keep the prediction log table afterwards")
+    parser.add_argument("--loadgen", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.loadgen:
+        url, path, connections, duration = args.loadgen
+        bodies = [line.encode() for line in Path(path).read_text().splitlines() if line]
+        print(json.dumps(asyncio.run(_python_load(url, bodies, int(connections), float(duration)))))
+        return 0
+
+    use_wrk = shutil.which("wrk") is not None and not args.no_wrk
+    root = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    env = {
+        **os.environ,
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        "PYTHONWARNINGS": "ignore",
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    procs: list[subprocess.Popen[bytes]] = []
+    table = f"bench_log_{uuid.uuid4().hex[:8]}"
+    logging_on = postgres_ok(args.postgres_dsn)
+    try:
+        t0 = time.perf_counter()
+        uri, frame, model = build_models(root)
+        env["MLFLOW_TRACKING_URI"] = uri
+        floor = in_process_floor(uri, frame, model)
+        ours_bodies, mlflow_bodies = write_bodies(frame, root)
+        print(
+            f"setup: models trained and registered in {time.perf_counter() - t0:.1f}s; "
+            f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
+            f"load: {'wrk -t1' if use_wrk else 'python asyncio client'}, c={args.connections}, "
+            f"{args.duration:.0f}s per run after {args.warmup:.0f}s warm-up"
+        )
+
+        ports = {"mlflow": free_port(), "plain": free_port(), "ab": free_port()}
+        mlflow_cmd = [
+            str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{MODEL}@champion", "--env-manager", "local",
+            "-h", "127.0.0.1", "-p", str(ports["mlflow"]),
+        ]  # fmt: skip
+        procs.append(spawn(mlflow_cmd, root / "mlflow.log", env))
+        base = [str(BIN / "airflow-mlops"), "serve", "--model", MODEL, "--tracking-uri", uri, "--poll-seconds", "0"]
+        plain_cmd = [*base, "--port", str(ports["plain"]), "--challenger-share", "0"]
+        ab_cmd = [*base, "--port", str(ports["ab"]), "--challenger-share", "0.5"]
+        if logging_on:
+            ab_cmd += ["--postgres-dsn", args.postgres_dsn, "--log-table", table, "--feedback-table", f"{table}_fb"]
+        procs.append(spawn(plain_cmd, root / "plain.log", env))
+        procs.append(spawn(ab_cmd, root / "ab.log", env))
+        wait_http(f"http://127.0.0.1:{ports['mlflow']}/ping", procs[0], root / "mlflow.log")
+        wait_http(f"http://127.0.0.1:{ports['plain']}/ready", procs[1], root / "plain.log")
+        wait_http(f"http://127.0.0.1:{ports['ab']}/ready", procs[2], root / "ab.log")
+
+        def measure(name: str, duration: float, warmup: float) -> dict[str, float]:
+            if name == "mlflow":
+                url, bodies, proc = f"http://127.0.0.1:{ports['mlflow']}/invocations", mlflow_bodies, procs[0]
+            else:
+                url, bodies, proc = (
+                    f"http://127.0.0.1:{ports[name]}/predict",
+                    ours_bodies,
+                    procs[1 if name == "plain" else 2],
+                )
+            if warmup > 0:
+                drive(url, bodies, args.connections, warmup, root, use_wrk)
+            cpu0, pg0 = process_tree_cpu(proc.pid), postgres_cpu()
+            result = drive(url, bodies, args.connections, duration, root, use_wrk)
+            done = max(1.0, result["requests"])
+            result["cpu_us"] = (process_tree_cpu(proc.pid) - cpu0) / done * 1e6
+            result["pg_us"] = (postgres_cpu() - pg0) / done * 1e6
+            print(
+                f"  run {name:<6} {result['rps']:8.0f} req/s  p50 {result['p50_ms']:7.2f} ms  "
+                f"p99 {result['p99_ms']:7.2f} ms  errors {int(result['errors'])}  "
+                f"server CPU {result['cpu_us']:6.1f} us/req  postgres {result['pg_us']:5.1f} us/req",
+                flush=True,
+            )
+            return result
+
+        mlflow_result = measure("mlflow", args.mlflow_duration, args.warmup)
+        stop(procs[0])  # nothing else runs while ours is measured
+        runs: dict[str, list[dict[str, float]]] = {"plain": [], "ab": []}
+        for name in ("plain", "ab"):
+            drive(f"http://127.0.0.1:{ports[name]}/predict", ours_bodies, args.connections, args.warmup, root, use_wrk)
+        for _ in range(args.rounds):
+            for name in ("plain", "ab"):
+                runs[name].append(measure(name, args.duration, 0))
+        for proc in procs[1:]:
+            stop(proc)  # SIGTERM drains the A/B server's prediction log
+        logged = count_rows(args.postgres_dsn, table, drop=not args.keep_table) if logging_on else None
+    finally:
+        for proc in procs:
+            stop(proc)
+        shutil.rmtree(root, ignore_errors=True)
+
+    def med(name: str, key: str) -> float:
+        return statistics.median(r[key] for r in runs[name])
+
+    keys = ("rps", "p50_ms", "p99_ms", "cpu_us", "pg_us")
+    plain = {k: med("plain", k) for k in keys}
+    ab = {k: med("ab", k) for k in keys}
+    answered = sum(int(r["requests"]) for r in runs["ab"])
+    print()
+    print(
+        f"in-process predict, 1 row, p50: mlflow pyfunc {floor['pyfunc']:.3f} ms | scikit-learn predict_proba "
+        f"{floor['sklearn']:.3f} ms | ours {floor['ours']:.4f} ms "
+        f"({'numpy fast path' if floor['ours_fast_path'] else 'scikit-learn path'})"
+    )
+
+    def line(label: str, result: dict[str, float]) -> str:
+        return f"{label:<40}{result['rps']:8.0f}{result['p50_ms']:9.2f}{result['p99_ms']:9.2f}{result['cpu_us']:12.1f}"
+
+    print(f"{'server':<40}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'CPU us/req':>12}")
+    print(line("mlflow models serve (1 worker)", mlflow_result))
+    print(line(f"ours: champion only, no log (median {args.rounds})", plain))
+    label = "ours: A/B 50% + Postgres log" if logging_on else "ours: A/B 50%, no log"
+    print(line(f"{label} (median {args.rounds})", ab))
+    if logged is not None:
+        print(
+            f"prediction log: {logged} rows written for ~{answered} answered A/B requests; "
+            f"Postgres CPU {ab['pg_us']:.1f} us/row"
+        )
+    cpu_overhead = (ab["cpu_us"] + ab["pg_us"]) / (plain["cpu_us"] + plain["pg_us"]) - 1
+    print(
+        f"plain vs mlflow: throughput x{plain['rps'] / mlflow_result['rps']:.1f}, "
+        f"p99 x{plain['p99_ms'] / mlflow_result['p99_ms']:.3f}; A/B + log CPU per request (server, writer "
+        f"process, Postgres) vs plain: {cpu_overhead:+.3f}"
+    )
+    print(f"throughput_ratio: {ab['rps'] / mlflow_result['rps']:.2f} (target >= 2.0)")
+    print(f"p99_ratio: {ab['p99_ms'] / mlflow_result['p99_ms']:.3f} (target <= 0.5)")
+    print(f"ab_logging_overhead: {1 - ab['rps'] / plain['rps']:.3f} (target <= 0.10)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,224 @@
+"""Validate request features against a model's MLflow signature, naming every bad field.
+
+A model logged by :func:`airflow_mlops.core.tracking.log_training_run` has a column signature
+(name, type, required). A row is accepted only if it has every required column, no column the
+signature does not know, values of the declared type, and no null/NaN in a required column; else
+the caller gets every problem at once, each with its location (``features.<column>`` or
+``rows[<i>].features.<column>``).
+
+Validated rows come out as plain lists in the signature's column order, with missing optional
+numbers as NaN and missing optional strings as None, which is how training saw them
+(:func:`airflow_mlops.core.training.prepare_features`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+NUMERIC_KINDS = frozenset({"double", "float", "long", "integer"})
+_STRING_KINDS = frozenset({"string", "binary", "datetime"})
+_NAN = float("nan")
+_MISSING = object()
+_MAX_LISTED = 20
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One problem in a request: where (``loc``), what kind, and a sentence naming the field."""
+
+    loc: tuple[str | int, ...]
+    kind: str  # missing | extra | type | null | not_finite | body
+    msg: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"loc": list(self.loc), "type": self.kind, "msg": self.msg}
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One input column of a signature."""
+
+    name: str
+    kind: str  # an MLflow DataType name (double, long, string, ...) or "any"
+    required: bool
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind in NUMERIC_KINDS
+
+
+def loc_text(loc: tuple[str | int, ...]) -> str:
+    """``('rows', 3, 'features', 'age')`` -> ``rows[3].features.age``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def summarize(errors: list[FieldError]) -> str:
+    """One message naming all bad fields, grouped by problem (missing, unexpected, then the rest)."""
+    parts: list[str] = []
+    for kind, label in (("missing", "missing required column(s)"), ("extra", "unexpected column(s)")):
+        grouped: dict[str, list[str]] = {}
+        for err in errors:
+            if err.kind == kind:
+                grouped.setdefault(loc_text(err.loc[:-1]), []).append(repr(err.loc[-1]))
+        for where, names in grouped.items():
+            listed = ", ".join(names[:_MAX_LISTED]) + (
+                f" (+{len(names) - _MAX_LISTED} more)" if len(names) > _MAX_LISTED else ""
+            )
+            parts.append(f"{where}: {label} {listed}")
+    others = [e for e in errors if e.kind not in ("missing", "extra")]
+    parts.extend(f"{loc_text(e.loc)}: {e.msg}" for e in others[:_MAX_LISTED])
+    if len(others) > _MAX_LISTED:
+        parts.append(f"... and {len(others) - _MAX_LISTED} more")
+    return "; ".join(parts)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"string {shown!r}"
+    if isinstance(value, int | float):
+        return f"number {value!r}"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+class InputSchema:
+    """The columns a model accepts, with a fast per-row validator."""
+
+    def __init__(self, columns: list[Column]) -> None:
+        if not columns:
+            raise ValueError("a model input schema needs at least one column")
+        self.columns = tuple(columns)
+        self.names = tuple(c.name for c in columns)
+        self.index = {name: i for i, name in enumerate(self.names)}
+        self.numeric = tuple(c.numeric for c in columns)
+        self._plan = tuple((c.name, c.kind, c.required) for c in columns)
+
+    @classmethod
+    def from_signature(cls, signature: Any) -> InputSchema:
+        """From an MLflow ``ModelSignature`` with named columns (ColSpec inputs)."""
+        inputs = getattr(signature, "inputs", None)
+        if inputs is None:
+            raise ValueError("the model has no input signature")
+        if inputs.is_tensor_spec():
+            raise ValueError("the model's signature is tensor-based; the server needs named columns")
+        columns = []
+        for spec in inputs.inputs:
+            if not spec.name:
+                raise ValueError("the model's signature has unnamed columns; the server needs named columns")
+            kind = getattr(spec.type, "name", None)
+            if not isinstance(kind, str) or kind not in NUMERIC_KINDS | _STRING_KINDS | {"boolean"}:
+                kind = "any"
+            columns.append(Column(spec.name, kind, bool(getattr(spec, "required", True))))
+        return cls(columns)
+
+    @classmethod
+    def from_names(cls, names: list[str]) -> InputSchema:
+        """For a model without a signature: the fitted feature names, any type, all required."""
+        return cls([Column(str(n), "any", True) for n in names])
+
+    def describe(self) -> list[dict[str, Any]]:
+        """The columns as JSON (for /ready and error messages)."""
+        return [{"name": c.name, "type": c.kind, "required": c.required} for c in self.columns]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, InputSchema) and self.columns == other.columns
+
+    def __hash__(self) -> int:
+        return hash(self.columns)
+
+    def validate(self, features: Any, loc: tuple[str | int, ...], errors: list[FieldError]) -> list[Any] | None:
+        """The row as a list in column order, or None after appending its problems to ``errors``."""
+        if type(features) is not dict:
+            errors.append(
+                FieldError(loc, "type", f"expected an object of column -> value, found {_describe(features)}")
+            )
+            return None
+        before = len(errors)
+        row: list[Any] = []
+        append = row.append
+        get = features.get
+        present = 0
+        for name, kind, required in self._plan:
+            value = get(name, _MISSING)
+            if value is _MISSING:
+                if required:
+                    errors.append(FieldError((*loc, name), "missing", "missing required column"))
+                    continue
+                value = None
+            else:
+                present += 1
+            cls = type(value)
+            if kind == "double" or kind == "float":
+                if cls is float:
+                    if value != value:
+                        if required:
+                            errors.append(FieldError((*loc, name), "null", _null_msg(kind)))
+                    elif value in (math.inf, -math.inf):
+                        errors.append(
+                            FieldError((*loc, name), "not_finite", f"expected a finite {kind}, found {value!r}")
+                        )
+                    append(value)
+                elif cls is int:
+                    append(float(value))
+                elif value is None:
+                    if required:
+                        errors.append(FieldError((*loc, name), "null", _null_msg(kind)))
+                    append(_NAN)
+                else:
+                    errors.append(FieldError((*loc, name), "type", f"expected {kind}, found {_describe(value)}"))
+            elif kind == "string" or kind == "binary" or kind == "datetime":
+                if cls is str:
+                    append(value)
+                elif value is None or (cls is float and value != value):
+                    if required:
+                        errors.append(FieldError((*loc, name), "null", _null_msg(kind)))
+                    append(None)
+                else:
+                    errors.append(FieldError((*loc, name), "type", f"expected {kind}, found {_describe(value)}"))
+            elif kind == "long" or kind == "integer":
+                if cls is int:
+                    append(value)
+                elif cls is float and value.is_integer():
+                    append(int(value))
+                elif value is None or (cls is float and value != value):
+                    if required:
+                        errors.append(FieldError((*loc, name), "null", _null_msg(kind)))
+                    append(_NAN)
+                else:
+                    errors.append(FieldError((*loc, name), "type", f"expected {kind}, found {_describe(value)}"))
+            elif kind == "boolean":
+                if cls is bool:
+                    append(value)
+                elif value is None:
+                    if required:
+                        errors.append(FieldError((*loc, name), "null", _null_msg(kind)))
+                    append(None)
+                else:
+                    errors.append(FieldError((*loc, name), "type", f"expected boolean, found {_describe(value)}"))
+            else:
+                if value is None and required:
+                    errors.append(FieldError((*loc, name), "null", _null_msg("value")))
+                append(value)
+        if len(features) > present:
+            index = self.index
+            errors.extend(
+                FieldError((*loc, str(k)), "extra", "column not in the model signature")
+                for k in features
+                if k not in index
+            )
+        return row if len(errors) == before else None
+
+
+def _null_msg(kind: str) -> str:
+    return f"null/NaN is not allowed: the model signature requires a {kind}"

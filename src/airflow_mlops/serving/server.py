@@ -1,0 +1,123 @@
+"""``airflow-mlops serve``: command-line options and the uvicorn runner (one process, one worker)."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+import os
+from typing import Any
+
+from airflow_mlops.serving.config import ADMIN_TOKEN_ENV, DEFAULT_MAX_BODY_BYTES, ServingConfig
+from airflow_mlops.serving.prediction_log import FEEDBACK_TABLE, PREDICTION_LOG_TABLE
+
+# Registry calls happen on reload; MLflow's default (7 retries with backoff, ~4 minutes) would
+# hold a reload, and shutdown, that long when the registry is down. The server process owns its
+# environment, so it sets shorter defaults unless the caller chose otherwise (and no progress bars).
+_MLFLOW_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``airflow-mlops serve``."""
+    parser.add_argument("--model", required=True, help="registered model name")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (or use --mlflow-conn-id)")
+    parser.add_argument("--registry-uri", help="MLflow registry URI (default: the tracking URI)")
+    parser.add_argument("--mlflow-conn-id", help="take the URIs and credentials from this Airflow connection")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--postgres-dsn", help="libpq DSN for the prediction log and feedback (omit: no logging)")
+    parser.add_argument("--admin-token", help=f"bearer token for /admin/* (default: ${ADMIN_TOKEN_ENV})")
+    parser.add_argument("--poll-seconds", type=float, default=30.0, help="re-read aliases this often (0: never)")
+    parser.add_argument("--challenger-share", type=float, default=0.0, help="share of keys sent to the challenger")
+    parser.add_argument("--shadow", action="store_true", help="challenger scores every request; champion answers")
+    parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    parser.add_argument("--max-batch-rows", type=int, default=10_000)
+    parser.add_argument("--log-table", default=PREDICTION_LOG_TABLE)
+    parser.add_argument("--feedback-table", default=FEEDBACK_TABLE)
+    parser.add_argument("--log-flush-rows", type=int, default=500)
+    parser.add_argument("--log-flush-ms", type=int, default=200)
+    parser.add_argument("--drain-timeout", type=float, default=30.0, help="seconds to drain the log on shutdown")
+    parser.add_argument("--no-fast-path", action="store_true", help="always predict through scikit-learn")
+    parser.add_argument("--no-micro-batch", action="store_true", help="score each request on its own")
+    parser.add_argument("--log-level", default="info")
+
+
+def config_from_args(args: argparse.Namespace) -> ServingConfig:
+    """Build the config; ``--mlflow-conn-id`` fills URIs (and exports credentials for this process)."""
+    tracking_uri, registry_uri = args.tracking_uri, args.registry_uri
+    if args.mlflow_conn_id:
+        from airflow_mlops.hooks.mlflow import MlflowHook
+
+        settings = MlflowHook(args.mlflow_conn_id).settings
+        tracking_uri = tracking_uri or settings["tracking_uri"]
+        registry_uri = registry_uri or settings["registry_uri"]
+        for var, key in (
+            ("MLFLOW_TRACKING_USERNAME", "username"),
+            ("MLFLOW_TRACKING_PASSWORD", "password"),
+            ("MLFLOW_TRACKING_TOKEN", "token"),
+        ):
+            if settings.get(key):
+                os.environ[var] = str(settings[key])
+    if not tracking_uri:
+        raise SystemExit("airflow-mlops serve: give --tracking-uri or --mlflow-conn-id")
+    try:
+        return ServingConfig(
+            model_name=args.model,
+            tracking_uri=tracking_uri,
+            registry_uri=registry_uri,
+            postgres_dsn=args.postgres_dsn,
+            admin_token=args.admin_token,
+            poll_seconds=args.poll_seconds,
+            challenger_share=args.challenger_share,
+            shadow=args.shadow,
+            max_body_bytes=args.max_body_bytes,
+            max_batch_rows=args.max_batch_rows,
+            log_table=args.log_table,
+            feedback_table=args.feedback_table,
+            log_flush_rows=args.log_flush_rows,
+            log_flush_ms=args.log_flush_ms,
+            drain_timeout=args.drain_timeout,
+            fast_path=not args.no_fast_path,
+            micro_batch=not args.no_micro_batch,
+        )
+    except ValueError as err:
+        raise SystemExit(f"airflow-mlops serve: {err}") from err
+
+
+def run(config: ServingConfig, *, host: str = "127.0.0.1", port: int = 8080, log_level: str = "info") -> None:
+    """Serve ``config`` with uvicorn until SIGINT/SIGTERM; shutdown drains the prediction log."""
+    import uvicorn
+
+    from airflow_mlops.serving.app import create_app
+
+    for var, value in _MLFLOW_DEFAULTS.items():
+        os.environ.setdefault(var, value)
+    # Queued log rows live ~flush_ms and used to trigger a young-generation GC pass every 700
+    # allocations; collecting every 50k costs nothing in memory here (the server makes few cycles)
+    # and measured +13 % throughput with logging on. The runtime also gc.freeze()s loaded models.
+    gc.set_threshold(50_000, 20, 100)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(config)
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "access_log": False,
+        "lifespan": "on",
+        "server_header": False,
+        "timeout_graceful_shutdown": max(5, int(config.drain_timeout)),
+    }
+    uvicorn.run(app, **options)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m airflow_mlops.serving``: same options as ``airflow-mlops serve``."""
+    parser = argparse.ArgumentParser(prog="airflow-mlops serve", description="serve champion/challenger models")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    run(config_from_args(args), host=args.host, port=args.port, log_level=args.log_level)
+    return 0

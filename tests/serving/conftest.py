@@ -1,0 +1,208 @@
+"""Real models in a SQLite MLflow registry, a Postgres log, and an in-process server for each test.
+
+Three runs are trained once per session with the project's training and tracking code on the
+churn data (with some missing values, so the signature has optional columns):
+
+* run 0: LogisticRegression(C=1.0) pipeline -> numpy fast path
+* run 1: LogisticRegression(C=0.02) pipeline -> fast path, different answers
+* run 2: RandomForestClassifier pipeline -> scikit-learn path (micro-batched)
+
+``register(champion=0, challenger=1)`` registers them under a fresh model name as versions 1, 2, 3
+and sets the aliases, so tests that move aliases never disturb each other.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.conftest import PG_DSN, spec_dict
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Iterator
+    from pathlib import Path
+
+    import httpx
+    import pandas as pd
+
+    from airflow_mlops.serving.app import ServingRuntime
+    from airflow_mlops.serving.config import ServingConfig
+
+FEATURES = ["tenure_months", "monthly_usage", "support_calls", "monthly_charge", "plan", "region"]
+
+
+@dataclass
+class Store:
+    """The session's MLflow store and the trained runs."""
+
+    root: Path
+    tracking_uri: str
+    artifact_uri: str
+    runs: list[dict[str, str]]
+    frame: pd.DataFrame
+
+    def client(self) -> Any:
+        from mlflow import MlflowClient
+
+        return MlflowClient(self.tracking_uri)
+
+
+def _frame_with_gaps(frame: pd.DataFrame) -> pd.DataFrame:
+    import numpy as np
+
+    out = frame.copy()
+    rng = np.random.default_rng(3)
+    out.loc[rng.random(len(out)) < 0.05, "monthly_usage"] = np.nan
+    out["plan"] = out["plan"].astype(object)
+    out.loc[rng.random(len(out)) < 0.05, "plan"] = None
+    return out
+
+
+@pytest.fixture(scope="session")
+def serving_store(tmp_path_factory: pytest.TempPathFactory, customers_frame: pd.DataFrame) -> Iterator[Store]:
+    from mlflow import MlflowClient
+
+    from airflow_mlops.core.tracking import log_training_run
+    from airflow_mlops.core.training import fit_model, split_frame
+    from airflow_mlops.hooks.mlflow import MlflowHook
+    from airflow_mlops.refs import DatasetRef
+    from airflow_mlops.spec import PipelineSpec
+
+    root = tmp_path_factory.mktemp("serving-mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    artifacts = (root / "artifacts").as_uri()
+    MlflowClient(uri).create_experiment("serving-tests", artifact_location=artifacts)
+    frame = _frame_with_gaps(customers_frame)
+    dataset = DatasetRef(
+        uri=f"file://{root}/snapshot.parquet", digest="d" * 64, rows=len(frame), columns={}, source="customers"
+    )
+    estimators = [
+        ("sklearn.linear_model.LogisticRegression", {"max_iter": 500, "C": 1.0}),
+        ("sklearn.linear_model.LogisticRegression", {"max_iter": 500, "C": 0.02}),
+        ("sklearn.ensemble.RandomForestClassifier", {"n_estimators": 15, "max_depth": 4}),
+    ]
+    runs = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIRFLOW_CONN_SERVING_MLFLOW", json.dumps({"conn_type": "mlflow", "host": uri}))
+        mp.chdir(root)
+        with MlflowHook("serving_mlflow").activate():
+            for i, (cls, params) in enumerate(estimators):
+                spec = PipelineSpec.from_dict(spec_dict(features=FEATURES, estimator={"class": cls, "params": params}))
+                split = split_frame(frame, spec)
+                model = fit_model(spec, split)
+                logged = log_training_run(
+                    experiment="serving-tests",
+                    run_name=f"run-{i}",
+                    tags={"mlops.test": "serving"},
+                    params=params,
+                    model=model,
+                    x_train=split.x_train,
+                    dataset=dataset,
+                    metrics={"train_rows": float(len(split.x_train))},
+                )
+                runs.append({"run_id": logged.run_id, "model_uri": logged.model_uri})
+    return Store(root, uri, artifacts, runs, frame)
+
+
+@pytest.fixture
+def register(serving_store: Store, monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
+    """Register the three runs under a fresh name as versions 1-3 and set the aliases."""
+    from airflow_mlops.core.registry import register_version
+    from airflow_mlops.hooks.mlflow import MlflowHook
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SERVING_MLFLOW", json.dumps({"conn_type": "mlflow", "host": serving_store.tracking_uri})
+    )
+
+    def make(champion: int | None = 0, challenger: int | None = 1, prefix: str = "churn") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        with MlflowHook("serving_mlflow").activate() as client:  # the SQL registry resolves models:/ globally
+            for run in serving_store.runs:
+                register_version(
+                    client, name=name, model_uri=run["model_uri"], run_id=run["run_id"], tags={}, alias=None
+                )
+            if champion is not None:
+                client.set_registered_model_alias(name, "champion", str(champion + 1))
+            if challenger is not None:
+                client.set_registered_model_alias(name, "challenger", str(challenger + 1))
+        return name
+
+    return make
+
+
+@pytest.fixture
+def tables(pg_conn: Any) -> Iterator[tuple[str, str]]:
+    """Unique prediction-log and feedback table names in mlops_test, dropped afterwards."""
+    suffix = uuid.uuid4().hex[:10]
+    names = (f"t_log_{suffix}", f"t_fb_{suffix}")
+    yield names
+    with pg_conn.cursor() as cur:
+        for name in names:
+            cur.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def features_of(frame: pd.DataFrame, i: int) -> dict[str, Any]:
+    """Row ``i`` of the frame as request features (JSON types; missing values as null)."""
+    import math
+
+    out: dict[str, Any] = {}
+    for name in FEATURES:
+        value = frame[name].iloc[i]
+        if hasattr(value, "item"):
+            value = value.item()
+        if isinstance(value, float) and math.isnan(value):
+            value = None
+        out[name] = value
+    return out
+
+
+def complete_rows(frame: pd.DataFrame, count: int) -> list[dict[str, Any]]:
+    """``count`` rows with no missing value."""
+    rows = []
+    i = 0
+    while len(rows) < count:
+        row = features_of(frame, i)
+        if all(v is not None for v in row.values()):
+            rows.append(row)
+        i += 1
+    return rows
+
+
+def config_for(store: Store, name: str, **overrides: Any) -> ServingConfig:
+    from airflow_mlops.serving.config import ServingConfig
+
+    settings: dict[str, Any] = {"poll_seconds": 0, "admin_token": "s3cret"}
+    settings.update(overrides)
+    return ServingConfig(model_name=name, tracking_uri=store.tracking_uri, **settings)
+
+
+@asynccontextmanager
+async def serving(config: ServingConfig) -> AsyncIterator[tuple[httpx.AsyncClient, ServingRuntime]]:
+    """The app with its lifespan running, an httpx client on it, and its runtime (models loaded)."""
+    import httpx
+
+    from airflow_mlops.serving.app import create_app
+
+    app = create_app(config)
+    runtime = app.state.runtime
+    async with app.router.lifespan_context(app):
+        await runtime.wait_ready(60)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://serve") as client:
+            yield client, runtime
+
+
+ADMIN = {"Authorization": "Bearer s3cret"}
+DSN = PG_DSN
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
