@@ -1,0 +1,86 @@
+"""DeployModelOperator against the real model server: deferral, readiness, and failure leaving traffic alone."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import TaskDeferred
+
+from airflow_mlops.operators.deploy import DeploymentError, DeployModelOperator
+from airflow_mlops.operators.promotion import PromoteModelOperator
+from airflow_mlops.triggers.serving import ServingReadyTrigger
+from tests.conftest import task_context
+from tests.e2e.conftest import TOKEN, Server
+from tests.e2e.test_level3_ab import LOGISTIC, _candidate, _spec
+
+
+@pytest.fixture
+def served(
+    mlflow_conn: str, customers_csv: Path, tables: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    """A champion v1 and a registered challenger v2, served by a real server with a 0 share."""
+    spec = _spec(customers_csv, LOGISTIC, tables)
+    _candidate(spec, "r1")
+    PromoteModelOperator(task_id="promote", model_name="churn", version="1").execute(task_context())
+    _candidate(spec, "r2")
+    server = Server(mlflow_conn, tables, tmp_path)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MLOPS_SERVING_DEFAULT",
+        json.dumps({"conn_type": "mlops_serving", "host": server.url, "password": TOKEN}),
+    )
+    try:
+        server.wait_for({"champion": "1"})
+        yield server
+    finally:
+        server.stop()
+
+
+SMOKE = {"tenure_months": 3.0, "monthly_usage": 40.0, "support_calls": 2.0, "monthly_charge": 20.0,
+         "plan": "basic", "region": "eu"}  # fmt: skip
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("storage")
+def test_deferred_rollout_waits_for_ready_then_sets_the_share(served: Server) -> None:
+    """The operator defers to ServingReadyTrigger; the trigger sees v2 loaded; completion opens the split."""
+    op = DeployModelOperator(
+        task_id="start_ab_test", version="2", smoke_features=SMOKE, challenger_share=0.3, deferrable=True
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(task_context())
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, ServingReadyTrigger)
+    assert trigger.serialize()[1]["expected"] == {"challenger": "2"}
+
+    async def first_event() -> Any:
+        return await trigger.run().__anext__()
+
+    event = asyncio.run(first_event())
+    assert event.payload["status"] == "success", event.payload
+    result = op.execute_complete(task_context(), event.payload)
+    assert result["challenger_share"] == 0.3
+    ready = served.ready()
+    assert ready["versions"] == {"champion": "1", "challenger": "2"}
+    assert ready["challenger_share"] == 0.3
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("storage")
+def test_failed_rollout_leaves_traffic_on_the_champion(served: Server) -> None:
+    """A version the servers never load times out; the challenger share stays 0 and v1 keeps answering."""
+    op = DeployModelOperator(
+        task_id="start_ab_test", version="7", smoke_features=SMOKE, challenger_share=0.5, ready_timeout=3,
+        deferrable=False,
+    )  # fmt: skip
+    with pytest.raises(DeploymentError, match=r"serving not ready with \{'challenger': '7'\}"):
+        op.execute(task_context())
+    ready = served.ready()
+    assert ready["challenger_share"] == 0.0
+    assert ready["versions"]["champion"] == "1"
+    with pytest.raises(DeploymentError, match="traffic left on the champion"):
+        op.execute_complete(task_context(), {"status": "timeout", "message": "instance lagging"})
+    assert served.ready()["challenger_share"] == 0.0
