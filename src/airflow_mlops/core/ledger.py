@@ -113,9 +113,7 @@ class Ledger:
     def head(self, model_name: str, alias: str) -> str | None:
         """The version the ledger says ``alias`` points at, or None."""
         with self.engine.connect() as conn:
-            return conn.execute(
-                sa.select(heads.c.version).where(heads.c.model_name == model_name, heads.c.alias == alias)
-            ).scalar()
+            return _head(conn, model_name, alias)
 
     def move_alias(
         self,
@@ -140,7 +138,6 @@ class Ledger:
         """
         if action not in MOVES:
             raise ValueError(f"action: expected one of {MOVES}, found {action!r}")
-        airflow = airflow or {}
         with self.engine.connect() as conn:
             self._begin_locked(conn, model_name, alias)
             try:
@@ -149,31 +146,24 @@ class Ledger:
                     if done is not None:
                         conn.rollback()
                         return _row(done._mapping)
-                current = conn.execute(
-                    sa.select(heads.c.version).where(heads.c.model_name == model_name, heads.c.alias == alias)
-                ).scalar()
+                current = _head(conn, model_name, alias)
                 if expected_from is not ANY and current != expected_from:
                     raise PromotionConflictError(
                         f"{model_name}@{alias} is at version {current}, expected {expected_from}: "
                         "another promotion won; nothing was changed"
                     )
-                now = datetime.now(UTC)
-                new_id = conn.execute(
-                    ledger.insert().values(
-                        model_name=model_name,
-                        alias=alias,
-                        action=action,
-                        from_version=current,
-                        to_version=str(to_version),
-                        reasons=json.dumps(reasons),
-                        evidence_uri=evidence_uri,
-                        airflow_dag_id=airflow.get("airflow.dag_id"),
-                        airflow_run_id=airflow.get("airflow.run_id"),
-                        airflow_task_id=airflow.get("airflow.task_id"),
-                        idempotency_key=idempotency_key,
-                        created_at=now,
-                    )
-                ).inserted_primary_key[0]  # type: ignore[index]
+                new_id = _insert(
+                    conn,
+                    model_name=model_name,
+                    alias=alias,
+                    action=action,
+                    from_version=current,
+                    to_version=str(to_version),
+                    reasons=reasons,
+                    evidence_uri=evidence_uri,
+                    airflow=airflow,
+                    idempotency_key=idempotency_key,
+                )
                 conn.execute(
                     heads.update()
                     .where(heads.c.model_name == model_name, heads.c.alias == alias)
@@ -204,31 +194,23 @@ class Ledger:
         idempotency_key: str | None = None,
     ) -> LedgerRow:
         """Record a decision that moves nothing (``reject`` or ``keep_testing``); idempotent per key."""
-        airflow = airflow or {}
         with self.engine.begin() as conn:
             if idempotency_key:
                 done = conn.execute(sa.select(ledger).where(ledger.c.idempotency_key == idempotency_key)).first()
                 if done is not None:
                     return _row(done._mapping)
-            current = conn.execute(
-                sa.select(heads.c.version).where(heads.c.model_name == model_name, heads.c.alias == alias)
-            ).scalar()
-            new_id = conn.execute(
-                ledger.insert().values(
-                    model_name=model_name,
-                    alias=alias,
-                    action=action,
-                    from_version=current,
-                    to_version=version,
-                    reasons=json.dumps(reasons),
-                    evidence_uri=evidence_uri,
-                    airflow_dag_id=airflow.get("airflow.dag_id"),
-                    airflow_run_id=airflow.get("airflow.run_id"),
-                    airflow_task_id=airflow.get("airflow.task_id"),
-                    idempotency_key=idempotency_key,
-                    created_at=datetime.now(UTC),
-                )
-            ).inserted_primary_key[0]  # type: ignore[index]
+            new_id = _insert(
+                conn,
+                model_name=model_name,
+                alias=alias,
+                action=action,
+                from_version=_head(conn, model_name, alias),
+                to_version=version,
+                reasons=reasons,
+                evidence_uri=evidence_uri,
+                airflow=airflow,
+                idempotency_key=idempotency_key,
+            )
             row = conn.execute(sa.select(ledger).where(ledger.c.id == new_id)).one()
         return _row(row._mapping)
 
@@ -271,6 +253,48 @@ class Ledger:
         conn.execute(
             sa.select(heads.c.version).where(heads.c.model_name == model_name, heads.c.alias == alias).with_for_update()
         )
+
+
+def _head(conn: Connection, model_name: str, alias: str) -> str | None:
+    """The version the head row of ``model_name@alias`` records, or None."""
+    version = conn.execute(
+        sa.select(heads.c.version).where(heads.c.model_name == model_name, heads.c.alias == alias)
+    ).scalar()
+    return None if version is None else str(version)
+
+
+def _insert(
+    conn: Connection,
+    *,
+    model_name: str,
+    alias: str,
+    action: str,
+    from_version: str | None,
+    to_version: str | None,
+    reasons: list[str],
+    evidence_uri: str | None,
+    airflow: dict[str, str] | None,
+    idempotency_key: str | None,
+) -> int:
+    """Insert one ledger row stamped now (UTC) and return its id."""
+    airflow = airflow or {}
+    result = conn.execute(
+        ledger.insert().values(
+            model_name=model_name,
+            alias=alias,
+            action=action,
+            from_version=from_version,
+            to_version=to_version,
+            reasons=json.dumps(reasons),
+            evidence_uri=evidence_uri,
+            airflow_dag_id=airflow.get("airflow.dag_id"),
+            airflow_run_id=airflow.get("airflow.run_id"),
+            airflow_task_id=airflow.get("airflow.task_id"),
+            idempotency_key=idempotency_key,
+            created_at=datetime.now(UTC),
+        )
+    )
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
 class _Any:
