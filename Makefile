@@ -30,6 +30,9 @@ lint: install
 
 bench: install
 	$(PY) bench/parse.py
+	$(PY) bench/promotion.py
+	$(PY) bench/serving.py
+	$(PY) bench/drift.py
 
 clean:
 	rm -rf .demo .pytest_cache .mypy_cache .ruff_cache
