@@ -60,6 +60,17 @@ def test_level2_chain_tracks_registers_and_promotes(mlflow_conn: str, customers_
     assert run.inputs.dataset_inputs[0].dataset.digest == dataset["digest"][:36]
     assert run.inputs.dataset_inputs[0].dataset.source_type == "local"
 
+    from airflow_mlops.core.drift import ReferenceProfile, check_drift
+
+    profile_path = client.download_artifacts(
+        model["run_id"], "reference_profile/profile.npz", str(customers_csv.parent)
+    )
+    profile = ReferenceProfile.load(profile_path)
+    assert set(profile.columns) == set(spec.features or [])
+    same = check_drift(profile, pd.read_csv(customers_csv)[list(profile.columns)].head(600))
+    assert not same.as_dict()["dataset_drift"]
+    assert run.data.tags["mlops.reference_profile"].endswith("reference_profile/profile.npz")
+
     evaluated = EvaluateModelOperator(task_id="evaluate", spec=spec, model=model, dataset=dataset).execute(
         task_context(task_id="evaluate")
     )

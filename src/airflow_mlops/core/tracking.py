@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from airflow_mlops.refs import DatasetRef
 
 MODEL_ARTIFACT = "model"
+PROFILE_ARTIFACT = "reference_profile/profile.npz"
 _REQUIREMENTS = ("mlflow-skinny", "scikit-learn", "pandas", "numpy", "scipy", "skops")
 
 
@@ -101,7 +102,28 @@ def log_training_run(
             skops_trusted_types=trusted_types(model),
         )
         mlflow.set_tag("mlops.model_uri", info.model_uri)
+        log_reference_profile(x_train, run.info.run_id)
     return LoggedModel(run.info.run_id, exp.experiment_id, info.model_uri)
+
+
+def log_reference_profile(x_train: pd.DataFrame, run_id: str) -> None:
+    """Store the drift reference profile of the training features beside the model (active run).
+
+    Monitoring compares production windows with it instead of re-reading the training data.
+    """
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+
+    from airflow_mlops.core.drift import ReferenceProfile
+
+    folder, name = PROFILE_ARTIFACT.rsplit("/", 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        ReferenceProfile.from_frame(x_train).save(path)
+        mlflow.log_artifact(str(path), artifact_path=folder)
+    mlflow.set_tag("mlops.reference_profile", f"runs:/{run_id}/{PROFILE_ARTIFACT}")
 
 
 def dataset_source(uri: str) -> Any:
