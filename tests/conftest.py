@@ -149,6 +149,11 @@ class FakeTI:
 class _Outlet:
     def __init__(self) -> None:
         self.extra: dict[str, Any] = {}
+        self.added: list[tuple[Any, dict[str, Any]]] = []
+
+    def add(self, asset: Any, extra: dict[str, Any] | None = None) -> None:
+        """What an asset-alias accessor does: emit an event for ``asset``."""
+        self.added.append((asset, dict(extra or {})))
 
 
 class OutletEvents(dict):  # type: ignore[type-arg]

@@ -77,7 +77,11 @@ def test_mlflow_connection_type_is_registered(airflow_cli: Any) -> None:
 def test_triggers_are_registered(airflow_cli: Any) -> None:
     """``airflow providers triggers`` lists our trigger modules under our package."""
     ours = {row["class"] for row in airflow_cli("triggers") if row["package_name"] == PACKAGE}
-    assert ours == {"airflow_mlops.triggers.new_data", "airflow_mlops.triggers.model_alias"}
+    assert ours == {
+        "airflow_mlops.triggers.new_data",
+        "airflow_mlops.triggers.model_alias",
+        "airflow_mlops.triggers.serving",
+    }
 
 
 def test_extra_links_are_registered(airflow_cli: Any) -> None:

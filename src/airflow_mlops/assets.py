@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airflow.sdk import Asset
+from airflow.sdk import Asset, AssetAlias
 
 
 def source_asset(pipeline: str) -> Asset:
@@ -18,3 +18,13 @@ def dataset_asset(pipeline: str) -> Asset:
 def model_asset(pipeline: str) -> Asset:
     """A new registered model version of ``pipeline``."""
     return Asset(f"mlops://{pipeline}/model", group="mlops")
+
+
+def drift_asset(pipeline: str) -> Asset:
+    """A drift verdict of ``pipeline``'s production data (published only when the policy says drift)."""
+    return Asset(f"mlops://{pipeline}/drift", group="mlops")
+
+
+def drift_alias(pipeline: str) -> AssetAlias:
+    """The alias a monitor task declares so it can emit :func:`drift_asset` conditionally."""
+    return AssetAlias(name=f"mlops-{pipeline}-drift", group="mlops")

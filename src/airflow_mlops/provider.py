@@ -49,9 +49,24 @@ def get_provider_info() -> dict[str, Any]:
                     "max_retries": _field("HTTP retries", "Retries per MLflow request (default 2).", "integer"),
                     "timeout": _field("HTTP timeout (s)", "Seconds per MLflow request (default 30).", "integer"),
                 },
+            },
+            {
+                "connection-type": "mlops_serving",
+                "hook-class-name": f"{_PKG}.hooks.serving.ServingHook",
+                "hook-name": "MLOps model server",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "login", "port", "extra"],
+                    "relabeling": {"host": "Server URLs (comma separated)", "password": "Admin token"},
+                    "placeholders": {"host": "http://serve-1:8000,http://serve-2:8000"},
+                },
+            },
+        ],
+        "hooks": [
+            {
+                "integration-name": "MLflow",
+                "python-modules": [f"{_PKG}.hooks.mlflow", f"{_PKG}.hooks.ledger", f"{_PKG}.hooks.serving"],
             }
         ],
-        "hooks": [{"integration-name": "MLflow", "python-modules": [f"{_PKG}.hooks.mlflow"]}],
         "operators": [
             {
                 "integration-name": "MLflow",
@@ -61,6 +76,9 @@ def get_provider_info() -> dict[str, Any]:
                     f"{_PKG}.operators.registry",
                     f"{_PKG}.operators.promotion",
                     f"{_PKG}.operators.challenge",
+                    f"{_PKG}.operators.deploy",
+                    f"{_PKG}.operators.abtest",
+                    f"{_PKG}.operators.monitoring",
                     f"{_PKG}.operators.local",
                 ],
             }
@@ -74,7 +92,11 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": "MLflow",
-                "python-modules": [f"{_PKG}.triggers.new_data", f"{_PKG}.triggers.model_alias"],
+                "python-modules": [
+                    f"{_PKG}.triggers.new_data",
+                    f"{_PKG}.triggers.model_alias",
+                    f"{_PKG}.triggers.serving",
+                ],
             }
         ],
         "extra-links": [f"{_PKG}.links.mlflow.MlflowRunLink", f"{_PKG}.links.mlflow.MlflowModelVersionLink"],

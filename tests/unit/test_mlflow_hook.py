@@ -74,6 +74,6 @@ def test_ui_field_behaviour_and_widgets() -> None:
     assert behaviour["relabeling"]["login"] == "Username"
     from airflow_mlops.provider import get_provider_info
 
-    (conn_type,) = get_provider_info()["connection-types"]
+    conn_type = next(c for c in get_provider_info()["connection-types"] if c["connection-type"] == "mlflow")
     assert {"tracking_uri", "registry_uri", "token", "ui_url"} <= set(conn_type["conn-fields"])
     assert conn_type["conn-fields"]["token"]["schema"]["format"] == "password"

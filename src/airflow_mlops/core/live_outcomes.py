@@ -63,3 +63,23 @@ def latest_features(conn: Any, *, model_name: str, log_table: str = PREDICTION_L
         row = cursor.fetchone()
     conn.rollback()
     return dict(row[0]) if row else None
+
+
+def recent_features(
+    conn: Any,
+    *,
+    model_name: str,
+    since: datetime,
+    log_table: str = PREDICTION_LOG_TABLE,
+    limit: int = 1_000_000,
+) -> list[dict[str, Any]]:
+    """Feature rows of the requests answered since ``since`` (shadow scores excluded), newest first."""
+    with conn.cursor() as cursor:
+        cursor.execute(
+            f"SELECT features FROM {log_table} WHERE model_name = %s AND ts >= %s AND arm <> 'shadow' "
+            "ORDER BY ts DESC LIMIT %s",
+            (model_name, since, limit),
+        )
+        rows = [dict(r[0]) for r in cursor.fetchall()]
+    conn.rollback()
+    return rows
