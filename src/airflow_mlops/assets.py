@@ -28,3 +28,13 @@ def drift_asset(pipeline: str) -> Asset:
 def drift_alias(pipeline: str) -> AssetAlias:
     """The alias a monitor task declares so it can emit :func:`drift_asset` conditionally."""
     return AssetAlias(name=f"mlops-{pipeline}-drift", group="mlops")
+
+
+def degradation_asset(pipeline: str) -> Asset:
+    """The champion's live quality fell below its validation quality (published only then)."""
+    return Asset(f"mlops://{pipeline}/degradation", group="mlops")
+
+
+def degradation_alias(pipeline: str) -> AssetAlias:
+    """The alias a monitor task declares so it can emit :func:`degradation_asset` conditionally."""
+    return AssetAlias(name=f"mlops-{pipeline}-degradation", group="mlops")

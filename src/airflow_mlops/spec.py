@@ -235,6 +235,16 @@ class ServingSpec(_Strict):
         return value
 
 
+class MonitoringSpec(_Strict):
+    """Level 4: how production is watched and when retraining may start."""
+
+    schedule: str = "@hourly"
+    window_hours: Annotated[float, Field(gt=0)] = 24.0
+    min_rows: Annotated[int, Field(ge=1)] = 200
+    max_accuracy_drop: Annotated[float, Field(ge=0.0, le=1.0)] = 0.05
+    cooldown_hours: Annotated[float, Field(ge=0.0)] = 6.0
+
+
 class LedgerSpec(_Strict):
     """Where the promotion ledger lives: a Postgres connection, or SQLite under AIRFLOW_HOME."""
 
@@ -260,6 +270,7 @@ class PipelineSpec(_Strict):
     :param promotion: the automatic promotion policy (Level 3 and up).
     :param ledger: where promotions, rollbacks and rejections are recorded.
     :param serving: the model server deployments go to (Level 3 and up).
+    :param monitoring: drift and performance monitoring and retraining guards (Level 4).
     :param storage: object storage URI for snapshots; defaults to ``[mlops] storage_uri``.
     :param retries: task retries for steps that talk to external systems.
     :param retry_delay_seconds: wait between retries.
@@ -283,6 +294,7 @@ class PipelineSpec(_Strict):
     promotion: PromotionPolicy = PromotionPolicy()
     ledger: LedgerSpec = LedgerSpec()
     serving: ServingSpec = ServingSpec()
+    monitoring: MonitoringSpec = MonitoringSpec()
     storage: str | None = None
     retries: Annotated[int, Field(ge=0, le=10)] = 2
     retry_delay_seconds: Annotated[int, Field(ge=0, le=86_400)] = 60

@@ -9,6 +9,7 @@ from airflow_mlops.factories.level0 import build_level_0
 from airflow_mlops.factories.level1 import build_level_1
 from airflow_mlops.factories.level2 import build_level_2
 from airflow_mlops.factories.level3 import build_level_3
+from airflow_mlops.factories.level4 import build_level_4
 from airflow_mlops.spec import PipelineSpec, load_specs
 
 if TYPE_CHECKING:
@@ -23,9 +24,18 @@ BUILDERS: dict[int, Callable[[PipelineSpec], list[DAG]]] = {
     1: build_level_1,
     2: build_level_2,
     3: build_level_3,
+    4: build_level_4,
 }
 
-__all__ = ["build_level_0", "build_level_1", "build_level_2", "build_level_3", "build_pipeline", "load_pipelines"]
+__all__ = [
+    "build_level_0",
+    "build_level_1",
+    "build_level_2",
+    "build_level_3",
+    "build_level_4",
+    "build_pipeline",
+    "load_pipelines",
+]
 
 
 def build_pipeline(spec: PipelineSpec) -> list[DAG]:

@@ -82,11 +82,14 @@ def build_level_2(spec: PipelineSpec) -> list[DAG]:
     return [train, *others]
 
 
-def level_2_parts(spec: PipelineSpec) -> tuple[DAG, dict[str, Any], list[DAG]]:
-    """The Level 2 train DAG with its tasks (for higher levels to extend) and the other DAGs."""
+def level_2_parts(spec: PipelineSpec, schedule: Any = None) -> tuple[DAG, dict[str, Any], list[DAG]]:
+    """The Level 2 train DAG with its tasks (for higher levels to extend) and the other DAGs.
+
+    :param schedule: replaces :func:`training_schedule` (Level 4 adds monitor Assets to it).
+    """
     train, tasks = build_training_dag(
         spec,
-        schedule=training_schedule(spec),
+        schedule=schedule if schedule is not None else training_schedule(spec),
         doc=f"Level 2: runs on `{spec.schedule}` or when `{source_asset(spec.name).uri}` updates; "
         f"registers a `challenger`; promote with `{dag_id(spec, 'promote')}`.",
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.factories.base import new_dag
 from airflow_mlops.factories.level2 import level_2_parts
@@ -42,6 +42,12 @@ def _promote_and_deploy(spec: PipelineSpec, source: str, promote_id: str, verdic
 
 
 def build_level_3(spec: PipelineSpec) -> list[DAG]:
+    """Level 3 DAGs (see :func:`level_3_parts`)."""
+    train, _, others = level_3_parts(spec)
+    return [train, *others]
+
+
+def level_3_parts(spec: PipelineSpec, schedule: Any = None) -> tuple[DAG, dict[str, Any], list[DAG]]:
     """Level 3 DAGs: the Level 2 DAGs with a gated rollout added to training, and ``<name>_ab_test``.
 
     Training ends with ``challenge`` (offline gate vs the champion). A first model is promoted and
@@ -49,7 +55,7 @@ def build_level_3(spec: PipelineSpec) -> list[DAG]:
     ``<name>_ab_test`` (on ``promotion.ab.schedule``) judges live outcomes: promote (ledger, alias,
     split reset), keep testing, or roll back (ledger, challenger withdrawn).
     """
-    train, tasks, others = level_2_parts(spec)
+    train, tasks, others = level_2_parts(spec, schedule)
     with train:
         gate = ChallengeChampionOperator(
             task_id="challenge", spec=spec, model=tasks["register"].output, dataset=tasks["extract"].output
@@ -89,4 +95,4 @@ def build_level_3(spec: PipelineSpec) -> list[DAG]:
         route = VerdictBranchOperator(task_id="route", verdict=analyse.output, on_promote="promote")
         _promote_and_deploy(spec, "analyse", "promote", analyse.output)
         analyse >> route >> ab_dag.get_task("promote")
-    return [train, *others, ab_dag]
+    return train, tasks, [*others, ab_dag]

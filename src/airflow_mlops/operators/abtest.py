@@ -123,11 +123,12 @@ class ABTestOperator(MlopsOperator):
 
 
 class VerdictBranchOperator(BaseBranchOperator):
-    """Route on a verdict: a ``promote`` to ``on_promote`` (or ``on_cold_start`` for a first model).
+    """Route on a verdict's decision to the task(s) that act on it; other branches are skipped.
 
-    :param verdict: the verdict dict (from the gate or the A/B test). (templated)
+    :param verdict: the verdict dict (from the gate, the A/B test or the quality monitor). (templated)
     :param on_promote: task id(s) to run when the verdict promotes a challenger over a champion.
     :param on_cold_start: task id(s) to run when the verdict promotes the first model.
+    :param on_rollback: task id(s) to run when the verdict says roll back.
     :param otherwise: task id(s) to run for any other decision.
     """
 
@@ -137,8 +138,9 @@ class VerdictBranchOperator(BaseBranchOperator):
         self,
         *,
         verdict: Any,
-        on_promote: str | list[str],
+        on_promote: str | list[str] | None = None,
         on_cold_start: str | list[str] | None = None,
+        on_rollback: str | list[str] | None = None,
         otherwise: str | list[str] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -146,6 +148,7 @@ class VerdictBranchOperator(BaseBranchOperator):
         self.verdict = verdict
         self.on_promote = on_promote
         self.on_cold_start = on_cold_start
+        self.on_rollback = on_rollback
         self.otherwise = otherwise
 
     def choose_branch(self, context: Context) -> str | Iterable[str] | None:
@@ -154,4 +157,6 @@ class VerdictBranchOperator(BaseBranchOperator):
         if decision == "promote":
             cold = bool((verdict.get("evidence") or {}).get("cold_start"))
             return self.on_cold_start if cold and self.on_cold_start else self.on_promote
+        if decision == "rollback" and self.on_rollback:
+            return self.on_rollback
         return self.otherwise

@@ -91,3 +91,95 @@ class DataDriftOperator(MlopsOperator):
             for outlet in self.outlets:
                 context["outlet_events"][outlet].add(drift_asset(self.spec.name), extra=verdict)
         return {**verdict, "columns": result["columns"]}
+
+
+class ModelPerformanceOperator(MlopsOperator):
+    """Live accuracy of the champion from logged predictions joined with delayed labels.
+
+    Compares it with the champion's held-out ``test_accuracy`` and, when the ledger shows a
+    predecessor, with the predecessor's live accuracy while it was champion. Publishes
+    ``mlops://<pipeline>/degradation`` only when live accuracy dropped by more than
+    ``spec.monitoring.max_accuracy_drop``; ``rollback`` is true when the predecessor did better live
+    by more than that bound (the monitoring DAG then runs the ledger-backed rollback).
+
+    :param window_hours: how far back labelled predictions count; default ``spec.monitoring``.
+    """
+
+    template_fields: Sequence[str] = ("window_hours",)
+
+    def __init__(self, *, window_hours: float | None = None, **kwargs: Any) -> None:
+        from airflow_mlops.assets import degradation_alias
+
+        kwargs.setdefault("outlets", [degradation_alias(spec_name(kwargs["spec"]))])
+        super().__init__(**kwargs)
+        self.window_hours = window_hours
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from airflow_mlops.assets import degradation_asset
+        from airflow_mlops.core.live_outcomes import arm_windows
+        from airflow_mlops.core.registry import alias_version
+        from airflow_mlops.core.snapshot import utc_now
+        from airflow_mlops.hooks.ledger import LedgerHook
+
+        rules, name = self.spec.monitoring, self.spec.registered_model_name
+        since = utc_now() - timedelta(hours=float(self.window_hours or rules.window_hours))
+        with self.hook.activate() as client:
+            champion = alias_version(client, name, "champion")
+            if champion is None:
+                raise AirflowSkipException(f"{name}: no champion yet")
+            expected = client.get_run(str(client.get_model_version(name, champion).run_id)).data.metrics.get(
+                "test_accuracy"
+            )
+        holder = _predecessor_of(LedgerHook(self.spec.ledger.conn_id).get_conn().history(name), champion)
+        log_table, feedback_table = self.spec.serving.log_table, self.spec.serving.feedback_table
+        conn = PostgresHook(postgres_conn_id=self.spec.serving.log_conn_id).get_conn()
+        try:
+            live = arm_windows(
+                conn, model_name=name, versions={"champion": champion}, since=since, log_table=log_table,
+                feedback_table=feedback_table,
+            )  # fmt: skip
+            before = None
+            if holder is not None:
+                before = arm_windows(
+                    conn, model_name=name, versions={"champion": holder}, log_table=log_table,
+                    feedback_table=feedback_table,
+                )["champion"]  # fmt: skip
+        finally:
+            conn.close()
+        window = live["champion"]
+        if window.labelled < rules.min_rows:
+            raise AirflowSkipException(f"{name} v{champion}: {window.labelled} labelled rows, need {rules.min_rows}")
+        accuracy = window.correct / window.labelled
+        verdict: dict[str, Any] = {
+            "model_name": name,
+            "champion_version": champion,
+            "live_accuracy": accuracy,
+            "labelled": window.labelled,
+            "validation_accuracy": expected,
+            "predecessor_version": holder,
+            "predecessor_live_accuracy": (before.correct / before.labelled) if before and before.labelled else None,
+        }
+        degraded = expected is not None and accuracy < expected - rules.max_accuracy_drop
+        worse = (
+            verdict["predecessor_live_accuracy"] is not None
+            and before is not None
+            and before.labelled >= rules.min_rows
+            and accuracy < verdict["predecessor_live_accuracy"] - rules.max_accuracy_drop
+        )
+        verdict["decision"] = "rollback" if worse else ("degraded" if degraded else "healthy")
+        self.log.info("Live quality of %s v%s: %s", name, champion, verdict)
+        if degraded or worse:
+            for outlet in self.outlets:
+                context["outlet_events"][outlet].add(degradation_asset(self.spec.name), extra=verdict)
+        return verdict
+
+
+def _predecessor_of(history: list[Any], champion: str) -> str | None:
+    """The version the ledger's latest move to ``champion`` replaced."""
+    for row in reversed(history):
+        if row.alias == "champion" and row.action in ("promote", "rollback") and row.to_version == champion:
+            return str(row.from_version) if row.from_version else None
+    return None

@@ -1,0 +1,135 @@
+"""Level 4 operators on real stores: the retraining cool-down, live quality and ledger rollback."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from airflow.sdk import Asset
+from airflow.sdk.exceptions import AirflowSkipException
+from mlflow import MlflowClient
+
+from airflow_mlops.operators.dataset import ExtractDatasetOperator
+from airflow_mlops.operators.guards import RetrainGuardOperator
+from airflow_mlops.operators.monitoring import ModelPerformanceOperator
+from airflow_mlops.operators.promotion import PromoteModelOperator, RollbackModelOperator
+from airflow_mlops.operators.registry import RegisterModelOperator
+from airflow_mlops.operators.training import EvaluateModelOperator, TrainModelOperator
+from airflow_mlops.serving.prediction_log import feedback_ddl, prediction_log_ddl
+from airflow_mlops.spec import PipelineSpec
+from tests.conftest import spec_dict, task_context
+
+
+@pytest.fixture
+def tables(pg_conn: Any) -> Any:
+    suffix = uuid.uuid4().hex[:8]
+    names = (f"l4_log_{suffix}", f"l4_fb_{suffix}")
+    with pg_conn.cursor() as cur:
+        cur.execute(prediction_log_ddl(names[0]))
+        cur.execute(feedback_ddl(names[1]))
+    yield names
+    with pg_conn.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {names[0]}, {names[1]}")
+
+
+def _spec(csv: Path, tables: tuple[str, str], **monitoring: Any) -> PipelineSpec:
+    return PipelineSpec.from_dict(
+        spec_dict(
+            level=4,
+            source={"kind": "files", "uri": f"file://{csv}"},
+            serving={"log_table": tables[0], "feedback_table": tables[1]},
+            monitoring={"min_rows": 100, "max_accuracy_drop": 0.05, **monitoring},
+        )
+    )
+
+
+def _train(spec: PipelineSpec, run: str) -> dict[str, Any]:
+    dataset = ExtractDatasetOperator(task_id="extract", spec=spec).execute(task_context(run_id=run))
+    model = TrainModelOperator(task_id="train", spec=spec, dataset=dataset).execute(task_context(run_id=run))
+    model = EvaluateModelOperator(task_id="evaluate", spec=spec, model=model, dataset=dataset).execute(
+        task_context(task_id="evaluate", run_id=run)
+    )
+    return RegisterModelOperator(task_id="register", spec=spec, model=model).execute(task_context(run_id=run))
+
+
+def _outcomes(conn: Any, tables: tuple[str, str], version: str, correct: int, wrong: int) -> None:
+    """Log ``correct + wrong`` champion answers of ``version`` and their labels."""
+    with conn.cursor() as cur:
+        for i in range(correct + wrong):
+            rid = f"v{version}-{uuid.uuid4().hex[:6]}-{i}"
+            cur.execute(
+                f"INSERT INTO {tables[0]} (request_id, ts, model_name, model_version, arm, features, prediction, "
+                "latency_ms) VALUES (%s, %s, 'churn', %s, 'champion', '{}'::json, '1'::jsonb, 1.0)",
+                (rid, datetime.now(UTC), version),
+            )
+            cur.execute(f"INSERT INTO {tables[1]} (request_id, label) VALUES (%s, %s::jsonb)",
+                        (rid, json.dumps(1 if i < correct else 0)))  # fmt: skip
+
+
+def _drift_context() -> dict[str, Any]:
+    ctx = task_context(task_id="retrain_guard")
+    ctx["triggering_asset_events"] = {
+        Asset("mlops://churn/drift"): [SimpleNamespace(extra={"decision": "drift", "share": 0.6})]
+    }
+    return ctx
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("storage")
+def test_cooldown_blocks_only_monitor_triggered_retraining(
+    mlflow_conn: str, customers_csv: Path, tables: tuple[str, str]
+) -> None:
+    """A drift event right after a training run is suppressed; manual runs and a 0 h cool-down train."""
+    spec = _spec(customers_csv, tables, cooldown_hours=6)
+    _train(spec, "r1")
+    with pytest.raises(AirflowSkipException, match="inside the 6.0 h cool-down"):
+        RetrainGuardOperator(task_id="retrain_guard", spec=spec).execute(_drift_context())
+    assert RetrainGuardOperator(task_id="retrain_guard", spec=spec).execute(task_context())["guard"] == (
+        "not monitor-triggered"
+    )
+    eager = _spec(customers_csv, tables, cooldown_hours=0)
+    assert RetrainGuardOperator(task_id="retrain_guard", spec=eager).execute(_drift_context())["guard"] == "passed"
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("storage")
+def test_live_quality_degradation_and_rollback(
+    mlflow_conn: str, customers_csv: Path, pg_conn: Any, tables: tuple[str, str]
+) -> None:
+    """Healthy, then degraded (Asset emitted), then worse than the predecessor: rolled back via the ledger."""
+    spec = _spec(customers_csv, tables)
+    client = MlflowClient(mlflow_conn)
+    _train(spec, "r1")
+    PromoteModelOperator(task_id="promote", model_name="churn", version="1").execute(task_context(run_id="p1"))
+    validation = client.get_run(client.get_model_version("churn", "1").run_id).data.metrics["test_accuracy"]
+    monitor = ModelPerformanceOperator(task_id="model_quality", spec=spec)
+
+    good = round(150 * validation) + 10
+    _outcomes(pg_conn, tables, "1", correct=good, wrong=150 - good + 10)
+    ctx = task_context()
+    healthy = monitor.execute(ctx)
+    assert healthy["decision"] == "healthy", healthy
+    assert all(not o.added for o in ctx["outlet_events"].values())
+
+    _train(spec, "r2")
+    PromoteModelOperator(task_id="promote", model_name="churn", version="2").execute(task_context(run_id="p2"))
+    _outcomes(pg_conn, tables, "2", correct=40, wrong=110)
+    ctx = task_context()
+    verdict = monitor.execute(ctx)
+    assert verdict["decision"] == "rollback", verdict
+    assert verdict["predecessor_version"] == "1"
+    (outlet,) = ctx["outlet_events"].values()
+    ((asset, extra),) = outlet.added
+    assert asset.uri == "mlops://churn/degradation"
+    assert extra["live_accuracy"] == pytest.approx(40 / 150)
+
+    rolled = RollbackModelOperator(task_id="rollback", model_name="churn", reasons=["v2 live accuracy fell"]).execute(
+        task_context(task_id="rollback", run_id="m1")
+    )
+    assert (rolled["previous"], rolled["version"]) == ("2", "1")
+    assert str(client.get_model_version_by_alias("churn", "champion").version) == "1"
