@@ -18,6 +18,9 @@ demo: install
 
 test: install
 	./scripts/services.sh
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 
 test-unit: install
