@@ -15,7 +15,8 @@ from airflow_mlops.operators.promotion import PromoteModelOperator
 from airflow_mlops.triggers.serving import ServingReadyTrigger
 from tests.conftest import task_context
 from tests.e2e.conftest import TOKEN, Server
-from tests.e2e.test_level3_ab import LOGISTIC, _candidate, _spec
+from tests.e2e.test_level3_ab import LOGISTIC, _spec
+from tests.pipeline_steps import candidate
 
 
 @pytest.fixture
@@ -24,9 +25,9 @@ def served(
 ) -> Any:
     """A champion v1 and a registered challenger v2, served by a real server with a 0 share."""
     spec = _spec(customers_csv, LOGISTIC, tables)
-    _candidate(spec, "r1")
+    candidate(spec, "r1")
     PromoteModelOperator(task_id="promote", model_name="churn", version="1").execute(task_context())
-    _candidate(spec, "r2")
+    candidate(spec, "r2")
     server = Server(mlflow_conn, tables, tmp_path)
     monkeypatch.setenv(
         "AIRFLOW_CONN_MLOPS_SERVING_DEFAULT",

@@ -24,14 +24,12 @@ from airflow_mlops.core.lineage import trace
 from airflow_mlops.demo.data import customers
 from airflow_mlops.operators.abtest import ABTestOperator
 from airflow_mlops.operators.challenge import ChallengeChampionOperator
-from airflow_mlops.operators.dataset import ExtractDatasetOperator
 from airflow_mlops.operators.deploy import DeployModelOperator
 from airflow_mlops.operators.promotion import PromoteModelOperator
-from airflow_mlops.operators.registry import RegisterModelOperator
-from airflow_mlops.operators.training import EvaluateModelOperator, TrainModelOperator
 from airflow_mlops.spec import PipelineSpec
 from tests.conftest import PG_DSN, spec_dict, task_context
 from tests.e2e.conftest import TOKEN, Server
+from tests.pipeline_steps import candidate
 
 STRONG = ["tenure_months", "monthly_usage", "support_calls", "monthly_charge", "plan", "region"]
 LOGISTIC = {"class": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 300}}
@@ -53,19 +51,6 @@ def _spec(csv: Path, estimator: dict[str, Any], tables: tuple[str, str]) -> Pipe
             serving={"log_table": tables[0], "feedback_table": tables[1]},
         )
     )
-
-
-def _candidate(spec: PipelineSpec, run: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    ctx = {"run_id": run}
-    dataset = ExtractDatasetOperator(task_id="extract", spec=spec).execute(task_context(task_id="extract", **ctx))
-    model = TrainModelOperator(task_id="train", spec=spec, dataset=dataset).execute(task_context(**ctx))
-    model = EvaluateModelOperator(task_id="evaluate", spec=spec, model=model, dataset=dataset).execute(
-        task_context(task_id="evaluate", **ctx)
-    )
-    model = RegisterModelOperator(task_id="register", spec=spec, model=model).execute(
-        task_context(task_id="register", **ctx)
-    )
-    return dataset, model
 
 
 def _deploy(arm: str, version: str, smoke: dict[str, Any], share: float = 0.5) -> dict[str, Any]:
@@ -127,7 +112,7 @@ def test_ab_promotes_the_better_and_rolls_back_the_worse(
     weak, strong = _spec(customers_csv, MAJORITY, tables), _spec(customers_csv, LOGISTIC, tables)
 
     # v1: a majority-class baseline passes the cold-start gate and becomes champion.
-    dataset1, v1 = _candidate(weak, "r1")
+    dataset1, v1 = candidate(weak, "r1")
     verdict = ChallengeChampionOperator(task_id="challenge", spec=weak, model=v1, dataset=dataset1).execute(
         task_context(task_id="challenge", run_id="r1")
     )
@@ -144,7 +129,7 @@ def test_ab_promotes_the_better_and_rolls_back_the_worse(
         _agree(client, ledger, server, "1", None)  # challenger alias = champion: no second arm
 
         # v2 (logistic regression) passes the offline gate and is rolled out to half the traffic.
-        dataset2, v2 = _candidate(strong, "r2")
+        dataset2, v2 = candidate(strong, "r2")
         verdict = ChallengeChampionOperator(task_id="challenge", spec=strong, model=v2, dataset=dataset2).execute(
             task_context(task_id="challenge", run_id="r2")
         )
@@ -167,7 +152,7 @@ def test_ab_promotes_the_better_and_rolls_back_the_worse(
         assert server.ready()["challenger_share"] == 0.0
 
         # v3 guesses at random; it is deployed straight to the split (no offline gate) and must lose.
-        _, v3 = _candidate(_spec(customers_csv, COIN, tables), "r3")
+        _, v3 = candidate(_spec(customers_csv, COIN, tables), "r3")
         assert v3["version"] == "3"
         _deploy("challenger", "3", ab["smoke_features"], share=0.5)
         _agree(client, ledger, server, "2", "3")

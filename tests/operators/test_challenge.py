@@ -11,12 +11,10 @@ from mlflow import MlflowClient
 
 from airflow_mlops.core.ledger import Ledger, PromotionConflictError
 from airflow_mlops.operators.challenge import ChallengeChampionOperator
-from airflow_mlops.operators.dataset import ExtractDatasetOperator
 from airflow_mlops.operators.promotion import PromoteModelOperator, RollbackModelOperator
-from airflow_mlops.operators.registry import RegisterModelOperator
-from airflow_mlops.operators.training import EvaluateModelOperator, TrainModelOperator
 from airflow_mlops.spec import PipelineSpec
 from tests.conftest import spec_dict, task_context
+from tests.pipeline_steps import candidate
 
 ALL = ["tenure_months", "monthly_usage", "support_calls", "monthly_charge", "plan", "region"]
 
@@ -30,20 +28,6 @@ def _spec(csv: Path, features: list[str]) -> PipelineSpec:
             promotion={"guards": {"accuracy": 0.05}, "segment_column": "region", "segment_tolerance": 0.1},
         )
     )
-
-
-def _candidate(spec: PipelineSpec, run: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Extract, train, evaluate and register one challenger for DAG run ``run``."""
-    ctx = {"run_id": run}
-    dataset = ExtractDatasetOperator(task_id="extract", spec=spec).execute(task_context(task_id="extract", **ctx))
-    model = TrainModelOperator(task_id="train", spec=spec, dataset=dataset).execute(task_context(**ctx))
-    model = EvaluateModelOperator(task_id="evaluate", spec=spec, model=model, dataset=dataset).execute(
-        task_context(task_id="evaluate", **ctx)
-    )
-    model = RegisterModelOperator(task_id="register", spec=spec, model=model).execute(
-        task_context(task_id="register", **ctx)
-    )
-    return dataset, model
 
 
 def _gate(spec: PipelineSpec, dataset: dict[str, Any], model: dict[str, Any], run: str) -> dict[str, Any]:
@@ -65,7 +49,7 @@ def test_gate_promotes_only_real_improvements(mlflow_conn: str, customers_csv: P
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
 
     weak = _spec(customers_csv, ["monthly_charge", "region"])
-    dataset, v1 = _candidate(weak, "r1")
+    dataset, v1 = candidate(weak, "r1")
     verdict = _gate(weak, dataset, v1, "r1")
     assert verdict["decision"] == "promote"
     assert verdict["evidence"]["cold_start"] is True
@@ -76,7 +60,7 @@ def test_gate_promotes_only_real_improvements(mlflow_conn: str, customers_csv: P
     assert Path(artifact).read_text().count('"decision": "promote"') == 1
 
     same = _spec(customers_csv, ["monthly_charge", "region"])
-    dataset, v2 = _candidate(same, "r2")
+    dataset, v2 = candidate(same, "r2")
     verdict = _gate(same, dataset, v2, "r2")
     assert verdict["decision"] == "reject"
     assert verdict["champion_version"] == "1"
@@ -87,7 +71,7 @@ def test_gate_promotes_only_real_improvements(mlflow_conn: str, customers_csv: P
     assert client.get_model_version("churn", "2").tags["mlops.gate.decision"] == "reject"
 
     strong = _spec(customers_csv, ALL)
-    dataset, v3 = _candidate(strong, "r3")
+    dataset, v3 = candidate(strong, "r3")
     verdict = _gate(strong, dataset, v3, "r3")
     assert verdict["decision"] == "promote", verdict["reasons"]
     assert verdict["evidence"]["cold_start"] is False
@@ -114,7 +98,7 @@ def test_stale_verdict_cannot_promote(mlflow_conn: str, customers_csv: Path, tmp
     """Two verdicts judged against the same champion: the second promotion loses and moves nothing."""
     client = MlflowClient(mlflow_conn)
     spec = _spec(customers_csv, ALL)
-    dataset, v1 = _candidate(spec, "a")
+    dataset, v1 = candidate(spec, "a")
     first = _gate(spec, dataset, v1, "a")
     second = dict(first, challenger_version="1")
     _promote(first, "a")

@@ -14,15 +14,13 @@ from airflow.sdk import Asset
 from airflow.sdk.exceptions import AirflowSkipException
 from mlflow import MlflowClient
 
-from airflow_mlops.operators.dataset import ExtractDatasetOperator
 from airflow_mlops.operators.guards import RetrainGuardOperator
 from airflow_mlops.operators.monitoring import ModelPerformanceOperator
 from airflow_mlops.operators.promotion import PromoteModelOperator, RollbackModelOperator
-from airflow_mlops.operators.registry import RegisterModelOperator
-from airflow_mlops.operators.training import EvaluateModelOperator, TrainModelOperator
 from airflow_mlops.serving.prediction_log import feedback_ddl, prediction_log_ddl
 from airflow_mlops.spec import PipelineSpec
 from tests.conftest import spec_dict, task_context
+from tests.pipeline_steps import candidate
 
 
 @pytest.fixture
@@ -49,12 +47,7 @@ def _spec(csv: Path, tables: tuple[str, str], **monitoring: Any) -> PipelineSpec
 
 
 def _train(spec: PipelineSpec, run: str) -> dict[str, Any]:
-    dataset = ExtractDatasetOperator(task_id="extract", spec=spec).execute(task_context(run_id=run))
-    model = TrainModelOperator(task_id="train", spec=spec, dataset=dataset).execute(task_context(run_id=run))
-    model = EvaluateModelOperator(task_id="evaluate", spec=spec, model=model, dataset=dataset).execute(
-        task_context(task_id="evaluate", run_id=run)
-    )
-    return RegisterModelOperator(task_id="register", spec=spec, model=model).execute(task_context(run_id=run))
+    return candidate(spec, run)[1]
 
 
 def _outcomes(conn: Any, tables: tuple[str, str], version: str, correct: int, wrong: int) -> None:

@@ -1,0 +1,25 @@
+"""The Level 2 training steps run in order through the operators, for tests of higher levels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_mlops.operators.dataset import ExtractDatasetOperator
+from airflow_mlops.operators.registry import RegisterModelOperator
+from airflow_mlops.operators.training import EvaluateModelOperator, TrainModelOperator
+from airflow_mlops.spec import PipelineSpec
+from tests.conftest import task_context
+
+
+def candidate(spec: PipelineSpec, run: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Extract, train, evaluate and register one challenger for DAG run ``run``: (dataset, model) refs."""
+    ctx = {"run_id": run}
+    dataset = ExtractDatasetOperator(task_id="extract", spec=spec).execute(task_context(task_id="extract", **ctx))
+    model = TrainModelOperator(task_id="train", spec=spec, dataset=dataset).execute(task_context(**ctx))
+    model = EvaluateModelOperator(task_id="evaluate", spec=spec, model=model, dataset=dataset).execute(
+        task_context(task_id="evaluate", **ctx)
+    )
+    model = RegisterModelOperator(task_id="register", spec=spec, model=model).execute(
+        task_context(task_id="register", **ctx)
+    )
+    return dataset, model
