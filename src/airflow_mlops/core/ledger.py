@@ -230,6 +230,13 @@ class Ledger:
             ).first()
         return _row(row._mapping) if row is not None else None
 
+    def predecessor(self, model_name: str, alias: str, version: str | None) -> str | None:
+        """The version ``alias`` held before the latest move that put ``version`` there."""
+        for row in reversed(self.history(model_name)):
+            if row.alias == alias and row.action in MOVES and row.to_version == version:
+                return row.from_version
+        return None
+
     def history(self, model_name: str) -> list[LedgerRow]:
         """Every row of a model, oldest first."""
         with self.engine.connect() as conn:

@@ -133,7 +133,7 @@ class ModelPerformanceOperator(MlopsOperator):
             expected = client.get_run(str(client.get_model_version(name, champion).run_id)).data.metrics.get(
                 "test_accuracy"
             )
-        holder = _predecessor_of(LedgerHook(self.spec.ledger.conn_id).get_conn().history(name), champion)
+        holder = LedgerHook(self.spec.ledger.conn_id).get_conn().predecessor(name, "champion", champion)
         log_table, feedback_table = self.spec.serving.log_table, self.spec.serving.feedback_table
         conn = PostgresHook(postgres_conn_id=self.spec.serving.log_conn_id).get_conn()
         try:
@@ -175,11 +175,3 @@ class ModelPerformanceOperator(MlopsOperator):
             for outlet in self.outlets:
                 context["outlet_events"][outlet].add(degradation_asset(self.spec.name), extra=verdict)
         return verdict
-
-
-def _predecessor_of(history: list[Any], champion: str) -> str | None:
-    """The version the ledger's latest move to ``champion`` replaced."""
-    for row in reversed(history):
-        if row.alias == "champion" and row.action in ("promote", "rollback") and row.to_version == champion:
-            return str(row.from_version) if row.from_version else None
-    return None

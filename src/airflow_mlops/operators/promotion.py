@@ -177,21 +177,16 @@ class RollbackModelOperator(_AliasMover):
 
         ledger = LedgerHook(self.ledger_conn_id).get_conn()
         current = ledger.head(self.model_name, self.alias)
-        target = str(self.to_version) if self.to_version not in (None, "") else _predecessor(ledger, self)
+        target = (
+            str(self.to_version)
+            if self.to_version not in (None, "")
+            else ledger.predecessor(self.model_name, self.alias, current)
+        )
         if target is None:
             raise ModelRegistryError(f"{self.model_name}@{self.alias}: the ledger has no earlier version to restore")
         reasons = self.reasons if isinstance(self.reasons, list) else [str(self.reasons or "rollback requested")]
         row = self._move(context, version=target, action="rollback", reasons=reasons, expected_from=current)
         return {"name": self.model_name, "alias": self.alias, "version": target, "previous": row.from_version}
-
-
-def _predecessor(ledger: Ledger, op: _AliasMover) -> str | None:
-    """The version the alias held before its current holder, per the ledger."""
-    current = ledger.head(op.model_name, op.alias)
-    for row in reversed(ledger.history(op.model_name)):
-        if row.alias == op.alias and row.action in ("promote", "rollback") and row.to_version == current:
-            return row.from_version
-    return None
 
 
 def _key(context: Context) -> str:

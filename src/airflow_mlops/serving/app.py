@@ -73,6 +73,16 @@ def _json_response(payload: Any, status: int = 200, headers: dict[str, str] | No
     return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
+def _answer(version: str, arm: str, prediction: Any, probability: Any, score: Any) -> dict[str, Any]:
+    """The model part of a prediction response (probability and score only for classifiers)."""
+    answer: dict[str, Any] = {"version": version, "arm": arm, "prediction": prediction}
+    if probability is not None:
+        answer["probability"] = probability
+        if score is not None:
+            answer["score"] = score
+    return answer
+
+
 def _finite(value: Any) -> Any:
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
         return None
@@ -542,17 +552,8 @@ def create_app(config: ServingConfig, runtime: ServingRuntime | None = None) -> 
             )
         if rt.router.shadow and models.challenger is not None:
             rt.shadow_submit(request_id, key, features, text)
-        payload: dict[str, Any] = {
-            "request_id": request_id,
-            "model": model.name,
-            "version": model.version,
-            "arm": arm,
-            "prediction": prediction,
-        }
-        if probability is not None:
-            payload["probability"] = probability
-            if score is not None:
-                payload["score"] = score
+        payload: dict[str, Any] = {"request_id": request_id, "model": model.name}
+        payload.update(_answer(model.version, arm, prediction, probability, score))
         payload["latency_ms"] = round(latency_ms, 3)
         return _json_response(payload)
 
@@ -636,17 +637,7 @@ def create_app(config: ServingConfig, runtime: ServingRuntime | None = None) -> 
             served = models.champion if arm == CHAMPION else models.challenger
             assert served is not None
             prediction, probability, score = outputs[arm][slot]
-            result: dict[str, Any] = {
-                "request_id": rid,
-                "version": served.version,
-                "arm": arm,
-                "prediction": prediction,
-            }
-            if probability is not None:
-                result["probability"] = probability
-                if score is not None:
-                    result["score"] = score
-            results.append(result)
+            results.append({"request_id": rid, **_answer(served.version, arm, prediction, probability, score)})
             if writer is not None:
                 writer.append(  # LogRow order
                     (
