@@ -236,13 +236,19 @@ class ServingSpec(_Strict):
 
 
 class MonitoringSpec(_Strict):
-    """Level 4: how production is watched and when retraining may start."""
+    """Level 4: how production is watched and when retraining may start.
+
+    ``cooldown_hours`` counts from the last retrain that a drift or degradation verdict started;
+    ``min_new_rows`` is how many labelled source rows newer than the champion's training data a
+    monitor-triggered retrain needs (0: no minimum).
+    """
 
     schedule: str = "@hourly"
     window_hours: Annotated[float, Field(gt=0)] = 24.0
     min_rows: Annotated[int, Field(ge=1)] = 200
     max_accuracy_drop: Annotated[float, Field(ge=0.0, le=1.0)] = 0.05
     cooldown_hours: Annotated[float, Field(ge=0.0)] = 6.0
+    min_new_rows: Annotated[int, Field(ge=0)] = 0
 
 
 class LedgerSpec(_Strict):
