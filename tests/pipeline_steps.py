@@ -11,11 +11,18 @@ from airflow_mlops.spec import PipelineSpec
 from tests.conftest import task_context
 
 
-def candidate(spec: PipelineSpec, run: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Extract, train, evaluate and register one challenger for DAG run ``run``: (dataset, model) refs."""
+def candidate(
+    spec: PipelineSpec, run: str, *, triggering_asset_events: dict[Any, Any] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Extract, train, evaluate and register one challenger for DAG run ``run``: (dataset, model) refs.
+
+    ``triggering_asset_events`` is what the training task sees as the run's trigger.
+    """
     ctx = {"run_id": run}
     dataset = ExtractDatasetOperator(task_id="extract", spec=spec).execute(task_context(task_id="extract", **ctx))
-    model = TrainModelOperator(task_id="train", spec=spec, dataset=dataset).execute(task_context(**ctx))
+    train_ctx = task_context(**ctx)
+    train_ctx["triggering_asset_events"] = triggering_asset_events or {}
+    model = TrainModelOperator(task_id="train", spec=spec, dataset=dataset).execute(train_ctx)
     model = EvaluateModelOperator(task_id="evaluate", spec=spec, model=model, dataset=dataset).execute(
         task_context(task_id="evaluate", **ctx)
     )

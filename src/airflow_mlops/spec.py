@@ -326,6 +326,10 @@ class PipelineSpec(_Strict):
                 raise ValueError(f"features: must not contain {sorted(c for c in clash if c)}")
             if not self.features:
                 raise ValueError("features: expected at least one column, found an empty list")
+        if self.monitoring.min_new_rows and not self.source.timestamp_column:
+            raise ValueError(
+                "monitoring.min_new_rows: needs source.timestamp_column to tell new rows from the champion's"
+            )
         return self
 
     @property

@@ -64,29 +64,80 @@ def _outcomes(conn: Any, tables: tuple[str, str], version: str, correct: int, wr
                         (rid, json.dumps(1 if i < correct else 0)))  # fmt: skip
 
 
+def _drift_events() -> dict[Any, Any]:
+    return {Asset("mlops://churn/drift"): [SimpleNamespace(extra={"decision": "drift", "share": 0.6})]}
+
+
 def _drift_context() -> dict[str, Any]:
     ctx = task_context(task_id="retrain_guard")
-    ctx["triggering_asset_events"] = {
-        Asset("mlops://churn/drift"): [SimpleNamespace(extra={"decision": "drift", "share": 0.6})]
-    }
+    ctx["triggering_asset_events"] = _drift_events()
     return ctx
 
 
 @pytest.mark.integration
 @pytest.mark.usefixtures("storage")
-def test_cooldown_blocks_only_monitor_triggered_retraining(
+def test_cooldown_counts_from_the_last_monitor_triggered_retrain(
     mlflow_conn: str, customers_csv: Path, tables: tuple[str, str]
 ) -> None:
-    """A drift event right after a training run is suppressed; manual runs and a 0 h cool-down train."""
+    """A manual run starts no cool-down; a drift-triggered one does; manual runs and a 0 h cool-down train."""
     spec = _spec(customers_csv, tables, cooldown_hours=6)
     _train(spec, "r1")
-    with pytest.raises(AirflowSkipException, match="inside the 6.0 h cool-down"):
+    assert RetrainGuardOperator(task_id="retrain_guard", spec=spec).execute(_drift_context())["guard"] == "passed"
+
+    _, retrained = candidate(spec, "r2", triggering_asset_events=_drift_events())
+    run = MlflowClient(mlflow_conn).get_run(retrained["run_id"])
+    assert run.data.tags["mlops.monitor_triggered"] == "true"
+    assert json.loads(run.data.tags["mlops.trigger"])["asset_events"][0]["extra"]["decision"] == "drift"
+    with pytest.raises(AirflowSkipException, match=f"{retrained['run_id']} started at .* inside the 6.0 h cool-down"):
         RetrainGuardOperator(task_id="retrain_guard", spec=spec).execute(_drift_context())
     assert RetrainGuardOperator(task_id="retrain_guard", spec=spec).execute(task_context())["guard"] == (
         "not monitor-triggered"
     )
     eager = _spec(customers_csv, tables, cooldown_hours=0)
     assert RetrainGuardOperator(task_id="retrain_guard", spec=eager).execute(_drift_context())["guard"] == "passed"
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("storage")
+def test_min_new_rows_counts_labelled_rows_newer_than_the_champion(
+    mlflow_conn: str, customers_csv: Path, tables: tuple[str, str]
+) -> None:
+    """A drift retrain waits for enough labelled rows newer than the champion's training data."""
+    from airflow_mlops.demo.data import customers
+
+    spec = PipelineSpec.from_dict(
+        spec_dict(
+            level=4,
+            source={"kind": "files", "uri": f"file://{customers_csv}", "timestamp_column": "updated_at"},
+            serving={"log_table": tables[0], "feedback_table": tables[1]},
+            monitoring={"min_new_rows": 60, "cooldown_hours": 0},
+        )
+    )
+    model = _train(spec, "r1")
+    PromoteModelOperator(task_id="promote", model_name="churn", version=model["version"]).execute(task_context())
+    guard = RetrainGuardOperator(task_id="retrain_guard", spec=spec)
+    with pytest.raises(AirflowSkipException, match=r"0 labelled source row\(s\) newer than champion v1's data"):
+        guard.execute(_drift_context())
+
+    later = customers(100, seed=5, start=datetime(2026, 7, 1, tzinfo=UTC))  # after the champion's as-of (June 1)
+    later.loc[later.index[:50], "churned"] = None  # unlabelled rows do not count
+    later.to_csv(customers_csv, mode="a", header=False, index=False)
+    with pytest.raises(AirflowSkipException, match=r"50 labelled source row\(s\).*need 60"):
+        guard.execute(_drift_context())
+    customers(10, seed=6, start=datetime(2026, 7, 2, tzinfo=UTC)).to_csv(
+        customers_csv, mode="a", header=False, index=False
+    )
+    assert guard.execute(_drift_context())["guard"] == "passed"
+
+
+def test_min_new_rows_needs_a_timestamp_column() -> None:
+    """Without a timestamp column nothing tells new rows apart: the spec says so."""
+    from airflow_mlops.exceptions import PipelineSpecError
+
+    with pytest.raises(PipelineSpecError, match="monitoring.min_new_rows: needs source.timestamp_column"):
+        PipelineSpec.from_dict(
+            spec_dict(level=4, source={"kind": "files", "uri": "file:///x.csv"}, monitoring={"min_new_rows": 10})
+        )
 
 
 @pytest.mark.integration

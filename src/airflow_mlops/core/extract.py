@@ -207,8 +207,11 @@ def count_new_rows(
     parameters: dict[str, Any],
     timestamp_column: str,
     watermark: str | None,
+    labelled_by: str | None = None,
 ) -> tuple[int, str | None]:
     """Rows whose ``timestamp_column`` is after ``watermark`` (all rows if it is empty), and their max.
+
+    With ``labelled_by``, only rows where that column is not null count.
 
     ``conn`` may be a psycopg 3 or a psycopg2 connection.
     """
@@ -222,9 +225,14 @@ def count_new_rows(
     ts = sql.Identifier(timestamp_column)
     params = dict(parameters)
     statement = sql.SQL("SELECT count(*), max({}) FROM ({}) AS mlops_new").format(ts, base)
+    conditions = []
     if watermark:
-        statement = sql.SQL("{} WHERE {} > %(mlops_watermark)s").format(statement, ts)
+        conditions.append(sql.SQL("{} > %(mlops_watermark)s").format(ts))
         params["mlops_watermark"] = watermark
+    if labelled_by:
+        conditions.append(sql.SQL("{} IS NOT NULL").format(sql.Identifier(labelled_by)))
+    if conditions:
+        statement = sql.SQL("{} WHERE {}").format(statement, sql.SQL(" AND ").join(conditions))
     with conn.cursor() as cursor:
         cursor.execute(statement, params)
         count, latest = cursor.fetchone()

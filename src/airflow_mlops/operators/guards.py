@@ -1,4 +1,4 @@
-"""RetrainGuardOperator: stop monitor-triggered retraining inside the cool-down."""
+"""RetrainGuardOperator: the guards in front of monitor-triggered retraining."""
 
 from __future__ import annotations
 
@@ -10,16 +10,30 @@ from airflow_mlops.operators.base import MlopsOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_mlops.spec import PipelineSpec
+
 MONITOR_ASSETS = ("/drift", "/degradation")
+MONITOR_TRIGGERED_TAG = "mlops.monitor_triggered"
+
+
+def monitor_events(trigger: dict[str, Any]) -> list[dict[str, Any]]:
+    """The drift and degradation Asset events among a run's triggering events."""
+    return [e for e in trigger.get("asset_events", []) if str(e.get("asset", "")).endswith(MONITOR_ASSETS)]
 
 
 class RetrainGuardOperator(MlopsOperator):
     """First task of a Level 4 training run: enforce the retraining guards.
 
-    A run started by a drift or degradation Asset is skipped (and with it the whole run) when the
-    last training run of the pipeline started less than ``spec.monitoring.cooldown_hours`` ago.
-    Manual, scheduled and new-data runs always train. One retrain at a time comes from the DAG's
-    ``max_active_runs=1``; bad data is stopped by the validation task downstream.
+    Only runs started by a drift or degradation Asset are guarded; manual, scheduled and new-data
+    runs always train. A guarded run is skipped (and with it the whole run, so no model is made):
+
+    * inside ``spec.monitoring.cooldown_hours`` of the last monitor-triggered training run
+      (repeated verdicts about the same shift start one retrain, not a storm of them);
+    * with fewer than ``spec.monitoring.min_new_rows`` labelled source rows newer than the
+      champion's training data (retraining on what the champion already saw changes nothing).
+
+    One retrain at a time comes from the DAG's ``max_active_runs=1``; bad data is stopped by the
+    validation task downstream, so it never produces a model.
     """
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -27,32 +41,97 @@ class RetrainGuardOperator(MlopsOperator):
 
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from airflow_mlops.core.snapshot import utc_now
         from airflow_mlops.operators.training import describe_trigger
 
         trigger = json.loads(describe_trigger(context))
-        monitor_events = [e for e in trigger["asset_events"] if e["asset"].endswith(MONITOR_ASSETS)]
-        if not monitor_events:
+        events = monitor_events(trigger)
+        if not events:
             return {"trigger": trigger, "guard": "not monitor-triggered"}
-        cooldown = timedelta(hours=self.spec.monitoring.cooldown_hours)
+        verdicts = [e["extra"].get("decision", "?") for e in events]
         with self.hook.activate() as client:
-            experiment = client.get_experiment_by_name(self.spec.experiment_name)
-            runs = (
-                client.search_runs(
-                    [experiment.experiment_id],
-                    f"tags.`mlops.pipeline` = '{self.spec.name}'",
-                    order_by=["attributes.start_time DESC"],
-                    max_results=1,
-                )
-                if experiment
-                else []
-            )
-        if runs:
-            last = datetime.fromtimestamp(runs[0].info.start_time / 1000, tz=UTC)
-            if utc_now() - last < cooldown:
-                raise AirflowSkipException(
-                    f"retrain suppressed: last training run {runs[0].info.run_id} started at "
-                    f"{last:%Y-%m-%d %H:%M} UTC, inside the {self.spec.monitoring.cooldown_hours} h cool-down; "
-                    f"trigger {monitor_events}"
-                )
+            blocked = self._cooldown(client) or self._too_few_new_rows(client)
+        if blocked:
+            raise AirflowSkipException(f"retrain suppressed: {blocked}; triggered by {verdicts}")
+        self.log.info("Retraining on %s", events)
         return {"trigger": trigger, "guard": "passed"}
+
+    def _cooldown(self, client: Any) -> str | None:
+        """Why the cool-down blocks this run, or ``None``."""
+        from airflow_mlops.core.snapshot import utc_now
+
+        hours = self.spec.monitoring.cooldown_hours
+        experiment = client.get_experiment_by_name(self.spec.experiment_name)
+        if experiment is None or hours <= 0:
+            return None
+        runs = client.search_runs(
+            [experiment.experiment_id],
+            f"tags.`mlops.pipeline` = '{self.spec.name}' AND tags.`{MONITOR_TRIGGERED_TAG}` = 'true'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if not runs:
+            return None
+        last = datetime.fromtimestamp(runs[0].info.start_time / 1000, tz=UTC)
+        if utc_now() - last >= timedelta(hours=hours):
+            return None
+        return (
+            f"the last monitor-triggered training run {runs[0].info.run_id} started at {last:%Y-%m-%d %H:%M:%S} UTC, "
+            f"inside the {hours} h cool-down"
+        )
+
+    def _too_few_new_rows(self, client: Any) -> str | None:
+        """Why too few new labelled rows block this run, or ``None``."""
+        from airflow_mlops.core.registry import alias_version
+
+        needed = self.spec.monitoring.min_new_rows
+        name = self.spec.registered_model_name
+        champion = alias_version(client, name, "champion") if needed else None
+        if champion is None:
+            return None
+        run_id = str(client.get_model_version(name, champion).run_id)
+        watermark = client.get_run(run_id).data.tags.get("mlops.dataset_as_of") or None
+        found = count_labelled_rows(self.spec, watermark)
+        if found >= needed:
+            self.log.info("%d labelled source rows newer than champion v%s's data (need %d)", found, champion, needed)
+            return None
+        return (
+            f"{found} labelled source row(s) newer than champion v{champion}'s data (as of {watermark}), "
+            f"need {needed} (monitoring.min_new_rows)"
+        )
+
+
+def count_labelled_rows(spec: PipelineSpec, watermark: str | None) -> int:
+    """Source rows with a label whose timestamp is after ``watermark`` (all labelled rows if ``None``)."""
+    source = spec.source
+    if source.kind == "postgres":
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        from airflow_mlops.core.extract import count_new_rows
+
+        conn = PostgresHook(postgres_conn_id=source.conn_id).get_conn()
+        try:
+            count, _ = count_new_rows(
+                conn,
+                table=source.table,
+                query=source.query,
+                parameters=source.parameters,
+                timestamp_column=str(source.timestamp_column),
+                watermark=watermark,
+                labelled_by=spec.target,
+            )
+        finally:
+            conn.close()
+        return count
+    import pandas as pd
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_mlops.core.extract import iter_files
+
+    total = 0
+    for chunk in iter_files(ObjectStoragePath(source.uri), source, None):
+        labelled = chunk[spec.target].notna()
+        if watermark and source.timestamp_column:
+            stamps = pd.to_datetime(chunk[source.timestamp_column], utc=True, errors="coerce")
+            labelled &= stamps > pd.Timestamp(watermark)
+        total += int(labelled.sum())
+    return total

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import ObjectStoragePath
@@ -78,9 +79,11 @@ class TrainModelOperator(MlopsOperator):
         from airflow_mlops.core.snapshot import read_snapshot
         from airflow_mlops.core.tracking import find_run, log_training_run
         from airflow_mlops.core.training import estimator_params, fit_model, split_frame
+        from airflow_mlops.operators.guards import MONITOR_TRIGGERED_TAG, monitor_events
 
         ref = DatasetRef.from_xcom(self.dataset)
         overrides = _overrides(self.hyperparameters)
+        trigger = describe_trigger(context)
         tags = {
             **self.spec.tags,
             **airflow_identity(context),
@@ -90,8 +93,10 @@ class TrainModelOperator(MlopsOperator):
             "mlops.dataset_uri": ref.uri,
             "mlops.dataset_source": ref.source[:4000],
             "mlops.dataset_as_of": ref.as_of or "",
-            "mlops.trigger": describe_trigger(context)[:4000],
+            "mlops.trigger": trigger[:4000],
         }
+        if monitor_events(json.loads(trigger)):
+            tags[MONITOR_TRIGGERED_TAG] = "true"
         frame = read_snapshot(ObjectStoragePath(ref.uri))
         split = split_frame(frame, self.spec)
         model = fit_model(self.spec, split, overrides)
