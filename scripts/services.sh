@@ -14,7 +14,7 @@ if ! pg_isready -q -h "$PGHOST"; then
 fi
 pg_isready -h "$PGHOST"
 
-for db in mlops_test airflow_test; do
+for db in mlops_test airflow_test mlops_demo; do
     if ! psql -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'" postgres | grep -q 1; then
         createdb "$db"
         echo "services: created database $db"

@@ -163,9 +163,13 @@ class MlflowSpec(_Strict):
 
 
 class WatchSpec(_Strict):
-    """How often the generated watcher looks for new source rows (Postgres sources, level 2 and up)."""
+    """How often the generated watcher looks for new source rows (Postgres sources, level 2 and up).
 
-    schedule: str = "*/30 * * * *"
+    A ``schedule`` of ``null`` here, in ``promotion.ab`` and in ``monitoring`` leaves that DAG
+    unscheduled: it runs when triggered by hand, through the REST API or by another system.
+    """
+
+    schedule: str | None = "*/30 * * * *"
     min_new_rows: Annotated[int, Field(ge=1)] = 1
     deferrable: bool = True
     poll_interval: Annotated[float, Field(gt=0)] = 60.0
@@ -183,7 +187,7 @@ class ABTestSpec(_Strict):
     min_samples_per_arm: Annotated[int, Field(ge=10)] = 200
     test: Literal["two_proportion_z", "bootstrap"] = "two_proportion_z"
     max_duration_hours: Annotated[float, Field(gt=0)] = 72.0
-    schedule: str = "@hourly"
+    schedule: str | None = "@hourly"
 
 
 class PromotionPolicy(_Strict):
@@ -243,7 +247,7 @@ class MonitoringSpec(_Strict):
     monitor-triggered retrain needs (0: no minimum).
     """
 
-    schedule: str = "@hourly"
+    schedule: str | None = "@hourly"
     window_hours: Annotated[float, Field(gt=0)] = 24.0
     min_rows: Annotated[int, Field(ge=1)] = 200
     max_accuracy_drop: Annotated[float, Field(ge=0.0, le=1.0)] = 0.05

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
+from airflow_mlops.demo.cluster import AirflowCluster, wait_until
 from tests.conftest import REPO, load_frame, spec_dict
-from tests.integration.airflow_cluster import AirflowCluster, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -34,7 +34,6 @@ NEW_ROWS = 120
 # (With catchup=False, CronTriggerTimetable runs the most recent past slot at once: "0 0 1 1 *" would
 # start a scheduled train run and a scheduled watch run as soon as the DAGs are parsed.)
 FAR_SCHEDULE = "0 0 29 2 *"
-PARSE_TIMEOUT = 240
 RUN_TIMEOUT = 420
 
 
@@ -69,8 +68,8 @@ def cluster(tmp_path: Path, source_table: str) -> Iterator[AirflowCluster]:
     pg = {"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres", "schema": "mlops_test"}
     airflow = AirflowCluster(
         home=tmp_path / "airflow",
-        database=METADATA_DB,
         dags_folder=dags,
+        database=METADATA_DB,
         extra_env={
             "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({"conn_type": "mlflow", "host": mlflow_uri(tmp_path)}),
             "AIRFLOW_CONN_POSTGRES_DEFAULT": json.dumps(pg),
@@ -94,23 +93,6 @@ def cluster(tmp_path: Path, source_table: str) -> Iterator[AirflowCluster]:
 def mlflow_uri(tmp_path: Path) -> str:
     """The SQLite MLflow store the tasks write to."""
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
-
-
-def wait_for_dags(cluster: AirflowCluster, dag_ids: list[str]) -> None:
-    """Wait until the dag-processor has serialized every DAG in ``dag_ids``; fail on import errors."""
-
-    def parsed() -> bool:
-        errors = cluster.query("SELECT filename, stacktrace FROM import_error")
-        if errors:
-            raise AssertionError(f"DAG import errors: {errors}")
-        rows = cluster.query(
-            "SELECT d.dag_id FROM dag d JOIN serialized_dag s ON s.dag_id = d.dag_id"
-            " WHERE NOT d.is_stale AND NOT d.is_paused AND d.dag_id = ANY(%s)",
-            (dag_ids,),
-        )
-        return len({r[0] for r in rows}) == len(dag_ids)
-
-    wait_until(parsed, timeout=PARSE_TIMEOUT, interval=2, what=f"DAGs {dag_ids} parsed", check=cluster.check_alive)
 
 
 def snapshot_rows(uri: str) -> int:
@@ -145,37 +127,30 @@ def test_level2_trains_on_trigger_and_on_new_data_asset(
     timings = cluster.timings
     test_started = time.monotonic()
     with cluster.report_on_failure():
-        wait_for_dags(cluster, [train, f"{PIPELINE}_promote", watch])
+        cluster.wait_for_dags([train, f"{PIPELINE}_promote", watch])
         timings["dags_parsed"] = time.monotonic() - timings.pop("components_started_at")
 
         # 1. A manual run of the training DAG, executed by the scheduler's LocalExecutor.
-        cluster.cli("dags", "trigger", train, "--run-id", "manual__sched_1")
+        cluster.trigger(train, "manual__sched_1")
         first = cluster.wait_for_run(train, "manual__sched_1", timeout=RUN_TIMEOUT)
         assert first["run_type"] == "manual"
 
         # 2. New rows land; the watcher's deferred sensor sees them and updates the source Asset.
         append_new_rows(pg_conn, source_table)
-        cluster.cli("dags", "trigger", watch, "--run-id", "manual__watch_1")
+        cluster.trigger(watch, "manual__watch_1")
         watched = cluster.wait_for_run(watch, "manual__watch_1", timeout=RUN_TIMEOUT)
-        events = cluster.query(
-            "SELECT e.source_dag_id, e.source_run_id FROM asset_event e JOIN asset a ON a.id = e.asset_id"
-            " WHERE a.uri = %s",
-            (f"mlops://{PIPELINE}/source",),
-        )
-        assert events == [(watch, "manual__watch_1")]
+        events = cluster.asset_events(f"mlops://{PIPELINE}/source")
+        assert [(e["dag_id"], e["run_id"]) for e in events] == [(watch, "manual__watch_1")]
 
         # 3. Nobody triggers the training DAG: the scheduler starts it on the Asset event.
         asset_run_id = wait_until(
-            lambda: cluster.query(
-                "SELECT run_id FROM dag_run WHERE dag_id = %s AND run_type = 'asset_triggered'", (train,)
-            ),
+            lambda: cluster.runs(train, "asset_triggered"),
             timeout=120,
             what=f"an asset-triggered {train} run",
             check=cluster.check_alive,
-        )[0][0]
+        )[0]["run_id"]
         second = cluster.wait_for_run(train, asset_run_id, timeout=RUN_TIMEOUT)
-        run_types = cluster.query("SELECT run_type FROM dag_run WHERE dag_id = %s ORDER BY run_after", (train,))
-        assert [r[0] for r in run_types] == ["manual", "asset_triggered"]
+        assert [r["run_type"] for r in cluster.runs(train)] == ["manual", "asset_triggered"]
         sensor_log = cluster.task_log(watch, "manual__watch_1", "wait_for_new_data", lines=400)
         trigger_log = cluster.task_log(watch, "manual__watch_1", "wait_for_new_data", lines=400, trigger=True)
 
@@ -214,8 +189,8 @@ def test_level2_trains_on_trigger_and_on_new_data_asset(
     timings["watch_run"] = (watched["end_date"] - watched["start_date"]).total_seconds()
     ((sensor_done, event_at),) = cluster.query(
         "SELECT ti.end_date, e.timestamp FROM task_instance ti JOIN asset_event e ON e.source_run_id = ti.run_id"
-        " AND e.source_dag_id = ti.dag_id WHERE ti.dag_id = %s AND ti.task_id = 'wait_for_new_data'",
-        (watch,),
+        " AND e.source_dag_id = ti.dag_id WHERE ti.dag_id = :dag_id AND ti.task_id = 'wait_for_new_data'",
+        dag_id=watch,
     )
     timings["asset_event_to_train_start"] = (second["start_date"] - event_at).total_seconds()
     timings["watch_task_end_to_train_start"] = (second["start_date"] - sensor_done).total_seconds()

@@ -1,14 +1,16 @@
-"""Start and stop real Airflow components (api-server, scheduler, dag-processor, triggerer) for tests.
+"""Start and stop real Airflow components (api-server, scheduler, dag-processor, triggerer).
 
-The components run as subprocesses of the test with their own ``AIRFLOW_HOME``, a Postgres metadata
-database and free ports, so several test sessions on one machine do not collide. Everything the
-tests read back (DAG runs, task states) comes straight from the metadata database.
+Used by the closed-loop demo and by the scheduler tests. The components run as subprocesses with
+their own ``AIRFLOW_HOME``, a metadata database (SQLite in the home, or a Postgres database) and free
+ports, so several clusters on one machine do not collide. Everything read back (DAG runs, task
+states, Asset events) comes straight from the metadata database.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -29,8 +31,8 @@ COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 
 
-class ClusterError(AssertionError):
-    """A component died or a wait ran past its deadline."""
+class ClusterError(RuntimeError):
+    """A component died, a command failed or a wait ran past its deadline."""
 
 
 def free_port() -> int:
@@ -84,29 +86,28 @@ class AirflowCluster:
     """Airflow components sharing one home, one metadata database and one environment.
 
     :param home: the ``AIRFLOW_HOME``; component logs go to ``home / "components"``.
-    :param database: name of the Postgres metadata database (dropped and recreated by :meth:`migrate`).
     :param dags_folder: the DAG files to parse.
+    :param database: name of a Postgres metadata database on 127.0.0.1 (dropped and recreated by
+        :meth:`migrate`); ``None`` keeps the metadata in SQLite at ``home / "airflow.db"``.
     :param extra_env: more environment variables for every component (connections, provider config).
     """
 
     home: Path
-    database: str
     dags_folder: Path
+    database: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     api_port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     _logs: dict[str, IO[bytes]] = field(default_factory=dict)
+    _secrets: tuple[str, str] = field(default_factory=lambda: (secrets.token_hex(32), secrets.token_hex(16)))
 
     @property
     def sql_alchemy_conn(self) -> str:
         """SQLAlchemy URL of the metadata database."""
+        if self.database is None:
+            return f"sqlite:///{self.home / 'airflow.db'}"
         return f"postgresql+psycopg2://postgres@127.0.0.1:5432/{self.database}"
-
-    @property
-    def dsn(self) -> str:
-        """libpq DSN of the metadata database, for reading it from the test."""
-        return f"host=127.0.0.1 port=5432 user=postgres dbname={self.database}"
 
     @property
     def log_dir(self) -> Path:
@@ -130,14 +131,14 @@ class AirflowCluster:
                 "AIRFLOW__API__PORT": str(self.api_port),
                 "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__API__WORKERS": "1",
-                "AIRFLOW__API_AUTH__JWT_SECRET": "mlops-scheduler-test-jwt-secret-0123456789abcdef",
-                "AIRFLOW__API__SECRET_KEY": "mlops-scheduler-test-secret-key",
+                "AIRFLOW__API_AUTH__JWT_SECRET": self._secrets[0],
+                "AIRFLOW__API__SECRET_KEY": self._secrets[1],
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-                # New files are picked up within seconds; unchanged files are not re-parsed in the test.
+                # New files are picked up within seconds; unchanged files are not re-parsed meanwhile.
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
                 "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
-                # Log servers on free ports: parallel test sessions must not fight over 8793/8794.
+                # Log servers on free ports: parallel clusters must not fight over 8793/8794.
                 "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
@@ -165,7 +166,10 @@ class AirflowCluster:
     def migrate(self) -> None:
         """Recreate the metadata database and run ``airflow db migrate`` on it."""
         self.home.mkdir(parents=True, exist_ok=True)
-        recreate_database(self.database)
+        if self.database is None:
+            (self.home / "airflow.db").unlink(missing_ok=True)
+        else:
+            recreate_database(self.database)
         self.cli("db", "migrate", timeout=300)
 
     def start(self, components: Iterable[str] = COMPONENTS) -> None:
@@ -237,24 +241,24 @@ class AirflowCluster:
 
     # --- metadata database ---------------------------------------------------------------------
 
-    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """Rows of a read-only query on the metadata database."""
-        import psycopg2
+    def query(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query on the metadata database (``:name`` placeholders)."""
+        from sqlalchemy import create_engine, text
 
-        conn = psycopg2.connect(self.dsn)
+        engine = create_engine(self.sql_alchemy_conn)
         try:
-            with conn.cursor() as cur:
-                cur.execute(sql, params)
-                return list(cur.fetchall())
+            with engine.connect() as conn:
+                return [tuple(row) for row in conn.execute(text(sql), params)]
         finally:
-            conn.close()
+            engine.dispose()
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any] | None:
         """One DAG run as a dict (state, run_type, start/end dates), or ``None``."""
         rows = self.query(
             "SELECT run_id, state, run_type, start_date, end_date, run_after FROM dag_run"
-            " WHERE dag_id = %s AND run_id = %s",
-            (dag_id, run_id),
+            " WHERE dag_id = :dag_id AND run_id = :run_id",
+            dag_id=dag_id,
+            run_id=run_id,
         )
         keys = ("run_id", "state", "run_type", "start_date", "end_date", "run_after")
         return dict(zip(keys, rows[0], strict=True)) if rows else None
@@ -262,9 +266,11 @@ class AirflowCluster:
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         """``task_id -> state`` of one DAG run."""
         rows = self.query(
-            "SELECT task_id, state FROM task_instance WHERE dag_id = %s AND run_id = %s", (dag_id, run_id)
+            "SELECT task_id, state FROM task_instance WHERE dag_id = :dag_id AND run_id = :run_id",
+            dag_id=dag_id,
+            run_id=run_id,
         )
-        return dict(rows)  # type: ignore[arg-type]
+        return {str(task): state for task, state in rows}
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, lines: int = 80, *, trigger: bool = False) -> str:
         """Tail of the newest attempt's log of a task (or, with ``trigger``, of its triggerer log)."""
@@ -284,21 +290,72 @@ class AirflowCluster:
         report += [self.task_log(dag_id, run_id, t) for t, s in states.items() if s in ("failed", "upstream_failed")]
         return "\n".join(report)
 
-    def wait_for_run(self, dag_id: str, run_id: str, *, timeout: float) -> dict[str, Any]:
-        """Wait for a DAG run to succeed; fail fast, with task states and logs, if it fails."""
+    def wait_for_dags(self, dag_ids: Iterable[str], *, timeout: float = 240) -> None:
+        """Wait until the dag-processor has serialized every DAG in ``dag_ids``; fail on import errors."""
+        wanted = set(dag_ids)
 
-        def finished() -> dict[str, Any] | None:
+        def parsed() -> bool:
+            errors = self.query("SELECT filename, stacktrace FROM import_error")
+            if errors:
+                raise ClusterError(f"DAG import errors: {errors}")
+            rows = self.query(
+                "SELECT d.dag_id FROM dag d JOIN serialized_dag s ON s.dag_id = d.dag_id"
+                " WHERE NOT d.is_stale AND NOT d.is_paused"
+            )
+            return wanted <= {r[0] for r in rows}
+
+        wait_until(parsed, timeout=timeout, interval=2, what=f"DAGs {sorted(wanted)} parsed", check=self.check_alive)
+
+    def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any] | None = None) -> None:
+        """``airflow dags trigger`` with a chosen run id (and conf)."""
+        args = ["dags", "trigger", dag_id, "--run-id", run_id]
+        if conf is not None:
+            args += ["--conf", json.dumps(conf)]
+        self.cli(*args)
+
+    def runs(self, dag_id: str, run_type: str | None = None) -> list[dict[str, Any]]:
+        """Every run of ``dag_id`` (optionally of one run type), oldest first."""
+        rows = self.query(
+            "SELECT run_id, state, run_type FROM dag_run WHERE dag_id = :dag_id"
+            " AND (:run_type IS NULL OR run_type = :run_type) ORDER BY id",
+            dag_id=dag_id,
+            run_type=run_type,
+        )
+        return [{"run_id": r[0], "state": r[1], "run_type": r[2]} for r in rows]
+
+    def asset_events(self, uri: str) -> list[dict[str, Any]]:
+        """Events of the Asset ``uri``, oldest first: source DAG/run and ``extra``."""
+        rows = self.query(
+            "SELECT e.source_dag_id, e.source_run_id, e.extra, e.timestamp FROM asset_event e"
+            " JOIN asset a ON a.id = e.asset_id WHERE a.uri = :uri ORDER BY e.id",
+            uri=uri,
+        )
+        return [
+            {"dag_id": r[0], "run_id": r[1], "extra": json.loads(r[2]) if isinstance(r[2], str) else r[2], "at": r[3]}
+            for r in rows
+        ]
+
+    def wait_for_end(self, dag_id: str, run_id: str, *, timeout: float) -> dict[str, Any]:
+        """Wait until a DAG run has ended (success or failed) and return it."""
+
+        def ended() -> dict[str, Any] | None:
             run = self.dag_run(dag_id, run_id)
-            if run and run["state"] == "failed":
-                raise ClusterError(f"DAG run failed.\n{self.run_report(dag_id, run_id)}")
-            return run if run and run["state"] == "success" else None
+            return run if run and run["state"] in ("success", "failed") else None
 
         try:
-            return wait_until(finished, timeout=timeout, interval=2, what=f"{dag_id}/{run_id}", check=self.check_alive)
+            found: dict[str, Any] = wait_until(
+                ended, timeout=timeout, interval=2, what=f"{dag_id}/{run_id}", check=self.check_alive
+            )
         except ClusterError as err:
-            if "DAG run failed" in str(err):
-                raise
             raise ClusterError(f"{err}\n{self.run_report(dag_id, run_id)}") from None
+        return found
+
+    def wait_for_run(self, dag_id: str, run_id: str, *, timeout: float) -> dict[str, Any]:
+        """Wait for a DAG run to succeed; raise, with task states and failed tasks' logs, if it fails."""
+        run = self.wait_for_end(dag_id, run_id, timeout=timeout)
+        if run["state"] != "success":
+            raise ClusterError(f"DAG run failed.\n{self.run_report(dag_id, run_id)}")
+        return run
 
 
 _LOG_NOISE = {"timestamp", "level", "event", "logger", "filename", "lineno", "dag_id", "run_id", "task_id"}
