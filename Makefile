@@ -14,6 +14,7 @@ $(VENV)/.installed: pyproject.toml uv.lock
 	@touch $@
 
 demo: install
+	SKIP_COMPOSE=1 ./scripts/services.sh
 	$(PY) -m airflow_mlops.demo.run
 
 test: install

@@ -21,7 +21,7 @@ for db in mlops_test airflow_test mlops_demo; do
     fi
 done
 
-if ! command -v docker-compose >/dev/null 2>&1; then
+if [ -z "${SKIP_COMPOSE:-}" ] && ! command -v docker-compose >/dev/null 2>&1; then
     echo "services: installing docker-compose (validates docker-compose.yaml; no engine needed)"
     (apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null) || echo "services: could not install docker-compose"
 fi

@@ -153,6 +153,14 @@ def test_live_quality_degradation_and_rollback(
     validation = client.get_run(client.get_model_version("churn", "1").run_id).data.metrics["test_accuracy"]
     monitor = ModelPerformanceOperator(task_id="model_quality", spec=spec)
 
+    unseen = _spec(customers_csv, (f"{tables[0]}_new", f"{tables[1]}_new"))  # before the first request
+    try:
+        with pytest.raises(AirflowSkipException, match="0 labelled rows, need 100"):
+            ModelPerformanceOperator(task_id="model_quality", spec=unseen).execute(task_context())
+    finally:
+        with pg_conn.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {tables[0]}_new, {tables[1]}_new")
+
     good = round(150 * validation) + 10
     _outcomes(pg_conn, tables, "1", correct=good, wrong=150 - good + 10)
     ctx = task_context()

@@ -5,10 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.serving.prediction_log import FEEDBACK_TABLE, PREDICTION_LOG_TABLE
+from airflow_mlops.serving.prediction_log import FEEDBACK_TABLE, PREDICTION_LOG_TABLE, feedback_ddl, prediction_log_ddl
 
 if TYPE_CHECKING:
     from datetime import datetime
+
+
+def ensure_tables(conn: Any, log_table: str = PREDICTION_LOG_TABLE, feedback_table: str | None = None) -> None:
+    """Create the prediction log (and feedback) tables if they do not exist yet.
+
+    A monitor may run before the server has logged or received a label: that is no data, not an
+    error. ``CREATE TABLE IF NOT EXISTS`` with the server's own DDL, committed at once.
+    """
+    with conn.cursor() as cursor:
+        cursor.execute(prediction_log_ddl(log_table))
+        if feedback_table:
+            cursor.execute(feedback_ddl(feedback_table))
+    conn.commit()
 
 
 @dataclass(frozen=True)
@@ -37,6 +50,7 @@ def arm_windows(
     ``1.0`` match). Only rows of the arm's current version after ``since`` count.
     """
     result: dict[str, ArmWindow] = {}
+    ensure_tables(conn, log_table, feedback_table)
     with conn.cursor() as cursor:
         for arm, version in versions.items():
             cursor.execute(
@@ -55,6 +69,7 @@ def arm_windows(
 
 def latest_features(conn: Any, *, model_name: str, log_table: str = PREDICTION_LOG_TABLE) -> dict[str, Any] | None:
     """The features of the most recent logged request (a real row for smoke tests), if any."""
+    ensure_tables(conn, log_table)
     with conn.cursor() as cursor:
         cursor.execute(
             f"SELECT features FROM {log_table} WHERE model_name = %s ORDER BY ts DESC LIMIT 1",
@@ -74,6 +89,7 @@ def recent_features(
     limit: int = 1_000_000,
 ) -> list[dict[str, Any]]:
     """Feature rows of the requests answered since ``since`` (shadow scores excluded), newest first."""
+    ensure_tables(conn, log_table)
     with conn.cursor() as cursor:
         cursor.execute(
             f"SELECT features FROM {log_table} WHERE model_name = %s AND ts >= %s AND arm <> 'shadow' "

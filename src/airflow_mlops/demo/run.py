@@ -1,126 +1,161 @@
-"""Run the Level 2 pipeline end to end on the embedded default and print a summary.
+"""``make demo``: the Level 4 closed loop, headless, on a real Airflow and a real model server.
 
-Embedded default: Airflow on SQLite (``airflow dags test`` runs the real task runner in-process),
-MLflow on SQLite with a local artifact folder, snapshots in a local folder. Nothing to install
-but the Python environment. Usage: ``python -m airflow_mlops.demo.run [--home .demo]``.
+Airflow runs on SQLite with the LocalExecutor (api-server, scheduler, dag-processor, triggerer),
+MLflow on SQLite, the model server is ``airflow-mlops serve``; Postgres (started by
+``scripts/services.sh``) holds the source table, the prediction log, the labels and the ledger.
+The pipeline is ``dags/pipelines/churn_auto.yaml`` with its schedules removed: the demo triggers
+the monitor and the A/B analysis where the clock would, and waits for what the Assets start.
+
+Usage: ``python -m airflow_mlops.demo.run [--home .demo] [--dags dags]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
-PIPELINE = "churn_files"
+from airflow_mlops.demo.closed_loop import ClosedLoop, closed_loop_spec
+from airflow_mlops.demo.world import World
+
+PIPELINE = "churn_auto"
 
 
-def _env(home: Path, dags: Path) -> dict[str, str]:
-    bin_dir = str(Path(sys.executable).parent)
-    env = dict(os.environ)
-    env.update(
-        {
-            "AIRFLOW_HOME": str(home / "airflow"),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__MLOPS__STORAGE_URI": f"file://{home / 'storage'}",
-            "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps(
-                {"conn_type": "mlflow", "host": f"sqlite:///{home / 'mlflow.db'}"}
-            ),
-            "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
-        }
+def story(loop: ClosedLoop, world: World) -> dict[str, Any]:
+    """v1 served; calm traffic; drift; the monitor sees it; retraining on the Asset; A/B; promotion."""
+    results: dict[str, Any] = {"monitor": {}}
+    loop.start(world)
+    seen = loop.triggered_runs("train")
+
+    run = loop.run("train", "manual__v1")
+    loop.serving.wait_for({"champion": "1"})
+    loop.note(f"{loop.dag('train')} manual__v1: {run['state']}; v1 promoted by the cold-start rule and served")
+
+    loop.traffic(world, 500, phase="calm")
+    results["monitor"]["manual__monitor_1"] = monitor(loop, "manual__monitor_1")
+
+    world.drift = 1.0
+    loop.note("the world drifts: usage, support calls, prices and premium share rise; apac customers churn more")
+    loop.traffic(world, 900, phase="drifted")
+    results["monitor"]["manual__monitor_2"] = monitor(loop, "manual__monitor_2")
+
+    retrain = loop.next_triggered("train", seen)
+    loop.note(f"the scheduler started {loop.dag('train')} {retrain} on the monitor's Asset event")
+    run = loop.wait("train", retrain)
+    gate = loop.result("train", retrain, "challenge") or {}
+    loop.note(
+        f"{retrain}: v{gate.get('challenger_version')} trained; offline gate: {gate.get('decision')} "
+        f"({'; '.join(gate.get('reasons', [])[:2])}); A/B rollout {run['tasks'].get('start_ab_test')}"
     )
-    return env
+    for extra in sorted(loop.triggered_runs("train") - seen):
+        seen.add(extra)
+        skipped = loop.wait("train", extra)
+        loop.note(f"{extra} (second verdict of the same shift): retrain_guard {skipped['tasks'].get('retrain_guard')}")
+    loop.serving.wait_for({"champion": "1", "challenger": "2"})
+
+    loop.traffic(world, 800, phase="ab")
+    loop.run("ab_test", "manual__ab_1")
+    ab = loop.result("ab_test", "manual__ab_1", "analyse") or {}
+    loop.note(f"{loop.dag('ab_test')} manual__ab_1: {ab.get('decision')} ({'; '.join(ab.get('reasons', [])[:2])})")
+    loop.serving.wait_for({"champion": "2", "challenger": None})
+    loop.note("v2 is champion; the server answers with v2 and the split is back to 0")
+    results["ab"] = ab
+    return results
 
 
-def _airflow(env: dict[str, str], cwd: Path, *args: str) -> float:
-    started = time.monotonic()
-    log = cwd / "airflow.log"
-    with log.open("a") as out:
-        out.write(f"\n$ airflow {' '.join(args)}\n")
-        out.flush()
-        done = subprocess.run(
-            [str(Path(sys.executable).parent / "airflow"), *args], env=env, cwd=cwd, stdout=out, stderr=out
+def monitor(loop: ClosedLoop, run_id: str) -> dict[str, Any]:
+    """Run ``<name>_monitor`` once; note and return both verdicts."""
+    run = loop.run("monitor", run_id)
+    drift = loop.result("monitor", run_id, "data_drift") or {"decision": run["tasks"].get("data_drift")}
+    quality = loop.result("monitor", run_id, "model_quality") or {"decision": run["tasks"].get("model_quality")}
+    accuracy = quality.get("live_accuracy")
+    loop.note(
+        f"{loop.dag('monitor')} {run_id}: drift {drift.get('decision')} (share {drift.get('share', 0):.2f}, "
+        f"columns {drift.get('drifted_columns', [])}); quality {quality.get('decision')}"
+        + (
+            f" (live accuracy {accuracy:.3f} vs validation {quality.get('validation_accuracy', 0):.3f})"
+            if accuracy
+            else ""
         )
-    if done.returncode:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
-        raise SystemExit(f"demo: `airflow {' '.join(args)}` failed (exit {done.returncode}); log {log}:\n{tail}")
-    return time.monotonic() - started
+    )
+    return {"data_drift": drift, "model_quality": quality}
 
 
-def _dag_run_state(home: Path, dag_id: str) -> dict[str, Any]:
-    """Latest run of ``dag_id`` read from the demo's SQLite metadata database."""
-    import sqlite3
+def summary(loop: ClosedLoop, results: dict[str, Any]) -> str:
+    """The timeline, the ledger, the drift verdicts, the versions and where the reports are."""
+    from mlflow import MlflowClient
 
-    with sqlite3.connect(home / "airflow" / "airflow.db") as db:
-        row = db.execute(
-            "SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,)
-        ).fetchone()
-    return {"run_id": row[0], "state": row[1]} if row else {}
+    client = MlflowClient(loop.tracking_uri)
+    lines = ["", "== airflow-provider-mlops demo: the Level 4 closed loop ==", "", "Timeline"]
+    lines += [f"  {s.at:7.1f}s  {s.text}" for s in loop.timeline]
+    lines += ["", "Ledger (promotion history)"]
+    for row in loop.ledger_rows():
+        moved = f"{row.from_version or '-'} -> {row.to_version or '-'}"
+        lines.append(f"  {row.created_at:%H:%M:%S} {row.alias:<10} {row.action:<9} {moved:<8} {row.airflow_dag_id}")
+        lines += [f"           {reason}" for reason in row.reasons[:3]]
+    lines += ["", f"Drift verdicts (Asset mlops://{loop.name}/drift)"]
+    for event in loop.airflow.asset_events(f"mlops://{loop.name}/drift"):
+        extra = event["extra"] or {}
+        lines.append(f"  {event['run_id']}: {extra.get('decision')} share {extra.get('share', 0):.2f} "
+                     f"{extra.get('drifted_columns')} {extra.get('report_uri') or ''}")  # fmt: skip
+    lines += ["", "Model versions"]
+    for version in sorted(client.search_model_versions(f"name = '{loop.name}'"), key=lambda v: int(v.version)):
+        run = client.get_run(str(version.run_id))
+        trigger = json.loads(run.data.tags.get("mlops.trigger", "{}"))
+        why = ", ".join(e["asset"] for e in trigger.get("asset_events", [])) or trigger.get("run_type", "?")
+        lines.append(f"  v{version.version}: run {version.run_id}, data {run.data.tags.get('mlops.dataset_digest')}, "
+                     f"trigger {why}")  # fmt: skip
+    lines.append(f"  aliases: {loop.aliases()}")
+    reports = [
+        verdict.get("report_uri")
+        for checks in results.get("monitor", {}).values()
+        for verdict in checks.values()
+        if isinstance(verdict, dict) and verdict.get("report_uri")
+    ]
+    lines += ["", "Where to look"]
+    lines.append(f"  Evidently workspace   {loop.home / 'evidently'}")
+    lines += [f"  Evidently report      {uri}" for uri in reports]
+    lines.append(f"  MLflow                mlflow ui --backend-store-uri {loop.tracking_uri}")
+    lines.append(f"  Airflow logs          {loop.home / 'airflow' / 'logs'}")
+    lines.append(f"  Model server log      {loop.serving.log}")
+    trace = f"airflow-mlops trace ab-0 --dsn '{loop.dsn}' --tracking-uri {loop.tracking_uri}"
+    lines.append(f"  Trace a request       {trace} --ledger-url {loop.ledger_url}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Set up the embedded default, run training then the promotion, print what happened."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", type=Path, default=Path(".demo"), help="folder for all demo state")
+    """Run the closed loop under ``--home`` and print its summary."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--home", type=Path, default=Path(".demo"), help="folder for all demo state (recreated)")
     parser.add_argument("--dags", type=Path, default=Path("dags"), help="DAG folder with the example pipelines")
-    parser.add_argument("--keep", action="store_true", help="keep state from an earlier demo run")
+    parser.add_argument("--database", default="mlops_demo", help="Postgres database for data, logs and ledger")
     args = parser.parse_args(argv)
 
-    home, dags = args.home.resolve(), args.dags.resolve()
-    if not (dags / "pipelines" / f"{PIPELINE}.yaml").exists():
-        raise SystemExit(f"demo: {dags}/pipelines/{PIPELINE}.yaml not found; run from the repository root")
-    if home.exists() and not args.keep:
-        shutil.rmtree(home)
-    home.mkdir(parents=True, exist_ok=True)
-    env = _env(home, dags)
+    import yaml
 
-    print(f"demo: state in {home} (Airflow and MLflow on SQLite)", flush=True)
-    migrate = _airflow(env, home, "db", "migrate")
-    print(f"demo: airflow db migrate {migrate:.1f} s", flush=True)
-    train = _airflow(env, home, "dags", "test", f"{PIPELINE}_train")
-    train_run = _dag_run_state(home, f"{PIPELINE}_train")
-    print(f"demo: {PIPELINE}_train {train_run.get('state')} in {train:.1f} s", flush=True)
-
-    from mlflow import MlflowClient
-
-    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
-    challenger = client.get_model_version_by_alias(PIPELINE, "challenger")
-    promote = _airflow(
-        env, home, "dags", "test", f"{PIPELINE}_promote", "--conf", json.dumps({"version": int(challenger.version)})
+    dags = args.dags.resolve()
+    spec_file = dags / "pipelines" / f"{PIPELINE}.yaml"
+    if not spec_file.exists():
+        raise SystemExit(f"demo: {spec_file} not found; run from the repository root")
+    loop = ClosedLoop(
+        home=args.home.resolve(),
+        spec=closed_loop_spec(yaml.safe_load(spec_file.read_text())),
+        loader=dags / "mlops_pipelines.py",
+        data_db=args.database,
+        say=lambda line: print(line, flush=True),
     )
-    champion = client.get_model_version_by_alias(PIPELINE, "champion")
-    run = client.get_run(str(challenger.run_id))
-    metrics = {k: round(v, 4) for k, v in sorted(run.data.metrics.items())}
-    summary: dict[str, Any] = {
-        "pipeline": PIPELINE,
-        "dag_run": {"dag_id": f"{PIPELINE}_train", "run_id": train_run.get("run_id"), "state": train_run.get("state")},
-        "dataset": {
-            "digest": run.data.tags.get("mlops.dataset_digest"),
-            "snapshot": run.data.tags.get("mlops.dataset_uri"),
-        },
-        "mlflow_run": {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id, "metrics": metrics},
-        "registered_model": {"name": PIPELINE, "version": str(challenger.version), "aliases": ["challenger"]},
-        "champion": {"version": str(champion.version), "promoted_in_s": round(promote, 1)},
-        "tracking_uri": f"sqlite:///{home / 'mlflow.db'}",
-    }
-    (home / "summary.json").write_text(json.dumps(summary, indent=2))
-    print("\n== airflow-provider-mlops demo: Level 2 pipeline ==")
-    print(f"DAG run          {PIPELINE}_train {train_run.get('run_id')}: {train_run.get('state')} ({train:.1f} s)")
-    print(f"Dataset          digest {summary['dataset']['digest']}")
-    print(f"                 snapshot {summary['dataset']['snapshot']}")
-    print(f"MLflow run       {run.info.run_id} (experiment {run.info.experiment_id})")
-    print(f"Metrics          {', '.join(f'{k}={v}' for k, v in metrics.items())}")
-    print(f"Registered model {PIPELINE} version {challenger.version} (alias challenger)")
-    print(f"Champion         {PIPELINE} version {champion.version} (promoted by {PIPELINE}_promote)")
-    print(f"Browse           mlflow ui --backend-store-uri {summary['tracking_uri']}")
-    print(f"Summary          {home / 'summary.json'}")
-    return 0 if train_run.get("state") == "success" else 1
+    world = World(loop.dsn)
+    print(f"demo: {PIPELINE} (Level 4) under {loop.home}; Airflow on SQLite, MLflow on SQLite, Postgres {loop.data_db}")
+    try:
+        with loop.report_on_failure():
+            results = story(loop, world)
+            text = summary(loop, results)
+    finally:
+        loop.stop()
+    print(text)
+    (loop.home / "summary.txt").write_text(text + "\n")
+    return 0
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ class World:
             "updated_at timestamptz, churned integer"
         )
         buffer = io.StringIO()
-        frame.to_csv(buffer, index=False, header=False)
+        frame.astype({TARGET: "Int64"}).to_csv(buffer, index=False, header=False)  # a missing label: NULL
         buffer.seek(0)
         ident = sql.Identifier(*self.table.split("."))
         with psycopg2.connect(self.dsn) as conn, conn.cursor() as cursor:
