@@ -185,3 +185,25 @@ def test_live_quality_degradation_and_rollback(
     )
     assert (rolled["previous"], rolled["version"]) == ("2", "1")
     assert str(client.get_model_version_by_alias("churn", "champion").version) == "1"
+
+
+def test_describe_trigger_names_each_event_once() -> None:
+    """An event reached through the drift AssetAlias is listed under the alias and the Asset: once in the tag."""
+    from airflow.sdk import AssetAlias
+
+    from airflow_mlops.operators.training import describe_trigger
+
+    drift = Asset("mlops://churn/drift")
+    event = SimpleNamespace(asset=SimpleNamespace(uri=drift.uri), timestamp="t1", extra={"decision": "drift"})
+    other = SimpleNamespace(asset=SimpleNamespace(uri=drift.uri), timestamp="t2", extra={"decision": "drift"})
+    ctx = task_context()
+    ctx["triggering_asset_events"] = {drift: [event, other], AssetAlias("mlops-churn-drift"): [event]}
+    ctx["dag_run"].run_type = "asset_triggered"
+    described = json.loads(describe_trigger(ctx))
+    assert described == {
+        "run_type": "asset_triggered",
+        "asset_events": [
+            {"asset": "mlops://churn/drift", "extra": {"decision": "drift"}},
+            {"asset": "mlops://churn/drift", "extra": {"decision": "drift"}},
+        ],
+    }

@@ -19,15 +19,20 @@ if TYPE_CHECKING:
 
 def describe_trigger(context: Context) -> str:
     """What started this DAG run: the run type and, for asset-triggered runs, each event."""
-    import json
-
     dag_run = context.get("dag_run")
     run_type = getattr(dag_run, "run_type", None) or "unknown"
     run_type = str(getattr(run_type, "value", run_type))  # the Task SDK enum: "asset_triggered", not its repr
-    events = []
-    for asset, asset_events in (context.get("triggering_asset_events") or {}).items():
+    events: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    for key, asset_events in (context.get("triggering_asset_events") or {}).items():
         for event in asset_events:
-            events.append({"asset": getattr(asset, "uri", str(asset)), "extra": dict(event.extra or {})})
+            # An event reached through an AssetAlias is listed under the alias too: name its Asset once.
+            uri = getattr(getattr(event, "asset", None), "uri", None) or getattr(key, "uri", str(key))
+            extra = dict(event.extra or {})
+            identity = (str(uri), f"{getattr(event, 'timestamp', '')}{json.dumps(extra, sort_keys=True, default=str)}")
+            if identity not in seen:
+                seen.add(identity)
+                events.append({"asset": uri, "extra": extra})
     return json.dumps({"run_type": run_type, "asset_events": events}, default=str)
 
 
