@@ -37,6 +37,7 @@ bench: install
 	$(PY) bench/promotion.py
 	$(PY) bench/serving.py
 	$(PY) bench/drift.py
+	$(PY) bench/closed_loop.py
 
 clean:
 	rm -rf .demo .pytest_cache .mypy_cache .ruff_cache

