@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 
-from airflow_mlops.demo.cluster import AirflowCluster, wait_until
+from airflow_mlops.demo.cluster import AirflowCluster, drop_database, wait_until
 from tests.conftest import REPO, load_frame, spec_dict
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.scheduler, pytest.mark.integration]
 
 PIPELINE = "sched_churn"
-METADATA_DB = "airflow_sched_test"
 INITIAL_ROWS = 1500
 NEW_ROWS = 120
 # Feb 29: the latest past slot is before the DAGs' start_date, so unpausing creates no scheduled run.
@@ -69,7 +69,7 @@ def cluster(tmp_path: Path, source_table: str) -> Iterator[AirflowCluster]:
     airflow = AirflowCluster(
         home=tmp_path / "airflow",
         dags_folder=dags,
-        database=METADATA_DB,
+        database=f"airflow_sched_{uuid.uuid4().hex[:8]}",  # parallel sessions must not share it
         extra_env={
             "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({"conn_type": "mlflow", "host": mlflow_uri(tmp_path)}),
             "AIRFLOW_CONN_POSTGRES_DEFAULT": json.dumps(pg),
@@ -88,6 +88,7 @@ def cluster(tmp_path: Path, source_table: str) -> Iterator[AirflowCluster]:
         yield airflow
     finally:
         airflow.stop()
+        drop_database(str(airflow.database))
 
 
 def mlflow_uri(tmp_path: Path) -> str:

@@ -16,6 +16,7 @@ One test, in the order production would see it:
 from __future__ import annotations
 
 import json
+import uuid
 from typing import TYPE_CHECKING
 
 import pytest
@@ -23,6 +24,7 @@ import yaml
 from mlflow import MlflowClient
 
 from airflow_mlops.demo.closed_loop import ClosedLoop, closed_loop_spec
+from airflow_mlops.demo.cluster import drop_database
 from airflow_mlops.demo.world import World
 from tests.conftest import REPO
 
@@ -39,17 +41,20 @@ NAME = "loop_churn"
 def loop(tmp_path: Path) -> Iterator[ClosedLoop]:
     """The Level 4 example spec, renamed, on Postgres metadata; stopped (with logs on failure) afterwards."""
     base = yaml.safe_load((REPO / "dags" / "pipelines" / "churn_auto.yaml").read_text())
+    suffix = uuid.uuid4().hex[:8]  # parallel sessions on one Postgres must not share databases
     running = ClosedLoop(
         home=tmp_path / "loop",
         spec=closed_loop_spec(base, name=NAME),
         loader=REPO / "dags" / "mlops_pipelines.py",
-        data_db="mlops_l4_test",
-        metadata_db="airflow_l4_test",
+        data_db=f"mlops_l4_{suffix}",
+        metadata_db=f"airflow_l4_{suffix}",
     )
     try:
         yield running
     finally:
         running.stop()
+        drop_database(running.data_db)
+        drop_database(f"airflow_l4_{suffix}")
 
 
 def _versions(loop: ClosedLoop) -> list[str]:

@@ -57,6 +57,20 @@ def recreate_database(name: str) -> None:
         conn.close()
 
 
+def drop_database(name: str) -> None:
+    """Drop the Postgres database ``name`` if it exists (closing other sessions on it first)."""
+    import psycopg2
+
+    conn = psycopg2.connect(PG_ADMIN_DSN)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    finally:
+        conn.close()
+
+
 def wait_until(
     probe: Callable[[], Any],
     *,
