@@ -185,6 +185,7 @@ def test_live_quality_degradation_and_rollback(
     )
     assert (rolled["previous"], rolled["version"]) == ("2", "1")
     assert str(client.get_model_version_by_alias("churn", "champion").version) == "1"
+    assert "challenger" not in client.get_registered_model("churn").aliases  # v2 is not kept as an arm
 
 
 def test_describe_trigger_names_each_event_once() -> None:

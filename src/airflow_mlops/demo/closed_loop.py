@@ -217,6 +217,10 @@ class ClosedLoop:
             raise RuntimeError(f"{dag_id}/{run_id} ended {run['state']}, expected {expect}:\n"
                                f"{self.airflow.run_report(dag_id, run_id)}")  # fmt: skip
         run["tasks"] = self.airflow.task_states(dag_id, run_id)
+        skipped = sorted(t for t, state in run["tasks"].items() if state == "skipped")
+        failed = sorted(t for t, state in run["tasks"].items() if state == "failed")
+        detail = f"; failed {failed}" if failed else (f"; skipped {skipped}" if skipped else "")
+        self.note(f"{dag_id} {run_id} ({run['run_type']}): {run['state']}{detail}")
         return run
 
     def result(self, role: str, run_id: str, task_id: str) -> Any:

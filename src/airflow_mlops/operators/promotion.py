@@ -159,6 +159,9 @@ class PromoteModelOperator(_AliasMover):
 class RollbackModelOperator(_AliasMover):
     """Put ``champion`` back on an earlier version and record why in the ledger.
 
+    The rolled-back version also loses the ``challenger`` alias if it holds it, so the model
+    server does not keep it as a second arm.
+
     :param model_name: registered model name. (templated)
     :param to_version: version to restore; by default the one the ledger shows before the current.
         (templated)
@@ -186,7 +189,18 @@ class RollbackModelOperator(_AliasMover):
             raise ModelRegistryError(f"{self.model_name}@{self.alias}: the ledger has no earlier version to restore")
         reasons = self.reasons if isinstance(self.reasons, list) else [str(self.reasons or "rollback requested")]
         row = self._move(context, version=target, action="rollback", reasons=reasons, expected_from=current)
+        if self.alias == "champion" and row.from_version:
+            self._withdraw_challenger(row.from_version)
         return {"name": self.model_name, "alias": self.alias, "version": target, "previous": row.from_version}
+
+    def _withdraw_challenger(self, version: str) -> None:
+        """A champion taken back must not stay on as the ``challenger`` arm."""
+        from airflow_mlops.core.registry import alias_version
+
+        with MlflowHook(mlflow_conn_id=self.mlflow_conn_id).activate() as client:
+            if alias_version(client, self.model_name, "challenger") == version:
+                client.delete_registered_model_alias(self.model_name, "challenger")
+                self.log.info("Removed alias challenger from rolled-back v%s", version)
 
 
 def _key(context: Context) -> str:
