@@ -37,7 +37,8 @@ AIRFLOW_COMMANDS = {
     "airflow-worker": ["celery", "worker"],
 }
 AIRFLOW_SERVICES = {*AIRFLOW_COMMANDS, "airflow-init"}
-EXPECTED_SERVICES = {*AIRFLOW_SERVICES, "postgres", "redis", "mlflow"}
+MODEL_SERVERS = {"model-server-1", "model-server-2"}
+EXPECTED_SERVICES = {*AIRFLOW_SERVICES, "postgres", "redis", "mlflow", *MODEL_SERVERS}
 
 
 def _compose_binary() -> str:
@@ -175,3 +176,31 @@ def test_mlflow_accepts_requests_from_airflow(
     args = _as_args(services["mlflow"].get("command"))
     allowed = _option(args, "--allowed-hosts").split(",")
     assert "mlflow:5000" in allowed, allowed
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_SERVERS))
+def test_model_server_replicas_run_the_real_cli(services: dict[str, dict[str, Any]], name: str) -> None:
+    """Each replica's command parses with ``airflow-mlops serve``'s own parser and points at the stack."""
+    import argparse
+
+    from airflow_mlops.serving.server import add_arguments
+
+    args = _as_args(services[name]["command"])
+    assert args[:2] == ["airflow-mlops", "serve"]
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    add_arguments(parser)
+    options = parser.parse_args(args[2:])
+    assert options.tracking_uri == "http://mlflow:5000"
+    assert "host=postgres" in options.postgres_dsn
+    assert (options.host, options.port) == ("0.0.0.0", 8000)
+    assert options.admin_token
+
+
+def test_serving_connection_lists_every_replica(services: dict[str, dict[str, Any]]) -> None:
+    """DeployModelOperator waits for every URL in the connection: all replicas, with their token."""
+    conn = json.loads(services["airflow-scheduler"]["environment"]["AIRFLOW_CONN_MLOPS_SERVING_DEFAULT"])
+    assert conn["conn_type"] == "mlops_serving"
+    hosts = {urlsplit(url).hostname for url in conn["host"].split(",")}
+    assert hosts == MODEL_SERVERS
+    tokens = {_option(_as_args(services[name]["command"]), "--admin-token") for name in MODEL_SERVERS}
+    assert tokens == {conn["password"]}
