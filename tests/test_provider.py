@@ -119,3 +119,11 @@ def test_every_advertised_path_imports() -> None:
     from airflow_mlops.hooks.mlflow import MlflowHook
 
     assert MlflowHook.conn_type == "mlflow"
+
+
+def test_evidently_connection_type_is_registered(airflow_cli: Any) -> None:
+    """``airflow providers hooks`` maps conn type ``evidently`` to EvidentlyHook."""
+    hooks = {row["connection_type"]: row for row in airflow_cli("hooks")}
+    assert hooks["evidently"]["class"] == "airflow_mlops.hooks.evidently.EvidentlyHook"
+    assert hooks["evidently"]["conn_id_attribute_name"] == "evidently_conn_id"
+    assert hooks["evidently"]["hook_name"] == "Evidently"

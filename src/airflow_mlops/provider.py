@@ -29,7 +29,12 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "MLflow",
                 "external-doc-url": "https://mlflow.org/docs/latest/",
                 "tags": ["software"],
-            }
+            },
+            {
+                "integration-name": "Evidently",
+                "external-doc-url": "https://docs.evidentlyai.com/",
+                "tags": ["software"],
+            },
         ],
         "connection-types": [
             {
@@ -60,12 +65,23 @@ def get_provider_info() -> dict[str, Any]:
                     "placeholders": {"host": "http://serve-1:8000,http://serve-2:8000"},
                 },
             },
+            {
+                "connection-type": "evidently",
+                "hook-class-name": f"{_PKG}.hooks.evidently.EvidentlyHook",
+                "hook-name": "Evidently",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["login", "extra"],
+                    "relabeling": {"host": "Evidently UI URL or workspace folder", "password": "Secret (token)"},
+                    "placeholders": {"host": "http://evidently:8000 or /data/evidently"},
+                },
+            },
         ],
         "hooks": [
             {
                 "integration-name": "MLflow",
                 "python-modules": [f"{_PKG}.hooks.mlflow", f"{_PKG}.hooks.ledger", f"{_PKG}.hooks.serving"],
-            }
+            },
+            {"integration-name": "Evidently", "python-modules": [f"{_PKG}.hooks.evidently"]},
         ],
         "operators": [
             {
@@ -118,6 +134,15 @@ def get_provider_info() -> dict[str, Any]:
                         "version_added": "0.1.0",
                         "type": "string",
                         "example": "postgresql+psycopg://airflow@postgres/mlops",
+                        "default": None,
+                    },
+                    "evidently_workspace": {
+                        "description": "Folder of the local Evidently workspace that drift and quality "
+                        "snapshots go to when no ``evidently_default`` connection exists "
+                        "(default: AIRFLOW_HOME/evidently).",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "/data/evidently",
                         "default": None,
                     },
                 },
