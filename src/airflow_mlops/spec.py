@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from airflow_mlops.core.drift.methods import DEFAULT_DRIFT_SHARE, METHODS
 from airflow_mlops.core.importing import check_importable
 from airflow_mlops.core.metrics import METRICS, Direction, TaskKind, metrics_for
 from airflow_mlops.exceptions import PipelineSpecError
@@ -239,12 +240,61 @@ class ServingSpec(_Strict):
         return value
 
 
+class ColumnDriftSpec(_Strict):
+    """One column's drift test: a method of the fast check and/or a threshold (``None``: Evidently's default)."""
+
+    method: str | None = None
+    threshold: Annotated[float, Field(ge=0.0)] | None = None
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str | None) -> str | None:
+        if value is not None and value not in METHODS:
+            raise ValueError(f"expected a drift method of the fast check, one of {sorted(METHODS)}, found {value!r}")
+        return value
+
+    def as_override(self) -> tuple[str | None, float | None]:
+        """``(method, threshold)`` as :func:`airflow_mlops.core.drift.check_drift` takes it."""
+        return self.method, self.threshold
+
+
+class PredictionDriftSpec(ColumnDriftSpec):
+    """Drift of the champion's predictions (window vs its held-out test split).
+
+    ``publish``: whether prediction drift alone publishes the drift Asset.
+    """
+
+    publish: bool = True
+
+
+class DriftSpec(_Strict):
+    """How the drift check decides (the fast check and the Evidently report use the same settings).
+
+    :param share: the dataset drifts when at least this share of the features drift (Evidently's
+        ``drift_share``, default 0.5).
+    :param columns: feature -> ``{method, threshold}`` overrides of Evidently's per-column defaults.
+    :param prediction: the prediction drift test and whether it alone publishes the drift Asset.
+    :param report_rows: at most this many rows of the window (and of the stored reference sample) go
+        into the Evidently report; the verdict always uses the whole window.
+    """
+
+    share: Annotated[float, Field(gt=0.0, le=1.0)] = DEFAULT_DRIFT_SHARE
+    columns: dict[str, ColumnDriftSpec] = Field(default_factory=dict)
+    prediction: PredictionDriftSpec = PredictionDriftSpec()
+    report_rows: Annotated[int, Field(ge=100, le=1_000_000)] = 5000
+
+    def overrides(self) -> dict[str, tuple[str | None, float | None]]:
+        """Column -> ``(method, threshold)`` for :func:`airflow_mlops.core.drift.check_drift`."""
+        return {name: column.as_override() for name, column in self.columns.items()}
+
+
 class MonitoringSpec(_Strict):
     """Level 4: how production is watched and when retraining may start.
 
     ``cooldown_hours`` counts from the last retrain that a drift or degradation verdict started;
     ``min_new_rows`` is how many labelled source rows newer than the champion's training data a
-    monitor-triggered retrain needs (0: no minimum).
+    monitor-triggered retrain needs (0: no minimum). ``drift`` sets the drift test (dataset share,
+    per-column methods and thresholds, prediction drift).
     """
 
     schedule: str | None = "@hourly"
@@ -253,6 +303,7 @@ class MonitoringSpec(_Strict):
     max_accuracy_drop: Annotated[float, Field(ge=0.0, le=1.0)] = 0.05
     cooldown_hours: Annotated[float, Field(ge=0.0)] = 6.0
     min_new_rows: Annotated[int, Field(ge=0)] = 0
+    drift: DriftSpec = DriftSpec()
 
 
 class LedgerSpec(_Strict):
@@ -334,7 +385,19 @@ class PipelineSpec(_Strict):
             raise ValueError(
                 "monitoring.min_new_rows: needs source.timestamp_column to tell new rows from the champion's"
             )
+        self._drift_columns_are_features()
         return self
+
+    def _drift_columns_are_features(self) -> None:
+        columns = list(self.monitoring.drift.columns)
+        if self.features is not None:
+            unknown = [c for c in columns if c not in self.features]
+            expected = f"features {self.features}"
+        else:
+            unknown = [c for c in columns if c in (self.target, self.source.timestamp_column)]
+            expected = "feature columns (not the target or the timestamp column)"
+        if unknown:
+            raise ValueError(f"monitoring.drift.columns: expected {expected}, found {unknown} (not a feature)")
 
     @property
     def experiment_name(self) -> str:

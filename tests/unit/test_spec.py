@@ -122,3 +122,46 @@ def test_example_specs_are_valid() -> None:
     specs = load_specs(sorted((REPO / "dags" / "pipelines").glob("*.yaml")))
     assert {s.level for s in specs} >= {0, 1, 2}
     assert {s.source.kind for s in specs} == {"files", "postgres"}
+
+
+def test_drift_overrides_validate_and_default() -> None:
+    """monitoring.drift: Evidently's share by default; per-column overrides become check_drift overrides."""
+    spec = PipelineSpec.from_dict(spec_dict())
+    assert spec.monitoring.drift.share == 0.5
+    assert spec.monitoring.drift.overrides() == {}
+    assert spec.monitoring.drift.prediction.publish is True
+    spec = PipelineSpec.from_dict(
+        spec_dict(
+            monitoring={
+                "drift": {
+                    "share": 0.3,
+                    "columns": {"plan": {"method": "psi"}, "tenure_months": {"method": "ks", "threshold": 0.01}},
+                    "prediction": {"method": "jensenshannon", "publish": False},
+                }
+            }
+        )
+    )
+    assert spec.monitoring.drift.share == 0.3
+    assert spec.monitoring.drift.overrides() == {"plan": ("psi", None), "tenure_months": ("ks", 0.01)}
+    assert spec.monitoring.drift.prediction.as_override() == ("jensenshannon", None)
+
+
+def test_drift_override_with_unknown_method_names_the_column_and_the_methods() -> None:
+    message = _error(monitoring={"drift": {"columns": {"plan": {"method": "anderson"}}}})
+    assert "monitoring.drift.columns.plan.method" in message
+    assert "'anderson'" in message
+    for method in ("chisquare", "jensenshannon", "kl_div", "ks", "psi", "wasserstein", "z"):
+        assert method in message
+
+
+def test_drift_override_on_a_non_feature_names_it() -> None:
+    message = _error(monitoring={"drift": {"columns": {"zip_code": {"threshold": 0.2}}}})
+    assert "monitoring.drift.columns" in message
+    assert "['zip_code'] (not a feature)" in message
+    message = _error(features=None, monitoring={"drift": {"columns": {"churned": {"method": "psi"}}}})
+    assert "['churned'] (not a feature)" in message
+
+
+def test_drift_share_bounds() -> None:
+    assert "monitoring.drift.share" in _error(monitoring={"drift": {"share": 0}})
+    assert "monitoring.drift.share" in _error(monitoring={"drift": {"share": 1.5}})
