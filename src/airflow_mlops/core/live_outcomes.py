@@ -99,3 +99,49 @@ def recent_features(
         rows = [dict(r[0]) for r in cursor.fetchall()]
     conn.rollback()
     return rows
+
+
+def recent_outputs(
+    conn: Any,
+    *,
+    model_name: str,
+    version: str,
+    since: datetime,
+    log_table: str = PREDICTION_LOG_TABLE,
+    limit: int = 1_000_000,
+) -> list[tuple[Any, Any]]:
+    """``(prediction, score)`` of what ``version`` answered as champion since ``since``, newest first."""
+    with conn.cursor() as cursor:
+        cursor.execute(
+            f"SELECT prediction, score FROM {log_table} WHERE model_name = %s AND model_version = %s "
+            "AND arm = 'champion' AND ts >= %s ORDER BY ts DESC LIMIT %s",
+            (model_name, str(version), since, limit),
+        )
+        rows = [(r[0], r[1]) for r in cursor.fetchall()]
+    conn.rollback()
+    return rows
+
+
+def labelled_outputs(
+    conn: Any,
+    *,
+    model_name: str,
+    version: str,
+    since: datetime | None = None,
+    log_table: str = PREDICTION_LOG_TABLE,
+    feedback_table: str = FEEDBACK_TABLE,
+) -> list[tuple[Any, Any, Any]]:
+    """``(prediction, label, score)`` of the labelled answers of ``version`` as champion since ``since``.
+
+    The same rows :func:`arm_windows` counts as labelled for the champion arm.
+    """
+    with conn.cursor() as cursor:
+        cursor.execute(
+            f"SELECT p.prediction, f.label, p.score FROM {log_table} p JOIN {feedback_table} f "
+            f"ON f.request_id = p.request_id WHERE p.model_name = %s AND p.arm = 'champion' "
+            f"AND p.model_version = %s AND (%s::timestamptz IS NULL OR p.ts >= %s::timestamptz) ORDER BY p.ts",
+            (model_name, str(version), since, since),
+        )
+        rows = [(r[0], r[1], r[2]) for r in cursor.fetchall()]
+    conn.rollback()
+    return rows

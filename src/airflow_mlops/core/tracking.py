@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 MODEL_ARTIFACT = "model"
 PROFILE_ARTIFACT = "reference_profile/profile.npz"
+SAMPLE_ARTIFACT = "reference_profile/sample.parquet"
+SAMPLE_ROWS = 5000
 _REQUIREMENTS = ("mlflow-skinny", "scikit-learn", "pandas", "numpy", "scipy", "skops")
 
 
@@ -76,8 +78,13 @@ def log_training_run(
     x_train: pd.DataFrame,
     dataset: DatasetRef,
     metrics: dict[str, float],
+    predictions: pd.Series | None = None,
 ) -> LoggedModel:
-    """Create a run holding params, training metrics, the dataset input and the model."""
+    """Create a run holding params, training metrics, the dataset input, the model and its drift reference.
+
+    ``predictions``: the model's outputs on its held-out split (see
+    :mod:`airflow_mlops.core.drift.prediction`), profiled for prediction drift.
+    """
     import mlflow
     import mlflow.sklearn
     from mlflow.data.meta_dataset import MetaDataset
@@ -102,14 +109,25 @@ def log_training_run(
             skops_trusted_types=trusted_types(model),
         )
         mlflow.set_tag("mlops.model_uri", info.model_uri)
-        log_reference_profile(x_train, run.info.run_id)
+        log_reference_profile(x_train, run.info.run_id, predictions=predictions)
     return LoggedModel(run.info.run_id, exp.experiment_id, info.model_uri)
 
 
-def log_reference_profile(x_train: pd.DataFrame, run_id: str) -> None:
-    """Store the drift reference profile of the training features beside the model (active run).
+def log_reference_profile(
+    x_train: pd.DataFrame,
+    run_id: str,
+    *,
+    predictions: pd.Series | None = None,
+    sample_rows: int = SAMPLE_ROWS,
+    seed: int = 0,
+) -> None:
+    """Store the drift reference beside the model (active run): a profile and a bounded row sample.
 
-    Monitoring compares production windows with it instead of re-reading the training data.
+    Monitoring runs the fast check against the profile instead of re-reading the training data,
+    and Evidently's report against the sample (at most ``sample_rows`` seeded random rows).
+    ``predictions`` (the model's held-out outputs, named ``__prediction__``) are profiled as one
+    more column and added to the sample as a column of their own (rows do not correspond: the
+    column is padded with nulls or subsampled to the sample's length).
     """
     import tempfile
     from pathlib import Path
@@ -118,11 +136,22 @@ def log_reference_profile(x_train: pd.DataFrame, run_id: str) -> None:
 
     from airflow_mlops.core.drift import ReferenceProfile
 
-    folder, name = PROFILE_ARTIFACT.rsplit("/", 1)
+    profile = ReferenceProfile.from_frame(x_train)
+    sample = x_train.sample(n=min(len(x_train), sample_rows), random_state=seed).reset_index(drop=True)
+    if predictions is not None:
+        name = str(predictions.name)
+        profile.columns[name] = ReferenceProfile.from_frame(predictions.to_frame()).columns[name]
+        profile.meta["prediction"] = {"column": name, "rows": len(predictions), "dtype": predictions.dtype.name}
+        kept = predictions.sample(n=min(len(predictions), len(sample)), random_state=seed).reset_index(drop=True)
+        sample[name] = kept.reindex(range(len(sample)))
+    folder = PROFILE_ARTIFACT.rsplit("/", 1)[0]
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / name
-        ReferenceProfile.from_frame(x_train).save(path)
-        mlflow.log_artifact(str(path), artifact_path=folder)
+        profile_path = Path(tmp) / PROFILE_ARTIFACT.rsplit("/", 1)[1]
+        sample_path = Path(tmp) / SAMPLE_ARTIFACT.rsplit("/", 1)[1]
+        profile.save(profile_path)
+        sample.to_parquet(sample_path, index=False)
+        mlflow.log_artifact(str(profile_path), artifact_path=folder)
+        mlflow.log_artifact(str(sample_path), artifact_path=folder)
     mlflow.set_tag("mlops.reference_profile", f"runs:/{run_id}/{PROFILE_ARTIFACT}")
 
 
@@ -150,3 +179,39 @@ def load_model(model_uri: str) -> Any:
     import mlflow.sklearn
 
     return mlflow.sklearn.load_model(model_uri)
+
+
+@dataclass(frozen=True)
+class MonitorRun:
+    """A finished monitor run and the URIs of the files logged to it (artifact path -> URI)."""
+
+    run_id: str
+    experiment_id: str
+    uris: dict[str, str]
+
+
+def log_monitor_run(
+    *,
+    experiment: str,
+    monitor: str,
+    run_name: str,
+    tags: dict[str, str],
+    files: dict[str, str],
+    metrics: dict[str, float] | None = None,
+) -> MonitorRun:
+    """A run in ``experiment`` tagged ``mlops.monitor=<monitor>`` holding ``files`` (artifact path -> text)."""
+    import math
+
+    import mlflow
+
+    exp = mlflow.set_experiment(experiment)
+    with mlflow.start_run(
+        run_name=run_name, tags={**tags, "mlops.monitor": monitor}, experiment_id=exp.experiment_id
+    ) as run:
+        finite = {k: v for k, v in (metrics or {}).items() if isinstance(v, int | float) and math.isfinite(v)}
+        if finite:
+            mlflow.log_metrics(finite)
+        for path, text in files.items():
+            mlflow.log_text(text, path)
+        base = str(run.info.artifact_uri).rstrip("/")
+    return MonitorRun(run.info.run_id, exp.experiment_id, {path: f"{base}/{path}" for path in files})

@@ -1,4 +1,4 @@
-"""DataDriftOperator: compare recent production features with the champion's training profile."""
+"""Level 4 monitors: data/prediction drift against the champion's training reference, and live quality."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.assets import drift_alias, drift_asset
-from airflow_mlops.operators.base import MlopsOperator, spec_name
+from airflow_mlops.hooks.evidently import EvidentlyHook
+from airflow_mlops.operators.base import MlopsOperator, airflow_identity, spec_name
+from airflow_mlops.operators.evidence import evidence_keys, record_evidence
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -17,80 +19,210 @@ if TYPE_CHECKING:
 class DataDriftOperator(MlopsOperator):
     """Check the last ``window_hours`` of logged production features for drift against the champion.
 
-    The reference is the profile stored beside the champion at training time, so the training
-    data is not re-read; the per-column methods and thresholds are Evidently 0.7's defaults (see
-    :mod:`airflow_mlops.core.drift`). The verdict is returned, and the Asset
-    ``mlops://<pipeline>/drift`` is updated (with the verdict in ``extra``) only when the dataset
-    drifts, so retraining scheduled on that Asset starts only then.
+    The verdict comes from the fast check against the profile stored beside the champion at
+    training time (Evidently 0.7's methods, see :mod:`airflow_mlops.core.drift`), with the share and
+    per-column methods/thresholds of ``spec.monitoring.drift``. Prediction drift compares the
+    champion's logged outputs in the window with its outputs on its held-out split (skipped, with a
+    log line, for champions trained before outputs were profiled); it publishes on its own when
+    ``spec.monitoring.drift.prediction.publish``.
 
-    :param window_hours: how far back the current window reaches.
+    Evidence: Evidently's ``Report([DataDriftPreset(...)])`` runs on bounded samples (the reference
+    sample stored at training time and at most ``report_rows`` rows of the window) with the methods
+    and thresholds the fast check used; the snapshot goes to the pipeline's project in the Evidently
+    workspace (:class:`~airflow_mlops.hooks.evidently.EvidentlyHook`), its HTML and the verdict JSON
+    to an MLflow run tagged ``mlops.monitor=drift``. A report that fails to build, or a workspace
+    that cannot be reached, is logged as a warning (``evidence_error``) and never hides the verdict.
+
+    The Asset ``mlops://<pipeline>/drift`` is updated (verdict, ``report_uri`` and the Evidently
+    snapshot id/project in ``extra``) only on drift, so retraining scheduled on it starts only then.
+
+    :param window_hours: how far back the current window reaches. (templated)
     :param min_rows: fewer logged rows than this skips the check (no verdict from a handful of rows).
     :param log_conn_id: Postgres connection of the prediction log; default ``spec.serving.log_conn_id``.
+    :param evidently_conn_id: the Evidently workspace connection; ``None`` skips the Evidently report.
+    :param report_rows: window rows in the Evidently report; default ``spec.monitoring.drift.report_rows``.
     """
 
     template_fields: Sequence[str] = ("window_hours",)
 
     def __init__(
-        self, *, window_hours: float = 24.0, min_rows: int = 200, log_conn_id: str | None = None, **kwargs: Any
+        self,
+        *,
+        window_hours: float = 24.0,
+        min_rows: int = 200,
+        log_conn_id: str | None = None,
+        evidently_conn_id: str | None = EvidentlyHook.default_conn_name,
+        report_rows: int | None = None,
+        **kwargs: Any,
     ) -> None:
         kwargs.setdefault("outlets", [drift_alias(spec_name(kwargs["spec"]))])
         super().__init__(**kwargs)
         self.window_hours = window_hours
         self.min_rows = min_rows
         self.log_conn_id = log_conn_id
+        self.evidently_conn_id = evidently_conn_id
+        self.report_rows = report_rows
 
     def execute(self, context: Context) -> dict[str, Any]:
         import pandas as pd
         from airflow.providers.postgres.hooks.postgres import PostgresHook
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from airflow_mlops.core.drift import ReferenceProfile, check_drift
-        from airflow_mlops.core.live_outcomes import recent_features
+        from airflow_mlops.core.drift import check_drift
+        from airflow_mlops.core.drift.prediction import PREDICTION_COLUMN, logged_outputs
+        from airflow_mlops.core.live_outcomes import recent_features, recent_outputs
         from airflow_mlops.core.snapshot import utc_now
-        from airflow_mlops.core.tracking import PROFILE_ARTIFACT
-        from airflow_mlops.exceptions import ModelRegistryError
 
-        name = self.spec.registered_model_name
+        name, rules = self.spec.registered_model_name, self.spec.monitoring.drift
         since = utc_now() - timedelta(hours=float(self.window_hours))
         conn = PostgresHook(postgres_conn_id=self.log_conn_id or self.spec.serving.log_conn_id).get_conn()
         try:
             rows = recent_features(conn, model_name=name, since=since, log_table=self.spec.serving.log_table)
+            if len(rows) < self.min_rows:
+                raise AirflowSkipException(
+                    f"{name}: {len(rows)} logged rows since {since:%Y-%m-%d %H:%M}, need {self.min_rows}"
+                )
+            champion, profile, sample = self._reference()
+            outputs = None
+            if PREDICTION_COLUMN in profile.columns:
+                outputs = recent_outputs(
+                    conn, model_name=name, version=champion, since=since, log_table=self.spec.serving.log_table
+                )
         finally:
             conn.close()
-        if len(rows) < self.min_rows:
-            raise AirflowSkipException(
-                f"{name}: {len(rows)} logged rows since {since:%Y-%m-%d %H:%M}, need {self.min_rows}"
+        features = [c for c in profile.columns if c != PREDICTION_COLUMN]
+        current = pd.DataFrame(rows)
+        missing = [c for c in features if c not in current.columns]
+        if missing:
+            raise ValueError(f"prediction log lacks profiled feature(s) {missing}")
+        unknown = [c for c in rules.columns if c not in features]
+        if unknown:
+            raise ValueError(
+                f"monitoring.drift.columns: {unknown} are not features of {name} v{champion} (it has {features})"
             )
+        result = check_drift(
+            profile, current[features], columns=features, overrides=rules.overrides(), drift_share=rules.share
+        )
+        prediction, predicted = None, None
+        if outputs is None:
+            self.log.info("%s v%s has no profile of its held-out outputs: prediction drift skipped", name, champion)
+        else:
+            numeric = profile.columns[PREDICTION_COLUMN].dtype.startswith("float")
+            predicted = logged_outputs(outputs, "score" if numeric else "prediction")
+            if predicted.notna().sum() == 0:
+                self.log.info("%s v%s answered no requests as champion in the window: no prediction drift", name,
+                              champion)  # fmt: skip
+                predicted = None
+            else:
+                prediction = check_drift(
+                    profile, predicted.to_frame(), columns=[PREDICTION_COLUMN],
+                    overrides={PREDICTION_COLUMN: rules.prediction.as_override()},
+                ).columns[PREDICTION_COLUMN]  # fmt: skip
+        verdict = _drift_verdict(name, champion, len(rows), since, result, prediction, rules.prediction.publish)
+        self.log.info("Drift check of %s v%s on %d rows: %s", name, champion, len(rows), verdict)
+
+        def build() -> Any:
+            if sample is None:
+                self.log.info("%s v%s has no reference sample: no Evidently report", name, champion)
+                return None
+            from airflow_mlops.core.drift.report import bounded_sample, drift_report
+
+            window = bounded_sample(current[features], self.report_rows or rules.report_rows)
+            reference, column = sample, None
+            if prediction is not None and predicted is not None and PREDICTION_COLUMN in sample.columns:
+                window[PREDICTION_COLUMN] = _aligned(predicted.dropna(), len(window))
+                column = prediction
+            return drift_report(
+                reference, window, result, prediction=column, name=f"drift {name} v{champion}",
+                metadata={"model_name": name, "champion_version": str(champion), **airflow_identity(context)},
+                tags=["mlops", "drift", self.spec.name],
+            )  # fmt: skip
+
+        verdict.update(
+            record_evidence(
+                monitor="drift", spec=self.spec, context=context, verdict=verdict, build=build,
+                mlflow_hook=self.hook, evidently_conn_id=self.evidently_conn_id,
+                metrics={"drift_share": float(result.share), "drifted_columns": float(result.n_drifted)},
+            )
+        )  # fmt: skip
+        if verdict["decision"] == "drift":
+            for outlet in self.outlets:
+                context["outlet_events"][outlet].add(drift_asset(self.spec.name), extra=verdict)
+        return {**verdict, "columns": result.as_dict()["columns"]}
+
+    def _reference(self) -> tuple[str, Any, Any]:
+        """The champion version, its drift profile and its reference sample (``None`` if it has none)."""
+        import tempfile
+
+        import pandas as pd
+
+        from airflow_mlops.core.drift import ReferenceProfile
+        from airflow_mlops.core.registry import alias_version
+        from airflow_mlops.core.tracking import PROFILE_ARTIFACT, SAMPLE_ARTIFACT
+        from airflow_mlops.exceptions import ModelRegistryError
+
+        name = self.spec.registered_model_name
         with self.hook.activate() as client:
-            import tempfile
-
-            from airflow_mlops.core.registry import alias_version
-
             champion = alias_version(client, name, "champion")
             if champion is None:
                 raise ModelRegistryError(f"{name}: no champion to compare production data with")
             run_id = str(client.get_model_version(name, champion).run_id)
             with tempfile.TemporaryDirectory() as tmp:
                 profile = ReferenceProfile.load(client.download_artifacts(run_id, PROFILE_ARTIFACT, tmp))
-        current = pd.DataFrame(rows)
-        missing = [c for c in profile.columns if c not in current.columns]
-        if missing:
-            raise ValueError(f"prediction log lacks profiled feature(s) {missing}")
-        result = check_drift(profile, current[list(profile.columns)]).as_dict()
-        verdict = {
-            "decision": "drift" if result["dataset_drift"] else "no_drift",
-            "model_name": name,
-            "champion_version": champion,
-            "window_rows": len(rows),
-            "since": since.isoformat(),
-            "share": result["share"],
-            "drifted_columns": result["drifted_columns"],
-        }
-        self.log.info("Drift check of %s v%s on %d rows: %s", name, champion, len(rows), verdict)
-        if result["dataset_drift"]:
-            for outlet in self.outlets:
-                context["outlet_events"][outlet].add(drift_asset(self.spec.name), extra=verdict)
-        return {**verdict, "columns": result["columns"]}
+                folder = SAMPLE_ARTIFACT.rsplit("/", 1)[0]
+                stored = {f.path for f in client.list_artifacts(run_id, folder)}
+                sample = None
+                if SAMPLE_ARTIFACT in stored:
+                    sample = pd.read_parquet(client.download_artifacts(run_id, SAMPLE_ARTIFACT, tmp))
+        return str(champion), profile, sample
+
+
+def _aligned(values: Any, length: int) -> Any:
+    """``values`` cut or padded with nulls to ``length`` rows (outputs and features do not share rows)."""
+    kept = values.sample(n=length, random_state=0) if len(values) > length else values
+    return kept.reset_index(drop=True).reindex(range(length))
+
+
+def _drift_verdict(
+    name: str, champion: str, rows: int, since: Any, result: Any, prediction: Any, publish_prediction: bool
+) -> dict[str, Any]:
+    """The verdict dict: dataset drift, prediction drift and the reasons to publish."""
+    reasons = []
+    if result.dataset_drift:
+        reasons.append(
+            f"{result.n_drifted} of {len(result.columns)} features drifted (share {result.share:.2f} >= "
+            f"{result.drift_share}): {result.drifted_columns}"
+        )
+    prediction_drift = None if prediction is None else bool(prediction.drifted)
+    if prediction_drift:
+        reasons.append(
+            f"predictions drifted ({prediction.method_name} {prediction.score:.4g}, threshold {prediction.threshold})"
+            + ("" if publish_prediction else "; not published (monitoring.drift.prediction.publish is false)")
+        )
+    drift = result.dataset_drift or (bool(prediction_drift) and publish_prediction)
+    return {
+        "decision": "drift" if drift else "no_drift",
+        "model_name": name,
+        "champion_version": champion,
+        "window_rows": rows,
+        "since": since.isoformat(),
+        "share": result.share,
+        "drift_share": result.drift_share,
+        "drifted_columns": result.drifted_columns,
+        "dataset_drift": result.dataset_drift,
+        "prediction_drift": prediction_drift,
+        "prediction": None
+        if prediction is None
+        else {
+            "method": prediction.method,
+            "score": prediction.score,
+            "threshold": prediction.threshold,
+            "n_current": prediction.n_current,
+            "n_reference": prediction.n_reference,
+        },
+        "reasons": reasons,
+        **evidence_keys(),
+    }
 
 
 class ModelPerformanceOperator(MlopsOperator):

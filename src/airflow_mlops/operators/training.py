@@ -56,7 +56,9 @@ class TrainModelOperator(MlopsOperator):
 
     The run holds the estimator parameters, training metrics, the dataset as an MLflow input
     (snapshot URI and digest), the model with its signature and an input example, and the Airflow
-    identity (dag_id, run_id, task_id, try_number) as tags. A retry of the same try that already
+    identity (dag_id, run_id, task_id, try_number) as tags, and the drift reference for monitoring
+    (a profile of the training features and of the model's held-out outputs, plus a bounded row
+    sample for Evidently reports). A retry of the same try that already
     finished its run reuses it instead of logging a second model.
 
     :param dataset: the :class:`DatasetRef` to train on. (templated)
@@ -80,6 +82,7 @@ class TrainModelOperator(MlopsOperator):
         self.mlflow_run_url = ""
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.core.drift.prediction import model_outputs, output_source
         from airflow_mlops.core.metrics import compute_metrics
         from airflow_mlops.core.snapshot import read_snapshot
         from airflow_mlops.core.tracking import find_run, log_training_run
@@ -130,6 +133,7 @@ class TrainModelOperator(MlopsOperator):
                     x_train=split.x_train,
                     dataset=ref,
                     metrics=train_metrics,
+                    predictions=model_outputs(model, split.x_test, output_source(model, self.spec.task)),
                 )
                 run_id, experiment_id, logged_uri = logged.run_id, logged.experiment_id, logged.model_uri
         self.mlflow_run_url = self.hook.run_url(experiment_id, run_id)

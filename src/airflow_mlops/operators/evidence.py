@@ -1,0 +1,104 @@
+"""Monitor evidence: an Evidently snapshot in the pipeline's workspace project, its HTML and the verdict in MLflow.
+
+Shared by the drift and quality monitors. Evidence never decides: a report that fails to build or
+a workspace that cannot be reached is logged as a warning and recorded in ``evidence_error``, and
+the caller publishes its verdict anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops.hooks.evidently import EvidentlyHook
+from airflow_mlops.operators.base import airflow_identity
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from airflow.sdk import Context
+    from evidently.core.report import Snapshot
+
+    from airflow_mlops.hooks.mlflow import MlflowHook
+    from airflow_mlops.spec import PipelineSpec
+
+log = logging.getLogger(__name__)
+
+
+def evidence_keys() -> dict[str, Any]:
+    """The keys every verdict carries about its evidence (``None`` until known)."""
+    return {
+        "report_uri": None,
+        "verdict_uri": None,
+        "monitor_run_id": None,
+        "evidently_snapshot_id": None,
+        "evidently_project": None,
+        "evidently_project_id": None,
+        "evidently_url": None,
+    }
+
+
+def record_evidence(
+    *,
+    monitor: str,
+    spec: PipelineSpec,
+    context: Context,
+    verdict: dict[str, Any],
+    build: Callable[[], Snapshot | None],
+    mlflow_hook: MlflowHook,
+    evidently_conn_id: str | None,
+    metrics: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Build the snapshot, store it, log ``<monitor>/report.html`` and ``<monitor>/verdict.json``.
+
+    The MLflow run lives in the pipeline's experiment, tagged ``mlops.monitor=<monitor>``, the model,
+    the champion version and the Airflow identity. Returns :func:`evidence_keys` filled in, plus
+    ``evidence_error`` when something failed. ``evidently_conn_id=None`` skips the snapshot.
+    """
+    from airflow_mlops.core.tracking import log_monitor_run
+
+    evidence = evidence_keys()
+    errors: list[str] = []
+    html = None
+    if evidently_conn_id is not None:
+        try:
+            snapshot = build()
+            if snapshot is not None:
+                html = snapshot.get_html_str(as_iframe=False)
+                name = f"{monitor} {spec.registered_model_name} v{verdict.get('champion_version')}"
+                evidence.update(EvidentlyHook(evidently_conn_id).add_snapshot(spec.name, snapshot, name=name).as_dict())
+        except Exception as err:
+            log.warning("Evidently %s report for %s failed; the verdict stands: %s", monitor, spec.name, err)
+            errors.append(f"evidently: {type(err).__name__}: {str(err)[:300]}")
+    files = {f"{monitor}/verdict.json": json.dumps({**verdict, **evidence}, indent=2, default=str)}
+    if html is not None:
+        files[f"{monitor}/report.html"] = html
+    tags = {
+        **spec.tags,
+        **airflow_identity(context),
+        "mlops.pipeline": spec.name,
+        "mlops.model_name": spec.registered_model_name,
+        "mlops.champion_version": str(verdict.get("champion_version")),
+        "mlops.decision": str(verdict.get("decision")),
+    }
+    ti = context["ti"]
+    try:
+        with mlflow_hook.activate():
+            run = log_monitor_run(
+                experiment=spec.experiment_name,
+                monitor=monitor,
+                run_name=f"{ti.dag_id}.{ti.task_id}.{ti.run_id}",
+                tags=tags,
+                files=files,
+                metrics=metrics,
+            )
+        evidence["monitor_run_id"] = run.run_id
+        evidence["verdict_uri"] = run.uris[f"{monitor}/verdict.json"]
+        evidence["report_uri"] = run.uris.get(f"{monitor}/report.html")
+    except Exception as err:
+        log.warning("Logging the %s evidence of %s to MLflow failed; the verdict stands: %s", monitor, spec.name, err)
+        errors.append(f"mlflow: {type(err).__name__}: {str(err)[:300]}")
+    if errors:
+        evidence["evidence_error"] = "; ".join(errors)
+    return evidence
