@@ -75,10 +75,11 @@ def evidently_verdicts(reference: pd.DataFrame, current: pd.DataFrame, **preset:
 
 def compare(reference: pd.DataFrame, current: Any, profile: ReferenceProfile, label: str, **kwargs: Any) -> None:
     overrides = kwargs.pop("overrides", None)
+    drift_share = kwargs.get("drift_share", 0.5)
     expected, share = evidently_verdicts(
         reference, pd.concat(current) if isinstance(current, list) else current, **kwargs
     )
-    result = check_drift(profile, current, overrides=overrides)
+    result = check_drift(profile, current, overrides=overrides, drift_share=drift_share)
     assert set(result.columns) == set(expected), result.skipped
     agree = 0
     for name, ours in result.columns.items():
@@ -145,3 +146,52 @@ def test_kind_from_the_current_window_agrees() -> None:
     reference = pd.DataFrame({"n": rng.integers(0, 50, 3_000), "m": rng.integers(0, 8, 3_000)})
     current = pd.DataFrame({"n": rng.integers(0, 8, 2_000), "m": rng.integers(0, 30, 2_000)})
     compare(reference, current, ReferenceProfile.from_frame(reference), "kind flips")
+
+
+def test_spec_overrides_and_share_agree_with_evidently() -> None:
+    """``monitoring.drift`` from a spec: our verdicts equal Evidently's DataDriftPreset with the same parameters.
+
+    The share is set so that it decides the dataset verdict (Evidently's 0.5 would say no drift
+    here), and the report our monitor stores (:func:`drift_report`, methods pinned from the fast
+    check) gives Evidently's verdicts too.
+    """
+    from airflow_mlops.core.drift.report import drift_report, report_summary
+    from airflow_mlops.spec import PipelineSpec
+    from tests.conftest import spec_dict
+
+    reference, current = planted(5_000, 11, drift=False), planted(4_000, 12, drift=True)
+    columns = {
+        "num_shift": {"method": "ks", "threshold": 0.001},
+        "num_same": {"method": "psi", "threshold": 0.2},
+        "cat_shift": {"threshold": 0.3},  # Jensen-Shannon by default; 0.3 is more than the planted shift
+        "int_few_shift": {"method": "chisquare"},
+        "bin_shift": {"method": "kl_div"},
+        "num_rescale": {"method": "wasserstein", "threshold": 0.5},
+    }
+    spec = PipelineSpec.from_dict(
+        spec_dict(features=list(reference.columns), monitoring={"drift": {"share": 0.25, "columns": columns}})
+    )
+    rules = spec.monitoring.drift
+    methods = {c: m for c, (m, _) in rules.overrides().items() if m}
+    thresholds = {c: t for c, (_, t) in rules.overrides().items() if t is not None}
+    compare(
+        reference,
+        current,
+        ReferenceProfile.from_frame(reference),
+        "spec overrides, share 0.25",
+        overrides=rules.overrides(),
+        drift_share=rules.share,
+        per_column_method=methods,
+        per_column_threshold=thresholds,
+    )
+    ours = check_drift(ReferenceProfile.from_frame(reference), current, overrides=rules.overrides(), drift_share=0.25)
+    expected, share = evidently_verdicts(
+        reference, current, drift_share=0.25, per_column_method=methods, per_column_threshold=thresholds
+    )
+    assert 0.25 <= ours.share < 0.5  # the spec's share, not Evidently's default, decides
+    assert ours.dataset_drift
+    assert "cat_shift" not in ours.drifted_columns  # its raised threshold holds
+    stored = report_summary(drift_report(reference, current, ours))
+    assert stored["share"] == pytest.approx(share)
+    assert sorted(stored["drifted_columns"]) == sorted(c for c, v in expected.items() if v["drifted"])
+    assert sorted(stored["drifted_columns"]) == sorted(ours.drifted_columns)

@@ -168,3 +168,93 @@ def test_drift_asset_only_when_production_data_drifts(
     report = _stored_report(workspace, drift)
     assert {"monthly_usage", "tenure_months", "plan"} <= set(report["drifted_columns"])
     assert report["share"] >= 0.5
+
+
+def _reference_files(mlflow_conn: str) -> Path:
+    """The local artifact folder of churn v1's drift reference."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(mlflow_conn)
+    run = client.get_run(str(client.get_model_version("churn", "1").run_id))
+    return Path(run.info.artifact_uri.removeprefix("file://")) / "reference_profile"
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("storage")
+def test_prediction_drift_overrides_failures_and_old_champions(
+    mlflow_conn: str,
+    customers_csv: Path,
+    pg_conn: Any,
+    log_table: str,
+    monkeypatch: pytest.MonkeyPatch,
+    workspace: Path,
+) -> None:
+    """Prediction drift alone publishes unless the spec says not to; spec overrides reach both checks;
+    an unreachable Evidently workspace does not hide the verdict; a champion without the new
+    reference artifacts still gets its feature verdict."""
+    from airflow_mlops.core.drift import ReferenceProfile
+
+    def spec(**drift: Any) -> PipelineSpec:
+        return PipelineSpec.from_dict(
+            spec_dict(
+                source={"kind": "files", "uri": f"file://{customers_csv}"},
+                serving={"log_table": log_table},
+                monitoring={"drift": drift},
+            )
+        )
+
+    _setup(spec())
+    rows = customers(600, seed=5)
+    _serve(pg_conn, log_table, rows.to_dict(orient="records"), "p", [0.97] * len(rows))  # the model never says this
+
+    ctx = task_context()
+    verdict = DataDriftOperator(task_id="drift", spec=spec(), window_hours=1, min_rows=300).execute(ctx)
+    assert (verdict["decision"], verdict["dataset_drift"], verdict["prediction_drift"]) == ("drift", False, True)
+    assert verdict["prediction"]["method"] == "ks"
+    assert any("predictions drifted" in r for r in verdict["reasons"])
+    ((asset, extra),) = next(iter(ctx["outlet_events"].values())).added
+    assert extra["prediction_drift"] is True
+
+    quiet = spec(
+        prediction={"publish": False, "method": "wasserstein", "threshold": 0.2},
+        columns={"monthly_usage": {"method": "psi", "threshold": 0.0001}},  # any difference drifts
+    )
+    ctx = task_context()
+    verdict = DataDriftOperator(task_id="drift", spec=quiet, window_hours=1, min_rows=300).execute(ctx)
+    assert (verdict["decision"], verdict["prediction_drift"]) == ("no_drift", True)
+    assert verdict["prediction"]["method"] == "wasserstein"
+    assert all(not o.added for o in ctx["outlet_events"].values())
+    assert verdict["columns"]["monthly_usage"]["method"] == "psi"
+    assert verdict["drifted_columns"] == ["monthly_usage"]
+    report = _stored_report(workspace, verdict)
+    assert report["columns"]["monthly_usage"]["method"] == "psi"
+    assert report["columns"]["monthly_usage"]["threshold"] == 0.0001
+    assert report["columns"]["__prediction__"]["method"] == "wasserstein"
+    assert report["columns"]["__prediction__"]["drifted"] is True
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_EVIDENTLY_DOWN", json.dumps({"conn_type": "evidently", "host": "http://127.0.0.1:9"})
+    )
+    ctx = task_context()
+    down = DataDriftOperator(
+        task_id="drift", spec=spec(), window_hours=1, min_rows=300, evidently_conn_id="evidently_down"
+    ).execute(ctx)
+    assert down["decision"] == "drift"
+    assert "evidently" in down["evidence_error"]
+    assert down["evidently_snapshot_id"] is None
+    assert "<html" in _artifact_text(down["report_uri"])  # the report was built: MLflow still keeps it
+    assert json.loads(_artifact_text(down["verdict_uri"]))["decision"] == "drift"
+    ((asset, extra),) = next(iter(ctx["outlet_events"].values())).added
+    assert extra["decision"] == "drift"
+
+    folder = _reference_files(mlflow_conn)  # make v1 look like a champion trained before these artifacts
+    (folder / "sample.parquet").unlink()
+    profile = ReferenceProfile.load(folder / "profile.npz")
+    del profile.columns["__prediction__"]
+    profile.save(folder / "profile.npz")
+    old = DataDriftOperator(task_id="drift", spec=spec(), window_hours=1, min_rows=300).execute(task_context())
+    assert (old["decision"], old["prediction_drift"], old["prediction"]) == ("no_drift", None, None)
+    assert old["report_uri"] is None
+    assert old["evidently_snapshot_id"] is None
+    assert "evidence_error" not in old
+    assert json.loads(_artifact_text(old["verdict_uri"]))["decision"] == "no_drift"
