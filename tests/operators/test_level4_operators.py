@@ -68,6 +68,26 @@ def _drift_events() -> dict[Any, Any]:
     return {Asset("mlops://churn/drift"): [SimpleNamespace(extra={"decision": "drift", "share": 0.6})]}
 
 
+@pytest.fixture(autouse=True)
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A local Evidently workspace for the monitors' snapshots."""
+    monkeypatch.delenv("AIRFLOW_CONN_EVIDENTLY_DEFAULT", raising=False)
+    monkeypatch.setenv("AIRFLOW__MLOPS__EVIDENTLY_WORKSPACE", str(tmp_path / "evidently"))
+    return tmp_path / "evidently"
+
+
+def _stored_accuracy(verdict: dict[str, Any]) -> float:
+    """Evidently's Accuracy value in the snapshot the monitor stored in the workspace."""
+    from evidently.core.report import Snapshot
+
+    from airflow_mlops.core.quality import headline_metrics
+    from airflow_mlops.hooks.evidently import EvidentlyHook
+
+    model = EvidentlyHook().workspace.get_run(verdict["evidently_project_id"], verdict["evidently_snapshot_id"])
+    assert model is not None
+    return headline_metrics(Snapshot.load_model(model))["accuracy"]
+
+
 def _drift_context() -> dict[str, Any]:
     ctx = task_context(task_id="retrain_guard")
     ctx["triggering_asset_events"] = _drift_events()
@@ -167,6 +187,15 @@ def test_live_quality_degradation_and_rollback(
     healthy = monitor.execute(ctx)
     assert healthy["decision"] == "healthy", healthy
     assert all(not o.added for o in ctx["outlet_events"].values())
+    # The accuracy the policy used is Evidently's, read back from the stored snapshot, and the SQL count's.
+    assert healthy["accuracy_source"] == "evidently"
+    assert healthy["live_accuracy"] == _stored_accuracy(healthy) == pytest.approx(good / 160)
+    assert healthy["live_metrics"]["accuracy"] == healthy["live_accuracy"]
+    run = client.get_run(healthy["monitor_run_id"])
+    assert (run.data.tags["mlops.monitor"], run.data.tags["mlops.champion_version"]) == ("quality", "1")
+    assert run.data.metrics["live_accuracy"] == pytest.approx(healthy["live_accuracy"])
+    assert healthy["report_uri"].endswith("quality/report.html")
+    assert Path(healthy["report_uri"].removeprefix("file://")).is_file()
 
     _train(spec, "r2")
     PromoteModelOperator(task_id="promote", model_name="churn", version="2").execute(task_context(run_id="p2"))
@@ -178,7 +207,9 @@ def test_live_quality_degradation_and_rollback(
     (outlet,) = ctx["outlet_events"].values()
     ((asset, extra),) = outlet.added
     assert asset.uri == "mlops://churn/degradation"
-    assert extra["live_accuracy"] == pytest.approx(40 / 150)
+    assert extra["live_accuracy"] == pytest.approx(40 / 150) == _stored_accuracy(verdict)
+    assert extra["report_uri"] == verdict["report_uri"] is not None
+    assert extra["evidently_project"] == "churn"
 
     rolled = RollbackModelOperator(task_id="rollback", model_name="churn", reasons=["v2 live accuracy fell"]).execute(
         task_context(task_id="rollback", run_id="m1")

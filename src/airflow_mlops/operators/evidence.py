@@ -54,23 +54,25 @@ def record_evidence(
 
     The MLflow run lives in the pipeline's experiment, tagged ``mlops.monitor=<monitor>``, the model,
     the champion version and the Airflow identity. Returns :func:`evidence_keys` filled in, plus
-    ``evidence_error`` when something failed. ``evidently_conn_id=None`` skips the snapshot.
+    ``evidence_error`` when something failed. ``evidently_conn_id=None`` keeps the report out of any
+    Evidently workspace (its HTML still goes to MLflow).
     """
     from airflow_mlops.core.tracking import log_monitor_run
 
     evidence = evidence_keys()
     errors: list[str] = []
     html = None
-    if evidently_conn_id is not None:
-        try:
-            snapshot = build()
-            if snapshot is not None:
-                html = snapshot.get_html_str(as_iframe=False)
+    try:
+        snapshot = build()
+        if snapshot is not None:
+            html = snapshot.get_html_str(as_iframe=False)
+            if evidently_conn_id is not None:
                 name = f"{monitor} {spec.registered_model_name} v{verdict.get('champion_version')}"
-                evidence.update(EvidentlyHook(evidently_conn_id).add_snapshot(spec.name, snapshot, name=name).as_dict())
-        except Exception as err:
-            log.warning("Evidently %s report for %s failed; the verdict stands: %s", monitor, spec.name, err)
-            errors.append(f"evidently: {type(err).__name__}: {str(err)[:300]}")
+                hook = EvidentlyHook(evidently_conn_id)
+                evidence.update(hook.add_snapshot(spec.name, snapshot, name=name).as_dict())
+    except Exception as err:
+        log.warning("Evidently %s report for %s failed; the verdict stands: %s", monitor, spec.name, err)
+        errors.append(f"evidently: {type(err).__name__}: {str(err)[:300]}")
     files = {f"{monitor}/verdict.json": json.dumps({**verdict, **evidence}, indent=2, default=str)}
     if html is not None:
         files[f"{monitor}/report.html"] = html

@@ -39,7 +39,7 @@ class DataDriftOperator(MlopsOperator):
     :param window_hours: how far back the current window reaches. (templated)
     :param min_rows: fewer logged rows than this skips the check (no verdict from a handful of rows).
     :param log_conn_id: Postgres connection of the prediction log; default ``spec.serving.log_conn_id``.
-    :param evidently_conn_id: the Evidently workspace connection; ``None`` skips the Evidently report.
+    :param evidently_conn_id: the Evidently workspace connection; ``None`` keeps the report in MLflow only.
     :param report_rows: window rows in the Evidently report; default ``spec.monitoring.drift.report_rows``.
     """
 
@@ -226,32 +226,47 @@ def _drift_verdict(
 
 
 class ModelPerformanceOperator(MlopsOperator):
-    """Live accuracy of the champion from logged predictions joined with delayed labels.
+    """Live quality of the champion from logged predictions joined with delayed labels, by Evidently.
 
-    Compares it with the champion's held-out ``test_accuracy`` and, when the ledger shows a
+    Evidently 0.7's ``ClassificationPreset`` (``RegressionPreset`` for regression) runs on the
+    champion's labelled answers in the window; its ``Accuracy`` is the live accuracy the policy
+    uses (it equals the share of logged answers equal to their label). The live accuracy is
+    compared with the champion's held-out ``test_accuracy`` and, when the ledger shows a
     predecessor, with the predecessor's live accuracy while it was champion. Publishes
     ``mlops://<pipeline>/degradation`` only when live accuracy dropped by more than
     ``spec.monitoring.max_accuracy_drop``; ``rollback`` is true when the predecessor did better live
     by more than that bound (the monitoring DAG then runs the ledger-backed rollback).
 
-    :param window_hours: how far back labelled predictions count; default ``spec.monitoring``.
+    Evidence: the snapshot goes to the pipeline's Evidently project, its HTML and the verdict JSON
+    to an MLflow run tagged ``mlops.monitor=quality``. If Evidently fails, a warning is logged, the
+    accuracy falls back to the SQL count of the same rows and the verdict is published anyway.
+
+    :param window_hours: how far back labelled predictions count; default ``spec.monitoring``. (templated)
+    :param evidently_conn_id: the Evidently workspace connection; ``None`` keeps the report in MLflow only.
     """
 
     template_fields: Sequence[str] = ("window_hours",)
 
-    def __init__(self, *, window_hours: float | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        window_hours: float | None = None,
+        evidently_conn_id: str | None = EvidentlyHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
         from airflow_mlops.assets import degradation_alias
 
         kwargs.setdefault("outlets", [degradation_alias(spec_name(kwargs["spec"]))])
         super().__init__(**kwargs)
         self.window_hours = window_hours
+        self.evidently_conn_id = evidently_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.providers.postgres.hooks.postgres import PostgresHook
         from airflow.sdk.exceptions import AirflowSkipException
 
         from airflow_mlops.assets import degradation_asset
-        from airflow_mlops.core.live_outcomes import arm_windows
+        from airflow_mlops.core.live_outcomes import arm_windows, labelled_outputs
         from airflow_mlops.core.registry import alias_version
         from airflow_mlops.core.snapshot import utc_now
         from airflow_mlops.hooks.ledger import LedgerHook
@@ -273,6 +288,15 @@ class ModelPerformanceOperator(MlopsOperator):
                 conn, model_name=name, versions={"champion": champion}, since=since, log_table=log_table,
                 feedback_table=feedback_table,
             )  # fmt: skip
+            window = live["champion"]
+            if window.labelled < rules.min_rows:
+                raise AirflowSkipException(
+                    f"{name} v{champion}: {window.labelled} labelled rows, need {rules.min_rows}"
+                )
+            outcomes = labelled_outputs(
+                conn, model_name=name, version=champion, since=since, log_table=log_table,
+                feedback_table=feedback_table,
+            )  # fmt: skip
             before = None
             if holder is not None:
                 before = arm_windows(
@@ -281,18 +305,18 @@ class ModelPerformanceOperator(MlopsOperator):
                 )["champion"]  # fmt: skip
         finally:
             conn.close()
-        window = live["champion"]
-        if window.labelled < rules.min_rows:
-            raise AirflowSkipException(f"{name} v{champion}: {window.labelled} labelled rows, need {rules.min_rows}")
-        accuracy = window.correct / window.labelled
+        snapshot, quality, failure = self._evidently(outcomes, name, champion, context)
+        accuracy = quality.get("accuracy", window.correct / window.labelled)
         verdict: dict[str, Any] = {
             "model_name": name,
             "champion_version": champion,
             "live_accuracy": accuracy,
+            "accuracy_source": "evidently" if "accuracy" in quality else "sql",
             "labelled": window.labelled,
             "validation_accuracy": expected,
             "predecessor_version": holder,
             "predecessor_live_accuracy": (before.correct / before.labelled) if before and before.labelled else None,
+            "live_metrics": quality,
         }
         degraded = expected is not None and accuracy < expected - rules.max_accuracy_drop
         worse = (
@@ -302,8 +326,38 @@ class ModelPerformanceOperator(MlopsOperator):
             and accuracy < verdict["predecessor_live_accuracy"] - rules.max_accuracy_drop
         )
         verdict["decision"] = "rollback" if worse else ("degraded" if degraded else "healthy")
+
+        def build() -> Any:
+            if failure is not None:
+                raise failure
+            return snapshot
+
+        verdict.update(
+            record_evidence(
+                monitor="quality", spec=self.spec, context=context, verdict=verdict, build=build,
+                mlflow_hook=self.hook, evidently_conn_id=self.evidently_conn_id,
+                metrics={f"live_{k}": v for k, v in quality.items()},
+            )
+        )  # fmt: skip
         self.log.info("Live quality of %s v%s: %s", name, champion, verdict)
         if degraded or worse:
             for outlet in self.outlets:
                 context["outlet_events"][outlet].add(degradation_asset(self.spec.name), extra=verdict)
         return verdict
+
+    def _evidently(
+        self, outcomes: list[tuple[Any, Any, Any]], name: str, champion: str, context: Context
+    ) -> tuple[Any, dict[str, float], Exception | None]:
+        """Evidently's quality report on the window, its headline metrics, or the error it raised."""
+        from airflow_mlops.core.quality import quality_report
+
+        try:
+            snapshot, quality = quality_report(
+                outcomes, self.spec.task, name=f"quality {name} v{champion}",
+                metadata={"model_name": name, "champion_version": str(champion), **airflow_identity(context)},
+                tags=["mlops", "quality", self.spec.name],
+            )  # fmt: skip
+        except Exception as err:
+            self.log.warning("Evidently quality report for %s v%s failed; using the SQL count: %s", name, champion, err)
+            return None, {}, err
+        return snapshot, quality, None
