@@ -66,9 +66,18 @@ def test_level2_chain_tracks_registers_and_promotes(mlflow_conn: str, customers_
         model["run_id"], "reference_profile/profile.npz", str(customers_csv.parent)
     )
     profile = ReferenceProfile.load(profile_path)
-    assert set(profile.columns) == set(spec.features or [])
-    same = check_drift(profile, pd.read_csv(customers_csv)[list(profile.columns)].head(600))
+    features = list(spec.features or [])
+    assert set(profile.columns) == {*features, "__prediction__"}  # the held-out outputs are profiled too
+    assert profile.columns["__prediction__"].n == profile.meta["prediction"]["rows"] == 300
+    assert profile.columns["__prediction__"].dtype == "float64"  # a binary classifier: its positive-class score
+    same = check_drift(profile, pd.read_csv(customers_csv)[features].head(600), columns=features)
     assert not same.as_dict()["dataset_drift"]
+    sample = pd.read_parquet(
+        client.download_artifacts(model["run_id"], "reference_profile/sample.parquet", str(customers_csv.parent))
+    )
+    assert list(sample.columns) == [*features, "__prediction__"]
+    assert len(sample) == 1200  # every training row (under the 5000-row bound)
+    assert sample["__prediction__"].notna().sum() == 300
     assert run.data.tags["mlops.reference_profile"].endswith("reference_profile/profile.npz")
 
     evaluated = EvaluateModelOperator(task_id="evaluate", spec=spec, model=model, dataset=dataset).execute(
