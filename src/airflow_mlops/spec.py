@@ -274,8 +274,9 @@ class DriftSpec(_Strict):
         ``drift_share``, default 0.5).
     :param columns: feature -> ``{method, threshold}`` overrides of Evidently's per-column defaults.
     :param prediction: the prediction drift test and whether it alone publishes the drift Asset.
-    :param report_rows: at most this many rows of the window (and of the stored reference sample) go
-        into the Evidently report; the verdict always uses the whole window.
+    :param report_rows: the Evidently report sees at most this many rows of the window, and training
+        stores a reference sample of at most this many rows for it; the verdict always comes from
+        the whole window against the full reference profile.
     """
 
     share: Annotated[float, Field(gt=0.0, le=1.0)] = DEFAULT_DRIFT_SHARE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,7 @@ def test_no_connection_means_the_local_default(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.delenv("AIRFLOW__MLOPS__EVIDENTLY_WORKSPACE", raising=False)
     hook = EvidentlyHook()
     assert hook.settings["kind"] == "local"
-    assert hook.location == default_workspace_path()
-    assert hook.location.endswith("/evidently")
+    assert hook.location == default_workspace_path() == str(Path(os.environ["AIRFLOW_HOME"]) / "evidently")
     monkeypatch.setenv("AIRFLOW__MLOPS__EVIDENTLY_WORKSPACE", str(tmp_path / "ws"))
     assert EvidentlyHook().location == str(tmp_path / "ws")
 

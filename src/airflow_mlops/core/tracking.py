@@ -79,11 +79,13 @@ def log_training_run(
     dataset: DatasetRef,
     metrics: dict[str, float],
     predictions: pd.Series | None = None,
+    sample_rows: int = SAMPLE_ROWS,
 ) -> LoggedModel:
     """Create a run holding params, training metrics, the dataset input, the model and its drift reference.
 
     ``predictions``: the model's outputs on its held-out split (see
-    :mod:`airflow_mlops.core.drift.prediction`), profiled for prediction drift.
+    :mod:`airflow_mlops.core.drift.prediction`), profiled for prediction drift; ``sample_rows``
+    bounds the reference sample kept for Evidently reports (:func:`log_reference_profile`).
     """
     import mlflow
     import mlflow.sklearn
@@ -109,7 +111,7 @@ def log_training_run(
             skops_trusted_types=trusted_types(model),
         )
         mlflow.set_tag("mlops.model_uri", info.model_uri)
-        log_reference_profile(x_train, run.info.run_id, predictions=predictions)
+        log_reference_profile(x_train, run.info.run_id, predictions=predictions, sample_rows=sample_rows)
     return LoggedModel(run.info.run_id, exp.experiment_id, info.model_uri)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from dataclasses import dataclass
 from functools import cached_property
@@ -21,9 +22,16 @@ _PROJECT_LOCK = threading.Lock()
 
 
 def default_workspace_path() -> str:
-    """``[mlops] evidently_workspace`` from the Airflow config, else ``<AIRFLOW_HOME>/evidently``."""
-    home = conf.get("core", "airflow_home", fallback=None) or "."
-    return conf.get("mlops", "evidently_workspace", fallback=None) or f"{home}/evidently"
+    """``[mlops] evidently_workspace`` from the Airflow config, else ``<AIRFLOW_HOME>/evidently``.
+
+    ``AIRFLOW_HOME`` is read from the environment first: inside a task the SDK's config has no
+    ``[core] airflow_home``.
+    """
+    configured = conf.get("mlops", "evidently_workspace", fallback=None)
+    if configured:
+        return str(configured)
+    home = os.environ.get("AIRFLOW_HOME") or conf.get("core", "airflow_home", fallback=None) or "~/airflow"
+    return str(Path(home).expanduser() / "evidently")
 
 
 @dataclass(frozen=True)

@@ -134,6 +134,7 @@ class TrainModelOperator(MlopsOperator):
                     dataset=ref,
                     metrics=train_metrics,
                     predictions=model_outputs(model, split.x_test, output_source(model, self.spec.task)),
+                    sample_rows=self.spec.monitoring.drift.report_rows,
                 )
                 run_id, experiment_id, logged_uri = logged.run_id, logged.experiment_id, logged.model_uri
         self.mlflow_run_url = self.hook.run_url(experiment_id, run_id)
