@@ -195,6 +195,7 @@ def test_live_quality_degradation_and_rollback(
     assert (run.data.tags["mlops.monitor"], run.data.tags["mlops.champion_version"]) == ("quality", "1")
     assert run.data.metrics["live_accuracy"] == pytest.approx(healthy["live_accuracy"])
     assert healthy["report_uri"].endswith("quality/report.html")
+    assert monitor.mlflow_run_url == healthy["monitor_run_url"] != ""
     assert Path(healthy["report_uri"].removeprefix("file://")).is_file()
 
     _train(spec, "r2")

@@ -142,6 +142,8 @@ def test_drift_asset_only_when_production_data_drifts(
         "scheduled__1",
     )
     assert MlflowClient(mlflow_conn).get_experiment(run.info.experiment_id).name == "churn"
+    link = f"http://mlflow.example:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    assert calm["monitor_run_url"] == monitor.mlflow_run_url == link  # the task's "MLflow run" link
     report = _stored_report(workspace, calm)
     assert set(report["columns"]) == {*FEATURES, "__prediction__"}
     for column, ours in calm["columns"].items():  # the report uses the fast check's methods and thresholds

@@ -32,6 +32,7 @@ def evidence_keys() -> dict[str, Any]:
         "report_uri": None,
         "verdict_uri": None,
         "monitor_run_id": None,
+        "monitor_run_url": None,
         "evidently_snapshot_id": None,
         "evidently_project": None,
         "evidently_project_id": None,
@@ -96,6 +97,7 @@ def record_evidence(
                 metrics=metrics,
             )
         evidence["monitor_run_id"] = run.run_id
+        evidence["monitor_run_url"] = mlflow_hook.run_url(run.experiment_id, run.run_id) or None
         evidence["verdict_uri"] = run.uris[f"{monitor}/verdict.json"]
         evidence["report_uri"] = run.uris.get(f"{monitor}/report.html")
     except Exception as err:

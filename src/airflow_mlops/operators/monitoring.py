@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.assets import drift_alias, drift_asset
 from airflow_mlops.hooks.evidently import EvidentlyHook
+from airflow_mlops.links.mlflow import MlflowRunLink
 from airflow_mlops.operators.base import MlopsOperator, airflow_identity, spec_name
 from airflow_mlops.operators.evidence import evidence_keys, record_evidence
 
@@ -44,6 +45,7 @@ class DataDriftOperator(MlopsOperator):
     """
 
     template_fields: Sequence[str] = ("window_hours",)
+    operator_extra_links = (MlflowRunLink(),)
 
     def __init__(
         self,
@@ -62,6 +64,7 @@ class DataDriftOperator(MlopsOperator):
         self.log_conn_id = log_conn_id
         self.evidently_conn_id = evidently_conn_id
         self.report_rows = report_rows
+        self.mlflow_run_url = ""
 
     def execute(self, context: Context) -> dict[str, Any]:
         import pandas as pd
@@ -145,6 +148,7 @@ class DataDriftOperator(MlopsOperator):
                 metrics={"drift_share": float(result.share), "drifted_columns": float(result.n_drifted)},
             )
         )  # fmt: skip
+        self.mlflow_run_url = verdict["monitor_run_url"] or ""
         if verdict["decision"] == "drift":
             for outlet in self.outlets:
                 context["outlet_events"][outlet].add(drift_asset(self.spec.name), extra=verdict)
@@ -246,6 +250,7 @@ class ModelPerformanceOperator(MlopsOperator):
     """
 
     template_fields: Sequence[str] = ("window_hours",)
+    operator_extra_links = (MlflowRunLink(),)
 
     def __init__(
         self,
@@ -260,6 +265,7 @@ class ModelPerformanceOperator(MlopsOperator):
         super().__init__(**kwargs)
         self.window_hours = window_hours
         self.evidently_conn_id = evidently_conn_id
+        self.mlflow_run_url = ""
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.providers.postgres.hooks.postgres import PostgresHook
@@ -339,6 +345,7 @@ class ModelPerformanceOperator(MlopsOperator):
                 metrics={f"live_{k}": v for k, v in quality.items()},
             )
         )  # fmt: skip
+        self.mlflow_run_url = verdict["monitor_run_url"] or ""
         self.log.info("Live quality of %s v%s: %s", name, champion, verdict)
         if degraded or worse:
             for outlet in self.outlets:
