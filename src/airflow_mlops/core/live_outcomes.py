@@ -111,6 +111,7 @@ def recent_outputs(
     limit: int = 1_000_000,
 ) -> list[tuple[Any, Any]]:
     """``(prediction, score)`` of what ``version`` answered as champion since ``since``, newest first."""
+    ensure_tables(conn, log_table)
     with conn.cursor() as cursor:
         cursor.execute(
             f"SELECT prediction, score FROM {log_table} WHERE model_name = %s AND model_version = %s "
@@ -135,6 +136,7 @@ def labelled_outputs(
 
     The same rows :func:`arm_windows` counts as labelled for the champion arm.
     """
+    ensure_tables(conn, log_table, feedback_table)
     with conn.cursor() as cursor:
         cursor.execute(
             f"SELECT p.prediction, f.label, p.score FROM {log_table} p JOIN {feedback_table} f "
