@@ -99,7 +99,7 @@ _HEADLINES = {
 
 
 def headline_metrics(snapshot: Snapshot) -> dict[str, float]:
-    """Single numbers from the snapshot's quality metrics (a ``{mean, std}`` value gives its mean)."""
+    """Finite single numbers from the snapshot's quality metrics (a ``{mean, std}`` value gives its mean)."""
     found: dict[str, float] = {}
     for metric in snapshot.dict()["metrics"]:
         kind = str((metric.get("config") or {}).get("type", "")).rsplit(":", 1)[-1]
@@ -107,6 +107,6 @@ def headline_metrics(snapshot: Snapshot) -> dict[str, float]:
             value = metric.get("value")
             if isinstance(value, dict):
                 value = value.get("mean")
-            if isinstance(value, int | float):
+            if isinstance(value, int | float) and math.isfinite(value):
                 found[_HEADLINES[kind]] = float(value)
     return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -219,7 +220,7 @@ def _drift_verdict(
         if prediction is None
         else {
             "method": prediction.method,
-            "score": prediction.score,
+            "score": prediction.score if math.isfinite(prediction.score) else None,
             "threshold": prediction.threshold,
             "n_current": prediction.n_current,
             "n_reference": prediction.n_reference,
