@@ -304,3 +304,11 @@ def test_bad_input_fails_with_the_column_name() -> None:
         check_drift(prof, cur, columns=["x"])
     with pytest.raises(ValueError, match="empty"):
         check_drift(prof, [])
+
+
+def test_override_of_the_wrong_kind_names_the_column() -> None:
+    """A method that does not apply to the column's kind fails naming the column and the method's kinds."""
+    frame = pd.DataFrame({"plan": ["a", "b", "c"] * 50, "x": [float(i) for i in range(150)]})
+    profile = ReferenceProfile.from_frame(frame)
+    with pytest.raises(ValueError, match=r"column 'plan': drift method 'ks' does not apply to categorical"):
+        check_drift(profile, frame, overrides={"plan": ("ks", None)})

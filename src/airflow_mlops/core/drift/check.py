@@ -315,7 +315,10 @@ def _column_drift(ref: ColumnProfile, acc: _Current, override: Override) -> Colu
     num = ref.numeric
     n_unique = _combined_unique(ref, cur)
     method_name, threshold = override
-    method: Method = get_method(method_name, cur.kind) if method_name else default_method(cur.kind, ref.n, n_unique)
+    try:
+        method: Method = get_method(method_name, cur.kind) if method_name else default_method(cur.kind, ref.n, n_unique)
+    except ValueError as err:
+        raise ValueError(f"column {name!r}: {err}") from None
     threshold = method.default_threshold if threshold is None else float(threshold)
     approximate = num is not None and not num.exact
     error_bound = None
