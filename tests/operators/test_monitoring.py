@@ -144,6 +144,8 @@ def test_drift_asset_only_when_production_data_drifts(
     assert MlflowClient(mlflow_conn).get_experiment(run.info.experiment_id).name == "churn"
     link = f"http://mlflow.example:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
     assert calm["monitor_run_url"] == monitor.mlflow_run_url == link  # the task's "MLflow run" link
+    # Window and reference fit the report's bounds: Evidently saw the same rows and agrees exactly.
+    assert calm["evidently"] == {"share": calm["share"], "drifted_columns": [], "prediction_drift": False}
     report = _stored_report(workspace, calm)
     assert set(report["columns"]) == {*FEATURES, "__prediction__"}
     for column, ours in calm["columns"].items():  # the report uses the fast check's methods and thresholds
@@ -167,6 +169,8 @@ def test_drift_asset_only_when_production_data_drifts(
     assert extra["report_uri"] == drift["report_uri"] is not None
     assert extra["evidently_snapshot_id"] == drift["evidently_snapshot_id"] is not None
     assert extra["evidently_project"] == "churn"
+    assert drift["evidently"]["share"] == pytest.approx(drift["share"])
+    assert sorted(drift["evidently"]["drifted_columns"]) == sorted(drift["drifted_columns"])
     report = _stored_report(workspace, drift)
     assert {"monthly_usage", "tenure_months", "plan"} <= set(report["drifted_columns"])
     assert report["share"] >= 0.5

@@ -37,6 +37,7 @@ def evidence_keys() -> dict[str, Any]:
         "evidently_project": None,
         "evidently_project_id": None,
         "evidently_url": None,
+        "evidently": None,
     }
 
 
@@ -50,13 +51,15 @@ def record_evidence(
     mlflow_hook: MlflowHook,
     evidently_conn_id: str | None,
     metrics: dict[str, float] | None = None,
+    summarize: Callable[[Snapshot], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Build the snapshot, store it, log ``<monitor>/report.html`` and ``<monitor>/verdict.json``.
 
     The MLflow run lives in the pipeline's experiment, tagged ``mlops.monitor=<monitor>``, the model,
     the champion version and the Airflow identity. Returns :func:`evidence_keys` filled in, plus
     ``evidence_error`` when something failed. ``evidently_conn_id=None`` keeps the report out of any
-    Evidently workspace (its HTML still goes to MLflow).
+    Evidently workspace (its HTML still goes to MLflow). ``summarize`` turns the snapshot into the
+    ``evidently`` entry (Evidently's own numbers, for comparison with the verdict).
     """
     from airflow_mlops.core.tracking import log_monitor_run
 
@@ -66,6 +69,8 @@ def record_evidence(
     try:
         snapshot = build()
         if snapshot is not None:
+            if summarize is not None:
+                evidence["evidently"] = summarize(snapshot)
             html = snapshot.get_html_str(as_iframe=False)
             if evidently_conn_id is not None:
                 name = f"{monitor} {spec.registered_model_name} v{verdict.get('champion_version')}"

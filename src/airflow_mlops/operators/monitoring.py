@@ -147,6 +147,7 @@ class DataDriftOperator(MlopsOperator):
                 monitor="drift", spec=self.spec, context=context, verdict=verdict, build=build,
                 mlflow_hook=self.hook, evidently_conn_id=self.evidently_conn_id,
                 metrics={"drift_share": float(result.share), "drifted_columns": float(result.n_drifted)},
+                summarize=_evidently_drift,
             )
         )  # fmt: skip
         self.mlflow_run_url = verdict["monitor_run_url"] or ""
@@ -180,6 +181,20 @@ class DataDriftOperator(MlopsOperator):
                 if SAMPLE_ARTIFACT in stored:
                     sample = pd.read_parquet(client.download_artifacts(run_id, SAMPLE_ARTIFACT, tmp))
         return str(champion), profile, sample
+
+
+def _evidently_drift(snapshot: Any) -> dict[str, Any]:
+    """Evidently's own dataset share, drifted features and prediction verdict from the drift report."""
+    from airflow_mlops.core.drift.prediction import PREDICTION_COLUMN
+    from airflow_mlops.core.drift.report import report_summary
+
+    summary = report_summary(snapshot)
+    prediction = summary["columns"].get(PREDICTION_COLUMN)
+    return {
+        "share": summary["share"],
+        "drifted_columns": [c for c in summary["drifted_columns"] if c != PREDICTION_COLUMN],
+        "prediction_drift": None if prediction is None else prediction["drifted"],
+    }
 
 
 def _aligned(values: Any, length: int) -> Any:
