@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from dataclasses import dataclass
 from functools import cached_property
@@ -11,6 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook, conf
+
+from airflow_mlops.home import airflow_home
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -24,14 +25,12 @@ _PROJECT_LOCK = threading.Lock()
 def default_workspace_path() -> str:
     """``[mlops] evidently_workspace`` from the Airflow config, else ``<AIRFLOW_HOME>/evidently``.
 
-    ``AIRFLOW_HOME`` is read from the environment first: inside a task the SDK's config has no
-    ``[core] airflow_home``.
+    See :func:`airflow_mlops.home.airflow_home`.
     """
     configured = conf.get("mlops", "evidently_workspace", fallback=None)
     if configured:
         return str(configured)
-    home = os.environ.get("AIRFLOW_HOME") or conf.get("core", "airflow_home", fallback=None) or "~/airflow"
-    return str(Path(home).expanduser() / "evidently")
+    return str(airflow_home() / "evidently")
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,15 @@ from typing import TYPE_CHECKING
 
 from airflow.sdk import BaseHook, conf
 
+from airflow_mlops.home import airflow_home
+
 if TYPE_CHECKING:
     from airflow_mlops.core.ledger import Ledger
 
 
 def default_ledger_url() -> str:
     """``[mlops] ledger_url`` from the Airflow config, else SQLite under ``AIRFLOW_HOME``."""
-    home = conf.get("core", "airflow_home", fallback=None) or "."
-    return conf.get("mlops", "ledger_url", fallback=f"sqlite:///{home}/mlops-ledger.db")
+    return conf.get("mlops", "ledger_url", fallback=f"sqlite:///{airflow_home() / 'mlops-ledger.db'}")
 
 
 class LedgerHook(BaseHook):

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, ObjectStoragePath, conf
 
+from airflow_mlops.home import airflow_home
 from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.spec import PipelineSpec
 
@@ -19,8 +20,7 @@ STORAGE_SECTION = "mlops"
 
 def default_storage_uri() -> str:
     """``[mlops] storage_uri`` from the Airflow config, else a folder under ``AIRFLOW_HOME``."""
-    home = conf.get("core", "airflow_home", fallback=None) or "."
-    return conf.get(STORAGE_SECTION, "storage_uri", fallback=f"file://{home}/mlops-data")
+    return conf.get(STORAGE_SECTION, "storage_uri", fallback=f"file://{airflow_home() / 'mlops-data'}")
 
 
 def airflow_identity(context: Context) -> dict[str, str]:
