@@ -117,6 +117,21 @@ def pg_table(pg_conn: Any) -> Iterator[str]:
         cur.execute(f"DROP TABLE IF EXISTS {name}")
 
 
+@pytest.fixture
+def log_tables(pg_conn: Any) -> Iterator[tuple[str, str]]:
+    """A prediction log and a feedback table, uniquely named and created in ``mlops_test``; dropped afterwards."""
+    from airflow_mlops.serving.prediction_log import feedback_ddl, prediction_log_ddl
+
+    suffix = uuid.uuid4().hex[:8]
+    names = (f"log_{suffix}", f"fb_{suffix}")
+    with pg_conn.cursor() as cur:
+        cur.execute(prediction_log_ddl(names[0]))
+        cur.execute(feedback_ddl(names[1]))
+    yield names
+    with pg_conn.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {names[0]}, {names[1]}")
+
+
 def load_frame(conn: Any, table: str, frame: pd.DataFrame) -> None:
     """Create ``table`` from ``frame``'s columns and copy the rows in."""
     import io

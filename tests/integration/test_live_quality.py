@@ -11,41 +11,30 @@ import pytest
 
 from airflow_mlops.core.live_outcomes import arm_windows, labelled_outputs
 from airflow_mlops.core.quality import label_keys, quality_report
-from airflow_mlops.serving.prediction_log import feedback_ddl, prediction_log_ddl
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def tables(pg_conn: Any) -> Any:
-    suffix = uuid.uuid4().hex[:8]
-    names = (f"q_log_{suffix}", f"q_fb_{suffix}")
-    with pg_conn.cursor() as cur:
-        cur.execute(prediction_log_ddl(names[0]))
-        cur.execute(feedback_ddl(names[1]))
-    yield names
-    with pg_conn.cursor() as cur:
-        cur.execute(f"DROP TABLE IF EXISTS {names[0]}, {names[1]}")
-
-
-def _log(conn: Any, tables: tuple[str, str], pairs: list[tuple[Any, Any]], scores: list[float] | None = None) -> None:
+def _log(
+    conn: Any, log_tables: tuple[str, str], pairs: list[tuple[Any, Any]], scores: list[float] | None = None
+) -> None:
     with conn.cursor() as cur:
         for i, (prediction, label) in enumerate(pairs):
             rid = f"r{i}-{uuid.uuid4().hex[:6]}"
             cur.execute(
-                f"INSERT INTO {tables[0]} (request_id, ts, model_name, model_version, arm, features, prediction, "
+                f"INSERT INTO {log_tables[0]} (request_id, ts, model_name, model_version, arm, features, prediction, "
                 "score, latency_ms) VALUES (%s, %s, 'm', '1', 'champion', '{}'::json, %s::jsonb, %s, 1.0)",
                 (rid, datetime.now(UTC), json.dumps(prediction), None if scores is None else scores[i]),
             )
             if label is not None:
                 cur.execute(
-                    f"INSERT INTO {tables[1]} (request_id, label) VALUES (%s, %s::jsonb)", (rid, json.dumps(label))
+                    f"INSERT INTO {log_tables[1]} (request_id, label) VALUES (%s, %s::jsonb)", (rid, json.dumps(label))
                 )
 
 
-def _sql_accuracy(conn: Any, tables: tuple[str, str]) -> float:
+def _sql_accuracy(conn: Any, log_tables: tuple[str, str]) -> float:
     window = arm_windows(
-        conn, model_name="m", versions={"champion": "1"}, log_table=tables[0], feedback_table=tables[1]
+        conn, model_name="m", versions={"champion": "1"}, log_table=log_tables[0], feedback_table=log_tables[1]
     )["champion"]
     return window.correct / window.labelled
 
@@ -65,20 +54,24 @@ def test_label_keys_follow_json_equality() -> None:
         [("a", "a"), ("b", "c"), ("c", "c"), ("a", "b"), ("b", "b")] * 30,  # multiclass labels
     ],
 )
-def test_evidently_accuracy_equals_the_sql_count(pg_conn: Any, tables: tuple[str, str], pairs: list[Any]) -> None:
-    _log(pg_conn, tables, pairs)
-    outcomes = labelled_outputs(pg_conn, model_name="m", version="1", log_table=tables[0], feedback_table=tables[1])
+def test_evidently_accuracy_equals_the_sql_count(pg_conn: Any, log_tables: tuple[str, str], pairs: list[Any]) -> None:
+    _log(pg_conn, log_tables, pairs)
+    outcomes = labelled_outputs(
+        pg_conn, model_name="m", version="1", log_table=log_tables[0], feedback_table=log_tables[1]
+    )
     assert len(outcomes) == sum(label is not None for _, label in pairs)
     _, metrics = quality_report(outcomes, "classification")
-    assert metrics["accuracy"] == pytest.approx(_sql_accuracy(pg_conn, tables), abs=1e-12)
+    assert metrics["accuracy"] == pytest.approx(_sql_accuracy(pg_conn, log_tables), abs=1e-12)
     assert {"precision", "recall", "f1"} <= set(metrics)
 
 
-def test_regression_metrics_from_logged_scores(pg_conn: Any, tables: tuple[str, str]) -> None:
+def test_regression_metrics_from_logged_scores(pg_conn: Any, log_tables: tuple[str, str]) -> None:
     labels = [float(i % 7) for i in range(120)]
     scores = [v + (0.5 if i % 2 else -0.5) for i, v in enumerate(labels)]
-    _log(pg_conn, tables, [(s, v) for s, v in zip(scores, labels, strict=True)], scores)
-    outcomes = labelled_outputs(pg_conn, model_name="m", version="1", log_table=tables[0], feedback_table=tables[1])
+    _log(pg_conn, log_tables, [(s, v) for s, v in zip(scores, labels, strict=True)], scores)
+    outcomes = labelled_outputs(
+        pg_conn, model_name="m", version="1", log_table=log_tables[0], feedback_table=log_tables[1]
+    )
     _, metrics = quality_report(outcomes, "regression")
     assert metrics["mae"] == pytest.approx(0.5)
     assert metrics["rmse"] == pytest.approx(0.5)

@@ -11,7 +11,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ import yaml
 
 from airflow_mlops.demo.data import customers
 from airflow_mlops.operators.promotion import PromoteModelOperator
-from airflow_mlops.serving.prediction_log import feedback_ddl, prediction_log_ddl
 from airflow_mlops.spec import PipelineSpec
 from tests.conftest import spec_dict, task_context
 from tests.pipeline_steps import candidate
@@ -31,19 +29,7 @@ AIRFLOW = str(Path(sys.executable).parent / "airflow")
 FEATURES = ["tenure_months", "monthly_usage", "support_calls", "monthly_charge", "plan", "region"]
 
 
-@pytest.fixture
-def tables(pg_conn: Any) -> Any:
-    suffix = uuid.uuid4().hex[:8]
-    names = (f"md_log_{suffix}", f"md_fb_{suffix}")
-    with pg_conn.cursor() as cur:
-        cur.execute(prediction_log_ddl(names[0]))
-        cur.execute(feedback_ddl(names[1]))
-    yield names
-    with pg_conn.cursor() as cur:
-        cur.execute(f"DROP TABLE IF EXISTS {names[0]}, {names[1]}")
-
-
-def _serve_drifted(conn: Any, tables: tuple[str, str]) -> None:
+def _serve_drifted(conn: Any, log_tables: tuple[str, str]) -> None:
     """400 answers of v1 on shifted customers, with scores and labels (every other answer right)."""
     rows = customers(400, seed=21)
     rows["monthly_usage"] += 35
@@ -52,27 +38,27 @@ def _serve_drifted(conn: Any, tables: tuple[str, str]) -> None:
         for i, row in enumerate(rows.to_dict(orient="records")):
             rid = f"d-{i}"
             cur.execute(
-                f"INSERT INTO {tables[0]} (request_id, ts, model_name, model_version, arm, features, prediction, "
+                f"INSERT INTO {log_tables[0]} (request_id, ts, model_name, model_version, arm, features, prediction, "
                 "score, latency_ms) VALUES (%s, %s, 'churn', '1', 'champion', %s::json, '1'::jsonb, 0.9, 1.0)",
                 (rid, datetime.now(UTC), json.dumps({k: row[k] for k in FEATURES})),
             )
-            cur.execute(f"INSERT INTO {tables[1]} (request_id, label) VALUES (%s, %s::jsonb)", (rid, str(i % 2)))
+            cur.execute(f"INSERT INTO {log_tables[1]} (request_id, label) VALUES (%s, %s::jsonb)", (rid, str(i % 2)))
 
 
 @pytest.mark.usefixtures("storage")
 def test_monitor_dag_publishes_verdicts_with_evidence(
-    tmp_path: Path, mlflow_conn: str, customers_csv: Path, pg_conn: Any, tables: tuple[str, str]
+    tmp_path: Path, mlflow_conn: str, customers_csv: Path, pg_conn: Any, log_tables: tuple[str, str]
 ) -> None:
     raw = spec_dict(
         level=4,
         source={"kind": "files", "uri": f"file://{customers_csv}"},
-        serving={"log_table": tables[0], "feedback_table": tables[1]},
+        serving={"log_table": log_tables[0], "feedback_table": log_tables[1]},
         monitoring={"min_rows": 100, "window_hours": 1},
     )
     spec = PipelineSpec.from_dict(raw)
     candidate(spec, "r1")
     PromoteModelOperator(task_id="promote", model_name="churn", version="1").execute(task_context(run_id="p1"))
-    _serve_drifted(pg_conn, tables)
+    _serve_drifted(pg_conn, log_tables)
 
     dags = tmp_path / "dags"
     (dags / "pipelines").mkdir(parents=True)

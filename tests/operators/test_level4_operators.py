@@ -17,30 +17,17 @@ from mlflow import MlflowClient
 from airflow_mlops.operators.guards import RetrainGuardOperator
 from airflow_mlops.operators.monitoring import ModelPerformanceOperator
 from airflow_mlops.operators.promotion import PromoteModelOperator, RollbackModelOperator
-from airflow_mlops.serving.prediction_log import feedback_ddl, prediction_log_ddl
 from airflow_mlops.spec import PipelineSpec
 from tests.conftest import spec_dict, task_context
 from tests.pipeline_steps import candidate
 
 
-@pytest.fixture
-def tables(pg_conn: Any) -> Any:
-    suffix = uuid.uuid4().hex[:8]
-    names = (f"l4_log_{suffix}", f"l4_fb_{suffix}")
-    with pg_conn.cursor() as cur:
-        cur.execute(prediction_log_ddl(names[0]))
-        cur.execute(feedback_ddl(names[1]))
-    yield names
-    with pg_conn.cursor() as cur:
-        cur.execute(f"DROP TABLE IF EXISTS {names[0]}, {names[1]}")
-
-
-def _spec(csv: Path, tables: tuple[str, str], **monitoring: Any) -> PipelineSpec:
+def _spec(csv: Path, log_tables: tuple[str, str], **monitoring: Any) -> PipelineSpec:
     return PipelineSpec.from_dict(
         spec_dict(
             level=4,
             source={"kind": "files", "uri": f"file://{csv}"},
-            serving={"log_table": tables[0], "feedback_table": tables[1]},
+            serving={"log_table": log_tables[0], "feedback_table": log_tables[1]},
             monitoring={"min_rows": 100, "max_accuracy_drop": 0.05, **monitoring},
         )
     )
@@ -50,17 +37,17 @@ def _train(spec: PipelineSpec, run: str) -> dict[str, Any]:
     return candidate(spec, run)[1]
 
 
-def _outcomes(conn: Any, tables: tuple[str, str], version: str, correct: int, wrong: int) -> None:
+def _outcomes(conn: Any, log_tables: tuple[str, str], version: str, correct: int, wrong: int) -> None:
     """Log ``correct + wrong`` champion answers of ``version`` and their labels."""
     with conn.cursor() as cur:
         for i in range(correct + wrong):
             rid = f"v{version}-{uuid.uuid4().hex[:6]}-{i}"
             cur.execute(
-                f"INSERT INTO {tables[0]} (request_id, ts, model_name, model_version, arm, features, prediction, "
+                f"INSERT INTO {log_tables[0]} (request_id, ts, model_name, model_version, arm, features, prediction, "
                 "latency_ms) VALUES (%s, %s, 'churn', %s, 'champion', '{}'::json, '1'::jsonb, 1.0)",
                 (rid, datetime.now(UTC), version),
             )
-            cur.execute(f"INSERT INTO {tables[1]} (request_id, label) VALUES (%s, %s::jsonb)",
+            cur.execute(f"INSERT INTO {log_tables[1]} (request_id, label) VALUES (%s, %s::jsonb)",
                         (rid, json.dumps(1 if i < correct else 0)))  # fmt: skip
 
 
@@ -97,10 +84,10 @@ def _drift_context() -> dict[str, Any]:
 @pytest.mark.integration
 @pytest.mark.usefixtures("storage")
 def test_cooldown_counts_from_the_last_monitor_triggered_retrain(
-    mlflow_conn: str, customers_csv: Path, tables: tuple[str, str]
+    mlflow_conn: str, customers_csv: Path, log_tables: tuple[str, str]
 ) -> None:
     """A manual run starts no cool-down; a drift-triggered one does; manual runs and a 0 h cool-down train."""
-    spec = _spec(customers_csv, tables, cooldown_hours=6)
+    spec = _spec(customers_csv, log_tables, cooldown_hours=6)
     _train(spec, "r1")
     assert RetrainGuardOperator(task_id="retrain_guard", spec=spec).execute(_drift_context())["guard"] == "passed"
 
@@ -113,14 +100,14 @@ def test_cooldown_counts_from_the_last_monitor_triggered_retrain(
     assert RetrainGuardOperator(task_id="retrain_guard", spec=spec).execute(task_context())["guard"] == (
         "not monitor-triggered"
     )
-    eager = _spec(customers_csv, tables, cooldown_hours=0)
+    eager = _spec(customers_csv, log_tables, cooldown_hours=0)
     assert RetrainGuardOperator(task_id="retrain_guard", spec=eager).execute(_drift_context())["guard"] == "passed"
 
 
 @pytest.mark.integration
 @pytest.mark.usefixtures("storage")
 def test_min_new_rows_counts_labelled_rows_newer_than_the_champion(
-    mlflow_conn: str, customers_csv: Path, tables: tuple[str, str]
+    mlflow_conn: str, customers_csv: Path, log_tables: tuple[str, str]
 ) -> None:
     """A drift retrain waits for enough labelled rows newer than the champion's training data."""
     from airflow_mlops.demo.data import customers
@@ -129,7 +116,7 @@ def test_min_new_rows_counts_labelled_rows_newer_than_the_champion(
         spec_dict(
             level=4,
             source={"kind": "files", "uri": f"file://{customers_csv}", "timestamp_column": "updated_at"},
-            serving={"log_table": tables[0], "feedback_table": tables[1]},
+            serving={"log_table": log_tables[0], "feedback_table": log_tables[1]},
             monitoring={"min_new_rows": 60, "cooldown_hours": 0},
         )
     )
@@ -163,26 +150,26 @@ def test_min_new_rows_needs_a_timestamp_column() -> None:
 @pytest.mark.integration
 @pytest.mark.usefixtures("storage")
 def test_live_quality_degradation_and_rollback(
-    mlflow_conn: str, customers_csv: Path, pg_conn: Any, tables: tuple[str, str]
+    mlflow_conn: str, customers_csv: Path, pg_conn: Any, log_tables: tuple[str, str]
 ) -> None:
     """Healthy, then degraded (Asset emitted), then worse than the predecessor: rolled back via the ledger."""
-    spec = _spec(customers_csv, tables)
+    spec = _spec(customers_csv, log_tables)
     client = MlflowClient(mlflow_conn)
     _train(spec, "r1")
     PromoteModelOperator(task_id="promote", model_name="churn", version="1").execute(task_context(run_id="p1"))
     validation = client.get_run(client.get_model_version("churn", "1").run_id).data.metrics["test_accuracy"]
     monitor = ModelPerformanceOperator(task_id="model_quality", spec=spec)
 
-    unseen = _spec(customers_csv, (f"{tables[0]}_new", f"{tables[1]}_new"))  # before the first request
+    unseen = _spec(customers_csv, (f"{log_tables[0]}_new", f"{log_tables[1]}_new"))  # before the first request
     try:
         with pytest.raises(AirflowSkipException, match="0 labelled rows, need 100"):
             ModelPerformanceOperator(task_id="model_quality", spec=unseen).execute(task_context())
     finally:
         with pg_conn.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS {tables[0]}_new, {tables[1]}_new")
+            cur.execute(f"DROP TABLE IF EXISTS {log_tables[0]}_new, {log_tables[1]}_new")
 
     good = round(150 * validation) + 10
-    _outcomes(pg_conn, tables, "1", correct=good, wrong=150 - good + 10)
+    _outcomes(pg_conn, log_tables, "1", correct=good, wrong=150 - good + 10)
     ctx = task_context()
     healthy = monitor.execute(ctx)
     assert healthy["decision"] == "healthy", healthy
@@ -200,7 +187,7 @@ def test_live_quality_degradation_and_rollback(
 
     _train(spec, "r2")
     PromoteModelOperator(task_id="promote", model_name="churn", version="2").execute(task_context(run_id="p2"))
-    _outcomes(pg_conn, tables, "2", correct=40, wrong=110)
+    _outcomes(pg_conn, log_tables, "2", correct=40, wrong=110)
     ctx = task_context()
     verdict = monitor.execute(ctx)
     assert verdict["decision"] == "rollback", verdict

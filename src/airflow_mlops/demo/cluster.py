@@ -44,21 +44,15 @@ def free_port() -> int:
 
 def recreate_database(name: str) -> None:
     """Drop and create the Postgres database ``name`` (closing other sessions on it first)."""
-    import psycopg2
-
-    conn = psycopg2.connect(PG_ADMIN_DSN)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            cur.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        conn.close()
+    _admin(name, f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"')
 
 
 def drop_database(name: str) -> None:
     """Drop the Postgres database ``name`` if it exists (closing other sessions on it first)."""
+    _admin(name, f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def _admin(name: str, *statements: str) -> None:
     import psycopg2
 
     conn = psycopg2.connect(PG_ADMIN_DSN)
@@ -66,7 +60,8 @@ def drop_database(name: str) -> None:
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            for statement in statements:
+                cur.execute(statement)
     finally:
         conn.close()
 
