@@ -11,12 +11,20 @@ What it does, in one run on one machine:
    ``airflow-mlops serve`` on the same model: "plain" (champion only, no prediction log) and "A/B +
    log" (50 % sticky split to the challenger, every prediction logged to Postgres).
 4. Drives each with single-row JSON requests at a fixed concurrency (16) for a fixed duration, with
-   ``wrk`` when installed (``apt-get install wrk``), else a small asyncio HTTP/1.1 keep-alive client.
-   Each request carries a different row (and, for our server, a different routing key). Our two
-   configurations are measured alternately (4 rounds of 8 s by default) and the medians are
-   compared, so a drifting machine load hits both alike. CPU time per request is read from /proc
-   for our server (with its log-writer child) and for Postgres: on a shared machine it is steadier
-   than throughput.
+   ``wrk`` when installed (``apt-get install wrk``, or ``--wrk PATH``), else a small asyncio
+   HTTP/1.1 keep-alive client in its own process. Each request carries a different row (and, for
+   our server, a different routing key). After a warm-up of each, our configurations are measured
+   in rounds (6 of 10 s by default) whose order alternates (ABBA...), and the medians are compared,
+   so a drifting machine load hits both alike; each round's own overhead and the min..max of
+   req/s are printed as the spread. ``--diagnose`` adds "A/B, no log" and "log, no A/B" to split
+   the overhead between the two.
+5. Reads CPU time per request from /proc: our server process, its log-writer child, Postgres (per
+   process, so a backend of another client that exits cannot make it negative), the load
+   generator, and "other" (everything else on the machine: other users). A load generator that
+   costs more in one mode, or a busy "other", shows up there; on a shared machine CPU per request
+   is steadier than throughput.
+
+Nothing is measured without Postgres: the A/B + log configuration would silently log nothing.
 
 The last three lines are the targets of the Level 3 issue::
 
@@ -26,10 +34,10 @@ The last three lines are the targets of the Level 3 issue::
 
 The ratios use our full configuration (A/B split and logging on), the harder case.
 
-Run from the repository root (about 2.5 minutes)::
+Run from the repository root (about 3 minutes; 5 with ``--diagnose``)::
 
     .venv/bin/python bench/serving.py
-    .venv/bin/python bench/serving.py --duration 20 --connections 16
+    .venv/bin/python bench/serving.py --wrk /path/to/wrk --diagnose --rounds 8
 """
 
 from __future__ import annotations
@@ -151,16 +159,23 @@ def machine_busy() -> tuple[float, float]:
     return (sum(fields) - idle) / TICK, sum(fields) / TICK
 
 
-def postgres_cpu() -> float:
-    """CPU seconds of the local postgres processes (0 if not visible)."""
-    total = 0.0
+def postgres_cpu() -> dict[str, float]:
+    """CPU seconds of each local postgres process (empty if none is visible)."""
+    out: dict[str, float] = {}
     for comm in Path("/proc").glob("[0-9]*/comm"):
         try:
             if comm.read_text().startswith("postgres"):
-                total += _cpu_seconds(comm.parent.name)
+                out[comm.parent.name] = _cpu_seconds(comm.parent.name)
         except OSError:
             continue
-    return total
+    return out
+
+
+def postgres_delta(before: dict[str, float]) -> float:
+    """Postgres CPU since ``before``, per process: one that exited in between (another client's
+    backend) takes its whole CPU with it and must not make the sum go down."""
+    after = postgres_cpu()
+    return sum(max(0.0, cpu - before.get(pid, 0.0)) for pid, cpu in after.items())
 
 
 # ----- model -------------------------------------------------------------------------------------
@@ -472,12 +487,14 @@ def main(argv: list[str] | None = None) -> int:
 
         def measure(name: str, duration: float) -> dict[str, float]:
             bodies, proc = (mlflow_bodies if name == "mlflow" else ours_bodies), procs[name]
-            cpu0, pg0, (busy0, total0) = process_tree_cpu(proc.pid), postgres_cpu(), machine_busy()
+            own0, cpu0 = _cpu_seconds(proc.pid), process_tree_cpu(proc.pid)
+            pg0, (busy0, total0) = postgres_cpu(), machine_busy()
             result = drive(url_of(name), bodies, args.connections, duration, root, wrk)
             busy1, total1 = machine_busy()
             done = max(1.0, result["requests"])
             result["cpu_us"] = (process_tree_cpu(proc.pid) - cpu0) / done * 1e6
-            result["pg_us"] = (postgres_cpu() - pg0) / done * 1e6
+            result["writer_us"] = result["cpu_us"] - (_cpu_seconds(proc.pid) - own0) / done * 1e6
+            result["pg_us"] = postgres_delta(pg0) / done * 1e6
             result["gen_us"] = result["loadgen_cpu_s"] / done * 1e6
             result["busy"] = (busy1 - busy0) / max(1e-9, total1 - total0)
             # CPU of everything else on the machine (other users), per request: the noise indicator
@@ -486,7 +503,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"  run {name:<8} {result['rps']:8.0f} req/s  p50 {result['p50_ms']:6.2f} ms  "
                 f"p99 {result['p99_ms']:6.2f} ms  err {int(result['errors'])}  CPU us/req: server "
-                f"{result['cpu_us']:6.1f} postgres {result['pg_us']:5.1f} loadgen {result['gen_us']:5.1f} "
+                f"{result['cpu_us']:6.1f} (writer {result['writer_us']:4.1f}) postgres {result['pg_us']:5.1f} "
+                f"loadgen {result['gen_us']:5.1f} "
                 f"other {result['other_us']:5.1f}  machine busy {result['busy']:4.0%}",
                 flush=True,
             )
@@ -519,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
             stop(proc)
         shutil.rmtree(root, ignore_errors=True)
 
-    keys = ("rps", "p50_ms", "p99_ms", "cpu_us", "pg_us", "gen_us", "other_us")
+    keys = ("rps", "p50_ms", "p99_ms", "cpu_us", "writer_us", "pg_us", "gen_us", "other_us")
     med = {name: {k: statistics.median(r[k] for r in runs[name]) for k in keys} for name in names}
     plain, ab = med["plain"], med["ab"]
     answered = sum(int(r["requests"]) for r in runs["ab"])
@@ -531,13 +549,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"{'server':<44}{'req/s':>8}{'(min..max)':>14}{'p50 ms':>8}{'p99 ms':>8}"
-        f"{'server':>8}{'pg':>6}{'loadgen':>8}{'other':>7}  CPU us/req"
+        f"{'server':>8}{'writer':>7}{'pg':>6}{'loadgen':>8}{'other':>7}  CPU us/req"
     )
 
     def line(label: str, result: dict[str, float], rps_range: str = "") -> str:
         return (
             f"{label:<44}{result['rps']:8.0f}{rps_range:>14}{result['p50_ms']:8.2f}{result['p99_ms']:8.2f}"
-            f"{result['cpu_us']:8.1f}{result['pg_us']:6.1f}{result['gen_us']:8.1f}{result['other_us']:7.1f}"
+            f"{result['cpu_us']:8.1f}{result.get('writer_us', 0.0):7.1f}{result['pg_us']:6.1f}"
+            f"{result['gen_us']:8.1f}{result['other_us']:7.1f}"
         )
 
     if mlflow_result is not None:
