@@ -13,8 +13,9 @@ Endpoints
 ``POST /admin/traffic``    ``{"challenger_share": x, "shadow"?: bool}`` (bearer token)
 
 The hot path avoids FastAPI's per-request machinery: the predict routes are plain Starlette routes
-that parse JSON once, validate against the routed model's signature (every bad field named, 422),
-score (concurrent requests micro-batched into one model call), queue the log row and answer.
+that parse JSON once, validate the features for every active arm (every bad field named, 422;
+:mod:`airflow_mlops.serving.arm_inputs`), score (concurrent requests micro-batched into one model
+call), queue the log row and answer.
 Bodies over ``max_body_bytes`` get 413 from an ASGI middleware before anything is read.
 """
 
@@ -34,6 +35,7 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from airflow_mlops.serving.arm_inputs import ArmInputs
 from airflow_mlops.serving.batching import MicroBatcher
 from airflow_mlops.serving.config import ServingConfig, check_share
 from airflow_mlops.serving.metrics import Metrics
@@ -178,6 +180,8 @@ class ServingRuntime:
         self._tasks: list[asyncio.Task[Any]] = []
         self._shadow: list[tuple[str, str | None, Any, float, str | None]] = []
         self._shadow_wake: asyncio.Event | None = None
+        self._inputs: ArmInputs | None = None
+        self._inputs_key: tuple[ModelSet, bool] | None = None
         self.lost_on_shutdown = 0
 
     # ----- lifecycle -------------------------------------------------------------------------
@@ -264,6 +268,16 @@ class ServingRuntime:
 
     # ----- scoring ---------------------------------------------------------------------------
 
+    def arm_inputs(self, models: ModelSet) -> ArmInputs:
+        """How requests are validated for the arms active now (rebuilt when models or split change)."""
+        router = self.router
+        active = models.challenger is not None and (router.shadow or router.challenger_share > 0.0)
+        key = self._inputs_key
+        if self._inputs is None or key is None or key[0] is not models or key[1] != active:
+            self._inputs = ArmInputs.of(models, active)
+            self._inputs_key = (models, active)
+        return self._inputs
+
     async def score(self, model: LoadedModel, rows: list[list[Any]]) -> list[tuple[Any, Any, Any]]:
         if len(rows) == 1 and self.batcher is not None and self.config.micro_batch:
             return await self.batcher.submit(model, rows)
@@ -291,11 +305,12 @@ class ServingRuntime:
         if not items or models is None or models.challenger is None:
             return
         challenger = models.challenger
+        accepted = self.arm_inputs(models).accepted  # the champion's columns are no error here
         rows: list[list[Any]] = []
         kept: list[tuple[str, str | None, Any, float, str | None]] = []
         for item in items:
             errors: list[FieldError] = []
-            row = challenger.schema.validate(item[2], ("features",), errors)
+            row = challenger.schema.validate(item[2], ("features",), errors, accepted)
             if row is None:
                 self.metrics.inc("mlops_serving_shadow_errors_total", (("reason", "invalid_for_challenger"),))
                 continue
@@ -516,7 +531,11 @@ def create_app(config: ServingConfig, runtime: ServingRuntime | None = None) -> 
             arm = rt.router.arm(key or request_id, models.challenger is not None)
         model = models.challenger if arm == CHALLENGER and models.challenger is not None else models.champion
         features = body["features"]
-        row = model.schema.validate(features, ("features",), errors)
+        if forced is not None:
+            row = model.schema.validate(features, ("features",), errors)
+        else:
+            rows = rt.arm_inputs(models).validate(features, ("features",), errors)
+            row = None if rows is None else rows[arm]
         if row is None:
             finish("predict", arm, 422, started)
             return _error(
@@ -590,6 +609,7 @@ def create_app(config: ServingConfig, runtime: ServingRuntime | None = None) -> 
             return _error(503, "not_ready", f"no model loaded yet: {rt.registry_status['error'] or 'loading'}")
         assert isinstance(rows_in, list)
         has_challenger = models.challenger is not None
+        inputs = rt.arm_inputs(models)
         plan: list[tuple[str, str | None, str, Any]] = []
         groups: dict[str, list[list[Any]]] = {CHAMPION: [], CHALLENGER: []}
         slots: list[int] = []
@@ -603,8 +623,8 @@ def create_app(config: ServingConfig, runtime: ServingRuntime | None = None) -> 
             else:
                 features, rid, key = item, f"{batch_id}-{i}", None
             arm = rt.router.arm(key or rid, has_challenger)
-            model = models.challenger if arm == CHALLENGER and models.challenger is not None else models.champion
-            row = model.schema.validate(features, loc, errors)
+            arm_rows = inputs.validate(features, loc, errors)
+            row = None if arm_rows is None else arm_rows[arm]
             if row is not None:
                 slots.append(len(groups[arm]))
                 groups[arm].append(row)
