@@ -398,6 +398,7 @@ CONFIGS = {
     "ab": "ours: A/B 50% + Postgres log",
     "ab_nolog": "ours: A/B 50%, no log",
     "log": "ours: champion only + Postgres log",
+    "ab_base": "baseline: A/B 50% + Postgres log",
 }
 
 
@@ -418,6 +419,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-mlflow", action="store_true", help="skip mlflow models serve (no ratios to it)")
     parser.add_argument(
         "--diagnose", action="store_true", help="also run A/B without log and log without A/B (splits the overhead)"
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="bin folder of another checkout's venv: its A/B + log server joins the rounds (before/after)",
     )
     parser.add_argument("--keep-table", action="store_true", help="keep the prediction log table afterwards")
     parser.add_argument("--loadgen", nargs=4, help=argparse.SUPPRESS)
@@ -440,9 +446,11 @@ def main(argv: list[str] | None = None) -> int:
         print("the A/B + log configuration needs Postgres: nothing measured")
         return 2
     names = ["plain", "ab", "ab_nolog", "log"] if args.diagnose else ["plain", "ab"]
+    if args.baseline:
+        names.append("ab_base")
     procs: dict[str, subprocess.Popen[bytes]] = {}
     table = f"bench_log_{uuid.uuid4().hex[:8]}"
-    tables = [table, f"{table}_l"]
+    tables = [table, f"{table}_l", f"{table}_b"]
     try:
         t0 = time.perf_counter()
         uri, frame, model = build_models(root)
@@ -477,6 +485,11 @@ def main(argv: list[str] | None = None) -> int:
             "ab_nolog": [*base, "--challenger-share", "0.5"],
             "log": [*base, "--challenger-share", "0", "--postgres-dsn", args.postgres_dsn, "--log-table", tables[1]],
         }
+        if args.baseline:
+            commands["ab_base"] = [
+                str(args.baseline / "airflow-mlops"), *base[1:], "--challenger-share", "0.5",
+                "--postgres-dsn", args.postgres_dsn, "--log-table", tables[2],
+            ]  # fmt: skip
         for name in names:
             commands[name] += ["--port", str(ports[name])]
             if "--postgres-dsn" in commands[name]:
@@ -530,8 +543,9 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             stop(procs[name])  # SIGTERM drains the prediction log
         logged = count_rows(args.postgres_dsn, table, drop=not args.keep_table)
-        if "log" in names:
-            count_rows(args.postgres_dsn, tables[1], drop=not args.keep_table)
+        for name, other in (("log", tables[1]), ("ab_base", tables[2])):
+            if name in names:
+                count_rows(args.postgres_dsn, other, drop=not args.keep_table)
     finally:
         for proc in procs.values():
             stop(proc)
@@ -574,9 +588,15 @@ def main(argv: list[str] | None = None) -> int:
         f"A/B + log CPU per request (server, writer process, Postgres) vs plain: {cpu_overhead:+.3f}; "
         f"overhead per round (ab vs the plain run next to it): {' '.join(f'{v:.3f}' for v in paired)}"
     )
-    if "ab_nolog" in med:
-        for name in ("ab_nolog", "log"):
+    for name in ("ab_nolog", "log", "ab_base"):
+        if name in med:
             print(f"  {CONFIGS[name]}: throughput loss vs plain {1 - med[name]['rps'] / plain['rps']:.3f}")
+    if "ab_base" in med:
+        base_cpu = med["ab_base"]["cpu_us"] + med["ab_base"]["pg_us"]
+        print(
+            f"  A/B + log, ours vs baseline: req/s x{ab['rps'] / med['ab_base']['rps']:.3f}, CPU per request "
+            f"(server, writer, Postgres) {ab['cpu_us'] + ab['pg_us']:.1f} vs {base_cpu:.1f} us"
+        )
     if mlflow_result is not None:
         print(
             f"plain vs mlflow: throughput x{plain['rps'] / mlflow_result['rps']:.1f}, "
