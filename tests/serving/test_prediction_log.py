@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from airflow_mlops.serving.log_rows import LogRow, db_row, features_json
+from airflow_mlops.serving.log_rows import LogRow, answer_spans, db_row, features_json
 from airflow_mlops.serving.prediction_log import (
     FEEDBACK_DDL,
     FEEDBACK_TABLE,
@@ -90,12 +90,45 @@ _VARIANTS: list[dict[str, Any]] = [
 ]
 
 
+def _served(i: int, prediction: Any, probability: Any, score: Any) -> tuple[Any, ...]:
+    """A row as /predict queues it: prediction and probabilities only in the response body."""
+    from airflow_mlops.serving.app import _answer, _json_response
+
+    payload = {"request_id": f"s{i}", "model": "churn", "latency_ms": 0.5}
+    payload.update(_answer("3", "champion", prediction, probability, score))
+    answer = bytes(_json_response(payload).body)
+    return tuple(_row(i, prediction=None, probability=None, score=score, answer=answer))
+
+
+_SERVED: list[tuple[Any, Any, Any]] = [
+    (1, {"0": 0.25, "1": 0.75}, 0.75),
+    ("yes", {"no": 0.4, "yes": 0.6}, 0.6),
+    ("score", {"a": 0.2, "score": 0.3, "probability": 0.5}, None),  # class names that look like keys
+    ('x,"score":1', {'x,"score":1': 0.9, "}": 0.1}, 0.1),
+    (float("nan"), {"0": float("nan"), "1": 0.5}, float("nan")),
+    (2.5, None, 2.5),  # a regressor
+    (None, None, None),
+]
+
+
+def test_answer_spans_find_the_prediction_and_probabilities() -> None:
+    for i, (prediction, probability, score) in enumerate(_SERVED):
+        answer = _served(i, prediction, probability, score)[12]
+        pred, proba = answer_spans(answer)
+        body = json.loads(answer)
+        assert json.loads(pred) == body["prediction"]
+        assert (None if proba is None else json.loads(proba)) == body.get("probability")
+    with pytest.raises(ValueError, match="not a prediction response"):
+        answer_spans(b'{"error":"x"}')
+
+
 @pytest.mark.integration
 def test_binary_copy_stores_what_the_insert_fallback_stores(pg_conn: Any, tables: tuple[str, str]) -> None:
     from psycopg2.extras import execute_values
 
     table = tables[0]
     rows = [tuple(_row(i, **v)) for i, v in enumerate(_VARIANTS)]
+    rows += [_served(100 + i, *outputs) for i, outputs in enumerate(_SERVED)]
     write_rows(PgConnection(DSN, prediction_log_ddl(table)), table, rows)
     columns = ", ".join(PREDICTION_LOG_COLUMNS)
     select = (
@@ -122,6 +155,9 @@ def test_binary_copy_stores_what_the_insert_fallback_stores(pg_conn: Any, tables
     assert by_id["r4"][6] == '{"age":1,"plan":"b\\\\c \\"q\\" \\u00e9"}'
     assert by_id["r10"][9] is None
     assert by_id["r12"][9] is None
+    assert (by_id["r100"][7], by_id["r100"][8], by_id["r100"][9]) == ("1", '{"0": 0.25, "1": 0.75}', 0.75)
+    assert (by_id["r104"][7], by_id["r104"][8], by_id["r104"][9]) == ("null", '{"0": null, "1": 0.5}', None)
+    assert (by_id["r105"][8], by_id["r106"][7]) == (None, "null")
 
 
 @pytest.mark.integration

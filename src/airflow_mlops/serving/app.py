@@ -76,12 +76,16 @@ def _json_response(payload: Any, status: int = 200, headers: dict[str, str] | No
 
 
 def _answer(version: str, arm: str, prediction: Any, probability: Any, score: Any) -> dict[str, Any]:
-    """The model part of a prediction response (probability and score only for classifiers)."""
+    """The model part of a prediction response (probability and score only for classifiers).
+
+    Probability comes last: the log writer finds the prediction's and probabilities' JSON in the
+    response body by that layout (:func:`airflow_mlops.serving.log_rows.answer_spans`).
+    """
     answer: dict[str, Any] = {"version": version, "arm": arm, "prediction": prediction}
     if probability is not None:
-        answer["probability"] = probability
         if score is not None:
             answer["score"] = score
+        answer["probability"] = probability
     return answer
 
 
@@ -345,6 +349,7 @@ class ServingRuntime:
                     score,
                     latency,
                     body,
+                    None,
                 )
             )
 
@@ -552,7 +557,12 @@ def create_app(config: ServingConfig, runtime: ServingRuntime | None = None) -> 
         prediction, probability, score = outputs[0]
         latency_ms = finish("predict", arm, 200, started)
         metrics.inc("mlops_serving_predictions_total", (("arm", arm),))
-        if rt.log_writer is not None:  # a plain tuple in LogRow order; the body text carries the features
+        payload: dict[str, Any] = {"request_id": request_id, "model": model.name, "latency_ms": round(latency_ms, 3)}
+        payload.update(_answer(model.version, arm, prediction, probability, score))
+        response = _json_response(payload)
+        if rt.log_writer is not None:
+            # a plain tuple in LogRow order: the request body carries the features, the response
+            # body the prediction and probabilities (their JSON is stored as the client got it)
             rt.log_writer.append(
                 (
                     request_id,
@@ -562,19 +572,17 @@ def create_app(config: ServingConfig, runtime: ServingRuntime | None = None) -> 
                     arm,
                     key,
                     None,
-                    prediction,
-                    probability,
+                    None,
+                    None,
                     score,
                     latency_ms,
                     text,
+                    bytes(response.body),
                 )
             )
         if rt.router.shadow and models.challenger is not None:
             rt.shadow_submit(request_id, key, features, text)
-        payload: dict[str, Any] = {"request_id": request_id, "model": model.name}
-        payload.update(_answer(model.version, arm, prediction, probability, score))
-        payload["latency_ms"] = round(latency_ms, 3)
-        return _json_response(payload)
+        return response
 
     async def predict_batch(request: Request) -> Response:
         started = time.perf_counter()
@@ -672,6 +680,7 @@ def create_app(config: ServingConfig, runtime: ServingRuntime | None = None) -> 
                         probability,
                         score,
                         latency_ms,
+                        None,
                         None,
                     )
                 )

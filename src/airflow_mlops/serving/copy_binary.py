@@ -4,8 +4,9 @@ The text format needs every field scanned for tabs, newlines and backslashes, ti
 as dates and floats as decimal text (which Postgres then parses back). The binary format sends
 text fields as their UTF-8 bytes behind a length, ``ts`` as microseconds since 2000-01-01 and
 floats as 8 bytes, so one row is a handful of ``bytes`` pieces joined once. JSON columns still
-travel as text (``jsonb`` with its version byte). Values are the ones
-:func:`airflow_mlops.serving.log_rows.copy_line` writes: the same feature text, the same JSON of
+travel as text (``jsonb`` with its version byte), taken from the request and response bodies when
+the row has them. Values are the ones the INSERT fallback
+(:func:`airflow_mlops.serving.log_rows.db_row`) stores: the same feature text, the same JSON of
 predictions and probabilities, NaN/inf scores as NULL.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from airflow_mlops.serving.log_rows import features_json, json_text, probability_json, scalar_json
+from airflow_mlops.serving.log_rows import answer_spans, features_json, json_text, probability_json, scalar_json
 
 HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 TRAILER = struct.pack("!h", -1)
@@ -83,18 +84,20 @@ def _number(value: Any) -> bytes:
 
 def binary_row(row: tuple[Any, ...]) -> bytes:
     """One row (a tuple in :class:`~airflow_mlops.serving.log_rows.LogRow` order) as binary COPY."""
-    request_id, ts, name, version, arm, key, features, prediction, probability, score, latency, body = row
+    request_id, ts, name, version, arm, key, features, prediction, probability, score, latency, body, answer = row
     rid = request_id.encode()
     second = int(ts)
     micros = (second - _PG_EPOCH) * 1_000_000 + round((ts - second) * 1e6)
     pred: bytes | None = None
+    proba: bytes | None = None
     kind = type(prediction)
-    if kind is int or (kind is float and prediction - prediction == 0.0):
+    if answer is not None:
+        pred, proba = answer_spans(answer)
+    elif kind is int or (kind is float and prediction - prediction == 0.0):
         pred = repr(prediction).encode()
     elif prediction is not None:
         pred = scalar_json(prediction).encode()
-    proba = None
-    if probability is not None:
+    if probability is not None and answer is None:
         values = tuple(probability.values())
         template = _probability_template(tuple(probability))
         total = sum(values) if _FLOATS.issuperset(map(type, values)) else None

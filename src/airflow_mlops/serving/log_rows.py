@@ -20,8 +20,11 @@ class LogRow(NamedTuple):
 
     ``body`` is the request's JSON text when it held this row's features (single predictions);
     ``features`` is then None and the writer stores the client's own text of them instead of
-    re-encoding the dict. The queue holds plain tuples (``tuple(LogRow(...))`` or the same fields
-    built directly): they pickle in C, a NamedTuple goes through Python per row.
+    re-encoding the dict. Likewise ``answer`` is the response body sent to the client (single
+    predictions): ``prediction`` and ``probability`` are then None and the writer stores the
+    response's own JSON of them (:func:`answer_spans`), so no float is formatted twice and no
+    dict crosses the pipe. The queue holds plain tuples (``tuple(LogRow(...))`` or the same
+    fields built directly): they pickle in C, a NamedTuple goes through Python per row.
     """
 
     request_id: str
@@ -36,6 +39,33 @@ class LogRow(NamedTuple):
     score: float | None
     latency_ms: float
     body: str | None = None
+    answer: bytes | None = None
+
+
+_PREDICTION_KEY = b',"prediction":'
+_SCORE_KEY = b',"score":'
+_PROBABILITY_KEY = b',"probability":'
+
+
+def answer_spans(answer: bytes) -> tuple[bytes, bytes | None]:
+    """The JSON of the prediction and of the probabilities (None if absent) in a response body.
+
+    The server writes ``prediction``, then ``score`` and ``probability`` (last) with its compact
+    encoder. A key pattern such as ``,"score":`` cannot occur inside an encoded string (a quote
+    there is escaped), and only the probability object, which comes last, can hold class names;
+    so the first matches are the fields themselves. Raises ValueError if the layout differs.
+    """
+    start = answer.find(_PREDICTION_KEY)
+    if start < 0 or not answer.endswith(b"}"):
+        raise ValueError("not a prediction response")
+    start += len(_PREDICTION_KEY)
+    probability = answer.find(_PROBABILITY_KEY, start)
+    ends = [i for i in (answer.find(_SCORE_KEY, start), probability) if i >= 0]
+    end = min(ends) if ends else len(answer) - 1
+    prediction = answer[start:end]
+    if probability < 0:
+        return prediction, None
+    return prediction, answer[probability + len(_PROBABILITY_KEY) : -1]
 
 
 _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
@@ -146,6 +176,12 @@ def db_row(row: LogRow) -> tuple[Any, ...]:
     score = row.score
     if type(score) not in (int, float) or not math.isfinite(score):  # type: ignore[arg-type]
         score = None
+    outputs: tuple[str | None, str | None]
+    if row.answer is not None:
+        prediction, probability = answer_spans(row.answer)
+        outputs = (prediction.decode(), None if probability is None else probability.decode())
+    else:
+        outputs = (json_text(row.prediction), json_text(row.probability))
     return (
         row.request_id,
         datetime.fromtimestamp(row.ts, UTC),
@@ -154,8 +190,7 @@ def db_row(row: LogRow) -> tuple[Any, ...]:
         row.arm,
         row.request_key,
         features_json(row.features, row.body),
-        json_text(row.prediction),
-        json_text(row.probability),
+        *outputs,
         score,
         row.latency_ms,
     )
