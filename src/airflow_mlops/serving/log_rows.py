@@ -1,4 +1,4 @@
-"""Prediction-log rows and their COPY text.
+"""Prediction-log rows: the queued tuple, the JSON of its parts, the INSERT fallback's parameters.
 
 A row is queued on the request path as a plain tuple in :class:`LogRow` field order. The writer
 sends it with binary COPY (:mod:`airflow_mlops.serving.copy_binary`), or, when a retried batch
