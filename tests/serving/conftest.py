@@ -6,8 +6,10 @@ churn data (with some missing values, so the signature has optional columns):
 * run 0: LogisticRegression(C=1.0) pipeline -> numpy fast path
 * run 1: LogisticRegression(C=0.02) pipeline -> fast path, different answers
 * run 2: RandomForestClassifier pipeline -> scikit-learn path (micro-batched)
+* run 3: LogisticRegression on the features without ``region`` (a removed feature)
+* run 4: LogisticRegression on the features plus ``open_tickets`` (an added numeric feature)
 
-``register(champion=0, challenger=1)`` registers them under a fresh model name as versions 1, 2, 3
+``register(champion=0, challenger=1)`` registers them under a fresh model name as versions 1 to 5
 and sets the aliases, so tests that move aliases never disturb each other.
 """
 
@@ -61,6 +63,7 @@ def _frame_with_gaps(frame: pd.DataFrame) -> pd.DataFrame:
     out.loc[rng.random(len(out)) < 0.05, "monthly_usage"] = np.nan
     out["plan"] = out["plan"].astype(object)
     out.loc[rng.random(len(out)) < 0.05, "plan"] = None
+    out["open_tickets"] = (out["support_calls"] // 2).astype("int64")
     return out
 
 
@@ -82,18 +85,21 @@ def serving_store(tmp_path_factory: pytest.TempPathFactory, customers_frame: pd.
     dataset = DatasetRef(
         uri=f"file://{root}/snapshot.parquet", digest="d" * 64, rows=len(frame), columns={}, source="customers"
     )
+    logistic = "sklearn.linear_model.LogisticRegression"
     estimators = [
-        ("sklearn.linear_model.LogisticRegression", {"max_iter": 500, "C": 1.0}),
-        ("sklearn.linear_model.LogisticRegression", {"max_iter": 500, "C": 0.02}),
-        ("sklearn.ensemble.RandomForestClassifier", {"n_estimators": 15, "max_depth": 4}),
+        (logistic, {"max_iter": 500, "C": 1.0}, FEATURES),
+        (logistic, {"max_iter": 500, "C": 0.02}, FEATURES),
+        ("sklearn.ensemble.RandomForestClassifier", {"n_estimators": 15, "max_depth": 4}, FEATURES),
+        (logistic, {"max_iter": 500, "C": 1.0}, [f for f in FEATURES if f != "region"]),
+        (logistic, {"max_iter": 500, "C": 1.0}, [*FEATURES, "open_tickets"]),
     ]
     runs = []
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW_CONN_SERVING_MLFLOW", json.dumps({"conn_type": "mlflow", "host": uri}))
         mp.chdir(root)
         with MlflowHook("serving_mlflow").activate():
-            for i, (cls, params) in enumerate(estimators):
-                spec = PipelineSpec.from_dict(spec_dict(features=FEATURES, estimator={"class": cls, "params": params}))
+            for i, (cls, params, features) in enumerate(estimators):
+                spec = PipelineSpec.from_dict(spec_dict(features=features, estimator={"class": cls, "params": params}))
                 split = split_frame(frame, spec)
                 model = fit_model(spec, split)
                 logged = log_training_run(
@@ -112,7 +118,7 @@ def serving_store(tmp_path_factory: pytest.TempPathFactory, customers_frame: pd.
 
 @pytest.fixture
 def register(serving_store: Store, monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
-    """Register the three runs under a fresh name as versions 1-3 and set the aliases."""
+    """Register the runs under a fresh name as versions 1-5 and set the aliases."""
     from airflow_mlops.core.registry import register_version
     from airflow_mlops.hooks.mlflow import MlflowHook
 

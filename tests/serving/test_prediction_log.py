@@ -9,16 +9,18 @@ from typing import Any
 
 import pytest
 
+from airflow_mlops.serving.log_rows import LogRow, answer_spans, db_row, features_json
 from airflow_mlops.serving.prediction_log import (
     FEEDBACK_DDL,
     FEEDBACK_TABLE,
+    PREDICTION_LOG_COLUMNS,
     PREDICTION_LOG_DDL,
     PREDICTION_LOG_TABLE,
-    LogRow,
+    PgConnection,
     PredictionLogWriter,
     check_table_name,
-    copy_line,
-    features_json,
+    prediction_log_ddl,
+    write_rows,
 )
 from tests.serving.conftest import DSN
 
@@ -65,17 +67,97 @@ def test_features_text_is_reused_from_the_body_or_encoded() -> None:
     assert features_json({"age": 1}) == '{"age":1}'
 
 
-def test_copy_line_escapes_and_formats() -> None:
-    row = _row(0, request_id="a\tb\\c\nd", request_key=None, probability=None, score=float("nan"))
-    fields = copy_line(row).split("\t")
-    assert len(fields) == 11
-    assert fields[0] == "a\\tb\\\\c\\nd"
-    assert fields[1] == datetime.fromtimestamp(row.ts, UTC).strftime("%Y-%m-%d %H:%M:%S.%f") + "+00"
-    assert fields[5] == fields[8] == fields[9] == "\\N"
-    assert json.loads(fields[6]) == FEATURES
-    assert fields[7] == "1"
-    line = copy_line(_row(1, prediction="yes", probability={"no": 0.5, 'say "hi"': 0.5}))
-    assert line.split("\t")[7:9] == ['"yes"', '{"no":0.5,"say \\\\"hi\\\\"":0.5}']
+_VARIANTS: list[dict[str, Any]] = [
+    {},
+    {"body": json.dumps({"features": FEATURES, "key": "k"}, separators=(",", ":"))},
+    {"body": '{"features":{"plan":"b}c"}}'},  # a brace in a string: the span is not trusted
+    {"body": '{"features":{"age":NaN,"plan":"x"}}'},
+    {"body": '{"features":{"age":1,"plan":"b\\\\c \\"q\\" \\u00e9"}}'},  # JSON escapes are kept
+    {"body": None, "features": {"age": 1.5, "plan": None}},
+    {"request_key": None, "probability": None, "score": None},
+    {"request_id": "a\tb\\c\nd", "request_key": "new\nline\r"},
+    {"request_key": "\\N"},
+    {"prediction": "yes", "probability": {"no": 0.4, "yes": 0.6}},
+    {"prediction": True, "score": True},
+    {"prediction": 2.5, "probability": None, "score": 2.5},
+    {"prediction": float("nan"), "score": float("inf")},
+    {"probability": {"0": float("nan"), "1": 0.5}},
+    {"probability": {"0": 1, "1": 0.0}},
+    {"probability": {"0": True, "1": 0.0}},
+    {"probability": {0: 0.5, 1: 0.5}},
+    {"probability": {"100%": 0.5, 'q"': 0.5}},
+    {"probability": {}},
+]
+
+
+def _served(i: int, prediction: Any, probability: Any, score: Any) -> tuple[Any, ...]:
+    """A row as /predict queues it: prediction and probabilities only in the response body."""
+    from airflow_mlops.serving.app import _answer, _json_response
+
+    payload = {"request_id": f"s{i}", "model": "churn", "latency_ms": 0.5}
+    payload.update(_answer("3", "champion", prediction, probability, score))
+    answer = bytes(_json_response(payload).body)
+    return tuple(_row(i, prediction=None, probability=None, score=score, answer=answer))
+
+
+_SERVED: list[tuple[Any, Any, Any]] = [
+    (1, {"0": 0.25, "1": 0.75}, 0.75),
+    ("yes", {"no": 0.4, "yes": 0.6}, 0.6),
+    ("score", {"a": 0.2, "score": 0.3, "probability": 0.5}, None),  # class names that look like keys
+    ('x,"score":1', {'x,"score":1': 0.9, "}": 0.1}, 0.1),
+    (float("nan"), {"0": float("nan"), "1": 0.5}, float("nan")),
+    (2.5, None, 2.5),  # a regressor
+    (None, None, None),
+]
+
+
+def test_answer_spans_find_the_prediction_and_probabilities() -> None:
+    for i, (prediction, probability, score) in enumerate(_SERVED):
+        answer = _served(i, prediction, probability, score)[12]
+        pred, proba = answer_spans(answer)
+        body = json.loads(answer)
+        assert json.loads(pred) == body["prediction"]
+        assert (None if proba is None else json.loads(proba)) == body.get("probability")
+    with pytest.raises(ValueError, match="not a prediction response"):
+        answer_spans(b'{"error":"x"}')
+
+
+@pytest.mark.integration
+def test_binary_copy_stores_what_the_insert_fallback_stores(pg_conn: Any, tables: tuple[str, str]) -> None:
+    from psycopg2.extras import execute_values
+
+    table = tables[0]
+    rows = [tuple(_row(i, **v)) for i, v in enumerate(_VARIANTS)]
+    rows += [_served(100 + i, *outputs) for i, outputs in enumerate(_SERVED)]
+    write_rows(PgConnection(DSN, prediction_log_ddl(table)), table, rows)
+    columns = ", ".join(PREDICTION_LOG_COLUMNS)
+    select = (
+        "SELECT request_id, ts, model_name, model_version, arm, request_key, features::text, "
+        "prediction::text, probability::text, score, latency_ms FROM {} ORDER BY request_id"
+    )
+    with pg_conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table}_ref (LIKE {table})")
+        execute_values(cur, f"INSERT INTO {table}_ref ({columns}) VALUES %s", [db_row(LogRow(*r)) for r in rows])
+        cur.execute(select.format(table))
+        stored = cur.fetchall()
+        cur.execute(select.format(f"{table}_ref"))
+        reference = cur.fetchall()
+        cur.execute(f"DROP TABLE {table}_ref")
+    pg_conn.commit()
+    assert len(stored) == len(rows)
+    assert stored == reference
+    by_id = {r[0]: r for r in stored}
+    assert by_id["a\tb\\c\nd"][5] == "new\nline\r"
+    assert by_id["r0"][1] == datetime.fromtimestamp(rows[0][1], UTC)
+    assert json.loads(by_id["r0"][6]) == FEATURES
+    assert (by_id["r0"][7], by_id["r0"][8], by_id["r0"][9]) == ("1", '{"0": 0.25, "1": 0.75}', 0.75)
+    assert by_id["r3"][6] == '{"age":null,"plan":"x"}'
+    assert by_id["r4"][6] == '{"age":1,"plan":"b\\\\c \\"q\\" \\u00e9"}'
+    assert by_id["r10"][9] is None
+    assert by_id["r12"][9] is None
+    assert (by_id["r100"][7], by_id["r100"][8], by_id["r100"][9]) == ("1", '{"0": 0.25, "1": 0.75}', 0.75)
+    assert (by_id["r104"][7], by_id["r104"][8], by_id["r104"][9]) == ("null", '{"0": null, "1": 0.5}', None)
+    assert (by_id["r105"][8], by_id["r106"][7]) == (None, "null")
 
 
 @pytest.mark.integration

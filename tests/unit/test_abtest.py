@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from airflow_mlops.core.abtest import ArmOutcomes, bootstrap_test, judge_ab, wilson_interval, z_test
+from airflow_mlops.core.abtest import (
+    ArmOutcomes,
+    bootstrap_test,
+    judge_ab,
+    mixture_p_value,
+    mixture_scale,
+    wilson_interval,
+    z_test,
+)
 from airflow_mlops.core.policy import Verdict
 from airflow_mlops.spec import ABTestSpec
 
@@ -106,15 +114,81 @@ def test_max_duration_without_enough_samples_rolls_back() -> None:
 
 @pytest.mark.parametrize("test", TESTS)
 def test_min_improvement_raises_the_bar(test: str) -> None:
-    champion, challenger = ArmOutcomes(800, 1000), ArmOutcomes(850, 1000)
+    champion, challenger = ArmOutcomes(800, 1000), ArmOutcomes(850, 1000)  # one look: z ~ 2.9
+    assert _judge(_ab(test=test), champion, challenger, sequential=False).decision == "promote"
+    verdict = _judge(_ab(test=test), champion, challenger, min_improvement=0.04, sequential=False)
+    assert verdict.decision == "keep_testing"
+    champion, challenger = ArmOutcomes(800, 1000), ArmOutcomes(870, 1000)  # over repeated looks
     assert _judge(_ab(test=test), champion, challenger).decision == "promote"
     assert _judge(_ab(test=test), champion, challenger, min_improvement=0.04).decision == "keep_testing"
 
 
 def test_confidence_level_is_applied() -> None:
     champion, challenger = ArmOutcomes(800, 1000), ArmOutcomes(830, 1000)  # one-sided p ~ 0.04
+    assert _judge(_ab(), champion, challenger, confidence=0.95, sequential=False).decision == "promote"
+    assert _judge(_ab(), champion, challenger, confidence=0.99, sequential=False).decision == "keep_testing"
+    champion, challenger = ArmOutcomes(800, 1000), ArmOutcomes(860, 1000)  # sequential p ~ 0.01
     assert _judge(_ab(), champion, challenger, confidence=0.95).decision == "promote"
-    assert _judge(_ab(), champion, challenger, confidence=0.99).decision == "keep_testing"
+    assert _judge(_ab(), champion, challenger, confidence=0.999).decision == "keep_testing"
+
+
+def test_a_single_look_win_is_not_enough_over_repeated_looks() -> None:
+    champion, challenger = ArmOutcomes(800, 1000), ArmOutcomes(830, 1000)
+    verdict = _judge(_ab(), champion, challenger, hours=10)
+    assert verdict.decision == "keep_testing"
+    assert verdict.evidence["p_value_better"] < 0.05 < verdict.evidence["p_value_better_sequential"]
+    assert "better at this look (two_proportion_z one-sided p-value" in verdict.reasons[0]
+    assert "but not yet over repeated looks (always-valid p-value" in verdict.reasons[0]
+    assert _judge(_ab(), champion, challenger, hours=72).decision == "rollback"
+
+
+def test_mixture_p_value() -> None:
+    assert mixture_p_value(-1.0, 0.001, 0.02) == 1.0
+    assert mixture_p_value(2.0, 0.0, 0.02) == 0.0
+    v, tau2, z = 0.001, 0.008, 3.0
+    ratio = math.sqrt(v / (v + tau2)) * math.exp(z * z * tau2 / (2 * (v + tau2)))
+    assert mixture_p_value(z, v, tau2) == pytest.approx(1 / ratio)
+    assert mixture_p_value(1.0, v, tau2) == 1.0  # too little evidence: the ratio is below 1
+    assert mixture_scale(200) == pytest.approx(0.02)
+
+
+def _repeated_looks(
+    rate_champion: float, rate_challenger: float, *, sequential: bool, tests: int, seed: int
+) -> tuple[float, float]:
+    """Simulate A/B tests analysed every 100 outcomes per arm from 200 to 3000 (29 looks), each
+    stopped at the first promote or rollback. Returns (share promoted, share rolled back)."""
+    rng = np.random.default_rng(seed)
+    looks = np.arange(200, 3001, 100)
+    promoted = rolled_back = 0
+    for _ in range(tests):
+        champion = np.cumsum(rng.random(looks[-1]) < rate_champion)
+        challenger = np.cumsum(rng.random(looks[-1]) < rate_challenger)
+        for n in looks:
+            verdict = _judge(
+                _ab(), ArmOutcomes(int(champion[n - 1]), int(n)), ArmOutcomes(int(challenger[n - 1]), int(n)),
+                sequential=sequential,
+            )  # fmt: skip
+            if verdict.decision != "keep_testing":
+                promoted += verdict.decision == "promote"
+                rolled_back += verdict.decision == "rollback"
+                break
+    return promoted / tests, rolled_back / tests
+
+
+def test_repeated_looks_under_equal_arms_keep_false_promotions_below_alpha() -> None:
+    """29 looks at equal arms: the single-look rule promotes far more often than alpha = 0.05; the
+    sequential rule stays below it (and below it for false rollbacks too)."""
+    naive, _ = _repeated_looks(0.8, 0.8, sequential=False, tests=400, seed=7)
+    assert naive > 0.10
+    promoted, rolled_back = _repeated_looks(0.8, 0.8, sequential=True, tests=1000, seed=7)
+    assert promoted <= 0.05
+    assert rolled_back <= 0.05
+
+
+def test_repeated_looks_still_promote_a_real_improvement() -> None:
+    promoted, rolled_back = _repeated_looks(0.80, 0.84, sequential=True, tests=200, seed=11)
+    assert promoted >= 0.8
+    assert rolled_back == 0.0
 
 
 def test_bootstrap_agrees_with_z_test_and_is_seeded() -> None:

@@ -20,9 +20,17 @@ The decision, at ``confidence`` (significance ``alpha = 1 - confidence``):
    and take the challenger out of traffic; an A/B test that cannot show a win is not a win;
 5. otherwise ``keep_testing``.
 
-Checking an open test repeatedly (a scheduled analysis DAG) and stopping at the first significant
-result raises the real false-promotion rate above ``alpha``; choose ``min_samples_per_arm`` so the
-first look already has power, and a confidence to match how often the analysis runs.
+Repeated looks. The analysis runs on a schedule and stops the test at the first significant
+result; with a fixed-sample p-value every look is another chance for a false promotion, and over
+a few dozen looks the real rate is several times ``alpha``. So by default (``sequential=True``)
+"significantly better" and "significantly worse" also need an *always-valid* p-value below
+``alpha``: a normal-mixture sequential probability ratio test (:func:`mixture_p_value`). Its
+likelihood ratio is a martingale under "no difference", so by Ville's inequality the chance that
+it *ever* reaches ``1/alpha`` is at most ``alpha``, however many looks are taken and whenever; no
+look schedule or planned sample size is needed, and the decision stays a function of the current
+counts. The price is a higher bar at any single look (z of about 3 instead of 1.645): a real but
+small improvement takes more samples to be promoted.
+``sequential=False`` gives the single-look test.
 """
 
 from __future__ import annotations
@@ -142,6 +150,51 @@ def bootstrap_test(
     return ArmComparison(p_better, p_worse, float(low), float(high))
 
 
+def mixture_p_value(z: float, variance: float, tau2: float) -> float:
+    """Always-valid one-sided p-value of a normal-mixture SPRT for an effect estimate ``z * sqrt(variance)``.
+
+    With the effect's estimator approximately ``Normal(theta, variance)`` and a ``Normal(0, tau2)``
+    mixture over ``theta``, the likelihood ratio against ``theta = 0`` is
+    ``sqrt(V / (V + tau2)) * exp(z**2 * tau2 / (2 * (V + tau2)))``; ``min(1, 1 / ratio)`` is the
+    p-value. Only evidence in the tested direction counts (``z <= 0`` gives 1).
+    """
+    if z <= 0.0:
+        return 1.0
+    if variance <= 0.0:
+        return 0.0
+    total = variance + tau2
+    log_ratio = 0.5 * math.log(variance / total) + z * z * tau2 / (2.0 * total)
+    return 1.0 if log_ratio <= 0.0 else math.exp(-log_ratio)
+
+
+def mixture_scale(min_samples_per_arm: int) -> float:
+    """The mixture variance ``tau2``: 8 times the variance of a rate difference near 1/2 at the first look.
+
+    The z a look needs is smallest (about 3.0 at ``alpha`` 0.05) where ``tau2`` is about 8 times the
+    estimate's variance, so this puts the most power on the first looks, and it rises slowly
+    after (about 3.3 at 10 times the samples). It depends on the settings only: a ``tau2`` taken
+    from the data would void the guarantee.
+    """
+    return 4.0 / max(1, min_samples_per_arm)
+
+
+def _sequential_p_values(
+    champion: ArmOutcomes, challenger: ArmOutcomes, result: ArmComparison, min_improvement: float, tau2: float
+) -> tuple[float, float]:
+    """Always-valid p-values for "better by the bar" and "worse", from the test's own p-values."""
+    p1, n1, p2, n2 = champion.rate, champion.n, challenger.rate, challenger.n
+    pooled_rate = (champion.successes + challenger.successes) / (n1 + n2)
+    pooled = pooled_rate * (1 - pooled_rate) * (1 / n1 + 1 / n2)
+    unpooled = p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2
+
+    def z_of(p: float) -> float:
+        return _NORMAL.inv_cdf(1.0 - min(max(p, 1e-300), 1.0 - 1e-16))
+
+    better = mixture_p_value(z_of(result.p_better), pooled if min_improvement == 0 else unpooled, tau2)
+    worse = mixture_p_value(z_of(result.p_worse), pooled, tau2)
+    return better, worse
+
+
 def _arm_evidence(arm: ArmOutcomes, confidence: float) -> dict[str, Any]:
     low, high = wilson_interval(arm, confidence)
     rate = arm.rate if arm.n else None
@@ -163,6 +216,7 @@ def judge_ab(
     confidence: float = 0.95,
     n_resamples: int = 10_000,
     seed: int = 0,
+    sequential: bool = True,
 ) -> Verdict:
     """Decide ``promote``, ``keep_testing`` or ``rollback`` for a running A/B test (see module docs).
 
@@ -175,6 +229,8 @@ def judge_ab(
     :param confidence: confidence level; significance is ``1 - confidence`` (one-sided).
     :param n_resamples: bootstrap resamples (``ab.test == "bootstrap"`` only).
     :param seed: bootstrap seed, recorded in the evidence.
+    :param sequential: also require the always-valid p-value below ``alpha`` (for an analysis
+        that looks again and again at the same running test); False is the single-look test.
     """
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence: expected a value in (0, 1), found {confidence}")
@@ -201,6 +257,10 @@ def judge_ab(
         "improvement_ci": None,
         "p_value_better": None,
         "p_value_worse": None,
+        "sequential": sequential,
+        "mixture_tau2": mixture_scale(ab.min_samples_per_arm) if sequential else None,
+        "p_value_better_sequential": None,
+        "p_value_worse_sequential": None,
     }
     need = ab.min_samples_per_arm
     if min(champion.n, challenger.n) < need:
@@ -228,27 +288,45 @@ def judge_ab(
         p_value_better=result.p_better,
         p_value_worse=result.p_worse,
     )
+    seq_better, seq_worse = 0.0, 0.0  # without the correction, only the single-look p-values count
+    looks = ""
+    if sequential:
+        tau2 = mixture_scale(ab.min_samples_per_arm)
+        seq_better, seq_worse = _sequential_p_values(champion, challenger, result, min_improvement, tau2)
+        evidence.update(p_value_better_sequential=seq_better, p_value_worse_sequential=seq_worse)
     rates = (
         f"challenger success rate {_fmt(challenger.rate)} (n={challenger.n}) vs champion "
         f"{_fmt(champion.rate)} (n={champion.n}), a difference of {_fmt(delta)}"
     )
     level = f"{ab.test} one-sided p-value"
-    if result.p_better < alpha:
+    if result.p_better < alpha and seq_better < alpha:
+        if sequential:
+            looks = f" and always-valid p-value {_fmt(seq_better)} over repeated looks"
         reason = (
-            f"The {rates}: better by more than {_fmt(min_improvement)} with {level} {_fmt(result.p_better)} "
-            f"< {_fmt(alpha)} ({confidence:.0%} confidence); promote."
+            f"The {rates}: better by more than {_fmt(min_improvement)} with {level} {_fmt(result.p_better)}"
+            f"{looks} < {_fmt(alpha)} ({confidence:.0%} confidence); promote."
         )
         return Verdict("promote", [reason], evidence)
-    if result.p_worse < alpha:
+    if result.p_worse < alpha and seq_worse < alpha:
+        if sequential:
+            looks = f" and always-valid p-value {_fmt(seq_worse)} over repeated looks"
         reason = (
-            f"The {rates}: significantly worse with {level} {_fmt(result.p_worse)} < {_fmt(alpha)} "
+            f"The {rates}: significantly worse with {level} {_fmt(result.p_worse)}{looks} < {_fmt(alpha)} "
             f"({confidence:.0%} confidence); roll back."
         )
         return Verdict("rollback", [reason], evidence)
-    undecided = (
-        f"The {rates}: no significant difference ({level} {_fmt(result.p_better)} for better by more than "
-        f"{_fmt(min_improvement)}, {_fmt(result.p_worse)} for worse; significance {_fmt(alpha)})"
-    )
+    if result.p_better < alpha or result.p_worse < alpha:
+        better = result.p_better < alpha
+        undecided = (
+            f"The {rates}: {'better' if better else 'worse'} at this look ({level} "
+            f"{_fmt(result.p_better if better else result.p_worse)} < {_fmt(alpha)}) but not yet over repeated "
+            f"looks (always-valid p-value {_fmt(seq_better if better else seq_worse)})"
+        )
+    else:
+        undecided = (
+            f"The {rates}: no significant difference ({level} {_fmt(result.p_better)} for better by more than "
+            f"{_fmt(min_improvement)}, {_fmt(result.p_worse)} for worse; significance {_fmt(alpha)})"
+        )
     if expired:
         return Verdict("rollback", [f"{undecided}; maximum duration reached ({clock}): roll back."], evidence)
     return Verdict("keep_testing", [f"{undecided}; keep testing ({clock})."], evidence)

@@ -13,8 +13,9 @@ Endpoints
 ``POST /admin/traffic``    ``{"challenger_share": x, "shadow"?: bool}`` (bearer token)
 
 The hot path avoids FastAPI's per-request machinery: the predict routes are plain Starlette routes
-that parse JSON once, validate against the routed model's signature (every bad field named, 422),
-score (concurrent requests micro-batched into one model call), queue the log row and answer.
+that parse JSON once, validate the features for every active arm (every bad field named, 422;
+:mod:`airflow_mlops.serving.arm_inputs`), score (concurrent requests micro-batched into one model
+call), queue the log row and answer.
 Bodies over ``max_body_bytes`` get 413 from an ASGI middleware before anything is read.
 """
 
@@ -34,6 +35,7 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from airflow_mlops.serving.arm_inputs import ArmInputs
 from airflow_mlops.serving.batching import MicroBatcher
 from airflow_mlops.serving.config import ServingConfig, check_share
 from airflow_mlops.serving.metrics import Metrics
@@ -74,12 +76,16 @@ def _json_response(payload: Any, status: int = 200, headers: dict[str, str] | No
 
 
 def _answer(version: str, arm: str, prediction: Any, probability: Any, score: Any) -> dict[str, Any]:
-    """The model part of a prediction response (probability and score only for classifiers)."""
+    """The model part of a prediction response (probability and score only for classifiers).
+
+    Probability comes last: the log writer finds the prediction's and probabilities' JSON in the
+    response body by that layout (:func:`airflow_mlops.serving.log_rows.answer_spans`).
+    """
     answer: dict[str, Any] = {"version": version, "arm": arm, "prediction": prediction}
     if probability is not None:
-        answer["probability"] = probability
         if score is not None:
             answer["score"] = score
+        answer["probability"] = probability
     return answer
 
 
@@ -178,6 +184,8 @@ class ServingRuntime:
         self._tasks: list[asyncio.Task[Any]] = []
         self._shadow: list[tuple[str, str | None, Any, float, str | None]] = []
         self._shadow_wake: asyncio.Event | None = None
+        self._inputs: ArmInputs | None = None
+        self._inputs_key: tuple[ModelSet, bool] | None = None
         self.lost_on_shutdown = 0
 
     # ----- lifecycle -------------------------------------------------------------------------
@@ -264,6 +272,16 @@ class ServingRuntime:
 
     # ----- scoring ---------------------------------------------------------------------------
 
+    def arm_inputs(self, models: ModelSet) -> ArmInputs:
+        """How requests are validated for the arms active now (rebuilt when models or split change)."""
+        router = self.router
+        active = models.challenger is not None and (router.shadow or router.challenger_share > 0.0)
+        key = self._inputs_key
+        if self._inputs is None or key is None or key[0] is not models or key[1] != active:
+            self._inputs = ArmInputs.of(models, active)
+            self._inputs_key = (models, active)
+        return self._inputs
+
     async def score(self, model: LoadedModel, rows: list[list[Any]]) -> list[tuple[Any, Any, Any]]:
         if len(rows) == 1 and self.batcher is not None and self.config.micro_batch:
             return await self.batcher.submit(model, rows)
@@ -291,11 +309,12 @@ class ServingRuntime:
         if not items or models is None or models.challenger is None:
             return
         challenger = models.challenger
+        accepted = self.arm_inputs(models).accepted  # the champion's columns are no error here
         rows: list[list[Any]] = []
         kept: list[tuple[str, str | None, Any, float, str | None]] = []
         for item in items:
             errors: list[FieldError] = []
-            row = challenger.schema.validate(item[2], ("features",), errors)
+            row = challenger.schema.validate(item[2], ("features",), errors, accepted)
             if row is None:
                 self.metrics.inc("mlops_serving_shadow_errors_total", (("reason", "invalid_for_challenger"),))
                 continue
@@ -330,6 +349,7 @@ class ServingRuntime:
                     score,
                     latency,
                     body,
+                    None,
                 )
             )
 
@@ -516,7 +536,11 @@ def create_app(config: ServingConfig, runtime: ServingRuntime | None = None) -> 
             arm = rt.router.arm(key or request_id, models.challenger is not None)
         model = models.challenger if arm == CHALLENGER and models.challenger is not None else models.champion
         features = body["features"]
-        row = model.schema.validate(features, ("features",), errors)
+        if forced is not None:
+            row = model.schema.validate(features, ("features",), errors)
+        else:
+            rows = rt.arm_inputs(models).validate(features, ("features",), errors)
+            row = None if rows is None else rows[arm]
         if row is None:
             finish("predict", arm, 422, started)
             return _error(
@@ -533,7 +557,12 @@ def create_app(config: ServingConfig, runtime: ServingRuntime | None = None) -> 
         prediction, probability, score = outputs[0]
         latency_ms = finish("predict", arm, 200, started)
         metrics.inc("mlops_serving_predictions_total", (("arm", arm),))
-        if rt.log_writer is not None:  # a plain tuple in LogRow order; the body text carries the features
+        payload: dict[str, Any] = {"request_id": request_id, "model": model.name, "latency_ms": round(latency_ms, 3)}
+        payload.update(_answer(model.version, arm, prediction, probability, score))
+        response = _json_response(payload)
+        if rt.log_writer is not None:
+            # a plain tuple in LogRow order: the request body carries the features, the response
+            # body the prediction and probabilities (their JSON is stored as the client got it)
             rt.log_writer.append(
                 (
                     request_id,
@@ -543,19 +572,17 @@ def create_app(config: ServingConfig, runtime: ServingRuntime | None = None) -> 
                     arm,
                     key,
                     None,
-                    prediction,
-                    probability,
+                    None,
+                    None,
                     score,
                     latency_ms,
                     text,
+                    bytes(response.body),
                 )
             )
         if rt.router.shadow and models.challenger is not None:
             rt.shadow_submit(request_id, key, features, text)
-        payload: dict[str, Any] = {"request_id": request_id, "model": model.name}
-        payload.update(_answer(model.version, arm, prediction, probability, score))
-        payload["latency_ms"] = round(latency_ms, 3)
-        return _json_response(payload)
+        return response
 
     async def predict_batch(request: Request) -> Response:
         started = time.perf_counter()
@@ -590,6 +617,7 @@ def create_app(config: ServingConfig, runtime: ServingRuntime | None = None) -> 
             return _error(503, "not_ready", f"no model loaded yet: {rt.registry_status['error'] or 'loading'}")
         assert isinstance(rows_in, list)
         has_challenger = models.challenger is not None
+        inputs = rt.arm_inputs(models)
         plan: list[tuple[str, str | None, str, Any]] = []
         groups: dict[str, list[list[Any]]] = {CHAMPION: [], CHALLENGER: []}
         slots: list[int] = []
@@ -603,8 +631,8 @@ def create_app(config: ServingConfig, runtime: ServingRuntime | None = None) -> 
             else:
                 features, rid, key = item, f"{batch_id}-{i}", None
             arm = rt.router.arm(key or rid, has_challenger)
-            model = models.challenger if arm == CHALLENGER and models.challenger is not None else models.champion
-            row = model.schema.validate(features, loc, errors)
+            arm_rows = inputs.validate(features, loc, errors)
+            row = None if arm_rows is None else arm_rows[arm]
             if row is not None:
                 slots.append(len(groups[arm]))
                 groups[arm].append(row)
@@ -652,6 +680,7 @@ def create_app(config: ServingConfig, runtime: ServingRuntime | None = None) -> 
                         probability,
                         score,
                         latency_ms,
+                        None,
                         None,
                     )
                 )

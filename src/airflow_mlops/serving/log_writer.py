@@ -16,7 +16,6 @@ import sys
 
 from airflow_mlops.serving.prediction_log import (
     DSN_ENV,
-    LogRow,
     PgConnection,
     check_table_name,
     prediction_log_ddl,
@@ -41,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         message = pickle.loads(frame)
         if message[0] == "stop":
             break
-        rows = [LogRow(*values) for values in message[1]]
+        rows = message[1]
         try:
             write_rows(connection, table, rows)
             answer: tuple[str, object] = ("ok", len(rows))

@@ -21,9 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import json
 import logging
-import math
 import os
 import pickle
 import re
@@ -33,7 +31,10 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops.serving.copy_binary import copy_binary
+from airflow_mlops.serving.log_rows import LogRow, db_row, json_text
 
 if TYPE_CHECKING:
     from airflow_mlops.serving.metrics import Metrics
@@ -112,207 +113,6 @@ def feedback_upsert_sql(table: str = FEEDBACK_TABLE) -> str:
     )
 
 
-class LogRow(NamedTuple):
-    """One prediction, in the field order of the plain tuples queued on the request path.
-
-    ``body`` is the request's JSON text when it held this row's features (single predictions);
-    ``features`` is then None and the writer stores the client's own text of them instead of
-    re-encoding the dict. The queue holds plain tuples (``tuple(LogRow(...))`` or the same fields
-    built directly): they pickle in C, a NamedTuple goes through Python per row.
-    """
-
-    request_id: str
-    ts: float
-    model_name: str
-    model_version: str
-    arm: str
-    request_key: str | None
-    features: Any
-    prediction: Any
-    probability: Any
-    score: float | None
-    latency_ms: float
-    body: str | None = None
-
-
-_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-_FORMAT_SLICE = 100
-_FEATURES_KEY = '"features"'
-_BLANK = " \t\r\n"
-
-
-def _json(value: Any) -> str | None:
-    if value is None:
-        return None
-    try:
-        return _encode(value)
-    except (TypeError, ValueError):  # numpy scalars, NaN
-        return json.dumps(_clean(value), separators=(",", ":"), default=_json_default, allow_nan=False)
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):  # numpy scalars and arrays
-        return value.tolist()
-    return str(value)
-
-
-def _clean(value: Any) -> Any:
-    """JSON has no NaN: logged values keep the request's nulls as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
-
-
-def features_json(features: Any, body: str | None = None) -> str:
-    """The features as JSON text.
-
-    For a single-prediction body with no other object in it (exactly two ``{`` and two ``}``, so no
-    string can hide a brace) the client's own text of the ``features`` object is reused: encoding
-    30 floats costs ~15 us, finding the span ~1 us. Anything else is encoded, with NaN as null.
-    ``features`` may be None when ``body`` is given: the rows queued by single predictions carry
-    only the body, and the features are read back from it when needed.
-    """
-    if body is not None:
-        if simple_body(body):
-            try:
-                text = _features_span(body)
-            except (IndexError, ValueError):
-                text = None
-            if text is not None and "NaN" not in text and "Infinity" not in text:
-                return text
-        if features is None:
-            features = json.loads(body).get("features")
-    return _json(features) or "null"
-
-
-def simple_body(body: str) -> bool:
-    """True if ``body`` has no object but the outer one and ``features`` (its span can be reused)."""
-    return body.count("{") == 2 and body.count("}") == 2
-
-
-def _features_span(body: str) -> str | None:
-    start = body.find(_FEATURES_KEY)
-    while start >= 0:
-        i = start + len(_FEATURES_KEY)
-        while body[i] in _BLANK:
-            i += 1
-        if body[i] == ":":
-            i += 1
-            while body[i] in _BLANK:
-                i += 1
-            return body[i : body.index("}", i) + 1] if body[i] == "{" else None
-        start = body.find(_FEATURES_KEY, i)
-    return None
-
-
-def _copy_text(value: str) -> str:
-    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-        value = value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return value
-
-
-def _copy_number(value: Any) -> str:
-    if type(value) is float:
-        return repr(value) if value - value == 0.0 else "\\N"  # NaN and inf fail x - x == 0
-    if value is None or not isinstance(value, int | float) or isinstance(value, bool):
-        return "\\N"
-    return _copy_number(float(value))
-
-
-def _scalar_json(value: Any) -> str:
-    """JSON of a prediction: the common scalars directly, the rest through the encoder."""
-    kind = type(value)
-    if kind is int:
-        return repr(value)
-    if kind is float and value - value == 0.0:
-        return repr(value)
-    if kind is bool:
-        return "true" if value else "false"
-    return _json(value) or "null"
-
-
-_KEYS: dict[Any, str] = {}
-
-
-def _probability_json(probability: dict[Any, Any]) -> str:
-    """JSON of ``{class: p}`` with cached key encodings (a few hundred ns for two classes)."""
-    parts = []
-    for key, p in probability.items():
-        encoded = _KEYS.get(key)
-        if encoded is None:
-            if type(key) is not str or len(_KEYS) > 10_000:
-                return _json(probability) or "null"
-            encoded = _KEYS[key] = _encode(key)
-        if type(p) is not float or p - p != 0.0:
-            return _json(probability) or "null"
-        parts.append(f"{encoded}:{p!r}")
-    return "{" + ",".join(parts) + "}"
-
-
-class _Timestamps:
-    """ISO text of Unix times, with the part down to the second cached (one strftime per second)."""
-
-    def __init__(self) -> None:
-        self.second = -1
-        self.prefix = ""
-
-    def __call__(self, ts: float) -> str:
-        second = int(ts)
-        micros = round((ts - second) * 1e6)
-        if micros >= 1_000_000:
-            second, micros = second + 1, micros - 1_000_000
-        if second != self.second:
-            self.second = second
-            self.prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        return f"{self.prefix}.{micros:06d}+00"
-
-
-_timestamp = _Timestamps()
-
-
-def copy_line(row: LogRow) -> str:
-    """One row in COPY text format (columns as :data:`PREDICTION_LOG_COLUMNS`); ~5 us."""
-    null = "\\N"
-    probability = row.probability
-    return "\t".join(
-        (
-            _copy_text(row.request_id),
-            _timestamp(row.ts),
-            _copy_text(row.model_name),
-            _copy_text(row.model_version),
-            row.arm,
-            null if row.request_key is None else _copy_text(row.request_key),
-            _copy_text(features_json(row.features, row.body)),
-            null if row.prediction is None else _copy_text(_scalar_json(row.prediction)),
-            null if probability is None else _copy_text(_probability_json(probability)),
-            _copy_number(row.score),
-            _copy_number(row.latency_ms),
-        )
-    )
-
-
-def _db_row(row: LogRow) -> tuple[Any, ...]:
-    """The row as parameters for the INSERT fallback."""
-    score = row.score if isinstance(row.score, int | float) and math.isfinite(row.score) else None
-    return (
-        row.request_id,
-        datetime.fromtimestamp(row.ts, UTC),
-        row.model_name,
-        row.model_version,
-        row.arm,
-        row.request_key,
-        features_json(row.features, row.body),
-        _json(row.prediction),
-        _json(row.probability),
-        score,
-        row.latency_ms,
-    )
-
-
 class PgConnection:
     """One psycopg2 connection, used by one thread, reopened after a failure."""
 
@@ -342,8 +142,8 @@ class PgConnection:
         self._conn = None
 
 
-def write_rows(connection: PgConnection, table: str, rows: list[LogRow]) -> None:
-    """COPY ``rows`` into ``table`` in one transaction.
+def write_rows(connection: PgConnection, table: str, rows: list[tuple[Any, ...]]) -> None:
+    """COPY ``rows`` (tuples in :class:`LogRow` order) into ``table`` in one transaction.
 
     After an ambiguous earlier failure some rows may already be there and the primary key rejects
     the COPY: then the rows are inserted skipping the existing ones.
@@ -354,16 +154,17 @@ def write_rows(connection: PgConnection, table: str, rows: list[LogRow]) -> None
     from psycopg2.extras import execute_values
 
     columns = ", ".join(PREDICTION_LOG_COLUMNS)
-    text = "\n".join([copy_line(row) for row in rows])
+    data = copy_binary(rows)
     conn = connection.get()
     try:
         try:
             with conn, conn.cursor() as cur:
-                cur.copy_expert(f"COPY {table} ({columns}) FROM STDIN", io.StringIO(text + "\n"), size=1 << 16)
+                sql = f"COPY {table} ({columns}) FROM STDIN (FORMAT binary)"
+                cur.copy_expert(sql, io.BytesIO(data), size=1 << 18)
         except psycopg2.errors.UniqueViolation:
             with conn, conn.cursor() as cur:
                 sql = f"INSERT INTO {table} ({columns}) VALUES %s ON CONFLICT DO NOTHING"
-                execute_values(cur, sql, [_db_row(r) for r in rows], page_size=len(rows))
+                execute_values(cur, sql, [db_row(LogRow(*r)) for r in rows], page_size=len(rows))
     except Exception:
         connection.reset()
         raise
@@ -388,7 +189,7 @@ def read_frame(stream: Any) -> bytes | None:
 
 
 class _WriterProcess:
-    """``python -m airflow_mlops.serving.log_writer``: formats and COPYs batches in its own process.
+    """``python -m airflow_mlops.serving.log_writer``: encodes and COPYs batches in its own process.
 
     Talks over stdin/stdout with length-prefixed pickles (parent and child are the same program,
     so pickle is safe here). The DSN travels in the environment, not on the command line. The
@@ -450,11 +251,15 @@ class PredictionLogWriter:
 
     :meth:`append` is all the request path does (a deque append). A background task flushes when
     ``flush_rows`` rows are waiting or every ``flush_ms`` milliseconds. With ``process=True`` (the
-    default) it pickles the batch (~1-2 us a row) and hands it to a writer process that formats
-    the COPY text and talks to Postgres, so neither JSON encoding nor the database costs the
-    event loop anything (formatting in the server itself measured ~13 % of its throughput at 9k
-    requests/s). With ``process=False`` a thread formats and writes. Either way one ``COPY`` per
-    batch (about half the Postgres CPU of a multi-row INSERT). A failed write keeps its rows at
+    default) it pickles the batch (well under 1 us a row: plain tuples of strings, bytes and
+    floats) and hands it to a writer process that encodes it and talks to Postgres, so neither
+    encoding nor the database costs the event loop anything (formatting in the server itself
+    measured ~13 % of its throughput at 9k requests/s). With ``process=False`` a thread encodes
+    and writes. Either way one binary ``COPY`` per batch (:mod:`airflow_mlops.serving.copy_binary`:
+    about half the Postgres CPU of a multi-row INSERT, and less than text COPY, whose dates and
+    numbers Postgres must parse). The feature, prediction and probability JSON is the text the
+    request and response already had (:class:`~airflow_mlops.serving.log_rows.LogRow`), so no
+    value is encoded twice. A failed write keeps its rows at
     the head of the queue and is retried with backoff. The queue is bounded by ``max_queue`` rows:
     beyond it the oldest rows are dropped and counted. :meth:`stop` drains the queue (for at most
     ``drain_timeout`` seconds) before the server exits.
@@ -538,8 +343,7 @@ class PredictionLogWriter:
                 payload = pickle.dumps(("rows", rows), protocol=pickle.HIGHEST_PROTOCOL)
                 await loop.run_in_executor(self._executor, self._process.write, payload)
             else:
-                typed = [LogRow(*row) for row in rows]
-                await loop.run_in_executor(self._executor, write_rows, self._conn, self.table, typed)
+                await loop.run_in_executor(self._executor, write_rows, self._conn, self.table, rows)
         except Exception as err:
             queue.extendleft(reversed(rows))
             self.errors += 1
@@ -590,7 +394,7 @@ class FeedbackStore:
         conn = self._conn.get()
         try:
             with conn, conn.cursor() as cur:
-                execute_values(cur, self._sql, [(rid, _json(label), now) for rid, label in latest.items()])
+                execute_values(cur, self._sql, [(rid, json_text(label), now) for rid, label in latest.items()])
         except Exception:
             self._conn.reset()
             raise

@@ -31,9 +31,13 @@ class FieldError:
     loc: tuple[str | int, ...]
     kind: str  # missing | extra | type | null | not_finite | body
     msg: str
+    arm: str | None = None  # the arm(s) and version(s) the problem is about, when arms' signatures differ
 
     def as_dict(self) -> dict[str, Any]:
-        return {"loc": list(self.loc), "type": self.kind, "msg": self.msg}
+        out: dict[str, Any] = {"loc": list(self.loc), "type": self.kind, "msg": self.msg}
+        if self.arm is not None:
+            out["arm"] = self.arm
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +68,8 @@ def summarize(errors: list[FieldError]) -> str:
         grouped: dict[str, list[str]] = {}
         for err in errors:
             if err.kind == kind:
-                grouped.setdefault(loc_text(err.loc[:-1]), []).append(repr(err.loc[-1]))
+                name = repr(err.loc[-1]) + (f" ({err.arm})" if err.arm else "")
+                grouped.setdefault(loc_text(err.loc[:-1]), []).append(name)
         for where, names in grouped.items():
             listed = ", ".join(names[:_MAX_LISTED]) + (
                 f" (+{len(names) - _MAX_LISTED} more)" if len(names) > _MAX_LISTED else ""
@@ -137,8 +142,18 @@ class InputSchema:
     def __hash__(self) -> int:
         return hash(self.columns)
 
-    def validate(self, features: Any, loc: tuple[str | int, ...], errors: list[FieldError]) -> list[Any] | None:
-        """The row as a list in column order, or None after appending its problems to ``errors``."""
+    def validate(
+        self,
+        features: Any,
+        loc: tuple[str | int, ...],
+        errors: list[FieldError],
+        accepted: frozenset[str] | None = None,
+    ) -> list[Any] | None:
+        """The row as a list in column order, or None after appending its problems to ``errors``.
+
+        Columns outside the signature are errors unless ``accepted`` (the columns some other arm
+        takes) has them; they are left out of the row either way.
+        """
         if type(features) is not dict:
             errors.append(
                 FieldError(loc, "type", f"expected an object of column -> value, found {_describe(features)}")
@@ -215,7 +230,7 @@ class InputSchema:
             errors.extend(
                 FieldError((*loc, str(k)), "extra", "column not in the model signature")
                 for k in features
-                if k not in index
+                if k not in index and (accepted is None or k not in accepted)
             )
         return row if len(errors) == before else None
 
