@@ -33,6 +33,7 @@ lint: install
 	$(VENV)/bin/mypy
 
 bench: install
+	@command -v wrk >/dev/null 2>&1 || (apt-get install -y -qq wrk >/dev/null 2>&1) || echo "bench: no wrk; bench/serving.py falls back to its Python load generator"
 	$(PY) bench/parse.py
 	$(PY) bench/promotion.py
 	$(PY) bench/serving.py
