@@ -227,3 +227,37 @@ def test_describe_trigger_names_each_event_once() -> None:
             {"asset": "mlops://churn/drift", "extra": {"decision": "drift"}},
         ],
     }
+
+
+def test_readers_treat_tables_that_do_not_exist_yet_as_empty(pg_conn: Any) -> None:
+    """Before the first request (no log) and before the first label (no feedback): no data, no DDL, no error."""
+    from airflow_mlops.core.live_outcomes import arm_windows, labelled_outputs, recent_features
+    from airflow_mlops.serving.prediction_log import prediction_log_ddl
+
+    suffix = uuid.uuid4().hex[:8]
+    log, feedback = f"nolog_{suffix}", f"nofb_{suffix}"
+    since = datetime(2026, 1, 1, tzinfo=UTC)
+    try:
+        windows = arm_windows(
+            pg_conn, model_name="m", versions={"champion": "1"}, log_table=log, feedback_table=feedback
+        )
+        assert (windows["champion"].served, windows["champion"].labelled) == (0, 0)
+        assert recent_features(pg_conn, model_name="m", since=since, log_table=log) == []
+        with pg_conn.cursor() as cur:
+            cur.execute(prediction_log_ddl(log))
+            cur.execute(
+                f"INSERT INTO {log} (request_id, ts, model_name, model_version, arm, features, prediction, latency_ms)"
+                " VALUES ('r1', now(), 'm', '1', 'champion', '{\"x\": 1}'::json, '1'::jsonb, 1.0)"
+            )
+        windows = arm_windows(
+            pg_conn, model_name="m", versions={"champion": "1"}, log_table=log, feedback_table=feedback
+        )
+        assert (windows["champion"].served, windows["champion"].labelled) == (1, 0)
+        assert labelled_outputs(pg_conn, model_name="m", version="1", log_table=log, feedback_table=feedback) == []
+        assert recent_features(pg_conn, model_name="m", since=since, log_table=log) == [{"x": 1}]
+        with pg_conn.cursor() as cur:
+            cur.execute("SELECT to_regclass(%s)", (feedback,))
+            assert cur.fetchone()[0] is None  # readers never create tables
+    finally:
+        with pg_conn.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {log}, {feedback}")

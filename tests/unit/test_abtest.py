@@ -235,3 +235,19 @@ def test_evidence_is_json_and_complete() -> None:
 def test_now_before_start_is_an_error() -> None:
     with pytest.raises(ValueError, match="is before started_at"):
         _judge(_ab(), ArmOutcomes(1, 2), ArmOutcomes(1, 2), hours=-1)
+
+
+@pytest.mark.parametrize("test", ["two_proportion_z", "bootstrap"])
+def test_overwhelming_evidence_decides_instead_of_crashing(test: str) -> None:
+    """p-values far below 1e-16 (and a zero standard error) still give always-valid decisions."""
+    assert _judge(_ab(test=test), ArmOutcomes(180, 200), ArmOutcomes(60, 200)).decision == "rollback"
+    assert _judge(_ab(test=test), ArmOutcomes(60, 200), ArmOutcomes(180, 200)).decision == "promote"
+    assert _judge(_ab(test=test), ArmOutcomes(0, 200), ArmOutcomes(200, 200)).decision == "promote"
+    assert _judge(_ab(test=test), ArmOutcomes(200, 200), ArmOutcomes(0, 200)).decision == "rollback"
+
+
+def test_bootstrap_decides_large_tests_with_a_clear_winner() -> None:
+    """The sequential bar uses the difference's z, not the bootstrap p-value's resolution floor."""
+    verdict = _judge(_ab(test="bootstrap"), ArmOutcomes(50_000, 100_000), ArmOutcomes(53_000, 100_000))
+    assert verdict.decision == "promote", verdict.reasons
+    assert verdict.evidence["p_value_better_sequential"] < 1e-10

@@ -179,19 +179,27 @@ def mixture_scale(min_samples_per_arm: int) -> float:
 
 
 def _sequential_p_values(
-    champion: ArmOutcomes, challenger: ArmOutcomes, result: ArmComparison, min_improvement: float, tau2: float
+    champion: ArmOutcomes, challenger: ArmOutcomes, min_improvement: float, tau2: float
 ) -> tuple[float, float]:
-    """Always-valid p-values for "better by the bar" and "worse", from the test's own p-values."""
+    """Always-valid p-values for "better by the bar" and "worse", from the rate difference itself.
+
+    The z of each side is the difference over its normal standard error (not recovered from the
+    test's p-value, which underflows for strong evidence and is floored by a bootstrap's resolution).
+    """
     p1, n1, p2, n2 = champion.rate, champion.n, challenger.rate, challenger.n
     pooled_rate = (champion.successes + challenger.successes) / (n1 + n2)
     pooled = pooled_rate * (1 - pooled_rate) * (1 / n1 + 1 / n2)
     unpooled = p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2
+    delta = p2 - p1
 
-    def z_of(p: float) -> float:
-        return _NORMAL.inv_cdf(1.0 - min(max(p, 1e-300), 1.0 - 1e-16))
+    def z_of(difference: float, variance: float) -> float:
+        if variance <= 0.0:  # every outcome identical: the sign of the difference is certain
+            return math.copysign(math.inf, difference) if difference else 0.0
+        return difference / math.sqrt(variance)
 
-    better = mixture_p_value(z_of(result.p_better), pooled if min_improvement == 0 else unpooled, tau2)
-    worse = mixture_p_value(z_of(result.p_worse), pooled, tau2)
+    better_variance = pooled if min_improvement == 0 else unpooled
+    better = mixture_p_value(z_of(delta - min_improvement, better_variance), better_variance, tau2)
+    worse = mixture_p_value(z_of(-delta, pooled), pooled, tau2)
     return better, worse
 
 
@@ -292,7 +300,7 @@ def judge_ab(
     looks = ""
     if sequential:
         tau2 = mixture_scale(ab.min_samples_per_arm)
-        seq_better, seq_worse = _sequential_p_values(champion, challenger, result, min_improvement, tau2)
+        seq_better, seq_worse = _sequential_p_values(champion, challenger, min_improvement, tau2)
         evidence.update(p_value_better_sequential=seq_better, p_value_worse_sequential=seq_worse)
     rates = (
         f"challenger success rate {_fmt(challenger.rate)} (n={challenger.n}) vs champion "

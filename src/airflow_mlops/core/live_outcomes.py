@@ -5,23 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.serving.prediction_log import FEEDBACK_TABLE, PREDICTION_LOG_TABLE, feedback_ddl, prediction_log_ddl
+from airflow_mlops.serving.prediction_log import FEEDBACK_TABLE, PREDICTION_LOG_TABLE, check_table_name
 
 if TYPE_CHECKING:
     from datetime import datetime
 
 
-def ensure_tables(conn: Any, log_table: str = PREDICTION_LOG_TABLE, feedback_table: str | None = None) -> None:
-    """Create the prediction log (and feedback) tables if they do not exist yet.
+def tables_exist(conn: Any, *tables: str) -> bool:
+    """Whether every table exists (``to_regclass``: no privileges beyond reading the catalog needed).
 
-    A monitor may run before the server has logged or received a label: that is no data, not an
-    error. ``CREATE TABLE IF NOT EXISTS`` with the server's own DDL, committed at once.
+    A monitor may run before the server has logged a request or received a label: the readers
+    below treat a table that does not exist yet as empty. Creating it is the server's job.
     """
     with conn.cursor() as cursor:
-        cursor.execute(prediction_log_ddl(log_table))
-        if feedback_table:
-            cursor.execute(feedback_ddl(feedback_table))
-    conn.commit()
+        for table in tables:
+            cursor.execute("SELECT to_regclass(%s)", (check_table_name(table),))
+            if cursor.fetchone()[0] is None:
+                conn.rollback()
+                return False
+    conn.rollback()
+    return True
 
 
 @dataclass(frozen=True)
@@ -50,13 +53,19 @@ def arm_windows(
     ``1.0`` match). Only rows of the arm's current version after ``since`` count.
     """
     result: dict[str, ArmWindow] = {}
-    ensure_tables(conn, log_table, feedback_table)
+    if not tables_exist(conn, log_table):
+        return {arm: ArmWindow(str(version), 0, 0, 0, None) for arm, version in versions.items()}
+    labels = (
+        f"LEFT JOIN {feedback_table} f ON f.request_id = p.request_id"
+        if tables_exist(conn, feedback_table)
+        else "LEFT JOIN (SELECT NULL::text AS request_id, NULL::jsonb AS label) f ON false"
+    )
     with conn.cursor() as cursor:
         for arm, version in versions.items():
             cursor.execute(
                 f"SELECT count(*), count(f.request_id), "
                 f"coalesce(sum(CASE WHEN f.label = p.prediction THEN 1 ELSE 0 END), 0), min(p.ts) "
-                f"FROM {log_table} p LEFT JOIN {feedback_table} f ON f.request_id = p.request_id "
+                f"FROM {log_table} p {labels} "
                 f"WHERE p.model_name = %s AND p.arm = %s AND p.model_version = %s "
                 f"AND (%s::timestamptz IS NULL OR p.ts >= %s::timestamptz)",
                 (model_name, arm, str(version), since, since),
@@ -69,7 +78,8 @@ def arm_windows(
 
 def latest_features(conn: Any, *, model_name: str, log_table: str = PREDICTION_LOG_TABLE) -> dict[str, Any] | None:
     """The features of the most recent logged request (a real row for smoke tests), if any."""
-    ensure_tables(conn, log_table)
+    if not tables_exist(conn, log_table):
+        return None
     with conn.cursor() as cursor:
         cursor.execute(
             f"SELECT features FROM {log_table} WHERE model_name = %s ORDER BY ts DESC LIMIT 1",
@@ -89,7 +99,8 @@ def recent_features(
     limit: int = 1_000_000,
 ) -> list[dict[str, Any]]:
     """Feature rows of the requests answered since ``since`` (shadow scores excluded), newest first."""
-    ensure_tables(conn, log_table)
+    if not tables_exist(conn, log_table):
+        return []
     with conn.cursor() as cursor:
         cursor.execute(
             f"SELECT features FROM {log_table} WHERE model_name = %s AND ts >= %s AND arm <> 'shadow' "
@@ -111,7 +122,8 @@ def recent_outputs(
     limit: int = 1_000_000,
 ) -> list[tuple[Any, Any]]:
     """``(prediction, score)`` of what ``version`` answered as champion since ``since``, newest first."""
-    ensure_tables(conn, log_table)
+    if not tables_exist(conn, log_table):
+        return []
     with conn.cursor() as cursor:
         cursor.execute(
             f"SELECT prediction, score FROM {log_table} WHERE model_name = %s AND model_version = %s "
@@ -136,7 +148,8 @@ def labelled_outputs(
 
     The same rows :func:`arm_windows` counts as labelled for the champion arm.
     """
-    ensure_tables(conn, log_table, feedback_table)
+    if not tables_exist(conn, log_table, feedback_table):
+        return []
     with conn.cursor() as cursor:
         cursor.execute(
             f"SELECT p.prediction, f.label, p.score FROM {log_table} p JOIN {feedback_table} f "
