@@ -53,7 +53,11 @@ def evidently_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
         yield url, folder / "ws"
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
         log.close()
 
 

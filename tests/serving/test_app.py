@@ -135,6 +135,9 @@ async def test_bad_requests_get_clear_4xx_and_the_server_stays_up(
         response = await client.post("/predict", json={"features": good, "request_id": ["x"]})
         assert response.status_code == 422
         assert "body.request_id: expected a non-empty string" in response.json()["detail"]
+        response = await client.post("/predict", json={"features": good, "key": "user\x001"})
+        assert response.status_code == 422
+        assert "body.key: must not contain the NUL character" in response.json()["detail"]
 
         huge = b'{"features": {"x": "' + b"a" * (10 * 1024 * 1024) + b'"}}'
         response = await client.post("/predict", content=huge)

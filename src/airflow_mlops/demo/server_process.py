@@ -98,3 +98,4 @@ class ServerProcess:
                 self.process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+                self.process.wait(timeout=30)

@@ -113,9 +113,10 @@ class DataDriftOperator(MlopsOperator):
         else:
             numeric = profile.columns[PREDICTION_COLUMN].dtype.startswith("float")
             predicted = logged_outputs(outputs, "score" if numeric else "prediction")
-            if predicted.notna().sum() == 0:
-                self.log.info("%s v%s answered no requests as champion in the window: no prediction drift", name,
-                              champion)  # fmt: skip
+            answered = int(predicted.notna().sum())
+            if answered < self.min_rows:  # e.g. just after a promotion: a handful of outputs is no distribution
+                self.log.info("%s v%s answered %d requests as champion in the window, need %d: no prediction drift",
+                              name, champion, answered, self.min_rows)  # fmt: skip
                 predicted = None
             else:
                 prediction = check_drift(

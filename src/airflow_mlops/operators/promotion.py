@@ -191,7 +191,7 @@ class RollbackModelOperator(_AliasMover):
         row = self._move(context, version=target, action="rollback", reasons=reasons, expected_from=current)
         if self.alias == "champion" and row.from_version:
             self._withdraw_challenger(row.from_version)
-        return {"name": self.model_name, "alias": self.alias, "version": target, "previous": row.from_version}
+        return {"name": self.model_name, "alias": self.alias, "version": row.to_version, "previous": row.from_version}
 
     def _withdraw_challenger(self, version: str) -> None:
         """A champion taken back must not stay on as the ``challenger`` arm."""

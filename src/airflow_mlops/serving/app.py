@@ -440,6 +440,9 @@ def _text_id(value: Any, field: str, errors: list[FieldError]) -> str | None:
             FieldError(("body", field), "type", f"expected a non-empty string of at most {_MAX_ID} characters")
         )
         return None
+    if "\x00" in value:  # Postgres text cannot hold NUL: one such id would fail its whole log batch
+        errors.append(FieldError(("body", field), "value", "must not contain the NUL character"))
+        return None
     return value
 
 
