@@ -2,7 +2,8 @@
 
 A binary classifier with probabilities is compared on its positive-class probability (the log's
 ``score``), a regressor on its predicted value (also ``score``), any other classifier on its
-predicted labels (the log's ``prediction``, as text so ``1`` and ``"1"`` never mix). The same
+predicted labels (the log's ``prediction``, as category text: ``1``, ``1.0`` and ``"1"`` are one
+category, since a distribution of labels does not care how JSON typed them). The same
 function serves the training side (the held-out split) and the monitoring side (the log).
 """
 
