@@ -107,3 +107,17 @@ def test_local_connection_folder_is_created(monkeypatch: pytest.MonkeyPatch, tmp
     hook = _conn(monkeypatch, host=f"file://{tmp_path / 'new' / 'ws'}")
     hook.add_snapshot("p1", _snapshot())
     assert (tmp_path / "new" / "ws").is_dir()
+
+
+def test_a_workspace_that_never_answers_cannot_hold_the_verdict() -> None:
+    """``within`` gives up after its bound and re-raises what the call raised."""
+    import threading
+
+    from airflow_mlops.operators.evidence import within
+
+    never = threading.Event()
+    with pytest.raises(TimeoutError, match="no answer within 0 s"):
+        within(0.2, never.wait)
+    assert within(5, lambda: 42) == 42
+    with pytest.raises(ConnectionError, match="refused"):
+        within(5, lambda: (_ for _ in ()).throw(ConnectionError("refused")))

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+import threading
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from airflow_mlops.hooks.evidently import EvidentlyHook
 from airflow_mlops.operators.base import airflow_identity
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from airflow_mlops.spec import PipelineSpec
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def evidence_keys() -> dict[str, Any]:
@@ -39,6 +41,33 @@ def evidence_keys() -> dict[str, Any]:
         "evidently_url": None,
         "evidently": None,
     }
+
+
+WORKSPACE_TIMEOUT = 60.0
+
+
+def within(seconds: float, call: Callable[[], T]) -> T:
+    """``call()``, or :class:`TimeoutError` after ``seconds`` (the call is left behind in a daemon thread).
+
+    Evidently's remote workspace client sets no timeout: a UI that accepts the connection and never
+    answers must not hold the verdict back.
+    """
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as err:  # re-raised in the caller's thread
+            box["error"] = err
+
+    thread = threading.Thread(target=run, name="evidently-workspace", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise TimeoutError(f"no answer within {seconds:.0f} s")
+    if "error" in box:
+        raise box["error"]
+    return cast("T", box["value"])
 
 
 def record_evidence(
@@ -75,7 +104,8 @@ def record_evidence(
             if evidently_conn_id is not None:
                 name = f"{monitor} {spec.registered_model_name} v{verdict.get('champion_version')}"
                 hook = EvidentlyHook(evidently_conn_id)
-                evidence.update(hook.add_snapshot(spec.name, snapshot, name=name).as_dict())
+                stored = within(WORKSPACE_TIMEOUT, lambda: hook.add_snapshot(spec.name, snapshot, name=name))
+                evidence.update(stored.as_dict())
     except Exception as err:
         log.warning("Evidently %s report for %s failed; the verdict stands: %s", monitor, spec.name, err)
         errors.append(f"evidently: {type(err).__name__}: {str(err)[:300]}")
