@@ -76,3 +76,16 @@ def test_regression_metrics_from_logged_scores(pg_conn: Any, log_tables: tuple[s
     assert metrics["mae"] == pytest.approx(0.5)
     assert metrics["rmse"] == pytest.approx(0.5)
     assert "accuracy" not in metrics
+
+
+def test_labelled_outputs_limit_keeps_the_newest_in_time_order(pg_conn: Any, log_tables: tuple[str, str]) -> None:
+    """A bounded quality window is the newest answers, oldest of them first."""
+    _log(pg_conn, log_tables, [(i, i) for i in range(5)])
+    newest = labelled_outputs(
+        pg_conn, model_name="m", version="1", log_table=log_tables[0], feedback_table=log_tables[1], limit=2
+    )
+    assert [prediction for prediction, _, _ in newest] == [3, 4]
+    every = labelled_outputs(
+        pg_conn, model_name="m", version="1", log_table=log_tables[0], feedback_table=log_tables[1]
+    )
+    assert [prediction for prediction, _, _ in every] == [0, 1, 2, 3, 4]

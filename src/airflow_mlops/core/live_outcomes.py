@@ -143,10 +143,12 @@ def labelled_outputs(
     since: datetime | None = None,
     log_table: str = PREDICTION_LOG_TABLE,
     feedback_table: str = FEEDBACK_TABLE,
+    limit: int | None = None,
 ) -> list[tuple[Any, Any, Any]]:
     """``(prediction, label, score)`` of the labelled answers of ``version`` as champion since ``since``.
 
-    The same rows :func:`arm_windows` counts as labelled for the champion arm.
+    The same rows :func:`arm_windows` counts as labelled for the champion arm, oldest first; with
+    ``limit``, only the newest ``limit`` of them.
     """
     if not tables_exist(conn, log_table, feedback_table):
         return []
@@ -154,9 +156,10 @@ def labelled_outputs(
         cursor.execute(
             f"SELECT p.prediction, f.label, p.score FROM {log_table} p JOIN {feedback_table} f "
             f"ON f.request_id = p.request_id WHERE p.model_name = %s AND p.arm = 'champion' "
-            f"AND p.model_version = %s AND (%s::timestamptz IS NULL OR p.ts >= %s::timestamptz) ORDER BY p.ts",
-            (model_name, str(version), since, since),
+            f"AND p.model_version = %s AND (%s::timestamptz IS NULL OR p.ts >= %s::timestamptz) "
+            f"ORDER BY p.ts DESC LIMIT %s",
+            (model_name, str(version), since, since, limit),
         )
-        rows = [(r[0], r[1], r[2]) for r in cursor.fetchall()]
+        rows = [(r[0], r[1], r[2]) for r in reversed(cursor.fetchall())]
     conn.rollback()
     return rows

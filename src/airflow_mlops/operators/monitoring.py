@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
+QUALITY_REPORT_ROWS = 100_000  # Evidently's quality report covers at most the newest this many labelled answers
+
+
 class DataDriftOperator(MlopsOperator):
     """Check the last ``window_hours`` of logged production features for drift against the champion.
 
@@ -318,7 +321,7 @@ class ModelPerformanceOperator(MlopsOperator):
                 )
             outcomes = labelled_outputs(
                 conn, model_name=name, version=champion, since=since, log_table=log_table,
-                feedback_table=feedback_table,
+                feedback_table=feedback_table, limit=QUALITY_REPORT_ROWS,
             )  # fmt: skip
             before = None
             if holder is not None:
@@ -329,12 +332,16 @@ class ModelPerformanceOperator(MlopsOperator):
         finally:
             conn.close()
         snapshot, quality, failure = self._evidently(outcomes, name, champion, context)
-        accuracy = quality.get("accuracy", window.correct / window.labelled)
+        sampled = window.labelled > len(outcomes)  # the report saw the newest rows only: count them all
+        accuracy = (
+            window.correct / window.labelled if sampled else quality.get("accuracy", window.correct / window.labelled)
+        )
         verdict: dict[str, Any] = {
             "model_name": name,
             "champion_version": champion,
             "live_accuracy": accuracy,
-            "accuracy_source": "evidently" if "accuracy" in quality else "sql",
+            "accuracy_source": "evidently" if "accuracy" in quality and not sampled else "sql",
+            "report_rows": len(outcomes),
             "labelled": window.labelled,
             "validation_accuracy": expected,
             "predecessor_version": holder,
