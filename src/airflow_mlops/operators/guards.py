@@ -33,7 +33,9 @@ class RetrainGuardOperator(MlopsOperator):
       champion's training data (retraining on what the champion already saw changes nothing).
 
     One retrain at a time comes from the DAG's ``max_active_runs=1``; bad data is stopped by the
-    validation task downstream, so it never produces a model.
+    validation task downstream, so it never produces a model. A run stopped there made no training
+    run, so it starts no cool-down: the next verdict tries again (an extract and a validation) and
+    the retrain happens as soon as the data is fixed.
     """
 
     def execute(self, context: Context) -> dict[str, Any]:
