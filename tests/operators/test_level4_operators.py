@@ -261,3 +261,25 @@ def test_readers_treat_tables_that_do_not_exist_yet_as_empty(pg_conn: Any) -> No
     finally:
         with pg_conn.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {log}, {feedback}")
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("storage")
+def test_no_rollback_for_a_champion_that_does_as_well_as_it_validated(
+    mlflow_conn: str, customers_csv: Path, pg_conn: Any, log_tables: tuple[str, str]
+) -> None:
+    """A predecessor that looked better on an easier world alone does not bring it back."""
+    spec = _spec(customers_csv, log_tables)
+    client = MlflowClient(mlflow_conn)
+    _train(spec, "r1")
+    PromoteModelOperator(task_id="promote", model_name="churn", version="1").execute(task_context(run_id="p1"))
+    _outcomes(pg_conn, log_tables, "1", correct=148, wrong=2)  # the easy days
+    _train(spec, "r2")
+    PromoteModelOperator(task_id="promote", model_name="churn", version="2").execute(task_context(run_id="p2"))
+    validation = client.get_run(client.get_model_version("churn", "2").run_id).data.metrics["test_accuracy"]
+    good = round(150 * validation)
+    _outcomes(pg_conn, log_tables, "2", correct=good, wrong=150 - good)
+    verdict = ModelPerformanceOperator(task_id="model_quality", spec=spec).execute(task_context())
+    assert verdict["predecessor_live_accuracy"] == pytest.approx(148 / 150)
+    assert verdict["live_accuracy"] < verdict["predecessor_live_accuracy"] - 0.05
+    assert verdict["decision"] == "healthy", verdict

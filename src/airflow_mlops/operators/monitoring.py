@@ -258,8 +258,10 @@ class ModelPerformanceOperator(MlopsOperator):
     compared with the champion's held-out ``test_accuracy`` and, when the ledger shows a
     predecessor, with the predecessor's live accuracy while it was champion. Publishes
     ``mlops://<pipeline>/degradation`` only when live accuracy dropped by more than
-    ``spec.monitoring.max_accuracy_drop``; ``rollback`` is true when the predecessor did better live
-    by more than that bound (the monitoring DAG then runs the ledger-backed rollback).
+    ``spec.monitoring.max_accuracy_drop``. The decision is ``rollback`` when the champion is both
+    degraded that way and below the predecessor's live accuracy by more than that bound (the
+    monitoring DAG then runs the ledger-backed rollback): the predecessor's accuracy was measured
+    while it served, possibly on an easier world, so it alone does not justify going back.
 
     Evidence: the snapshot goes to the pipeline's Evidently project, its HTML and the verdict JSON
     to an MLflow run tagged ``mlops.monitor=quality``. If Evidently fails, a warning is logged, the
@@ -355,7 +357,10 @@ class ModelPerformanceOperator(MlopsOperator):
             and before.labelled >= rules.min_rows
             and accuracy < verdict["predecessor_live_accuracy"] - rules.max_accuracy_drop
         )
-        verdict["decision"] = "rollback" if worse else ("degraded" if degraded else "healthy")
+        # A champion doing as well as it validated is not rolled back because the world got harder
+        # than when its predecessor served: both must hold (or no validation accuracy to check).
+        rollback = worse and (degraded or expected is None)
+        verdict["decision"] = "rollback" if rollback else ("degraded" if degraded else "healthy")
 
         def build() -> Any:
             if failure is not None:
