@@ -264,7 +264,9 @@ def replay_level4(replay: Replay, cooldown: int, monitor_window: int) -> Run:
             live = live_correct / labelled
             degraded = live < champion.validation_accuracy - rules.max_accuracy_drop
             if predecessor is not None and predecessor[1] >= rules.min_rows:
-                signals.rollback_verdicts += live < predecessor[0] / predecessor[1] - rules.max_accuracy_drop
+                signals.rollback_verdicts += (
+                    degraded and live < predecessor[0] / predecessor[1] - rules.max_accuracy_drop
+                )
         if drifted:
             signals.drift_batches.append(t)
         if degraded:
