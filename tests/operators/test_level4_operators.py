@@ -37,6 +37,13 @@ def _train(spec: PipelineSpec, run: str) -> dict[str, Any]:
     return candidate(spec, run)[1]
 
 
+def _champion(spec: PipelineSpec, run: str, client: MlflowClient) -> float:
+    """Train a version in DAG run ``run``, make it champion; its held-out accuracy."""
+    version = _train(spec, run)["version"]
+    PromoteModelOperator(task_id="promote", model_name="churn", version=version).execute(task_context(run_id=f"p{run}"))
+    return float(client.get_run(client.get_model_version("churn", version).run_id).data.metrics["test_accuracy"])
+
+
 def _outcomes(conn: Any, log_tables: tuple[str, str], version: str, correct: int, wrong: int) -> None:
     """Log ``correct + wrong`` champion answers of ``version`` and their labels."""
     with conn.cursor() as cur:
@@ -155,9 +162,7 @@ def test_live_quality_degradation_and_rollback(
     """Healthy, then degraded (Asset emitted), then worse than the predecessor: rolled back via the ledger."""
     spec = _spec(customers_csv, log_tables)
     client = MlflowClient(mlflow_conn)
-    _train(spec, "r1")
-    PromoteModelOperator(task_id="promote", model_name="churn", version="1").execute(task_context(run_id="p1"))
-    validation = client.get_run(client.get_model_version("churn", "1").run_id).data.metrics["test_accuracy"]
+    validation = _champion(spec, "r1", client)
     monitor = ModelPerformanceOperator(task_id="model_quality", spec=spec)
 
     unseen = _spec(customers_csv, (f"{log_tables[0]}_new", f"{log_tables[1]}_new"))  # before the first request
@@ -185,8 +190,7 @@ def test_live_quality_degradation_and_rollback(
     assert monitor.mlflow_run_url == healthy["monitor_run_url"] != ""
     assert Path(healthy["report_uri"].removeprefix("file://")).is_file()
 
-    _train(spec, "r2")
-    PromoteModelOperator(task_id="promote", model_name="churn", version="2").execute(task_context(run_id="p2"))
+    _champion(spec, "r2", client)
     _outcomes(pg_conn, log_tables, "2", correct=40, wrong=110)
     ctx = task_context()
     verdict = monitor.execute(ctx)
@@ -271,12 +275,9 @@ def test_no_rollback_for_a_champion_that_does_as_well_as_it_validated(
     """A predecessor that looked better on an easier world alone does not bring it back."""
     spec = _spec(customers_csv, log_tables)
     client = MlflowClient(mlflow_conn)
-    _train(spec, "r1")
-    PromoteModelOperator(task_id="promote", model_name="churn", version="1").execute(task_context(run_id="p1"))
+    _champion(spec, "r1", client)
     _outcomes(pg_conn, log_tables, "1", correct=148, wrong=2)  # the easy days
-    _train(spec, "r2")
-    PromoteModelOperator(task_id="promote", model_name="churn", version="2").execute(task_context(run_id="p2"))
-    validation = client.get_run(client.get_model_version("churn", "2").run_id).data.metrics["test_accuracy"]
+    validation = _champion(spec, "r2", client)
     good = round(150 * validation)
     _outcomes(pg_conn, log_tables, "2", correct=good, wrong=150 - good)
     verdict = ModelPerformanceOperator(task_id="model_quality", spec=spec).execute(task_context())
