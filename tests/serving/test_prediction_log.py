@@ -216,3 +216,17 @@ def test_queue_is_bounded() -> None:
     assert writer.depth == 5
     assert writer.dropped == 3
     assert [row[0] for row in writer._queue] == ["r3", "r4", "r5", "r6", "r7"]  # the oldest go first
+
+
+@pytest.mark.integration
+def test_a_row_postgres_cannot_store_does_not_block_the_others(pg_conn: Any, tables: tuple[str, str]) -> None:
+    """One unstorable row (NUL in text) is reported and left out; the rest of its batch is written."""
+    table = tables[0]
+    rows = [tuple(_row(0)), tuple(_row(1, request_key="user\x001")), tuple(_row(2))]
+    rejected = write_rows(PgConnection(DSN, prediction_log_ddl(table)), table, rows)
+    assert len(rejected) == 1
+    assert rejected[0].startswith("request 'r1' arm champion: ")
+    with pg_conn.cursor() as cur:
+        cur.execute(f"SELECT request_id FROM {table} ORDER BY request_id")
+        assert [r[0] for r in cur.fetchall()] == ["r0", "r2"]
+    assert write_rows(PgConnection(DSN, prediction_log_ddl(table)), table, [tuple(_row(3))]) == []

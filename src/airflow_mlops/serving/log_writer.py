@@ -42,8 +42,10 @@ def main(argv: list[str] | None = None) -> int:
             break
         rows = message[1]
         try:
-            write_rows(connection, table, rows)
-            answer: tuple[str, object] = ("ok", len(rows))
+            rejected = write_rows(connection, table, rows)
+            for line in rejected:
+                print(f"prediction log: dropped a row Postgres cannot store: {line}", file=sys.stderr, flush=True)
+            answer: tuple[str, object] = ("ok", len(rows) - len(rejected))
         except Exception as err:
             answer = ("error", f"{type(err).__name__}: {str(err).strip()[:300]}")
         write_frame(stdout, pickle.dumps(answer))

@@ -142,11 +142,14 @@ class PgConnection:
         self._conn = None
 
 
-def write_rows(connection: PgConnection, table: str, rows: list[tuple[Any, ...]]) -> None:
+def write_rows(connection: PgConnection, table: str, rows: list[tuple[Any, ...]]) -> list[str]:
     """COPY ``rows`` (tuples in :class:`LogRow` order) into ``table`` in one transaction.
 
     After an ambiguous earlier failure some rows may already be there and the primary key rejects
-    the COPY: then the rows are inserted skipping the existing ones.
+    the COPY: then the rows are inserted skipping the existing ones. A row Postgres cannot store
+    (``DataError``) or that cannot be encoded would fail its batch on every retry and stop all
+    logging, so then each row goes in on its own: the others are kept and the ones that cannot
+    be stored are returned, described, for the caller to report.
     """
     import io
 
@@ -154,10 +157,10 @@ def write_rows(connection: PgConnection, table: str, rows: list[tuple[Any, ...]]
     from psycopg2.extras import execute_values
 
     columns = ", ".join(PREDICTION_LOG_COLUMNS)
-    data = copy_binary(rows)
     conn = connection.get()
     try:
         try:
+            data = copy_binary(rows)
             with conn, conn.cursor() as cur:
                 sql = f"COPY {table} ({columns}) FROM STDIN (FORMAT binary)"
                 cur.copy_expert(sql, io.BytesIO(data), size=1 << 18)
@@ -165,9 +168,32 @@ def write_rows(connection: PgConnection, table: str, rows: list[tuple[Any, ...]]
             with conn, conn.cursor() as cur:
                 sql = f"INSERT INTO {table} ({columns}) VALUES %s ON CONFLICT DO NOTHING"
                 execute_values(cur, sql, [db_row(LogRow(*r)) for r in rows], page_size=len(rows))
+        except (psycopg2.DataError, ValueError):
+            return _insert_each(conn, table, columns, rows)
     except Exception:
         connection.reset()
         raise
+    return []
+
+
+def _insert_each(conn: Any, table: str, columns: str, rows: list[tuple[Any, ...]]) -> list[str]:
+    """Insert row by row under savepoints; the rows that fail are described and left out."""
+    import psycopg2
+
+    rejected = []
+    with conn, conn.cursor() as cur:
+        for values in rows:
+            row = LogRow(*values)
+            cur.execute("SAVEPOINT mlops_row")
+            try:
+                cur.execute(f"INSERT INTO {table} ({columns}) VALUES %s ON CONFLICT DO NOTHING", (db_row(row),))
+            except (psycopg2.DataError, ValueError) as err:
+                cur.execute("ROLLBACK TO SAVEPOINT mlops_row")
+                reason = str(err).strip().splitlines()[0][:200]
+                rejected.append(f"request {row.request_id!r} arm {row.arm}: {type(err).__name__}: {reason}")
+            else:
+                cur.execute("RELEASE SAVEPOINT mlops_row")
+    return rejected
 
 
 def write_frame(stream: Any, payload: bytes) -> None:
