@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.demo.data import customers
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _COLUMNS = (
     "customer_id bigint, tenure_months double precision, monthly_usage double precision, "
@@ -16,15 +19,20 @@ _COLUMNS = (
 
 def seed_customers(conn: Any, *, table: str = "public.customers", rows: int = 3000, seed: int = 7) -> int:
     """Create ``table`` if needed and append ``rows`` synthetic customers; returns the row count added."""
+    added = append_customers(conn, customers(rows, seed=seed), table=table)
+    conn.commit()
+    return added
+
+
+def append_customers(conn: Any, frame: pd.DataFrame, *, table: str = "public.customers") -> int:
+    """COPY customer rows into ``table`` (created if needed; a missing label goes in as NULL); no commit."""
     from psycopg2 import sql
 
-    frame = customers(rows, seed=seed)
     buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, header=False)
+    frame.astype({"churned": "Int64"}).to_csv(buffer, index=False, header=False)
     buffer.seek(0)
     ident = sql.Identifier(*table.split("."))
     with conn.cursor() as cursor:
         cursor.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (" + _COLUMNS + ")").format(ident))
         cursor.copy_expert(sql.SQL("COPY {} FROM STDIN WITH CSV").format(ident).as_string(cursor), buffer)
-    conn.commit()
     return len(frame)

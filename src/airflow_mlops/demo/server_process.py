@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from airflow_mlops.demo.cluster import free_port
 from airflow_mlops.serving.prediction_log import FEEDBACK_TABLE, PREDICTION_LOG_TABLE
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ServerProcess:

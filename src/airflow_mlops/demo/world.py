@@ -8,13 +8,13 @@ customers' requests go to the model server, and their labels come back through `
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.snapshot import utc_now
 from airflow_mlops.demo.data import customers
+from airflow_mlops.demo.seed import append_customers
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,21 +54,13 @@ class World:
     def land(self, frame: pd.DataFrame) -> int:
         """Append labelled customers to the source table (created on first use); returns the row count."""
         import psycopg2
-        from psycopg2 import sql
 
-        columns = (
-            "customer_id bigint, tenure_months double precision, monthly_usage double precision, "
-            "support_calls double precision, monthly_charge double precision, plan text, region text, "
-            "updated_at timestamptz, churned integer"
-        )
-        buffer = io.StringIO()
-        frame.astype({TARGET: "Int64"}).to_csv(buffer, index=False, header=False)  # a missing label: NULL
-        buffer.seek(0)
-        ident = sql.Identifier(*self.table.split("."))
-        with psycopg2.connect(self.dsn) as conn, conn.cursor() as cursor:
-            cursor.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (" + columns + ")").format(ident))
-            cursor.copy_expert(sql.SQL("COPY {} FROM STDIN WITH CSV").format(ident).as_string(cursor), buffer)
-        return len(frame)
+        conn = psycopg2.connect(self.dsn)
+        try:
+            with conn:  # commits
+                return append_customers(conn, frame, table=self.table)
+        finally:
+            conn.close()
 
     def remove_unlabelled(self) -> int:
         """Delete source rows without a label (the fix after a bad load); returns how many went."""
