@@ -44,7 +44,7 @@ class World:
         if history:
             frame = customers(rows, seed=self._seed, drift=self.drift)
         else:
-            now = utc_now() - timedelta(seconds=1)
+            now = max(utc_now() - timedelta(seconds=1), self._clock)  # never before the previous batch
             frame = customers(rows, seed=self._seed, start=self._clock, end=now, drift=self.drift)
             self._clock = now
         frame["customer_id"] = range(self._next_id, self._next_id + rows)
