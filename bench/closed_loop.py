@@ -25,17 +25,21 @@ pipeline's ``test_accuracy``). A retrain after batch t serves from batch t + 1 o
     validation accuracy (checked only with at least ``MonitoringSpec.min_rows`` rows, as in
     ``ModelPerformanceOperator``); its rollback rule (worse live than the predecessor) is counted, not acted on;
   - either verdict asks for a retrain; the retrain guard suppresses it inside the cool-down
-    (``--cooldown`` batches counted from the last monitor-triggered retrain) or when fewer than
-    ``MonitoringSpec.min_new_rows`` labelled rows are newer than the champion's training data;
+    (``--cooldown`` batches counted from the last monitor-triggered retrain), when fewer than
+    ``MonitoringSpec.min_new_rows`` labelled rows are newer than the champion's training data, or,
+    with ``MonitoringSpec.retrain_on_drift="unless_healthy"``, when drift alone asks while the
+    quality check of the same batch measured the champion healthy;
   - the challenger replaces the champion only if :func:`airflow_mlops.core.policy.judge_offline`
     (default ``PromotionPolicy``: paired bootstrap at 95%, min_improvement 0) says promote, on the
     challenger's test split restricted to rows newer than the champion's data when there are at
-    least 50 of them (``ChallengeChampionOperator``); the metric is accuracy.
+    least 50 of them (``ChallengeChampionOperator``); the metric is accuracy. Against a champion the
+    quality check measured degraded, the bar is ``PromotionPolicy.degraded_champion_bar``.
 
 * ``oracle``: retrain after every batch, the new model always put in service.
 
 One batch is one monitoring window (the monitor runs once per batch). Settings are the same for every
-stream; the MonitoringSpec and PromotionPolicy values are the spec's defaults. The cool-down is in
+stream; the MonitoringSpec and PromotionPolicy values are the spec's defaults (``--retrain-on-drift``
+and ``--degraded-champion-bar`` set those two, to see what each does). The cool-down is in
 batches, not hours: by default it equals the training window, so a second monitor-triggered retrain
 only comes once the window holds nothing the previous one saw. Because that choice matters, every
 stream also prints Level 4 (and a Level 2 with its own k) for each ``--cooldowns`` value; the models are
@@ -57,6 +61,7 @@ Run from the repository root::
     .venv/bin/python bench/closed_loop.py            # 5 seeds x 100 batches + rainfall, about 90 s on 2 cores
     .venv/bin/python bench/closed_loop.py --quick    # 1 seed x 60 batches + rainfall, about 25 s
     .venv/bin/python bench/closed_loop.py --json closed_loop.json
+    .venv/bin/python bench/closed_loop.py --retrain-on-drift always --degraded-champion-bar interval  # before
 """
 
 from __future__ import annotations
@@ -89,10 +94,11 @@ LABELS = {
 }
 
 
-def pipeline_spec(stream: Stream) -> PipelineSpec:
-    """The Level 4 spec every strategy trains with: defaults except estimator, metric and features."""
+def pipeline_spec(stream: Stream, overrides: dict[str, dict[str, Any]] | None = None) -> PipelineSpec:
+    """The Level 4 spec every strategy trains with: defaults except estimator, metric, features and ``overrides``."""
     return PipelineSpec.model_validate(
         {
+            **(overrides or {}),
             "name": f"closed_loop_{stream.name}",
             "level": 4,
             "source": {"kind": "files", "uri": f"{stream.name}.csv"},
@@ -127,9 +133,9 @@ class Model:
 class Replay:
     """A stream and the models trained on it: one per window end, shared by every strategy."""
 
-    def __init__(self, stream: Stream, window: int) -> None:
+    def __init__(self, stream: Stream, window: int, overrides: dict[str, dict[str, Any]] | None = None) -> None:
         self.stream, self.window = stream, window
-        self.spec = pipeline_spec(stream)
+        self.spec = pipeline_spec(stream, overrides)
         self.batches = [stream.batch(b) for b in range(stream.n_batches)]
         self.models: dict[int, Model] = {}
 
@@ -175,6 +181,7 @@ class Signals:
     retrains_both: int = 0
     suppressed_cooldown: int = 0
     suppressed_min_new_rows: int = 0
+    suppressed_healthy: int = 0
     promoted: int = 0
     rejected: int = 0
     rollback_verdicts: int = 0
@@ -213,7 +220,7 @@ def replay_fixed(replay: Replay, strategy: str, every: int | None) -> Run:
     return run
 
 
-def gate(replay: Replay, champion: Model, challenger: Model) -> bool:
+def gate(replay: Replay, champion: Model, challenger: Model, champion_degraded: bool) -> bool:
     """The offline gate of ``ChallengeChampionOperator`` on the challenger's (fresh) test rows."""
     fresh = challenger.test_batches > champion.watermark
     rows = fresh if fresh.sum() >= MIN_FRESH_ROWS else np.ones_like(fresh)
@@ -228,6 +235,7 @@ def gate(replay: Replay, champion: Model, challenger: Model) -> bool:
         challenger_output=challenger.estimator.predict(x),
         seed=spec.split.seed,
         classes=sorted(np.unique(challenger.split.y_train).tolist()),
+        bar=spec.promotion.degraded_champion_bar if champion_degraded else "interval",
     )
     return verdict.promoted
 
@@ -280,6 +288,10 @@ def replay_level4(replay: Replay, cooldown: int, monitor_window: int) -> Run:
         if sum(replay.rows(b) for b in range(champion.watermark + 1, t + 1)) < rules.min_new_rows:
             signals.suppressed_min_new_rows += 1
             continue
+        # ... and a drift verdict alone does not retrain a champion measured healthy in this window
+        if not degraded and labelled >= rules.min_rows and rules.retrain_on_drift == "unless_healthy":
+            signals.suppressed_healthy += 1
+            continue
         last_retrain = t
         run.retrains += 1
         signals.retrain_batches.append(t)
@@ -290,7 +302,7 @@ def replay_level4(replay: Replay, cooldown: int, monitor_window: int) -> Run:
         else:
             signals.retrains_degradation_only += 1
         challenger = replay.model_after(t)
-        if gate(replay, champion, challenger):
+        if gate(replay, champion, challenger, degraded):
             signals.promoted += 1
             run.model_changes += 1
             predecessor = (sum(c for _, c, _ in served), sum(n for _, _, n in served))
@@ -307,7 +319,11 @@ def schedule_interval(decisions: int, l4_retrains: int) -> int | None:
 
 def replay_all(stream: Stream, args: argparse.Namespace) -> tuple[dict[str, Run], dict[int, tuple[Run, Run]]]:
     """The four strategies; and Level 4 with each ``--cooldowns`` value, each next to its own Level 2."""
-    replay = Replay(stream, args.window)
+    overrides = {
+        "monitoring": {"retrain_on_drift": args.retrain_on_drift},
+        "promotion": {"degraded_champion_bar": args.degraded_champion_bar},
+    }
+    replay = Replay(stream, args.window, overrides)
     decisions = replay.last - replay.first  # retrain opportunities: after every scored batch but the last
     oracle = replay_fixed(replay, "oracle", 1)  # fits every window's model once; the others reuse them
 
@@ -392,7 +408,7 @@ def summarise(
     )
     print(
         f"  suppressed: by the cool-down {total['suppressed_cooldown']}, by min_new_rows "
-        f"{total['suppressed_min_new_rows']}"
+        f"{total['suppressed_min_new_rows']}, drift with a healthy champion {total['suppressed_healthy']}"
     )
     print(
         f"  offline gate: promoted {total['promoted']}, rejected {total['rejected']}; rollback verdicts "
@@ -509,6 +525,18 @@ def main() -> None:
     parser.add_argument("--cooldown", type=int, help="Level 4 cool-down in batches (default: --window)")
     parser.add_argument("--cooldowns", default="1,2,4", help="cool-downs for the sensitivity table")
     parser.add_argument("--monitor-window", type=int, default=1, help="batches the Level 4 monitor looks back")
+    parser.add_argument(
+        "--retrain-on-drift",
+        default=MonitoringSpec().retrain_on_drift,
+        choices=["always", "unless_healthy"],
+        help="MonitoringSpec.retrain_on_drift for Level 4 (default: the spec's)",
+    )
+    parser.add_argument(
+        "--degraded-champion-bar",
+        default=PromotionPolicy().degraded_champion_bar,
+        choices=["interval", "estimate"],
+        help="PromotionPolicy.degraded_champion_bar for Level 4 (default: the spec's)",
+    )
     parser.add_argument("--quick", action="store_true", help="1 seed, 60 batches per synthetic stream")
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args()
@@ -523,8 +551,10 @@ def main() -> None:
         f"python {platform.python_version()}; estimator {ESTIMATOR['class']} {ESTIMATOR['params']}; "
         f"training window {args.window} batches; Level 4: monitor window {args.monitor_window} batch(es), "
         f"cool-down {args.cooldown} batches, min_rows {monitoring.min_rows}, max_accuracy_drop "
-        f"{monitoring.max_accuracy_drop}, min_new_rows {monitoring.min_new_rows}; gate: accuracy, paired bootstrap "
-        f"at {policy.confidence:.0%} x {policy.bootstrap_samples}, min_improvement {policy.min_improvement}"
+        f"{monitoring.max_accuracy_drop}, min_new_rows {monitoring.min_new_rows}, retrain_on_drift "
+        f"{args.retrain_on_drift}; gate: accuracy, paired bootstrap at {policy.confidence:.0%} x "
+        f"{policy.bootstrap_samples}, min_improvement {policy.min_improvement}, degraded_champion_bar "
+        f"{args.degraded_champion_bar}"
     )
     results: dict[str, Any] = {"settings": {k: v for k, v in vars(args).items() if k != "json"}, "streams": {}}
     started = time.perf_counter()

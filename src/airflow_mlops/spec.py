@@ -200,6 +200,11 @@ class PromotionPolicy(_Strict):
     :param segment_column: optional column; no segment may regress by more than ``segment_tolerance``.
     :param confidence: confidence level of the paired bootstrap interval on the shared holdout; the
         interval's lower bound on the improvement must clear ``min_improvement``.
+    :param degraded_champion_bar: the bar against a champion whose newest live-quality verdict (Level 4
+        monitor, younger than ``monitoring.window_hours``) is ``degraded`` or ``rollback``:
+        ``estimate`` (default) lets the improvement's point estimate clear ``min_improvement``, so a
+        champion shown to be failing keeps its place only when the challenger does no better on the
+        fresh rows; ``interval`` keeps the interval bar.
     :param cold_start: with no champion yet, ``promote`` the first model or ``require_manual``.
     :param ab: live A/B settings.
     """
@@ -211,6 +216,7 @@ class PromotionPolicy(_Strict):
     segment_tolerance: Annotated[float, Field(ge=0.0)] = 0.02
     confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
     bootstrap_samples: Annotated[int, Field(ge=100, le=100_000)] = 1000
+    degraded_champion_bar: Literal["interval", "estimate"] = "estimate"
     cold_start: Literal["promote", "require_manual"] = "promote"
     ab: ABTestSpec = ABTestSpec()
 
@@ -296,6 +302,12 @@ class MonitoringSpec(_Strict):
     ``min_new_rows`` is how many labelled source rows newer than the champion's training data a
     monitor-triggered retrain needs (0: no minimum). ``drift`` sets the drift test (dataset share,
     per-column methods and thresholds, prediction drift).
+
+    ``retrain_on_drift`` says what a drift verdict alone does: ``unless_healthy`` (default) retrains
+    unless the champion's newest live-quality verdict, younger than ``window_hours``, is ``healthy``:
+    a shift the champion handles well, shown on labelled answers, is no reason to replace it; with
+    no such verdict (labels late or too few) drift is the early warning and retrains. ``always``
+    retrains on every drift verdict. Either way the verdict is published and recorded.
     """
 
     schedule: str | None = "@hourly"
@@ -304,6 +316,7 @@ class MonitoringSpec(_Strict):
     max_accuracy_drop: Annotated[float, Field(ge=0.0, le=1.0)] = 0.05
     cooldown_hours: Annotated[float, Field(ge=0.0)] = 6.0
     min_new_rows: Annotated[int, Field(ge=0)] = 0
+    retrain_on_drift: Literal["always", "unless_healthy"] = "unless_healthy"
     drift: DriftSpec = DriftSpec()
 
 

@@ -22,3 +22,7 @@ def test_level4_extends_level3_with_guard_and_monitor() -> None:
     monitor = level4["churn_monitor"]
     assert set(monitor.task_ids) == {"data_drift", "model_quality", "route", "rollback"}
     assert monitor.get_task("rollback").upstream_task_ids == {"route"}
+    # quality first, so a drift retrain's guard sees this window's quality verdict; drift runs whatever it did
+    drift = monitor.get_task("data_drift")
+    assert drift.upstream_task_ids == {"model_quality"}
+    assert drift.trigger_rule == "all_done"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -284,3 +284,76 @@ def test_no_rollback_for_a_champion_that_does_as_well_as_it_validated(
     assert verdict["predecessor_live_accuracy"] == pytest.approx(148 / 150)
     assert verdict["live_accuracy"] < verdict["predecessor_live_accuracy"] - 0.05
     assert verdict["decision"] == "healthy", verdict
+
+
+def _with_degradation(ctx: dict[str, Any]) -> dict[str, Any]:
+    degraded = SimpleNamespace(extra={"decision": "degraded"})
+    ctx["triggering_asset_events"][Asset("mlops://churn/degradation")] = [degraded]
+    return ctx
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("storage")
+def test_drift_alone_does_not_retrain_a_healthy_champion(
+    mlflow_conn: str, customers_csv: Path, pg_conn: Any, log_tables: tuple[str, str]
+) -> None:
+    """Drift retrains without a quality verdict or with a degraded one; a fresh healthy verdict holds it back."""
+    from airflow_mlops.core.champion_health import champion_health
+    from airflow_mlops.core.snapshot import utc_now
+
+    spec = _spec(customers_csv, log_tables, cooldown_hours=0)
+    client = MlflowClient(mlflow_conn)
+    validation = _champion(spec, "r1", client)
+    guard = RetrainGuardOperator(task_id="retrain_guard", spec=spec)
+    assert guard.execute(_drift_context())["guard"] == "passed"  # no labels yet: drift is the early warning
+
+    good = round(150 * validation) + 10
+    _outcomes(pg_conn, log_tables, "1", correct=good, wrong=150 - good + 10)
+    healthy = ModelPerformanceOperator(task_id="model_quality", spec=spec).execute(task_context())
+    assert healthy["decision"] == "healthy", healthy
+    with pytest.raises(AirflowSkipException, match=r"drift without degradation: champion v1 measured healthy") as held:
+        guard.execute(_drift_context())
+    assert f"live accuracy {healthy['live_accuracy']:.4f} (monitor run {healthy['monitor_run_id']})" in str(held.value)
+    assert guard.execute(_with_degradation(_drift_context()))["guard"] == "passed"
+    always = _spec(customers_csv, log_tables, cooldown_hours=0, retrain_on_drift="always")
+    assert RetrainGuardOperator(task_id="retrain_guard", spec=always).execute(_drift_context())["guard"] == "passed"
+    later = utc_now() + timedelta(hours=spec.monitoring.window_hours + 1)
+    assert champion_health(client, spec, "1", now=later) is None  # older than the window: no verdict
+
+    _outcomes(pg_conn, log_tables, "1", correct=0, wrong=400)
+    degraded = ModelPerformanceOperator(task_id="model_quality", spec=spec).execute(task_context())
+    assert degraded["decision"] == "degraded", degraded
+    assert guard.execute(_drift_context())["guard"] == "passed"
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("storage")
+def test_gate_bar_follows_the_champions_measured_health(
+    mlflow_conn: str, customers_csv: Path, pg_conn: Any, log_tables: tuple[str, str]
+) -> None:
+    """The interval bar for a champion not measured or healthy; ``degraded_champion_bar`` for a degraded one."""
+    from airflow_mlops.operators.challenge import ChallengeChampionOperator
+
+    def gate(spec: PipelineSpec, run: str) -> dict[str, Any]:
+        dataset, model = candidate(spec, run)
+        return ChallengeChampionOperator(task_id="challenge", spec=spec, model=model, dataset=dataset).execute(
+            task_context(task_id="challenge", run_id=run)
+        )
+
+    spec = _spec(customers_csv, log_tables)
+    _champion(spec, "r1", MlflowClient(mlflow_conn))
+    unmeasured = gate(spec, "r2")
+    assert (unmeasured["evidence"]["primary"]["bar"], unmeasured["champion_health"]) == ("interval", None)
+
+    _outcomes(pg_conn, log_tables, "1", correct=0, wrong=150)
+    monitor = ModelPerformanceOperator(task_id="model_quality", spec=spec)
+    assert monitor.execute(task_context())["decision"] == "degraded"
+    verdict = gate(spec, "r3")
+    assert verdict["evidence"]["primary"]["bar"] == "estimate"
+    assert verdict["champion_health"].startswith("champion v1 measured degraded at ")
+    # the same data makes the same model: a tie, so even the lower bar keeps the champion
+    assert verdict["decision"] == "reject"
+    assert "the champion is measured as degraded, so the point estimate decides" in verdict["reasons"][0]
+    interval = spec.promotion.model_copy(update={"degraded_champion_bar": "interval"})
+    strict = spec.model_copy(update={"promotion": interval})
+    assert gate(strict, "r4")["evidence"]["primary"]["bar"] == "interval"

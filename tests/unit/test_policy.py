@@ -226,6 +226,51 @@ def test_min_improvement_absolute_and_relative() -> None:
     assert f"(50.00% of the champion's {champion_auc:.4g})" in relative.reasons[0]
 
 
+def test_estimate_bar_against_a_degraded_champion() -> None:
+    """A small gain the interval cannot confirm: rejected under ``interval``, promoted under ``estimate``."""
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 2, 300)
+    champion = np.where(rng.random(300) < 0.75, y, 1 - y)
+    challenger = champion.copy()
+    fixed, broken = np.flatnonzero(champion != y)[:16], np.flatnonzero(champion == y)[:10]
+    challenger[fixed], challenger[broken] = y[fixed], 1 - y[broken]  # 16 rows fixed, 10 broken: +2 points
+
+    def judge(bar: str, policy: PromotionPolicy | None = None) -> Verdict:
+        return judge_offline(
+            policy or _policy(), metric="accuracy", direction="maximize", y_true=y,
+            champion_output=champion, challenger_output=challenger, bar=bar,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    interval = judge("interval")
+    assert interval.decision == "reject"
+    assert interval.evidence["primary"]["ci_low"] <= 0 < interval.evidence["primary"]["improvement"]
+    estimate = judge("estimate")
+    assert estimate.decision == "promote", estimate.reasons
+    assert estimate.evidence["primary"]["bar"] == "estimate"
+    assert estimate.evidence["primary"]["improvement"] == pytest.approx(6 / 300)
+    assert "the champion is measured as degraded, so the point estimate decides" in estimate.reasons[0]
+    # the estimate must still clear min_improvement, and a tie keeps the champion
+    assert judge("estimate", _policy(min_improvement=0.05)).decision == "reject"
+    tie = judge_offline(
+        _policy(), metric="accuracy", direction="maximize", y_true=y, champion_output=champion,
+        challenger_output=champion, bar="estimate",
+    )  # fmt: skip
+    assert tie.decision == "reject"
+    assert "does not clear the required improvement 0" in tie.reasons[0]
+
+
+def test_estimate_bar_keeps_guards_and_segments() -> None:
+    """Against a degraded champion a guard that regresses still rejects."""
+    y, _ = _binary()
+    champion = _proba(y, 0.8, 1)
+    sharp = _proba(y, 1.5, 2)
+    challenger = 1.0 / (1.0 + (1.0 / sharp - 1.0) ** 20)
+    verdict = _judge(_policy(guards={"log_loss": 0.01}), y, champion, challenger, bar="estimate")
+    assert verdict.decision == "reject"
+    assert verdict.evidence["primary"]["passed"]
+    assert not verdict.evidence["guards"]["log_loss"]["passed"]
+
+
 def test_guard_regression_rejects_naming_the_guard() -> None:
     """Better ranking (ROC AUC) but badly calibrated probabilities: the log_loss guard rejects."""
     y, _ = _binary()

@@ -5,6 +5,9 @@ The gate compares two models scored on the *same* fresh holdout rows and decides
 
 * the primary metric must improve, and the lower bound of a **paired bootstrap** confidence interval
   on the improvement must clear ``min_improvement`` (absolute, or relative to the champion's value);
+  against a champion the Level 4 monitor currently measures as degraded, the point estimate may
+  clear it instead (``bar="estimate"``): a champion shown to be failing is not defended by the
+  interval, only by the challenger doing no better on the fresh rows;
 * every guard metric may regress by at most its bound (point estimate);
 * when segments are given, no segment's primary metric may regress by more than ``segment_tolerance``.
 
@@ -53,6 +56,7 @@ if TYPE_CHECKING:
     Evaluator = Callable[[Floats], Floats]
 
 Decision = Literal["promote", "reject", "keep_testing", "rollback"]
+Bar = Literal["interval", "estimate"]
 DECISIONS: tuple[str, ...] = get_args(Decision)
 
 _CELLS = 2_000_000  # resample weights held in memory at once (rows x resamples)
@@ -443,21 +447,30 @@ def _bar_text(policy: PromotionPolicy, champion: float) -> str:
     return bar
 
 
-def _primary(policy: PromotionPolicy, metric: str, result: Comparison) -> tuple[bool, str, dict[str, Any]]:
+def _primary(
+    policy: PromotionPolicy, metric: str, result: Comparison, bar_kind: Bar
+) -> tuple[bool, str, dict[str, Any]]:
     bar = required_improvement(policy, result.champion)
-    passed = result.low > bar
     interval = f"{policy.confidence:.0%} paired-bootstrap interval [{_fmt(result.low)}, {_fmt(result.high)}]"
     head = (
         f"{metric}: challenger {_fmt(result.challenger)} vs champion {_fmt(result.champion)}, "
         f"an improvement of {_fmt(result.improvement)} on {result.rows} holdout rows"
     )
-    if passed:
-        reason = f"{head}; the {interval} lies above the required improvement {_bar_text(policy, result.champion)}."
+    required = _bar_text(policy, result.champion)
+    if bar_kind == "estimate":
+        passed = result.improvement - bar > _EPS
+        why = "the champion is measured as degraded, so the point estimate decides"
+        verb = "clears" if passed else "does not clear"
+        reason = f"{head} ({interval}); {why}, and it {verb} the required improvement {required}."
     else:
-        reason = (
-            f"{head}; the lower bound {_fmt(result.low)} of the {interval} does not clear the required "
-            f"improvement {_bar_text(policy, result.champion)}."
-        )
+        passed = result.low > bar
+        if passed:
+            reason = f"{head}; the {interval} lies above the required improvement {required}."
+        else:
+            reason = (
+                f"{head}; the lower bound {_fmt(result.low)} of the {interval} does not clear the required "
+                f"improvement {required}."
+            )
     evidence = {
         "champion": _num(result.champion),
         "challenger": _num(result.challenger),
@@ -467,6 +480,7 @@ def _primary(policy: PromotionPolicy, metric: str, result: Comparison) -> tuple[
         "required_improvement": _num(bar),
         "min_improvement": policy.min_improvement,
         "relative": policy.relative,
+        "bar": bar_kind,
         "valid_resamples": result.resamples,
         "passed": passed,
     }
@@ -603,6 +617,7 @@ def judge_offline(
     segments: Any | None = None,
     seed: int = 0,
     classes: Sequence[Any] | None = None,
+    bar: Bar = "interval",
 ) -> Verdict:
     """Decide ``promote`` or ``reject`` for a challenger scored next to the champion on one holdout.
 
@@ -618,6 +633,9 @@ def judge_offline(
     :param segments: one segment value per holdout row (the ``policy.segment_column`` values).
     :param seed: bootstrap seed, recorded in the evidence.
     :param classes: sorted class labels, when the holdout lacks a class the models know.
+    :param bar: what must clear the required improvement: the interval's lower bound (``interval``),
+        or the point estimate (``estimate``: for a champion the monitor measures as degraded, see
+        ``PromotionPolicy.degraded_champion_bar``). Guards and segments apply either way.
     """
     if champion_output is None:
         return _cold_start(policy, metric, y_true, challenger_output, classes)
@@ -633,7 +651,7 @@ def judge_offline(
         direction=direction,
         classes=classes,
     )
-    primary_ok, primary_reason, primary_evidence = _primary(policy, metric, result)
+    primary_ok, primary_reason, primary_evidence = _primary(policy, metric, result, bar)
     guard_fail, guard_pass, guard_evidence = _guards(
         policy, metric, y_true, champion_output, challenger_output, guard_outputs, classes
     )

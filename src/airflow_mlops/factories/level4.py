@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, TriggerRule
 
 from airflow_mlops.assets import degradation_asset, drift_asset, source_asset
 from airflow_mlops.factories.base import new_dag
@@ -33,21 +33,25 @@ def build_level_4(spec: PipelineSpec) -> list[DAG]:
 
     ``<name>_monitor`` (on ``monitoring.schedule``) checks drift of the logged production features
     against the champion's training profile and the champion's live accuracy against its
-    validation accuracy; each publishes its Asset only when the policy says so. A champion that
-    does worse live than its predecessor is rolled back through the ledger.
+    validation accuracy; each publishes its Asset only when the policy says so. Quality runs first,
+    so a retrain the drift verdict starts sees this window's quality verdict (the guard lets a
+    healthy champion ride out a drift, ``monitoring.retrain_on_drift``); drift runs whatever quality
+    did. A champion that does worse live than its predecessor is rolled back through the ledger.
     """
     train, tasks, others = level_3_parts(spec, retrain_schedule(spec))
     with train:
         guard = RetrainGuardOperator(task_id="retrain_guard", spec=spec)
         guard >> tasks["extract"]
     with new_dag(spec, "monitor", schedule=spec.monitoring.schedule, doc="Level 4: drift and live quality.") as mon:
-        DataDriftOperator(
+        quality = ModelPerformanceOperator(task_id="model_quality", spec=spec)
+        drift = DataDriftOperator(
             task_id="data_drift",
             spec=spec,
             window_hours=spec.monitoring.window_hours,
             min_rows=spec.monitoring.min_rows,
+            trigger_rule=TriggerRule.ALL_DONE,
         )
-        quality = ModelPerformanceOperator(task_id="model_quality", spec=spec)
+        quality >> drift
         route = VerdictBranchOperator(task_id="route", verdict=quality.output, on_rollback="rollback")
         rollback = RollbackModelOperator(
             task_id="rollback",

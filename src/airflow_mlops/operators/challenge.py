@@ -32,7 +32,9 @@ class ChallengeChampionOperator(MlopsOperator):
 
     The holdout is the seeded test split of the challenger's snapshot, restricted to rows newer
     than the champion's training watermark when there are at least 50 of them (so the champion is
-    not judged on rows it trained on); otherwise the whole test split, noted in the evidence. The
+    not judged on rows it trained on); otherwise the whole test split, noted in the evidence. Against
+    a champion whose newest live-quality verdict says ``degraded`` or ``rollback`` (Level 4, see
+    :mod:`airflow_mlops.core.champion_health`) the bar is ``promotion.degraded_champion_bar``. The
     verdict (decision, reasons, evidence) is stored as a JSON artifact on the challenger's MLflow
     run and as tags on its model version, and returned for :class:`PromoteModelOperator`.
 
@@ -52,10 +54,11 @@ class ChallengeChampionOperator(MlopsOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         import numpy as np
 
+        from airflow_mlops.core.champion_health import champion_health
         from airflow_mlops.core.metrics import METRICS
         from airflow_mlops.core.policy import judge_offline
         from airflow_mlops.core.registry import alias_version
-        from airflow_mlops.core.snapshot import read_snapshot
+        from airflow_mlops.core.snapshot import read_snapshot, utc_now
         from airflow_mlops.core.tracking import load_model
         from airflow_mlops.core.training import split_frame
 
@@ -67,13 +70,15 @@ class ChallengeChampionOperator(MlopsOperator):
         policy, metric = self.spec.promotion, self.spec.metric.name
         with self.hook.activate() as client:
             champion_version = alias_version(client, challenger.name, "champion")
-            champion_model = None
+            champion_model, health = None, None
             holdout_note = "test split of the challenger's snapshot"
             rows = split.x_test.index
             if champion_version is not None:
                 champion_mv = client.get_model_version(challenger.name, champion_version)
                 champion_model = load_model(f"models:/{challenger.name}/{champion_version}")
                 rows, holdout_note = self._fresh_rows(frame, split.x_test.index, client, champion_mv.run_id or "")
+                health = champion_health(client, self.spec, str(champion_version), now=utc_now())
+            bar = policy.degraded_champion_bar if health is not None and health.degraded else "interval"
             challenger_model = load_model(challenger.model_uri)
             x, y = split.x_test.loc[rows], split.y_test.loc[rows]
             needs_proba = METRICS[metric].needs_proba
@@ -104,6 +109,7 @@ class ChallengeChampionOperator(MlopsOperator):
                 segments=segments,
                 seed=self.spec.split.seed,
                 classes=sorted(np.unique(split.y_train).tolist()) if self.spec.task == "classification" else None,
+                bar=bar,
             )
             evidence = {
                 **verdict.as_dict(),
@@ -112,6 +118,7 @@ class ChallengeChampionOperator(MlopsOperator):
                 "challenger_version": str(challenger.version),
                 "champion_version": champion_version,
                 "holdout": {"rows": len(rows), "source": holdout_note},
+                "champion_health": None if health is None else health.describe(),
             }
             artifact = f"{EVIDENCE_DIR}/verdict-{context['ti'].run_id}.json".replace(":", "_")
             client.log_dict(challenger.run_id, evidence, artifact)

@@ -30,7 +30,10 @@ class RetrainGuardOperator(MlopsOperator):
     * inside ``spec.monitoring.cooldown_hours`` of the last monitor-triggered training run
       (repeated verdicts about the same shift start one retrain, not a storm of them);
     * with fewer than ``spec.monitoring.min_new_rows`` labelled source rows newer than the
-      champion's training data (retraining on what the champion already saw changes nothing).
+      champion's training data (retraining on what the champion already saw changes nothing);
+    * started by drift verdicts alone while the champion's newest live-quality verdict says
+      ``healthy`` (``spec.monitoring.retrain_on_drift="unless_healthy"``, the default): labelled
+      answers show the champion handles the shift.
 
     One retrain at a time comes from the DAG's ``max_active_runs=1``; bad data is stopped by the
     validation task downstream, so it never produces a model. A run stopped there made no training
@@ -51,7 +54,7 @@ class RetrainGuardOperator(MlopsOperator):
             return {"trigger": trigger, "guard": "not monitor-triggered"}
         verdicts = [e["extra"].get("decision", "?") for e in events]
         with self.hook.activate() as client:
-            blocked = self._cooldown(client) or self._too_few_new_rows(client)
+            blocked = self._cooldown(client) or self._too_few_new_rows(client) or self._healthy(client, events)
         if blocked:
             raise AirflowSkipException(f"retrain suppressed: {blocked}; triggered by {verdicts}")
         self.log.info("Retraining on %s", events)
@@ -80,6 +83,22 @@ class RetrainGuardOperator(MlopsOperator):
             f"the last monitor-triggered training run {runs[0].info.run_id} started at {last:%Y-%m-%d %H:%M:%S} UTC, "
             f"inside the {hours} h cool-down"
         )
+
+    def _healthy(self, client: Any, events: list[dict[str, Any]]) -> str | None:
+        """Why a healthy champion blocks a drift-only run, or ``None``."""
+        from airflow_mlops.core.champion_health import champion_health
+        from airflow_mlops.core.registry import alias_version
+        from airflow_mlops.core.snapshot import utc_now
+
+        drift_only = all(str(e.get("asset", "")).endswith("/drift") for e in events)
+        if not drift_only or self.spec.monitoring.retrain_on_drift == "always":
+            return None
+        champion = alias_version(client, self.spec.registered_model_name, "champion")
+        health = None if champion is None else champion_health(client, self.spec, str(champion), now=utc_now())
+        if health is None or health.decision != "healthy":
+            self.log.info("Drift retrains: %s", "no recent quality verdict" if health is None else health.describe())
+            return None
+        return f"drift without degradation: {health.describe()} (monitoring.retrain_on_drift='unless_healthy')"
 
     def _too_few_new_rows(self, client: Any) -> str | None:
         """Why too few new labelled rows block this run, or ``None``."""

@@ -371,7 +371,7 @@ class ModelPerformanceOperator(MlopsOperator):
             record_evidence(
                 monitor="quality", spec=self.spec, context=context, verdict=verdict, build=build,
                 mlflow_hook=self.hook, evidently_conn_id=self.evidently_conn_id,
-                metrics={f"live_{k}": v for k, v in quality.items()},
+                metrics={**{f"live_{k}": v for k, v in quality.items()}, "live_accuracy": accuracy},
             )
         )  # fmt: skip
         self.mlflow_run_url = verdict["monitor_run_url"] or ""

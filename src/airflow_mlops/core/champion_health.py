@@ -1,0 +1,68 @@
+"""What the Level 4 monitor last measured of the champion: its newest live-quality verdict in MLflow.
+
+``ModelPerformanceOperator`` records every verdict as an MLflow run tagged ``mlops.monitor=quality``
+with the champion version and the decision (``healthy``, ``degraded`` or ``rollback``). The retrain
+guard reads it to let a healthy champion ride out a harmless shift; the offline gate reads it to
+lower its bar against a champion shown to be failing. A verdict older than the monitoring window
+describes other traffic and counts as none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_mlops.spec import PipelineSpec
+
+DEGRADED = ("degraded", "rollback")
+
+
+@dataclass(frozen=True)
+class ChampionHealth:
+    """One live-quality verdict of one champion version."""
+
+    version: str
+    decision: str
+    run_id: str
+    measured_at: datetime
+    live_accuracy: float | None
+
+    @property
+    def degraded(self) -> bool:
+        return self.decision in DEGRADED
+
+    def describe(self) -> str:
+        accuracy = "" if self.live_accuracy is None else f", live accuracy {self.live_accuracy:.4f}"
+        return (
+            f"champion v{self.version} measured {self.decision} at {self.measured_at:%Y-%m-%d %H:%M:%S} UTC"
+            f"{accuracy} (monitor run {self.run_id})"
+        )
+
+
+def champion_health(client: Any, spec: PipelineSpec, version: str, *, now: datetime) -> ChampionHealth | None:
+    """The newest quality verdict of champion ``version`` younger than ``monitoring.window_hours``, or ``None``."""
+    experiment = client.get_experiment_by_name(spec.experiment_name)
+    if experiment is None:
+        return None
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        f"tags.`mlops.pipeline` = '{spec.name}' AND tags.`mlops.monitor` = 'quality' "
+        f"AND tags.`mlops.champion_version` = '{version}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not runs:
+        return None
+    run = runs[0]
+    measured_at = datetime.fromtimestamp(run.info.start_time / 1000, tz=UTC)
+    if now - measured_at > timedelta(hours=spec.monitoring.window_hours):
+        return None
+    return ChampionHealth(
+        version=str(version),
+        decision=str(run.data.tags.get("mlops.decision", "")),
+        run_id=str(run.info.run_id),
+        measured_at=measured_at,
+        live_accuracy=run.data.metrics.get("live_accuracy"),
+    )
