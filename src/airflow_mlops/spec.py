@@ -204,7 +204,9 @@ class PromotionPolicy(_Strict):
         monitor, younger than ``monitoring.window_hours``) is ``degraded`` or ``rollback``:
         ``estimate`` (default) lets the improvement's point estimate clear ``min_improvement``, so a
         champion shown to be failing keeps its place only when the challenger does no better on the
-        fresh rows; ``interval`` keeps the interval bar.
+        fresh rows, and a live A/B test that reaches ``ab.max_duration_hours`` without a significant
+        result promotes a challenger that is ahead; ``interval`` keeps the interval bar and the
+        roll-back at the maximum duration.
     :param cold_start: with no champion yet, ``promote`` the first model or ``require_manual``.
     :param ab: live A/B settings.
     """

@@ -106,6 +106,27 @@ def test_undecided_keeps_testing_then_rolls_back_at_max_duration(test: str) -> N
     assert verdict.evidence["elapsed_hours"] == 72.0
 
 
+@pytest.mark.parametrize("test", TESTS)
+def test_a_degraded_champion_loses_to_a_challenger_ahead_at_max_duration(test: str) -> None:
+    """Against a champion measured degraded, the observed difference decides at the maximum duration."""
+    champion, ahead, behind = ArmOutcomes(800, 1000), ArmOutcomes(815, 1000), ArmOutcomes(795, 1000)
+    assert _judge(_ab(test=test), champion, ahead, hours=10, degraded_champion=True).decision == "keep_testing"
+    verdict = _judge(_ab(test=test), champion, ahead, hours=72, degraded_champion=True)
+    assert verdict.decision == "promote"
+    assert "no significant difference" in verdict.reasons[0]
+    assert (
+        "the champion is measured as degraded: the challenger is ahead by more than 0, promote." in (verdict.reasons[0])
+    )
+    assert verdict.evidence["degraded_champion"] is True
+    assert _judge(_ab(test=test), champion, ahead, hours=72).decision == "rollback"
+    assert _judge(_ab(test=test), champion, behind, hours=72, degraded_champion=True).decision == "rollback"
+    short = _judge(_ab(test=test), champion, ahead, hours=72, degraded_champion=True, min_improvement=0.02)
+    assert short.decision == "rollback"
+    # too few outcomes is no evidence either way: the champion stays
+    few = _judge(_ab(test=test), ArmOutcomes(50, 60), ArmOutcomes(12, 12), hours=80, degraded_champion=True)
+    assert few.decision == "rollback"
+
+
 def test_max_duration_without_enough_samples_rolls_back() -> None:
     verdict = _judge(_ab(), ArmOutcomes(50, 60), ArmOutcomes(10, 12), hours=80)
     assert verdict.decision == "rollback"

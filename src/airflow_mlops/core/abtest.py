@@ -17,7 +17,10 @@ The decision, at ``confidence`` (significance ``alpha = 1 - confidence``):
 2. challenger significantly better: ``promote``;
 3. challenger significantly worse (one-sided test the other way): ``rollback``;
 4. ``max_duration_hours`` reached without a significant win: ``rollback``, i.e. keep the champion
-   and take the challenger out of traffic; an A/B test that cannot show a win is not a win;
+   and take the challenger out of traffic; an A/B test that cannot show a win is not a win. The
+   exception is a champion the Level 4 monitor measures as degraded (``degraded_champion``): then
+   the observed difference decides, and a challenger ahead by more than ``min_improvement`` is
+   promoted rather than leaving a failing champion in place;
 5. otherwise ``keep_testing``.
 
 Repeated looks. The analysis runs on a schedule and stops the test at the first significant
@@ -225,6 +228,7 @@ def judge_ab(
     n_resamples: int = 10_000,
     seed: int = 0,
     sequential: bool = True,
+    degraded_champion: bool = False,
 ) -> Verdict:
     """Decide ``promote``, ``keep_testing`` or ``rollback`` for a running A/B test (see module docs).
 
@@ -239,6 +243,8 @@ def judge_ab(
     :param seed: bootstrap seed, recorded in the evidence.
     :param sequential: also require the always-valid p-value below ``alpha`` (for an analysis
         that looks again and again at the same running test); False is the single-look test.
+    :param degraded_champion: the champion is measured as degraded: at the maximum duration the
+        observed difference decides instead of rolling back (``PromotionPolicy.degraded_champion_bar``).
     """
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence: expected a value in (0, 1), found {confidence}")
@@ -269,6 +275,7 @@ def judge_ab(
         "mixture_tau2": mixture_scale(ab.min_samples_per_arm) if sequential else None,
         "p_value_better_sequential": None,
         "p_value_worse_sequential": None,
+        "degraded_champion": degraded_champion,
     }
     need = ab.min_samples_per_arm
     if min(champion.n, challenger.n) < need:
@@ -335,6 +342,12 @@ def judge_ab(
             f"The {rates}: no significant difference ({level} {_fmt(result.p_better)} for better by more than "
             f"{_fmt(min_improvement)}, {_fmt(result.p_worse)} for worse; significance {_fmt(alpha)})"
         )
+    if expired and degraded_champion and delta > min_improvement:
+        reason = (
+            f"{undecided}; maximum duration reached ({clock}) and the champion is measured as degraded: the "
+            f"challenger is ahead by more than {_fmt(min_improvement)}, promote."
+        )
+        return Verdict("promote", [reason], evidence)
     if expired:
         return Verdict("rollback", [f"{undecided}; maximum duration reached ({clock}): roll back."], evidence)
     return Verdict("keep_testing", [f"{undecided}; keep testing ({clock})."], evidence)

@@ -21,7 +21,9 @@ class ABTestOperator(MlopsOperator):
 
     Counts, per arm and for the arm's current version, the labelled predictions and the correct
     ones since the challenger started serving; applies ``spec.promotion.ab`` (two-proportion z-test
-    or bootstrap, minimum samples per arm, maximum duration). ``keep_testing`` and ``rollback`` are
+    or bootstrap, minimum samples per arm, maximum duration; at the maximum duration a champion the
+    monitor measures as degraded loses to a challenger that is ahead, see
+    :mod:`airflow_mlops.core.champion_health`). ``keep_testing`` and ``rollback`` are
     written to the ledger here; on ``rollback`` the challenger alias is removed and its traffic share
     set to 0. A ``promote`` verdict is returned for :class:`PromoteModelOperator`.
 
@@ -47,6 +49,7 @@ class ABTestOperator(MlopsOperator):
         from airflow.sdk.exceptions import AirflowSkipException
 
         from airflow_mlops.core.abtest import ArmOutcomes, judge_ab
+        from airflow_mlops.core.champion_health import champion_health
         from airflow_mlops.core.live_outcomes import arm_windows, latest_features
         from airflow_mlops.core.registry import alias_version
         from airflow_mlops.core.snapshot import utc_now
@@ -55,6 +58,7 @@ class ABTestOperator(MlopsOperator):
         with self.hook.activate() as client:
             champion = alias_version(client, name, "champion")
             challenger = alias_version(client, name, "challenger")
+            health = None if champion is None else champion_health(client, self.spec, str(champion), now=utc_now())
         if champion is None or challenger is None or challenger == champion:
             raise AirflowSkipException(f"{name}: no A/B test running (champion {champion}, challenger {challenger})")
         conn = PostgresHook(postgres_conn_id=self.log_conn_id).get_conn()
@@ -87,12 +91,14 @@ class ABTestOperator(MlopsOperator):
             min_improvement=policy.ab.min_improvement,
             confidence=policy.confidence,
             seed=self.spec.split.seed,
+            degraded_champion=health is not None and health.degraded and policy.degraded_champion_bar == "estimate",
         )
         result = {
             **verdict.as_dict(),
             "model_name": name,
             "champion_version": champion,
             "challenger_version": challenger,
+            "champion_health": None if health is None else health.describe(),
             "served": {arm: w.served for arm, w in windows.items()},
             "smoke_features": smoke,
             "evidence_uri": None,
