@@ -114,9 +114,8 @@ def test_a_degraded_champion_loses_to_a_challenger_ahead_at_max_duration(test: s
     verdict = _judge(_ab(test=test), champion, ahead, hours=72, degraded_champion=True)
     assert verdict.decision == "promote"
     assert "no significant difference" in verdict.reasons[0]
-    assert (
-        "the champion is measured as degraded: the challenger is ahead by more than 0, promote." in (verdict.reasons[0])
-    )
+    expected = "the champion is measured as degraded: the challenger is ahead by more than 0, promote."
+    assert expected in verdict.reasons[0]
     assert verdict.evidence["degraded_champion"] is True
     assert _judge(_ab(test=test), champion, ahead, hours=72).decision == "rollback"
     assert _judge(_ab(test=test), champion, behind, hours=72, degraded_champion=True).decision == "rollback"
