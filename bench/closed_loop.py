@@ -23,7 +23,8 @@ pipeline's ``test_accuracy``). A retrain after batch t serves from batch t + 1 o
   - ``model_quality``: the champion's accuracy on the labelled rows it served in the last
     ``--monitor-window`` batches drops more than ``MonitoringSpec.max_accuracy_drop`` below its
     validation accuracy (checked only with at least ``MonitoringSpec.min_rows`` rows, as in
-    ``ModelPerformanceOperator``); its rollback rule (worse live than the predecessor) is counted, not acted on;
+    ``ModelPerformanceOperator``); its rollback rule (degraded, and worse than the predecessor replayed on
+    the same batches) is counted, not acted on;
   - either verdict asks for a retrain; the retrain guard suppresses it inside the cool-down
     (``--cooldown`` batches counted from the last monitor-triggered retrain), when fewer than
     ``MonitoringSpec.min_new_rows`` labelled rows are newer than the champion's training data, or,
@@ -246,7 +247,7 @@ def replay_level4(replay: Replay, cooldown: int, monitor_window: int) -> Run:
     features = replay.stream.features
     champion = replay.model_after(replay.first - 1)
     served: list[tuple[int, int, int]] = []  # (batch, correct, rows) served by the champion
-    predecessor: tuple[int, int] | None = None  # the previous champion's lifetime (correct, rows)
+    predecessor: Model | None = None  # the previous champion, replayed on the champion's window
     last_retrain: int | None = None
     signals = Signals()
     run = Run("drift-triggered", [], [], signals=signals)
@@ -271,10 +272,10 @@ def replay_level4(replay: Replay, cooldown: int, monitor_window: int) -> Run:
         else:
             live = live_correct / labelled
             degraded = live < champion.validation_accuracy - rules.max_accuracy_drop
-            if predecessor is not None and predecessor[1] >= rules.min_rows:
-                signals.rollback_verdicts += (
-                    degraded and live < predecessor[0] / predecessor[1] - rules.max_accuracy_drop
-                )
+            if predecessor is not None and degraded:
+                window = [b for b, _, _ in served if b >= since]
+                replayed = sum(replay.correct(predecessor, b) for b in window) / labelled
+                signals.rollback_verdicts += live < replayed - rules.max_accuracy_drop
         if drifted:
             signals.drift_batches.append(t)
         if degraded:
@@ -305,8 +306,7 @@ def replay_level4(replay: Replay, cooldown: int, monitor_window: int) -> Run:
         if gate(replay, champion, challenger, degraded):
             signals.promoted += 1
             run.model_changes += 1
-            predecessor = (sum(c for _, c, _ in served), sum(n for _, _, n in served))
-            champion, served = challenger, []
+            predecessor, champion, served = champion, challenger, []
         else:
             signals.rejected += 1
     return run

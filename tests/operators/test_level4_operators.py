@@ -9,11 +9,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pandas as pd
 import pytest
 from airflow.sdk import Asset
 from airflow.sdk.exceptions import AirflowSkipException
 from mlflow import MlflowClient
 
+from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.operators.guards import RetrainGuardOperator
 from airflow_mlops.operators.monitoring import ModelPerformanceOperator
 from airflow_mlops.operators.promotion import PromoteModelOperator, RollbackModelOperator
@@ -56,6 +58,32 @@ def _outcomes(conn: Any, log_tables: tuple[str, str], version: str, correct: int
             )
             cur.execute(f"INSERT INTO {log_tables[1]} (request_id, label) VALUES (%s, %s::jsonb)",
                         (rid, json.dumps(1 if i < correct else 0)))  # fmt: skip
+
+
+def _answers(
+    conn: Any, log_tables: tuple[str, str], version: str, rows: pd.DataFrame, predictions: Any, labels: Any
+) -> None:
+    """Log the champion answers ``predictions`` of ``version`` to the requests ``rows`` and their ``labels``."""
+    with conn.cursor() as cur:
+        for (_, row), prediction, label in zip(rows.iterrows(), predictions, labels, strict=True):
+            rid = f"v{version}-{uuid.uuid4().hex[:8]}"
+            features = {c: (v.item() if hasattr(v, "item") else v) for c, v in row.items()}
+            cur.execute(
+                f"INSERT INTO {log_tables[0]} (request_id, ts, model_name, model_version, arm, features, prediction, "
+                "latency_ms) VALUES (%s, %s, 'churn', %s, 'champion', %s::json, %s::jsonb, 1.0)",
+                (rid, datetime.now(UTC), version, json.dumps(features), json.dumps(int(prediction))),
+            )
+            cur.execute(f"INSERT INTO {log_tables[1]} (request_id, label) VALUES (%s, %s::jsonb)",
+                        (rid, json.dumps(int(label))))  # fmt: skip
+
+
+def _requests(spec: PipelineSpec, csv: Path, count: int) -> tuple[pd.DataFrame, Any]:
+    """``count`` requests (the spec's features) and v1's answers to them."""
+    from airflow_mlops.core.tracking import load_model
+
+    rows = pd.read_csv(csv).head(count)[spec.features]
+    with MlflowHook().activate():
+        return rows, load_model("models:/churn/1").predict(rows)
 
 
 def _drift_events() -> dict[Any, Any]:
@@ -190,12 +218,18 @@ def test_live_quality_degradation_and_rollback(
     assert monitor.mlflow_run_url == healthy["monitor_run_url"] != ""
     assert Path(healthy["report_uri"].removeprefix("file://")).is_file()
 
+    # v2 answers 110 of 150 requests wrong; v1, replayed on the same requests, gets them all right
+    rows, v1_answers = _requests(spec, customers_csv, 150)
     _champion(spec, "r2", client)
-    _outcomes(pg_conn, log_tables, "2", correct=40, wrong=110)
+    v2_answers = [a if i < 40 else 1 - a for i, a in enumerate(v1_answers)]
+    _answers(pg_conn, log_tables, "2", rows, v2_answers, labels=v1_answers)
     ctx = task_context()
     verdict = monitor.execute(ctx)
     assert verdict["decision"] == "rollback", verdict
     assert verdict["predecessor_version"] == "1"
+    assert verdict["predecessor_replay"] == {
+        "rows": 150, "champion_accuracy": pytest.approx(40 / 150), "predecessor_accuracy": 1.0
+    }  # fmt: skip
     (outlet,) = ctx["outlet_events"].values()
     ((asset, extra),) = outlet.added
     assert asset.uri == "mlops://churn/degradation"
@@ -269,21 +303,42 @@ def test_readers_treat_tables_that_do_not_exist_yet_as_empty(pg_conn: Any) -> No
 
 @pytest.mark.integration
 @pytest.mark.usefixtures("storage")
-def test_no_rollback_for_a_champion_that_does_as_well_as_it_validated(
+def test_no_rollback_to_a_predecessor_that_does_no_better_on_the_same_requests(
     mlflow_conn: str, customers_csv: Path, pg_conn: Any, log_tables: tuple[str, str]
 ) -> None:
-    """A predecessor that looked better on an easier world alone does not bring it back."""
+    """The predecessor looked better on the easy days; replayed on the champion's requests it is no better."""
     spec = _spec(customers_csv, log_tables)
     client = MlflowClient(mlflow_conn)
     _champion(spec, "r1", client)
     _outcomes(pg_conn, log_tables, "1", correct=148, wrong=2)  # the easy days
-    validation = _champion(spec, "r2", client)
-    good = round(150 * validation)
-    _outcomes(pg_conn, log_tables, "2", correct=good, wrong=150 - good)
+    rows, v1_answers = _requests(spec, customers_csv, 150)
+    _champion(spec, "r2", client)
+    # a harder world: v1 would be right on 50 of 150 requests, v2 is right on 60 of them
+    labels = [a if i < 50 else 1 - a for i, a in enumerate(v1_answers)]
+    v2_answers = [y if 40 <= i < 100 else 1 - y for i, y in enumerate(labels)]
+    _answers(pg_conn, log_tables, "2", rows, v2_answers, labels)
     verdict = ModelPerformanceOperator(task_id="model_quality", spec=spec).execute(task_context())
-    assert verdict["predecessor_live_accuracy"] == pytest.approx(148 / 150)
-    assert verdict["live_accuracy"] < verdict["predecessor_live_accuracy"] - 0.05
-    assert verdict["decision"] == "healthy", verdict
+    replayed = verdict["predecessor_replay"]
+    assert replayed["predecessor_accuracy"] == pytest.approx(50 / 150)
+    assert replayed["champion_accuracy"] == verdict["live_accuracy"] == pytest.approx(60 / 150)
+    assert verdict["decision"] == "degraded", verdict  # degraded, but going back would not help
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("storage")
+def test_a_predecessor_that_cannot_be_replayed_is_not_rolled_back_to(
+    mlflow_conn: str, customers_csv: Path, pg_conn: Any, log_tables: tuple[str, str]
+) -> None:
+    """Requests without the predecessor's features: the replay error is reported, and no rollback."""
+    spec = _spec(customers_csv, log_tables)
+    client = MlflowClient(mlflow_conn)
+    _champion(spec, "r1", client)
+    _champion(spec, "r2", client)
+    _outcomes(pg_conn, log_tables, "2", correct=10, wrong=140)  # requests logged with no features
+    verdict = ModelPerformanceOperator(task_id="model_quality", spec=spec).execute(task_context())
+    assert verdict["decision"] == "degraded", verdict
+    assert verdict["predecessor_replay"] is None
+    assert "the logged requests lack feature(s)" in verdict["predecessor_replay_error"]
 
 
 def _with_degradation(ctx: dict[str, Any]) -> dict[str, Any]:

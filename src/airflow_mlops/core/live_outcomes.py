@@ -163,3 +163,33 @@ def labelled_outputs(
         rows = [(r[0], r[1], r[2]) for r in reversed(cursor.fetchall())]
     conn.rollback()
     return rows
+
+
+def labelled_requests(
+    conn: Any,
+    *,
+    model_name: str,
+    version: str,
+    since: datetime | None = None,
+    log_table: str = PREDICTION_LOG_TABLE,
+    feedback_table: str = FEEDBACK_TABLE,
+    limit: int | None = None,
+) -> list[tuple[dict[str, Any], Any, Any]]:
+    """``(features, prediction, label)`` of the labelled answers of ``version`` as champion since ``since``.
+
+    The rows of :func:`labelled_outputs` with the features each request carried, oldest first; with
+    ``limit``, only the newest ``limit`` of them.
+    """
+    if not tables_exist(conn, log_table, feedback_table):
+        return []
+    with conn.cursor() as cursor:
+        cursor.execute(
+            f"SELECT p.features, p.prediction, f.label FROM {log_table} p JOIN {feedback_table} f "
+            f"ON f.request_id = p.request_id WHERE p.model_name = %s AND p.arm = 'champion' "
+            f"AND p.model_version = %s AND (%s::timestamptz IS NULL OR p.ts >= %s::timestamptz) "
+            f"ORDER BY p.ts DESC LIMIT %s",
+            (model_name, str(version), since, since, limit),
+        )
+        rows = [(dict(r[0]), r[1], r[2]) for r in reversed(cursor.fetchall())]
+    conn.rollback()
+    return rows

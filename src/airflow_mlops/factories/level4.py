@@ -36,7 +36,8 @@ def build_level_4(spec: PipelineSpec) -> list[DAG]:
     validation accuracy; each publishes its Asset only when the policy says so. Quality runs first,
     so a retrain the drift verdict starts sees this window's quality verdict (the guard lets a
     healthy champion ride out a drift, ``monitoring.retrain_on_drift``); drift runs whatever quality
-    did. A champion that does worse live than its predecessor is rolled back through the ledger.
+    did. A degraded champion that does worse than its predecessor, replayed on the same requests,
+    is rolled back through the ledger.
     """
     train, tasks, others = level_3_parts(spec, retrain_schedule(spec))
     with train:
@@ -56,7 +57,7 @@ def build_level_4(spec: PipelineSpec) -> list[DAG]:
         rollback = RollbackModelOperator(
             task_id="rollback",
             model_name=spec.registered_model_name,
-            reasons="{{ ['live accuracy of v%s fell below its predecessor v%s' % "
+            reasons="{{ ['v%s is degraded, and its predecessor v%s, replayed on the same requests, does better' % "
             "(ti.xcom_pull(task_ids='model_quality')['champion_version'], "
             "ti.xcom_pull(task_ids='model_quality')['predecessor_version'])] }}",
             mlflow_conn_id=spec.mlflow.conn_id,

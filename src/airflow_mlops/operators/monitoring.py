@@ -255,13 +255,14 @@ class ModelPerformanceOperator(MlopsOperator):
     Evidently 0.7's ``ClassificationPreset`` (``RegressionPreset`` for regression) runs on the
     champion's labelled answers in the window; its ``Accuracy`` is the live accuracy the policy
     uses (it equals the share of logged answers equal to their label). The live accuracy is
-    compared with the champion's held-out ``test_accuracy`` and, when the ledger shows a
-    predecessor, with the predecessor's live accuracy while it was champion. Publishes
-    ``mlops://<pipeline>/degradation`` only when live accuracy dropped by more than
+    compared with the champion's held-out ``test_accuracy``. When the ledger shows a predecessor,
+    it is replayed on the champion's labelled requests of the window
+    (:mod:`airflow_mlops.core.predecessor_replay`): both models are judged on the same rows, in the
+    same world. Publishes ``mlops://<pipeline>/degradation`` when live accuracy dropped by more than
     ``spec.monitoring.max_accuracy_drop``. The decision is ``rollback`` when the champion is both
-    degraded that way and below the predecessor's live accuracy by more than that bound (the
-    monitoring DAG then runs the ledger-backed rollback): the predecessor's accuracy was measured
-    while it served, possibly on an easier world, so it alone does not justify going back.
+    degraded that way and, on the same requests, below the predecessor by more than that bound (the
+    monitoring DAG then runs the ledger-backed rollback). A predecessor that cannot be replayed
+    (e.g. it needs a feature the requests no longer carry) is reported and never rolled back to.
 
     Evidence: the snapshot goes to the pipeline's Evidently project, its HTML and the verdict JSON
     to an MLflow run tagged ``mlops.monitor=quality``. If Evidently fails, a warning is logged, the
@@ -294,7 +295,7 @@ class ModelPerformanceOperator(MlopsOperator):
         from airflow.sdk.exceptions import AirflowSkipException
 
         from airflow_mlops.assets import degradation_asset
-        from airflow_mlops.core.live_outcomes import arm_windows, labelled_outputs
+        from airflow_mlops.core.live_outcomes import arm_windows, labelled_outputs, labelled_requests
         from airflow_mlops.core.registry import alias_version
         from airflow_mlops.core.snapshot import utc_now
         from airflow_mlops.hooks.ledger import LedgerHook
@@ -325,14 +326,15 @@ class ModelPerformanceOperator(MlopsOperator):
                 conn, model_name=name, version=champion, since=since, log_table=log_table,
                 feedback_table=feedback_table, limit=QUALITY_REPORT_ROWS,
             )  # fmt: skip
-            before = None
+            requests = []
             if holder is not None:
-                before = arm_windows(
-                    conn, model_name=name, versions={"champion": holder}, log_table=log_table,
-                    feedback_table=feedback_table,
-                )["champion"]  # fmt: skip
+                requests = labelled_requests(
+                    conn, model_name=name, version=champion, since=since, log_table=log_table,
+                    feedback_table=feedback_table, limit=QUALITY_REPORT_ROWS,
+                )  # fmt: skip
         finally:
             conn.close()
+        replayed, replay_error = self._replay(name, holder, requests) if holder is not None else (None, None)
         snapshot, quality, failure = self._evidently(outcomes, name, champion, context)
         sampled = window.labelled > len(outcomes)  # the report saw the newest rows only: count them all
         accuracy = (
@@ -347,18 +349,18 @@ class ModelPerformanceOperator(MlopsOperator):
             "labelled": window.labelled,
             "validation_accuracy": expected,
             "predecessor_version": holder,
-            "predecessor_live_accuracy": (before.correct / before.labelled) if before and before.labelled else None,
+            "predecessor_replay": None if replayed is None else replayed.as_dict(),
+            "predecessor_replay_error": replay_error,
             "live_metrics": quality,
         }
         degraded = expected is not None and accuracy < expected - rules.max_accuracy_drop
         worse = (
-            verdict["predecessor_live_accuracy"] is not None
-            and before is not None
-            and before.labelled >= rules.min_rows
-            and accuracy < verdict["predecessor_live_accuracy"] - rules.max_accuracy_drop
+            replayed is not None
+            and replayed.rows >= rules.min_rows
+            and replayed.champion_accuracy < replayed.predecessor_accuracy - rules.max_accuracy_drop
         )
-        # A champion doing as well as it validated is not rolled back because the world got harder
-        # than when its predecessor served: both must hold (or no validation accuracy to check).
+        # Both must hold (or no validation accuracy to check): a champion doing as well as it
+        # validated stays, even if its predecessor does a little better on these requests.
         rollback = worse and (degraded or expected is None)
         verdict["decision"] = "rollback" if rollback else ("degraded" if degraded else "healthy")
 
@@ -380,6 +382,21 @@ class ModelPerformanceOperator(MlopsOperator):
             for outlet in self.outlets:
                 context["outlet_events"][outlet].add(degradation_asset(self.spec.name), extra=verdict)
         return verdict
+
+    def _replay(
+        self, name: str, holder: str, requests: list[tuple[dict[str, Any], Any, Any]]
+    ) -> tuple[Any, str | None]:
+        """The predecessor replayed on the champion's labelled requests, or ``(None, why not)``."""
+        from airflow_mlops.core.predecessor_replay import replay
+        from airflow_mlops.core.tracking import load_model
+
+        try:
+            with self.hook.activate():
+                model = load_model(f"models:/{name}/{holder}")
+            return replay(model, requests, self.spec.features), None
+        except Exception as err:
+            self.log.warning("Replaying predecessor %s v%s failed; no rollback to it: %s", name, holder, err)
+            return None, f"{type(err).__name__}: {str(err)[:300]}"
 
     def _evidently(
         self, outcomes: list[tuple[Any, Any, Any]], name: str, champion: str, context: Context
