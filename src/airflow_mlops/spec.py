@@ -306,10 +306,11 @@ class MonitoringSpec(_Strict):
     per-column methods and thresholds, prediction drift).
 
     ``retrain_on_drift`` says what a drift verdict alone does: ``unless_healthy`` (default) retrains
-    unless the champion's newest live-quality verdict, younger than ``window_hours``, is ``healthy``:
-    a shift the champion handles well, shown on labelled answers, is no reason to replace it; with
-    no such verdict (labels late or too few) drift is the early warning and retrains. ``always``
-    retrains on every drift verdict. Either way the verdict is published and recorded.
+    unless the quality check of the same monitor run measured the champion ``healthy``: a shift the
+    champion handles well, shown on labelled answers, is no reason to replace it; with no such
+    verdict (labels late or too few, or no validation accuracy to compare with) drift is the early
+    warning and retrains. ``always`` retrains on every drift verdict. Either way the verdict is
+    published and recorded.
     """
 
     schedule: str | None = "@hourly"

@@ -265,6 +265,10 @@ def test_describe_trigger_names_each_event_once() -> None:
             {"asset": "mlops://churn/drift", "extra": {"decision": "drift"}},
         ],
     }
+    # an event that knows its source run names it (the guard reads that run's quality verdict)
+    ctx["triggering_asset_events"] = _drift_from("scheduled__m7")["triggering_asset_events"]
+    (named,) = json.loads(describe_trigger(ctx))["asset_events"]
+    assert named["source"] == {"dag_id": "churn_monitor", "run_id": "scheduled__m7"}
 
 
 def test_readers_treat_tables_that_do_not_exist_yet_as_empty(pg_conn: Any) -> None:
@@ -347,6 +351,16 @@ def _with_degradation(ctx: dict[str, Any]) -> dict[str, Any]:
     return ctx
 
 
+def _drift_from(run_id: str) -> dict[str, Any]:
+    """A guard context whose drift event was published by monitor run ``run_id``."""
+    ctx = task_context(task_id="retrain_guard")
+    event = SimpleNamespace(
+        extra={"decision": "drift"}, source_dag_id="churn_monitor", source_run_id=run_id, timestamp=run_id
+    )
+    ctx["triggering_asset_events"] = {Asset("mlops://churn/drift"): [event]}
+    return ctx
+
+
 @pytest.mark.integration
 @pytest.mark.usefixtures("storage")
 def test_drift_alone_does_not_retrain_a_healthy_champion(
@@ -364,12 +378,20 @@ def test_drift_alone_does_not_retrain_a_healthy_champion(
 
     good = round(150 * validation) + 10
     _outcomes(pg_conn, log_tables, "1", correct=good, wrong=150 - good + 10)
-    healthy = ModelPerformanceOperator(task_id="model_quality", spec=spec).execute(task_context())
+    monitor_run = task_context(dag_id="churn_monitor", task_id="model_quality", run_id="scheduled__m1")
+    healthy = ModelPerformanceOperator(task_id="model_quality", spec=spec).execute(monitor_run)
     assert healthy["decision"] == "healthy", healthy
     with pytest.raises(AirflowSkipException, match=r"drift without degradation: champion v1 measured healthy") as held:
-        guard.execute(_drift_context())
+        guard.execute(_drift_from("scheduled__m1"))
     assert f"live accuracy {healthy['live_accuracy']:.4f} (monitor run {healthy['monitor_run_id']})" in str(held.value)
+    # a later monitor run whose quality check was skipped (labels late): its drift verdict retrains
+    assert guard.execute(_drift_from("scheduled__m2"))["guard"] == "passed"
+    with pytest.raises(AirflowSkipException, match="drift without degradation"):  # no source run: newest verdict
+        guard.execute(_drift_context())
     assert guard.execute(_with_degradation(_drift_context()))["guard"] == "passed"
+    with_data = _drift_from("scheduled__m1")
+    with_data["triggering_asset_events"][Asset("mlops://churn/source")] = [SimpleNamespace(extra={"rows": 10})]
+    assert guard.execute(with_data)["guard"] == "new data in the trigger"
     always = _spec(customers_csv, log_tables, cooldown_hours=0, retrain_on_drift="always")
     assert RetrainGuardOperator(task_id="retrain_guard", spec=always).execute(_drift_context())["guard"] == "passed"
     later = utc_now() + timedelta(hours=spec.monitoring.window_hours + 1)
@@ -412,3 +434,33 @@ def test_gate_bar_follows_the_champions_measured_health(
     interval = spec.promotion.model_copy(update={"degraded_champion_bar": "interval"})
     strict = spec.model_copy(update={"promotion": interval})
     assert gate(strict, "r4")["evidence"]["primary"]["bar"] == "interval"
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("storage")
+def test_a_regressor_is_never_measured_healthy(
+    mlflow_conn: str, customers_csv: Path, pg_conn: Any, log_tables: tuple[str, str]
+) -> None:
+    """No validation accuracy to compare with: the verdict is ``unmeasured`` and drift still retrains."""
+    spec = PipelineSpec.from_dict(
+        spec_dict(
+            level=4,
+            task="regression",
+            source={"kind": "files", "uri": f"file://{customers_csv}"},
+            target="monthly_charge",
+            features=["tenure_months", "monthly_usage", "support_calls", "plan", "region"],
+            estimator={"class": "sklearn.linear_model.Ridge"},
+            metric={"name": "rmse"},
+            serving={"log_table": log_tables[0], "feedback_table": log_tables[1]},
+            monitoring={"min_rows": 100, "cooldown_hours": 0},
+        )
+    )
+    version = _train(spec, "r1")["version"]
+    PromoteModelOperator(task_id="promote", model_name="churn", version=version).execute(task_context())
+    _outcomes(pg_conn, log_tables, "1", correct=150, wrong=0)
+    run = task_context(dag_id="churn_monitor", task_id="model_quality", run_id="scheduled__m1")
+    verdict = ModelPerformanceOperator(task_id="model_quality", spec=spec).execute(run)
+    assert (verdict["decision"], verdict["validation_accuracy"]) == ("unmeasured", None)
+    assert RetrainGuardOperator(task_id="retrain_guard", spec=spec).execute(_drift_from("scheduled__m1"))["guard"] == (
+        "passed"
+    )

@@ -260,7 +260,7 @@ def test_estimate_bar_against_a_degraded_champion() -> None:
 
 
 def test_estimate_bar_keeps_guards_and_segments() -> None:
-    """Against a degraded champion a guard that regresses still rejects."""
+    """Against a degraded champion a guard or a segment that regresses still rejects."""
     y, _ = _binary()
     champion = _proba(y, 0.8, 1)
     sharp = _proba(y, 1.5, 2)
@@ -269,6 +269,15 @@ def test_estimate_bar_keeps_guards_and_segments() -> None:
     assert verdict.decision == "reject"
     assert verdict.evidence["primary"]["passed"]
     assert not verdict.evidence["guards"]["log_loss"]["passed"]
+    # a segment that regresses beyond its tolerance rejects as well
+    segments = np.where(np.arange(len(y)) < len(y) // 2, "a", "b")
+    worse_in_b = np.where(segments == "b", 1 - champion, challenger)
+    segmented = _judge(
+        _policy(segment_column="region", segment_tolerance=0.01), y, champion, worse_in_b, segments=segments,
+        bar="estimate",
+    )  # fmt: skip
+    assert segmented.decision == "reject"
+    assert segmented.evidence["segments"]["groups"]["b"]["passed"] is False
 
 
 def test_guard_regression_rejects_naming_the_guard() -> None:

@@ -41,15 +41,25 @@ class ChampionHealth:
         )
 
 
-def champion_health(client: Any, spec: PipelineSpec, version: str, *, now: datetime) -> ChampionHealth | None:
-    """The newest quality verdict of champion ``version`` younger than ``monitoring.window_hours``, or ``None``."""
+def champion_health(
+    client: Any, spec: PipelineSpec, version: str, *, now: datetime, monitor_run: tuple[str, str] | None = None
+) -> ChampionHealth | None:
+    """The newest quality verdict of champion ``version`` younger than ``monitoring.window_hours``, or ``None``.
+
+    :param monitor_run: ``(dag_id, run_id)``: only a verdict made in that monitor DAG run counts (the
+        run that also published a drift verdict; if its quality check was skipped, there is none).
+    """
     experiment = client.get_experiment_by_name(spec.experiment_name)
     if experiment is None:
         return None
+    same_run = ""
+    if monitor_run is not None:
+        dag_id, run_id = (value.replace("'", "''") for value in monitor_run)
+        same_run = f" AND tags.`airflow.dag_id` = '{dag_id}' AND tags.`airflow.run_id` = '{run_id}'"
     runs = client.search_runs(
         [experiment.experiment_id],
         f"tags.`mlops.pipeline` = '{spec.name}' AND tags.`mlops.monitor` = 'quality' "
-        f"AND tags.`mlops.champion_version` = '{version}'",
+        f"AND tags.`mlops.champion_version` = '{version}'{same_run}",
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )

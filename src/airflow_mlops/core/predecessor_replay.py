@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.core.quality import label_keys
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -33,7 +35,8 @@ def replay(
     """Score ``predecessor`` on ``(features, champion's prediction, label)`` rows; both accuracies.
 
     The predecessor gets the columns it was fitted on (``feature_names_in_``), else ``features``,
-    else every logged column. Answers equal their label by Python equality of the JSON values.
+    else every logged column. An answer is right when it equals its label as JSON values (``1`` and
+    ``1.0`` match, ``true`` and ``1`` do not), as in the SQL count and the Evidently report.
 
     :raises ValueError: no rows, or the requests lack a column the predecessor needs.
     """
@@ -51,8 +54,10 @@ def replay(
     if missing:
         raise ValueError(f"the logged requests lack feature(s) {missing} the predecessor needs")
     predicted = predecessor.predict(frame[list(features)]).tolist()
-    labels = [r[2] for r in requests]
-    champion = sum(r[1] == r[2] for r in requests)
-    predecessor_right = sum(p == y for p, y in zip(predicted, labels, strict=True))
     n = len(requests)
-    return ReplayResult(rows=n, champion_accuracy=champion / n, predecessor_accuracy=predecessor_right / n)
+    # one key space for labels and both models' answers: JSON equality, as the SQL count and Evidently
+    keys = label_keys([*(r[2] for r in requests), *(r[1] for r in requests), *predicted])
+    labels, champion, past = keys[:n], keys[n : 2 * n], keys[2 * n :]
+    champion_right = sum(a == y for a, y in zip(champion, labels, strict=True))
+    predecessor_right = sum(a == y for a, y in zip(past, labels, strict=True))
+    return ReplayResult(rows=n, champion_accuracy=champion_right / n, predecessor_accuracy=predecessor_right / n)

@@ -57,7 +57,7 @@ def build_level_4(spec: PipelineSpec) -> list[DAG]:
         rollback = RollbackModelOperator(
             task_id="rollback",
             model_name=spec.registered_model_name,
-            reasons="{{ ['v%s is degraded, and its predecessor v%s, replayed on the same requests, does better' % "
+            reasons="{{ ['live accuracy of v%s: its predecessor v%s, replayed on the same requests, does better' % "
             "(ti.xcom_pull(task_ids='model_quality')['champion_version'], "
             "ti.xcom_pull(task_ids='model_quality')['predecessor_version'])] }}",
             mlflow_conn_id=spec.mlflow.conn_id,

@@ -24,16 +24,18 @@ def monitor_events(trigger: dict[str, Any]) -> list[dict[str, Any]]:
 class RetrainGuardOperator(MlopsOperator):
     """First task of a Level 4 training run: enforce the retraining guards.
 
-    Only runs started by a drift or degradation Asset are guarded; manual, scheduled and new-data
-    runs always train. A guarded run is skipped (and with it the whole run, so no model is made):
+    Only runs started by drift or degradation Assets alone are guarded; manual, scheduled and
+    new-data runs (also when a verdict arrived together with the new data) always train. A guarded
+    run is skipped (and with it the whole run, so no model is made):
 
     * inside ``spec.monitoring.cooldown_hours`` of the last monitor-triggered training run
       (repeated verdicts about the same shift start one retrain, not a storm of them);
     * with fewer than ``spec.monitoring.min_new_rows`` labelled source rows newer than the
       champion's training data (retraining on what the champion already saw changes nothing);
-    * started by drift verdicts alone while the champion's newest live-quality verdict says
-      ``healthy`` (``spec.monitoring.retrain_on_drift="unless_healthy"``, the default): labelled
-      answers show the champion handles the shift.
+    * started by drift verdicts alone while the quality check of the monitor run that published each
+      of them measured the champion ``healthy`` (``spec.monitoring.retrain_on_drift="unless_healthy"``,
+      the default): labelled answers show the champion handles the shift. A skipped quality check
+      (labels late or too few) leaves no verdict, and the drift retrains.
 
     One retrain at a time comes from the DAG's ``max_active_runs=1``; bad data is stopped by the
     validation task downstream, so it never produces a model. A run stopped there made no training
@@ -52,6 +54,8 @@ class RetrainGuardOperator(MlopsOperator):
         events = monitor_events(trigger)
         if not events:
             return {"trigger": trigger, "guard": "not monitor-triggered"}
+        if len(events) < len(trigger.get("asset_events", [])):  # new source data came with the verdicts
+            return {"trigger": trigger, "guard": "new data in the trigger"}
         verdicts = [e["extra"].get("decision", "?") for e in events]
         with self.hook.activate() as client:
             blocked = self._cooldown(client) or self._too_few_new_rows(client) or self._healthy(client, events)
@@ -94,11 +98,20 @@ class RetrainGuardOperator(MlopsOperator):
         if not drift_only or self.spec.monitoring.retrain_on_drift == "always":
             return None
         champion = alias_version(client, self.spec.registered_model_name, "champion")
-        health = None if champion is None else champion_health(client, self.spec, str(champion), now=utc_now())
-        if health is None or health.decision != "healthy":
-            self.log.info("Drift retrains: %s", "no recent quality verdict" if health is None else health.describe())
+        if champion is None:
             return None
-        return f"drift without degradation: {health.describe()} (monitoring.retrain_on_drift='unless_healthy')"
+        measured = []
+        for event in events:
+            source = event.get("source") or {}
+            run = (str(source["dag_id"]), str(source["run_id"])) if source.get("run_id") else None
+            health = champion_health(client, self.spec, str(champion), now=utc_now(), monitor_run=run)
+            if health is None or health.decision != "healthy":
+                why = "no quality verdict from the same monitor run" if health is None else health.describe()
+                self.log.info("Drift retrains: %s", why)
+                return None
+            measured.append(health)
+        newest = max(measured, key=lambda h: h.measured_at)
+        return f"drift without degradation: {newest.describe()} (monitoring.retrain_on_drift='unless_healthy')"
 
     def _too_few_new_rows(self, client: Any) -> str | None:
         """Why too few new labelled rows block this run, or ``None``."""

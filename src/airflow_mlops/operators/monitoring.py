@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.assets import drift_alias, drift_asset
@@ -258,11 +258,14 @@ class ModelPerformanceOperator(MlopsOperator):
     compared with the champion's held-out ``test_accuracy``. When the ledger shows a predecessor,
     it is replayed on the champion's labelled requests of the window
     (:mod:`airflow_mlops.core.predecessor_replay`): both models are judged on the same rows, in the
-    same world. Publishes ``mlops://<pipeline>/degradation`` when live accuracy dropped by more than
-    ``spec.monitoring.max_accuracy_drop``. The decision is ``rollback`` when the champion is both
-    degraded that way and, on the same requests, below the predecessor by more than that bound (the
-    monitoring DAG then runs the ledger-backed rollback). A predecessor that cannot be replayed
-    (e.g. it needs a feature the requests no longer carry) is reported and never rolled back to.
+    same world (only when it can matter: the champion is degraded, or has no validation accuracy).
+    Publishes ``mlops://<pipeline>/degradation`` when live accuracy dropped by more than
+    ``spec.monitoring.max_accuracy_drop`` (or on a rollback). The decision is ``rollback`` when the
+    champion is both degraded that way and, on the same requests, below the predecessor by more
+    than that bound (the monitoring DAG then runs the ledger-backed rollback); ``degraded``;
+    ``healthy``; or ``unmeasured`` when the champion has no validation accuracy (a regressor), so no
+    guard takes it for healthy. A predecessor that cannot be replayed (e.g. it needs a feature the
+    requests no longer carry) is reported and never rolled back to.
 
     Evidence: the snapshot goes to the pipeline's Evidently project, its HTML and the verdict JSON
     to an MLflow run tagged ``mlops.monitor=quality``. If Evidently fails, a warning is logged, the
@@ -295,7 +298,7 @@ class ModelPerformanceOperator(MlopsOperator):
         from airflow.sdk.exceptions import AirflowSkipException
 
         from airflow_mlops.assets import degradation_asset
-        from airflow_mlops.core.live_outcomes import arm_windows, labelled_outputs, labelled_requests
+        from airflow_mlops.core.live_outcomes import arm_windows, labelled_outputs
         from airflow_mlops.core.registry import alias_version
         from airflow_mlops.core.snapshot import utc_now
         from airflow_mlops.hooks.ledger import LedgerHook
@@ -326,15 +329,8 @@ class ModelPerformanceOperator(MlopsOperator):
                 conn, model_name=name, version=champion, since=since, log_table=log_table,
                 feedback_table=feedback_table, limit=QUALITY_REPORT_ROWS,
             )  # fmt: skip
-            requests = []
-            if holder is not None:
-                requests = labelled_requests(
-                    conn, model_name=name, version=champion, since=since, log_table=log_table,
-                    feedback_table=feedback_table, limit=QUALITY_REPORT_ROWS,
-                )  # fmt: skip
         finally:
             conn.close()
-        replayed, replay_error = self._replay(name, holder, requests) if holder is not None else (None, None)
         snapshot, quality, failure = self._evidently(outcomes, name, champion, context)
         sampled = window.labelled > len(outcomes)  # the report saw the newest rows only: count them all
         accuracy = (
@@ -349,11 +345,15 @@ class ModelPerformanceOperator(MlopsOperator):
             "labelled": window.labelled,
             "validation_accuracy": expected,
             "predecessor_version": holder,
-            "predecessor_replay": None if replayed is None else replayed.as_dict(),
-            "predecessor_replay_error": replay_error,
+            "predecessor_replay": None,
+            "predecessor_replay_error": None,
             "live_metrics": quality,
         }
         degraded = expected is not None and accuracy < expected - rules.max_accuracy_drop
+        replayed = None
+        if holder is not None and self.spec.task == "classification" and (degraded or expected is None):
+            replayed, verdict["predecessor_replay_error"] = self._replay(name, champion, holder, since)
+            verdict["predecessor_replay"] = None if replayed is None else replayed.as_dict()
         worse = (
             replayed is not None
             and replayed.rows >= rules.min_rows
@@ -362,7 +362,10 @@ class ModelPerformanceOperator(MlopsOperator):
         # Both must hold (or no validation accuracy to check): a champion doing as well as it
         # validated stays, even if its predecessor does a little better on these requests.
         rollback = worse and (degraded or expected is None)
-        verdict["decision"] = "rollback" if rollback else ("degraded" if degraded else "healthy")
+        # "unmeasured": no validation accuracy to hold the live one against (e.g. a regressor)
+        verdict["decision"] = (
+            "rollback" if rollback else "degraded" if degraded else "healthy" if expected is not None else "unmeasured"
+        )
 
         def build() -> Any:
             if failure is not None:
@@ -378,19 +381,28 @@ class ModelPerformanceOperator(MlopsOperator):
         )  # fmt: skip
         self.mlflow_run_url = verdict["monitor_run_url"] or ""
         self.log.info("Live quality of %s v%s: %s", name, champion, verdict)
-        if degraded or worse:
+        if degraded or rollback:
             for outlet in self.outlets:
                 context["outlet_events"][outlet].add(degradation_asset(self.spec.name), extra=verdict)
         return verdict
 
-    def _replay(
-        self, name: str, holder: str, requests: list[tuple[dict[str, Any], Any, Any]]
-    ) -> tuple[Any, str | None]:
+    def _replay(self, name: str, champion: str, holder: str, since: datetime) -> tuple[Any, str | None]:
         """The predecessor replayed on the champion's labelled requests, or ``(None, why not)``."""
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        from airflow_mlops.core.live_outcomes import labelled_requests
         from airflow_mlops.core.predecessor_replay import replay
         from airflow_mlops.core.tracking import load_model
 
         try:
+            conn = PostgresHook(postgres_conn_id=self.spec.serving.log_conn_id).get_conn()
+            try:
+                requests = labelled_requests(
+                    conn, model_name=name, version=champion, since=since, log_table=self.spec.serving.log_table,
+                    feedback_table=self.spec.serving.feedback_table, limit=QUALITY_REPORT_ROWS,
+                )  # fmt: skip
+            finally:
+                conn.close()
             with self.hook.activate():
                 model = load_model(f"models:/{name}/{holder}")
             return replay(model, requests, self.spec.features), None

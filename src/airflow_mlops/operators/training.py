@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def describe_trigger(context: Context) -> str:
-    """What started this DAG run: the run type and, for asset-triggered runs, each event."""
+    """What started this DAG run: the run type and, for asset-triggered runs, each event and the run that made it."""
     dag_run = context.get("dag_run")
     run_type = getattr(dag_run, "run_type", None) or "unknown"
     run_type = str(getattr(run_type, "value", run_type))  # the Task SDK enum: "asset_triggered", not its repr
@@ -32,7 +32,10 @@ def describe_trigger(context: Context) -> str:
             identity = (str(uri), f"{getattr(event, 'timestamp', '')}{json.dumps(extra, sort_keys=True, default=str)}")
             if identity not in seen:
                 seen.add(identity)
-                events.append({"asset": uri, "extra": extra})
+                described: dict[str, Any] = {"asset": uri, "extra": extra}
+                if getattr(event, "source_run_id", None):
+                    described["source"] = {"dag_id": event.source_dag_id, "run_id": event.source_run_id}
+                events.append(described)
     return json.dumps({"run_type": run_type, "asset_events": events}, default=str)
 
 
