@@ -206,7 +206,8 @@ async def test_sticky_routing_share_and_traffic_changes(serving_store: Store, re
         body = {"rows": [{"features": row, "key": k} for k in keys]}
         arms = [p["arm"] for p in (await client.post("/predict/batch", json=body)).json()["predictions"]]
         observed = arms.count("challenger") / len(keys)
-        assert abs(observed - 0.25) < 0.03, observed
+        # the hash is salted with the (random) model name: allow 5 binomial standard errors (~0.048)
+        assert abs(observed - 0.25) < 5 * (0.25 * 0.75 / len(keys)) ** 0.5, observed
         for key, arm in list(zip(keys, arms, strict=True))[:25]:
             for _ in range(2):  # the same key always lands on the same arm
                 got = (await client.post("/predict", json={"features": row, "key": key})).json()
