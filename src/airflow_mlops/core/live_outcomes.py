@@ -76,18 +76,24 @@ def arm_windows(
     return result
 
 
+def _rows(conn: Any, tables: tuple[str, ...], sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """The rows of one read-only query, or none when a table it reads does not exist yet."""
+    if not tables_exist(conn, *tables):
+        return []
+    with conn.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = [tuple(r) for r in cursor.fetchall()]
+    conn.rollback()
+    return rows
+
+
 def latest_features(conn: Any, *, model_name: str, log_table: str = PREDICTION_LOG_TABLE) -> dict[str, Any] | None:
     """The features of the most recent logged request (a real row for smoke tests), if any."""
-    if not tables_exist(conn, log_table):
-        return None
-    with conn.cursor() as cursor:
-        cursor.execute(
-            f"SELECT features FROM {log_table} WHERE model_name = %s ORDER BY ts DESC LIMIT 1",
-            (model_name,),
-        )
-        row = cursor.fetchone()
-    conn.rollback()
-    return dict(row[0]) if row else None
+    rows = _rows(
+        conn, (log_table,), f"SELECT features FROM {log_table} WHERE model_name = %s ORDER BY ts DESC LIMIT 1",
+        (model_name,),
+    )  # fmt: skip
+    return dict(rows[0][0]) if rows else None
 
 
 def recent_features(
@@ -99,17 +105,11 @@ def recent_features(
     limit: int = 1_000_000,
 ) -> list[dict[str, Any]]:
     """Feature rows of the requests answered since ``since`` (shadow scores excluded), newest first."""
-    if not tables_exist(conn, log_table):
-        return []
-    with conn.cursor() as cursor:
-        cursor.execute(
-            f"SELECT features FROM {log_table} WHERE model_name = %s AND ts >= %s AND arm <> 'shadow' "
-            "ORDER BY ts DESC LIMIT %s",
-            (model_name, since, limit),
-        )
-        rows = [dict(r[0]) for r in cursor.fetchall()]
-    conn.rollback()
-    return rows
+    sql = (
+        f"SELECT features FROM {log_table} WHERE model_name = %s AND ts >= %s AND arm <> 'shadow' "
+        "ORDER BY ts DESC LIMIT %s"
+    )
+    return [dict(r[0]) for r in _rows(conn, (log_table,), sql, (model_name, since, limit))]
 
 
 def recent_outputs(
@@ -122,17 +122,33 @@ def recent_outputs(
     limit: int = 1_000_000,
 ) -> list[tuple[Any, Any]]:
     """``(prediction, score)`` of what ``version`` answered as champion since ``since``, newest first."""
-    if not tables_exist(conn, log_table):
-        return []
-    with conn.cursor() as cursor:
-        cursor.execute(
-            f"SELECT prediction, score FROM {log_table} WHERE model_name = %s AND model_version = %s "
-            "AND arm = 'champion' AND ts >= %s ORDER BY ts DESC LIMIT %s",
-            (model_name, str(version), since, limit),
-        )
-        rows = [(r[0], r[1]) for r in cursor.fetchall()]
-    conn.rollback()
-    return rows
+    sql = (
+        f"SELECT prediction, score FROM {log_table} WHERE model_name = %s AND model_version = %s "
+        "AND arm = 'champion' AND ts >= %s ORDER BY ts DESC LIMIT %s"
+    )
+    return [(r[0], r[1]) for r in _rows(conn, (log_table,), sql, (model_name, str(version), since, limit))]
+
+
+def _labelled(
+    conn: Any,
+    columns: str,
+    *,
+    model_name: str,
+    version: str,
+    since: datetime | None,
+    log_table: str,
+    feedback_table: str,
+    limit: int | None,
+) -> list[tuple[Any, ...]]:
+    """``columns`` of the champion answers of ``version`` that have a label, oldest first (newest ``limit``)."""
+    sql = (
+        f"SELECT {columns} FROM {log_table} p JOIN {feedback_table} f "
+        f"ON f.request_id = p.request_id WHERE p.model_name = %s AND p.arm = 'champion' "
+        f"AND p.model_version = %s AND (%s::timestamptz IS NULL OR p.ts >= %s::timestamptz) "
+        f"ORDER BY p.ts DESC LIMIT %s"
+    )
+    params = (model_name, str(version), since, since, limit)
+    return list(reversed(_rows(conn, (log_table, feedback_table), sql, params)))
 
 
 def labelled_outputs(
@@ -150,19 +166,11 @@ def labelled_outputs(
     The same rows :func:`arm_windows` counts as labelled for the champion arm, oldest first; with
     ``limit``, only the newest ``limit`` of them.
     """
-    if not tables_exist(conn, log_table, feedback_table):
-        return []
-    with conn.cursor() as cursor:
-        cursor.execute(
-            f"SELECT p.prediction, f.label, p.score FROM {log_table} p JOIN {feedback_table} f "
-            f"ON f.request_id = p.request_id WHERE p.model_name = %s AND p.arm = 'champion' "
-            f"AND p.model_version = %s AND (%s::timestamptz IS NULL OR p.ts >= %s::timestamptz) "
-            f"ORDER BY p.ts DESC LIMIT %s",
-            (model_name, str(version), since, since, limit),
-        )
-        rows = [(r[0], r[1], r[2]) for r in reversed(cursor.fetchall())]
-    conn.rollback()
-    return rows
+    rows = _labelled(
+        conn, "p.prediction, f.label, p.score", model_name=model_name, version=version, since=since,
+        log_table=log_table, feedback_table=feedback_table, limit=limit,
+    )  # fmt: skip
+    return [(r[0], r[1], r[2]) for r in rows]
 
 
 def labelled_requests(
@@ -180,16 +188,8 @@ def labelled_requests(
     The rows of :func:`labelled_outputs` with the features each request carried, oldest first; with
     ``limit``, only the newest ``limit`` of them.
     """
-    if not tables_exist(conn, log_table, feedback_table):
-        return []
-    with conn.cursor() as cursor:
-        cursor.execute(
-            f"SELECT p.features, p.prediction, f.label FROM {log_table} p JOIN {feedback_table} f "
-            f"ON f.request_id = p.request_id WHERE p.model_name = %s AND p.arm = 'champion' "
-            f"AND p.model_version = %s AND (%s::timestamptz IS NULL OR p.ts >= %s::timestamptz) "
-            f"ORDER BY p.ts DESC LIMIT %s",
-            (model_name, str(version), since, since, limit),
-        )
-        rows = [(dict(r[0]), r[1], r[2]) for r in reversed(cursor.fetchall())]
-    conn.rollback()
-    return rows
+    rows = _labelled(
+        conn, "p.features, p.prediction, f.label", model_name=model_name, version=version, since=since,
+        log_table=log_table, feedback_table=feedback_table, limit=limit,
+    )  # fmt: skip
+    return [(dict(r[0]), r[1], r[2]) for r in rows]
