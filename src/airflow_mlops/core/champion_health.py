@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow_mlops.spec import PipelineSpec
+    from airflow_mlops.core.policy import Bar
+    from airflow_mlops.spec import PipelineSpec, PromotionPolicy
 
 DEGRADED = ("degraded", "rollback")
 
@@ -39,6 +40,11 @@ class ChampionHealth:
             f"champion v{self.version} measured {self.decision} at {self.measured_at:%Y-%m-%d %H:%M:%S} UTC"
             f"{accuracy} (monitor run {self.run_id})"
         )
+
+
+def promotion_bar(health: ChampionHealth | None, policy: PromotionPolicy) -> Bar:
+    """The bar a challenger must clear: ``policy.degraded_champion_bar`` against a degraded champion."""
+    return policy.degraded_champion_bar if health is not None and health.degraded else "interval"
 
 
 def champion_health(

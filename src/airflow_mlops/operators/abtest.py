@@ -49,7 +49,7 @@ class ABTestOperator(MlopsOperator):
         from airflow.sdk.exceptions import AirflowSkipException
 
         from airflow_mlops.core.abtest import ArmOutcomes, judge_ab
-        from airflow_mlops.core.champion_health import champion_health
+        from airflow_mlops.core.champion_health import champion_health, promotion_bar
         from airflow_mlops.core.live_outcomes import arm_windows, latest_features
         from airflow_mlops.core.registry import alias_version
         from airflow_mlops.core.snapshot import utc_now
@@ -58,9 +58,11 @@ class ABTestOperator(MlopsOperator):
         with self.hook.activate() as client:
             champion = alias_version(client, name, "champion")
             challenger = alias_version(client, name, "challenger")
-            health = None if champion is None else champion_health(client, self.spec, str(champion), now=utc_now())
-        if champion is None or challenger is None or challenger == champion:
-            raise AirflowSkipException(f"{name}: no A/B test running (champion {champion}, challenger {challenger})")
+            if champion is None or challenger is None or challenger == champion:
+                raise AirflowSkipException(
+                    f"{name}: no A/B test running (champion {champion}, challenger {challenger})"
+                )
+            health = champion_health(client, self.spec, str(champion), now=utc_now())
         conn = PostgresHook(postgres_conn_id=self.log_conn_id).get_conn()
         try:
             log_table, feedback_table = self.spec.serving.log_table, self.spec.serving.feedback_table
@@ -91,7 +93,7 @@ class ABTestOperator(MlopsOperator):
             min_improvement=policy.ab.min_improvement,
             confidence=policy.confidence,
             seed=self.spec.split.seed,
-            degraded_champion=health is not None and health.degraded and policy.degraded_champion_bar == "estimate",
+            degraded_champion=promotion_bar(health, policy) == "estimate",
         )
         result = {
             **verdict.as_dict(),

@@ -54,7 +54,7 @@ class ChallengeChampionOperator(MlopsOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         import numpy as np
 
-        from airflow_mlops.core.champion_health import champion_health
+        from airflow_mlops.core.champion_health import champion_health, promotion_bar
         from airflow_mlops.core.metrics import METRICS
         from airflow_mlops.core.policy import judge_offline
         from airflow_mlops.core.registry import alias_version
@@ -78,7 +78,7 @@ class ChallengeChampionOperator(MlopsOperator):
                 champion_model = load_model(f"models:/{challenger.name}/{champion_version}")
                 rows, holdout_note = self._fresh_rows(frame, split.x_test.index, client, champion_mv.run_id or "")
                 health = champion_health(client, self.spec, str(champion_version), now=utc_now())
-            bar = policy.degraded_champion_bar if health is not None and health.degraded else "interval"
+            bar = promotion_bar(health, policy)
             challenger_model = load_model(challenger.model_uri)
             x, y = split.x_test.loc[rows], split.y_test.loc[rows]
             needs_proba = METRICS[metric].needs_proba
