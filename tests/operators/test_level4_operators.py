@@ -249,7 +249,7 @@ def test_describe_trigger_names_each_event_once() -> None:
     """An event reached through the drift AssetAlias is listed under the alias and the Asset: once in the tag."""
     from airflow.sdk import AssetAlias
 
-    from airflow_mlops.operators.training import describe_trigger
+    from airflow_mlops.operators.base import run_trigger
 
     drift = Asset("mlops://churn/drift")
     event = SimpleNamespace(asset=SimpleNamespace(uri=drift.uri), timestamp="t1", extra={"decision": "drift"})
@@ -257,7 +257,7 @@ def test_describe_trigger_names_each_event_once() -> None:
     ctx = task_context()
     ctx["triggering_asset_events"] = {drift: [event, other], AssetAlias("mlops-churn-drift"): [event]}
     ctx["dag_run"].run_type = "asset_triggered"
-    described = json.loads(describe_trigger(ctx))
+    described = run_trigger(ctx)
     assert described == {
         "run_type": "asset_triggered",
         "asset_events": [
@@ -267,7 +267,7 @@ def test_describe_trigger_names_each_event_once() -> None:
     }
     # an event that knows its source run names it (the guard reads that run's quality verdict)
     ctx["triggering_asset_events"] = _drift_from("scheduled__m7")["triggering_asset_events"]
-    (named,) = json.loads(describe_trigger(ctx))["asset_events"]
+    (named,) = run_trigger(ctx)["asset_events"]
     assert named["source"] == {"dag_id": "churn_monitor", "run_id": "scheduled__m7"}
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.core import tags
+
 if TYPE_CHECKING:
     from airflow_mlops.core.policy import Bar
     from airflow_mlops.spec import PipelineSpec, PromotionPolicy
@@ -58,14 +60,12 @@ def champion_health(
     experiment = client.get_experiment_by_name(spec.experiment_name)
     if experiment is None:
         return None
-    same_run = ""
+    wanted = {tags.PIPELINE: spec.name, tags.MONITOR: "quality", tags.CHAMPION_VERSION: str(version)}
     if monitor_run is not None:
-        dag_id, run_id = (value.replace("'", "''") for value in monitor_run)
-        same_run = f" AND tags.`airflow.dag_id` = '{dag_id}' AND tags.`airflow.run_id` = '{run_id}'"
+        wanted |= {tags.AIRFLOW_DAG_ID: monitor_run[0], tags.AIRFLOW_RUN_ID: monitor_run[1]}
     runs = client.search_runs(
         [experiment.experiment_id],
-        f"tags.`mlops.pipeline` = '{spec.name}' AND tags.`mlops.monitor` = 'quality' "
-        f"AND tags.`mlops.champion_version` = '{version}'{same_run}",
+        tags.search_filter(wanted),
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
@@ -77,7 +77,7 @@ def champion_health(
         return None
     return ChampionHealth(
         version=str(version),
-        decision=str(run.data.tags.get("mlops.decision", "")),
+        decision=str(run.data.tags.get(tags.DECISION, "")),
         run_id=str(run.info.run_id),
         measured_at=measured_at,
         live_accuracy=run.data.metrics.get("live_accuracy"),

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from airflow_mlops.core import tags
 from airflow_mlops.exceptions import MlopsError
 
 if TYPE_CHECKING:
@@ -214,7 +215,7 @@ class Ledger:
             row = conn.execute(sa.select(ledger).where(ledger.c.id == new_id)).one()
         return _row(row._mapping)
 
-    def holder_at(self, model_name: str, when: datetime, alias: str = "champion") -> LedgerRow | None:
+    def holder_at(self, model_name: str, when: datetime, alias: str = tags.CHAMPION) -> LedgerRow | None:
         """The ledger row that put the version serving as ``alias`` at time ``when`` (and why)."""
         with self.engine.connect() as conn:
             row = conn.execute(
@@ -294,9 +295,9 @@ def _insert(
             to_version=to_version,
             reasons=json.dumps(reasons),
             evidence_uri=evidence_uri,
-            airflow_dag_id=airflow.get("airflow.dag_id"),
-            airflow_run_id=airflow.get("airflow.run_id"),
-            airflow_task_id=airflow.get("airflow.task_id"),
+            airflow_dag_id=airflow.get(tags.AIRFLOW_DAG_ID),
+            airflow_run_id=airflow.get(tags.AIRFLOW_RUN_ID),
+            airflow_task_id=airflow.get(tags.AIRFLOW_TASK_ID),
             idempotency_key=idempotency_key,
             created_at=datetime.now(UTC),
         )

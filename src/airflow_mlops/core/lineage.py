@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.core import tags as tag_names
 from airflow_mlops.exceptions import MlopsError
 from airflow_mlops.serving.prediction_log import PREDICTION_LOG_TABLE
 
@@ -61,10 +62,10 @@ def trace(
         },
         "airflow": {k.removeprefix("airflow."): v for k, v in sorted(tags.items()) if k.startswith("airflow.")},
         "dataset": {
-            "digest": tags.get("mlops.dataset_digest"),
-            "snapshot": tags.get("mlops.dataset_uri"),
-            "source": tags.get("mlops.dataset_source"),
-            "as_of": tags.get("mlops.dataset_as_of") or None,
+            "digest": tags.get(tag_names.DATASET_DIGEST),
+            "snapshot": tags.get(tag_names.DATASET_URI),
+            "source": tags.get(tag_names.DATASET_SOURCE),
+            "as_of": tags.get(tag_names.DATASET_AS_OF) or None,
         },
         "ledger": None,
     }

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.core import tags as tag_names
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -58,14 +60,9 @@ def find_run(experiment_id: str, tags: dict[str, str]) -> str | None:
     """Id of a finished run whose tags match ``tags`` exactly, if any."""
     from mlflow import MlflowClient
 
-    clauses = [f"tags.`{k}` = '{_quote(v)}'" for k, v in sorted(tags.items())]
-    clauses.append("attributes.status = 'FINISHED'")
-    runs = MlflowClient().search_runs([experiment_id], " and ".join(clauses), max_results=1)
+    clauses = [tag_names.search_filter(dict(sorted(tags.items()))), "attributes.status = 'FINISHED'"]
+    runs = MlflowClient().search_runs([experiment_id], " AND ".join(clauses), max_results=1)
     return runs[0].info.run_id if runs else None
-
-
-def _quote(value: str) -> str:
-    return value.replace("'", "\\'")
 
 
 def log_training_run(
@@ -110,7 +107,7 @@ def log_training_run(
             pip_requirements=pip_requirements(),
             skops_trusted_types=trusted_types(model),
         )
-        mlflow.set_tag("mlops.model_uri", info.model_uri)
+        mlflow.set_tag(tag_names.MODEL_URI, info.model_uri)
         log_reference_profile(x_train, run.info.run_id, predictions=predictions, sample_rows=sample_rows)
     return LoggedModel(run.info.run_id, exp.experiment_id, info.model_uri)
 
@@ -154,7 +151,7 @@ def log_reference_profile(
         sample.to_parquet(sample_path, index=False)
         mlflow.log_artifact(str(profile_path), artifact_path=folder)
         mlflow.log_artifact(str(sample_path), artifact_path=folder)
-    mlflow.set_tag("mlops.reference_profile", f"runs:/{run_id}/{PROFILE_ARTIFACT}")
+    mlflow.set_tag(tag_names.REFERENCE_PROFILE, f"runs:/{run_id}/{PROFILE_ARTIFACT}")
 
 
 def dataset_source(uri: str) -> Any:
@@ -208,7 +205,7 @@ def log_monitor_run(
 
     exp = mlflow.set_experiment(experiment)
     with mlflow.start_run(
-        run_name=run_name, tags={**tags, "mlops.monitor": monitor}, experiment_id=exp.experiment_id
+        run_name=run_name, tags={**tags, tag_names.MONITOR: monitor}, experiment_id=exp.experiment_id
     ) as run:
         finite = {k: v for k, v in (metrics or {}).items() if isinstance(v, int | float) and math.isfinite(v)}
         if finite:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.core import tags
 from airflow_mlops.factories.base import new_dag
 from airflow_mlops.factories.params import release_params, training_params
 from airflow_mlops.operators.dataset import ExtractDatasetOperator, ValidateDatasetOperator
@@ -44,7 +45,7 @@ def build_release_dag(spec: PipelineSpec) -> DAG:
             task_id="register_and_release",
             spec=spec,
             model={"name": spec.registered_model_name, "run_id": "{{ params.run_id }}", "model_uri": ""},
-            alias="champion",
+            alias=tags.CHAMPION,
         )
     return dag
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
 
 from airflow_mlops.assets import source_asset
+from airflow_mlops.core import tags
 from airflow_mlops.factories.base import dag_id, new_dag
 from airflow_mlops.factories.level1 import build_training_dag
 from airflow_mlops.factories.params import promote_params
@@ -38,7 +39,7 @@ def build_promote_dag(spec: PipelineSpec) -> DAG:
             task_id="promote",
             model_name=spec.registered_model_name,
             version="{{ params.version }}",
-            alias="champion",
+            alias=tags.CHAMPION,
             mlflow_conn_id=spec.mlflow.conn_id,
             ledger_conn_id=spec.ledger.conn_id,
         )

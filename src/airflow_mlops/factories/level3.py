@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.core import tags
 from airflow_mlops.factories.base import new_dag
 from airflow_mlops.factories.level2 import level_2_parts
 from airflow_mlops.operators.abtest import ABTestOperator, VerdictBranchOperator
@@ -32,7 +33,7 @@ def _promote_and_deploy(spec: PipelineSpec, source: str, promote_id: str, verdic
     )
     deploy = DeployModelOperator(
         task_id=f"deploy_{promote_id}",
-        arm="champion",
+        arm=tags.CHAMPION,
         version=_from(source, "challenger_version"),
         smoke_features=_from(source, "smoke_features"),
         serving_conn_id=spec.serving.conn_id,
@@ -76,7 +77,7 @@ def level_3_parts(spec: PipelineSpec, schedule: Any = None) -> tuple[DAG, dict[s
         )
         rollout = DeployModelOperator(
             task_id="start_ab_test",
-            arm="challenger",
+            arm=tags.CHALLENGER,
             version=_from("challenge", "challenger_version"),
             smoke_features=_from("challenge", "smoke_features"),
             challenger_share=spec.promotion.ab.challenger_share,

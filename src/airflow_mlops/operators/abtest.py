@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseBranchOperator
 
+from airflow_mlops.core import tags
 from airflow_mlops.hooks.ledger import LedgerHook
 from airflow_mlops.hooks.serving import ServingHook
 from airflow_mlops.operators.base import MlopsOperator, airflow_identity
@@ -56,8 +57,8 @@ class ABTestOperator(MlopsOperator):
 
         name = self.spec.registered_model_name
         with self.hook.activate() as client:
-            champion = alias_version(client, name, "champion")
-            challenger = alias_version(client, name, "challenger")
+            champion = alias_version(client, name, tags.CHAMPION)
+            challenger = alias_version(client, name, tags.CHALLENGER)
             if champion is None or challenger is None or challenger == champion:
                 raise AirflowSkipException(
                     f"{name}: no A/B test running (champion {champion}, challenger {challenger})"
@@ -112,7 +113,7 @@ class ABTestOperator(MlopsOperator):
             ti = context["ti"]
             LedgerHook(self.spec.ledger.conn_id).get_conn().record(
                 model_name=name,
-                alias="challenger",
+                alias=tags.CHALLENGER,
                 action=verdict.decision,
                 version=challenger,
                 reasons=verdict.reasons,
@@ -127,7 +128,7 @@ class ABTestOperator(MlopsOperator):
         """Take the losing challenger out: traffic share 0, alias removed."""
         ServingHook(self.serving_conn_id).set_traffic(0.0)
         with self.hook.activate() as client:
-            client.delete_registered_model_alias(name, "challenger")
+            client.delete_registered_model_alias(name, tags.CHALLENGER)
 
 
 class VerdictBranchOperator(BaseBranchOperator):

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, ObjectStoragePath, conf
 
+from airflow_mlops.core import tags
 from airflow_mlops.home import airflow_home
 from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.spec import PipelineSpec
@@ -27,11 +28,19 @@ def airflow_identity(context: Context) -> dict[str, str]:
     """The Airflow run identity every MLflow run and model version carries as tags."""
     ti = context["ti"]
     return {
-        "airflow.dag_id": ti.dag_id,
-        "airflow.run_id": ti.run_id,
-        "airflow.task_id": ti.task_id,
-        "airflow.try_number": str(ti.try_number),
+        tags.AIRFLOW_DAG_ID: ti.dag_id,
+        tags.AIRFLOW_RUN_ID: ti.run_id,
+        tags.AIRFLOW_TASK_ID: ti.task_id,
+        tags.AIRFLOW_TRY_NUMBER: str(ti.try_number),
     }
+
+
+def run_trigger(context: Context) -> dict[str, Any]:
+    """What started this DAG run (see :func:`airflow_mlops.core.run_trigger.describe_trigger`)."""
+    from airflow_mlops.core.run_trigger import describe_trigger
+
+    dag_run = context.get("dag_run")
+    return describe_trigger(getattr(dag_run, "run_type", None), context.get("triggering_asset_events"))
 
 
 def spec_name(spec: PipelineSpec | dict[str, Any]) -> str:

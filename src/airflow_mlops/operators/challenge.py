@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import ObjectStoragePath
 
+from airflow_mlops.core import tags
 from airflow_mlops.links.mlflow import MlflowRunLink
 from airflow_mlops.operators.base import MlopsOperator
 from airflow_mlops.refs import DatasetRef, ModelRef
@@ -69,7 +70,7 @@ class ChallengeChampionOperator(MlopsOperator):
         split = split_frame(frame, self.spec)
         policy, metric = self.spec.promotion, self.spec.metric.name
         with self.hook.activate() as client:
-            champion_version = alias_version(client, challenger.name, "champion")
+            champion_version = alias_version(client, challenger.name, tags.CHAMPION)
             champion_model, health = None, None
             holdout_note = "test split of the challenger's snapshot"
             rows = split.x_test.index
@@ -123,9 +124,9 @@ class ChallengeChampionOperator(MlopsOperator):
             artifact = f"{EVIDENCE_DIR}/verdict-{context['ti'].run_id}.json".replace(":", "_")
             client.log_dict(challenger.run_id, evidence, artifact)
             for key, value in {
-                "mlops.gate.decision": verdict.decision,
-                "mlops.gate.champion_version": str(champion_version),
-                "mlops.gate.evidence": f"runs:/{challenger.run_id}/{artifact}",
+                tags.GATE_DECISION: verdict.decision,
+                tags.GATE_CHAMPION_VERSION: str(champion_version),
+                tags.GATE_EVIDENCE: f"runs:/{challenger.run_id}/{artifact}",
             }.items():
                 client.set_model_version_tag(challenger.name, str(challenger.version), key, value)
         self.mlflow_run_url = self.hook.run_url(challenger.experiment_id or "0", challenger.run_id)
@@ -145,7 +146,7 @@ class ChallengeChampionOperator(MlopsOperator):
         import pandas as pd
 
         column = self.spec.source.timestamp_column
-        as_of = client.get_run(champion_run_id).data.tags.get("mlops.dataset_as_of") if champion_run_id else None
+        as_of = client.get_run(champion_run_id).data.tags.get(tags.DATASET_AS_OF) if champion_run_id else None
         if not column or not as_of:
             return test_index, "test split of the challenger's snapshot (no champion watermark)"
         stamps = pd.to_datetime(frame.loc[test_index, column], utc=True, errors="coerce")

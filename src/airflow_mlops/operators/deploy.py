@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, conf
 
+from airflow_mlops.core import tags
 from airflow_mlops.exceptions import MlopsError
 from airflow_mlops.hooks.serving import ServingHook
 
@@ -44,7 +45,7 @@ class DeployModelOperator(BaseOperator):
         *,
         version: Any,
         smoke_features: Any,
-        arm: str = "challenger",
+        arm: str = tags.CHALLENGER,
         challenger_share: float = 0.1,
         serving_conn_id: str = ServingHook.default_conn_name,
         ready_timeout: float = 300.0,
@@ -119,7 +120,7 @@ class DeployModelOperator(BaseOperator):
             if str(answer.get("version")) not in expected.values():
                 self._withdraw()
                 raise DeploymentError(f"smoke request to {url} was answered by {answer}, expected {expected}")
-        share = self.challenger_share if self.arm == "challenger" else 0.0
+        share = self.challenger_share if self.arm == tags.CHALLENGER else 0.0
         self._guarded(lambda: self.hook.set_traffic(share))
         self.log.info(
             "Deployed %s to %d instance(s); challenger share %.2f", expected, len(self.hook.get_conn()), share

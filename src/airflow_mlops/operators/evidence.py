@@ -12,6 +12,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from airflow_mlops.core import tags
 from airflow_mlops.hooks.evidently import EvidentlyHook
 from airflow_mlops.operators.base import airflow_identity
 
@@ -112,13 +113,13 @@ def record_evidence(
     files = {f"{monitor}/verdict.json": json.dumps({**verdict, **evidence}, indent=2, default=str)}
     if html is not None:
         files[f"{monitor}/report.html"] = html
-    tags = {
+    run_tags = {
         **spec.tags,
         **airflow_identity(context),
-        "mlops.pipeline": spec.name,
-        "mlops.model_name": spec.registered_model_name,
-        "mlops.champion_version": str(verdict.get("champion_version")),
-        "mlops.decision": str(verdict.get("decision")),
+        tags.PIPELINE: spec.name,
+        tags.MODEL_NAME: spec.registered_model_name,
+        tags.CHAMPION_VERSION: str(verdict.get("champion_version")),
+        tags.DECISION: str(verdict.get("decision")),
     }
     ti = context["ti"]
     try:
@@ -127,7 +128,7 @@ def record_evidence(
                 experiment=spec.experiment_name,
                 monitor=monitor,
                 run_name=f"{ti.dag_id}.{ti.task_id}.{ti.run_id}",
-                tags=tags,
+                tags=run_tags,
                 files=files,
                 metrics=metrics,
             )

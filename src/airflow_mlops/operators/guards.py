@@ -5,20 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.operators.base import MlopsOperator
+from airflow_mlops.core import tags
+from airflow_mlops.operators.base import MlopsOperator, run_trigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_mlops.spec import PipelineSpec
-
-MONITOR_ASSETS = ("/drift", "/degradation")
-MONITOR_TRIGGERED_TAG = "mlops.monitor_triggered"
-
-
-def monitor_events(trigger: dict[str, Any]) -> list[dict[str, Any]]:
-    """The drift and degradation Asset events among a run's triggering events."""
-    return [e for e in trigger.get("asset_events", []) if str(e.get("asset", "")).endswith(MONITOR_ASSETS)]
 
 
 class RetrainGuardOperator(MlopsOperator):
@@ -44,13 +37,11 @@ class RetrainGuardOperator(MlopsOperator):
     """
 
     def execute(self, context: Context) -> dict[str, Any]:
-        import json
-
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from airflow_mlops.operators.training import describe_trigger
+        from airflow_mlops.core.run_trigger import monitor_events
 
-        trigger = json.loads(describe_trigger(context))
+        trigger = run_trigger(context)
         events = monitor_events(trigger)
         if not events:
             return {"trigger": trigger, "guard": "not monitor-triggered"}
@@ -74,7 +65,7 @@ class RetrainGuardOperator(MlopsOperator):
             return None
         runs = client.search_runs(
             [experiment.experiment_id],
-            f"tags.`mlops.pipeline` = '{self.spec.name}' AND tags.`{MONITOR_TRIGGERED_TAG}` = 'true'",
+            tags.search_filter({tags.PIPELINE: self.spec.name, tags.MONITOR_TRIGGERED: "true"}),
             order_by=["attributes.start_time DESC"],
             max_results=1,
         )
@@ -97,7 +88,7 @@ class RetrainGuardOperator(MlopsOperator):
         drift_only = all(str(e.get("asset", "")).endswith("/drift") for e in events)
         if not drift_only or self.spec.monitoring.retrain_on_drift == "always":
             return None
-        champion = alias_version(client, self.spec.registered_model_name, "champion")
+        champion = alias_version(client, self.spec.registered_model_name, tags.CHAMPION)
         if champion is None:
             return None
         measured = []
@@ -119,11 +110,11 @@ class RetrainGuardOperator(MlopsOperator):
 
         needed = self.spec.monitoring.min_new_rows
         name = self.spec.registered_model_name
-        champion = alias_version(client, name, "champion") if needed else None
+        champion = alias_version(client, name, tags.CHAMPION) if needed else None
         if champion is None:
             return None
         run_id = str(client.get_model_version(name, champion).run_id)
-        watermark = client.get_run(run_id).data.tags.get("mlops.dataset_as_of") or None
+        watermark = client.get_run(run_id).data.tags.get(tags.DATASET_AS_OF) or None
         found = count_labelled_rows(self.spec, watermark)
         if found >= needed:
             self.log.info("%d labelled source rows newer than champion v%s's data (need %d)", found, champion, needed)

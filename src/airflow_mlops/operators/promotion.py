@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_mlops.core import tags
 from airflow_mlops.hooks.ledger import LedgerHook
 from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.links.mlflow import MlflowModelVersionLink
@@ -28,7 +29,7 @@ class _AliasMover(BaseOperator):
         self,
         *,
         model_name: str,
-        alias: str = "champion",
+        alias: str = tags.CHAMPION,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         ledger_conn_id: str | None = None,
         **kwargs: Any,
@@ -189,7 +190,7 @@ class RollbackModelOperator(_AliasMover):
             raise ModelRegistryError(f"{self.model_name}@{self.alias}: the ledger has no earlier version to restore")
         reasons = self.reasons if isinstance(self.reasons, list) else [str(self.reasons or "rollback requested")]
         row = self._move(context, version=target, action="rollback", reasons=reasons, expected_from=current)
-        if self.alias == "champion" and row.from_version:
+        if self.alias == tags.CHAMPION and row.from_version:
             self._withdraw_challenger(row.from_version)
         return {"name": self.model_name, "alias": self.alias, "version": row.to_version, "previous": row.from_version}
 
@@ -198,8 +199,8 @@ class RollbackModelOperator(_AliasMover):
         from airflow_mlops.core.registry import alias_version
 
         with MlflowHook(mlflow_conn_id=self.mlflow_conn_id).activate() as client:
-            if alias_version(client, self.model_name, "challenger") == version:
-                client.delete_registered_model_alias(self.model_name, "challenger")
+            if alias_version(client, self.model_name, tags.CHALLENGER) == version:
+                client.delete_registered_model_alias(self.model_name, tags.CHALLENGER)
                 self.log.info("Removed alias challenger from rolled-back v%s", version)
 
 

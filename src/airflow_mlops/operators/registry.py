@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.assets import model_asset
+from airflow_mlops.core import tags
 from airflow_mlops.links.mlflow import MlflowModelVersionLink
 from airflow_mlops.operators.base import MlopsOperator, airflow_identity, spec_name
 from airflow_mlops.refs import ModelRef
@@ -29,7 +30,7 @@ class RegisterModelOperator(MlopsOperator):
     template_fields: Sequence[str] = ("model",)
     operator_extra_links = (MlflowModelVersionLink(),)
 
-    def __init__(self, *, model: Any, alias: str | None = "challenger", **kwargs: Any) -> None:
+    def __init__(self, *, model: Any, alias: str | None = tags.CHALLENGER, **kwargs: Any) -> None:
         kwargs.setdefault("outlets", [model_asset(spec_name(kwargs["spec"]))])
         super().__init__(**kwargs)
         self.model = model
@@ -45,15 +46,15 @@ class RegisterModelOperator(MlopsOperator):
         with self.hook.activate() as client:
             if not ref.model_uri:
                 ref = _complete_from_run(client, ref)
-            tags = {
+            run_tags = {
                 **airflow_identity(context),
-                "mlops.pipeline": self.spec.name,
-                "mlops.dataset_digest": ref.dataset_digest or "",
-                "mlops.dataset_source": self.spec.source.describe()[:4000],
-                **{f"mlops.metric.{k}": f"{v:.6g}" for k, v in ref.metrics.items()},
+                tags.PIPELINE: self.spec.name,
+                tags.DATASET_DIGEST: ref.dataset_digest or "",
+                tags.DATASET_SOURCE: self.spec.source.describe()[:4000],
+                **{f"{tags.METRIC_PREFIX}{k}": f"{v:.6g}" for k, v in ref.metrics.items()},
             }
             version, created = register_version(
-                client, name=ref.name, model_uri=ref.model_uri, run_id=ref.run_id, tags=tags, alias=self.alias
+                client, name=ref.name, model_uri=ref.model_uri, run_id=ref.run_id, tags=run_tags, alias=self.alias
             )
         self.mlflow_model_version_url = self.hook.model_version_url(ref.name, str(version.version))
         self.log.info(
@@ -74,14 +75,14 @@ def _complete_from_run(client: Any, ref: ModelRef) -> ModelRef:
         run = client.get_run(ref.run_id)
     except MlflowException as err:
         raise ModelRegistryError(f"run_id: no MLflow run {ref.run_id!r}: {err.message}") from err
-    uri = run.data.tags.get("mlops.model_uri")
+    uri = run.data.tags.get(tags.MODEL_URI)
     if not uri:
         raise ModelRegistryError(f"run_id: run {ref.run_id!r} has no model logged by TrainModelOperator")
     return ModelRef.from_xcom(
         {
             **ref.as_xcom(),
             "model_uri": uri,
-            "dataset_digest": run.data.tags.get("mlops.dataset_digest"),
+            "dataset_digest": run.data.tags.get(tags.DATASET_DIGEST),
             "experiment_id": run.info.experiment_id,
             "metrics": {**run.data.metrics, **ref.metrics},
         }

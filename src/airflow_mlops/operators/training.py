@@ -2,41 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import ObjectStoragePath
 
+from airflow_mlops.core import tags
 from airflow_mlops.links.mlflow import MlflowRunLink
-from airflow_mlops.operators.base import MlopsOperator, airflow_identity
+from airflow_mlops.operators.base import MlopsOperator, airflow_identity, run_trigger
 from airflow_mlops.refs import DatasetRef, ModelRef
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.sdk import Context
-
-
-def describe_trigger(context: Context) -> str:
-    """What started this DAG run: the run type and, for asset-triggered runs, each event and the run that made it."""
-    dag_run = context.get("dag_run")
-    run_type = getattr(dag_run, "run_type", None) or "unknown"
-    run_type = str(getattr(run_type, "value", run_type))  # the Task SDK enum: "asset_triggered", not its repr
-    events: list[dict[str, Any]] = []
-    seen: set[tuple[str, str]] = set()
-    for key, asset_events in (context.get("triggering_asset_events") or {}).items():
-        for event in asset_events:
-            # An event reached through an AssetAlias is listed under the alias too: name its Asset once.
-            uri = getattr(getattr(event, "asset", None), "uri", None) or getattr(key, "uri", str(key))
-            extra = dict(event.extra or {})
-            identity = (str(uri), f"{getattr(event, 'timestamp', '')}{json.dumps(extra, sort_keys=True, default=str)}")
-            if identity not in seen:
-                seen.add(identity)
-                described: dict[str, Any] = {"asset": uri, "extra": extra}
-                if getattr(event, "source_run_id", None):
-                    described["source"] = {"dag_id": event.source_dag_id, "run_id": event.source_run_id}
-                events.append(described)
-    return json.dumps({"run_type": run_type, "asset_events": events}, default=str)
 
 
 def _overrides(value: Any) -> dict[str, Any]:
@@ -87,27 +65,27 @@ class TrainModelOperator(MlopsOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core.drift.prediction import model_outputs, output_source
         from airflow_mlops.core.metrics import compute_metrics
+        from airflow_mlops.core.run_trigger import as_tag, monitor_events
         from airflow_mlops.core.snapshot import read_snapshot
         from airflow_mlops.core.tracking import find_run, log_training_run
         from airflow_mlops.core.training import estimator_params, fit_model, split_frame
-        from airflow_mlops.operators.guards import MONITOR_TRIGGERED_TAG, monitor_events
 
         ref = DatasetRef.from_xcom(self.dataset)
         overrides = _overrides(self.hyperparameters)
-        trigger = describe_trigger(context)
-        tags = {
+        trigger = run_trigger(context)
+        run_tags = {
             **self.spec.tags,
             **airflow_identity(context),
-            "mlops.pipeline": self.spec.name,
-            "mlops.level": str(self.spec.level),
-            "mlops.dataset_digest": ref.digest,
-            "mlops.dataset_uri": ref.uri,
-            "mlops.dataset_source": ref.source[:4000],
-            "mlops.dataset_as_of": ref.as_of or "",
-            "mlops.trigger": trigger[:4000],
+            tags.PIPELINE: self.spec.name,
+            tags.LEVEL: str(self.spec.level),
+            tags.DATASET_DIGEST: ref.digest,
+            tags.DATASET_URI: ref.uri,
+            tags.DATASET_SOURCE: ref.source[:4000],
+            tags.DATASET_AS_OF: ref.as_of or "",
+            tags.TRIGGER: as_tag(trigger),
         }
-        if monitor_events(json.loads(trigger)):
-            tags[MONITOR_TRIGGERED_TAG] = "true"
+        if monitor_events(trigger):
+            run_tags[tags.MONITOR_TRIGGERED] = "true"
         frame = read_snapshot(ObjectStoragePath(ref.uri))
         split = split_frame(frame, self.spec)
         model = fit_model(self.spec, split, overrides)
@@ -124,13 +102,13 @@ class TrainModelOperator(MlopsOperator):
             if existing:
                 self.log.info("Run %s already logged this try; reusing it", existing)
                 run = mlflow.get_run(existing)
-                logged_uri = run.data.tags["mlops.model_uri"]
+                logged_uri = run.data.tags[tags.MODEL_URI]
                 run_id, experiment_id = existing, experiment.experiment_id
             else:
                 logged = log_training_run(
                     experiment=self.spec.experiment_name,
                     run_name=f"{context['ti'].dag_id}.{context['ti'].task_id}.{context['ti'].run_id}",
-                    tags=tags,
+                    tags=run_tags,
                     params=estimator_params(self.spec, overrides),
                     model=model,
                     x_train=split.x_train,
@@ -188,7 +166,7 @@ class EvaluateModelOperator(MlopsOperator):
             metrics = {f"test_{k}": v for k, v in compute_metrics(model, split.x_test, split.y_test, names).items()}
             for key, value in metrics.items():
                 client.log_metric(model_ref.run_id, key, value)
-            client.set_tag(model_ref.run_id, "mlops.test_rows", str(len(split.x_test)))
+            client.set_tag(model_ref.run_id, tags.TEST_ROWS, str(len(split.x_test)))
         self.mlflow_run_url = self.hook.run_url(model_ref.experiment_id or "0", model_ref.run_id)
         primary = f"test_{self.spec.metric.name}"
         self.log.info("Held-out %s = %.4f on %d rows", primary, metrics[primary], len(split.x_test))

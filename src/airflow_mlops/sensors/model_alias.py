@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 
+from airflow_mlops.core import tags
 from airflow_mlops.exceptions import ModelRegistryError
 from airflow_mlops.hooks.mlflow import MlflowHook
 
@@ -33,7 +34,7 @@ class ModelAliasSensor(BaseSensorOperator):
         self,
         *,
         model_name: str,
-        alias: str = "champion",
+        alias: str = tags.CHAMPION,
         from_version: str | None = None,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
