@@ -238,3 +238,72 @@ def count_new_rows(
         count, latest = cursor.fetchone()
     conn.rollback()
     return int(count), latest.isoformat() if latest is not None else None
+
+
+class PostgresReader:
+    """A Postgres source read over an open DB-API connection (psycopg 3 or psycopg2)."""
+
+    def __init__(self, conn: Any, source: PostgresSource) -> None:
+        self.conn = conn
+        self.source = source
+
+    def chunks(self, as_of: datetime | None) -> Iterator[pd.DataFrame]:
+        """The source's rows up to ``as_of``, through a server-side cursor in ``chunk_size`` batches."""
+        return iter_postgres(self.conn, self.source, as_of)
+
+    def fallback_types(self) -> dict[str, pa.DataType]:
+        """Arrow types of the query's columns, for columns that are all NULL in the first chunk."""
+        try:
+            return postgres_fallback_types(self.conn, self.source)
+        except DatasetExtractionError as err:
+            self.conn.rollback()
+            raise DatasetExtractionError(f"{self.source.describe()}: {err}") from err
+        except Exception as err:
+            self.conn.rollback()
+            message = (getattr(err, "pgerror", None) or str(err)).strip().splitlines()[0]
+            raise DatasetExtractionError(f"{self.source.describe()}: query failed: {message}") from err
+
+    def count_labelled_rows(self, target: str, watermark: str | None) -> int:
+        """Rows with a ``target`` label stamped after ``watermark`` (all labelled rows if ``None``)."""
+        count, _ = count_new_rows(
+            self.conn,
+            table=self.source.table,
+            query=self.source.query,
+            parameters=self.source.parameters,
+            timestamp_column=str(self.source.timestamp_column),
+            watermark=watermark,
+            labelled_by=target,
+        )
+        return count
+
+
+class FilesReader:
+    """A CSV or parquet source read through a storage path (``ObjectStoragePath`` or a local path)."""
+
+    def __init__(self, path: StoragePath, source: FileSource) -> None:
+        self.path = path
+        self.source = source
+
+    def chunks(self, as_of: datetime | None) -> Iterator[pd.DataFrame]:
+        """The file's rows up to ``as_of``, in ``chunk_size`` chunks."""
+        return iter_files(self.path, self.source, as_of)
+
+    def fallback_types(self) -> dict[str, pa.DataType] | None:
+        """Files carry their own types: none to add."""
+        return None
+
+    def count_labelled_rows(self, target: str, watermark: str | None) -> int:
+        """Rows with a ``target`` label stamped after ``watermark`` (all labelled rows if ``None``)."""
+        import pandas as pd
+
+        total = 0
+        column = self.source.timestamp_column
+        for chunk in self.chunks(None):
+            labelled = chunk[target].notna()
+            if watermark and column:
+                labelled &= pd.to_datetime(chunk[column], utc=True, errors="coerce") > pd.Timestamp(watermark)
+            total += int(labelled.sum())
+        return total
+
+
+SourceReader = PostgresReader | FilesReader

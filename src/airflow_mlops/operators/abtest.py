@@ -9,6 +9,7 @@ from airflow.sdk import BaseBranchOperator
 from airflow_mlops.core import tags
 from airflow_mlops.hooks.ledger import LedgerHook
 from airflow_mlops.hooks.serving import ServingHook
+from airflow_mlops.hooks.source import postgres_connection
 from airflow_mlops.operators.base import MlopsOperator, airflow_identity
 
 if TYPE_CHECKING:
@@ -46,7 +47,6 @@ class ABTestOperator(MlopsOperator):
         self.serving_conn_id = serving_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
         from airflow.sdk.exceptions import AirflowSkipException
 
         from airflow_mlops.core.abtest import ArmOutcomes, judge_ab
@@ -64,24 +64,21 @@ class ABTestOperator(MlopsOperator):
                     f"{name}: no A/B test running (champion {champion}, challenger {challenger})"
                 )
             health = champion_health(client, self.spec, str(champion), now=utc_now())
-        conn = PostgresHook(postgres_conn_id=self.log_conn_id).get_conn()
-        try:
+        with postgres_connection(self.log_conn_id) as conn:
             log_table, feedback_table = self.spec.serving.log_table, self.spec.serving.feedback_table
             first = arm_windows(
-                conn, model_name=name, versions={"challenger": challenger}, log_table=log_table,
+                conn, model_name=name, versions={tags.CHALLENGER: challenger}, log_table=log_table,
                 feedback_table=feedback_table,
-            )["challenger"].first_served  # fmt: skip
+            )[tags.CHALLENGER].first_served  # fmt: skip
             windows = arm_windows(  # both arms over the same period: since the challenger started
                 conn,
                 model_name=name,
-                versions={"champion": champion, "challenger": challenger},
+                versions={tags.CHAMPION: champion, tags.CHALLENGER: challenger},
                 since=first,
                 log_table=log_table,
                 feedback_table=feedback_table,
             )
             smoke = latest_features(conn, model_name=name, log_table=self.spec.serving.log_table)
-        finally:
-            conn.close()
         now = utc_now()
         started = windows["challenger"].first_served or now
         policy = self.spec.promotion

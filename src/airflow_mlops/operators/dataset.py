@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import ObjectStoragePath
 
 from airflow_mlops.assets import dataset_asset
+from airflow_mlops.hooks.source import open_source
 from airflow_mlops.operators.base import MlopsOperator, resolve_as_of, spec_name
 from airflow_mlops.refs import DatasetRef
 
@@ -42,52 +43,19 @@ class ExtractDatasetOperator(MlopsOperator):
 
         source = self.spec.source
         as_of = resolve_as_of(self.as_of, context) if source.timestamp_column else None
-        target = self.storage_root() / "datasets"
-        if source.kind == "postgres":
-            ref = self._extract_postgres(target, as_of)
-        else:
-            from airflow_mlops.core.extract import iter_files
-
-            chunks = iter_files(ObjectStoragePath(source.uri), source, as_of)
+        with open_source(source, postgres_conn_id=self.postgres_conn_id) as reader:
             ref = write_snapshot(
-                chunks, target, source=source.describe(), as_of=as_of, timestamp_column=source.timestamp_column
+                reader.chunks(as_of),
+                self.storage_root() / "datasets",
+                source=source.describe(),
+                as_of=as_of,
+                timestamp_column=source.timestamp_column,
+                fallback_types=reader.fallback_types(),
             )
         self.log.info("Snapshot %s: %d rows, digest %s, as of %s", ref.uri, ref.rows, ref.digest, ref.as_of)
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = {"digest": ref.digest, "rows": ref.rows, "uri": ref.uri}
         return ref.as_xcom()
-
-    def _extract_postgres(self, target: ObjectStoragePath, as_of: Any) -> DatasetRef:
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-        from airflow_mlops.core.extract import iter_postgres, postgres_fallback_types
-        from airflow_mlops.core.snapshot import write_snapshot
-        from airflow_mlops.exceptions import DatasetExtractionError
-
-        source = self.spec.source
-        assert source.kind == "postgres"
-        conn_id = self.postgres_conn_id or source.conn_id
-        conn = PostgresHook(postgres_conn_id=conn_id).get_conn()
-        try:
-            try:
-                fallback = postgres_fallback_types(conn, source)
-            except DatasetExtractionError as err:
-                conn.rollback()  # type: ignore[attr-defined]
-                raise DatasetExtractionError(f"{source.describe()}: {err}") from err
-            except Exception as err:
-                conn.rollback()  # type: ignore[attr-defined]
-                message = (getattr(err, "pgerror", None) or str(err)).strip().splitlines()[0]
-                raise DatasetExtractionError(f"{source.describe()}: query failed: {message}") from err
-            return write_snapshot(
-                iter_postgres(conn, source, as_of),
-                target,
-                source=source.describe(),
-                as_of=as_of,
-                timestamp_column=source.timestamp_column,
-                fallback_types=fallback,
-            )
-        finally:
-            conn.close()
 
 
 class ValidateDatasetOperator(MlopsOperator):

@@ -6,12 +6,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core import tags
+from airflow_mlops.hooks.source import open_source
 from airflow_mlops.operators.base import MlopsOperator, run_trigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-    from airflow_mlops.spec import PipelineSpec
 
 
 class RetrainGuardOperator(MlopsOperator):
@@ -115,7 +114,8 @@ class RetrainGuardOperator(MlopsOperator):
             return None
         run_id = str(client.get_model_version(name, champion).run_id)
         watermark = client.get_run(run_id).data.tags.get(tags.DATASET_AS_OF) or None
-        found = count_labelled_rows(self.spec, watermark)
+        with open_source(self.spec.source) as reader:
+            found = reader.count_labelled_rows(self.spec.target, watermark)
         if found >= needed:
             self.log.info("%d labelled source rows newer than champion v%s's data (need %d)", found, champion, needed)
             return None
@@ -123,40 +123,3 @@ class RetrainGuardOperator(MlopsOperator):
             f"{found} labelled source row(s) newer than champion v{champion}'s data (as of {watermark}), "
             f"need {needed} (monitoring.min_new_rows)"
         )
-
-
-def count_labelled_rows(spec: PipelineSpec, watermark: str | None) -> int:
-    """Source rows with a label whose timestamp is after ``watermark`` (all labelled rows if ``None``)."""
-    source = spec.source
-    if source.kind == "postgres":
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-        from airflow_mlops.core.extract import count_new_rows
-
-        conn = PostgresHook(postgres_conn_id=source.conn_id).get_conn()
-        try:
-            count, _ = count_new_rows(
-                conn,
-                table=source.table,
-                query=source.query,
-                parameters=source.parameters,
-                timestamp_column=str(source.timestamp_column),
-                watermark=watermark,
-                labelled_by=spec.target,
-            )
-        finally:
-            conn.close()
-        return count
-    import pandas as pd
-    from airflow.sdk import ObjectStoragePath
-
-    from airflow_mlops.core.extract import iter_files
-
-    total = 0
-    for chunk in iter_files(ObjectStoragePath(source.uri), source, None):
-        labelled = chunk[spec.target].notna()
-        if watermark and source.timestamp_column:
-            stamps = pd.to_datetime(chunk[source.timestamp_column], utc=True, errors="coerce")
-            labelled &= stamps > pd.Timestamp(watermark)
-        total += int(labelled.sum())
-    return total

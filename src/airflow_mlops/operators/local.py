@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import ObjectStoragePath
-
+from airflow_mlops.hooks.source import open_source
 from airflow_mlops.operators.base import MlopsOperator
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    import pandas as pd
     from airflow.sdk import Context
 
 
@@ -29,7 +25,8 @@ class TrainLocalModelOperator(MlopsOperator):
         from airflow_mlops.core.metrics import compute_metrics
         from airflow_mlops.core.training import fit_model, split_frame
 
-        frame = pd.concat(list(self._chunks()), ignore_index=True)
+        with open_source(self.spec.source) as reader:
+            frame = pd.concat(list(reader.chunks(None)), ignore_index=True)
         split = split_frame(frame, self.spec)
         model = fit_model(self.spec, split)
         metrics = compute_metrics(model, split.x_test, split.y_test, [self.spec.metric.name])
@@ -39,18 +36,3 @@ class TrainLocalModelOperator(MlopsOperator):
             joblib.dump(model, handle)
         self.log.info("Saved %s; held-out metrics: %s", target, metrics)
         return {"model_path": str(target), "metrics": metrics, "rows": len(frame)}
-
-    def _chunks(self) -> Iterator[pd.DataFrame]:
-        from airflow_mlops.core.extract import iter_files, iter_postgres
-
-        source = self.spec.source
-        if source.kind == "files":
-            yield from iter_files(ObjectStoragePath(source.uri), source, None)
-            return
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-        conn = PostgresHook(postgres_conn_id=source.conn_id).get_conn()
-        try:
-            yield from iter_postgres(conn, source, None)
-        finally:
-            conn.close()

@@ -82,13 +82,11 @@ class NewDataSensor(BaseSensorOperator):
         return super().execute(context)
 
     def poke(self, context: Context) -> PokeReturnValue:
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-
         from airflow_mlops.core.extract import count_new_rows
+        from airflow_mlops.hooks.source import postgres_connection
 
         kwargs = self._trigger_kwargs()
-        conn = PostgresHook(postgres_conn_id=self.postgres_conn_id).get_conn()
-        try:
+        with postgres_connection(self.postgres_conn_id) as conn:
             rows, latest = count_new_rows(
                 conn,
                 table=kwargs["table"],
@@ -97,8 +95,6 @@ class NewDataSensor(BaseSensorOperator):
                 timestamp_column=self.timestamp_column,
                 watermark=kwargs["watermark"],
             )
-        finally:
-            conn.close()
         self.log.info("%d new row(s) after watermark %r (need %d)", rows, self.watermark, self.min_rows)
         return PokeReturnValue(rows >= self.min_rows, {"rows": rows, "watermark": latest or self.watermark})
 
