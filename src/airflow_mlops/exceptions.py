@@ -29,3 +29,11 @@ class MlflowUnavailableError(MlopsError):
 
 class ModelRegistryError(MlopsError):
     """A registry operation was refused (unknown version, alias, or model)."""
+
+
+class ServingError(MlopsError):
+    """The model server's admin API refused a call or could not be reached."""
+
+
+class DeploymentError(MlopsError):
+    """A rollout step failed; traffic was left on the champion."""

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
-from airflow_mlops.operators.deploy import DeploymentError, DeployModelOperator
+from airflow_mlops.exceptions import DeploymentError
+from airflow_mlops.operators.deploy import DeployModelOperator
 from airflow_mlops.operators.promotion import PromoteModelOperator
 from airflow_mlops.triggers.serving import ServingReadyTrigger
 from tests.conftest import task_context

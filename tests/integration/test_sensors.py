@@ -18,9 +18,10 @@ import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
 from airflow_mlops.exceptions import DatasetExtractionError, ModelRegistryError
+from airflow_mlops.hooks.mlflow import read_alias
 from airflow_mlops.sensors.model_alias import ModelAliasSensor
 from airflow_mlops.sensors.new_data import NewDataSensor
-from airflow_mlops.triggers.model_alias import ModelAliasTrigger, read_alias
+from airflow_mlops.triggers.model_alias import ModelAliasTrigger
 from airflow_mlops.triggers.new_data import NewDataTrigger
 from tests.conftest import task_context
 

@@ -22,6 +22,7 @@ _SCOPE_LOCK = threading.RLock()
 _CREDENTIAL_VARS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 _HTTP_VARS = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR")
 _URI_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+_NO_ALIAS_CODES = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
 _UNREACHABLE_MARKERS = (
     "failed with exception",
     "Max retries exceeded",
@@ -180,6 +181,17 @@ class MlflowHook(BaseHook):
             return False, str(err)
         return True, f"Connected to MLflow at {self.tracking_uri}"
 
+    def read_alias(self, model_name: str, alias: str) -> str | None:
+        """Version behind ``model_name@alias``, or ``None`` when the model or the alias does not exist."""
+        return read_alias(self.settings, model_name, alias)
+
+    async def aread_alias(self, model_name: str, alias: str) -> str | None:
+        """:meth:`read_alias` for the triggerer: the connection is fetched and the call made without blocking."""
+        import asyncio
+
+        settings = self.settings_from(await self.aget_connection(self.mlflow_conn_id))
+        return await asyncio.to_thread(read_alias, settings, model_name, alias)
+
     def run_url(self, experiment_id: str, run_id: str) -> str:
         """Link to a run in the MLflow UI, or ``""`` when the connection has no UI."""
         base = self.settings["ui_url"]
@@ -189,6 +201,47 @@ class MlflowHook(BaseHook):
         """Link to a registered model version in the MLflow UI, or ``""``."""
         base = self.settings["ui_url"]
         return f"{base}/#/models/{quote(name)}/versions/{version}" if base else ""
+
+
+def read_alias(settings: dict[str, Any], model_name: str, alias: str) -> str | None:
+    """Version behind ``model_name@alias`` (``None`` if unset), with a client built from resolved ``settings``.
+
+    For an HTTP tracking server the REST endpoint is called directly with the connection's
+    credentials, so no process-wide environment is touched; other stores go through MlflowClient.
+    """
+    registry = settings["registry_uri"]
+    if not registry.startswith(("http://", "https://")):
+        from mlflow import MlflowClient
+
+        from airflow_mlops.core.registry import alias_version
+
+        return alias_version(MlflowClient(settings["tracking_uri"], registry), model_name, alias)
+    import requests
+
+    auth = (settings["username"], settings["password"]) if settings["username"] else None
+    headers = {"Authorization": f"Bearer {settings['token']}"} if settings["token"] else {}
+    response = requests.get(
+        f"{registry.rstrip('/')}/api/2.0/mlflow/registered-models/alias",
+        params={"name": model_name, "alias": alias},
+        auth=auth,
+        headers=headers,
+        timeout=settings["timeout"],
+    )
+    # An unknown model is a 404 (RESOURCE_DOES_NOT_EXIST), an unset alias on a known model a 400
+    # (INVALID_PARAMETER_VALUE "alias ... not found"): both mean no version, as in alias_version.
+    if response.status_code in (400, 404) and _error_code(response) in _NO_ALIAS_CODES:
+        return None
+    response.raise_for_status()
+    return str(response.json()["model_version"]["version"])
+
+
+def _error_code(response: Any) -> str | None:
+    """The ``error_code`` of an MLflow REST error response, if it has one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("error_code") if isinstance(body, dict) else None
 
 
 def _uri_from_parts(schema: str | None, host: str | None, port: int | None) -> str:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseHook
+
+from airflow_mlops.exceptions import ServingError
 
 
 def loaded_versions(ready: dict[str, Any]) -> dict[str, str]:
@@ -20,6 +23,15 @@ def loaded_versions(ready: dict[str, Any]) -> dict[str, str]:
                     found[arm] = str(version)
             return found
     return {}
+
+
+def lagging(state: dict[str, dict[str, str] | str], expected: dict[str, str]) -> list[str]:
+    """Instances that do not yet serve ``expected``, each with what they serve instead."""
+    behind = []
+    for url, versions in state.items():
+        if isinstance(versions, str) or any(versions.get(arm) != v for arm, v in expected.items()):
+            behind.append(f"{url} serves {versions}")
+    return behind
 
 
 class ServingHook(BaseHook):
@@ -67,6 +79,15 @@ class ServingHook(BaseHook):
         """The instance base URLs."""
         return list(self.settings["urls"])
 
+    def test_connection(self) -> tuple[bool, str]:
+        """Ask every instance for ``/health``."""
+        try:
+            for url in self.get_conn():
+                self._call("GET", url, "/health")
+        except Exception as err:
+            return False, str(err)
+        return True, f"{len(self.get_conn())} model server instance(s) answered"
+
     def _call(
         self, method: str, url: str, path: str, body: Any = None, headers: dict[str, str] | None = None
     ) -> dict[str, Any]:
@@ -75,11 +96,14 @@ class ServingHook(BaseHook):
         headers = dict(headers or {})
         if self.settings["token"]:
             headers["Authorization"] = f"Bearer {self.settings['token']}"
-        response = requests.request(
-            method, f"{url}{path}", json=body, headers=headers, timeout=self.settings["timeout"]
-        )
+        try:
+            response = requests.request(
+                method, f"{url}{path}", json=body, headers=headers, timeout=self.settings["timeout"]
+            )
+        except requests.RequestException as err:
+            raise ServingError(f"{method} {url}{path}: unreachable: {err}") from err
         if response.status_code >= 400:
-            raise RuntimeError(f"{method} {url}{path}: HTTP {response.status_code}: {response.text[:300]}")
+            raise ServingError(f"{method} {url}{path}: HTTP {response.status_code}: {response.text[:300]}")
         return dict(response.json()) if response.content else {}
 
     def reload(self) -> list[dict[str, Any]]:
@@ -104,3 +128,35 @@ class ServingHook(BaseHook):
         if key:
             body["key"] = key
         return self._call("POST", url, "/predict", body, headers={"X-Mlops-Arm": arm} if arm else None)
+
+    def wait_ready(self, expected: dict[str, str], *, timeout: float, poll_interval: float = 1.0) -> None:
+        """Block until every instance serves ``expected`` (``{arm: version}``); :class:`ServingError` on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            states = [loaded_versions(body) for body in self.ready()]
+            if all(all(s.get(a) == v for a, v in expected.items()) for s in states):
+                return
+            if time.monotonic() >= deadline:
+                raise ServingError(f"serving not ready with {expected} after {timeout}s: {states}")
+            time.sleep(poll_interval)
+
+    async def ainstance_versions(self) -> dict[str, dict[str, str] | str]:
+        """``{url: {arm: version}}`` per instance, or ``{url: "error text"}`` for one that did not answer."""
+        import asyncio
+
+        import httpx
+
+        settings = self.settings_from(await self.aget_connection(self.serving_conn_id))
+
+        async def one(client: httpx.AsyncClient, url: str) -> dict[str, str] | str:
+            try:
+                response = await client.get(f"{url}/ready")
+            except httpx.HTTPError as err:
+                return f"{type(err).__name__}: {err}"
+            if response.status_code != 200:
+                return f"HTTP {response.status_code}"
+            return loaded_versions(response.json())
+
+        async with httpx.AsyncClient(timeout=settings["timeout"]) as client:
+            results = await asyncio.gather(*(one(client, url) for url in settings["urls"]))
+        return dict(zip(settings["urls"], results, strict=True))

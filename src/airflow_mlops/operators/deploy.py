@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, conf
 
 from airflow_mlops.core import tags
-from airflow_mlops.exceptions import MlopsError
+from airflow_mlops.exceptions import DeploymentError, ServingError
 from airflow_mlops.hooks.serving import ServingHook
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.sdk import Context
-
-
-class DeploymentError(MlopsError):
-    """A rollout step failed; traffic was left on the champion."""
 
 
 class DeployModelOperator(BaseOperator):
@@ -63,7 +60,7 @@ class DeployModelOperator(BaseOperator):
         self.ready_timeout = ready_timeout
         self.deferrable = deferrable
 
-    @property
+    @cached_property
     def hook(self) -> ServingHook:
         """The serving hook."""
         return ServingHook(serving_conn_id=self.serving_conn_id)
@@ -97,19 +94,10 @@ class DeployModelOperator(BaseOperator):
         return self._finish()
 
     def _wait_ready(self) -> None:
-        import time
-
-        from airflow_mlops.hooks.serving import loaded_versions
-
-        deadline = time.monotonic() + self.ready_timeout
-        expected = self._expected()
-        while True:
-            states = [loaded_versions(body) for body in self.hook.ready()]
-            if all(all(s.get(a) == v for a, v in expected.items()) for s in states):
-                return
-            if time.monotonic() >= deadline:
-                raise DeploymentError(f"serving not ready with {expected} after {self.ready_timeout}s: {states}")
-            time.sleep(1.0)
+        try:
+            self.hook.wait_ready(self._expected(), timeout=self.ready_timeout)
+        except ServingError as err:
+            raise DeploymentError(str(err)) from err
 
     def _finish(self) -> dict[str, Any]:
         expected = self._expected()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
@@ -64,12 +65,14 @@ class ModelAliasSensor(BaseSensorOperator):
             )
         return super().execute(context)
 
-    def poke(self, context: Context) -> PokeReturnValue:
-        from airflow_mlops.triggers.model_alias import read_alias
+    @cached_property
+    def hook(self) -> MlflowHook:
+        """The MLflow hook of ``mlflow_conn_id``."""
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
-        hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+    def poke(self, context: Context) -> PokeReturnValue:
         previous = str(self.from_version) if self.from_version not in (None, "") else None
-        version = read_alias(hook.settings, self.model_name, self.alias)
+        version = self.hook.read_alias(self.model_name, self.alias)
         self.log.info("%s@%s -> %s (waiting for a change from %s)", self.model_name, self.alias, version, previous)
         moved = version is not None and version != previous
         return PokeReturnValue(moved, {"version": version, "previous": previous})

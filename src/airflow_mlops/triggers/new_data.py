@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow.providers.postgres.hooks.postgres import PostgresHook
-from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+from airflow_mlops.triggers.polling import PollingTrigger
 
 
-class NewDataTrigger(BaseTrigger):
+class NewDataTrigger(PollingTrigger):
     """Poll a Postgres table (or query) until at least ``min_rows`` rows are newer than ``watermark``.
 
     The connection is fetched with the async API and the query runs in a worker thread, so the
@@ -27,7 +24,7 @@ class NewDataTrigger(BaseTrigger):
     :param watermark: ISO timestamp; rows after it count as new. Empty means every row is new.
     :param min_rows: how many new rows are needed.
     :param poll_interval: seconds between checks.
-    :param timeout: seconds before giving up with an error event; ``None`` waits forever.
+    :param timeout: seconds before a timeout event; ``None`` waits forever.
     """
 
     def __init__(
@@ -43,7 +40,7 @@ class NewDataTrigger(BaseTrigger):
         poll_interval: float = 60.0,
         timeout: float | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(poll_interval=poll_interval, timeout=timeout)
         self.postgres_conn_id = postgres_conn_id
         self.timestamp_column = timestamp_column
         self.table = table
@@ -51,44 +48,26 @@ class NewDataTrigger(BaseTrigger):
         self.parameters = parameters or {}
         self.watermark = watermark
         self.min_rows = min_rows
-        self.poll_interval = poll_interval
-        self.timeout = timeout
+        self._conn: Any = None
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        """Class path and the exact constructor arguments."""
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "postgres_conn_id": self.postgres_conn_id,
-                "timestamp_column": self.timestamp_column,
-                "table": self.table,
-                "query": self.query,
-                "parameters": self.parameters,
-                "watermark": self.watermark,
-                "min_rows": self.min_rows,
-                "poll_interval": self.poll_interval,
-                "timeout": self.timeout,
-            },
-        )
+    def arguments(self) -> dict[str, Any]:
+        return {
+            "postgres_conn_id": self.postgres_conn_id,
+            "timestamp_column": self.timestamp_column,
+            "table": self.table,
+            "query": self.query,
+            "parameters": self.parameters,
+            "watermark": self.watermark,
+            "min_rows": self.min_rows,
+        }
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Yield one event: success with the new rows and watermark, or an error."""
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        try:
-            conn = await PostgresHook.aget_connection(self.postgres_conn_id)
-            while True:
-                rows, latest = await asyncio.to_thread(self._check, conn)
-                if rows >= self.min_rows:
-                    yield TriggerEvent({"status": "success", "rows": rows, "watermark": latest})
-                    return
-                if deadline is not None and time.monotonic() >= deadline:
-                    yield TriggerEvent(
-                        {"status": "timeout", "message": f"only {rows} new row(s) after {self.timeout}s"}
-                    )
-                    return
-                await asyncio.sleep(self.poll_interval)
-        except Exception as err:
-            yield TriggerEvent({"status": "error", "message": f"{type(err).__name__}: {err}"})
+    async def poll(self) -> tuple[dict[str, Any] | None, str]:
+        if self._conn is None:
+            self._conn = await PostgresHook.aget_connection(self.postgres_conn_id)
+        rows, latest = await asyncio.to_thread(self._check, self._conn)
+        if rows >= self.min_rows:
+            return {"rows": rows, "watermark": latest}, ""
+        return None, f"only {rows} new row(s) after {self.timeout}s"
 
     def _check(self, conn: Any) -> tuple[int, str | None]:
         import psycopg2
