@@ -127,3 +127,25 @@ def test_evidently_connection_type_is_registered(airflow_cli: Any) -> None:
     assert hooks["evidently"]["class"] == "airflow_mlops.hooks.evidently.EvidentlyHook"
     assert hooks["evidently"]["conn_id_attribute_name"] == "evidently_conn_id"
     assert hooks["evidently"]["hook_name"] == "Evidently"
+
+
+def test_connection_forms_match_the_hooks() -> None:
+    """The connection-form settings advertised to Airflow are exactly what each hook declares."""
+    for entry in _provider_info()["connection-types"]:
+        module, _, name = entry["hook-class-name"].rpartition(".")
+        hook = getattr(importlib.import_module(module), name)
+        assert (hook.conn_type, hook.hook_name) == (entry["connection-type"], entry["hook-name"])
+        declared = {key.replace("_", "-"): value for key, value in hook.get_ui_field_behaviour().items()}
+        assert entry["ui-field-behaviour"] == declared, entry["connection-type"]
+
+
+def test_every_operator_module_is_advertised() -> None:
+    """Each module under operators/ is listed in the provider info, but the shared plumbing (no operator in it)."""
+    import pkgutil
+
+    import airflow_mlops.operators as operators
+
+    listed = {m for entry in _provider_info()["operators"] for m in entry["python-modules"]}
+    found = {f"airflow_mlops.operators.{m.name}" for m in pkgutil.iter_modules(operators.__path__)}
+    plumbing = {"airflow_mlops.operators.base", "airflow_mlops.operators.evidence"}
+    assert found - plumbing <= listed

@@ -43,8 +43,19 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-name": "MLflow",
                 "ui-field-behaviour": {
                     "hidden-fields": ["extra"],
-                    "relabeling": {"host": "Tracking host or URI", "login": "Username", "schema": "Scheme"},
-                    "placeholders": {"host": "http://mlflow:5000 or sqlite:////data/mlflow.db"},
+                    "relabeling": {
+                        "host": "Tracking host or URI",
+                        "login": "Username",
+                        "schema": "Scheme (http/https)",
+                    },
+                    "placeholders": {
+                        "host": "http://mlflow:5000 or sqlite:////data/mlflow.db",
+                        "tracking_uri": "overrides host/scheme/port when set",
+                        "registry_uri": "defaults to the tracking URI",
+                        "ui_url": "defaults to the tracking URI when it is http(s)",
+                        "max_retries": "2",
+                        "timeout": "30",
+                    },
                 },
                 "conn-fields": {
                     "tracking_uri": _field("Tracking URI", "Overrides host/scheme/port when set."),
@@ -79,7 +90,12 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {
                 "integration-name": "MLflow",
-                "python-modules": [f"{_PKG}.hooks.mlflow", f"{_PKG}.hooks.ledger", f"{_PKG}.hooks.serving"],
+                "python-modules": [
+                    f"{_PKG}.hooks.mlflow",
+                    f"{_PKG}.hooks.ledger",
+                    f"{_PKG}.hooks.serving",
+                    f"{_PKG}.hooks.source",
+                ],
             },
             {"integration-name": "Evidently", "python-modules": [f"{_PKG}.hooks.evidently"]},
         ],
@@ -95,6 +111,7 @@ def get_provider_info() -> dict[str, Any]:
                     f"{_PKG}.operators.deploy",
                     f"{_PKG}.operators.abtest",
                     f"{_PKG}.operators.monitoring",
+                    f"{_PKG}.operators.guards",
                     f"{_PKG}.operators.local",
                 ],
             }

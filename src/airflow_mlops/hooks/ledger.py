@@ -24,6 +24,11 @@ class LedgerHook(BaseHook):
     :param ledger_conn_id: a Postgres connection; ``None`` uses :func:`default_ledger_url`.
     """
 
+    conn_name_attr = "ledger_conn_id"
+    default_conn_name = "mlops_ledger_default"
+    conn_type = "postgres"
+    hook_name = "MLOps promotion ledger"
+
     def __init__(self, ledger_conn_id: str | None = None) -> None:
         super().__init__()
         self.ledger_conn_id = ledger_conn_id
