@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from airflow_mlops.core.drift.methods import DEFAULT_DRIFT_SHARE, METHODS
 from airflow_mlops.core.importing import check_importable
-from airflow_mlops.core.metrics import METRICS, Direction, TaskKind, metrics_for
+from airflow_mlops.core.metric_catalog import METRICS, Direction, TaskKind, metrics_for
 from airflow_mlops.exceptions import PipelineSpecError
 
 if TYPE_CHECKING:

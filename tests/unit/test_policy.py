@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from airflow_mlops.core.metrics import METRICS, _scorer
+from airflow_mlops.core.metric_catalog import METRICS
+from airflow_mlops.core.metrics import _scorer
 from airflow_mlops.core.policy import (
     Verdict,
     evaluators,

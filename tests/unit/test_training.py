@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
-from airflow_mlops.core.metrics import METRICS, compute_metrics, metrics_for
+from airflow_mlops.core.metric_catalog import METRICS, metrics_for
+from airflow_mlops.core.metrics import compute_metrics
 from airflow_mlops.core.training import build_model, fit_model, split_frame
 from airflow_mlops.exceptions import TrainingError
 from airflow_mlops.spec import PipelineSpec

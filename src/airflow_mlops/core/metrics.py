@@ -1,49 +1,13 @@
-"""The metric catalog (names, task kind, direction) and metric computation."""
+"""Metric computation for a fitted estimator (names and directions live in :mod:`.metric_catalog`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops.core.metric_catalog import METRICS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-TaskKind = Literal["classification", "regression"]
-Direction = Literal["maximize", "minimize"]
-
-
-@dataclass(frozen=True)
-class MetricInfo:
-    """What a metric measures and which way is better."""
-
-    name: str
-    task: TaskKind
-    direction: Direction
-    needs_proba: bool = False
-
-
-METRICS: dict[str, MetricInfo] = {
-    m.name: m
-    for m in (
-        MetricInfo("accuracy", "classification", "maximize"),
-        MetricInfo("balanced_accuracy", "classification", "maximize"),
-        MetricInfo("f1", "classification", "maximize"),
-        MetricInfo("f1_macro", "classification", "maximize"),
-        MetricInfo("precision", "classification", "maximize"),
-        MetricInfo("recall", "classification", "maximize"),
-        MetricInfo("roc_auc", "classification", "maximize", needs_proba=True),
-        MetricInfo("log_loss", "classification", "minimize", needs_proba=True),
-        MetricInfo("rmse", "regression", "minimize"),
-        MetricInfo("mae", "regression", "minimize"),
-        MetricInfo("mse", "regression", "minimize"),
-        MetricInfo("r2", "regression", "maximize"),
-    )
-}
-
-
-def metrics_for(task: TaskKind) -> list[str]:
-    """Names of the metrics that apply to a task kind."""
-    return [name for name, info in METRICS.items() if info.task == task]
 
 
 def _scorer(name: str, n_classes: int) -> Callable[..., float]:

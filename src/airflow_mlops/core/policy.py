@@ -42,7 +42,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, get_args
 
-from airflow_mlops.core.metrics import METRICS, Direction, MetricInfo
+from airflow_mlops.core.metric_catalog import METRICS, Direction, MetricInfo
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseBranchOperator
@@ -45,6 +46,16 @@ class ABTestOperator(MlopsOperator):
         super().__init__(**kwargs)
         self.log_conn_id = log_conn_id
         self.serving_conn_id = serving_conn_id
+
+    @cached_property
+    def ledger_hook(self) -> LedgerHook:
+        """The ledger hook (keep-testing and rollback decisions are ledger rows)."""
+        return LedgerHook(self.spec.ledger.conn_id)
+
+    @cached_property
+    def serving_hook(self) -> ServingHook:
+        """The serving hook (a losing challenger's traffic goes back to 0)."""
+        return ServingHook(self.serving_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
@@ -108,7 +119,7 @@ class ABTestOperator(MlopsOperator):
             self.log.info("  %s", reason)
         if verdict.decision in ("keep_testing", "rollback"):
             ti = context["ti"]
-            LedgerHook(self.spec.ledger.conn_id).get_conn().record(
+            self.ledger_hook.get_conn().record(
                 model_name=name,
                 alias=tags.CHALLENGER,
                 action=verdict.decision,
@@ -123,7 +134,7 @@ class ABTestOperator(MlopsOperator):
 
     def _withdraw(self, name: str) -> None:
         """Take the losing challenger out: traffic share 0, alias removed."""
-        ServingHook(self.serving_conn_id).set_traffic(0.0)
+        self.serving_hook.set_traffic(0.0)
         with self.hook.activate() as client:
             client.delete_registered_model_alias(name, tags.CHALLENGER)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -41,6 +42,16 @@ class _AliasMover(BaseOperator):
         self.ledger_conn_id = ledger_conn_id
         self.mlflow_model_version_url = ""
 
+    @cached_property
+    def hook(self) -> MlflowHook:
+        """The MLflow hook (registry aliases and version tags)."""
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    @cached_property
+    def ledger_hook(self) -> LedgerHook:
+        """The ledger hook (every alias move is a ledger row)."""
+        return LedgerHook(self.ledger_conn_id)
+
     def _move(
         self,
         context: Context,
@@ -53,11 +64,10 @@ class _AliasMover(BaseOperator):
     ) -> LedgerRow:
         from airflow_mlops.core.registry import check_ready, restore_alias
 
-        hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-        ledger: Ledger = LedgerHook(self.ledger_conn_id).get_conn()
+        ledger: Ledger = self.ledger_hook.get_conn()
         identity = airflow_identity(context)
-        key = f"{identity['airflow.dag_id']}/{identity['airflow.run_id']}/{identity['airflow.task_id']}"
-        with hook.activate() as client:
+        key = _key(context)
+        with self.hook.activate() as client:
             check_ready(client, self.model_name, version)
 
             def apply(previous: str | None, new: str) -> None:
@@ -77,7 +87,7 @@ class _AliasMover(BaseOperator):
                 airflow=identity,
                 idempotency_key=key,
             )
-        self.mlflow_model_version_url = hook.model_version_url(self.model_name, version)
+        self.mlflow_model_version_url = self.hook.model_version_url(self.model_name, version)
         self.log.info(
             "%s %s@%s: %s -> %s (ledger row %d)", action, self.model_name, self.alias, row.from_version, version, row.id
         )
@@ -120,19 +130,15 @@ class PromoteModelOperator(_AliasMover):
             if verdict["decision"] in ("keep_testing", "rollback"):
                 raise AirflowSkipException(f"not promoted ({verdict['decision']}, recorded by the analysis)")
             if verdict["decision"] != "promote":
-                row = (
-                    LedgerHook(self.ledger_conn_id)
-                    .get_conn()
-                    .record(
-                        model_name=self.model_name,
-                        alias=self.alias,
-                        action="reject",
-                        version=version,
-                        reasons=reasons,
-                        evidence_uri=verdict.get("evidence_uri"),
-                        airflow=airflow_identity(context),
-                        idempotency_key=_key(context),
-                    )
+                row = self.ledger_hook.get_conn().record(
+                    model_name=self.model_name,
+                    alias=self.alias,
+                    action="reject",
+                    version=version,
+                    reasons=reasons,
+                    evidence_uri=verdict.get("evidence_uri"),
+                    airflow=airflow_identity(context),
+                    idempotency_key=_key(context),
                 )
                 raise AirflowSkipException(
                     f"not promoted ({verdict['decision']}): {'; '.join(reasons)} [ledger {row.id}]"
@@ -179,7 +185,7 @@ class RollbackModelOperator(_AliasMover):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.exceptions import ModelRegistryError
 
-        ledger = LedgerHook(self.ledger_conn_id).get_conn()
+        ledger = self.ledger_hook.get_conn()
         current = ledger.head(self.model_name, self.alias)
         target = (
             str(self.to_version)
@@ -198,7 +204,7 @@ class RollbackModelOperator(_AliasMover):
         """A champion taken back must not stay on as the ``challenger`` arm."""
         from airflow_mlops.core.registry import alias_version
 
-        with MlflowHook(mlflow_conn_id=self.mlflow_conn_id).activate() as client:
+        with self.hook.activate() as client:
             if alias_version(client, self.model_name, tags.CHALLENGER) == version:
                 client.delete_registered_model_alias(self.model_name, tags.CHALLENGER)
                 self.log.info("Removed alias challenger from rolled-back v%s", version)

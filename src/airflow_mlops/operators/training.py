@@ -152,7 +152,8 @@ class EvaluateModelOperator(MlopsOperator):
         self.mlflow_run_url = ""
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.core.metrics import compute_metrics, metrics_for
+        from airflow_mlops.core.metric_catalog import metrics_for
+        from airflow_mlops.core.metrics import compute_metrics
         from airflow_mlops.core.snapshot import read_snapshot
         from airflow_mlops.core.tracking import load_model
         from airflow_mlops.core.training import split_frame
@@ -174,7 +175,7 @@ class EvaluateModelOperator(MlopsOperator):
 
 
 def _applicable(metric: str, model: Any) -> bool:
-    from airflow_mlops.core.metrics import METRICS
+    from airflow_mlops.core.metric_catalog import METRICS
 
     return not METRICS[metric].needs_proba or hasattr(model, "predict_proba")
 
