@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow_mlops.core.policy import Bar
+    from airflow_mlops.core.offline_gate import Bar
     from airflow_mlops.spec import PipelineSpec, PromotionPolicy
 
 DEGRADED = ("degraded", "rollback")
