@@ -30,7 +30,7 @@ pipeline's ``test_accuracy``). A retrain after batch t serves from batch t + 1 o
     ``MonitoringSpec.min_new_rows`` labelled rows are newer than the champion's training data, or,
     with ``MonitoringSpec.retrain_on_drift="unless_healthy"``, when drift alone asks while the
     quality check of the same batch measured the champion healthy;
-  - the challenger replaces the champion only if :func:`airflow_mlops.core.policy.judge_offline`
+  - the challenger replaces the champion only if :func:`airflow_mlops.core.offline_gate.judge_offline`
     (default ``PromotionPolicy``: paired bootstrap at 95%, min_improvement 0) says promote, on the
     challenger's test split restricted to rows newer than the champion's data when there are at
     least 50 of them (``ChallengeChampionOperator``); the metric is accuracy. Against a champion the
@@ -78,7 +78,7 @@ import numpy as np
 import pandas as pd
 
 from airflow_mlops.core.drift import ReferenceProfile, check_drift
-from airflow_mlops.core.policy import judge_offline
+from airflow_mlops.core.offline_gate import judge_offline
 from airflow_mlops.core.training import Split, fit_model, split_frame
 from airflow_mlops.spec import MonitoringSpec, PipelineSpec, PromotionPolicy
 from streams import Stream, hyperplane_stream, rainfall_stream, sea_stream

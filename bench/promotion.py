@@ -12,7 +12,7 @@ a logistic model with fixed weights (``WEIGHTS``). Each trial draws fresh rows f
 
 Both models are scored on one shared fresh holdout of ``--holdout`` rows, and two gates decide:
 
-* ``ours``: :func:`airflow_mlops.core.policy.judge_offline` with the default ``PromotionPolicy``
+* ``ours``: :func:`airflow_mlops.core.offline_gate.judge_offline` with the default ``PromotionPolicy``
   (paired bootstrap, 95% confidence, 1000 resamples, minimum improvement 0);
 * ``plain``: promote when the challenger's holdout metric is higher than the champion's.
 
@@ -47,7 +47,9 @@ from typing import Any
 
 import numpy as np
 
-from airflow_mlops.core.policy import judge_offline, paired_bootstrap, score
+from airflow_mlops.core.bootstrap import paired_bootstrap
+from airflow_mlops.core.metric_kernels import score
+from airflow_mlops.core.offline_gate import judge_offline
 from airflow_mlops.spec import PromotionPolicy
 
 WEIGHTS = np.array([1.0, -0.8, 0.6, 0.5, -0.4, 0.3, 0.2, 0.0, 0.0, 0.0])

@@ -19,7 +19,7 @@ from airflow_mlops.core.abtest import (
     wilson_interval,
     z_test,
 )
-from airflow_mlops.core.policy import Verdict
+from airflow_mlops.core.verdict import Verdict
 from airflow_mlops.spec import ABTestSpec
 
 START = datetime(2026, 6, 1, tzinfo=UTC)

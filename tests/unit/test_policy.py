@@ -9,16 +9,12 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
+from airflow_mlops.core.bootstrap import paired_bootstrap
 from airflow_mlops.core.metric_catalog import METRICS
+from airflow_mlops.core.metric_kernels import evaluators, resolve_classes, score
 from airflow_mlops.core.metrics import _scorer
-from airflow_mlops.core.policy import (
-    Verdict,
-    evaluators,
-    judge_offline,
-    paired_bootstrap,
-    resolve_classes,
-    score,
-)
+from airflow_mlops.core.offline_gate import judge_offline
+from airflow_mlops.core.verdict import Verdict
 from airflow_mlops.spec import PipelineSpec, PromotionPolicy
 from tests.conftest import spec_dict
 

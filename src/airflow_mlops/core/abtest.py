@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from airflow_mlops.core.policy import Verdict
+from airflow_mlops.core.verdict import Verdict
 
 if TYPE_CHECKING:
     from datetime import datetime

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlops.core import tags
 
 if TYPE_CHECKING:
-    from airflow_mlops.core.policy import Bar
+    from airflow_mlops.core.offline_gate import Bar
     from airflow_mlops.spec import PipelineSpec, PromotionPolicy
 
 DEGRADED = ("degraded", "rollback")

@@ -57,7 +57,7 @@ class ChallengeChampionOperator(MlopsOperator):
 
         from airflow_mlops.core.champion_health import champion_health, promotion_bar
         from airflow_mlops.core.metric_catalog import METRICS
-        from airflow_mlops.core.policy import judge_offline
+        from airflow_mlops.core.offline_gate import judge_offline
         from airflow_mlops.core.registry import alias_version
         from airflow_mlops.core.snapshot import read_snapshot, utc_now
         from airflow_mlops.core.tracking import load_model

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +28,8 @@ class DataDriftOperator(MlopsOperator):
     per-column methods/thresholds of ``spec.monitoring.drift``. Prediction drift compares the
     champion's logged outputs in the window with its outputs on its held-out split (skipped, with a
     log line, for champions trained before outputs were profiled); it publishes on its own when
-    ``spec.monitoring.drift.prediction.publish``.
+    ``spec.monitoring.drift.prediction.publish`` (the decision is
+    :func:`~airflow_mlops.core.drift.verdict.drift_verdict`'s).
 
     Evidence: Evidently's ``Report([DataDriftPreset(...)])`` runs on bounded samples (the reference
     sample stored at training time and at most ``report_rows`` rows of the window) with the methods
@@ -71,84 +71,30 @@ class DataDriftOperator(MlopsOperator):
         self.mlflow_run_url = ""
 
     def execute(self, context: Context) -> dict[str, Any]:
-        import pandas as pd
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-        from airflow.sdk.exceptions import AirflowSkipException
-
         from airflow_mlops.core.drift import check_drift
-        from airflow_mlops.core.drift.prediction import PREDICTION_COLUMN, logged_outputs
-        from airflow_mlops.core.live_outcomes import recent_features, recent_outputs
+        from airflow_mlops.core.drift.verdict import drift_verdict
         from airflow_mlops.core.snapshot import utc_now
 
         name, rules = self.spec.registered_model_name, self.spec.monitoring.drift
         since = utc_now() - timedelta(hours=float(self.window_hours))
-        conn = PostgresHook(postgres_conn_id=self.log_conn_id or self.spec.serving.log_conn_id).get_conn()
-        try:
-            rows = recent_features(conn, model_name=name, since=since, log_table=self.spec.serving.log_table)
-            if len(rows) < self.min_rows:
-                raise AirflowSkipException(
-                    f"{name}: {len(rows)} logged rows since {since:%Y-%m-%d %H:%M}, need {self.min_rows}"
-                )
-            champion, profile, sample = self._reference()
-            outputs = None
-            if PREDICTION_COLUMN in profile.columns:
-                outputs = recent_outputs(
-                    conn, model_name=name, version=champion, since=since, log_table=self.spec.serving.log_table
-                )
-        finally:
-            conn.close()
-        features = [c for c in profile.columns if c != PREDICTION_COLUMN]
-        current = pd.DataFrame(rows)
-        missing = [c for c in features if c not in current.columns]
-        if missing:
-            raise ValueError(f"prediction log lacks profiled feature(s) {missing}")
-        unknown = [c for c in rules.columns if c not in features]
-        if unknown:
-            raise ValueError(
-                f"monitoring.drift.columns: {unknown} are not features of {name} v{champion} (it has {features})"
-            )
+        rows, outputs, (champion, profile, sample) = self._window(name, since)
+        current = self._features(rows, profile, name, champion)
         result = check_drift(
-            profile, current[features], columns=features, overrides=rules.overrides(), drift_share=rules.share
+            profile, current, columns=list(current.columns), overrides=rules.overrides(), drift_share=rules.share
         )
-        prediction, predicted = None, None
-        if outputs is None:
-            self.log.info("%s v%s has no profile of its held-out outputs: prediction drift skipped", name, champion)
-        else:
-            numeric = profile.columns[PREDICTION_COLUMN].dtype.startswith("float")
-            predicted = logged_outputs(outputs, "score" if numeric else "prediction")
-            answered = int(predicted.notna().sum())
-            if answered < self.min_rows:  # e.g. just after a promotion: a handful of outputs is no distribution
-                self.log.info("%s v%s answered %d requests as champion in the window, need %d: no prediction drift",
-                              name, champion, answered, self.min_rows)  # fmt: skip
-                predicted = None
-            else:
-                prediction = check_drift(
-                    profile, predicted.to_frame(), columns=[PREDICTION_COLUMN],
-                    overrides={PREDICTION_COLUMN: rules.prediction.as_override()},
-                ).columns[PREDICTION_COLUMN]  # fmt: skip
-        verdict = _drift_verdict(name, champion, len(rows), since, result, prediction, rules.prediction.publish)
+        prediction, predicted = self._prediction_drift(profile, outputs, name, champion)
+        verdict = {
+            **drift_verdict(
+                model_name=name, champion_version=champion, window_rows=len(rows), since=since, result=result,
+                prediction=prediction, publish_prediction=rules.prediction.publish,
+            ),
+            **evidence_keys(),
+        }  # fmt: skip
         self.log.info("Drift check of %s v%s on %d rows: %s", name, champion, len(rows), verdict)
-
-        def build() -> Any:
-            if sample is None:
-                self.log.info("%s v%s has no reference sample: no Evidently report", name, champion)
-                return None
-            from airflow_mlops.core.drift.report import bounded_sample, drift_report
-
-            window = bounded_sample(current[features], self.report_rows or rules.report_rows)
-            reference, column = sample, None
-            if prediction is not None and predicted is not None and PREDICTION_COLUMN in sample.columns:
-                window[PREDICTION_COLUMN] = _aligned(predicted.dropna(), len(window))
-                column = prediction
-            return drift_report(
-                reference, window, result, prediction=column, name=f"drift {name} v{champion}",
-                metadata={"model_name": name, "champion_version": str(champion), **airflow_identity(context)},
-                tags=["mlops", "drift", self.spec.name],
-            )  # fmt: skip
-
         verdict.update(
             record_evidence(
-                monitor="drift", spec=self.spec, context=context, verdict=verdict, build=build,
+                monitor="drift", spec=self.spec, context=context, verdict=verdict,
+                build=lambda: self._report(context, champion, sample, current, result, prediction, predicted),
                 mlflow_hook=self.hook, evidently_conn_id=self.evidently_conn_id,
                 metrics={"drift_share": float(result.share), "drifted_columns": float(result.n_drifted)},
                 summarize=_evidently_drift,
@@ -159,6 +105,95 @@ class DataDriftOperator(MlopsOperator):
             for outlet in self.outlets:
                 context["outlet_events"][outlet].add(drift_asset(self.spec.name), extra=verdict)
         return {**verdict, "columns": result.as_dict()["columns"]}
+
+    def _window(self, name: str, since: datetime) -> tuple[list[dict[str, Any]], Any, tuple[str, Any, Any]]:
+        """The window's logged features, the champion's logged outputs (``None`` if not profiled) and its reference.
+
+        :raises AirflowSkipException: fewer than ``min_rows`` rows were logged in the window.
+        """
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from airflow_mlops.core.drift.prediction import PREDICTION_COLUMN
+        from airflow_mlops.core.live_outcomes import recent_features, recent_outputs
+
+        log_table = self.spec.serving.log_table
+        conn = PostgresHook(postgres_conn_id=self.log_conn_id or self.spec.serving.log_conn_id).get_conn()
+        try:
+            rows = recent_features(conn, model_name=name, since=since, log_table=log_table)
+            if len(rows) < self.min_rows:
+                raise AirflowSkipException(
+                    f"{name}: {len(rows)} logged rows since {since:%Y-%m-%d %H:%M}, need {self.min_rows}"
+                )
+            reference = self._reference()
+            champion, profile, _ = reference
+            outputs = None
+            if PREDICTION_COLUMN in profile.columns:
+                outputs = recent_outputs(conn, model_name=name, version=champion, since=since, log_table=log_table)
+        finally:
+            conn.close()
+        return rows, outputs, reference
+
+    def _features(self, rows: list[dict[str, Any]], profile: Any, name: str, champion: str) -> Any:
+        """The window's profiled features as a DataFrame; a feature missing from the log or the profile is an error."""
+        import pandas as pd
+
+        from airflow_mlops.core.drift.prediction import PREDICTION_COLUMN
+
+        features = [c for c in profile.columns if c != PREDICTION_COLUMN]
+        current = pd.DataFrame(rows)
+        missing = [c for c in features if c not in current.columns]
+        if missing:
+            raise ValueError(f"prediction log lacks profiled feature(s) {missing}")
+        unknown = [c for c in self.spec.monitoring.drift.columns if c not in features]
+        if unknown:
+            raise ValueError(
+                f"monitoring.drift.columns: {unknown} are not features of {name} v{champion} (it has {features})"
+            )
+        return current[features]
+
+    def _prediction_drift(self, profile: Any, outputs: Any, name: str, champion: str) -> tuple[Any, Any]:
+        """The prediction-drift check and the logged outputs it saw, or ``(None, None)`` when not measured."""
+        from airflow_mlops.core.drift import check_drift
+        from airflow_mlops.core.drift.prediction import PREDICTION_COLUMN, logged_outputs
+
+        if outputs is None:
+            self.log.info("%s v%s has no profile of its held-out outputs: prediction drift skipped", name, champion)
+            return None, None
+        numeric = profile.columns[PREDICTION_COLUMN].dtype.startswith("float")
+        predicted = logged_outputs(outputs, "score" if numeric else "prediction")
+        answered = int(predicted.notna().sum())
+        if answered < self.min_rows:  # e.g. just after a promotion: a handful of outputs is no distribution
+            self.log.info("%s v%s answered %d requests as champion in the window, need %d: no prediction drift",
+                          name, champion, answered, self.min_rows)  # fmt: skip
+            return None, None
+        prediction = check_drift(
+            profile, predicted.to_frame(), columns=[PREDICTION_COLUMN],
+            overrides={PREDICTION_COLUMN: self.spec.monitoring.drift.prediction.as_override()},
+        ).columns[PREDICTION_COLUMN]  # fmt: skip
+        return prediction, predicted
+
+    def _report(
+        self, context: Context, champion: str, sample: Any, current: Any, result: Any, prediction: Any, predicted: Any
+    ) -> Any:
+        """Evidently's drift report on bounded samples of the reference and the window (``None`` without a sample)."""
+        from airflow_mlops.core.drift.prediction import PREDICTION_COLUMN
+        from airflow_mlops.core.drift.report import bounded_sample, drift_report
+
+        name = self.spec.registered_model_name
+        if sample is None:
+            self.log.info("%s v%s has no reference sample: no Evidently report", name, champion)
+            return None
+        window = bounded_sample(current, self.report_rows or self.spec.monitoring.drift.report_rows)
+        column = None
+        if prediction is not None and predicted is not None and PREDICTION_COLUMN in sample.columns:
+            window[PREDICTION_COLUMN] = _aligned(predicted.dropna(), len(window))
+            column = prediction
+        return drift_report(
+            sample, window, result, prediction=column, name=f"drift {name} v{champion}",
+            metadata={"model_name": name, "champion_version": str(champion), **airflow_identity(context)},
+            tags=["mlops", "drift", self.spec.name],
+        )  # fmt: skip
 
     def _reference(self) -> tuple[str, Any, Any]:
         """The champion version, its drift profile and its reference sample (``None`` if it has none)."""
@@ -207,65 +242,18 @@ def _aligned(values: Any, length: int) -> Any:
     return kept.reset_index(drop=True).reindex(range(length))
 
 
-def _drift_verdict(
-    name: str, champion: str, rows: int, since: Any, result: Any, prediction: Any, publish_prediction: bool
-) -> dict[str, Any]:
-    """The verdict dict: dataset drift, prediction drift and the reasons to publish."""
-    reasons = []
-    if result.dataset_drift:
-        reasons.append(
-            f"{result.n_drifted} of {len(result.columns)} features drifted (share {result.share:.2f} >= "
-            f"{result.drift_share}): {result.drifted_columns}"
-        )
-    prediction_drift = None if prediction is None else bool(prediction.drifted)
-    if prediction_drift:
-        reasons.append(
-            f"predictions drifted ({prediction.method_name} {prediction.score:.4g}, threshold {prediction.threshold})"
-            + ("" if publish_prediction else "; not published (monitoring.drift.prediction.publish is false)")
-        )
-    drift = result.dataset_drift or (bool(prediction_drift) and publish_prediction)
-    return {
-        "decision": "drift" if drift else "no_drift",
-        "model_name": name,
-        "champion_version": champion,
-        "window_rows": rows,
-        "since": since.isoformat(),
-        "share": result.share,
-        "drift_share": result.drift_share,
-        "drifted_columns": result.drifted_columns,
-        "dataset_drift": result.dataset_drift,
-        "prediction_drift": prediction_drift,
-        "prediction": None
-        if prediction is None
-        else {
-            "method": prediction.method,
-            "score": prediction.score if math.isfinite(prediction.score) else None,
-            "threshold": prediction.threshold,
-            "n_current": prediction.n_current,
-            "n_reference": prediction.n_reference,
-        },
-        "reasons": reasons,
-        **evidence_keys(),
-    }
-
-
 class ModelPerformanceOperator(MlopsOperator):
     """Live quality of the champion from logged predictions joined with delayed labels, by Evidently.
 
     Evidently 0.7's ``ClassificationPreset`` (``RegressionPreset`` for regression) runs on the
-    champion's labelled answers in the window; its ``Accuracy`` is the live accuracy the policy
-    uses (it equals the share of logged answers equal to their label). The live accuracy is
-    compared with the champion's held-out ``test_accuracy``. When the ledger shows a predecessor,
-    it is replayed on the champion's labelled requests of the window
-    (:mod:`airflow_mlops.core.predecessor_replay`): both models are judged on the same rows, in the
-    same world (only when it can matter: the champion is degraded, or has no validation accuracy).
-    Publishes ``mlops://<pipeline>/degradation`` when live accuracy dropped by more than
-    ``spec.monitoring.max_accuracy_drop`` (or on a rollback). The decision is ``rollback`` when the
-    champion is both degraded that way and, on the same requests, below the predecessor by more
-    than that bound (the monitoring DAG then runs the ledger-backed rollback); ``degraded``;
-    ``healthy``; or ``unmeasured`` when the champion has no validation accuracy (a regressor), so no
-    guard takes it for healthy. A predecessor that cannot be replayed (e.g. it needs a feature the
-    requests no longer carry) is reported and never rolled back to.
+    champion's labelled answers in the window; its ``Accuracy`` (the share of logged answers equal
+    to their label) is held against the champion's held-out ``test_accuracy``. When it can matter
+    (the champion is degraded, or has no validation accuracy) the ledger's predecessor is replayed
+    on the same labelled requests (:mod:`airflow_mlops.core.predecessor_replay`). The decision,
+    ``rollback``, ``degraded``, ``healthy`` or ``unmeasured``, is
+    :func:`~airflow_mlops.core.quality_verdict.judge_quality`'s; on ``degraded`` or ``rollback``
+    ``mlops://<pipeline>/degradation`` is published (the monitoring DAG then runs the
+    ledger-backed rollback). A predecessor that cannot be replayed is reported and never rolled back to.
 
     Evidence: the snapshot goes to the pipeline's Evidently project, its HTML and the verdict JSON
     to an MLflow run tagged ``mlops.monitor=quality``. If Evidently fails, a warning is logged, the
@@ -294,53 +282,25 @@ class ModelPerformanceOperator(MlopsOperator):
         self.mlflow_run_url = ""
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-        from airflow.sdk.exceptions import AirflowSkipException
-
         from airflow_mlops.assets import degradation_asset
-        from airflow_mlops.core.live_outcomes import arm_windows, labelled_outputs
-        from airflow_mlops.core.registry import alias_version
+        from airflow_mlops.core.quality_verdict import judge_quality, live_accuracy, replay_matters
         from airflow_mlops.core.snapshot import utc_now
         from airflow_mlops.hooks.ledger import LedgerHook
 
         rules, name = self.spec.monitoring, self.spec.registered_model_name
         since = utc_now() - timedelta(hours=float(self.window_hours or rules.window_hours))
-        with self.hook.activate() as client:
-            champion = alias_version(client, name, "champion")
-            if champion is None:
-                raise AirflowSkipException(f"{name}: no champion yet")
-            expected = client.get_run(str(client.get_model_version(name, champion).run_id)).data.metrics.get(
-                "test_accuracy"
-            )
+        champion, expected = self._champion(name)
         holder = LedgerHook(self.spec.ledger.conn_id).get_conn().predecessor(name, "champion", champion)
-        log_table, feedback_table = self.spec.serving.log_table, self.spec.serving.feedback_table
-        conn = PostgresHook(postgres_conn_id=self.spec.serving.log_conn_id).get_conn()
-        try:
-            live = arm_windows(
-                conn, model_name=name, versions={"champion": champion}, since=since, log_table=log_table,
-                feedback_table=feedback_table,
-            )  # fmt: skip
-            window = live["champion"]
-            if window.labelled < rules.min_rows:
-                raise AirflowSkipException(
-                    f"{name} v{champion}: {window.labelled} labelled rows, need {rules.min_rows}"
-                )
-            outcomes = labelled_outputs(
-                conn, model_name=name, version=champion, since=since, log_table=log_table,
-                feedback_table=feedback_table, limit=QUALITY_REPORT_ROWS,
-            )  # fmt: skip
-        finally:
-            conn.close()
+        window, outcomes = self._outcomes(name, champion, since)
         snapshot, quality, failure = self._evidently(outcomes, name, champion, context)
-        sampled = window.labelled > len(outcomes)  # the report saw the newest rows only: count them all
-        accuracy = (
-            window.correct / window.labelled if sampled else quality.get("accuracy", window.correct / window.labelled)
+        accuracy, source = live_accuracy(
+            correct=window.correct, labelled=window.labelled, report_rows=len(outcomes), report_metrics=quality
         )
         verdict: dict[str, Any] = {
             "model_name": name,
             "champion_version": champion,
             "live_accuracy": accuracy,
-            "accuracy_source": "evidently" if "accuracy" in quality and not sampled else "sql",
+            "accuracy_source": source,
             "report_rows": len(outcomes),
             "labelled": window.labelled,
             "validation_accuracy": expected,
@@ -349,42 +309,79 @@ class ModelPerformanceOperator(MlopsOperator):
             "predecessor_replay_error": None,
             "live_metrics": quality,
         }
-        degraded = expected is not None and accuracy < expected - rules.max_accuracy_drop
         replayed = None
-        if holder is not None and self.spec.task == "classification" and (degraded or expected is None):
+        if holder is not None and replay_matters(
+            has_predecessor=True, task=self.spec.task, live=accuracy, validation=expected,
+            max_accuracy_drop=rules.max_accuracy_drop,
+        ):  # fmt: skip
             replayed, verdict["predecessor_replay_error"] = self._replay(name, champion, holder, since)
             verdict["predecessor_replay"] = None if replayed is None else replayed.as_dict()
-        worse = (
-            replayed is not None
-            and replayed.rows >= rules.min_rows
-            and replayed.champion_accuracy < replayed.predecessor_accuracy - rules.max_accuracy_drop
-        )
-        # Both must hold (or no validation accuracy to check): a champion doing as well as it
-        # validated stays, even if its predecessor does a little better on these requests.
-        rollback = worse and (degraded or expected is None)
-        # "unmeasured": no validation accuracy to hold the live one against (e.g. a regressor)
-        verdict["decision"] = (
-            "rollback" if rollback else "degraded" if degraded else "healthy" if expected is not None else "unmeasured"
-        )
-
-        def build() -> Any:
-            if failure is not None:
-                raise failure
-            return snapshot
-
+        judgement = judge_quality(
+            live=accuracy, validation=expected, replay=replayed, min_rows=rules.min_rows,
+            max_accuracy_drop=rules.max_accuracy_drop, replay_error=verdict["predecessor_replay_error"],
+        )  # fmt: skip
+        verdict["decision"] = judgement.decision
         verdict.update(
             record_evidence(
-                monitor="quality", spec=self.spec, context=context, verdict=verdict, build=build,
+                monitor="quality", spec=self.spec, context=context, verdict=verdict,
+                build=lambda: _reported(snapshot, failure),
                 mlflow_hook=self.hook, evidently_conn_id=self.evidently_conn_id,
                 metrics={**{f"live_{k}": v for k, v in quality.items()}, "live_accuracy": accuracy},
             )
         )  # fmt: skip
         self.mlflow_run_url = verdict["monitor_run_url"] or ""
         self.log.info("Live quality of %s v%s: %s", name, champion, verdict)
-        if degraded or rollback:
+        self.log.info("%s v%s is %s: %s", name, champion, judgement.decision, " ".join(judgement.reasons))
+        if judgement.publish:
             for outlet in self.outlets:
                 context["outlet_events"][outlet].add(degradation_asset(self.spec.name), extra=verdict)
         return verdict
+
+    def _champion(self, name: str) -> tuple[str, float | None]:
+        """The champion version and its held-out ``test_accuracy`` (``None`` when it has none).
+
+        :raises AirflowSkipException: there is no champion yet.
+        """
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from airflow_mlops.core.registry import alias_version
+
+        with self.hook.activate() as client:
+            champion = alias_version(client, name, "champion")
+            if champion is None:
+                raise AirflowSkipException(f"{name}: no champion yet")
+            run_id = str(client.get_model_version(name, champion).run_id)
+            expected = client.get_run(run_id).data.metrics.get("test_accuracy")
+        return str(champion), expected
+
+    def _outcomes(self, name: str, champion: str, since: datetime) -> tuple[Any, list[tuple[Any, Any, Any]]]:
+        """The champion's labelled-answer counts in the window and its newest labelled answers.
+
+        :raises AirflowSkipException: fewer than ``monitoring.min_rows`` answers are labelled.
+        """
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from airflow_mlops.core.live_outcomes import arm_windows, labelled_outputs
+
+        min_rows = self.spec.monitoring.min_rows
+        log_table, feedback_table = self.spec.serving.log_table, self.spec.serving.feedback_table
+        conn = PostgresHook(postgres_conn_id=self.spec.serving.log_conn_id).get_conn()
+        try:
+            live = arm_windows(
+                conn, model_name=name, versions={"champion": champion}, since=since, log_table=log_table,
+                feedback_table=feedback_table,
+            )  # fmt: skip
+            window = live["champion"]
+            if window.labelled < min_rows:
+                raise AirflowSkipException(f"{name} v{champion}: {window.labelled} labelled rows, need {min_rows}")
+            outcomes = labelled_outputs(
+                conn, model_name=name, version=champion, since=since, log_table=log_table,
+                feedback_table=feedback_table, limit=QUALITY_REPORT_ROWS,
+            )  # fmt: skip
+        finally:
+            conn.close()
+        return window, outcomes
 
     def _replay(self, name: str, champion: str, holder: str, since: datetime) -> tuple[Any, str | None]:
         """The predecessor replayed on the champion's labelled requests, or ``(None, why not)``."""
@@ -426,3 +423,10 @@ class ModelPerformanceOperator(MlopsOperator):
             self.log.warning("Evidently quality report for %s v%s failed; using the SQL count: %s", name, champion, err)
             return None, {}, err
         return snapshot, quality, None
+
+
+def _reported(snapshot: Any, failure: Exception | None) -> Any:
+    """The quality report's snapshot, or the error that building it raised (recorded as ``evidence_error``)."""
+    if failure is not None:
+        raise failure
+    return snapshot

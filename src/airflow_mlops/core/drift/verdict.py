@@ -1,0 +1,76 @@
+"""The drift decision: does a window of production traffic drift from the champion's reference?
+
+The dataset drifts when the share of drifted features reaches ``drift_share`` (the fast check's
+:class:`~airflow_mlops.core.drift.check.DriftResult`). Drifted predictions are reported either way
+and make the window drift only when ``monitoring.drift.prediction.publish`` asks for it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from airflow_mlops.core.drift.check import ColumnDrift, DriftResult
+
+
+def drift_reasons(result: DriftResult, prediction: ColumnDrift | None, publish_prediction: bool) -> list[str]:
+    """One sentence per drift found: the features (with share and bound), then the predictions."""
+    reasons = []
+    if result.dataset_drift:
+        reasons.append(
+            f"{result.n_drifted} of {len(result.columns)} features drifted (share {result.share:.2f} >= "
+            f"{result.drift_share}): {result.drifted_columns}"
+        )
+    if prediction is not None and prediction.drifted:
+        reasons.append(
+            f"predictions drifted ({prediction.method_name} {prediction.score:.4g}, threshold {prediction.threshold})"
+            + ("" if publish_prediction else "; not published (monitoring.drift.prediction.publish is false)")
+        )
+    return reasons
+
+
+def drift_verdict(
+    *,
+    model_name: str,
+    champion_version: str,
+    window_rows: int,
+    since: datetime,
+    result: DriftResult,
+    prediction: ColumnDrift | None,
+    publish_prediction: bool,
+) -> dict[str, Any]:
+    """The verdict of one window: ``decision`` (``drift`` or ``no_drift``), the numbers behind it and the reasons.
+
+    :param result: the fast check of the window's features.
+    :param prediction: the check of the champion's logged outputs, or ``None`` when it was not measured.
+    :param publish_prediction: whether drifted predictions alone make the window drift.
+    """
+    prediction_drift = None if prediction is None else bool(prediction.drifted)
+    drift = result.dataset_drift or (bool(prediction_drift) and publish_prediction)
+    return {
+        "decision": "drift" if drift else "no_drift",
+        "model_name": model_name,
+        "champion_version": champion_version,
+        "window_rows": window_rows,
+        "since": since.isoformat(),
+        "share": result.share,
+        "drift_share": result.drift_share,
+        "drifted_columns": result.drifted_columns,
+        "dataset_drift": result.dataset_drift,
+        "prediction_drift": prediction_drift,
+        "prediction": None if prediction is None else _prediction_numbers(prediction),
+        "reasons": drift_reasons(result, prediction, publish_prediction),
+    }
+
+
+def _prediction_numbers(prediction: ColumnDrift) -> dict[str, Any]:
+    return {
+        "method": prediction.method,
+        "score": prediction.score if math.isfinite(prediction.score) else None,
+        "threshold": prediction.threshold,
+        "n_current": prediction.n_current,
+        "n_reference": prediction.n_reference,
+    }
