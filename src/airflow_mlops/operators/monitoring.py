@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.assets import drift_alias, drift_asset
+from airflow_mlops.core import tags
 from airflow_mlops.hooks.evidently import EvidentlyHook
+from airflow_mlops.hooks.ledger import LedgerHook
+from airflow_mlops.hooks.source import postgres_connection
 from airflow_mlops.links.mlflow import MlflowRunLink
 from airflow_mlops.operators.base import MlopsOperator, airflow_identity, spec_name
 from airflow_mlops.operators.evidence import evidence_keys, record_evidence
@@ -111,15 +115,13 @@ class DataDriftOperator(MlopsOperator):
 
         :raises AirflowSkipException: fewer than ``min_rows`` rows were logged in the window.
         """
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
         from airflow.sdk.exceptions import AirflowSkipException
 
         from airflow_mlops.core.drift.prediction import PREDICTION_COLUMN
         from airflow_mlops.core.live_outcomes import recent_features, recent_outputs
 
         log_table = self.spec.serving.log_table
-        conn = PostgresHook(postgres_conn_id=self.log_conn_id or self.spec.serving.log_conn_id).get_conn()
-        try:
+        with postgres_connection(self.log_conn_id or self.spec.serving.log_conn_id) as conn:
             rows = recent_features(conn, model_name=name, since=since, log_table=log_table)
             if len(rows) < self.min_rows:
                 raise AirflowSkipException(
@@ -130,8 +132,6 @@ class DataDriftOperator(MlopsOperator):
             outputs = None
             if PREDICTION_COLUMN in profile.columns:
                 outputs = recent_outputs(conn, model_name=name, version=champion, since=since, log_table=log_table)
-        finally:
-            conn.close()
         return rows, outputs, reference
 
     def _features(self, rows: list[dict[str, Any]], profile: Any, name: str, champion: str) -> Any:
@@ -208,7 +208,7 @@ class DataDriftOperator(MlopsOperator):
 
         name = self.spec.registered_model_name
         with self.hook.activate() as client:
-            champion = alias_version(client, name, "champion")
+            champion = alias_version(client, name, tags.CHAMPION)
             if champion is None:
                 raise ModelRegistryError(f"{name}: no champion to compare production data with")
             run_id = str(client.get_model_version(name, champion).run_id)
@@ -281,16 +281,20 @@ class ModelPerformanceOperator(MlopsOperator):
         self.evidently_conn_id = evidently_conn_id
         self.mlflow_run_url = ""
 
+    @cached_property
+    def ledger_hook(self) -> LedgerHook:
+        """The ledger hook (the champion's predecessor is the rollback target)."""
+        return LedgerHook(self.spec.ledger.conn_id)
+
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.assets import degradation_asset
         from airflow_mlops.core.quality_verdict import judge_quality, live_accuracy, replay_matters
         from airflow_mlops.core.snapshot import utc_now
-        from airflow_mlops.hooks.ledger import LedgerHook
 
         rules, name = self.spec.monitoring, self.spec.registered_model_name
         since = utc_now() - timedelta(hours=float(self.window_hours or rules.window_hours))
         champion, expected = self._champion(name)
-        holder = LedgerHook(self.spec.ledger.conn_id).get_conn().predecessor(name, "champion", champion)
+        holder = self.ledger_hook.get_conn().predecessor(name, tags.CHAMPION, champion)
         window, outcomes = self._outcomes(name, champion, since)
         snapshot, quality, failure = self._evidently(outcomes, name, champion, context)
         accuracy, source = live_accuracy(
@@ -347,7 +351,7 @@ class ModelPerformanceOperator(MlopsOperator):
         from airflow_mlops.core.registry import alias_version
 
         with self.hook.activate() as client:
-            champion = alias_version(client, name, "champion")
+            champion = alias_version(client, name, tags.CHAMPION)
             if champion is None:
                 raise AirflowSkipException(f"{name}: no champion yet")
             run_id = str(client.get_model_version(name, champion).run_id)
@@ -359,47 +363,38 @@ class ModelPerformanceOperator(MlopsOperator):
 
         :raises AirflowSkipException: fewer than ``monitoring.min_rows`` answers are labelled.
         """
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
         from airflow.sdk.exceptions import AirflowSkipException
 
         from airflow_mlops.core.live_outcomes import arm_windows, labelled_outputs
 
         min_rows = self.spec.monitoring.min_rows
         log_table, feedback_table = self.spec.serving.log_table, self.spec.serving.feedback_table
-        conn = PostgresHook(postgres_conn_id=self.spec.serving.log_conn_id).get_conn()
-        try:
+        with postgres_connection(self.spec.serving.log_conn_id) as conn:
             live = arm_windows(
-                conn, model_name=name, versions={"champion": champion}, since=since, log_table=log_table,
+                conn, model_name=name, versions={tags.CHAMPION: champion}, since=since, log_table=log_table,
                 feedback_table=feedback_table,
             )  # fmt: skip
-            window = live["champion"]
+            window = live[tags.CHAMPION]
             if window.labelled < min_rows:
                 raise AirflowSkipException(f"{name} v{champion}: {window.labelled} labelled rows, need {min_rows}")
             outcomes = labelled_outputs(
                 conn, model_name=name, version=champion, since=since, log_table=log_table,
                 feedback_table=feedback_table, limit=QUALITY_REPORT_ROWS,
             )  # fmt: skip
-        finally:
-            conn.close()
         return window, outcomes
 
     def _replay(self, name: str, champion: str, holder: str, since: datetime) -> tuple[Any, str | None]:
         """The predecessor replayed on the champion's labelled requests, or ``(None, why not)``."""
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-
         from airflow_mlops.core.live_outcomes import labelled_requests
         from airflow_mlops.core.predecessor_replay import replay
         from airflow_mlops.core.tracking import load_model
 
         try:
-            conn = PostgresHook(postgres_conn_id=self.spec.serving.log_conn_id).get_conn()
-            try:
+            with postgres_connection(self.spec.serving.log_conn_id) as conn:
                 requests = labelled_requests(
                     conn, model_name=name, version=champion, since=since, log_table=self.spec.serving.log_table,
                     feedback_table=self.spec.serving.feedback_table, limit=QUALITY_REPORT_ROWS,
                 )  # fmt: skip
-            finally:
-                conn.close()
             with self.hook.activate():
                 model = load_model(f"models:/{name}/{holder}")
             return replay(model, requests, self.spec.features), None
