@@ -80,44 +80,15 @@ def write_snapshot(
 
     :param fallback_types: arrow types for columns that are entirely null in the first chunk.
     """
-    import pyarrow.parquet as pq
-
     root.mkdir(parents=True, exist_ok=True)
     incoming = root / f"_incoming-{uuid.uuid4().hex}.parquet"
-    digest = _Digest()
-    schema: pa.Schema | None = None
-    columns: dict[str, str] = {}
-    watermark: datetime | None = None
-    writer: pq.ParquetWriter | None = None
-    handle = incoming.open("wb")
     try:
-        for chunk in chunks:
-            if chunk.empty:
-                continue
-            if schema is None:
-                schema = _initial_schema(chunk, fallback_types or {})
-                writer = pq.ParquetWriter(handle, schema)
-            table = _to_arrow(chunk, schema)
-            frame = table.to_pandas()
-            if not columns:
-                columns = {name: str(dtype) for name, dtype in frame.dtypes.items()}
-            digest.update(frame)
-            if timestamp_column:
-                latest = _max_timestamp(frame, timestamp_column)
-                if latest is not None and (watermark is None or latest > watermark):
-                    watermark = latest
-            assert writer is not None
-            writer.write_table(table)
-        if writer is not None:
-            writer.close()
-        handle.close()
+        with incoming.open("wb") as handle:
+            streamed = _stream(chunks, handle, fallback_types or {}, timestamp_column)
     except BaseException:
-        if writer is not None:
-            with contextlib.suppress(Exception):
-                writer.close()
-        handle.close()
         incoming.unlink(missing_ok=True)
         raise
+    digest, columns, watermark = streamed.digest, streamed.columns, streamed.watermark
     if digest.rows == 0:
         incoming.unlink(missing_ok=True)
         raise DatasetExtractionError(f"{source}: the extraction returned no rows" + _as_of_note(as_of))
@@ -136,6 +107,50 @@ def write_snapshot(
         as_of=as_of.isoformat() if as_of else None,
         watermark=watermark.isoformat() if watermark else None,
     )
+
+
+@dataclass
+class _Streamed:
+    """What streaming the chunks learnt: the content digest, the column dtypes and the newest timestamp."""
+
+    digest: _Digest = field(default_factory=_Digest)
+    columns: dict[str, str] = field(default_factory=dict)
+    watermark: datetime | None = None
+
+    def add(self, frame: pd.DataFrame, timestamp_column: str | None) -> None:
+        if not self.columns:
+            self.columns = {name: str(dtype) for name, dtype in frame.dtypes.items()}
+        self.digest.update(frame)
+        latest = _max_timestamp(frame, timestamp_column) if timestamp_column else None
+        if latest is not None and (self.watermark is None or latest > self.watermark):
+            self.watermark = latest
+
+
+def _stream(
+    chunks: Iterable[pd.DataFrame], handle: Any, fallback_types: dict[str, pa.DataType], timestamp_column: str | None
+) -> _Streamed:
+    """Write ``chunks`` as one parquet file to ``handle`` (schema from the first non-empty chunk)."""
+    import pyarrow.parquet as pq
+
+    streamed = _Streamed()
+    writer: pq.ParquetWriter | None = None
+    try:
+        for chunk in chunks:
+            if chunk.empty:
+                continue
+            if writer is None:
+                writer = pq.ParquetWriter(handle, _initial_schema(chunk, fallback_types))
+            table = _to_arrow(chunk, writer.schema)
+            streamed.add(table.to_pandas(), timestamp_column)
+            writer.write_table(table)
+    except BaseException:
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.close()
+        raise
+    if writer is not None:
+        writer.close()
+    return streamed
 
 
 def _as_of_note(as_of: datetime | None) -> str:

@@ -37,8 +37,6 @@ def feature_columns(spec: PipelineSpec, columns: list[str]) -> list[str]:
 
 def validate_frame(frame: pd.DataFrame, spec: PipelineSpec) -> ValidationReport:
     """Run every check in ``spec.validation`` and return a report (raises nothing)."""
-    import pandas as pd
-
     rules = spec.validation
     report = ValidationReport(rows=len(frame))
     columns = list(frame.columns)
@@ -53,36 +51,52 @@ def validate_frame(frame: pd.DataFrame, spec: PipelineSpec) -> ValidationReport:
     report.checks.append(f"at least {rules.min_rows} rows")
     if len(frame) < rules.min_rows:
         report.failures.append(f"expected at least {rules.min_rows} rows, found {len(frame)}")
+    _check_null_rates(frame, spec, report)
+    _check_target(frame, spec, report)
+    _check_dtypes(frame, spec, report)
+    return report
 
-    for column in feature_columns(spec, columns):
+
+def _check_null_rates(frame: pd.DataFrame, spec: PipelineSpec, report: ValidationReport) -> None:
+    """Every feature has values, and no more nulls than ``max_null_rate``."""
+    limit = spec.validation.max_null_rate
+    for column in feature_columns(spec, list(frame.columns)):
         rate = float(frame[column].isna().mean()) if len(frame) else 1.0
         if rate == 1.0:
             report.failures.append(f"feature {column!r} is entirely null")
-        elif rate > rules.max_null_rate:
-            report.failures.append(
-                f"feature {column!r}: null rate {rate:.1%} exceeds max_null_rate {rules.max_null_rate:.1%}"
-            )
-    report.checks.append(f"feature null rates <= {rules.max_null_rate:.0%}")
+        elif rate > limit:
+            report.failures.append(f"feature {column!r}: null rate {rate:.1%} exceeds max_null_rate {limit:.1%}")
+    report.checks.append(f"feature null rates <= {limit:.0%}")
+
+
+def _check_target(frame: pd.DataFrame, spec: PipelineSpec, report: ValidationReport) -> None:
+    """No null labels; two classes with ``min_class_count`` rows each, or a numeric target for regression."""
+    import pandas as pd
 
     target = frame[spec.target]
     if target.isna().any():
         report.failures.append(f"target {spec.target!r} has {int(target.isna().sum())} null value(s)")
-    if spec.task == "classification":
-        counts = target.dropna().value_counts()
-        report.checks.append(f"at least 2 target classes with >= {rules.min_class_count} rows each")
-        if len(counts) < 2:
-            found = counts.index.tolist()
-            report.failures.append(f"target {spec.target!r} has a single class {found}; expected at least 2")
-        else:
-            rare = {str(k): int(v) for k, v in counts.items() if v < rules.min_class_count}
-            if rare:
-                report.failures.append(
-                    f"target {spec.target!r} classes with fewer than {rules.min_class_count} rows: {rare}"
-                )
-    elif not pd.api.types.is_numeric_dtype(target):
-        report.failures.append(f"target {spec.target!r} must be numeric for regression, found {target.dtype}")
+    if spec.task != "classification":
+        if not pd.api.types.is_numeric_dtype(target):
+            report.failures.append(f"target {spec.target!r} must be numeric for regression, found {target.dtype}")
+        return
+    least = spec.validation.min_class_count
+    counts = target.dropna().value_counts()
+    report.checks.append(f"at least 2 target classes with >= {least} rows each")
+    if len(counts) < 2:
+        found = counts.index.tolist()
+        report.failures.append(f"target {spec.target!r} has a single class {found}; expected at least 2")
+        return
+    rare = {str(k): int(v) for k, v in counts.items() if v < least}
+    if rare:
+        report.failures.append(f"target {spec.target!r} classes with fewer than {least} rows: {rare}")
 
-    for column, expected in rules.dtypes.items():
+
+def _check_dtypes(frame: pd.DataFrame, spec: PipelineSpec, report: ValidationReport) -> None:
+    """Each column named in ``validation.dtypes`` has that kind of dtype."""
+    import pandas as pd
+
+    for column, expected in spec.validation.dtypes.items():
         report.checks.append(f"{column} is {expected}")
         if column not in frame.columns:
             report.failures.append(f"dtypes: column {column!r} is not in the dataset")
@@ -96,7 +110,6 @@ def validate_frame(frame: pd.DataFrame, spec: PipelineSpec) -> ValidationReport:
         }[expected]
         if not fits:
             report.failures.append(f"column {column!r}: expected {expected}, found dtype {actual}")
-    return report
 
 
 def require_valid(frame: pd.DataFrame, spec: PipelineSpec, *, where: str) -> ValidationReport:
