@@ -9,19 +9,18 @@ from typing import Any
 
 import pytest
 
-from airflow_mlops.serving.log_rows import LogRow, answer_spans, db_row, features_json
-from airflow_mlops.serving.prediction_log import (
+from airflow_mlops.core.log_tables import (
     FEEDBACK_DDL,
     FEEDBACK_TABLE,
     PREDICTION_LOG_COLUMNS,
     PREDICTION_LOG_DDL,
     PREDICTION_LOG_TABLE,
-    PgConnection,
-    PredictionLogWriter,
     check_table_name,
     prediction_log_ddl,
-    write_rows,
 )
+from airflow_mlops.serving.log_rows import LogRow, answer_spans, db_row, features_json
+from airflow_mlops.serving.log_shipper import PredictionLogWriter, write_rows
+from airflow_mlops.serving.pg_connection import PgConnection
 from tests.serving.conftest import DSN
 
 FEATURES = {"age": 41.5, "plan": "basic", "calls": 2}

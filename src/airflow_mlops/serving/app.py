@@ -38,9 +38,10 @@ from starlette.responses import Response
 from airflow_mlops.serving.arm_inputs import ArmInputs
 from airflow_mlops.serving.batching import MicroBatcher
 from airflow_mlops.serving.config import ServingConfig, check_share
+from airflow_mlops.serving.feedback_store import FeedbackStore
+from airflow_mlops.serving.log_shipper import PredictionLogWriter
 from airflow_mlops.serving.metrics import Metrics
 from airflow_mlops.serving.models import LoadedModel, ModelRegistry, ModelSet, RegistryError
-from airflow_mlops.serving.prediction_log import FeedbackStore, PredictionLogWriter
 from airflow_mlops.serving.routing import CHALLENGER, CHAMPION, SHADOW, Router
 from airflow_mlops.serving.schema import FieldError, summarize
 
