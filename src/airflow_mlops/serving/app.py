@@ -35,13 +35,14 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from airflow_mlops.exceptions import ModelRegistryError
 from airflow_mlops.serving.arm_inputs import ArmInputs
 from airflow_mlops.serving.batching import MicroBatcher
 from airflow_mlops.serving.config import ServingConfig, check_share
 from airflow_mlops.serving.feedback_store import FeedbackStore
 from airflow_mlops.serving.log_shipper import PredictionLogWriter
 from airflow_mlops.serving.metrics import Metrics
-from airflow_mlops.serving.models import LoadedModel, ModelRegistry, ModelSet, RegistryError
+from airflow_mlops.serving.models import LoadedModel, ModelRegistry, ModelSet
 from airflow_mlops.serving.routing import CHALLENGER, CHAMPION, SHADOW, Router
 from airflow_mlops.serving.schema import FieldError, summarize
 
@@ -244,7 +245,7 @@ class ServingRuntime:
             try:
                 new = await asyncio.to_thread(self.registry.resolve, current)
             except Exception as err:
-                message = str(err) if isinstance(err, RegistryError) else f"{type(err).__name__}: {err}"
+                message = str(err) if isinstance(err, ModelRegistryError) else f"{type(err).__name__}: {err}"
                 self.registry_status.update(ok=False, error=message)
                 self.metrics.inc("mlops_serving_reloads_total", (("trigger", trigger), ("outcome", "error")))
                 serving = f"still serving {_versions_text(current)}" if current else "no model loaded yet"
