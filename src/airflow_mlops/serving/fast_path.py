@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from airflow_mlops.serving.predictors import SklearnPredictor
-    from airflow_mlops.serving.schema import FieldError, InputSchema
+    from airflow_mlops.serving.schema import Column, FieldError, InputSchema
 
 log = logging.getLogger(__name__)
 
@@ -105,26 +105,8 @@ def _compile_column_transformer(ct: Any, schema: InputSchema) -> Callable[[Batch
         if isinstance(trans, str) and trans == "drop":
             continue
         names = _column_names(columns, fitted_names, name)
-        if not names:
-            continue
-        for col in names:
-            if col not in schema.index:
-                raise Unsupported(f"ColumnTransformer part {name!r} uses column {col!r}, not in the signature")
-        idx = [schema.index[c] for c in names]
-        kinds = {schema.columns[i].kind for i in idx}
-        if kinds <= {"double", "float", "long", "integer"}:
-            source, kind = _float_block(idx), "float"
-        elif kinds <= {"string"}:
-            source, kind = _object_block(idx), "object"
-        else:
-            raise Unsupported(f"ColumnTransformer part {name!r} mixes column types {sorted(kinds)}")
-        if isinstance(trans, str) and trans == "passthrough":
-            step: Step = _identity
-        else:
-            step, kind = _compile_step(trans, kind)
-        if kind != "float":
-            raise Unsupported(f"ColumnTransformer part {name!r} produces non-numeric output")
-        blocks.append(_then(source, step))
+        if names:
+            blocks.append(_compile_part(name, trans, names, schema))
     if not blocks:
         raise Unsupported("ColumnTransformer selects no columns")
     if len(blocks) == 1:
@@ -134,6 +116,32 @@ def _compile_column_transformer(ct: Any, schema: InputSchema) -> Callable[[Batch
         return np.hstack([block(batch) for block in blocks])
 
     return features
+
+
+def _compile_part(name: str, trans: Any, names: list[str], schema: InputSchema) -> Callable[[Batch], Array]:
+    """One ColumnTransformer part: its columns out of the batch, then its transformer."""
+    source, kind = _part_source(name, names, schema)
+    if isinstance(trans, str) and trans == "passthrough":
+        step: Step = _identity
+    else:
+        step, kind = _compile_step(trans, kind)
+    if kind != "float":
+        raise Unsupported(f"ColumnTransformer part {name!r} produces non-numeric output")
+    return _then(source, step)
+
+
+def _part_source(name: str, names: list[str], schema: InputSchema) -> tuple[Callable[[Batch], Array], str]:
+    """The block reading a part's columns, and its kind: all numeric (``float``) or all strings (``object``)."""
+    for col in names:
+        if col not in schema.index:
+            raise Unsupported(f"ColumnTransformer part {name!r} uses column {col!r}, not in the signature")
+    idx = [schema.index[c] for c in names]
+    kinds = {schema.columns[i].kind for i in idx}
+    if kinds <= {"double", "float", "long", "integer"}:
+        return _float_block(idx), "float"
+    if kinds <= {"string"}:
+        return _object_block(idx), "object"
+    raise Unsupported(f"ColumnTransformer part {name!r} mixes column types {sorted(kinds)}")
 
 
 def _column_names(columns: Any, fitted_names: list[str], part: str) -> list[str]:
@@ -176,32 +184,34 @@ def _compile_step(est: Any, kind: str) -> tuple[Step, str]:
     if type(est) is FunctionTransformer and est.func is None:  # what a fitted "passthrough" becomes
         return _identity, kind
     if isinstance(est, Pipeline):
-        steps: list[Step] = []
-        for _, sub in est.steps:
-            if sub is None or (isinstance(sub, str) and sub == "passthrough"):
-                continue
-            step, kind = _compile_step(sub, kind)
-            steps.append(step)
-
-        def chain(x: Array) -> Array:
-            for step in steps:
-                x = step(x)
-            return x
-
-        return chain, kind
+        return _compile_pipeline(est, kind)
     if type(est) is SimpleImputer:
         return _compile_imputer(est, kind), kind
-    if type(est) is StandardScaler:
-        if kind != "float":
-            raise Unsupported("StandardScaler on non-numeric input")
-        return _compile_standard_scaler(est), "float"
-    if type(est) is MinMaxScaler:
-        if kind != "float":
-            raise Unsupported("MinMaxScaler on non-numeric input")
-        return _compile_min_max_scaler(est), "float"
     if type(est) is OneHotEncoder:
         return _compile_one_hot(est), "float"
-    raise Unsupported(f"no fast path for {type(est).__name__}")
+    scalers = {StandardScaler: _compile_standard_scaler, MinMaxScaler: _compile_min_max_scaler}
+    compile_scaler = scalers.get(type(est))
+    if compile_scaler is None:
+        raise Unsupported(f"no fast path for {type(est).__name__}")
+    if kind != "float":
+        raise Unsupported(f"{type(est).__name__} on non-numeric input")
+    return compile_scaler(est), "float"
+
+
+def _compile_pipeline(pipeline: Any, kind: str) -> tuple[Step, str]:
+    steps: list[Step] = []
+    for _, sub in pipeline.steps:
+        if sub is None or (isinstance(sub, str) and sub == "passthrough"):
+            continue
+        step, kind = _compile_step(sub, kind)
+        steps.append(step)
+
+    def chain(x: Array) -> Array:
+        for step in steps:
+            x = step(x)
+        return x
+
+    return chain, kind
 
 
 def _is_nan(value: Any) -> bool:
@@ -265,7 +275,8 @@ def _compile_min_max_scaler(est: Any) -> Step:
     return scaler
 
 
-def _compile_one_hot(est: Any) -> Step:
+def _check_one_hot(est: Any) -> None:
+    """Raise :class:`Unsupported` for the OneHotEncoder settings the fast path does not implement."""
     if est.handle_unknown not in ("ignore", "infrequent_if_exist"):
         raise Unsupported(f"OneHotEncoder(handle_unknown={est.handle_unknown!r})")
     if getattr(est, "drop_idx_", None) is not None:
@@ -274,11 +285,14 @@ def _compile_one_hot(est: Any) -> Step:
         raise Unsupported("OneHotEncoder with infrequent categories")
     if getattr(est, "sparse_output", False):
         raise Unsupported("OneHotEncoder(sparse_output=True)")
-    dtype = np.dtype(est.dtype)
+
+
+def _category_slots(categories: list[Any]) -> tuple[list[dict[Any, int]], list[int | None], int]:
+    """Per input column: category -> output column, and the output column of NaN; then the total width."""
     maps: list[dict[Any, int]] = []
     nan_slots: list[int | None] = []
     offset = 0
-    for cats in est.categories_:
+    for cats in categories:
         mapping: dict[Any, int] = {}
         nan_slot = None
         for j, cat in enumerate(cats.tolist()):
@@ -289,7 +303,13 @@ def _compile_one_hot(est: Any) -> Step:
         maps.append(mapping)
         nan_slots.append(nan_slot)
         offset += len(cats)
-    width = offset
+    return maps, nan_slots, offset
+
+
+def _compile_one_hot(est: Any) -> Step:
+    _check_one_hot(est)
+    dtype = np.dtype(est.dtype)
+    maps, nan_slots, width = _category_slots(est.categories_)
 
     def encode(x: Array) -> Array:
         out = np.zeros((x.shape[0], width), dtype=dtype)
@@ -367,13 +387,11 @@ def probe_rows(schema: InputSchema, example: Any, model: Any, count: int = 64) -
         for col in schema.columns:
             value = template.get(col.name)
             if col.numeric:
-                center = value if isinstance(value, int | float) and math.isfinite(value) else 0.0
-                value = center + rng.gauss(0, 1 + abs(center)) if i >= len(base) else value
-                if col.kind in ("long", "integer") and isinstance(value, float) and math.isfinite(value):
-                    value = round(value)
+                value = _numeric_probe(col, value, rng) if i >= len(base) else _whole(col, value)
             elif col.kind == "string":
-                pool = categories.get(col.name) or ([value] if isinstance(value, str) else ["a"])
-                value = value if i < len(base) and isinstance(value, str) else rng.choice([*pool, "__unseen__"])
+                value = (
+                    value if i < len(base) and isinstance(value, str) else _string_probe(col, value, categories, rng)
+                )
             if not col.required and i % 5 == 4:
                 value = None
             if value is None and col.required:
@@ -385,6 +403,24 @@ def probe_rows(schema: InputSchema, example: Any, model: Any, count: int = 64) -
     if not rows:
         raise Unsupported("no probe rows could be built to verify the fast path")
     return rows
+
+
+def _numeric_probe(col: Column, value: Any, rng: random.Random) -> Any:
+    """A random number around the example's value (or 0), whole for an integer column."""
+    center = value if isinstance(value, int | float) and math.isfinite(value) else 0.0
+    return _whole(col, center + rng.gauss(0, 1 + abs(center)))
+
+
+def _whole(col: Column, value: Any) -> Any:
+    if col.kind in ("long", "integer") and isinstance(value, float) and math.isfinite(value):
+        return round(value)
+    return value
+
+
+def _string_probe(col: Column, value: Any, categories: dict[str, list[Any]], rng: random.Random) -> Any:
+    """A category seen in training (or the example's value), or one never seen."""
+    pool = categories.get(col.name) or ([value] if isinstance(value, str) else ["a"])
+    return rng.choice([*pool, "__unseen__"])
 
 
 def _plain(value: Any) -> Any:
