@@ -91,13 +91,12 @@ _VARIANTS: list[dict[str, Any]] = [
 
 def _served(i: int, prediction: Any, probability: Any, score: Any) -> tuple[Any, ...]:
     """A row as /predict queues it: prediction and probabilities only in the response body."""
-    from airflow_mlops.serving.responses import answer as _answer
-    from airflow_mlops.serving.responses import json_response as _json_response
+    from airflow_mlops.serving.responses import answer, json_response
 
     payload = {"request_id": f"s{i}", "model": "churn", "latency_ms": 0.5}
-    payload.update(_answer("3", "champion", prediction, probability, score))
-    answer = bytes(_json_response(payload).body)
-    return tuple(_row(i, prediction=None, probability=None, score=score, answer=answer))
+    payload.update(answer("3", "champion", prediction, probability, score))
+    body = bytes(json_response(payload).body)
+    return tuple(_row(i, prediction=None, probability=None, score=score, answer=body))
 
 
 _SERVED: list[tuple[Any, Any, Any]] = [
