@@ -120,7 +120,7 @@ def pg_table(pg_conn: Any) -> Iterator[str]:
 @pytest.fixture
 def log_tables(pg_conn: Any) -> Iterator[tuple[str, str]]:
     """A prediction log and a feedback table, uniquely named and created in ``mlops_test``; dropped afterwards."""
-    from airflow_mlops.serving.prediction_log import feedback_ddl, prediction_log_ddl
+    from airflow_mlops.core.log_tables import feedback_ddl, prediction_log_ddl
 
     suffix = uuid.uuid4().hex[:8]
     names = (f"log_{suffix}", f"fb_{suffix}")

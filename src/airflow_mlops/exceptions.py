@@ -28,7 +28,7 @@ class MlflowUnavailableError(MlopsError):
 
 
 class ModelRegistryError(MlopsError):
-    """A registry operation was refused (unknown version, alias, or model)."""
+    """A registry operation was refused, or the registry does not define what is needed (version, alias, model)."""
 
 
 class ServingError(MlopsError):

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from airflow_mlops.core.drift.methods import DEFAULT_DRIFT_SHARE, METHODS
 from airflow_mlops.core.importing import check_importable
+from airflow_mlops.core.log_tables import is_table_name
 from airflow_mlops.core.metric_catalog import METRICS, Direction, TaskKind, metrics_for
 from airflow_mlops.exceptions import PipelineSpecError
 
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 
 
 class _Strict(BaseModel):
@@ -48,7 +48,7 @@ class PostgresSource(_Strict):
     @field_validator("table")
     @classmethod
     def _table_name(cls, value: str | None) -> str | None:
-        if value is not None and not _IDENT.match(value):
+        if value is not None and not is_table_name(value):
             raise ValueError(f"expected a table name like 'schema.table', found {value!r}")
         return value
 
@@ -243,7 +243,7 @@ class ServingSpec(_Strict):
     @field_validator("log_table", "feedback_table")
     @classmethod
     def _table_name(cls, value: str) -> str:
-        if not _IDENT.match(value):
+        if not is_table_name(value):
             raise ValueError(f"expected a table name like 'schema.table', found {value!r}")
         return value
 

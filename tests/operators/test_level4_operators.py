@@ -274,7 +274,7 @@ def test_describe_trigger_names_each_event_once() -> None:
 def test_readers_treat_tables_that_do_not_exist_yet_as_empty(pg_conn: Any) -> None:
     """Before the first request (no log) and before the first label (no feedback): no data, no DDL, no error."""
     from airflow_mlops.core.live_outcomes import arm_windows, labelled_outputs, recent_features
-    from airflow_mlops.serving.prediction_log import prediction_log_ddl
+    from airflow_mlops.core.log_tables import prediction_log_ddl
 
     suffix = uuid.uuid4().hex[:8]
     log, feedback = f"nolog_{suffix}", f"nofb_{suffix}"

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowSkipException
 
+from airflow_mlops.core.log_tables import prediction_log_ddl
 from airflow_mlops.demo.data import customers
 from airflow_mlops.operators.dataset import ExtractDatasetOperator
 from airflow_mlops.operators.monitoring import DataDriftOperator
 from airflow_mlops.operators.promotion import PromoteModelOperator
 from airflow_mlops.operators.registry import RegisterModelOperator
 from airflow_mlops.operators.training import TrainModelOperator
-from airflow_mlops.serving.prediction_log import prediction_log_ddl
 from airflow_mlops.spec import PipelineSpec
 from tests.conftest import spec_dict, task_context
 

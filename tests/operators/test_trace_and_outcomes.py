@@ -16,11 +16,11 @@ from airflow_mlops.cli import main
 from airflow_mlops.core.ledger import Ledger
 from airflow_mlops.core.lineage import TraceNotFoundError, trace
 from airflow_mlops.core.live_outcomes import arm_windows
+from airflow_mlops.core.log_tables import feedback_ddl, prediction_log_ddl
 from airflow_mlops.operators.dataset import ExtractDatasetOperator
 from airflow_mlops.operators.promotion import PromoteModelOperator
 from airflow_mlops.operators.registry import RegisterModelOperator
 from airflow_mlops.operators.training import TrainModelOperator
-from airflow_mlops.serving.prediction_log import feedback_ddl, prediction_log_ddl
 from airflow_mlops.spec import PipelineSpec
 from tests.conftest import PG_DSN, spec_dict, task_context
 

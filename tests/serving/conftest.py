@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     import httpx
     import pandas as pd
 
-    from airflow_mlops.serving.app import ServingRuntime
     from airflow_mlops.serving.config import ServingConfig
+    from airflow_mlops.serving.runtime import ServingRuntime
 
 FEATURES = ["tenure_months", "monthly_usage", "support_calls", "monthly_charge", "plan", "region"]
 

@@ -9,19 +9,18 @@ from typing import Any
 
 import pytest
 
-from airflow_mlops.serving.log_rows import LogRow, answer_spans, db_row, features_json
-from airflow_mlops.serving.prediction_log import (
+from airflow_mlops.core.log_tables import (
     FEEDBACK_DDL,
     FEEDBACK_TABLE,
     PREDICTION_LOG_COLUMNS,
     PREDICTION_LOG_DDL,
     PREDICTION_LOG_TABLE,
-    PgConnection,
-    PredictionLogWriter,
     check_table_name,
     prediction_log_ddl,
-    write_rows,
 )
+from airflow_mlops.serving.log_rows import LogRow, answer_spans, db_row, features_json
+from airflow_mlops.serving.log_shipper import PredictionLogWriter, write_rows
+from airflow_mlops.serving.pg_connection import PgConnection
 from tests.serving.conftest import DSN
 
 FEATURES = {"age": 41.5, "plan": "basic", "calls": 2}
@@ -92,12 +91,12 @@ _VARIANTS: list[dict[str, Any]] = [
 
 def _served(i: int, prediction: Any, probability: Any, score: Any) -> tuple[Any, ...]:
     """A row as /predict queues it: prediction and probabilities only in the response body."""
-    from airflow_mlops.serving.app import _answer, _json_response
+    from airflow_mlops.serving.responses import answer, json_response
 
     payload = {"request_id": f"s{i}", "model": "churn", "latency_ms": 0.5}
-    payload.update(_answer("3", "champion", prediction, probability, score))
-    answer = bytes(_json_response(payload).body)
-    return tuple(_row(i, prediction=None, probability=None, score=score, answer=answer))
+    payload.update(answer("3", "champion", prediction, probability, score))
+    body = bytes(json_response(payload).body)
+    return tuple(_row(i, prediction=None, probability=None, score=score, answer=body))
 
 
 _SERVED: list[tuple[Any, Any, Any]] = [

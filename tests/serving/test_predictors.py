@@ -15,8 +15,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 
 from airflow_mlops.core.training import build_preprocessor
-from airflow_mlops.serving.models import probe_rows, verify_fast_path
-from airflow_mlops.serving.predictors import SklearnPredictor, Unsupported, compile_model
+from airflow_mlops.serving.fast_path import compile_model, probe_rows, verify_fast_path
+from airflow_mlops.serving.predictors import SklearnPredictor, Unsupported
 from airflow_mlops.serving.schema import Column, FieldError, InputSchema
 
 RNG = np.random.default_rng(0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core import tags as tag_names
+from airflow_mlops.core.log_tables import PREDICTION_LOG_TABLE
 from airflow_mlops.exceptions import MlopsError
-from airflow_mlops.serving.prediction_log import PREDICTION_LOG_TABLE
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

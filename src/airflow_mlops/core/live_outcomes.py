@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.serving.prediction_log import FEEDBACK_TABLE, PREDICTION_LOG_TABLE, check_table_name
+from airflow_mlops.core.log_tables import FEEDBACK_TABLE, PREDICTION_LOG_TABLE, check_table_name
 
 if TYPE_CHECKING:
     from datetime import datetime

@@ -2,8 +2,8 @@
 
 Run it with ``airflow-mlops serve --model NAME --tracking-uri URI`` (see :mod:`airflow_mlops.serving.app`).
 
-Nothing heavy is imported here: :mod:`airflow_mlops.serving.prediction_log` (table names and DDL)
-is imported by DAG-side code such as the A/B analysis, so this package must stay light.
+The tables it writes are described in :mod:`airflow_mlops.core.log_tables`, which DAG-side code
+reads; nothing heavy is imported here either.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ its own columns, in its own order and types. The rule does not depend on where t
 body valid for one user is valid for every user, and a shadow score never fails on input the
 champion accepted. Errors name the field and, when the arms' signatures differ, the arm and
 version that needs it. A request forced onto one arm (``X-Mlops-Arm``) is checked against that arm
-alone (see :mod:`airflow_mlops.serving.app`).
+alone (see :mod:`airflow_mlops.serving.routes.predict`).
 """
 
 from __future__ import annotations

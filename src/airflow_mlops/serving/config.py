@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_mlops.serving.prediction_log import FEEDBACK_TABLE, PREDICTION_LOG_TABLE, check_table_name
+from airflow_mlops.core.log_tables import FEEDBACK_TABLE, PREDICTION_LOG_TABLE, check_table_name
 
 ADMIN_TOKEN_ENV = "MLOPS_SERVING_ADMIN_TOKEN"
 DEFAULT_MAX_BODY_BYTES = 1 << 20

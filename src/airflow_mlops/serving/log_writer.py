@@ -1,6 +1,6 @@
 """The prediction-log writer process: ``python -m airflow_mlops.serving.log_writer TABLE``.
 
-Started by :class:`airflow_mlops.serving.prediction_log.PredictionLogWriter`; reads length-prefixed
+Started by :class:`airflow_mlops.serving.log_shipper.PredictionLogWriter`; reads length-prefixed
 pickled batches on stdin, COPYs them into ``TABLE`` (DSN from ``MLOPS_LOG_WRITER_DSN``) and answers
 each with ``("ok", rows)`` or ``("error", message)`` on stdout. It exits on ``("stop",)`` or when
 stdin closes, and ignores SIGINT/SIGTERM so a signal to the whole process group cannot cut the
@@ -14,15 +14,9 @@ import pickle
 import signal
 import sys
 
-from airflow_mlops.serving.prediction_log import (
-    DSN_ENV,
-    PgConnection,
-    check_table_name,
-    prediction_log_ddl,
-    read_frame,
-    write_frame,
-    write_rows,
-)
+from airflow_mlops.core.log_tables import check_table_name, prediction_log_ddl
+from airflow_mlops.serving.log_shipper import DSN_ENV, read_frame, write_frame, write_rows
+from airflow_mlops.serving.pg_connection import PgConnection
 
 
 def main(argv: list[str] | None = None) -> int:

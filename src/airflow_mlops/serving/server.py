@@ -8,8 +8,8 @@ import logging
 import os
 from typing import Any
 
+from airflow_mlops.core.log_tables import FEEDBACK_TABLE, PREDICTION_LOG_TABLE
 from airflow_mlops.serving.config import ADMIN_TOKEN_ENV, DEFAULT_MAX_BODY_BYTES, ServingConfig
-from airflow_mlops.serving.prediction_log import FEEDBACK_TABLE, PREDICTION_LOG_TABLE
 
 # Registry calls happen on reload; MLflow's default (7 retries with backoff, ~4 minutes) would
 # hold a reload, and shutdown, that long when the registry is down. The server process owns its

@@ -1,19 +1,9 @@
-"""Prediction log and feedback tables in Postgres, and the asynchronous batch writer.
+"""The server side of the prediction log: queue rows on the request path, ship them in batches.
 
-The table names and DDL live here, and only here, so the A/B analysis and the trace can import them
-without pulling in the server: this module imports nothing heavy at module level.
-
-* ``mlops_prediction_log``: one row per scored request and arm. ``arm`` is ``champion`` or
-  ``challenger`` for the model that answered, ``shadow`` for a challenger that scored a request the
-  champion answered. ``(request_id, arm)`` is the primary key, so a retried batch never duplicates
-  rows. ``score`` is the positive-class probability of a binary classifier (the value for a
-  regressor), the number an AUC or a calibration check needs; ``probability`` has every class.
-  ``features`` is ``json`` (the request's own text when possible), not ``jsonb``: it is written at
-  request rate and read rarely, and ``json`` costs Postgres half the CPU per row (cast to ``jsonb``
-  to query inside it). A BRIN index on ``ts`` serves time windows at almost no write cost.
-* ``mlops_feedback``: the ground-truth label of a request, upserted by ``request_id``.
-
-Join them on ``request_id`` (``arm <> 'shadow'`` for what users were served).
+:class:`PredictionLogWriter` queues rows in memory and hands batches to the writer process
+(:mod:`airflow_mlops.serving.log_writer`) over a pipe of length-prefixed frames, or writes them
+from a thread. :func:`write_rows` is the one binary ``COPY`` both ways end in. The tables
+themselves are described in :mod:`airflow_mlops.core.log_tables`.
 """
 
 from __future__ import annotations
@@ -24,17 +14,22 @@ import contextlib
 import logging
 import os
 import pickle
-import re
 import struct
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.core.log_tables import (
+    PREDICTION_LOG_COLUMNS,
+    PREDICTION_LOG_TABLE,
+    check_table_name,
+    prediction_log_ddl,
+)
 from airflow_mlops.serving.copy_binary import copy_binary
-from airflow_mlops.serving.log_rows import LogRow, db_row, json_text
+from airflow_mlops.serving.log_rows import LogRow, db_row
+from airflow_mlops.serving.pg_connection import PgConnection
 
 if TYPE_CHECKING:
     from airflow_mlops.serving.metrics import Metrics
@@ -42,104 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DSN_ENV = "MLOPS_LOG_WRITER_DSN"
-PREDICTION_LOG_TABLE = "mlops_prediction_log"
-FEEDBACK_TABLE = "mlops_feedback"
-ARMS = ("champion", "challenger", "shadow")
-PREDICTION_LOG_COLUMNS = (
-    "request_id",
-    "ts",
-    "model_name",
-    "model_version",
-    "arm",
-    "request_key",
-    "features",
-    "prediction",
-    "probability",
-    "score",
-    "latency_ms",
-)
-_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
-
-
-def check_table_name(name: str) -> str:
-    """Return ``name`` if it is a plain (optionally schema-qualified) identifier, else raise ValueError."""
-    if not _TABLE_NAME.match(name):
-        raise ValueError(f"table name: expected an identifier such as 'public.{PREDICTION_LOG_TABLE}', found {name!r}")
-    return name
-
-
-def prediction_log_ddl(table: str = PREDICTION_LOG_TABLE) -> str:
-    """``CREATE TABLE IF NOT EXISTS`` (plus index) for a prediction log named ``table``."""
-    base = check_table_name(table).rsplit(".", 1)[-1]
-    return f"""CREATE TABLE IF NOT EXISTS {table} (
-    request_id    text NOT NULL,
-    ts            timestamptz NOT NULL,
-    model_name    text NOT NULL,
-    model_version text NOT NULL,
-    arm           text NOT NULL CHECK (arm IN ('champion', 'challenger', 'shadow')),
-    request_key   text,
-    features      json NOT NULL,
-    prediction    jsonb,
-    probability   jsonb,
-    score         double precision,
-    latency_ms    double precision NOT NULL,
-    PRIMARY KEY (request_id, arm)
-);
-CREATE INDEX IF NOT EXISTS {base}_ts_brin ON {table} USING brin (ts);
-"""
-
-
-def feedback_ddl(table: str = FEEDBACK_TABLE) -> str:
-    """``CREATE TABLE IF NOT EXISTS`` for a feedback (ground truth) table named ``table``."""
-    check_table_name(table)
-    return f"""CREATE TABLE IF NOT EXISTS {table} (
-    request_id text PRIMARY KEY,
-    label      jsonb NOT NULL,
-    ts         timestamptz NOT NULL DEFAULT now()
-);
-"""
-
-
-PREDICTION_LOG_DDL = prediction_log_ddl()
-FEEDBACK_DDL = feedback_ddl()
-
-
-def feedback_upsert_sql(table: str = FEEDBACK_TABLE) -> str:
-    """The upsert statement for one feedback row ``(request_id, label_json, ts)``."""
-    check_table_name(table)
-    return (
-        f"INSERT INTO {table} (request_id, label, ts) VALUES %s "
-        "ON CONFLICT (request_id) DO UPDATE SET label = EXCLUDED.label, ts = EXCLUDED.ts"
-    )
-
-
-class PgConnection:
-    """One psycopg2 connection, used by one thread, reopened after a failure."""
-
-    def __init__(self, dsn: str, ddl: str) -> None:
-        self.dsn, self.ddl = dsn, ddl
-        self._conn: Any = None
-
-    def get(self) -> Any:
-        import psycopg2
-
-        if self._conn is None or self._conn.closed:
-            conn = psycopg2.connect(self.dsn, connect_timeout=5, application_name="airflow-mlops-serve")
-            try:
-                with conn, conn.cursor() as cur:
-                    cur.execute(self.ddl)
-            except psycopg2.errors.UniqueViolation:  # another replica created it at the same moment
-                conn.rollback()
-            self._conn = conn
-        return self._conn
-
-    def reset(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:
-                log.debug("closing a broken connection failed", exc_info=True)
-        self._conn = None
 
 
 def write_rows(connection: PgConnection, table: str, rows: list[tuple[Any, ...]]) -> list[str]:
@@ -397,35 +294,3 @@ class PredictionLogWriter:
             self._executor.submit(self._process.close)
         self._executor.shutdown(wait=True)
         return lost
-
-
-class FeedbackStore:
-    """Upsert ground-truth labels by request id (synchronously, so a 200 means stored)."""
-
-    def __init__(self, dsn: str, *, table: str = FEEDBACK_TABLE) -> None:
-        self.table = check_table_name(table)
-        self._conn = PgConnection(dsn, feedback_ddl(table))
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedback")
-        self._sql = feedback_upsert_sql(table)
-
-    async def upsert(self, items: list[tuple[str, Any]]) -> None:
-        """Store ``(request_id, label)`` pairs; a repeated request id replaces the earlier label."""
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._write, items)
-
-    def _write(self, items: list[tuple[str, Any]]) -> None:
-        from psycopg2.extras import execute_values
-
-        now = datetime.now(UTC)
-        latest = dict(items)  # one row per id: ON CONFLICT cannot hit a row twice
-        conn = self._conn.get()
-        try:
-            with conn, conn.cursor() as cur:
-                execute_values(cur, self._sql, [(rid, json_text(label), now) for rid, label in latest.items()])
-        except Exception:
-            self._conn.reset()
-            raise
-
-    async def close(self) -> None:
-        """Close the connection."""
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._conn.reset)
-        self._executor.shutdown(wait=True)

@@ -1,0 +1,56 @@
+"""ASGI middleware that refuses request bodies over a size limit before the app reads them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.exceptions import HTTPException
+
+from airflow_mlops.serving.responses import error_response
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class BodyLimitMiddleware:
+    """Answer 413 for bodies over ``max_bytes``: from Content-Length before reading, else while streaming."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refused = self._refuse_by_length(scope)
+        if refused is not None:
+            await error_response(*refused)(scope, receive, send)
+            return
+        received = 0
+        limit = self.max_bytes
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise HTTPException(413, f"request body exceeds the limit of {limit} bytes")
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    def _refuse_by_length(self, scope: Scope) -> tuple[int, str, str] | None:
+        """``(status, error, detail)`` if the Content-Length header is invalid or over the limit."""
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    return 400, "bad_request", "invalid Content-Length header"
+                if length > self.max_bytes:
+                    detail = f"request body of {length} bytes exceeds the limit of {self.max_bytes} bytes"
+                    return 413, "payload_too_large", detail
+                return None
+        return None

@@ -1,0 +1,37 @@
+"""One reconnecting psycopg2 connection that creates its table on first use."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class PgConnection:
+    """One psycopg2 connection, used by one thread, reopened after a failure."""
+
+    def __init__(self, dsn: str, ddl: str) -> None:
+        self.dsn, self.ddl = dsn, ddl
+        self._conn: Any = None
+
+    def get(self) -> Any:
+        import psycopg2
+
+        if self._conn is None or self._conn.closed:
+            conn = psycopg2.connect(self.dsn, connect_timeout=5, application_name="airflow-mlops-serve")
+            try:
+                with conn, conn.cursor() as cur:
+                    cur.execute(self.ddl)
+            except psycopg2.errors.UniqueViolation:  # another replica created it at the same moment
+                conn.rollback()
+            self._conn = conn
+        return self._conn
+
+    def reset(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:
+                log.debug("closing a broken connection failed", exc_info=True)
+        self._conn = None

@@ -1,0 +1,51 @@
+"""``POST /feedback``: ground-truth labels by request id, stored before the answer."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from airflow_mlops.serving.request_parsers import RequestError, parse_feedback, parse_json
+from airflow_mlops.serving.responses import error_response, json_response, rejection
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from airflow_mlops.serving.runtime import ServingRuntime
+
+log = logging.getLogger(__name__)
+
+
+class FeedbackRoutes:
+    """Labels into the feedback table (503 without Postgres or when the write fails)."""
+
+    def __init__(self, runtime: ServingRuntime) -> None:
+        self.rt = runtime
+
+    async def feedback(self, request: Request) -> Response:
+        """``{"request_id": str, "label": value}`` or ``{"items": [...]}``; a 200 means stored."""
+        rt = self.rt
+        started = time.perf_counter()
+        store = rt.feedback
+        if store is None:
+            rt.observe_request("feedback", "none", 503, started)
+            detail = "feedback needs a Postgres DSN: start the server with --postgres-dsn"
+            return error_response(503, "feedback_disabled", detail)
+        try:
+            items = parse_feedback(parse_json(await request.body())[1])
+        except RequestError as err:
+            rt.observe_request("feedback", "none", err.status, started)
+            return rejection(err)
+        try:
+            await store.upsert(items)
+        except Exception as err:
+            log.warning("storing feedback failed: %s", err)
+            rt.metrics.inc("mlops_serving_feedback_total", (("outcome", "error"),), len(items))
+            rt.observe_request("feedback", "none", 503, started)
+            detail = f"could not store feedback: {type(err).__name__}: {err}"
+            return error_response(503, "feedback_unavailable", detail)
+        rt.metrics.inc("mlops_serving_feedback_total", (("outcome", "stored"),), len(items))
+        rt.observe_request("feedback", "none", 200, started)
+        return json_response({"stored": len(items), "request_ids": [rid for rid, _ in items]})

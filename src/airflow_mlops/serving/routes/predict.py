@@ -1,0 +1,267 @@
+"""``POST /predict`` and ``/predict/batch``: the hot path.
+
+A request is parsed once, its features validated for every active arm (every bad field named,
+422; :mod:`airflow_mlops.serving.arm_inputs`), scored (concurrent single requests micro-batched
+into one model call), its log row queued and the answer sent. With the admin token, header
+``X-Mlops-Arm: champion|challenger`` picks the arm (the deploy operator's smoke tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops.serving.request_parsers import (
+    BatchRow,
+    RequestError,
+    parse_batch,
+    parse_batch_row,
+    parse_json,
+    parse_predict,
+)
+from airflow_mlops.serving.responses import answer, error_response, json_response, rejection
+from airflow_mlops.serving.routes.admin import authorize
+from airflow_mlops.serving.routing import CHALLENGER, CHAMPION
+from airflow_mlops.serving.schema import FieldError, summarize
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from airflow_mlops.serving.models import LoadedModel, ModelSet
+    from airflow_mlops.serving.runtime import ServingRuntime
+
+log = logging.getLogger(__name__)
+
+_BATCH_ROW_BUCKETS = (1, 8, 64, 512, 4096, 32768)
+Output = tuple[Any, Any, Any]
+
+
+def new_request_id() -> str:
+    """A time-ordered request id: nanosecond clock plus 40 random bits.
+
+    Unique and sortable; it lands at the right edge of the log's primary-key index instead of at
+    a random place like a UUID4 would.
+    """
+    return f"{time.time_ns():016x}{random.getrandbits(40):010x}"
+
+
+def _not_ready(runtime: ServingRuntime) -> RequestError:
+    return RequestError(503, "not_ready", f"no model loaded yet: {runtime.registry_status['error'] or 'loading'}")
+
+
+class PredictRoutes:
+    """Single and batch predictions."""
+
+    def __init__(self, runtime: ServingRuntime) -> None:
+        self.rt = runtime
+
+    def _refuse(self, endpoint: str, arm: str, started: float, err: RequestError) -> Response:
+        self.rt.observe_request(endpoint, arm, err.status, started)
+        return rejection(err)
+
+    # ----- POST /predict ---------------------------------------------------------------------
+
+    async def predict(self, request: Request) -> Response:
+        """One prediction, from the arm the router (or the admin's ``X-Mlops-Arm``) picks."""
+        rt = self.rt
+        started = time.perf_counter()
+        headers = request.headers
+        try:
+            text, body = parse_json(await request.body())
+            parsed = parse_predict(body)
+            request_id = parsed.request_id or headers.get("x-request-id") or new_request_id()
+            key = parsed.key or headers.get("x-request-key")
+            models = rt.models
+            if models is None:
+                raise _not_ready(rt)
+            forced = headers.get("x-mlops-arm")
+            arm = self._forced_arm(request, forced, models) if forced is not None else None
+        except RequestError as err:
+            return self._refuse("predict", "none", started, err)
+        if arm is None:
+            arm = rt.router.arm(key or request_id, models.challenger is not None)
+        model = models.challenger if arm == CHALLENGER and models.challenger is not None else models.champion
+        errors: list[FieldError] = []
+        row = self._validate(models, model, arm, forced is not None, parsed.features, errors)
+        if row is None:
+            detail = f"invalid features: {summarize(errors)}"
+            invalid = RequestError(422, "invalid_features", detail, errors, {"request_id": request_id})
+            return self._refuse("predict", arm, started, invalid)
+        try:
+            outputs = await rt.score(model, [row])
+        except Exception as err:
+            log.exception("model %s v%s failed", model.name, model.version)
+            rt.observe_request("predict", arm, 500, started)
+            detail = f"model {model.name} v{model.version} failed: {type(err).__name__}: {err}"
+            return error_response(500, "model_error", detail)
+        latency_ms = rt.observe_request("predict", arm, 200, started)
+        rt.metrics.inc("mlops_serving_predictions_total", (("arm", arm),))
+        payload: dict[str, Any] = {"request_id": request_id, "model": model.name, "latency_ms": round(latency_ms, 3)}
+        payload.update(answer(model.version, arm, *outputs[0]))
+        response = json_response(payload)
+        self._log_single(request_id, key, model, arm, outputs[0][2], latency_ms, text, response)
+        if rt.router.shadow and models.challenger is not None:
+            rt.shadow_submit(request_id, key, parsed.features, text)
+        return response
+
+    def _forced_arm(self, request: Request, forced: str, models: ModelSet) -> str:
+        """The arm the admin asked for in ``X-Mlops-Arm``."""
+        authorize(self.rt, request)
+        if forced not in (CHAMPION, CHALLENGER):
+            raise RequestError(
+                422, "invalid_request", f"X-Mlops-Arm: expected champion or challenger, found {forced!r}"
+            )
+        if forced == CHALLENGER and models.challenger is None:
+            raise RequestError(409, "no_challenger", "X-Mlops-Arm: challenger, but no challenger is loaded")
+        return forced
+
+    def _validate(
+        self, models: ModelSet, model: LoadedModel, arm: str, forced: bool, features: Any, errors: list[FieldError]
+    ) -> list[Any] | None:
+        """The row for ``model``: a forced arm is checked against its own schema, else every active arm's."""
+        if forced:
+            return model.schema.validate(features, ("features",), errors)
+        rows = self.rt.arm_inputs(models).validate(features, ("features",), errors)
+        return None if rows is None else rows[arm]
+
+    def _log_single(
+        self,
+        request_id: str,
+        key: str | None,
+        model: LoadedModel,
+        arm: str,
+        score: Any,
+        latency_ms: float,
+        text: str,
+        response: Response,
+    ) -> None:
+        writer = self.rt.log_writer
+        if writer is None:
+            return
+        # a plain tuple in LogRow order: the request body carries the features, the response
+        # body the prediction and probabilities (their JSON is stored as the client got it)
+        writer.append(
+            (
+                request_id,
+                time.time(),
+                model.name,
+                model.version,
+                arm,
+                key,
+                None,
+                None,
+                None,
+                score,
+                latency_ms,
+                text,
+                bytes(response.body),
+            )
+        )
+
+    # ----- POST /predict/batch ---------------------------------------------------------------
+
+    async def predict_batch(self, request: Request) -> Response:
+        """Many rows in one request, each routed by its own key or id, one model call per arm."""
+        rt = self.rt
+        started = time.perf_counter()
+        try:
+            batch = parse_batch(parse_json(await request.body())[1], rt.config.max_batch_rows)
+            batch_id = batch.request_id or request.headers.get("x-request-id") or new_request_id()
+            models = rt.models
+            if models is None:
+                raise _not_ready(rt)
+            plan, groups = self._plan(models, batch.rows, batch_id)
+        except RequestError as err:
+            return self._refuse("predict_batch", "none", started, err)
+        try:
+            outputs = self._score_groups(models, groups)
+        except Exception as err:
+            log.exception("batch prediction failed")
+            rt.observe_request("predict_batch", "none", 500, started)
+            return error_response(500, "model_error", f"model failed: {type(err).__name__}: {err}")
+        arms_used = [arm for arm, rows in groups.items() if rows]
+        arm_label = arms_used[0] if len(arms_used) == 1 else "mixed"
+        latency_ms = rt.observe_request("predict_batch", arm_label, 200, started)
+        results = self._answer_batch(models, plan, outputs, latency_ms)
+        for arm in arms_used:
+            rt.metrics.inc("mlops_serving_predictions_total", (("arm", arm),), len(groups[arm]))
+        payload = {"model": rt.config.model_name, "predictions": results, "latency_ms": round(latency_ms, 3)}
+        return json_response(payload)
+
+    def _plan(
+        self, models: ModelSet, items: list[Any], batch_id: str
+    ) -> tuple[list[tuple[BatchRow, str, int]], dict[str, list[list[Any]]]]:
+        """Route and validate every row: ``(row, arm, slot in its arm's group)`` and the groups to score."""
+        has_challenger = models.challenger is not None
+        inputs = self.rt.arm_inputs(models)
+        router = self.rt.router
+        plan: list[tuple[BatchRow, str, int]] = []
+        groups: dict[str, list[list[Any]]] = {CHAMPION: [], CHALLENGER: []}
+        errors: list[FieldError] = []
+        for i, item in enumerate(items):
+            row = parse_batch_row(item, i, batch_id, errors)
+            arm = router.arm(row.key or row.request_id, has_challenger)
+            arm_rows = inputs.validate(row.features, row.loc, errors)
+            slot = -1
+            if arm_rows is not None and arm_rows[arm] is not None:
+                slot = len(groups[arm])
+                groups[arm].append(arm_rows[arm])
+            plan.append((row, arm, slot))
+        if errors:
+            raise RequestError(422, "invalid_features", f"invalid rows: {summarize(errors)}", errors)
+        return plan, groups
+
+    def _score_groups(self, models: ModelSet, groups: dict[str, list[list[Any]]]) -> dict[str, list[Output]]:
+        outputs: dict[str, list[Output]] = {}
+        for arm, rows in groups.items():
+            if rows:
+                scorer = models.champion if arm == CHAMPION else models.challenger
+                assert scorer is not None
+                outputs[arm] = scorer.predict(rows)
+                self.rt.metrics.observe("mlops_serving_predict_batch_rows", (), len(rows), _BATCH_ROW_BUCKETS)
+        return outputs
+
+    def _answer_batch(
+        self,
+        models: ModelSet,
+        plan: list[tuple[BatchRow, str, int]],
+        outputs: dict[str, list[Output]],
+        latency_ms: float,
+    ) -> list[dict[str, Any]]:
+        """One answer per row, in order; each row logged and, in shadow mode, queued for the challenger."""
+        rt = self.rt
+        now = time.time()
+        writer = rt.log_writer
+        shadow = rt.router.shadow and models.challenger is not None
+        results = []
+        for row, arm, slot in plan:
+            served = models.champion if arm == CHAMPION else models.challenger
+            assert served is not None
+            prediction, probability, score = outputs[arm][slot]
+            results.append(
+                {"request_id": row.request_id, **answer(served.version, arm, prediction, probability, score)}
+            )
+            if writer is not None:
+                writer.append(  # LogRow order
+                    (
+                        row.request_id,
+                        now,
+                        served.name,
+                        served.version,
+                        arm,
+                        row.key,
+                        row.features,
+                        prediction,
+                        probability,
+                        score,
+                        latency_ms,
+                        None,
+                        None,
+                    )
+                )
+            if shadow:
+                rt.shadow_submit(row.request_id, row.key, row.features)
+        return results

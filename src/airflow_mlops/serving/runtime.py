@@ -1,0 +1,315 @@
+"""The state of one model-server process: models, router, log writer, feedback store and metrics.
+
+:class:`ServingRuntime` loads the champion and challenger, polls the registry, scores shadow
+requests in the background and drains the prediction log on shutdown. The routes read it; the
+app (:func:`airflow_mlops.serving.app.create_app`) starts and stops it with the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops.exceptions import ModelRegistryError
+from airflow_mlops.serving.arm_inputs import ArmInputs
+from airflow_mlops.serving.batching import MicroBatcher
+from airflow_mlops.serving.feedback_store import FeedbackStore
+from airflow_mlops.serving.log_shipper import PredictionLogWriter
+from airflow_mlops.serving.metrics import Metrics
+from airflow_mlops.serving.models import ModelRegistry
+from airflow_mlops.serving.routing import CHALLENGER, CHAMPION, SHADOW, Router
+
+if TYPE_CHECKING:
+    from airflow_mlops.serving.config import ServingConfig
+    from airflow_mlops.serving.models import LoadedModel, ModelSet
+    from airflow_mlops.serving.schema import FieldError
+
+log = logging.getLogger(__name__)
+
+_SHADOW_MAX_QUEUE = 50_000
+
+
+class ServingRuntime:
+    """State of one server process: models, router, log writer, metrics and background tasks."""
+
+    def __init__(self, config: ServingConfig, registry: ModelRegistry | None = None) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.router = Router(config.model_name, config.challenger_share, config.shadow)
+        self.registry = registry or ModelRegistry(config)
+        self.models: ModelSet | None = None
+        self.log_writer: PredictionLogWriter | None = None
+        self.feedback: FeedbackStore | None = None
+        if config.postgres_dsn:
+            self.log_writer = PredictionLogWriter(
+                config.postgres_dsn,
+                table=config.log_table,
+                flush_rows=config.log_flush_rows,
+                flush_ms=config.log_flush_ms,
+                max_queue=config.log_max_queue,
+                metrics=self.metrics,
+            )
+            self.feedback = FeedbackStore(config.postgres_dsn, table=config.feedback_table)
+        self.batcher: MicroBatcher | None = None
+        self.registry_status: dict[str, Any] = {"ok": None, "error": None, "last_attempt": None, "last_success": None}
+        self.started_at = time.time()
+        self._reload_lock: asyncio.Lock | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._shadow: list[tuple[str, str | None, Any, float, str | None]] = []
+        self._shadow_wake: asyncio.Event | None = None
+        self._inputs: ArmInputs | None = None
+        self._inputs_key: tuple[ModelSet, bool] | None = None
+        self.lost_on_shutdown = 0
+
+    # ----- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._reload_lock = asyncio.Lock()
+        self._shadow_wake = asyncio.Event()
+        self.batcher = MicroBatcher(self.metrics)
+        self.batcher.start()
+        if self.log_writer is not None:
+            self.log_writer.start()
+        self._tasks = [
+            loop.create_task(self._registry_loop(), name="registry-poller"),
+            loop.create_task(self._shadow_loop(), name="shadow-scorer"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop background work, score queued shadow requests, then drain the prediction log."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                log.exception("background task %s failed", task.get_name())
+        self._tasks = []
+        self._score_shadow()
+        if self.batcher is not None:
+            await self.batcher.stop()
+        if self.log_writer is not None:
+            self.lost_on_shutdown = await self.log_writer.stop(self.config.drain_timeout)
+            log.info("prediction log drained: %d rows written, %d lost", self.log_writer.written, self.lost_on_shutdown)
+        if self.feedback is not None:
+            await self.feedback.close()
+
+    async def _registry_loop(self) -> None:
+        while True:
+            await self.reload("startup" if self.models is None else "poll")
+            if self.models is None:
+                await asyncio.sleep(self.config.retry_seconds)
+                continue
+            if self.config.poll_seconds <= 0:
+                return
+            await asyncio.sleep(self.config.poll_seconds)
+
+    async def reload(self, trigger: str) -> tuple[bool, str | None]:
+        """Re-read the aliases and swap in changed versions. Returns (changed, error)."""
+        assert self._reload_lock is not None, "start() the runtime first"
+        async with self._reload_lock:
+            current = self.models
+            self.registry_status["last_attempt"] = time.time()
+            try:
+                new = await asyncio.to_thread(self.registry.resolve, current)
+            except Exception as err:
+                message = str(err) if isinstance(err, ModelRegistryError) else f"{type(err).__name__}: {err}"
+                self.registry_status.update(ok=False, error=message)
+                self.metrics.inc("mlops_serving_reloads_total", (("trigger", trigger), ("outcome", "error")))
+                serving = f"still serving {versions_text(current)}" if current else "no model loaded yet"
+                log.warning("reload (%s) failed, %s: %s", trigger, serving, message)
+                return False, message
+            self.registry_status.update(ok=True, error=None, last_success=time.time())
+            changed = new is not current
+            if changed:
+                self.models = new
+                log.info("now serving %s (reload: %s)", versions_text(new), trigger)
+                # Everything loaded so far (mlflow, sklearn, the models: ~1M objects) is permanent:
+                # take it out of the cyclic GC, whose full passes over it stalled requests ~150 ms.
+                gc.freeze()
+            outcome = "changed" if changed else "unchanged"
+            self.metrics.inc("mlops_serving_reloads_total", (("trigger", trigger), ("outcome", outcome)))
+            return changed, None
+
+    async def wait_ready(self, seconds: float = 60.0) -> ModelSet:
+        """Wait until a champion is loaded (for tests and embedding)."""
+        deadline = time.monotonic() + seconds
+        while self.models is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no model loaded after {seconds}s: {self.registry_status['error']}")
+            await asyncio.sleep(0.05)
+        return self.models
+
+    # ----- scoring ---------------------------------------------------------------------------
+
+    def arm_inputs(self, models: ModelSet) -> ArmInputs:
+        """How requests are validated for the arms active now (rebuilt when models or split change)."""
+        router = self.router
+        active = models.challenger is not None and (router.shadow or router.challenger_share > 0.0)
+        key = self._inputs_key
+        if self._inputs is None or key is None or key[0] is not models or key[1] != active:
+            self._inputs = ArmInputs.of(models, active)
+            self._inputs_key = (models, active)
+        return self._inputs
+
+    async def score(self, model: LoadedModel, rows: list[list[Any]]) -> list[tuple[Any, Any, Any]]:
+        if len(rows) == 1 and self.batcher is not None and self.config.micro_batch:
+            return await self.batcher.submit(model, rows)
+        return model.predict(rows)
+
+    def shadow_submit(self, request_id: str, key: str | None, features: Any, body: str | None = None) -> None:
+        if len(self._shadow) >= _SHADOW_MAX_QUEUE:
+            self.metrics.inc("mlops_serving_shadow_errors_total", (("reason", "queue_full"),))
+            return
+        self._shadow.append((request_id, key, features, time.time(), body))
+        if self._shadow_wake is not None:
+            self._shadow_wake.set()
+
+    async def _shadow_loop(self) -> None:
+        assert self._shadow_wake is not None
+        while True:
+            await self._shadow_wake.wait()
+            await asyncio.sleep(0)  # answer the champion requests first, then score them together
+            self._shadow_wake.clear()
+            self._score_shadow()
+
+    def _score_shadow(self) -> None:
+        items, self._shadow = self._shadow, []
+        models = self.models
+        if not items or models is None or models.challenger is None:
+            return
+        challenger = models.challenger
+        accepted = self.arm_inputs(models).accepted  # the champion's columns are no error here
+        rows: list[list[Any]] = []
+        kept: list[tuple[str, str | None, Any, float, str | None]] = []
+        for item in items:
+            errors: list[FieldError] = []
+            row = challenger.schema.validate(item[2], ("features",), errors, accepted)
+            if row is None:
+                self.metrics.inc("mlops_serving_shadow_errors_total", (("reason", "invalid_for_challenger"),))
+                continue
+            rows.append(row)
+            kept.append(item)
+        if not rows:
+            return
+        started = time.perf_counter()
+        try:
+            outputs = challenger.predict(rows)
+        except Exception:
+            log.exception("shadow scoring with version %s failed", challenger.version)
+            self.metrics.inc("mlops_serving_shadow_errors_total", (("reason", "model_error"),), len(rows))
+            return
+        latency = (time.perf_counter() - started) * 1000
+        self.metrics.inc("mlops_serving_predictions_total", (("arm", SHADOW),), len(rows))
+        writer = self.log_writer
+        if writer is None:
+            return
+        for (request_id, key, features, ts, body), (pred, proba, score) in zip(kept, outputs, strict=True):
+            writer.append(  # LogRow order; the body (if any) carries the features
+                (
+                    request_id,
+                    ts,
+                    challenger.name,
+                    challenger.version,
+                    SHADOW,
+                    key,
+                    None if body is not None else features,
+                    pred,
+                    proba,
+                    score,
+                    latency,
+                    body,
+                    None,
+                )
+            )
+
+    # ----- reporting -------------------------------------------------------------------------
+
+    def observe_request(self, endpoint: str, arm: str, status: int, started: float) -> float:
+        """Count a finished request and its latency since ``started`` (``perf_counter``); returns milliseconds."""
+        elapsed = time.perf_counter() - started
+        labels = (("endpoint", endpoint), ("arm", arm))
+        self.metrics.inc("mlops_serving_requests_total", (*labels, ("status", str(status))))
+        self.metrics.observe("mlops_serving_request_latency_seconds", labels, elapsed)
+        return elapsed * 1000
+
+    def ready_payload(self) -> dict[str, Any]:
+        models = self.models
+        router = self.router
+        has_challenger = models is not None and models.challenger is not None
+        payload: dict[str, Any] = {
+            "ready": models is not None,
+            "model": self.config.model_name,
+            "versions": models.versions() if models else {"champion": None, "challenger": None},
+            "arms": {
+                "champion": models.champion.describe() if models else None,
+                "challenger": models.challenger.describe() if models and models.challenger else None,
+            },
+            "challenger_alias_version": models.challenger_alias_version if models else None,
+            "challenger_share": router.challenger_share,
+            "shadow": router.shadow,
+            "effective_challenger_share": router.challenger_share if has_challenger and not router.shadow else 0.0,
+            "registry": {**self.registry_status, "tracking_uri": self.config.tracking_uri},
+            "logging": self._logging_status(),
+        }
+        if models is not None:
+            payload["signature"] = models.champion.schema.describe()
+        return payload
+
+    def _logging_status(self) -> dict[str, Any]:
+        writer = self.log_writer
+        if writer is None:
+            return {"enabled": False}
+        return {
+            "enabled": True,
+            "table": writer.table,
+            "queue_depth": writer.depth,
+            "written": writer.written,
+            "dropped": writer.dropped,
+            "write_errors": writer.errors,
+            "last_error": writer.last_error,
+        }
+
+    def render_metrics(self) -> str:
+        gauges: list[tuple[str, tuple[tuple[str, str], ...], float]] = []
+        router = self.router
+        gauges.append(("mlops_serving_challenger_share", (), router.challenger_share))
+        gauges.append(("mlops_serving_shadow_enabled", (), 1.0 if router.shadow else 0.0))
+        ok = self.registry_status["ok"]
+        gauges.append(("mlops_serving_registry_up", (), 1.0 if ok else 0.0))
+        if self.registry_status["last_success"]:
+            gauges.append(
+                ("mlops_serving_last_reload_success_timestamp_seconds", (), self.registry_status["last_success"])
+            )
+        models = self.models
+        if models is not None:
+            for arm, model in ((CHAMPION, models.champion), (CHALLENGER, models.challenger)):
+                if model is not None:
+                    labels = (
+                        ("model", model.name),
+                        ("arm", arm),
+                        ("version", model.version),
+                        ("fast_path", str(model.fast_path).lower()),
+                    )
+                    gauges.append(("mlops_serving_model_info", labels, 1.0))
+        writer = self.log_writer
+        gauges.append(("mlops_serving_log_queue_depth", (), float(writer.depth if writer else 0)))
+        if writer is not None:
+            gauges.append(("mlops_serving_log_rows_written_total", (), float(writer.written)))
+            gauges.append(("mlops_serving_log_rows_dropped_total", (), float(writer.dropped)))
+            gauges.append(("mlops_serving_log_write_errors_total", (), float(writer.errors)))
+        return self.metrics.render(gauges)
+
+
+def versions_text(models: ModelSet | None) -> str:
+    """``champion vN[, challenger vM]``, or ``nothing``."""
+    if models is None:
+        return "nothing"
+    text = f"champion v{models.champion.version}"
+    return text + (f", challenger v{models.challenger.version}" if models.challenger else "")

@@ -1,0 +1,233 @@
+"""The request parsers on their own: good bodies become values, each bad one a 4xx naming the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from airflow_mlops.serving.request_parsers import (
+    MAX_ID,
+    BatchRow,
+    PredictRequest,
+    RequestError,
+    check_admin_token,
+    parse_batch,
+    parse_batch_row,
+    parse_feedback,
+    parse_json,
+    parse_predict,
+    parse_traffic,
+    text_id,
+)
+from airflow_mlops.serving.schema import FieldError
+
+
+def _refused(parse: Any, *args: Any) -> RequestError:
+    with pytest.raises(RequestError) as caught:
+        parse(*args)
+    return caught.value
+
+
+# ----- JSON body ------------------------------------------------------------------------------
+
+
+def test_parse_json_returns_text_and_value() -> None:
+    assert parse_json(b' {"a": [1, 2.5, "x"]} ') == (' {"a": [1, 2.5, "x"]} ', {"a": [1, 2.5, "x"]})
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (b"", "empty request body: expected a JSON object"),
+        (b"  \n", "empty request body: expected a JSON object"),
+        (b'{"a": 1', "malformed JSON: Expecting ',' delimiter: line 1 column 8 (char 7)"),
+        (b'\xff{"a": 1}', "request body is not UTF-8: 'utf-8' codec can't decode byte 0xff in position 0"),
+    ],
+)
+def test_parse_json_refuses_what_is_not_json(body: bytes, detail: str) -> None:
+    err = _refused(parse_json, body)
+    assert (err.status, err.error) == (400, "malformed_json")
+    assert err.detail.startswith(detail)
+    assert err.errors == []
+
+
+# ----- ids -----------------------------------------------------------------------------------
+
+
+def test_text_id_accepts_strings_and_integers() -> None:
+    errors: list[FieldError] = []
+    assert text_id("r-1", "request_id", errors) == "r-1"
+    assert text_id(42, "request_id", errors) == "42"
+    assert text_id(None, "request_id", errors) is None
+    assert errors == []
+
+
+@pytest.mark.parametrize(
+    ("value", "kind", "msg"),
+    [
+        ("", "type", f"expected a non-empty string of at most {MAX_ID} characters"),
+        ("x" * (MAX_ID + 1), "type", f"expected a non-empty string of at most {MAX_ID} characters"),
+        (True, "type", f"expected a non-empty string of at most {MAX_ID} characters"),
+        (1.5, "type", f"expected a non-empty string of at most {MAX_ID} characters"),
+        ("a\x00b", "value", "must not contain the NUL character"),
+    ],
+)
+def test_text_id_names_a_bad_id(value: Any, kind: str, msg: str) -> None:
+    errors: list[FieldError] = []
+    assert text_id(value, "key", errors) is None
+    assert errors == [FieldError(("body", "key"), kind, msg)]
+
+
+# ----- POST /predict -------------------------------------------------------------------------
+
+
+def test_parse_predict_reads_features_id_and_key() -> None:
+    body = {"features": {"age": 3}, "request_id": "r1", "key": 7}
+    assert parse_predict(body) == PredictRequest({"age": 3}, "r1", "7")
+    assert parse_predict({"features": {}, "request_key": "k"}) == PredictRequest({}, None, "k")
+    assert parse_predict({"features": {}}) == PredictRequest({}, None, None)
+
+
+def test_parse_predict_refuses_a_body_that_is_not_an_object() -> None:
+    err = _refused(parse_predict, [1, 2])
+    assert (err.status, err.error) == (422, "invalid_request")
+    assert err.detail == 'body: expected a JSON object {"features": {column: value}}'
+
+
+def test_parse_predict_names_every_bad_field() -> None:
+    err = _refused(parse_predict, {"feature": {}, "request_id": "", "key": "a\x00"})
+    assert (err.status, err.error) == (422, "invalid_request")
+    assert [e.as_dict() for e in err.errors] == [
+        {"loc": ["body", "features"], "type": "body", "msg": "missing required field"},
+        {"loc": ["body", "feature"], "type": "body", "msg": "unexpected field (expected features, request_id, key)"},
+        {"loc": ["body", "request_id"], "type": "type", "msg": "expected a non-empty string of at most 200 characters"},
+        {"loc": ["body", "key"], "type": "value", "msg": "must not contain the NUL character"},
+    ]
+    assert err.detail == (
+        "body.features: missing required field; "
+        "body.feature: unexpected field (expected features, request_id, key); "
+        "body.request_id: expected a non-empty string of at most 200 characters; "
+        "body.key: must not contain the NUL character"
+    )
+
+
+# ----- POST /predict/batch -------------------------------------------------------------------
+
+
+def test_parse_batch_reads_rows_and_id() -> None:
+    batch = parse_batch({"rows": [{"a": 1}, {"features": {"a": 2}}], "request_id": "b"}, 10)
+    assert (batch.rows, batch.request_id) == ([{"a": 1}, {"features": {"a": 2}}], "b")
+    assert parse_batch({"rows": [1]}, 1).request_id is None
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ([], 'body.rows: expected {"rows": [{"features": {...}}, ...]}'),
+        ({"rows": {}}, 'body.rows: expected {"rows": [{"features": {...}}, ...]}'),
+        ({"rows": []}, "body.rows: expected at least one row"),
+        ({"rows": [1, 2, 3]}, "body.rows: 3 rows exceed the limit of 2"),
+        ({"rows": [1], "extra": 1}, "body.extra: unexpected field (expected rows, request_id)"),
+        ({"rows": [1], "request_id": ""}, "body.request_id: expected a non-empty string of at most 200 characters"),
+    ],
+)
+def test_parse_batch_refuses_bad_bodies(body: Any, detail: str) -> None:
+    err = _refused(parse_batch, body, 2)
+    assert (err.status, err.error, err.detail) == (422, "invalid_request", detail)
+    assert len(err.errors) == 1
+
+
+def test_parse_batch_row_takes_its_own_id_or_numbers_one() -> None:
+    errors: list[FieldError] = []
+    own = parse_batch_row({"features": {"a": 1}, "request_id": "r", "key": "k"}, 0, "b", errors)
+    assert own == BatchRow({"a": 1}, ("rows", 0, "features"), "r", "k")
+    assert parse_batch_row({"features": {"a": 1}}, 1, "b", errors) == BatchRow(
+        {"a": 1}, ("rows", 1, "features"), "b-1", None
+    )
+    assert parse_batch_row({"a": 1}, 2, "b", errors) == BatchRow({"a": 1}, ("rows", 2), "b-2", None)
+    assert errors == []
+
+
+def test_parse_batch_row_reports_bad_ids_where_they_are() -> None:
+    errors: list[FieldError] = []
+    row = parse_batch_row({"features": {}, "request_id": [], "request_key": ""}, 4, "b", errors)
+    assert row == BatchRow({}, ("rows", 4, "features"), "b-4", None)
+    assert [e.loc for e in errors] == [("body", "rows[4].request_id"), ("body", "rows[4].key")]
+
+
+# ----- POST /feedback ------------------------------------------------------------------------
+
+
+def test_parse_feedback_reads_one_label_or_many() -> None:
+    assert parse_feedback({"request_id": "r1", "label": 1}) == [("r1", 1)]
+    items = {"items": [{"request_id": "a", "label": "yes"}, {"request_id": "b", "label": False}]}
+    assert parse_feedback(items) == [("a", "yes"), ("b", False)]
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ({"items": []}, "no feedback items"),
+        ("r1", 'body: expected {"request_id": str, "label": value}'),
+        ({"label": 1}, "body.request_id: expected a non-empty string"),
+        ({"request_id": "r", "label": None}, "body.label: expected a label (number, string or boolean)"),
+        ({"request_id": "r"}, "body.label: expected a label (number, string or boolean)"),
+        ({"request_id": "r", "label": [1]}, "body.label: expected a label (number, string or boolean)"),
+        ({"request_id": "r", "label": float("nan")}, "body.label: expected a finite number"),
+        ({"request_id": "r", "label": 1, "ts": 0}, "body.ts: unexpected field (expected request_id, label)"),
+        ({"items": [{"request_id": "a", "label": 1}, 5]}, 'items[1]: expected {"request_id": str, "label": value}'),
+    ],
+)
+def test_parse_feedback_refuses_bad_items(body: Any, detail: str) -> None:
+    err = _refused(parse_feedback, body)
+    assert (err.status, err.error, err.detail) == (422, "invalid_feedback", detail)
+
+
+# ----- POST /admin/traffic -------------------------------------------------------------------
+
+
+def test_parse_traffic_reads_share_and_shadow() -> None:
+    assert parse_traffic({"challenger_share": 0.25}) == (0.25, None)
+    assert parse_traffic({"shadow": True}) == (None, True)
+    assert parse_traffic({"challenger_share": 1, "shadow": False}) == (1.0, False)
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ({}, 'body: expected {"challenger_share": number in [0, 1], "shadow"?: boolean}'),
+        ([0.5], 'body: expected {"challenger_share": number in [0, 1], "shadow"?: boolean}'),
+        ({"challenger_share": 1.5}, "body.challenger_share: expected a number between 0 and 1, found 1.5"),
+        ({"challenger_share": True}, "body.challenger_share: expected a number between 0 and 1, found True"),
+        ({"shadow": "yes"}, "body.shadow: expected a boolean, found 'yes'"),
+        ({"shadow": True, "split": 1}, "body.split: unexpected field (expected challenger_share, shadow)"),
+    ],
+)
+def test_parse_traffic_refuses_bad_bodies(body: Any, detail: str) -> None:
+    err = _refused(parse_traffic, body)
+    assert (err.status, err.error, err.detail) == (422, "invalid_request", detail)
+
+
+# ----- admin token ---------------------------------------------------------------------------
+
+
+def test_check_admin_token_accepts_the_bearer_token() -> None:
+    check_admin_token("s3cret", "Bearer s3cret")
+    check_admin_token("s3cret", "bearer  s3cret ")
+
+
+@pytest.mark.parametrize(
+    ("token", "header", "status", "error", "detail"),
+    [
+        (None, "Bearer x", 403, "admin_disabled", "admin API disabled: start the server with --admin-token"),
+        ("s3cret", None, 401, "unauthorized", "missing 'Authorization: Bearer <token>' header"),
+        ("s3cret", "Basic s3cret", 401, "unauthorized", "expected 'Authorization: Bearer <token>'"),
+        ("s3cret", "Bearer ", 401, "unauthorized", "expected 'Authorization: Bearer <token>'"),
+        ("s3cret", "Bearer nope", 403, "forbidden", "invalid admin token"),
+    ],
+)
+def test_check_admin_token_refuses(token: str | None, header: str | None, status: int, error: str, detail: str) -> None:
+    err = _refused(check_admin_token, token, header)
+    assert (err.status, err.error) == (status, error)
+    assert err.detail.startswith(detail)
