@@ -22,7 +22,7 @@ from airflow_mlops.serving.prediction_log import (
     prediction_log_ddl,
     write_rows,
 )
-from tests.serving.conftest import DSN
+from tests.support.serving import DSN
 
 FEATURES = {"age": 41.5, "plan": "basic", "calls": 2}
 

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from airflow_mlops.demo.cluster import free_port
 from airflow_mlops.serving.prediction_log import FEEDBACK_TABLE, PREDICTION_LOG_TABLE
+from demo.cluster import free_port
 
 
 class ServerProcess:

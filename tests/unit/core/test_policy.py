@@ -19,7 +19,7 @@ from airflow_mlops.core.policy import (
     score,
 )
 from airflow_mlops.spec import PipelineSpec, PromotionPolicy
-from tests.conftest import spec_dict
+from tests.support.specs import spec_dict
 
 ROWS = 2000
 

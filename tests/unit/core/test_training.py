@@ -10,7 +10,7 @@ from airflow_mlops.core.metrics import METRICS, compute_metrics, metrics_for
 from airflow_mlops.core.training import build_model, fit_model, split_frame
 from airflow_mlops.exceptions import TrainingError
 from airflow_mlops.spec import PipelineSpec
-from tests.conftest import spec_dict
+from tests.support.specs import spec_dict
 
 
 def test_split_is_seeded_and_stratified(customers_frame: pd.DataFrame) -> None:
