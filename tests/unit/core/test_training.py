@@ -82,7 +82,7 @@ def test_full_pipeline_is_used_as_given(customers_frame: pd.DataFrame) -> None:
     spec = PipelineSpec.from_dict(
         spec_dict(
             features=["tenure_months", "monthly_usage"],
-            estimator={"class": "tests.unit.test_training.scaled_logistic", "params": {"C": 0.5}},
+            estimator={"class": "tests.unit.core.test_training.scaled_logistic", "params": {"C": 0.5}},
         )
     )
     model = fit_model(spec, split_frame(customers_frame, spec))
