@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml uv.lock
 
 demo: install
 	SKIP_COMPOSE=1 ./scripts/services.sh
-	$(PY) -m airflow_mlops.demo.run
+	$(PY) -m demo
 
 test: install
 	./scripts/services.sh

@@ -6,16 +6,9 @@ import argparse
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch ``demo``, ``seed-postgres`` and ``trace`` (``serve`` when the serving extra is installed)."""
+    """Dispatch ``trace`` and ``serve`` (the demo is ``python -m demo`` in the repository, not in the wheel)."""
     parser = argparse.ArgumentParser(prog="airflow-mlops", description="airflow-provider-mlops tools")
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="run the Level 2 pipeline on the embedded default")
-    demo.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the demo (see demo --help)")
-    seed = commands.add_parser("seed-postgres", help="load the synthetic customers table into Postgres")
-    seed.add_argument("--dsn", default="host=127.0.0.1 user=postgres dbname=mlops", help="libpq connection string")
-    seed.add_argument("--table", default="public.customers")
-    seed.add_argument("--rows", type=int, default=3000)
-    seed.add_argument("--seed", type=int, default=7)
     trace = commands.add_parser("trace", help="walk a served prediction back to its model, run and data")
     trace.add_argument("request_id")
     trace.add_argument("--dsn", required=True, help="libpq connection string of the prediction log database")
@@ -31,21 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(args)
 
-    if args.command == "trace":
-        return _trace(args)
-
-    if args.command == "demo":
-        from airflow_mlops.demo.run import main as run_demo
-
-        return run_demo(args.args)
-    import psycopg2
-
-    from airflow_mlops.demo.seed import seed_customers
-
-    with psycopg2.connect(args.dsn) as conn:
-        added = seed_customers(conn, table=args.table, rows=args.rows, seed=args.seed)
-    print(f"seed-postgres: added {added} rows to {args.table}")
-    return 0
+    return _trace(args)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from airflow_mlops.factories import build_level_3, build_level_4
 from airflow_mlops.spec import PipelineSpec
-from tests.conftest import spec_dict
+from tests.support.specs import spec_dict
 
 
 def test_level4_extends_level3_with_guard_and_monitor() -> None:

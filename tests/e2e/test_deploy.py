@@ -14,10 +14,10 @@ from airflow_mlops.exceptions import DeploymentError
 from airflow_mlops.operators.deploy import DeployModelOperator
 from airflow_mlops.operators.promotion import PromoteModelOperator
 from airflow_mlops.triggers.serving import ServingReadyTrigger
-from tests.conftest import task_context
-from tests.e2e.conftest import TOKEN, Server
-from tests.e2e.test_level3_ab import LOGISTIC, _spec
-from tests.pipeline_steps import candidate
+from tests.support.context import task_context
+from tests.support.pipeline_steps import candidate
+from tests.support.server_process import TOKEN, Server
+from tests.support.specs import LOGISTIC, ab_spec
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def served(
     mlflow_conn: str, customers_csv: Path, tables: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Any:
     """A champion v1 and a registered challenger v2, served by a real server with a 0 share."""
-    spec = _spec(customers_csv, LOGISTIC, tables)
+    spec = ab_spec(customers_csv, LOGISTIC, tables)
     candidate(spec, "r1")
     PromoteModelOperator(task_id="promote", model_name="churn", version="1").execute(task_context())
     candidate(spec, "r2")

@@ -21,36 +21,20 @@ from mlflow import MlflowClient
 
 from airflow_mlops.core.ledger import Ledger
 from airflow_mlops.core.lineage import trace
-from airflow_mlops.demo.data import customers
 from airflow_mlops.operators.abtest import ABTestOperator
 from airflow_mlops.operators.challenge import ChallengeChampionOperator
 from airflow_mlops.operators.deploy import DeployModelOperator
 from airflow_mlops.operators.promotion import PromoteModelOperator
-from airflow_mlops.spec import PipelineSpec
-from tests.conftest import PG_DSN, spec_dict, task_context
-from tests.e2e.conftest import TOKEN, Server
-from tests.pipeline_steps import candidate
+from demo.data import customers
+from tests.support.context import task_context
+from tests.support.pipeline_steps import candidate
+from tests.support.postgres import PG_DSN
+from tests.support.server_process import TOKEN, Server
+from tests.support.specs import LOGISTIC, STRONG, ab_spec
 
-STRONG = ["tenure_months", "monthly_usage", "support_calls", "monthly_charge", "plan", "region"]
-LOGISTIC = {"class": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 300}}
 MAJORITY = {"class": "sklearn.dummy.DummyClassifier", "params": {"strategy": "most_frequent"}}
 COIN = {"class": "sklearn.dummy.DummyClassifier", "params": {"strategy": "stratified", "random_state": 3}}
 REQUESTS_PER_PHASE = 900
-
-
-def _spec(csv: Path, estimator: dict[str, Any], tables: tuple[str, str]) -> PipelineSpec:
-    return PipelineSpec.from_dict(
-        spec_dict(
-            level=3,
-            source={"kind": "files", "uri": f"file://{csv}", "timestamp_column": "updated_at"},
-            features=STRONG,
-            estimator=estimator,
-            promotion={
-                "ab": {"challenger_share": 0.5, "min_samples_per_arm": 250, "max_duration_hours": 24},
-            },
-            serving={"log_table": tables[0], "feedback_table": tables[1]},
-        )
-    )
 
 
 def _deploy(arm: str, version: str, smoke: dict[str, Any], share: float = 0.5) -> dict[str, Any]:
@@ -109,7 +93,7 @@ def test_ab_promotes_the_better_and_rolls_back_the_worse(
     """Better challenger: promoted through the A/B decision. Worse challenger: rolled back."""
     client = MlflowClient(mlflow_conn)
     ledger = Ledger(os.environ["AIRFLOW__MLOPS__LEDGER_URL"])
-    weak, strong = _spec(customers_csv, MAJORITY, tables), _spec(customers_csv, LOGISTIC, tables)
+    weak, strong = ab_spec(customers_csv, MAJORITY, tables), ab_spec(customers_csv, LOGISTIC, tables)
 
     # v1: a majority-class baseline passes the cold-start gate and becomes champion.
     dataset1, v1 = candidate(weak, "r1")
@@ -152,7 +136,7 @@ def test_ab_promotes_the_better_and_rolls_back_the_worse(
         assert server.ready()["challenger_share"] == 0.0
 
         # v3 guesses at random; it is deployed straight to the split (no offline gate) and must lose.
-        _, v3 = candidate(_spec(customers_csv, COIN, tables), "r3")
+        _, v3 = candidate(ab_spec(customers_csv, COIN, tables), "r3")
         assert v3["version"] == "3"
         _deploy("challenger", "3", ab["smoke_features"], share=0.5)
         _agree(client, ledger, server, "2", "3")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 UI = "http://mlflow.local:5000"

@@ -157,7 +157,7 @@ def test_spec_overrides_and_share_agree_with_evidently() -> None:
     """
     from airflow_mlops.core.drift.report import drift_report, report_summary
     from airflow_mlops.spec import PipelineSpec
-    from tests.conftest import spec_dict
+    from tests.support.specs import spec_dict
 
     reference, current = planted(5_000, 11, drift=False), planted(4_000, 12, drift=True)
     columns = {

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_mlops.hooks.evidently import EvidentlyHook
-from tests.unit.test_evidently_hook import _snapshot
+from tests.support.evidently import drift_snapshot
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -77,8 +77,8 @@ def test_remote_workspace_projects_and_snapshots(
     assert hook.settings["kind"] == "remote"
     ok, message = hook.test_connection()
     assert ok, message
-    info = hook.add_snapshot("churn_remote", _snapshot(), name="drift")
-    again = hook.add_snapshot("churn_remote", _snapshot())
+    info = hook.add_snapshot("churn_remote", drift_snapshot(), name="drift")
+    again = hook.add_snapshot("churn_remote", drift_snapshot())
     assert info.project_id == again.project_id
     assert info.url.startswith(url)
     projects = [p for p in hook.workspace.list_projects() if p.name == "churn_remote"]
@@ -94,4 +94,4 @@ def test_remote_write_without_the_secret_is_refused(
     """The server, not the hook, enforces the secret: a write without it fails."""
     hook = _hook(monkeypatch, host=evidently_ui[0])
     with pytest.raises(Exception, match="[Pp]ermission|401|403"):
-        hook.add_snapshot("churn_nosecret", _snapshot())
+        hook.add_snapshot("churn_nosecret", drift_snapshot())

@@ -10,7 +10,9 @@ import pytest
 from airflow_mlops.exceptions import DatasetExtractionError
 from airflow_mlops.operators.dataset import ExtractDatasetOperator
 from airflow_mlops.spec import PipelineSpec
-from tests.conftest import load_frame, spec_dict, task_context
+from tests.support.context import task_context
+from tests.support.postgres import load_frame
+from tests.support.specs import spec_dict
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -112,7 +114,7 @@ def open_connection(driver: str) -> Any:
         return PostgresHook(postgres_conn_id="postgres_default").get_conn()
     import psycopg2
 
-    from tests.conftest import PG_DSN
+    from tests.support.postgres import PG_DSN
 
     return psycopg2.connect(PG_DSN)
 

@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 import yaml
 
-from airflow_mlops.demo.data import customers
 from airflow_mlops.operators.promotion import PromoteModelOperator
 from airflow_mlops.spec import PipelineSpec
-from tests.conftest import spec_dict, task_context
-from tests.pipeline_steps import candidate
+from demo.data import customers
+from tests.support.context import task_context
+from tests.support.pipeline_steps import candidate
+from tests.support.specs import spec_dict
 
 pytestmark = pytest.mark.integration
 AIRFLOW = str(Path(sys.executable).parent / "airflow")

@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
-from airflow_mlops.demo.cluster import AirflowCluster, drop_database, wait_until
-from tests.conftest import REPO, load_frame, spec_dict
+from demo.cluster import AirflowCluster, drop_database, wait_until
+from tests.support.paths import REPO
+from tests.support.postgres import load_frame
+from tests.support.specs import spec_dict
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -52,7 +54,7 @@ def pipeline_spec(table: str) -> dict[str, Any]:
 @pytest.fixture
 def source_table(pg_conn: Any, pg_table: str) -> str:
     """``pg_table`` in ``mlops_test`` loaded with the synthetic customers."""
-    from airflow_mlops.demo.data import customers
+    from demo.data import customers
 
     load_frame(pg_conn, pg_table, customers(INITIAL_ROWS, seed=11))
     return pg_table
@@ -105,7 +107,7 @@ def snapshot_rows(uri: str) -> int:
 
 def append_new_rows(pg_conn: Any, table: str) -> datetime:
     """Insert ``NEW_ROWS`` customers updated after every existing row; return the earliest new timestamp."""
-    from airflow_mlops.demo.data import customers
+    from demo.data import customers
 
     start = datetime(2026, 3, 1, tzinfo=UTC)
     frame = customers(NEW_ROWS, seed=23, start=start)

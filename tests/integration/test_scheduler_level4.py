@@ -24,10 +24,10 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from airflow_mlops.demo.closed_loop import ClosedLoop, closed_loop_spec
-from airflow_mlops.demo.cluster import drop_database
-from airflow_mlops.demo.world import World
-from tests.conftest import REPO
+from demo.closed_loop import ClosedLoop, closed_loop_spec
+from demo.cluster import drop_database
+from demo.world import World
+from tests.support.paths import REPO
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -23,7 +23,7 @@ from airflow_mlops.sensors.model_alias import ModelAliasSensor
 from airflow_mlops.sensors.new_data import NewDataSensor
 from airflow_mlops.triggers.model_alias import ModelAliasTrigger
 from airflow_mlops.triggers.new_data import NewDataTrigger
-from tests.conftest import task_context
+from tests.support.context import task_context
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

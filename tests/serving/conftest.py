@@ -16,55 +16,18 @@ and sets the aliases, so tests that move aliases never disturb each other.
 from __future__ import annotations
 
 import json
-import socket
 import uuid
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.conftest import PG_DSN, spec_dict
+from tests.support.serving import FEATURES, Store, frame_with_gaps
+from tests.support.specs import spec_dict
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator
-    from pathlib import Path
+    from collections.abc import Callable, Iterator
 
-    import httpx
     import pandas as pd
-
-    from airflow_mlops.serving.config import ServingConfig
-    from airflow_mlops.serving.runtime import ServingRuntime
-
-FEATURES = ["tenure_months", "monthly_usage", "support_calls", "monthly_charge", "plan", "region"]
-
-
-@dataclass
-class Store:
-    """The session's MLflow store and the trained runs."""
-
-    root: Path
-    tracking_uri: str
-    artifact_uri: str
-    runs: list[dict[str, str]]
-    frame: pd.DataFrame
-
-    def client(self) -> Any:
-        from mlflow import MlflowClient
-
-        return MlflowClient(self.tracking_uri)
-
-
-def _frame_with_gaps(frame: pd.DataFrame) -> pd.DataFrame:
-    import numpy as np
-
-    out = frame.copy()
-    rng = np.random.default_rng(3)
-    out.loc[rng.random(len(out)) < 0.05, "monthly_usage"] = np.nan
-    out["plan"] = out["plan"].astype(object)
-    out.loc[rng.random(len(out)) < 0.05, "plan"] = None
-    out["open_tickets"] = (out["support_calls"] // 2).astype("int64")
-    return out
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +44,7 @@ def serving_store(tmp_path_factory: pytest.TempPathFactory, customers_frame: pd.
     uri = f"sqlite:///{root / 'mlflow.db'}"
     artifacts = (root / "artifacts").as_uri()
     MlflowClient(uri).create_experiment("serving-tests", artifact_location=artifacts)
-    frame = _frame_with_gaps(customers_frame)
+    frame = frame_with_gaps(customers_frame)
     dataset = DatasetRef(
         uri=f"file://{root}/snapshot.parquet", digest="d" * 64, rows=len(frame), columns={}, source="customers"
     )
@@ -151,64 +114,3 @@ def tables(pg_conn: Any) -> Iterator[tuple[str, str]]:
     with pg_conn.cursor() as cur:
         for name in names:
             cur.execute(f"DROP TABLE IF EXISTS {name}")
-
-
-def features_of(frame: pd.DataFrame, i: int) -> dict[str, Any]:
-    """Row ``i`` of the frame as request features (JSON types; missing values as null)."""
-    import math
-
-    out: dict[str, Any] = {}
-    for name in FEATURES:
-        value = frame[name].iloc[i]
-        if hasattr(value, "item"):
-            value = value.item()
-        if isinstance(value, float) and math.isnan(value):
-            value = None
-        out[name] = value
-    return out
-
-
-def complete_rows(frame: pd.DataFrame, count: int) -> list[dict[str, Any]]:
-    """``count`` rows with no missing value."""
-    rows = []
-    i = 0
-    while len(rows) < count:
-        row = features_of(frame, i)
-        if all(v is not None for v in row.values()):
-            rows.append(row)
-        i += 1
-    return rows
-
-
-def config_for(store: Store, name: str, **overrides: Any) -> ServingConfig:
-    from airflow_mlops.serving.config import ServingConfig
-
-    settings: dict[str, Any] = {"poll_seconds": 0, "admin_token": "s3cret"}
-    settings.update(overrides)
-    return ServingConfig(model_name=name, tracking_uri=store.tracking_uri, **settings)
-
-
-@asynccontextmanager
-async def serving(config: ServingConfig) -> AsyncIterator[tuple[httpx.AsyncClient, ServingRuntime]]:
-    """The app with its lifespan running, an httpx client on it, and its runtime (models loaded)."""
-    import httpx
-
-    from airflow_mlops.serving.app import create_app
-
-    app = create_app(config)
-    runtime = app.state.runtime
-    async with app.router.lifespan_context(app):
-        await runtime.wait_ready(60)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://serve") as client:
-            yield client, runtime
-
-
-ADMIN = {"Authorization": "Bearer s3cret"}
-DSN = PG_DSN
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

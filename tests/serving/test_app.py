@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.serving.conftest import ADMIN, DSN, complete_rows, config_for, features_of, serving
+from tests.support.serving import ADMIN, DSN, complete_rows, config_for, features_of, serving
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from tests.serving.conftest import Store
+    from tests.support.serving import Store
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,7 @@ def _sklearn_proba(store: Store, name: str, version: str, rows: list[dict[str, A
     import mlflow.sklearn
     import pandas as pd
 
-    from tests.serving.conftest import FEATURES
+    from tests.support.serving import FEATURES
 
     model = mlflow.sklearn.load_model(store.client().get_model_version_download_uri(name, version))
     frame = pd.DataFrame(rows, columns=FEATURES).astype({"tenure_months": float, "support_calls": float})

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.serving.conftest import FEATURES, complete_rows, config_for, serving
+from tests.support.serving import FEATURES, complete_rows, config_for, serving
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from tests.serving.conftest import Store
+    from tests.support.serving import Store
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ from airflow_mlops.core.log_tables import (
 from airflow_mlops.serving.log_rows import LogRow, answer_spans, db_row, features_json
 from airflow_mlops.serving.log_shipper import PredictionLogWriter, write_rows
 from airflow_mlops.serving.pg_connection import PgConnection
-from tests.serving.conftest import DSN
+from tests.support.serving import DSN
 
 FEATURES = {"age": 41.5, "plan": "basic", "calls": 2}
 

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from tests.serving.conftest import ADMIN, DSN, complete_rows, config_for, free_port, serving
+from demo.cluster import free_port
+from tests.support.serving import ADMIN, DSN, complete_rows, config_for, serving
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from tests.serving.conftest import Store
+    from tests.support.serving import Store
 
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent

@@ -10,7 +10,8 @@ import yaml
 
 from airflow_mlops.exceptions import PipelineSpecError
 from airflow_mlops.spec import PipelineSpec, load_specs
-from tests.conftest import REPO, spec_dict
+from tests.support.paths import REPO
+from tests.support.specs import spec_dict
 
 
 def _error(**overrides: object) -> str:

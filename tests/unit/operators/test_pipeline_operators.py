@@ -22,7 +22,8 @@ from airflow_mlops.operators.promotion import PromoteModelOperator
 from airflow_mlops.operators.registry import RegisterModelOperator
 from airflow_mlops.operators.training import EvaluateModelOperator, SmokeTestModelOperator, TrainModelOperator
 from airflow_mlops.spec import PipelineSpec
-from tests.conftest import spec_dict, task_context
+from tests.support.context import task_context
+from tests.support.specs import spec_dict
 
 
 def _spec(csv: Path, **overrides: Any) -> PipelineSpec:

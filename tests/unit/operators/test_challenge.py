@@ -13,8 +13,9 @@ from airflow_mlops.core.ledger import Ledger, PromotionConflictError
 from airflow_mlops.operators.challenge import ChallengeChampionOperator
 from airflow_mlops.operators.promotion import PromoteModelOperator, RollbackModelOperator
 from airflow_mlops.spec import PipelineSpec
-from tests.conftest import spec_dict, task_context
-from tests.pipeline_steps import candidate
+from tests.support.context import task_context
+from tests.support.pipeline_steps import candidate
+from tests.support.specs import spec_dict
 
 ALL = ["tenure_months", "monthly_usage", "support_calls", "monthly_charge", "plan", "region"]
 

@@ -16,7 +16,7 @@ from airflow_mlops.core.metrics import _scorer
 from airflow_mlops.core.offline_gate import judge_offline
 from airflow_mlops.core.verdict import Verdict
 from airflow_mlops.spec import PipelineSpec, PromotionPolicy
-from tests.conftest import spec_dict
+from tests.support.specs import spec_dict
 
 ROWS = 2000
 

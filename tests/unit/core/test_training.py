@@ -11,7 +11,7 @@ from airflow_mlops.core.metrics import compute_metrics
 from airflow_mlops.core.training import build_model, fit_model, split_frame
 from airflow_mlops.exceptions import TrainingError
 from airflow_mlops.spec import PipelineSpec
-from tests.conftest import spec_dict
+from tests.support.specs import spec_dict
 
 
 def test_split_is_seeded_and_stratified(customers_frame: pd.DataFrame) -> None:
@@ -83,7 +83,7 @@ def test_full_pipeline_is_used_as_given(customers_frame: pd.DataFrame) -> None:
     spec = PipelineSpec.from_dict(
         spec_dict(
             features=["tenure_months", "monthly_usage"],
-            estimator={"class": "tests.unit.test_training.scaled_logistic", "params": {"C": 0.5}},
+            estimator={"class": "tests.unit.core.test_training.scaled_logistic", "params": {"C": 0.5}},
         )
     )
     model = fit_model(spec, split_frame(customers_frame, spec))

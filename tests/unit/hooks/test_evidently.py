@@ -10,23 +10,12 @@ from typing import Any
 import pytest
 
 from airflow_mlops.hooks.evidently import EvidentlyHook, default_workspace_path
+from tests.support.evidently import drift_snapshot
 
 
 def _conn(monkeypatch: pytest.MonkeyPatch, **fields: object) -> EvidentlyHook:
     monkeypatch.setenv("AIRFLOW_CONN_EVIDENTLY_T", json.dumps({"conn_type": "evidently", **fields}))
     return EvidentlyHook(evidently_conn_id="evidently_t")
-
-
-def _snapshot() -> Any:
-    import numpy as np
-    import pandas as pd
-    from evidently import Report
-    from evidently.presets import DataDriftPreset
-
-    rng = np.random.default_rng(0)
-    reference = pd.DataFrame({"x": rng.normal(0, 1, 300), "c": rng.choice(["a", "b"], 300)})
-    current = pd.DataFrame({"x": rng.normal(1, 1, 200), "c": rng.choice(["a", "b"], 200)})
-    return Report([DataDriftPreset()]).run(current, reference)
 
 
 def test_no_connection_means_the_local_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -80,8 +69,8 @@ def test_projects_are_get_or_create_and_snapshots_land_in_them(monkeypatch: pyte
     assert hook.project("churn").id == first.id
     assert hook.project("other").id != first.id
 
-    info = hook.add_snapshot("churn", _snapshot(), name="drift check")
-    again = hook.add_snapshot("churn", _snapshot())
+    info = hook.add_snapshot("churn", drift_snapshot(), name="drift check")
+    again = hook.add_snapshot("churn", drift_snapshot())
     assert (info.project, info.project_id) == ("churn", str(first.id))
     assert info.snapshot_id != again.snapshot_id
     assert Path(info.url).is_file()
@@ -105,7 +94,7 @@ def test_projects_are_get_or_create_and_snapshots_land_in_them(monkeypatch: pyte
 def test_local_connection_folder_is_created(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A connection naming a folder that does not exist yet gets it created on first use."""
     hook = _conn(monkeypatch, host=f"file://{tmp_path / 'new' / 'ws'}")
-    hook.add_snapshot("p1", _snapshot())
+    hook.add_snapshot("p1", drift_snapshot())
     assert (tmp_path / "new" / "ws").is_dir()
 
 

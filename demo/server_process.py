@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_mlops.core.log_tables import FEEDBACK_TABLE, PREDICTION_LOG_TABLE
-from airflow_mlops.demo.cluster import free_port
+from demo.cluster import free_port
 
 
 class ServerProcess:

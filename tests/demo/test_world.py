@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from airflow_mlops.core.snapshot import utc_now
-from airflow_mlops.demo.world import World
+from demo.world import World
 
 
 def test_batches_right_after_each_other_are_stamped_in_order() -> None:

@@ -22,7 +22,9 @@ from airflow_mlops.operators.promotion import PromoteModelOperator
 from airflow_mlops.operators.registry import RegisterModelOperator
 from airflow_mlops.operators.training import TrainModelOperator
 from airflow_mlops.spec import PipelineSpec
-from tests.conftest import PG_DSN, spec_dict, task_context
+from tests.support.context import task_context
+from tests.support.postgres import PG_DSN
+from tests.support.specs import spec_dict
 
 
 @pytest.fixture

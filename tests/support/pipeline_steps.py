@@ -8,7 +8,7 @@ from airflow_mlops.operators.dataset import ExtractDatasetOperator
 from airflow_mlops.operators.registry import RegisterModelOperator
 from airflow_mlops.operators.training import EvaluateModelOperator, TrainModelOperator
 from airflow_mlops.spec import PipelineSpec
-from tests.conftest import task_context
+from tests.support.context import task_context
 
 
 def candidate(

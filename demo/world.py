@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.snapshot import utc_now
-from airflow_mlops.demo.data import customers
-from airflow_mlops.demo.seed import append_customers
+from demo.data import customers
+from demo.seed import append_customers
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.demo.cluster import AirflowCluster, recreate_database, wait_until
-from airflow_mlops.demo.server_process import ServerProcess
-from airflow_mlops.demo.world import World, send_requests
+from demo.cluster import AirflowCluster, recreate_database, wait_until
+from demo.server_process import ServerProcess
+from demo.world import World, send_requests
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -9,7 +9,7 @@ import pytest
 from airflow_mlops.core.validation import require_valid, validate_frame
 from airflow_mlops.exceptions import DatasetValidationError
 from airflow_mlops.spec import PipelineSpec
-from tests.conftest import spec_dict
+from tests.support.specs import spec_dict
 
 
 @pytest.fixture

@@ -12,14 +12,15 @@ import pytest
 from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_mlops.core.log_tables import prediction_log_ddl
-from airflow_mlops.demo.data import customers
 from airflow_mlops.operators.dataset import ExtractDatasetOperator
 from airflow_mlops.operators.monitoring import DataDriftOperator
 from airflow_mlops.operators.promotion import PromoteModelOperator
 from airflow_mlops.operators.registry import RegisterModelOperator
 from airflow_mlops.operators.training import TrainModelOperator
 from airflow_mlops.spec import PipelineSpec
-from tests.conftest import spec_dict, task_context
+from demo.data import customers
+from tests.support.context import task_context
+from tests.support.specs import spec_dict
 
 FEATURES = ["tenure_months", "monthly_usage", "support_calls", "monthly_charge", "plan", "region"]
 

@@ -20,8 +20,9 @@ from airflow_mlops.operators.guards import RetrainGuardOperator
 from airflow_mlops.operators.monitoring import ModelPerformanceOperator
 from airflow_mlops.operators.promotion import PromoteModelOperator, RollbackModelOperator
 from airflow_mlops.spec import PipelineSpec
-from tests.conftest import spec_dict, task_context
-from tests.pipeline_steps import candidate
+from tests.support.context import task_context
+from tests.support.pipeline_steps import candidate
+from tests.support.specs import spec_dict
 
 
 def _spec(csv: Path, log_tables: tuple[str, str], **monitoring: Any) -> PipelineSpec:
@@ -145,7 +146,7 @@ def test_min_new_rows_counts_labelled_rows_newer_than_the_champion(
     mlflow_conn: str, customers_csv: Path, log_tables: tuple[str, str]
 ) -> None:
     """A drift retrain waits for enough labelled rows newer than the champion's training data."""
-    from airflow_mlops.demo.data import customers
+    from demo.data import customers
 
     spec = PipelineSpec.from_dict(
         spec_dict(

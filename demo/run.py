@@ -6,7 +6,7 @@ MLflow on SQLite, the model server is ``airflow-mlops serve``; Postgres (started
 The pipeline is ``dags/pipelines/churn_auto.yaml`` with its schedules removed: the demo triggers
 the monitor and the A/B analysis where the clock would, and waits for what the Assets start.
 
-Usage: ``python -m airflow_mlops.demo.run [--home .demo] [--dags dags]``.
+Usage: ``python -m demo [--home .demo] [--dags dags] [--database mlops_demo]`` from the repository root.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from airflow_mlops.demo.closed_loop import ClosedLoop, closed_loop_spec
-from airflow_mlops.demo.world import World
+from demo.closed_loop import ClosedLoop, closed_loop_spec
+from demo.world import World
 
 PIPELINE = "churn_auto"
 
@@ -128,7 +128,14 @@ def summary(loop: ClosedLoop, results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the closed loop under ``--home`` and print its summary."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m demo",
+        description=(
+            "Run the Level 4 closed loop (churn_auto) headless on a real Airflow and a real model server: "
+            "train, serve, drift, monitor, retrain on the Asset, A/B test, promote. "
+            "Needs Postgres at 127.0.0.1:5432 (user postgres; scripts/services.sh starts it)."
+        ),
+    )
     parser.add_argument("--home", type=Path, default=Path(".demo"), help="folder for all demo state (recreated)")
     parser.add_argument("--dags", type=Path, default=Path("dags"), help="DAG folder with the example pipelines")
     parser.add_argument("--database", default="mlops_demo", help="Postgres database for data, logs and ledger")

@@ -1,11 +1,15 @@
-"""Load the synthetic customers table into Postgres for the ``churn_postgres`` example."""
+"""Load the synthetic customers table into Postgres for the ``churn_postgres`` example.
+
+Usage: ``python -m demo.seed [--dsn ...] [--table public.customers] [--rows 3000] [--seed 7]``.
+"""
 
 from __future__ import annotations
 
+import argparse
 import io
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.demo.data import customers
+from demo.data import customers
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,3 +40,26 @@ def append_customers(conn: Any, frame: pd.DataFrame, *, table: str = "public.cus
         cursor.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (" + _COLUMNS + ")").format(ident))
         cursor.copy_expert(sql.SQL("COPY {} FROM STDIN WITH CSV").format(ident).as_string(cursor), buffer)
     return len(frame)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Seed ``--table`` over ``--dsn`` and print how many rows went in."""
+    parser = argparse.ArgumentParser(
+        prog="python -m demo.seed", description="Load the synthetic customers table into Postgres."
+    )
+    parser.add_argument("--dsn", default="host=127.0.0.1 user=postgres dbname=mlops", help="libpq connection string")
+    parser.add_argument("--table", default="public.customers")
+    parser.add_argument("--rows", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+
+    import psycopg2
+
+    with psycopg2.connect(args.dsn) as conn:
+        added = seed_customers(conn, table=args.table, rows=args.rows, seed=args.seed)
+    print(f"seed: added {added} rows to {args.table}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
