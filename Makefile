@@ -1,44 +1,56 @@
-# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`. `make help` lists the rest.
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: install demo test test-unit lint bench clean
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-unit lint format docs bench clean
 
-install: $(VENV)/.installed
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: $(VENV)/.installed ## Install the project and its dev tools into .venv with uv
 
 $(VENV)/.installed: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	uv sync --frozen --compile-bytecode
 	@touch $@
 
-demo: install
+demo: install ## Run the Level 4 closed loop for real and print its timeline
 	SKIP_COMPOSE=1 ./scripts/services.sh
 	$(PY) -m demo
 
-test: install
+test: install ## Start Postgres if needed; ruff, mypy, the strict docs build and the whole test suite
 	./scripts/services.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(MAKE) --no-print-directory docs
 	$(VENV)/bin/pytest
 
-test-unit: install
+test-unit: install ## The fast tests: no services, no scheduler
 	$(VENV)/bin/pytest -m "not integration and not scheduler"
 
-lint: install
+lint: install ## ruff, ruff format --check and mypy strict
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-bench: install
-	@command -v wrk >/dev/null 2>&1 || (apt-get install -y -qq wrk >/dev/null 2>&1) || echo "bench: no wrk; bench/serving.py falls back to its Python load generator"
+format: install ## Format the code and apply ruff's safe fixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+docs: install ## Build docs/ into site/ with mkdocs --strict (a broken link fails)
+	$(VENV)/bin/mkdocs build --strict
+
+bench: install ## Run every benchmark (scripts/services.sh installs wrk when it can)
+	WITH_WRK=1 SKIP_COMPOSE=1 ./scripts/services.sh
 	$(PY) bench/parse.py
 	$(PY) bench/promotion.py
 	$(PY) bench/serving.py
 	$(PY) bench/drift.py
 	$(PY) bench/closed_loop.py
 
-clean:
-	rm -rf .demo .pytest_cache .mypy_cache .ruff_cache
+clean: ## Remove the demo's files, the docs site and tool caches
+	rm -rf .demo site .pytest_cache .mypy_cache .ruff_cache

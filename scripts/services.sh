@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the local services the tests need are up, and create their databases.
 # Postgres: 127.0.0.1:5432, trust auth, user postgres (as on this machine kind).
+# With WITH_WRK=1 it also installs wrk for the serving benchmark when it is missing.
 set -euo pipefail
 
 PGHOST=${PGHOST:-127.0.0.1}
@@ -24,4 +25,16 @@ done
 if [ -z "${SKIP_COMPOSE:-}" ] && ! command -v docker-compose >/dev/null 2>&1; then
     echo "services: installing docker-compose (validates docker-compose.yaml; no engine needed)"
     (apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null) || echo "services: could not install docker-compose"
+fi
+
+# wrk drives bench/serving.py (make bench sets WITH_WRK=1). Without it the bench uses its Python load
+# generator, so a machine without apt, or offline, only prints a note.
+if [ -n "${WITH_WRK:-}" ] && ! command -v wrk >/dev/null 2>&1; then
+    echo "services: installing wrk (load generator for bench/serving.py)"
+    if command -v apt-get >/dev/null 2>&1; then
+        (apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)) \
+            || echo "services: could not install wrk; bench/serving.py falls back to its Python load generator"
+    else
+        echo "services: no apt-get; bench/serving.py falls back to its Python load generator"
+    fi
 fi

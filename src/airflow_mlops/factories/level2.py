@@ -32,9 +32,15 @@ def training_schedule(spec: PipelineSpec) -> Any:
     )
 
 
+def runs_on(spec: PipelineSpec, assets: str) -> str:
+    """When a train DAG runs, for its ``doc_md``: the spec's cron (if any) or an update of ``assets``."""
+    return f"on `{spec.schedule}` or when {assets} updates" if spec.schedule else f"when {assets} updates"
+
+
 def build_promote_dag(spec: PipelineSpec) -> DAG:
     """``<name>_promote``: the human release path; moves ``champion`` to a chosen version."""
-    with new_dag(spec, "promote", params=promote_params(), doc="Level 2: promote a version to champion.") as dag:
+    doc = f"Level {spec.level}: manual promotion; moves `champion` to the registry version given in the form."
+    with new_dag(spec, "promote", params=promote_params(), doc=doc) as dag:
         PromoteModelOperator(
             task_id="promote",
             model_name=spec.registered_model_name,
@@ -52,9 +58,12 @@ def build_watch_dag(spec: PipelineSpec) -> DAG | None:
     if source.kind != "postgres" or not source.timestamp_column:
         return None
     previous = f"(ti.xcom_pull(task_ids='{WATCH_TASK}', include_prior_dates=True) or {{}})"
-    with new_dag(
-        spec, "watch", schedule=spec.watch.schedule, doc="Level 2: announce new source rows as an Asset event."
-    ) as dag:
+    watched = f"`{source.table}`" if source.table else "the source query"
+    doc = (
+        f"Level {spec.level}: watches {watched} for new rows and announces them as an update of "
+        f"`{source_asset(spec.name).uri}`, which starts `{dag_id(spec, 'train')}`."
+    )
+    with new_dag(spec, "watch", schedule=spec.watch.schedule, doc=doc) as dag:
         NewDataSensor(
             task_id=WATCH_TASK,
             postgres_conn_id=source.conn_id,
@@ -83,16 +92,21 @@ def build_level_2(spec: PipelineSpec) -> list[DAG]:
     return [train, *others]
 
 
-def level_2_parts(spec: PipelineSpec, schedule: Any = None) -> tuple[DAG, dict[str, Any], list[DAG]]:
+def level_2_parts(
+    spec: PipelineSpec, schedule: Any = None, train_doc: str = ""
+) -> tuple[DAG, dict[str, Any], list[DAG]]:
     """The Level 2 train DAG with its tasks (for higher levels to extend) and the other DAGs.
 
     :param schedule: replaces :func:`training_schedule` (Level 4 adds monitor Assets to it).
+    :param train_doc: replaces the Level 2 ``doc_md`` of the train DAG (each level describes its own).
     """
     train, tasks = build_training_dag(
         spec,
         schedule=schedule if schedule is not None else training_schedule(spec),
-        doc=f"Level 2: runs on `{spec.schedule}` or when `{source_asset(spec.name).uri}` updates; "
-        f"registers a `challenger`; promote with `{dag_id(spec, 'promote')}`.",
+        doc=train_doc
+        or f"Level 2: runs {runs_on(spec, f'`{source_asset(spec.name).uri}`')}: extract, validate, train, "
+        f"evaluate, smoke test, then register the model as `challenger`. "
+        f"Promote it to `champion` with `{dag_id(spec, 'promote')}`.",
     )
     with train:
         register = RegisterModelOperator(task_id="register", spec=spec, model=tasks["evaluate"].output)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.assets import source_asset
 from airflow_mlops.core import tags
-from airflow_mlops.factories.base import new_dag
-from airflow_mlops.factories.level2 import level_2_parts
+from airflow_mlops.factories.base import dag_id, new_dag
+from airflow_mlops.factories.level2 import level_2_parts, runs_on
 from airflow_mlops.operators.abtest import ABTestOperator, VerdictBranchOperator
 from airflow_mlops.operators.challenge import ChallengeChampionOperator
 from airflow_mlops.operators.deploy import DeployModelOperator
@@ -42,21 +43,36 @@ def _promote_and_deploy(spec: PipelineSpec, source: str, promote_id: str, verdic
     promote >> deploy
 
 
+def _train_doc(spec: PipelineSpec) -> str:
+    """The train DAG's ``doc_md``: the Level 2 steps, then the gate and where a new model goes."""
+    return (
+        f"Level 3: runs {runs_on(spec, f'`{source_asset(spec.name).uri}`')}: extract, validate, train, "
+        "evaluate, smoke test, register a `challenger`, then `challenge` it against the champion (offline "
+        "gate). A first model is promoted and deployed (`promote_first`); a better challenger goes to the "
+        f"model server's A/B split (`start_ab_test`), where `{dag_id(spec, 'ab_test')}` decides; "
+        "a rejection is recorded in the ledger (`record_rejection`)."
+    )
+
+
 def build_level_3(spec: PipelineSpec) -> list[DAG]:
     """Level 3 DAGs (see :func:`level_3_parts`)."""
     train, _, others = level_3_parts(spec)
     return [train, *others]
 
 
-def level_3_parts(spec: PipelineSpec, schedule: Any = None) -> tuple[DAG, dict[str, Any], list[DAG]]:
+def level_3_parts(
+    spec: PipelineSpec, schedule: Any = None, train_doc: str = ""
+) -> tuple[DAG, dict[str, Any], list[DAG]]:
     """Level 3 DAGs: the Level 2 DAGs with a gated rollout added to training, and ``<name>_ab_test``.
 
     Training ends with ``challenge`` (offline gate vs the champion). A first model is promoted and
     deployed; a better challenger is rolled out to the serving A/B split; a rejection is recorded.
     ``<name>_ab_test`` (on ``promotion.ab.schedule``) judges live outcomes: promote (ledger, alias,
     split reset), keep testing, or roll back (ledger, challenger withdrawn).
+
+    :param train_doc: replaces the Level 3 ``doc_md`` of the train DAG (Level 4 describes its own).
     """
-    train, tasks, others = level_2_parts(spec, schedule)
+    train, tasks, others = level_2_parts(spec, schedule, train_doc or _train_doc(spec))
     with train:
         gate = ChallengeChampionOperator(
             task_id="challenge", spec=spec, model=tasks["register"].output, dataset=tasks["extract"].output
@@ -87,9 +103,11 @@ def level_3_parts(spec: PipelineSpec, schedule: Any = None) -> tuple[DAG, dict[s
         _promote_and_deploy(spec, "challenge", "promote_first", gate.output)
         gate >> route >> [rejection, rollout, train.get_task("promote_first")]
 
-    with new_dag(
-        spec, "ab_test", schedule=spec.promotion.ab.schedule, doc="Level 3: judge the live A/B test."
-    ) as ab_dag:
+    ab_doc = (
+        f"Level {spec.level}: judges the live A/B test on the logged predictions and their labels: promotes "
+        "the challenger (ledger, alias, split reset), keeps testing, or rolls it back."
+    )
+    with new_dag(spec, "ab_test", schedule=spec.promotion.ab.schedule, doc=ab_doc) as ab_dag:
         analyse = ABTestOperator(
             task_id="analyse", spec=spec, log_conn_id=spec.serving.log_conn_id, serving_conn_id=spec.serving.conn_id
         )

@@ -44,7 +44,7 @@ class MlflowHook(BaseHook):
     the whole process: :meth:`activate` sets them (and the tracking URI) only for the ``with`` block
     and restores the previous values afterwards.
 
-    :param mlflow_conn_id: the :ref:`MLflow connection <howto/connection:mlflow>` to use.
+    :param mlflow_conn_id: the MLflow connection to use (its fields: ``docs/connections.md``).
     """
 
     conn_name_attr = "mlflow_conn_id"
