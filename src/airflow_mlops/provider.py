@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_mlops import __version__
+from airflow_mlops.hooks.connection_forms import EVIDENTLY_FORM, MLFLOW_FORM, SERVING_FORM
 
 _PKG = "airflow_mlops"
 
@@ -14,6 +15,11 @@ def _field(label: str, description: str, kind: str = "string", *, secret: bool =
     if secret:
         schema["format"] = "password"
     return {"label": label, "description": description, "schema": schema}
+
+
+def _form(behaviour: dict[str, Any]) -> dict[str, Any]:
+    """A hook's ``get_ui_field_behaviour()`` dict with the keys Airflow's provider schema uses."""
+    return {key.replace("_", "-"): value for key, value in behaviour.items()}
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -41,22 +47,7 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "mlflow",
                 "hook-class-name": f"{_PKG}.hooks.mlflow.MlflowHook",
                 "hook-name": "MLflow",
-                "ui-field-behaviour": {
-                    "hidden-fields": ["extra"],
-                    "relabeling": {
-                        "host": "Tracking host or URI",
-                        "login": "Username",
-                        "schema": "Scheme (http/https)",
-                    },
-                    "placeholders": {
-                        "host": "http://mlflow:5000 or sqlite:////data/mlflow.db",
-                        "tracking_uri": "overrides host/scheme/port when set",
-                        "registry_uri": "defaults to the tracking URI",
-                        "ui_url": "defaults to the tracking URI when it is http(s)",
-                        "max_retries": "2",
-                        "timeout": "30",
-                    },
-                },
+                "ui-field-behaviour": _form(MLFLOW_FORM),
                 "conn-fields": {
                     "tracking_uri": _field("Tracking URI", "Overrides host/scheme/port when set."),
                     "registry_uri": _field("Registry URI", "Defaults to the tracking URI."),
@@ -70,21 +61,13 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "mlops_serving",
                 "hook-class-name": f"{_PKG}.hooks.serving.ServingHook",
                 "hook-name": "MLOps model server",
-                "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "login", "port", "extra"],
-                    "relabeling": {"host": "Server URLs (comma separated)", "password": "Admin token"},
-                    "placeholders": {"host": "http://serve-1:8000,http://serve-2:8000"},
-                },
+                "ui-field-behaviour": _form(SERVING_FORM),
             },
             {
                 "connection-type": "evidently",
                 "hook-class-name": f"{_PKG}.hooks.evidently.EvidentlyHook",
                 "hook-name": "Evidently",
-                "ui-field-behaviour": {
-                    "hidden-fields": ["login", "extra"],
-                    "relabeling": {"host": "Evidently UI URL or workspace folder", "password": "Secret (token)"},
-                    "placeholders": {"host": "http://evidently:8000 or /data/evidently"},
-                },
+                "ui-field-behaviour": _form(EVIDENTLY_FORM),
             },
         ],
         "hooks": [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import threading
 from dataclasses import dataclass
 from functools import cached_property
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook, conf
 
 from airflow_mlops.home import airflow_home
+from airflow_mlops.hooks.connection_forms import EVIDENTLY_FORM
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -75,11 +77,7 @@ class EvidentlyHook(BaseHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """A URL (or a folder) and an optional secret are all a workspace needs."""
-        return {
-            "hidden_fields": ["login", "extra"],
-            "relabeling": {"host": "Evidently UI URL or workspace folder", "password": "Secret (token)"},
-            "placeholders": {"host": "http://evidently:8000 or /data/evidently"},
-        }
+        return copy.deepcopy(EVIDENTLY_FORM)
 
     @cached_property
     def settings(self) -> dict[str, Any]:

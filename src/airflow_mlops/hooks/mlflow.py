@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import threading
 from functools import cached_property
@@ -12,6 +13,7 @@ from urllib.parse import quote
 from airflow.sdk import BaseHook
 
 from airflow_mlops.exceptions import MlflowUnavailableError
+from airflow_mlops.hooks.connection_forms import MLFLOW_FORM
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -75,18 +77,7 @@ class MlflowHook(BaseHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Relabel and hide the standard connection fields."""
-        return {
-            "hidden_fields": ["extra"],
-            "relabeling": {"host": "Tracking host or URI", "login": "Username", "schema": "Scheme (http/https)"},
-            "placeholders": {
-                "host": "http://mlflow:5000 or sqlite:////data/mlflow.db",
-                "tracking_uri": "overrides host/scheme/port when set",
-                "registry_uri": "defaults to the tracking URI",
-                "ui_url": "defaults to the tracking URI when it is http(s)",
-                "max_retries": "2",
-                "timeout": "30",
-            },
-        }
+        return copy.deepcopy(MLFLOW_FORM)
 
     @cached_property
     def settings(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from functools import cached_property
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from airflow.sdk import BaseHook
 
 from airflow_mlops.exceptions import ServingError
+from airflow_mlops.hooks.connection_forms import SERVING_FORM
 
 
 def loaded_versions(ready: dict[str, Any]) -> dict[str, str]:
@@ -55,11 +57,7 @@ class ServingHook(BaseHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Only the URLs and the admin token matter."""
-        return {
-            "hidden_fields": ["schema", "login", "port", "extra"],
-            "relabeling": {"host": "Server URLs (comma separated)", "password": "Admin token"},
-            "placeholders": {"host": "http://serve-1:8000,http://serve-2:8000"},
-        }
+        return copy.deepcopy(SERVING_FORM)
 
     @cached_property
     def settings(self) -> dict[str, Any]:
