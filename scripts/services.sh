@@ -27,6 +27,16 @@ if [ -z "${SKIP_COMPOSE:-}" ] && ! command -v docker-compose >/dev/null 2>&1; th
     (apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null) || echo "services: could not install docker-compose"
 fi
 
+# promtool (Debian's prometheus package) runs the alert-rule unit tests and checks prometheus.yml;
+# prometheus-pushgateway receives the pipelines' verdict metrics in the hook tests.
+for tool in promtool:prometheus prometheus-pushgateway:prometheus-pushgateway; do
+    if [ -z "${SKIP_PROMETHEUS:-}" ] && ! command -v "${tool%%:*}" >/dev/null 2>&1; then
+        echo "services: installing ${tool#*:} (${tool%%:*})"
+        (apt-get install -y -qq "${tool#*:}" >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq "${tool#*:}" >/dev/null)) \
+            || echo "services: could not install ${tool#*:}"
+    fi
+done
+
 # wrk drives bench/serving.py (make bench sets WITH_WRK=1). Without it the bench uses its Python load
 # generator, so a machine without apt, or offline, only prints a note.
 if [ -n "${WITH_WRK:-}" ] && ! command -v wrk >/dev/null 2>&1; then

@@ -145,6 +145,15 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "/data/evidently",
                         "default": None,
                     },
+                    "pushgateway_url": {
+                        "description": "Prometheus Pushgateway that the monitors, promotions, rollbacks and "
+                        "training push their verdict metrics to (grouping key job=mlops, pipeline=<model>). "
+                        "Unset: nothing is pushed. An unreachable gateway only logs a warning.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "http://pushgateway:9091",
+                        "default": None,
+                    },
                 },
             }
         },

@@ -11,6 +11,7 @@ from airflow_mlops.core import tags
 from airflow_mlops.hooks.evidently import EvidentlyHook
 from airflow_mlops.hooks.ledger import LedgerHook
 from airflow_mlops.hooks.source import postgres_connection
+from airflow_mlops.hooks.verdict_metrics import push_drift_verdict, push_quality_verdict
 from airflow_mlops.links.mlflow import MlflowRunLink
 from airflow_mlops.operators.base import MlopsOperator, airflow_identity, spec_name
 from airflow_mlops.operators.evidence import evidence_keys, record_evidence
@@ -105,6 +106,7 @@ class DataDriftOperator(MlopsOperator):
             )
         )  # fmt: skip
         self.mlflow_run_url = verdict["monitor_run_url"] or ""
+        push_drift_verdict(verdict)
         if verdict["decision"] == "drift":
             for outlet in self.outlets:
                 context["outlet_events"][outlet].add(drift_asset(self.spec.name), extra=verdict)
@@ -334,6 +336,7 @@ class ModelPerformanceOperator(MlopsOperator):
             )
         )  # fmt: skip
         self.mlflow_run_url = verdict["monitor_run_url"] or ""
+        push_quality_verdict(verdict, rules.max_accuracy_drop)
         self.log.info("Live quality of %s v%s: %s", name, champion, verdict)
         self.log.info("%s v%s is %s: %s", name, champion, judgement.decision, " ".join(judgement.reasons))
         if judgement.publish:

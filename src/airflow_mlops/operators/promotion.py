@@ -10,6 +10,7 @@ from airflow.sdk import BaseOperator
 from airflow_mlops.core import tags
 from airflow_mlops.hooks.ledger import LedgerHook
 from airflow_mlops.hooks.mlflow import MlflowHook
+from airflow_mlops.hooks.verdict_metrics import push_alias_move
 from airflow_mlops.links.mlflow import MlflowModelVersionLink
 from airflow_mlops.operators.base import airflow_identity
 
@@ -88,6 +89,7 @@ class _AliasMover(BaseOperator):
                 idempotency_key=key,
             )
         self.mlflow_model_version_url = self.hook.model_version_url(self.model_name, version)
+        push_alias_move(ledger, self.model_name, self.alias, version)
         self.log.info(
             "%s %s@%s: %s -> %s (ledger row %d)", action, self.model_name, self.alias, row.from_version, version, row.id
         )

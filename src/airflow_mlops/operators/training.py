@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import ObjectStoragePath
 
 from airflow_mlops.core import tags
+from airflow_mlops.hooks.verdict_metrics import push_training_totals
 from airflow_mlops.links.mlflow import MlflowRunLink
 from airflow_mlops.operators.base import MlopsOperator, airflow_identity, run_trigger
 from airflow_mlops.refs import DatasetRef, ModelRef
@@ -118,6 +119,7 @@ class TrainModelOperator(MlopsOperator):
                     sample_rows=self.spec.monitoring.drift.report_rows,
                 )
                 run_id, experiment_id, logged_uri = logged.run_id, logged.experiment_id, logged.model_uri
+            push_training_totals(mlflow.MlflowClient(), experiment_id, self.spec.name, self.spec.registered_model_name)
         self.mlflow_run_url = self.hook.run_url(experiment_id, run_id)
         self.log.info(
             "Trained %s on %d rows: %s; MLflow run %s", self.spec.name, len(split.x_train), train_metrics, run_id
