@@ -38,7 +38,8 @@ AIRFLOW_COMMANDS = {
 }
 AIRFLOW_SERVICES = {*AIRFLOW_COMMANDS, "airflow-init"}
 MODEL_SERVERS = {"model-server-1", "model-server-2"}
-EXPECTED_SERVICES = {*AIRFLOW_SERVICES, "postgres", "redis", "mlflow", *MODEL_SERVERS}
+MONITORING = {"pushgateway", "prometheus", "grafana", "evidently-ui"}
+EXPECTED_SERVICES = {*AIRFLOW_SERVICES, "postgres", "redis", "mlflow", *MODEL_SERVERS, *MONITORING}
 
 
 def _compose_binary() -> str:
@@ -204,3 +205,71 @@ def test_serving_connection_lists_every_replica(services: dict[str, dict[str, An
     assert hosts == MODEL_SERVERS
     tokens = {_option(_as_args(services[name]["command"]), "--admin-token") for name in MODEL_SERVERS}
     assert tokens == {conn["password"]}
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> host path (or volume name) of a service's mounts, as ``docker-compose config`` writes them."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        if isinstance(volume, str):
+            source, target = volume.split(":")[:2]
+        else:
+            source, target = volume["source"], volume["target"]
+        mounts[target] = source
+    return mounts
+
+
+def test_prometheus_loads_the_repository_config(services: dict[str, dict[str, Any]]) -> None:
+    """Prometheus reads deploy/prometheus (config and alert rules) and scrapes the services by their names."""
+    prometheus = services["prometheus"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in _as_args(prometheus["command"])
+    assert Path(_mounts(prometheus)["/etc/prometheus"]) == REPO_ROOT / "deploy" / "prometheus"
+    config = yaml.safe_load((REPO_ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    targets = {name: {t for c in job["static_configs"] for t in c["targets"]} for name, job in jobs.items()}
+    assert targets["model-server"] == {f"{name}:8000" for name in MODEL_SERVERS}
+    assert jobs["pushgateway"]["honor_labels"] is True
+    assert targets["pushgateway"] == {"pushgateway:9091"}
+    assert "prometheus" in jobs
+    assert config["rule_files"] == ["alerts.yml"]
+
+
+def test_tasks_push_to_the_pushgateway_and_share_the_evidently_workspace(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """Every Airflow service pushes verdicts to the gateway; the Evidently UI reads the workers' workspace."""
+    workspaces = set()
+    for name in sorted(AIRFLOW_SERVICES):
+        env = services[name]["environment"]
+        assert urlsplit(env["AIRFLOW__MLOPS__PUSHGATEWAY_URL"]).netloc == "pushgateway:9091"
+        workspaces.add(env["AIRFLOW__MLOPS__EVIDENTLY_WORKSPACE"])
+    assert len(workspaces) == 1
+    (workspace,) = workspaces
+    ui = _as_args(services["evidently-ui"]["command"])
+    assert ui[:2] == ["evidently", "ui"]
+    assert _option(ui, "--workspace") == workspace
+    shared = _mounts(services["airflow-worker"])["/opt/airflow/mlops-data"]
+    assert workspace.startswith("/opt/airflow/mlops-data/")
+    assert _mounts(services["evidently-ui"])["/opt/airflow/mlops-data"] == shared
+
+
+def test_grafana_is_provisioned(services: dict[str, dict[str, Any]]) -> None:
+    """Grafana gets the Prometheus datasource and the dashboard folder from deploy/grafana."""
+    mounts = _mounts(services["grafana"])
+    grafana = REPO_ROOT / "deploy" / "grafana"
+    assert Path(mounts["/etc/grafana/provisioning"]) == grafana / "provisioning"
+    assert Path(mounts["/var/lib/grafana/dashboards"]) == grafana / "dashboards"
+    datasources = yaml.safe_load((grafana / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    (source,) = datasources["datasources"]
+    assert (source["type"], source["uid"], source["url"]) == ("prometheus", "prometheus", "http://prometheus:9090")
+    providers = yaml.safe_load((grafana / "provisioning" / "dashboards" / "mlops.yml").read_text())
+    assert providers["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+    dashboard = json.loads((grafana / "dashboards" / "mlops.json").read_text())
+    uids = {panel["datasource"]["uid"] for panel in dashboard["panels"] if "datasource" in panel}
+    assert uids == {"prometheus"}
+
+
+def test_airflow_services_mount_plugins(services: dict[str, dict[str, Any]]) -> None:
+    """The ``./plugins`` folder stays mounted into every Airflow service."""
+    for name in sorted(AIRFLOW_SERVICES):
+        assert Path(_mounts(services[name])["/opt/airflow/plugins"]) == REPO_ROOT / "plugins"
