@@ -77,3 +77,27 @@ def test_ui_field_behaviour_and_widgets() -> None:
     conn_type = next(c for c in get_provider_info()["connection-types"] if c["connection-type"] == "mlflow")
     assert {"tracking_uri", "registry_uri", "token", "ui_url"} <= set(conn_type["conn-fields"])
     assert conn_type["conn-fields"]["token"]["schema"]["format"] == "password"
+
+
+def test_mlflow_notices_reach_the_log_at_their_level(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: object,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """MLflow's pip notice is a WARNING record in the log, not a line on stderr (which Airflow logs as ERROR)."""
+    import logging
+
+    from mlflow.utils.environment import _mlflow_conda_env
+    from mlflow.utils.logging_utils import _configure_mlflow_loggers
+
+    _configure_mlflow_loggers("mlflow")  # MLflow's own setup, as at import: a stderr handler, no propagation
+    hook = _conn(monkeypatch, host=f"sqlite:///{tmp_path}/m.db")
+    mlflow_logger = logging.getLogger("mlflow")
+    handlers, propagate = list(mlflow_logger.handlers), mlflow_logger.propagate
+    with caplog.at_level(logging.INFO), hook.activate():
+        _mlflow_conda_env(additional_pip_deps=["scikit-learn"])  # no pip in this venv: MLflow warns
+    notices = [r for r in caplog.records if r.getMessage().startswith("Failed to resolve installed pip version")]
+    assert {(r.name, r.levelname) for r in notices} == {("mlflow.utils.environment", "WARNING")}
+    assert "Failed to resolve installed pip version" not in capfd.readouterr().err
+    assert (mlflow_logger.handlers, mlflow_logger.propagate) == (handlers, propagate)
