@@ -58,6 +58,7 @@ class MlflowHook(BaseHook):
     def __init__(self, mlflow_conn_id: str = default_conn_name) -> None:
         super().__init__()
         self.mlflow_conn_id = mlflow_conn_id
+        self._ui_miss_logged = False
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
@@ -196,14 +197,30 @@ class MlflowHook(BaseHook):
         return await asyncio.to_thread(read_alias, settings, model_name, alias)
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
-        """Link to a run in the MLflow UI, or ``""`` when the connection has no UI."""
-        base = self.settings["ui_url"]
+        """Link to a run in the MLflow UI, or ``""`` (and a line saying why) when the connection has no UI."""
+        base = self.ui_url(f"MLflow run {run_id}")
         return f"{base}/#/experiments/{experiment_id}/runs/{run_id}" if base else ""
 
     def model_version_url(self, name: str, version: str) -> str:
-        """Link to a registered model version in the MLflow UI, or ``""``."""
-        base = self.settings["ui_url"]
+        """Link to a registered model version in the MLflow UI, or ``""`` (and a line saying why)."""
+        base = self.ui_url(f"MLflow model {name} version {version}")
         return f"{base}/#/models/{quote(name)}/versions/{version}" if base else ""
+
+    def ui_url(self, subject: str) -> str:
+        """The MLflow UI's base URL, or ``""``; the first miss per hook (one per task) logs what to set.
+
+        An embedded store (SQLite, a folder) has no UI, so the task gets no MLflow extra link.
+        """
+        base = str(self.settings["ui_url"])
+        if not base and not self._ui_miss_logged:
+            self._ui_miss_logged = True
+            self.log.info(
+                "%s: no UI URL on connection %r, so no MLflow link on this task; set its ui_url extra, "
+                "e.g. http://127.0.0.1:5000, or run `make up`",
+                subject,
+                self.mlflow_conn_id,
+            )
+        return base
 
 
 @contextlib.contextmanager

@@ -101,3 +101,33 @@ def test_mlflow_notices_reach_the_log_at_their_level(
     assert {(r.name, r.levelname) for r in notices} == {("mlflow.utils.environment", "WARNING")}
     assert "Failed to resolve installed pip version" not in capfd.readouterr().err
     assert (mlflow_logger.handlers, mlflow_logger.propagate) == (handlers, propagate)
+
+
+def _no_ui_lines(events: list[dict[str, object]]) -> list[str]:
+    return [str(e["event"]) % tuple(e.get("positional_args", ())) for e in events if "no UI URL" in str(e["event"])]
+
+
+def test_no_ui_url_says_why_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An embedded store has no UI: no link, and one line per task naming the connection and what to set."""
+    from structlog.testing import capture_logs
+
+    hook = _conn(monkeypatch, host="sqlite:////tmp/embedded.db")
+    with capture_logs() as events:
+        assert hook.run_url("1", "abc") == ""
+        assert hook.run_url("1", "def") == ""
+        assert hook.model_version_url("churn", "2") == ""
+    assert _no_ui_lines(events) == [
+        "MLflow run abc: no UI URL on connection 'mlflow_t', so no MLflow link on this task; "
+        "set its ui_url extra, e.g. http://127.0.0.1:5000, or run `make up`"
+    ]
+
+
+def test_ui_url_points_links_at_the_mlflow_ui(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``ui_url`` set on an embedded store, the links open the MLflow UI and nothing is logged."""
+    from structlog.testing import capture_logs
+
+    hook = _conn(monkeypatch, host="sqlite:////tmp/embedded.db", extra={"ui_url": "http://127.0.0.1:5000/"})
+    with capture_logs() as events:
+        assert hook.run_url("1", "abc") == "http://127.0.0.1:5000/#/experiments/1/runs/abc"
+        assert hook.model_version_url("churn", "2") == "http://127.0.0.1:5000/#/models/churn/versions/2"
+    assert _no_ui_lines(events) == []
