@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
+from airflow.sdk import AssetOrTimeSchedule
 
 from airflow_mlops.assets import source_asset
 from airflow_mlops.core import tags
-from airflow_mlops.factories.base import dag_id, new_dag
+from airflow_mlops.factories.base import cron_timetable, dag_id, new_dag
 from airflow_mlops.factories.level1 import build_training_dag
 from airflow_mlops.factories.params import promote_params
 from airflow_mlops.operators.promotion import PromoteModelOperator
@@ -27,14 +27,14 @@ def training_schedule(spec: PipelineSpec) -> Any:
     """The spec's cron schedule OR an update of the pipeline's source Asset."""
     if spec.schedule is None:
         return source_asset(spec.name)
-    return AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable(spec.schedule, timezone="UTC"), assets=source_asset(spec.name)
-    )
+    return AssetOrTimeSchedule(timetable=cron_timetable(spec.schedule), assets=source_asset(spec.name))
 
 
 def runs_on(spec: PipelineSpec, assets: str) -> str:
     """When a train DAG runs, for its ``doc_md``: the spec's cron (if any) or an update of ``assets``."""
-    return f"on `{spec.schedule}` or when {assets} updates" if spec.schedule else f"when {assets} updates"
+    if not spec.schedule:
+        return f"when {assets} updates"
+    return f"on `{spec.schedule}` (UTC; the first at the next slot after it is unpaused) or when {assets} updates"
 
 
 def build_promote_dag(spec: PipelineSpec) -> DAG:
