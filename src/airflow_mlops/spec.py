@@ -164,7 +164,7 @@ class MlflowSpec(_Strict):
 
 
 class WatchSpec(_Strict):
-    """How often the generated watcher looks for new source rows (Postgres sources, level 2 and up).
+    """How often the generated watcher looks for new source data (new Postgres rows, a changed file; level 2 and up).
 
     A ``schedule`` of ``null`` here, in ``promotion.ab`` and in ``monitoring`` leaves that DAG
     unscheduled: it runs when triggered by hand, through the REST API or by another system.

@@ -89,3 +89,31 @@ def _xcoms(env: dict[str, str], dag_id: str, key: str) -> dict[str, object]:
     with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as conn:
         rows = conn.execute("SELECT task_id, value FROM xcom WHERE dag_id = ? AND key = ?", (dag_id, key)).fetchall()
     return {task: json.loads(value) for task, value in rows}
+
+
+@pytest.mark.integration
+def test_level2_train_log_starts_with_our_lines(airflow_env: dict[str, str]) -> None:
+    """No Airflow deprecation flood from skops' module scan; MLflow's notices at their level; no UI: said once."""
+    output = _dag_test(airflow_env, "churn_files_train")
+    assert [line for line in output.splitlines() if "DeprecatedImportWarning" in line] == []
+    assert "Trained churn_files on" in output
+    notices = [line for line in output.splitlines() if "Failed to resolve installed pip version" in line]
+    assert notices
+    assert all("[warning" in line for line in notices), notices
+
+
+@pytest.mark.integration
+def test_files_watch_announces_the_source_file(airflow_env: dict[str, str]) -> None:
+    """``churn_files_watch`` sees the CSV (no key yet) and updates mlops://churn_files/source with its key."""
+    from airflow_mlops.triggers.file_change import current_file_key
+
+    _dag_test(airflow_env, "churn_files_watch")
+    with sqlite3.connect(Path(airflow_env["AIRFLOW_HOME"]) / "airflow.db") as conn:
+        rows = conn.execute(
+            "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+            "WHERE a.uri = 'mlops://churn_files/source' AND e.source_dag_id = 'churn_files_watch'"
+        ).fetchall()
+    csv = REPO / "dags" / "pipelines" / "data" / "customers.csv"
+    assert [json.loads(extra) for (extra,) in rows] == [
+        {"uri": f"file://{csv}", "key": current_file_key(f"file://{csv}")}
+    ]

@@ -6,12 +6,16 @@ server (``MlflowHook.activate`` does that).
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core import tags as tag_names
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import pandas as pd
 
     from airflow_mlops.refs import DatasetRef
@@ -49,11 +53,26 @@ def pip_requirements() -> list[str]:
     return pins
 
 
+@contextlib.contextmanager
+def quiet_skops_module_scan() -> Iterator[None]:
+    """Drop the warnings skops' module scan draws from Airflow's deprecated-import shims, and only those.
+
+    To name an object without ``__module__`` (a numpy or scipy ufunc), skops' ``whichmodule`` reads
+    the name from every module in ``sys.modules``; each Airflow shim module answers with a
+    ``DeprecatedImportWarning`` (a ``FutureWarning``), about 1,160 per model. The filter matches
+    that category, Airflow's message and skops' module, and lasts only for the ``with`` block.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"The `airflow\.", category=FutureWarning, module=r"skops\.io\.")
+        yield
+
+
 def trusted_types(model: Any) -> list[str]:
     """Types skops must be told to trust to load ``model``; we built it, so we trust them."""
     from skops.io import dumps, get_untrusted_types
 
-    return list(get_untrusted_types(data=dumps(model)))
+    with quiet_skops_module_scan():
+        return list(get_untrusted_types(data=dumps(model)))
 
 
 def find_run(experiment_id: str, tags: dict[str, str]) -> str | None:
@@ -99,14 +118,15 @@ def log_training_run(
         mlflow.log_params({k: _param(v) for k, v in params.items()})
         mlflow.log_input(data_input, context="training")
         mlflow.log_metrics(metrics)
-        info = mlflow.sklearn.log_model(
-            model,
-            name=MODEL_ARTIFACT,
-            signature=signature,
-            input_example=x_train.head(5),
-            pip_requirements=pip_requirements(),
-            skops_trusted_types=trusted_types(model),
-        )
+        with quiet_skops_module_scan():
+            info = mlflow.sklearn.log_model(
+                model,
+                name=MODEL_ARTIFACT,
+                signature=signature,
+                input_example=x_train.head(5),
+                pip_requirements=pip_requirements(),
+                skops_trusted_types=trusted_types(model),
+            )
         mlflow.set_tag(tag_names.MODEL_URI, info.model_uri)
         log_reference_profile(x_train, run.info.run_id, predictions=predictions, sample_rows=sample_rows)
     return LoggedModel(run.info.run_id, exp.experiment_id, info.model_uri)
@@ -177,7 +197,16 @@ def load_model(model_uri: str) -> Any:
     """Load a scikit-learn model logged by :func:`log_training_run`."""
     import mlflow.sklearn
 
-    return mlflow.sklearn.load_model(model_uri)
+    with quiet_skops_module_scan():
+        return mlflow.sklearn.load_model(model_uri)
+
+
+def load_packaged_model(model_uri: str) -> Any:
+    """Load a logged model as an MLflow pyfunc, the way a model server does."""
+    import mlflow.pyfunc
+
+    with quiet_skops_module_scan():
+        return mlflow.pyfunc.load_model(model_uri)
 
 
 @dataclass(frozen=True)

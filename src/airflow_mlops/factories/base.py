@@ -1,11 +1,11 @@
-"""What every generated DAG shares: ids, tags, start date, native templating."""
+"""What every generated DAG shares: ids, tags, start date, native templating; the cron timetable."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, CronTriggerTimetable
 
 if TYPE_CHECKING:
     from airflow_mlops.spec import PipelineSpec
@@ -18,12 +18,30 @@ def dag_id(spec: PipelineSpec, role: str) -> str:
     return f"{spec.name}_{role}"
 
 
-def new_dag(spec: PipelineSpec, role: str, *, schedule: Any = None, doc: str = "", **kwargs: Any) -> DAG:
+def cron_timetable(expression: str) -> CronTriggerTimetable:
+    """Runs at each slot of ``expression`` (UTC), the first being the next slot after the DAG is first seen.
+
+    Airflow's ``run_immediately=False`` applies only to a DAG without a ``start_date``: with one,
+    ``catchup=False`` still runs the latest past slot as soon as the DAG is unpaused, so a manual
+    trigger with "Unpause on trigger" ticked gave two runs. DAGs on this timetable get no start date.
+    """
+    return CronTriggerTimetable(expression, timezone="UTC", run_immediately=False)
+
+
+def new_dag(
+    spec: PipelineSpec,
+    role: str,
+    *,
+    schedule: Any = None,
+    doc: str = "",
+    start_date: datetime | None = START_DATE,
+    **kwargs: Any,
+) -> DAG:
     """A DAG for one role of the pipeline; templates render to native objects (dicts stay dicts)."""
     return DAG(
         dag_id=dag_id(spec, role),
         schedule=schedule,
-        start_date=START_DATE,
+        start_date=start_date,
         catchup=False,
         max_active_runs=1,
         render_template_as_native_obj=True,

@@ -32,8 +32,12 @@ def add_training_tasks(spec: PipelineSpec) -> dict[str, Any]:
 
 
 def build_training_dag(spec: PipelineSpec, *, schedule: Any = None, doc: str = "") -> tuple[DAG, dict[str, Any]]:
-    """The ``<name>_train`` DAG with the Level 1 tasks; higher levels add to it."""
-    with new_dag(spec, "train", schedule=schedule, params=training_params(spec), doc=doc) as dag:
+    """The ``<name>_train`` DAG with the Level 1 tasks; higher levels add to it.
+
+    It has no start date, so its cron schedule (:func:`cron_timetable`) starts at the next slot and
+    unpausing it never adds a run for the latest past slot.
+    """
+    with new_dag(spec, "train", schedule=schedule, params=training_params(spec), doc=doc, start_date=None) as dag:
         tasks = add_training_tasks(spec)
     return dag, tasks
 

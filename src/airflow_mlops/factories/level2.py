@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
+from airflow.sdk import AssetOrTimeSchedule
 
 from airflow_mlops.assets import source_asset
 from airflow_mlops.core import tags
-from airflow_mlops.factories.base import dag_id, new_dag
+from airflow_mlops.factories.base import cron_timetable, dag_id, new_dag
 from airflow_mlops.factories.level1 import build_training_dag
 from airflow_mlops.factories.params import promote_params
 from airflow_mlops.operators.promotion import PromoteModelOperator
 from airflow_mlops.operators.registry import RegisterModelOperator
+from airflow_mlops.sensors.file_change import FileChangeSensor
 from airflow_mlops.sensors.new_data import NewDataSensor
 
 if TYPE_CHECKING:
@@ -27,14 +28,14 @@ def training_schedule(spec: PipelineSpec) -> Any:
     """The spec's cron schedule OR an update of the pipeline's source Asset."""
     if spec.schedule is None:
         return source_asset(spec.name)
-    return AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable(spec.schedule, timezone="UTC"), assets=source_asset(spec.name)
-    )
+    return AssetOrTimeSchedule(timetable=cron_timetable(spec.schedule), assets=source_asset(spec.name))
 
 
 def runs_on(spec: PipelineSpec, assets: str) -> str:
     """When a train DAG runs, for its ``doc_md``: the spec's cron (if any) or an update of ``assets``."""
-    return f"on `{spec.schedule}` or when {assets} updates" if spec.schedule else f"when {assets} updates"
+    if not spec.schedule:
+        return f"when {assets} updates"
+    return f"on `{spec.schedule}` (UTC; the first at the next slot after it is unpaused) or when {assets} updates"
 
 
 def build_promote_dag(spec: PipelineSpec) -> DAG:
@@ -53,15 +54,28 @@ def build_promote_dag(spec: PipelineSpec) -> DAG:
 
 
 def build_watch_dag(spec: PipelineSpec) -> DAG | None:
-    """``<name>_watch``: a sensor that updates the source Asset when new rows land in Postgres."""
+    """``<name>_watch``: a sensor that updates the source Asset when the source has new data.
+
+    For Postgres (with a timestamp column): rows newer than the last watermark. For files: a content
+    key (checksum or etag, else size and mtime) other than the last one. Either is kept in the
+    sensor's XCom, so the next run only announces what is new.
+    """
     source = spec.source
-    if source.kind != "postgres" or not source.timestamp_column:
+    asset = source_asset(spec.name)
+    if source.kind == "files":
+        doc = (
+            f"Level {spec.level}: watches `{source.uri}` and announces a change of its content as an "
+            f"update of `{asset.uri}`, which starts `{dag_id(spec, 'train')}`."
+        )
+        with new_dag(spec, "watch", schedule=spec.watch.schedule, doc=doc) as dag:
+            FileChangeSensor(task_id=WATCH_TASK, uri=source.uri, last_key=_previous("key"), **_watch_kwargs(spec))
+        return dag
+    if not source.timestamp_column:
         return None
-    previous = f"(ti.xcom_pull(task_ids='{WATCH_TASK}', include_prior_dates=True) or {{}})"
     watched = f"`{source.table}`" if source.table else "the source query"
     doc = (
         f"Level {spec.level}: watches {watched} for new rows and announces them as an update of "
-        f"`{source_asset(spec.name).uri}`, which starts `{dag_id(spec, 'train')}`."
+        f"`{asset.uri}`, which starts `{dag_id(spec, 'train')}`."
     )
     with new_dag(spec, "watch", schedule=spec.watch.schedule, doc=doc) as dag:
         NewDataSensor(
@@ -71,22 +85,34 @@ def build_watch_dag(spec: PipelineSpec) -> DAG | None:
             query=source.query,
             parameters=source.parameters,
             timestamp_column=source.timestamp_column,
-            watermark="{{ " + previous + ".get('watermark') or '' }}",
+            watermark=_previous("watermark"),
             min_rows=spec.watch.min_new_rows,
-            deferrable=spec.watch.deferrable,
-            poke_interval=spec.watch.poll_interval,
-            timeout=spec.watch.timeout,
-            mode="reschedule",
-            soft_fail=True,
-            outlets=[source_asset(spec.name)],
+            **_watch_kwargs(spec),
         )
     return dag
+
+
+def _previous(field: str) -> str:
+    """A template for ``field`` of the watch task's last result (any earlier run), or ``''``."""
+    return f"{{{{ (ti.xcom_pull(task_ids='{WATCH_TASK}', include_prior_dates=True) or {{}}).get('{field}') or '' }}}}"
+
+
+def _watch_kwargs(spec: PipelineSpec) -> dict[str, Any]:
+    """How a watch sensor waits (``spec.watch``), and the source Asset it updates on success."""
+    return {
+        "deferrable": spec.watch.deferrable,
+        "poke_interval": spec.watch.poll_interval,
+        "timeout": spec.watch.timeout,
+        "mode": "reschedule",
+        "soft_fail": True,
+        "outlets": [source_asset(spec.name)],
+    }
 
 
 def build_level_2(spec: PipelineSpec) -> list[DAG]:
     """Level 2 DAGs: train (scheduled or data-triggered; registers a challenger), promote, watch.
 
-    ``<name>_watch`` exists only for Postgres sources with a timestamp column.
+    ``<name>_watch`` exists for files sources and for Postgres sources with a timestamp column.
     """
     train, _, others = level_2_parts(spec)
     return [train, *others]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, TriggerRule
+from airflow.sdk import AssetOrTimeSchedule, TriggerRule
 
 from airflow_mlops.assets import degradation_asset, drift_asset, source_asset
-from airflow_mlops.factories.base import dag_id, new_dag
+from airflow_mlops.factories.base import cron_timetable, dag_id, new_dag
 from airflow_mlops.factories.level2 import runs_on
 from airflow_mlops.factories.level3 import level_3_parts
 from airflow_mlops.operators.abtest import VerdictBranchOperator
@@ -26,7 +26,7 @@ def retrain_schedule(spec: PipelineSpec) -> object:
     assets = source_asset(spec.name) | drift_asset(spec.name) | degradation_asset(spec.name)
     if spec.schedule is None:
         return assets
-    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(spec.schedule, timezone="UTC"), assets=assets)
+    return AssetOrTimeSchedule(timetable=cron_timetable(spec.schedule), assets=assets)
 
 
 def _train_doc(spec: PipelineSpec) -> str:

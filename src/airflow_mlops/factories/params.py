@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 from airflow.sdk import Param
 
 if TYPE_CHECKING:
     from airflow_mlops.spec import PipelineSpec
+
+
+AS_OF_HELP = (
+    "Read source rows up to this time (ISO 8601). Empty: the DAG run's `run_after` (when it was due), "
+    "the same on every retry of the run."
+)
 
 
 def training_params(spec: PipelineSpec) -> dict[str, Param]:
@@ -18,7 +25,8 @@ def training_params(spec: PipelineSpec) -> dict[str, Param]:
             type="object",
             title="Hyperparameter overrides",
             description_md=(
-                f"JSON object merged over `{spec.estimator.class_path}` parameters (spec: `{spec.estimator.params}`)."
+                f"JSON object merged over `{spec.estimator.class_path}` parameters "
+                f"(spec: `{json.dumps(spec.estimator.params, sort_keys=True, default=str)}`)."
             ),
         ),
         "as_of": Param(
@@ -27,7 +35,7 @@ def training_params(spec: PipelineSpec) -> dict[str, Param]:
             format="date-time",
             pattern=r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$",
             title="As of",
-            description_md="Read source rows up to this time (ISO 8601). Empty: the run's start.",
+            description_md=AS_OF_HELP,
         ),
     }
 

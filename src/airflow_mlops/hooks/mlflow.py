@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import os
 import threading
 from functools import cached_property
@@ -24,6 +25,8 @@ _SCOPE_LOCK = threading.RLock()
 _CREDENTIAL_VARS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 _HTTP_VARS = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR")
 _URI_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+# The loggers MLflow gives its own stderr handler (mlflow.utils.logging_utils._configure_mlflow_loggers).
+_MLFLOW_LOGGERS = ("mlflow", "sqlalchemy.engine", "alembic", "huey")
 _NO_ALIAS_CODES = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
 _UNREACHABLE_MARKERS = (
     "failed with exception",
@@ -57,6 +60,7 @@ class MlflowHook(BaseHook):
     def __init__(self, mlflow_conn_id: str = default_conn_name) -> None:
         super().__init__()
         self.mlflow_conn_id = mlflow_conn_id
+        self._ui_miss_logged = False
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
@@ -139,7 +143,7 @@ class MlflowHook(BaseHook):
                 _apply_env(scoped)
                 mlflow.set_tracking_uri(s["tracking_uri"])
                 mlflow.set_registry_uri(s["registry_uri"])
-                with self.translate_errors():
+                with mlflow_logs_at_their_level(), self.translate_errors():
                     yield self.get_conn()
             finally:
                 mlflow.set_tracking_uri(saved_tracking)  # type: ignore[arg-type]  # None unsets it
@@ -184,14 +188,53 @@ class MlflowHook(BaseHook):
         return await asyncio.to_thread(read_alias, settings, model_name, alias)
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
-        """Link to a run in the MLflow UI, or ``""`` when the connection has no UI."""
-        base = self.settings["ui_url"]
+        """Link to a run in the MLflow UI, or ``""`` (and a line saying why) when the connection has no UI."""
+        base = self.ui_url(f"MLflow run {run_id}")
         return f"{base}/#/experiments/{experiment_id}/runs/{run_id}" if base else ""
 
     def model_version_url(self, name: str, version: str) -> str:
-        """Link to a registered model version in the MLflow UI, or ``""``."""
-        base = self.settings["ui_url"]
+        """Link to a registered model version in the MLflow UI, or ``""`` (and a line saying why)."""
+        base = self.ui_url(f"MLflow model {name} version {version}")
         return f"{base}/#/models/{quote(name)}/versions/{version}" if base else ""
+
+    def ui_url(self, subject: str) -> str:
+        """The MLflow UI's base URL, or ``""``; the first miss per hook (one per task) logs what to set.
+
+        An embedded store (SQLite, a folder) has no UI, so the task gets no MLflow extra link.
+        """
+        base = str(self.settings["ui_url"])
+        if not base and not self._ui_miss_logged:
+            self._ui_miss_logged = True
+            self.log.info(
+                "%s: no UI URL on connection %r, so no MLflow link on this task; set its ui_url extra, "
+                "e.g. http://127.0.0.1:5000, or run `make up`",
+                subject,
+                self.mlflow_conn_id,
+            )
+        return base
+
+
+@contextlib.contextmanager
+def mlflow_logs_at_their_level() -> Iterator[None]:
+    """Route MLflow's log records through the root logger, at their own level, for the ``with`` block.
+
+    MLflow writes its loggers' records to stderr and stops them from propagating. An Airflow task's
+    stderr reaches the task log as ERROR, so a notice such as "Failed to resolve installed pip
+    version" (a WARNING) read as a failure. In the block MLflow's stderr handler is set aside and
+    the records propagate to the root logger, which Airflow routes into the task log.
+    """
+    from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
+
+    saved = [(logger, logger.handlers, logger.propagate) for logger in map(logging.getLogger, _MLFLOW_LOGGERS)]
+    for logger, handlers, _ in saved:
+        logger.handlers = [h for h in handlers if getattr(h, "stream", None) is not MLFLOW_LOGGING_STREAM]
+        logger.propagate = True
+    try:
+        yield
+    finally:
+        for logger, handlers, propagate in saved:
+            logger.handlers = handlers
+            logger.propagate = propagate
 
 
 def read_alias(settings: dict[str, Any], model_name: str, alias: str) -> str | None:

@@ -202,10 +202,10 @@ class SmokeTestModelOperator(MlopsOperator):
         self.rows = rows
 
     def execute(self, context: Context) -> dict[str, Any]:
-        import mlflow.pyfunc
         import numpy as np
 
         from airflow_mlops.core.snapshot import read_snapshot
+        from airflow_mlops.core.tracking import load_packaged_model
         from airflow_mlops.core.training import prepare_features
         from airflow_mlops.core.validation import feature_columns
         from airflow_mlops.exceptions import TrainingError
@@ -214,7 +214,7 @@ class SmokeTestModelOperator(MlopsOperator):
         frame = read_snapshot(ObjectStoragePath(DatasetRef.from_xcom(self.dataset).uri)).head(self.rows)
         sample = prepare_features(frame[feature_columns(self.spec, list(frame.columns))])
         with self.hook.activate():
-            packaged = mlflow.pyfunc.load_model(model_ref.model_uri)
+            packaged = load_packaged_model(model_ref.model_uri)
             predictions = np.asarray(packaged.predict(sample))
         if len(predictions) != len(sample):
             raise TrainingError(f"smoke test: {len(sample)} rows in, {len(predictions)} predictions out")

@@ -77,3 +77,57 @@ def test_ui_field_behaviour_and_widgets() -> None:
     conn_type = next(c for c in get_provider_info()["connection-types"] if c["connection-type"] == "mlflow")
     assert {"tracking_uri", "registry_uri", "token", "ui_url"} <= set(conn_type["conn-fields"])
     assert conn_type["conn-fields"]["token"]["schema"]["format"] == "password"
+
+
+def test_mlflow_notices_reach_the_log_at_their_level(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: object,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """MLflow's pip notice is a WARNING record in the log, not a line on stderr (which Airflow logs as ERROR)."""
+    import logging
+
+    from mlflow.utils.environment import _mlflow_conda_env
+    from mlflow.utils.logging_utils import _configure_mlflow_loggers
+
+    _configure_mlflow_loggers("mlflow")  # MLflow's own setup, as at import: a stderr handler, no propagation
+    hook = _conn(monkeypatch, host=f"sqlite:///{tmp_path}/m.db")
+    mlflow_logger = logging.getLogger("mlflow")
+    handlers, propagate = list(mlflow_logger.handlers), mlflow_logger.propagate
+    with caplog.at_level(logging.INFO), hook.activate():
+        _mlflow_conda_env(additional_pip_deps=["scikit-learn"])  # no pip in this venv: MLflow warns
+    notices = [r for r in caplog.records if r.getMessage().startswith("Failed to resolve installed pip version")]
+    assert {(r.name, r.levelname) for r in notices} == {("mlflow.utils.environment", "WARNING")}
+    assert "Failed to resolve installed pip version" not in capfd.readouterr().err
+    assert (mlflow_logger.handlers, mlflow_logger.propagate) == (handlers, propagate)
+
+
+def _no_ui_lines(events: list[dict[str, object]]) -> list[str]:
+    return [str(e["event"]) % tuple(e.get("positional_args", ())) for e in events if "no UI URL" in str(e["event"])]
+
+
+def test_no_ui_url_says_why_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An embedded store has no UI: no link, and one line per task naming the connection and what to set."""
+    from structlog.testing import capture_logs
+
+    hook = _conn(monkeypatch, host="sqlite:////tmp/embedded.db")
+    with capture_logs() as events:
+        assert hook.run_url("1", "abc") == ""
+        assert hook.run_url("1", "def") == ""
+        assert hook.model_version_url("churn", "2") == ""
+    assert _no_ui_lines(events) == [
+        "MLflow run abc: no UI URL on connection 'mlflow_t', so no MLflow link on this task; "
+        "set its ui_url extra, e.g. http://127.0.0.1:5000, or run `make up`"
+    ]
+
+
+def test_ui_url_points_links_at_the_mlflow_ui(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``ui_url`` set on an embedded store, the links open the MLflow UI and nothing is logged."""
+    from structlog.testing import capture_logs
+
+    hook = _conn(monkeypatch, host="sqlite:////tmp/embedded.db", extra={"ui_url": "http://127.0.0.1:5000/"})
+    with capture_logs() as events:
+        assert hook.run_url("1", "abc") == "http://127.0.0.1:5000/#/experiments/1/runs/abc"
+        assert hook.model_version_url("churn", "2") == "http://127.0.0.1:5000/#/models/churn/versions/2"
+    assert _no_ui_lines(events) == []

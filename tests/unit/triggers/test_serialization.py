@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from airflow_mlops.triggers.file_change import FileChangeTrigger
 from airflow_mlops.triggers.model_alias import ModelAliasTrigger
 from airflow_mlops.triggers.new_data import NewDataTrigger
 
@@ -75,6 +76,30 @@ CASES = [
         MODEL_ALIAS_FULL,
         MODEL_ALIAS_FULL,
         id="model-alias-all",
+    ),
+    pytest.param(
+        FileChangeTrigger,
+        "airflow_mlops.triggers.file_change.FileChangeTrigger",
+        {"uri": "file:///data/customers.csv"},
+        {"uri": "file:///data/customers.csv", "last_key": None, "poll_interval": 60.0, "timeout": None},
+        id="file-change-defaults",
+    ),
+    pytest.param(
+        FileChangeTrigger,
+        "airflow_mlops.triggers.file_change.FileChangeTrigger",
+        {
+            "uri": "s3://aws_default@bucket/customers.csv",
+            "last_key": "etag:9b2cf535f27731c974343645a3985328",
+            "poll_interval": 5.0,
+            "timeout": 300.0,
+        },
+        {
+            "uri": "s3://aws_default@bucket/customers.csv",
+            "last_key": "etag:9b2cf535f27731c974343645a3985328",
+            "poll_interval": 5.0,
+            "timeout": 300.0,
+        },
+        id="file-change-all",
     ),
 ]
 
