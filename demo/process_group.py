@@ -85,21 +85,26 @@ def _group_exists(pgid: int) -> bool:
     return True
 
 
-def _wait_gone(pgid: int, deadline: float) -> None:
-    """Wait for every process of the group to exit; SIGKILL what is left at ``deadline``."""
+def _wait_gone(pgid: int, deadline: float) -> bool:
+    """Wait for every process of the group to exit; SIGKILL what is left at ``deadline``; True if it took that."""
     while _group_exists(pgid) and time.monotonic() < deadline:
-        with suppress(ChildProcessError):
-            os.waitpid(-pgid, os.WNOHANG)
         time.sleep(0.2)
-    if _group_exists(pgid):
-        _signal(pgid, signal.SIGKILL)
-        time.sleep(0.5)
+    if not _group_exists(pgid):
+        return False
+    _signal(pgid, signal.SIGKILL)
+    for _ in range(50):  # a killed process is gone once its parent (init, here) has reaped it
+        if not _group_exists(pgid):
+            break
+        time.sleep(0.2)
+    return True
 
 
-def stop_groups(pgids: list[int], grace: float = 30) -> None:
-    """SIGTERM each process group, wait up to ``grace`` seconds for all to exit, SIGKILL what is left."""
+def stop_groups(pgids: list[int], grace: float = 30) -> list[int]:
+    """SIGTERM each process group, wait up to ``grace`` seconds for all to exit, SIGKILL what is left.
+
+    Returns the groups that had to be killed.
+    """
     for pgid in pgids:
         _signal(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    for pgid in pgids:
-        _wait_gone(pgid, deadline)
+    return [pgid for pgid in pgids if _wait_gone(pgid, deadline)]

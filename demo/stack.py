@@ -316,7 +316,9 @@ class Stack:
         recorded = self.recorded()
         chosen = [recorded[n] for n in (names if names is not None else list(recorded)) if n in recorded]
         groups = [svc for svc in chosen if svc.name != "postgres" and svc.alive()]
-        stop_groups([svc.pid for svc in groups], grace)
+        killed = stop_groups([svc.pid for svc in groups], grace)
+        if killed:
+            self.say(f"stack: killed after {grace:.0f} s: {', '.join(s.name for s in groups if s.pid in killed)}")
         if any(svc.name == "postgres" for svc in chosen):
             self.postgres.stop()
         for svc in chosen:
