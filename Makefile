@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-unit lint format docs bench clean
+.PHONY: help install demo up down test test-unit lint format docs bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -17,9 +17,14 @@ $(VENV)/.installed: pyproject.toml uv.lock
 	uv sync --frozen --compile-bytecode
 	@touch $@
 
-demo: install ## Run the Level 4 closed loop for real and print its timeline
-	SKIP_COMPOSE=1 ./scripts/services.sh
+demo: install ## Run the Level 4 closed loop for real and print its timeline (embedded Postgres if none runs)
 	$(PY) -m demo
+
+up: install ## Leave Airflow (login), MLflow, the model server and the Evidently UI running on .demo; print URLs
+	$(PY) -m demo.stack up $(STACK_ARGS)
+
+down: ## Stop everything `make up` started
+	@if [ -x $(PY) ]; then $(PY) -m demo.stack down; else echo "stack: nothing was running"; fi
 
 test: install ## Start Postgres if needed; ruff, mypy, the strict docs build and the whole test suite
 	./scripts/services.sh
@@ -52,5 +57,5 @@ bench: install ## Run every benchmark (scripts/services.sh installs wrk when it 
 	$(PY) bench/drift.py
 	$(PY) bench/closed_loop.py
 
-clean: ## Remove the demo's files, the docs site and tool caches
+clean: down ## Stop the stack; remove the demo's files, the docs site and tool caches
 	rm -rf .demo site .pytest_cache .mypy_cache .ruff_cache

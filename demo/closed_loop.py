@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 PG = {"host": "127.0.0.1", "port": 5432, "login": "postgres"}
 RUN_TIMEOUT = 600
 LOADER = "mlops_pipelines.py"
+KEPT = ("postgres", "stack")  # the embedded Postgres's data and the local stack's login outlive a new run
 
 
 def closed_loop_spec(base: dict[str, Any], *, name: str | None = None) -> dict[str, Any]:
@@ -135,9 +136,12 @@ class ClosedLoop:
         self.say(f"{step.at:7.1f}s  {text}")
 
     def start(self, world: World, *, history_rows: int = 1500) -> None:
-        """Fresh state; the source table with ``history_rows`` customers; the server; Airflow."""
-        if self.home.exists():
-            shutil.rmtree(self.home)
+        """Fresh state (but :data:`KEPT`); the source table with ``history_rows`` customers; the server; Airflow."""
+        for entry in self.home.iterdir() if self.home.exists() else []:
+            if entry.is_dir() and entry.name not in KEPT:
+                shutil.rmtree(entry)
+            elif not entry.is_dir():
+                entry.unlink()
         dags = self.home / "dags"
         (dags / "pipelines").mkdir(parents=True)
         shutil.copy(self.loader, dags / LOADER)

@@ -1,8 +1,9 @@
 """``make demo``: the Level 4 closed loop, headless, on a real Airflow and a real model server.
 
 Airflow runs on SQLite with the LocalExecutor (api-server, scheduler, dag-processor, triggerer),
-MLflow on SQLite, the model server is ``airflow-mlops serve``; Postgres (started by
-``scripts/services.sh``) holds the source table, the prediction log, the labels and the ledger.
+MLflow on SQLite, the model server is ``airflow-mlops serve``; Postgres (the one answering on
+127.0.0.1:5432, else an embedded one with its data in ``<home>/postgres``) holds the source table,
+the prediction log, the labels and the ledger. ``make up`` then opens the same home in the browser.
 The pipeline is ``dags/pipelines/churn_auto.yaml`` with its schedules removed: the demo triggers
 the monitor and the A/B analysis where the clock would, and waits for what the Assets start.
 
@@ -14,10 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from demo.closed_loop import ClosedLoop, closed_loop_spec
 from demo.world import World
+
+if TYPE_CHECKING:
+    from demo.local_postgres import EmbeddedPostgres
 
 PIPELINE = "churn_auto"
 
@@ -115,7 +119,7 @@ def summary(loop: ClosedLoop, results: dict[str, Any]) -> str:
         for verdict in checks.values()
         if isinstance(verdict, dict) and verdict.get("report_uri")
     ]
-    lines += ["", "Where to look"]
+    lines += ["", "Where to look (`make up` serves all of it in the browser: Airflow, MLflow, Evidently)"]
     lines.append(f"  Evidently workspace   {loop.home / 'evidently'}")
     lines += [f"  Evidently report      {uri}" for uri in reports]
     lines.append(f"  MLflow                mlflow ui --backend-store-uri {loop.tracking_uri}")
@@ -126,6 +130,20 @@ def summary(loop: ClosedLoop, results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def postgres_for(home: Path) -> EmbeddedPostgres | None:
+    """Refuse to run under a live ``make up``; start an embedded Postgres if none answers on 127.0.0.1:5432."""
+    from demo.local_postgres import ensure_postgres
+    from demo.stack import Stack
+
+    running = Stack(home).running()
+    if running:
+        raise SystemExit(f"demo: the local stack runs under {home} ({', '.join(sorted(running))}); `make down` first")
+    embedded = ensure_postgres(home / "postgres")
+    if embedded is not None:
+        print(f"demo: no Postgres on 127.0.0.1:5432; started an embedded one (data in {embedded.data})")
+    return embedded
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the closed loop under ``--home`` and print its summary."""
     parser = argparse.ArgumentParser(
@@ -133,10 +151,15 @@ def main(argv: list[str] | None = None) -> int:
         description=(
             "Run the Level 4 closed loop (churn_auto) headless on a real Airflow and a real model server: "
             "train, serve, drift, monitor, retrain on the Asset, A/B test, promote. "
-            "Needs Postgres at 127.0.0.1:5432 (user postgres; scripts/services.sh starts it)."
+            "Uses the Postgres at 127.0.0.1:5432 (user postgres) or, if none answers, starts an embedded one."
         ),
     )
-    parser.add_argument("--home", type=Path, default=Path(".demo"), help="folder for all demo state (recreated)")
+    parser.add_argument(
+        "--home",
+        type=Path,
+        default=Path(".demo"),
+        help="folder for all demo state (recreated; the embedded Postgres data and the stack login are kept)",
+    )
     parser.add_argument("--dags", type=Path, default=Path("dags"), help="DAG folder with the example pipelines")
     parser.add_argument("--database", default="mlops_demo", help="Postgres database for data, logs and ledger")
     args = parser.parse_args(argv)
@@ -159,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         data_db=args.database,
         say=lambda line: print(line, flush=True),
     )
+    embedded = postgres_for(loop.home)
     world = World(loop.dsn)
     print(f"demo: {PIPELINE} (Level 4) under {loop.home}; Airflow on SQLite, MLflow on SQLite, Postgres {loop.data_db}")
     try:
@@ -167,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             text = summary(loop, results)
     finally:
         loop.stop()
+        if embedded is not None:
+            embedded.stop()
     print(text)
     (loop.home / "summary.txt").write_text(text + "\n")
     return 0

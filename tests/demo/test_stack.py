@@ -1,0 +1,73 @@
+"""``python -m demo.stack``: up prints URLs that answer, a second up finds it running, down leaves no process."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from demo.cluster import drop_database, free_port
+from demo.stack import Stack
+
+pytestmark = pytest.mark.scheduler
+
+REPO = Path(__file__).resolve().parents[2]
+DATABASE = "mlops_stack_test"
+HEALTH = {"api": "/api/v2/monitor/health", "mlflow": "/health", "serve": "/health", "evidently": "/api/version"}
+
+
+def _stack(action: str, home: Path, ports: dict[str, int]) -> subprocess.CompletedProcess[str]:
+    flags = [arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    return subprocess.run(
+        [sys.executable, "-m", "demo.stack", action, "--home", str(home), "--database", DATABASE, *flags],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+
+
+def _status(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return int(response.status)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_up_twice_then_down(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    ports = {name: free_port() for name in HEALTH}
+    try:
+        up = _stack("up", home, ports)
+        assert up.returncode == 0, up.stdout + up.stderr
+        printed = set(re.findall(r"http://127\.0\.0\.1:(\d+)", up.stdout))
+        assert printed == {str(port) for port in ports.values()}, up.stdout
+        for name, path in HEALTH.items():
+            assert _status(f"http://127.0.0.1:{ports[name]}{path}") == 200, name
+        assert _status(f"http://127.0.0.1:{ports['api']}/auth/login/") == 200
+        assert re.search(r"login: admin / \S+", up.stdout), up.stdout
+        groups = {name: svc.pid for name, svc in Stack(home).recorded().items()}
+        assert set(groups) >= {"api-server", "scheduler", "dag-processor", "triggerer", "mlflow", "model-server"}
+
+        again = _stack("up", home, ports)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "already running" in again.stdout
+        assert {name: svc.pid for name, svc in Stack(home).recorded().items()} == groups
+    finally:
+        down = _stack("down", home, ports)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "stopped" in down.stdout
+    assert not [name for name, pgid in groups.items() if _group_alive(pgid)]
+    assert Stack(home).recorded() == {}
+    left = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
+    assert str(home) not in left
+    drop_database(DATABASE)
