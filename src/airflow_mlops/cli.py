@@ -67,26 +67,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _trace(args: argparse.Namespace) -> int:
-    import json
+    from airflow_mlops.trace_command import run_trace
 
-    import psycopg2
-    from mlflow import MlflowClient
-
-    from airflow_mlops.core.ledger import Ledger
-    from airflow_mlops.core.lineage import TraceNotFoundError, trace
-
-    client = MlflowClient(args.tracking_uri, args.registry_uri or args.tracking_uri)
-    ledger = Ledger(args.ledger_url) if args.ledger_url else None
-    conn = psycopg2.connect(args.dsn)
-    try:
-        result = trace(args.request_id, conn=conn, client=client, ledger=ledger)
-    except TraceNotFoundError as err:
-        print(f"trace: {err}")
-        return 1
-    finally:
-        conn.close()
-    print(json.dumps(result, indent=2, default=str))
-    return 0
+    return run_trace(args)
 
 
 if __name__ == "__main__":
