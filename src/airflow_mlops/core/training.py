@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.importing import import_estimator, parse_allowed_modules
 from airflow_mlops.core.overrides import check_overrides
-from airflow_mlops.core.validation import feature_columns
+from airflow_mlops.core.validation import DATETIME_ADVICE, datetime_features, feature_columns
 from airflow_mlops.exceptions import TrainingError
 from airflow_mlops.settings import mlops_setting
 
@@ -32,6 +32,12 @@ def split_frame(frame: pd.DataFrame, spec: PipelineSpec) -> Split:
     from sklearn.model_selection import train_test_split
 
     features = feature_columns(spec, list(frame.columns))
+    dated = datetime_features(frame, features)
+    if dated:
+        found = ", ".join(f"{column!r} ({what})" for column, what in dated.items())
+        raise TrainingError(
+            f"features: expected numeric or categorical columns, found dates in {found}; {DATETIME_ADVICE}"
+        )
     x = prepare_features(frame[features])
     y = frame[spec.target]
     stratify = y if spec.task == "classification" else None

@@ -190,3 +190,14 @@ def test_estimator_of_the_wrong_task_fails_before_fitting(
     wanted = "a classifier" if task == "classification" else "a regressor"
     with pytest.raises(TrainingError, match=f"task is '{task}', so expected {wanted}, found {estimator} .*{found}"):
         build_model(spec, customers_frame)
+
+
+def test_training_refuses_a_datetime_feature(customers_frame: pd.DataFrame) -> None:
+    """Past validation, training still refuses dates instead of one-hot encoding them as text."""
+    frame = customers_frame.copy()
+    frame["signup"] = "2025-03-01"
+    spec = PipelineSpec.from_dict(spec_dict(features=["tenure_months", "signup"]))
+    with pytest.raises(
+        TrainingError, match=r"features: expected numeric or categorical columns, found dates in 'signup'"
+    ):
+        split_frame(frame, spec)
