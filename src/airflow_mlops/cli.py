@@ -6,9 +6,11 @@ import argparse
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch ``trace`` and ``serve`` (the demo is ``python -m demo`` in the repository, not in the wheel)."""
+    """Dispatch ``validate``, ``trace`` and ``serve`` (the demo is ``python -m demo`` in the repository)."""
     parser = argparse.ArgumentParser(prog="airflow-mlops", description="airflow-provider-mlops tools")
     commands = parser.add_subparsers(dest="command", required=True)
+    validate = commands.add_parser("validate", help="check pipeline spec files with the rules of the DAG parse")
+    validate.add_argument("paths", nargs="+", metavar="PATH", help="spec files, or folders of *.yaml/*.yml specs")
     trace = commands.add_parser("trace", help="walk a served prediction back to its model, run and data")
     trace.add_argument("request_id")
     trace.add_argument("--dsn", required=True, help="libpq connection string of the prediction log database")
@@ -23,8 +25,32 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "serve":
         return _serve(args)
+    if args.command == "validate":
+        return _validate(args.paths)
 
     return _trace(args)
+
+
+def _validate(paths: list[str]) -> int:
+    """One line per error (``file: field: expected ..., found ...``); exit 1 when any spec is invalid."""
+    from pathlib import Path
+
+    from airflow_mlops.spec_files import check_spec_files, spec_paths
+
+    files: list[Path] = []
+    for given in map(Path, paths):
+        if given.is_dir():
+            files += spec_paths(given)
+        elif given.exists():
+            files.append(given)
+        else:
+            print(f"{given}: no such file or folder")
+            return 2
+    checked = check_spec_files(files)
+    for line in checked.error_lines():
+        print(line)
+    print(f"validate: {len(checked.specs)} valid, {len(checked.errors)} invalid spec file(s)")
+    return 1 if checked.errors else 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -41,26 +67,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _trace(args: argparse.Namespace) -> int:
-    import json
+    from airflow_mlops.trace_command import run_trace
 
-    import psycopg2
-    from mlflow import MlflowClient
-
-    from airflow_mlops.core.ledger import Ledger
-    from airflow_mlops.core.lineage import TraceNotFoundError, trace
-
-    client = MlflowClient(args.tracking_uri, args.registry_uri or args.tracking_uri)
-    ledger = Ledger(args.ledger_url) if args.ledger_url else None
-    conn = psycopg2.connect(args.dsn)
-    try:
-        result = trace(args.request_id, conn=conn, client=client, ledger=ledger)
-    except TraceNotFoundError as err:
-        print(f"trace: {err}")
-        return 1
-    finally:
-        conn.close()
-    print(json.dumps(result, indent=2, default=str))
-    return 0
+    return run_trace(args)
 
 
 if __name__ == "__main__":

@@ -136,6 +136,15 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "postgresql+psycopg://airflow@postgres/mlops",
                         "default": None,
                     },
+                    "allowed_estimator_modules": {
+                        "description": "Comma-separated module prefixes whose classes (and factory "
+                        "functions) a spec's ``estimator.class`` may name, in addition to scikit-learn's "
+                        "classes. Checked when the DAG file is parsed and again before training.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "mycompany.models, xgboost.sklearn",
+                        "default": "",
+                    },
                     "evidently_workspace": {
                         "description": "Folder of the local Evidently workspace that drift and quality "
                         "snapshots go to when no ``evidently_default`` connection exists "

@@ -9,21 +9,22 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from airflow_mlops.core.drift.methods import DEFAULT_DRIFT_SHARE, METHODS
-from airflow_mlops.core.importing import check_importable
+from airflow_mlops.core.importing import check_estimator_path, parse_allowed_modules
 from airflow_mlops.core.log_tables import is_table_name
 from airflow_mlops.core.metric_catalog import METRICS, Direction, TaskKind, metrics_for
+from airflow_mlops.core.schedules import check_schedule
 from airflow_mlops.exceptions import PipelineSpecError
-
-if TYPE_CHECKING:
-    from collections.abc import Iterable
+from airflow_mlops.settings import mlops_setting
+from airflow_mlops.spec_errors import format_errors
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+Schedule = Annotated[str | None, AfterValidator(check_schedule)]
 
 
 class _Strict(BaseModel):
@@ -98,7 +99,10 @@ Source = Annotated[PostgresSource | FileSource, Field(discriminator="kind")]
 
 
 class EstimatorSpec(_Strict):
-    """A scikit-learn estimator (or a callable returning one) and its parameters.
+    """A scikit-learn estimator class (or a declared factory function returning one) and its parameters.
+
+    The class must live under an allowed module: scikit-learn, or a prefix listed in
+    ``[mlops] allowed_estimator_modules``, whose factory functions are allowed too.
 
     If the object built is a full ``sklearn.pipeline.Pipeline`` it is used as given; otherwise a
     preprocessing pipeline is derived from the dataset schema and placed in front of it.
@@ -111,11 +115,11 @@ class EstimatorSpec(_Strict):
 
     @field_validator("class_path")
     @classmethod
-    def _importable(cls, value: str) -> str:
+    def _allowed(cls, value: str) -> str:
         try:
-            check_importable(value)
+            check_estimator_path(value, parse_allowed_modules(mlops_setting("allowed_estimator_modules")))
         except ImportError as err:
-            raise ValueError(f"expected an importable estimator path, found {value!r} ({err})") from None
+            raise ValueError(f"expected an estimator class under an allowed module, found {value!r} ({err})") from None
         return value
 
 
@@ -170,7 +174,7 @@ class WatchSpec(_Strict):
     unscheduled: it runs when triggered by hand, through the REST API or by another system.
     """
 
-    schedule: str | None = "*/30 * * * *"
+    schedule: Schedule = "*/30 * * * *"
     min_new_rows: Annotated[int, Field(ge=1)] = 1
     deferrable: bool = True
     poll_interval: Annotated[float, Field(gt=0)] = 60.0
@@ -188,7 +192,7 @@ class ABTestSpec(_Strict):
     min_samples_per_arm: Annotated[int, Field(ge=10)] = 200
     test: Literal["two_proportion_z", "bootstrap"] = "two_proportion_z"
     max_duration_hours: Annotated[float, Field(gt=0)] = 72.0
-    schedule: str | None = "@hourly"
+    schedule: Schedule = "@hourly"
 
 
 class PromotionPolicy(_Strict):
@@ -313,7 +317,7 @@ class MonitoringSpec(_Strict):
     published and recorded.
     """
 
-    schedule: str | None = "@hourly"
+    schedule: Schedule = "@hourly"
     window_hours: Annotated[float, Field(gt=0)] = 24.0
     min_rows: Annotated[int, Field(ge=1)] = 200
     max_accuracy_drop: Annotated[float, Field(ge=0.0, le=1.0)] = 0.05
@@ -358,7 +362,7 @@ class PipelineSpec(_Strict):
     name: str
     level: Annotated[int, Field(ge=0, le=4)]
     description: str = ""
-    schedule: str | None = None
+    schedule: Schedule = None
     task: TaskKind = "classification"
     source: Source
     target: str
@@ -441,9 +445,14 @@ class PipelineSpec(_Strict):
         """Load and validate one spec file."""
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            data = yaml.safe_load(path.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError as err:
+            found = f"binary data ({err.reason})"
+            raise PipelineSpecError(f"{path}: expected a UTF-8 text YAML file, found {found}") from None
+        except OSError as err:
+            raise PipelineSpecError(f"{path}: cannot read the spec file: {err.strerror or err}") from None
         except yaml.YAMLError as err:
-            raise PipelineSpecError(f"{path}: not valid YAML: {err}") from None
+            raise PipelineSpecError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
         return cls.from_dict(_resolve_relative_uri(data, path.parent), origin=str(path))
 
 
@@ -455,39 +464,3 @@ def _resolve_relative_uri(data: Any, folder: Path) -> Any:
         if "://" not in uri and not uri.startswith("/"):
             data = {**data, "source": {**source, "uri": f"file://{(folder / uri).resolve()}"}}
     return data
-
-
-def format_errors(err: ValidationError, origin: str) -> str:
-    """Render pydantic errors as ``origin: field.path: expected ..., found ...`` lines."""
-    lines = [f"{origin}: invalid pipeline spec ({err.error_count()} error(s))"]
-    for e in err.errors(include_url=False):
-        loc = ".".join(str(p) for p in e["loc"] if not _is_union_tag(p))
-        message = e["msg"].removeprefix("Value error, ").replace("Input should be", "expected")
-        if not loc:
-            lines.append(f"  {message}")
-        elif e["type"] == "missing":
-            lines.append(f"  {loc}: required field is missing")
-        elif e["type"] == "extra_forbidden":
-            lines.append(f"  {loc}: unknown field (found {e['input']!r})")
-        elif "found" in message:
-            lines.append(f"  {loc}: {message}")
-        else:
-            lines.append(f"  {loc}: {message}, found {e.get('input')!r}")
-    return "\n".join(lines)
-
-
-def _is_union_tag(part: Any) -> bool:
-    return part in ("postgres", "files")
-
-
-def load_specs(paths: Iterable[str | Path]) -> list[PipelineSpec]:
-    """Load several spec files; names must be unique."""
-    specs: list[PipelineSpec] = []
-    seen: dict[str, str] = {}
-    for path in sorted(Path(p) for p in paths):
-        spec = PipelineSpec.from_yaml(path)
-        if spec.name in seen:
-            raise PipelineSpecError(f"{path}: name: {spec.name!r} is already used by {seen[spec.name]}")
-        seen[spec.name] = str(path)
-        specs.append(spec)
-    return specs

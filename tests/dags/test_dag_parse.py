@@ -147,3 +147,38 @@ def test_bad_spec_is_an_import_error_naming_file_and_fields(tmp_path: Path) -> N
     estimator = next(line for line in lines if line.strip().startswith("estimator.class:"))
     assert "expected" in estimator
     assert "found 'sklearn.linear_model.Nope'" in estimator
+
+
+def test_one_bad_spec_does_not_hide_the_others(tmp_path: Path) -> None:
+    """Good pipelines keep loading; the DAG file's import error names each bad YAML file and its field."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    pipelines = tmp_path / "pipelines"
+    pipelines.mkdir()
+    loader = tmp_path / "mlops_pipelines.py"
+    shutil.copy(DAGS / "mlops_pipelines.py", loader)
+    shutil.copytree(DAGS / "pipelines" / "data", pipelines / "data")
+    good = (DAGS / "pipelines" / "churn_files.yaml").read_text(encoding="utf-8")
+    (pipelines / "churn_files.yaml").write_text(good, encoding="utf-8")
+    (pipelines / "every_day.yaml").write_text(
+        good.replace("name: churn_files", "name: every_day") + "schedule: every day\n", encoding="utf-8"
+    )
+    (pipelines / "pwned.yml").write_text(
+        good.replace("name: churn_files", "name: pwned").replace(
+            "sklearn.linear_model.LogisticRegression", "os.system"
+        ),
+        encoding="utf-8",
+    )
+    (pipelines / "garbage.yaml").write_bytes(bytes(range(256)))
+
+    bag = DagBag(dag_folder=str(tmp_path))
+
+    assert sorted(bag.dag_ids) == ["churn_files_promote", "churn_files_train"]
+    assert list(bag.import_errors) == [str(loader)]
+    message = bag.import_errors[str(loader)]
+    assert "3 invalid pipeline spec file(s); the other pipelines loaded" in message
+    assert f"{pipelines / 'every_day.yaml'}: invalid pipeline spec" in message
+    assert "schedule: expected a cron expression of five fields" in message
+    assert f"{pipelines / 'pwned.yml'}: invalid pipeline spec" in message
+    assert "estimator.class: expected an estimator class under an allowed module, found 'os.system'" in message
+    assert f"{pipelines / 'garbage.yaml'}: expected a UTF-8 text YAML file, found binary data" in message

@@ -287,3 +287,19 @@ def test_iter_postgres_errors_name_the_source(customers_table: str, driver: str)
     query = f"SELECT customer_id FROM {customers_table}"
     with pytest.raises(DatasetExtractionError, match=r"query failed: column \"updated_at\" does not exist"):
         first_chunk(query=query)
+
+
+@pytest.mark.usefixtures("storage")
+@pytest.mark.parametrize("as_of", [AS_OF, None])
+def test_a_query_the_spec_accepts_runs_as_written(
+    customers_table: str, customers_frame: pd.DataFrame, as_of: datetime | None
+) -> None:
+    """A LIKE pattern with ``%``, a bind parameter and a trailing comment and semicolon run as written."""
+    query = (
+        f"SELECT * FROM {customers_table} WHERE plan LIKE 'prem%' AND region LIKE '%%u%%' "
+        "AND tenure_months >= %(min_tenure)s -- premium customers only\n;"
+    )
+    ref = extract(postgres_source(query=query, parameters={"min_tenure": 1}), as_of=as_of)
+    frame = customers_frame if as_of is None else rows_until(customers_frame, as_of)
+    expected = frame[frame["plan"].str.startswith("prem") & frame["region"].str.contains("u")]
+    assert ref["rows"] == len(expected[expected["tenure_months"] >= 1]) > 0

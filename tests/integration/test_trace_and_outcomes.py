@@ -114,6 +114,7 @@ def test_trace_cli_reports_unknown_request(mlflow_conn: str, capsys: pytest.Capt
     """The CLI explains a request id that was never logged (with the real default table)."""
     with psycopg2.connect(PG_DSN) as conn, conn.cursor() as cur:
         cur.execute(prediction_log_ddl())
+    MlflowClient(mlflow_conn).search_experiments()  # trace refuses a sqlite: store that does not exist yet
     code = main(["trace", "missing-id", "--dsn", PG_DSN, "--tracking-uri", mlflow_conn])
     assert code == 1
     assert "request 'missing-id': no prediction with this id" in capsys.readouterr().out

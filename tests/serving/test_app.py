@@ -90,7 +90,7 @@ async def test_bad_requests_get_clear_4xx_and_the_server_stays_up(
 ) -> None:
     name = register(champion=0, challenger=None)
     good = complete_rows(serving_store.frame, 1)[0]
-    async with serving(config_for(serving_store, name)) as (client, runtime):
+    async with serving(config_for(serving_store, name, max_body_bytes=1 << 20)) as (client, runtime):
         for body, status, message in BAD_BODIES:
             response = await client.post("/predict", content=body, headers={"Content-Type": "application/json"})
             assert response.status_code == status, (body, response.text)

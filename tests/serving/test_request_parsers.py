@@ -231,3 +231,18 @@ def test_check_admin_token_refuses(token: str | None, header: str | None, status
     err = _refused(check_admin_token, token, header)
     assert (err.status, err.error) == (status, error)
     assert err.detail.startswith(detail)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"request_id": "r\x001", "label": 1}, "body.request_id: must not contain the NUL character"),
+        ({"request_id": "r1", "label": "ye\x00s"}, "body.label: must not contain the NUL character"),
+        ({"items": [{"request_id": "\x00", "label": 0}]}, "items[0].request_id: must not contain the NUL character"),
+    ],
+)
+def test_feedback_with_a_nul_character_is_refused(body: Any, message: str) -> None:
+    """Postgres text cannot hold NUL: such feedback is a 422, not a failed write and a 503."""
+    err = _refused(parse_feedback, body)
+    assert err.status == 422
+    assert message in err.detail

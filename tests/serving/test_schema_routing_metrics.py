@@ -146,3 +146,11 @@ def test_metrics_text_format() -> None:
     assert "mlops_serving_log_queue_depth 4" in lines
     assert "mlops_serving_challenger_share 0.25" in lines
     assert metrics.value("mlops_serving_requests_total", status="200") == 2
+
+
+@pytest.mark.parametrize("text", ["\x00", "bas\x00ic", "\x00\x00"])
+def test_a_nul_character_in_a_string_feature_is_refused(text: str) -> None:
+    """Postgres JSON cannot hold NUL, so a feature with one would make its log row unreadable: 422."""
+    row, errors = check({**GOOD, "plan": text})
+    assert row is None
+    assert summarize(errors) == "features.plan: must not contain the NUL character"

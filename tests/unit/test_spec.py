@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from airflow_mlops.exceptions import PipelineSpecError
-from airflow_mlops.spec import PipelineSpec, load_specs
+from airflow_mlops.spec import PipelineSpec
+from airflow_mlops.spec_files import load_specs
 from tests.support.paths import REPO
 from tests.support.specs import spec_dict
 
@@ -166,3 +167,93 @@ def test_drift_override_on_a_non_feature_names_it() -> None:
 def test_drift_share_bounds() -> None:
     assert "monitoring.drift.share" in _error(monitoring={"drift": {"share": 0}})
     assert "monitoring.drift.share" in _error(monitoring={"drift": {"share": 1.5}})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"schedule": "every day"}, "schedule"),
+        ({"schedule": "0 25 * * *"}, "schedule"),
+        ({"schedule": "@every_day"}, "schedule"),
+        ({"schedule": "* * * * * *"}, "schedule"),
+        ({"watch": {"schedule": "every 30 minutes"}}, "watch.schedule"),
+        ({"monitoring": {"schedule": "hourly"}}, "monitoring.schedule"),
+        ({"promotion": {"ab": {"schedule": "*/61 * * *"}}}, "promotion.ab.schedule"),
+    ],
+)
+def test_every_schedule_is_checked_at_parse(overrides: dict[str, object], field: str) -> None:
+    """A schedule Airflow cannot fire names the file, the field, what is expected and what was found."""
+    message = _error(**overrides)
+    line = next(line for line in message.splitlines() if line.strip().startswith(f"{field}:"))
+    assert "p.yaml" in message
+    assert "expected a cron expression of five fields" in line
+    assert "@daily" in line
+    found = overrides[field.split(".")[0]]
+    while isinstance(found, dict):
+        found = next(iter(found.values()))
+    assert f"found {found!r}" in line
+
+
+def test_schedules_that_fire_or_null_are_accepted() -> None:
+    """Cron expressions, Airflow's presets and null (unscheduled) all validate."""
+    spec = PipelineSpec.from_dict(
+        spec_dict(
+            schedule="0 3 * * 1-5",
+            watch={"schedule": None},
+            monitoring={"schedule": "@daily"},
+            promotion={"ab": {"schedule": "*/15 * * * *"}},
+        )
+    )
+    assert (spec.schedule, spec.watch.schedule, spec.monitoring.schedule) == ("0 3 * * 1-5", None, "@daily")
+    assert "no date matches" in _error(schedule="0 0 31 2 *")
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("os.system", "module 'os' is not an allowed estimator module (allowed: sklearn; add a module prefix"),
+        ("builtins.eval", "module 'builtins' is not an allowed estimator module"),
+        ("os.path.join", "module 'os.path' is not an allowed estimator module"),
+        ("sklearn.utils.estimator_html_repr", "is a function; factory functions are allowed only under"),
+    ],
+)
+def test_estimator_outside_the_allow_list_fails_at_parse(path: str, reason: str) -> None:
+    """The estimator field names the rule (allowed modules, classes) and the path found."""
+    line = next(line for line in _error(estimator={"class": path}).splitlines() if "estimator.class" in line)
+    assert f"estimator.class: expected an estimator class under an allowed module, found '{path}'" in line
+    assert reason in line
+
+
+def test_declared_modules_extend_the_allow_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``[mlops] allowed_estimator_modules`` (here through its environment variable) adds module prefixes."""
+    path = "tests.unit.core.test_training.scaled_logistic"
+    assert "not an allowed estimator module" in _error(estimator={"class": path})
+    monkeypatch.setenv("AIRFLOW__MLOPS__ALLOWED_ESTIMATOR_MODULES", "mycompany, tests.unit.core")
+    assert PipelineSpec.from_dict(spec_dict(estimator={"class": path})).estimator.class_path == path
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", b"\xff\xfe\x00n\x00a\x00m\x00e", b"name: \xe9t\xe9\n"],
+)
+def test_binary_spec_file_is_one_line_naming_the_file(tmp_path: Path, content: bytes) -> None:
+    """Bytes that are not UTF-8 text give one line naming the file, not a raw UnicodeDecodeError."""
+    path = tmp_path / "garbage.yaml"
+    path.write_bytes(content)
+    with pytest.raises(PipelineSpecError) as err:
+        PipelineSpec.from_yaml(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: expected a UTF-8 text YAML file, found binary data")
+    assert "\n" not in message
+
+
+def test_unreadable_and_non_yaml_files_are_one_line(tmp_path: Path) -> None:
+    """A folder in place of a file, or YAML that does not parse, is one line naming the file."""
+    (tmp_path / "dir.yaml").mkdir()
+    with pytest.raises(PipelineSpecError, match=r"dir.yaml: cannot read the spec file: Is a directory$"):
+        PipelineSpec.from_yaml(tmp_path / "dir.yaml")
+    (tmp_path / "tabs.yaml").write_text("name: [unclosed\n", encoding="utf-8")
+    with pytest.raises(PipelineSpecError) as err:
+        PipelineSpec.from_yaml(tmp_path / "tabs.yaml")
+    assert str(err.value).startswith(f"{tmp_path / 'tabs.yaml'}: not valid YAML: ")
+    assert "\n" not in str(err.value)

@@ -53,6 +53,20 @@ def missing_parameters(source: PostgresSource) -> list[str]:
     return sorted(set(_PLACEHOLDER.findall(source.query)) - set(source.parameters))
 
 
+_PERCENT = re.compile(r"%\(\w+\)s|%%|%")
+
+
+def _as_written(query: str) -> str:
+    """The spec's query ready for the driver, which always gets a parameter mapping.
+
+    A lone ``%`` (``LIKE 'a%'``) is doubled, ``%(name)s`` and ``%%`` are kept, a trailing ``;`` is
+    dropped. Wrapping the query puts the closing parenthesis on a new line, so a trailing
+    ``-- comment`` cannot swallow it.
+    """
+    text = query.strip().rstrip(";").rstrip()
+    return _PERCENT.sub(lambda m: m.group(0) if len(m.group(0)) > 1 else "%%", text)
+
+
 def build_query(source: PostgresSource, as_of: datetime | None, sql: Any = None) -> tuple[Any, dict[str, Any]]:
     """Compose the extraction SQL and its bind parameters; values are never put in the SQL text.
 
@@ -65,17 +79,17 @@ def build_query(source: PostgresSource, as_of: datetime | None, sql: Any = None)
         base = sql.SQL("SELECT * FROM {}").format(sql.Identifier(*source.table.split(".")))
     else:
         assert source.query is not None
-        base = sql.SQL(source.query.strip().rstrip(";"))
+        base = sql.SQL(_as_written(source.query))
     params = dict(source.parameters)
     if source.timestamp_column:
         ts = sql.Identifier(source.timestamp_column)
         if as_of is not None:
-            query = sql.SQL("SELECT * FROM ({}) AS mlops_source WHERE {} <= %({})s ORDER BY {}").format(
+            query = sql.SQL("SELECT * FROM ({}\n) AS mlops_source WHERE {} <= %({})s ORDER BY {}").format(
                 base, ts, sql.SQL(AS_OF_PARAM), ts
             )
             params[AS_OF_PARAM] = as_of
         else:
-            query = sql.SQL("SELECT * FROM ({}) AS mlops_source ORDER BY {}").format(base, ts)
+            query = sql.SQL("SELECT * FROM ({}\n) AS mlops_source ORDER BY {}").format(base, ts)
         return query, params
     return base, params
 
@@ -134,7 +148,7 @@ def postgres_fallback_types(conn: Any, source: PostgresSource) -> dict[str, pa.D
         raise DatasetExtractionError(f"the query uses bind parameter {missing[0]!r} which is not in 'parameters'")
     sql = _sql_module(conn)
     base, params = build_query(source.model_copy(update={"timestamp_column": None}), None, sql)
-    limited = sql.SQL("SELECT * FROM ({}) AS mlops_probe LIMIT 0").format(base)
+    limited = sql.SQL("SELECT * FROM ({}\n) AS mlops_probe LIMIT 0").format(base)
     with conn.cursor() as cursor:
         cursor.execute(limited, params)
         description = list(cursor.description)
@@ -219,12 +233,12 @@ def count_new_rows(
     if table:
         base = sql.SQL("SELECT * FROM {}").format(sql.Identifier(*table.split(".")))
     elif query:
-        base = sql.SQL(query.strip().rstrip(";"))
+        base = sql.SQL(_as_written(query))
     else:
         raise ValueError("expected a table or a query")
     ts = sql.Identifier(timestamp_column)
     params = dict(parameters)
-    statement = sql.SQL("SELECT count(*), max({}) FROM ({}) AS mlops_new").format(ts, base)
+    statement = sql.SQL("SELECT count(*), max({}) FROM ({}\n) AS mlops_new").format(ts, base)
     conditions = []
     if watermark:
         conditions.append(sql.SQL("{} > %(mlops_watermark)s").format(ts))

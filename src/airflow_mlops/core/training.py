@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.core.importing import import_object
-from airflow_mlops.core.validation import feature_columns
+from airflow_mlops.core.importing import import_estimator, parse_allowed_modules
+from airflow_mlops.core.overrides import check_overrides
+from airflow_mlops.core.validation import DATETIME_ADVICE, datetime_features, feature_columns
 from airflow_mlops.exceptions import TrainingError
+from airflow_mlops.settings import mlops_setting
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,6 +32,12 @@ def split_frame(frame: pd.DataFrame, spec: PipelineSpec) -> Split:
     from sklearn.model_selection import train_test_split
 
     features = feature_columns(spec, list(frame.columns))
+    dated = datetime_features(frame, features)
+    if dated:
+        found = ", ".join(f"{column!r} ({what})" for column, what in dated.items())
+        raise TrainingError(
+            f"features: expected numeric or categorical columns, found dates in {found}; {DATETIME_ADVICE}"
+        )
     x = prepare_features(frame[features])
     y = frame[spec.target]
     stratify = y if spec.task == "classification" else None
@@ -48,25 +56,60 @@ def estimator_params(spec: PipelineSpec, overrides: dict[str, Any] | None = None
 
 
 def build_model(spec: PipelineSpec, x: pd.DataFrame, overrides: dict[str, Any] | None = None) -> Any:
-    """Instantiate the estimator; prepend preprocessing unless it is already a full Pipeline."""
-    from sklearn.base import BaseEstimator
+    """Instantiate the estimator; prepend preprocessing unless it is already a full Pipeline.
+
+    Before anything is called the path passes the allow-list again (the spec may not have come
+    through the parse check); the estimator is built from the spec's params, checked against the
+    spec's task, and run-time ``overrides`` are applied with ``set_params`` only to parameters its
+    ``get_params()`` knows, with JSON-typed values.
+    """
     from sklearn.pipeline import Pipeline
 
-    factory = import_object(spec.estimator.class_path)
-    params = estimator_params(spec, overrides)
-    try:
-        estimator = factory(**params)
-    except TypeError as err:
-        raise TrainingError(f"estimator.params for {spec.estimator.class_path}: {err}") from err
-    if not isinstance(estimator, BaseEstimator):
-        raise TrainingError(
-            f"estimator.class: expected a scikit-learn estimator, {spec.estimator.class_path} "
-            f"built a {type(estimator).__name__}"
-        )
+    estimator = _estimator_from_spec(spec)
+    _check_task(estimator, spec)
+    if overrides:
+        try:
+            estimator.set_params(**check_overrides(overrides, estimator.get_params(deep=True)))
+        except ValueError as err:
+            raise TrainingError(f"estimator.params for {spec.estimator.class_path}: {err}") from err
     _seed(estimator, spec.split.seed)
     if isinstance(estimator, Pipeline):
         return estimator
     return Pipeline([("preprocess", build_preprocessor(x)), ("model", estimator)])
+
+
+def _estimator_from_spec(spec: PipelineSpec) -> Any:
+    from sklearn.base import BaseEstimator
+
+    path = spec.estimator.class_path
+    try:
+        factory = import_estimator(path, parse_allowed_modules(mlops_setting("allowed_estimator_modules")))
+    except ImportError as err:
+        raise TrainingError(f"estimator.class: {err}") from err
+    try:
+        estimator = factory(**spec.estimator.params)
+    except TypeError as err:
+        raise TrainingError(f"estimator.params for {path}: {err}") from err
+    if not isinstance(estimator, BaseEstimator):
+        raise TrainingError(
+            f"estimator.class: expected a scikit-learn estimator, {path} built a {type(estimator).__name__}"
+        )
+    return estimator
+
+
+def _check_task(estimator: Any, spec: PipelineSpec) -> None:
+    """A classifier for ``classification``, a regressor for ``regression``, before any fitting."""
+    from sklearn.base import is_classifier, is_regressor
+
+    fits = is_classifier(estimator) if spec.task == "classification" else is_regressor(estimator)
+    if fits:
+        return
+    built = "a classifier" if is_classifier(estimator) else "a regressor" if is_regressor(estimator) else "neither"
+    wanted = "a classifier" if spec.task == "classification" else "a regressor"
+    raise TrainingError(
+        f"estimator.class: task is {spec.task!r}, so expected {wanted}, found {spec.estimator.class_path} "
+        f"({type(estimator).__name__} is {built}{' a classifier nor a regressor' if built == 'neither' else ''})"
+    )
 
 
 def _seed(estimator: Any, seed: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,13 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from airflow_mlops.spec import PipelineSpec
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
+_SAMPLE = 200
+DATETIME_ADVICE = (
+    "datetime features are not supported (one-hot encoding would map every unseen date to zeros): "
+    "derive a numeric column in the source (e.g. days since the date) or leave this column out of 'features'"
+)
 
 
 @dataclass
@@ -51,10 +59,48 @@ def validate_frame(frame: pd.DataFrame, spec: PipelineSpec) -> ValidationReport:
     report.checks.append(f"at least {rules.min_rows} rows")
     if len(frame) < rules.min_rows:
         report.failures.append(f"expected at least {rules.min_rows} rows, found {len(frame)}")
+    _check_no_datetime_features(frame, spec, report)
     _check_null_rates(frame, spec, report)
     _check_target(frame, spec, report)
     _check_dtypes(frame, spec, report)
     return report
+
+
+def datetime_features(frame: pd.DataFrame, columns: list[str]) -> dict[str, str]:
+    """Feature column -> what shows it holds dates: a datetime dtype, date objects, or ISO-8601 date text."""
+    found = {}
+    for column in columns:
+        what = _holds_dates(frame[column])
+        if what:
+            found[column] = what
+    return found
+
+
+def _holds_dates(series: pd.Series) -> str | None:
+    import datetime as dt
+
+    import pandas as pd
+
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        return f"dtype {series.dtype}"
+    if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
+        return None
+    sample = series.dropna().head(_SAMPLE).tolist()
+    if not sample:
+        return None
+    if all(isinstance(v, dt.date | dt.datetime) for v in sample):
+        return f"{type(sample[0]).__name__} values"
+    if all(isinstance(v, str) and _ISO_DATE.match(v.strip()) for v in sample):
+        return f"date text such as {sample[0]!r}"
+    return None
+
+
+def _check_no_datetime_features(frame: pd.DataFrame, spec: PipelineSpec, report: ValidationReport) -> None:
+    report.checks.append("no datetime features")
+    for column, what in datetime_features(frame, feature_columns(spec, list(frame.columns))).items():
+        report.failures.append(
+            f"feature {column!r}: expected a numeric or categorical column, found {what}; {DATETIME_ADVICE}"
+        )
 
 
 def _check_null_rates(frame: pd.DataFrame, spec: PipelineSpec, report: ValidationReport) -> None:

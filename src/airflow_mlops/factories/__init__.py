@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from airflow_mlops.exceptions import PipelineSpecError
+from airflow_mlops.factories.invalid_specs import invalid_specs_dag
 from airflow_mlops.factories.level0 import build_level_0
 from airflow_mlops.factories.level1 import build_level_1
 from airflow_mlops.factories.level2 import build_level_2
 from airflow_mlops.factories.level3 import build_level_3
 from airflow_mlops.factories.level4 import build_level_4
-from airflow_mlops.spec import PipelineSpec, load_specs
+from airflow_mlops.spec_files import check_spec_files, spec_paths
 
 if TYPE_CHECKING:
     from collections.abc import Callable, MutableMapping
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from airflow.sdk import DAG
+
+    from airflow_mlops.spec import PipelineSpec
 
 BUILDERS: dict[int, Callable[[PipelineSpec], list[DAG]]] = {
     0: build_level_0,
@@ -52,11 +55,21 @@ def build_pipeline(spec: PipelineSpec) -> list[DAG]:
 def load_pipelines(folder: Path, namespace: MutableMapping[str, Any]) -> list[DAG]:
     """Build every ``*.yaml``/``*.yml`` spec in ``folder`` and put the DAGs into ``namespace``.
 
-    Call it from a DAG file with ``globals()``. Any invalid spec raises, so the DAG file shows an
-    import error naming the file and the field.
+    Call it from a DAG file with ``globals()``. A bad spec does not hide the others: the valid
+    pipelines load, and Airflow shows an import error for the DAG file that names each invalid
+    YAML file and its fields (see :mod:`airflow_mlops.factories.invalid_specs`).
     """
-    paths = [*folder.glob("*.yaml"), *folder.glob("*.yml")]
-    dags = [dag for spec in load_specs(paths) for dag in build_pipeline(spec)]
+    checked = check_spec_files(spec_paths(folder))
+    errors = dict(checked.errors)
+    dags: list[DAG] = []
+    for spec in checked.specs:
+        try:
+            dags += build_pipeline(spec)
+        except PipelineSpecError as err:
+            errors[spec.name] = str(err)
     for dag in dags:
         namespace[dag.dag_id] = dag
+    if errors:
+        sentinel = invalid_specs_dag(errors)
+        namespace[sentinel.dag_id] = sentinel
     return dags

@@ -31,6 +31,7 @@ def _promote_and_deploy(spec: PipelineSpec, source: str, promote_id: str, verdic
         verdict=verdict,
         mlflow_conn_id=spec.mlflow.conn_id,
         ledger_conn_id=spec.ledger.conn_id,
+        serving_conn_id=spec.serving.conn_id,
     )
     deploy = DeployModelOperator(
         task_id=f"deploy_{promote_id}",

@@ -104,6 +104,20 @@ class ServingHook(BaseHook):
             raise ServingError(f"{method} {url}{path}: HTTP {response.status_code}: {response.text[:300]}")
         return dict(response.json()) if response.content else {}
 
+    def check_available(self) -> int:
+        """Raise :class:`ServingError` unless the connection exists and every instance answers ``/health``.
+
+        Returns the number of instances. A release checks this before it moves an alias it could
+        not then roll out.
+        """
+        try:
+            urls = self.get_conn()
+        except Exception as err:  # AirflowNotFoundException, or a connection without a host
+            raise ServingError(f"model server connection {self.serving_conn_id!r}: {err}") from err
+        for url in urls:
+            self._call("GET", url, "/health")
+        return len(urls)
+
     def reload(self) -> list[dict[str, Any]]:
         """Ask every instance to re-read the registry aliases now."""
         return [self._call("POST", url, "/admin/reload") for url in self.get_conn()]

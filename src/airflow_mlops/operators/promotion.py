@@ -111,14 +111,25 @@ class PromoteModelOperator(_AliasMover):
     :param alias: alias to move.
     :param mlflow_conn_id: MLflow connection.
     :param ledger_conn_id: Postgres connection of the ledger; default SQLite under AIRFLOW_HOME.
+    :param serving_conn_id: the model server the new champion is rolled out to next; when given, the
+        connection must exist and every instance answer ``/health`` before the alias moves, so a
+        release that cannot be deployed leaves the champion and the ledger unchanged.
     """
 
     template_fields: Sequence[str] = ("model_name", "version", "verdict")
 
-    def __init__(self, *, version: str | int | None = None, verdict: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        version: str | int | None = None,
+        verdict: Any = None,
+        serving_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.version = version
         self.verdict = verdict
+        self.serving_conn_id = serving_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
@@ -153,6 +164,7 @@ class PromoteModelOperator(_AliasMover):
             if not version.isdigit():
                 raise ValueError(f"version: expected a registry version number, found {self.version!r}")
             reasons, expected, evidence = [f"manual promotion by {_key(context)}"], ANY, None
+        self._check_release_target(version)
         row = self._move(
             context, version=version, action="promote", reasons=reasons, expected_from=expected, evidence_uri=evidence
         )
@@ -163,6 +175,22 @@ class PromoteModelOperator(_AliasMover):
             "previous": row.from_version,
             "ledger_id": row.id,
         }
+
+    def _check_release_target(self, version: str) -> None:
+        """Fail before anything moves when the rollout that follows could not reach the model server."""
+        if not self.serving_conn_id:
+            return
+        from airflow_mlops.exceptions import DeploymentError, ServingError
+        from airflow_mlops.hooks.serving import ServingHook
+
+        try:
+            instances = ServingHook(serving_conn_id=self.serving_conn_id).check_available()
+        except ServingError as err:
+            raise DeploymentError(
+                f"cannot release {self.model_name} v{version}: {err}; the {self.alias} alias was not moved "
+                "and nothing was written to the ledger"
+            ) from err
+        self.log.info("Model server %s answers on %d instance(s)", self.serving_conn_id, instances)
 
 
 class RollbackModelOperator(_AliasMover):

@@ -64,7 +64,7 @@ def create_app(config: ServingConfig, runtime: ServingRuntime | None = None) -> 
         openapi_url=None,
     )
     app.state.runtime = rt
-    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.body_limit)
     app.router.routes.extend(routes(rt))
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _server_error)

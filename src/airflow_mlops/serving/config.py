@@ -9,7 +9,19 @@ from typing import Any
 from airflow_mlops.core.log_tables import FEEDBACK_TABLE, PREDICTION_LOG_TABLE, check_table_name
 
 ADMIN_TOKEN_ENV = "MLOPS_SERVING_ADMIN_TOKEN"
-DEFAULT_MAX_BODY_BYTES = 1 << 20
+DEFAULT_MAX_BATCH_ROWS = 10_000
+ROW_BYTES = 1024
+"""Budget of one batch row in JSON: the example rows take about 150 bytes, so 1 KiB leaves room for
+rows several times as wide (some 40 numeric features) with the key, before the body limit bites."""
+ENVELOPE_BYTES = 64 * 1024
+
+
+def body_limit_for(max_batch_rows: int) -> int:
+    """The default body limit: a full batch of ``max_batch_rows`` rows of ``ROW_BYTES`` fits."""
+    return max_batch_rows * ROW_BYTES + ENVELOPE_BYTES
+
+
+DEFAULT_MAX_BODY_BYTES = body_limit_for(DEFAULT_MAX_BATCH_ROWS)
 
 
 @dataclass
@@ -25,7 +37,8 @@ class ServingConfig:
     :param poll_seconds: re-read the aliases this often; 0 disables polling.
     :param challenger_share: share of request keys routed to the challenger, in [0, 1].
     :param shadow: the champion answers every request and the challenger scores it too.
-    :param max_body_bytes: requests with a larger body get 413 before anything is parsed.
+    :param max_body_bytes: requests with a larger body get 413 before anything is parsed; ``None``
+        (default) derives it from ``max_batch_rows`` (:func:`body_limit_for`), so a full batch fits.
     :param max_batch_rows: most rows accepted by ``/predict/batch``.
     :param fast_path: compile supported scikit-learn pipelines to numpy (verified at load).
     :param micro_batch: score concurrent single-row requests for the same model in one call (the
@@ -41,8 +54,8 @@ class ServingConfig:
     poll_seconds: float = 30.0
     challenger_share: float = 0.0
     shadow: bool = False
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    max_batch_rows: int = 10_000
+    max_body_bytes: int | None = None
+    max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS
     champion_alias: str = "champion"
     challenger_alias: str = "challenger"
     log_table: str = PREDICTION_LOG_TABLE
@@ -61,6 +74,7 @@ class ServingConfig:
         if not self.tracking_uri:
             raise ValueError("tracking_uri: an MLflow tracking URI is required")
         check_share(self.challenger_share)
+        self.max_body_bytes = self.body_limit
         if self.max_body_bytes < 1:
             raise ValueError(f"max_body_bytes: expected a positive number of bytes, found {self.max_body_bytes}")
         if self.max_batch_rows < 1:
@@ -71,6 +85,11 @@ class ServingConfig:
         check_table_name(self.feedback_table)
         if self.admin_token is None:
             self.admin_token = os.environ.get(ADMIN_TOKEN_ENV) or None
+
+    @property
+    def body_limit(self) -> int:
+        """``max_body_bytes`` as resolved: given, or derived from ``max_batch_rows``."""
+        return self.max_body_bytes if self.max_body_bytes is not None else body_limit_for(self.max_batch_rows)
 
     @classmethod
     def from_mlflow_settings(cls, settings: dict[str, Any], **kwargs: Any) -> ServingConfig:

@@ -166,6 +166,8 @@ def _label_errors(entry: dict[str, Any], loc: Loc) -> list[FieldError]:
         return [FieldError((*loc, "label"), "body", "expected a label (number, string or boolean)")]
     if isinstance(label, float) and (label != label or label in (float("inf"), float("-inf"))):
         return [FieldError((*loc, "label"), "body", "expected a finite number")]
+    if isinstance(label, str) and "\x00" in label:
+        return [FieldError((*loc, "label"), "value", "must not contain the NUL character")]
     return []
 
 
@@ -176,6 +178,8 @@ def _feedback_entry_errors(entry: Any, loc: Loc) -> list[FieldError]:
     request_id = entry.get("request_id")
     if not isinstance(request_id, str) or not request_id or len(request_id) > MAX_ID:
         errors.append(FieldError((*loc, "request_id"), "body", "expected a non-empty string"))
+    elif "\x00" in request_id:
+        errors.append(FieldError((*loc, "request_id"), "value", "must not contain the NUL character"))
     errors += _label_errors(entry, loc)
     return errors + _unexpected(entry, _FEEDBACK_FIELDS, loc, "request_id, label")
 

@@ -194,6 +194,8 @@ class InputSchema:
                     errors.append(FieldError((*loc, name), "type", f"expected {kind}, found {_describe(value)}"))
             elif kind == "string" or kind == "binary" or kind == "datetime":
                 if cls is str:
+                    if "\x00" in value:  # Postgres json(b) cannot hold NUL: the log row would be unreadable
+                        errors.append(FieldError((*loc, name), "value", "must not contain the NUL character"))
                     append(value)
                 elif value is None or (cls is float and value != value):
                     if required:

@@ -9,7 +9,7 @@ import os
 from typing import Any
 
 from airflow_mlops.core.log_tables import FEEDBACK_TABLE, PREDICTION_LOG_TABLE
-from airflow_mlops.serving.config import ADMIN_TOKEN_ENV, DEFAULT_MAX_BODY_BYTES, ServingConfig
+from airflow_mlops.serving.config import ADMIN_TOKEN_ENV, DEFAULT_MAX_BATCH_ROWS, ROW_BYTES, ServingConfig
 
 # Registry calls happen on reload; MLflow's default (7 retries with backoff, ~4 minutes) would
 # hold a reload, and shutdown, that long when the registry is down. The server process owns its
@@ -34,8 +34,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--poll-seconds", type=float, default=30.0, help="re-read aliases this often (0: never)")
     parser.add_argument("--challenger-share", type=float, default=0.0, help="share of keys sent to the challenger")
     parser.add_argument("--shadow", action="store_true", help="challenger scores every request; champion answers")
-    parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
-    parser.add_argument("--max-batch-rows", type=int, default=10_000)
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=None,
+        help=f"413 above this (default: --max-batch-rows x {ROW_BYTES} bytes + 64 KiB, so a full batch fits)",
+    )
+    parser.add_argument("--max-batch-rows", type=int, default=DEFAULT_MAX_BATCH_ROWS)
     parser.add_argument("--log-table", default=PREDICTION_LOG_TABLE)
     parser.add_argument("--feedback-table", default=FEEDBACK_TABLE)
     parser.add_argument("--log-flush-rows", type=int, default=500)

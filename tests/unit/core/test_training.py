@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
@@ -9,7 +11,7 @@ from sklearn.pipeline import Pipeline
 from airflow_mlops.core.metric_catalog import METRICS, metrics_for
 from airflow_mlops.core.metrics import compute_metrics
 from airflow_mlops.core.training import build_model, fit_model, split_frame
-from airflow_mlops.exceptions import TrainingError
+from airflow_mlops.exceptions import PipelineSpecError, TrainingError
 from airflow_mlops.spec import PipelineSpec
 from tests.support.specs import spec_dict
 
@@ -78,8 +80,9 @@ def scaled_logistic(C: float = 1.0) -> Pipeline:
     return Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression(C=C))])
 
 
-def test_full_pipeline_is_used_as_given(customers_frame: pd.DataFrame) -> None:
+def test_full_pipeline_is_used_as_given(customers_frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
     """A spec whose estimator builds a Pipeline gets no extra preprocessing step."""
+    monkeypatch.setenv("AIRFLOW__MLOPS__ALLOWED_ESTIMATOR_MODULES", "tests.unit.core.test_training")
     spec = PipelineSpec.from_dict(
         spec_dict(
             features=["tenure_months", "monthly_usage"],
@@ -91,8 +94,9 @@ def test_full_pipeline_is_used_as_given(customers_frame: pd.DataFrame) -> None:
     assert model.named_steps["clf"].C == 0.5
 
 
-def test_estimator_that_is_not_sklearn(customers_frame: pd.DataFrame) -> None:
+def test_estimator_that_is_not_sklearn(customers_frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
     """A class path that builds something else is refused by name."""
+    monkeypatch.setenv("AIRFLOW__MLOPS__ALLOWED_ESTIMATOR_MODULES", "collections")
     spec = PipelineSpec.from_dict(spec_dict(estimator={"class": "collections.OrderedDict"}))
     with pytest.raises(TrainingError, match="expected a scikit-learn estimator"):
         build_model(spec, customers_frame)
@@ -104,3 +108,96 @@ def test_metric_catalog_directions() -> None:
     assert METRICS["rmse"].direction == "minimize"
     assert METRICS["r2"].direction == "maximize"
     assert set(metrics_for("classification")) | set(metrics_for("regression")) == set(METRICS)
+
+
+def _bypassing_parse(spec: PipelineSpec, class_path: str, params: dict[str, object]) -> PipelineSpec:
+    """``spec`` with an estimator set without validation, as if the parse check had been skipped."""
+    from airflow_mlops.spec import EstimatorSpec
+
+    return spec.model_copy(update={"estimator": EstimatorSpec.model_construct(class_path=class_path, params=params)})
+
+
+@pytest.mark.parametrize("path", ["os.system", "builtins.eval", "subprocess.getoutput"])
+def test_a_shell_command_as_estimator_never_runs(
+    customers_frame: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """Past the parse check, training still refuses the path before calling it: no file appears."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(PipelineSpecError, match="estimator.class: expected an estimator class under an allowed"):
+        PipelineSpec.from_dict(spec_dict(estimator={"class": path, "params": {"command": "touch PWNED"}}))
+    spec = _bypassing_parse(PipelineSpec.from_dict(spec_dict()), path, {"command": "touch PWNED"})
+    with pytest.raises(TrainingError, match=f"estimator.class: module '{path.split('.')[0]}' is not an allowed"):
+        fit_model(spec, split_frame(customers_frame, spec))
+    assert not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"command": "touch PWNED"},
+            r"hyperparameters: unknown parameter\(s\) \['command'\]; expected names from get_params\(\)",
+        ),
+        ({"model__C": 1.0}, r"hyperparameters: unknown parameter\(s\) \['model__C'\]"),
+        ({"C": {"__class__": 1}, "max_iter": 1}, None),
+        ({"C": float("nan")}, r"hyperparameters.C: expected a JSON value, found nan"),
+        ({"C": b"1"}, r"hyperparameters.C: expected a JSON value, found a bytes"),
+        ({"C": {1: 2}}, r"hyperparameters.C: expected a JSON value, found a mapping with non-string keys"),
+    ],
+)
+def test_trigger_overrides_may_only_set_known_params_to_json(
+    customers_frame: pd.DataFrame, overrides: dict[object, object], message: str | None
+) -> None:
+    """The hyperparameters Param names parameters of get_params() with JSON values, or is refused."""
+    spec = PipelineSpec.from_dict(spec_dict())
+    split = split_frame(customers_frame, spec)
+    if message is None:  # JSON but nonsense for sklearn: accepted here, sklearn's own check refuses it at fit
+        build_model(spec, split.x_train, overrides)
+        return
+    with pytest.raises(TrainingError, match="estimator.params for sklearn.linear_model.LogisticRegression: " + message):
+        build_model(spec, split.x_train, overrides)
+
+
+def test_nested_overrides_reach_a_pipeline_step(customers_frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full Pipeline takes ``step__param`` overrides, as sklearn's set_params does."""
+    monkeypatch.setenv("AIRFLOW__MLOPS__ALLOWED_ESTIMATOR_MODULES", "tests.unit.core.test_training")
+    spec = PipelineSpec.from_dict(
+        spec_dict(features=["tenure_months"], estimator={"class": "tests.unit.core.test_training.scaled_logistic"})
+    )
+    model = build_model(spec, customers_frame, {"clf__C": 0.25})
+    assert model.named_steps["clf"].C == 0.25
+    with pytest.raises(TrainingError, match=r"unknown parameter\(s\) \['C'\]; expected names from .*'clf__C'"):
+        build_model(spec, customers_frame, {"C": 0.25})
+
+
+@pytest.mark.parametrize(
+    ("task", "estimator", "metric", "target", "found"),
+    [
+        ("classification", "sklearn.linear_model.Ridge", "roc_auc", "churned", "Ridge is a regressor"),
+        ("classification", "sklearn.ensemble.RandomForestRegressor", "accuracy", "churned", "is a regressor"),
+        ("regression", "sklearn.linear_model.LogisticRegression", "rmse", "monthly_charge", "is a classifier"),
+        ("classification", "sklearn.cluster.KMeans", "accuracy", "churned", "neither a classifier nor a regressor"),
+    ],
+)
+def test_estimator_of_the_wrong_task_fails_before_fitting(
+    customers_frame: pd.DataFrame, task: str, estimator: str, metric: str, target: str, found: str
+) -> None:
+    """A regressor for classification (or the reverse) is refused with the task, expected and found."""
+    features = ["tenure_months", "monthly_usage", "plan"]
+    spec = PipelineSpec.from_dict(
+        spec_dict(task=task, estimator={"class": estimator}, metric={"name": metric}, target=target, features=features)
+    )
+    wanted = "a classifier" if task == "classification" else "a regressor"
+    with pytest.raises(TrainingError, match=f"task is '{task}', so expected {wanted}, found {estimator} .*{found}"):
+        build_model(spec, customers_frame)
+
+
+def test_training_refuses_a_datetime_feature(customers_frame: pd.DataFrame) -> None:
+    """Past validation, training still refuses dates instead of one-hot encoding them as text."""
+    frame = customers_frame.copy()
+    frame["signup"] = "2025-03-01"
+    spec = PipelineSpec.from_dict(spec_dict(features=["tenure_months", "signup"]))
+    with pytest.raises(
+        TrainingError, match=r"features: expected numeric or categorical columns, found dates in 'signup'"
+    ):
+        split_frame(frame, spec)

@@ -66,3 +66,34 @@ def test_declared_dtypes(customers_frame: pd.DataFrame) -> None:
     spec = PipelineSpec.from_dict(spec_dict(validation={"dtypes": {"plan": "numeric", "tenure_months": "numeric"}}))
     report = validate_frame(customers_frame, spec)
     assert report.failures == ["column 'plan': expected numeric, found dtype object"]
+
+
+@pytest.mark.parametrize(
+    ("column", "found"),
+    [
+        (pd.date_range("2025-01-01", periods=1, tz="UTC").repeat(1)[0], "found dtype datetime64[ns, UTC]"),
+        ("2025-03-01", "found date text such as '2025-03-01'"),
+        ("2025-03-01T10:20:30+00:00", "found date text such as '2025-03-01T10:20:30+00:00'"),
+        (__import__("datetime").date(2025, 3, 1), "found date values"),
+    ],
+)
+def test_datetime_features_are_refused(customers_frame: pd.DataFrame, column: object, found: str) -> None:
+    """A feature holding dates (dtype, date objects or ISO text) fails validation with what to do instead."""
+    frame = customers_frame.copy()
+    frame["signup"] = column
+    if isinstance(column, pd.Timestamp):
+        frame["signup"] = pd.to_datetime(frame["signup"], utc=True)
+    spec = PipelineSpec.from_dict(spec_dict(features=["tenure_months", "plan", "signup"]))
+    failures = validate_frame(frame, spec).failures
+    assert len(failures) == 1
+    assert failures[0].startswith(f"feature 'signup': expected a numeric or categorical column, {found}")
+    assert "datetime features are not supported" in failures[0]
+    assert "derive a numeric column in the source" in failures[0]
+
+
+def test_text_that_only_starts_like_a_date_is_categorical(customers_frame: pd.DataFrame) -> None:
+    """Plan codes or versions are not mistaken for dates."""
+    frame = customers_frame.copy()
+    frame["code"] = ["2025-Q1", "v2025-03-01", "2025"] * (len(frame) // 3) + ["x"] * (len(frame) % 3)
+    spec = PipelineSpec.from_dict(spec_dict(features=["tenure_months", "code"]))
+    assert validate_frame(frame, spec).ok

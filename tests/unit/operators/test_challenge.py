@@ -107,3 +107,45 @@ def test_stale_verdict_cannot_promote(mlflow_conn: str, customers_csv: Path, tmp
         _promote(second, "b")
     assert str(client.get_model_version_by_alias("churn", "champion").version) == "1"
     assert len(Ledger(f"sqlite:///{tmp_path / 'ledger.db'}").history("churn")) == 1
+
+
+@pytest.mark.usefixtures("storage")
+@pytest.mark.parametrize(
+    ("connection", "reason"),
+    [
+        (None, "model server connection 'level3_serving': "),
+        ({"conn_type": "mlops_serving", "host": "http://127.0.0.1:9", "extra": {"timeout": 2}}, "unreachable"),
+    ],
+)
+def test_a_release_that_cannot_deploy_moves_nothing(
+    mlflow_conn: str,
+    customers_csv: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    connection: dict[str, Any] | None,
+    reason: str,
+) -> None:
+    """No model server (missing connection, or nobody answering): no champion, no ledger row."""
+    import json
+
+    from airflow_mlops.exceptions import DeploymentError
+
+    if connection:
+        monkeypatch.setenv("AIRFLOW_CONN_LEVEL3_SERVING", json.dumps(connection))
+    client = MlflowClient(mlflow_conn)
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.create_schema()
+    spec = _spec(customers_csv, ["monthly_charge", "region"])
+    dataset, v1 = candidate(spec, "r1")
+    verdict = _gate(spec, dataset, v1, "r1")
+    assert verdict["decision"] == "promote"
+    promote = PromoteModelOperator(
+        task_id="promote_first", model_name="churn", verdict=verdict, serving_conn_id="level3_serving"
+    )
+    with pytest.raises(DeploymentError) as err:
+        promote.execute(task_context(task_id="promote_first", run_id="r1"))
+    assert str(err.value).startswith(f"cannot release churn v1: {'' if connection else reason}")
+    assert reason in str(err.value)
+    assert str(err.value).endswith("the champion alias was not moved and nothing was written to the ledger")
+    assert "champion" not in client.get_registered_model("churn").aliases
+    assert ledger.history("churn") == []

@@ -1,0 +1,44 @@
+"""Run-time overrides of estimator parameters (the ``hyperparameters`` Param of the trigger form).
+
+Whoever can trigger a DAG can send them, so they may only set parameters the built estimator
+already has (``get_params(deep=True)``, nested ``step__param`` names included) and only to JSON
+values: nothing that names a class, a callable or a file to load.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+_MAX_DEPTH = 20
+
+
+def check_overrides(overrides: dict[str, Any], known: dict[str, Any]) -> dict[str, Any]:
+    """Return ``overrides`` if every key is in ``known`` and every value is JSON; else raise ValueError."""
+    unknown = sorted(str(k) for k in overrides if k not in known)
+    if unknown:
+        raise ValueError(
+            f"hyperparameters: unknown parameter(s) {unknown}; expected names from get_params(): {sorted(known)}"
+        )
+    for key, value in overrides.items():
+        problem = _json_problem(value, 0)
+        if problem:
+            raise ValueError(f"hyperparameters.{key}: expected a JSON value, found {problem}")
+    return overrides
+
+
+def _json_problem(value: Any, depth: int) -> str | None:
+    """What in ``value`` is not JSON (``None`` when all of it is)."""
+    if depth > _MAX_DEPTH:
+        return "a value nested too deeply"
+    if value is None or isinstance(value, bool | int | str):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else repr(value)
+    if isinstance(value, list):
+        return next((p for p in (_json_problem(v, depth + 1) for v in value) if p), None)
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            return "a mapping with non-string keys"
+        return next((p for p in (_json_problem(v, depth + 1) for v in value.values()) if p), None)
+    return f"a {type(value).__name__}"

@@ -1,0 +1,33 @@
+"""Schedules a spec may give: a five-field cron expression or one of Airflow's cron presets."""
+
+from __future__ import annotations
+
+# Airflow's cron presets (airflow.utils.dates.cron_presets), which CronTriggerTimetable expands.
+PRESETS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@quarterly": "0 0 1 */3 *",
+    "@yearly": "0 0 1 1 *",
+}
+EXPECTED = f"a cron expression of five fields (e.g. '0 3 * * *'), one of {', '.join(PRESETS)}, or null (unscheduled)"
+
+
+def check_schedule(value: str | None) -> str | None:
+    """Return ``value`` if Airflow can schedule it; raise :class:`ValueError` saying what was expected.
+
+    Parsed with croniter, the parser Airflow's cron timetables use, so a schedule accepted here
+    fires; ``None`` leaves the DAG unscheduled.
+    """
+    if value is None or value in PRESETS:
+        return value
+    from croniter import croniter
+
+    if not isinstance(value, str) or len(value.split()) != 5 or not croniter.is_valid(value):
+        raise ValueError(f"expected {EXPECTED}, found {value!r}")
+    try:
+        croniter(value).get_next(float)
+    except Exception:  # croniter raises CroniterBadDateError (or others) when no date matches
+        raise ValueError(f"expected a schedule that fires, found {value!r} (no date matches it)") from None
+    return value

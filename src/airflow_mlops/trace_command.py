@@ -1,0 +1,116 @@
+"""``airflow-mlops trace``: bounded, one-line errors, and nothing created on the way.
+
+A wrong DSN, an unreachable tracking server or a missing SQLite file each end the command with one
+line naming the option and what was found, within a few seconds; nothing is created (an MLflow
+client on a ``sqlite:`` URI would otherwise create an empty database).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    import argparse
+
+TIMEOUT_SECONDS = 5
+
+
+class TraceInputError(Exception):
+    """An option of ``trace`` cannot be used; the message is the one line to print."""
+
+
+def run_trace(args: argparse.Namespace) -> int:
+    """Run ``trace``; print one line and return non-zero on any failure."""
+    try:
+        return _run(args)
+    except TraceInputError as err:
+        print(f"trace: {err}")
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from airflow_mlops.core.lineage import TraceNotFoundError, trace
+
+    registry_uri = args.registry_uri or args.tracking_uri
+    for option, uri in (("--tracking-uri", args.tracking_uri), ("--registry-uri", registry_uri)):
+        check_store_uri(option, uri)
+    if args.ledger_url:
+        check_store_uri("--ledger-url", args.ledger_url)
+    client = _client(args.tracking_uri, registry_uri)
+    ledger = _ledger(args.ledger_url)
+    conn = _connect(args.dsn)
+    try:
+        result = trace(args.request_id, conn=conn, client=client, ledger=ledger)
+    except TraceNotFoundError as err:
+        print(f"trace: {err}")
+        return 1
+    except Exception as err:  # MLflow, ledger or database errors mid-walk: one line, no traceback
+        raise TraceInputError(f"{type(err).__name__}: {_one_line(err)}") from None
+    finally:
+        conn.close()
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def check_store_uri(option: str, uri: str) -> None:
+    """Refuse a ``sqlite:`` URI whose file does not exist, and an HTTP server that does not answer."""
+    parts = urlsplit(uri)
+    scheme = parts.scheme.split("+")[0]
+    if scheme == "sqlite":
+        path = uri.split(":///", 1)[1] if ":///" in uri else ""
+        if not path or path == ":memory:" or not Path(path).is_file():
+            raise TraceInputError(f"{option} {uri}: expected an existing SQLite database file, found none")
+    elif scheme in ("http", "https"):
+        _ping(option, uri)
+    elif scheme in ("", "file") and not Path(parts.path or uri).exists():
+        raise TraceInputError(f"{option} {uri}: expected an existing MLflow file store, found none")
+
+
+def _ping(option: str, uri: str) -> None:
+    import requests
+
+    try:
+        answer = requests.get(f"{uri.rstrip('/')}/health", timeout=TIMEOUT_SECONDS)
+    except requests.RequestException as err:
+        raise TraceInputError(f"{option} {uri}: no answer within {TIMEOUT_SECONDS}s ({type(err).__name__})") from None
+    if answer.status_code >= 400:
+        raise TraceInputError(
+            f"{option} {uri}: expected an MLflow tracking server, found HTTP {answer.status_code} on /health"
+        )
+
+
+def _client(tracking_uri: str, registry_uri: str) -> Any:
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(TIMEOUT_SECONDS))
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri, registry_uri)
+
+
+def _ledger(url: str | None) -> Any:
+    if not url:
+        return None
+    from airflow_mlops.core.ledger import Ledger
+
+    try:
+        return Ledger(url)
+    except Exception as err:
+        raise TraceInputError(f"--ledger-url: {type(err).__name__}: {_one_line(err)}") from None
+
+
+def _connect(dsn: str) -> Any:
+    import psycopg2
+
+    try:
+        return psycopg2.connect(dsn, connect_timeout=TIMEOUT_SECONDS)
+    except psycopg2.Error as err:
+        raise TraceInputError(f"--dsn: cannot connect to the prediction log: {_one_line(err)}") from None
+
+
+def _one_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__

@@ -1,0 +1,81 @@
+"""``airflow-mlops validate``: the DAG parse's rules for a team's CI, one line per error, no heavy import."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import pytest
+
+from airflow_mlops.cli import main
+from tests.support.paths import REPO
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+PIPELINES = REPO / "dags" / "pipelines"
+HEAVY = ("mlflow", "evidently", "sklearn", "pandas", "numpy", "scipy", "pyarrow")
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A copy of one good spec, two bad ones and a binary file."""
+    shutil.copytree(PIPELINES / "data", tmp_path / "data")
+    good = (PIPELINES / "churn_files.yaml").read_text(encoding="utf-8")
+    (tmp_path / "churn_files.yaml").write_text(good, encoding="utf-8")
+    bad = good.replace("name: churn_files", "name: bad").replace("level: 2", "level: 9")
+    (tmp_path / "bad.yaml").write_text(bad + "monitoring: {schedule: every day}\n", encoding="utf-8")
+    (tmp_path / "eval.yml").write_text(
+        good.replace("name: churn_files", "name: evil").replace(
+            "sklearn.linear_model.LogisticRegression", "builtins.eval"
+        ),
+        encoding="utf-8",
+    )
+    (tmp_path / "twin.yaml").write_text(good, encoding="utf-8")
+    (tmp_path / "zz.yaml").write_bytes(b"\x00\xff\xfe garbage")
+    return tmp_path
+
+
+def test_validate_prints_one_line_per_error(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each error is one line naming the file and the field; any invalid spec makes the exit code 1."""
+    assert main(["validate", str(folder)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        f"{folder / 'bad.yaml'}: level: expected less than or equal to 4, found 9",
+        f"{folder / 'bad.yaml'}: monitoring.schedule: expected a cron expression of five fields (e.g. '0 3 * * *'), "
+        "one of @hourly, @daily, @weekly, @monthly, @quarterly, @yearly, or null (unscheduled), found 'every day'",
+        f"{folder / 'eval.yml'}: estimator.class: expected an estimator class under an allowed module, found "
+        "'builtins.eval' (module 'builtins' is not an allowed estimator module (allowed: sklearn; add a module "
+        "prefix to [mlops] allowed_estimator_modules))",
+        f"{folder / 'twin.yaml'}: name: 'churn_files' is already used by {folder / 'churn_files.yaml'}",
+        f"{folder / 'zz.yaml'}: expected a UTF-8 text YAML file, found binary data (invalid start byte)",
+        "validate: 1 valid, 4 invalid spec file(s)",
+    ]
+
+
+def test_validate_passes_the_example_specs(capsys: pytest.CaptureFixture[str]) -> None:
+    """The repository's specs are valid: exit 0, one summary line; a missing path is exit 2."""
+    files = sorted(str(p) for p in PIPELINES.glob("*.yaml"))
+    assert main(["validate", *files]) == 0
+    assert capsys.readouterr().out == f"validate: {len(files)} valid, 0 invalid spec file(s)\n"
+    assert main(["validate", str(PIPELINES / "nope.yaml")]) == 2
+    assert capsys.readouterr().out == f"{PIPELINES / 'nope.yaml'}: no such file or folder\n"
+
+
+def test_validate_imports_no_heavy_module(folder: Path) -> None:
+    """A cold process validating specs loads none of mlflow, evidently, sklearn, pandas, numpy, scipy, pyarrow."""
+    code = (
+        "import json, sys\n"
+        "from airflow_mlops.cli import main\n"
+        f"rc = main(['validate', {str(folder)!r}])\n"
+        f"print(json.dumps({{'rc': rc, 'heavy': sorted(m for m in {HEAVY!r} if m in sys.modules)}}))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=dict(os.environ), capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"rc": 1, "heavy": []}

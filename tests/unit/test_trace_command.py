@@ -1,0 +1,67 @@
+"""``airflow-mlops trace`` with bad inputs: one line each, bounded in time, nothing created."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+
+from airflow_mlops.cli import main
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+
+def _trace(capsys: pytest.CaptureFixture[str], *options: str) -> tuple[int, str]:
+    code = main(["trace", "req-1", *options])
+    return code, capsys.readouterr().out
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A TCP port that accepts connections and never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+@pytest.mark.parametrize(
+    ("dsn", "found"),
+    [
+        ("nonsense===", 'invalid dsn: invalid connection option "nonsense"'),
+        ("host=127.0.0.1 port=1 user=postgres connect_timeout=2", 'connection to server at "127.0.0.1", port 1 failed'),
+    ],
+)
+def test_a_wrong_dsn_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path, dsn: str, found: str) -> None:
+    """A DSN that does not parse or connect names the option and the driver's first line, no traceback."""
+    store = tmp_path / "mlflow.db"
+    store.touch()
+    code, out = _trace(capsys, "--dsn", dsn, "--tracking-uri", f"sqlite:///{store}")
+    assert code == 2
+    assert out.startswith(f"trace: --dsn: cannot connect to the prediction log: {found}")
+    assert out.count("\n") == 1
+
+
+def test_a_missing_sqlite_store_is_refused_and_not_created(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A sqlite: URI for a file that does not exist is refused; no empty MLflow database appears."""
+    for option in ("--tracking-uri", "--registry-uri", "--ledger-url"):
+        uris = {"--tracking-uri": f"sqlite:///{tmp_path / 'ok.db'}", option: f"sqlite:///{tmp_path / 'missing.db'}"}
+        (tmp_path / "ok.db").touch()
+        code, out = _trace(capsys, "--dsn", "host=127.0.0.1 port=1", *[x for item in uris.items() for x in item])
+        assert code == 2
+        missing = f"sqlite:///{tmp_path / 'missing.db'}"
+        assert out == f"trace: {option} {missing}: expected an existing SQLite database file, found none\n"
+        assert not (tmp_path / "missing.db").exists()
+
+
+def test_an_unreachable_tracking_server_is_bounded(capsys: pytest.CaptureFixture[str], silent_server: str) -> None:
+    """A tracking server that never answers ends the command within seconds, with one line."""
+    started = time.monotonic()
+    code, out = _trace(capsys, "--dsn", "host=127.0.0.1 port=1", "--tracking-uri", silent_server)
+    assert time.monotonic() - started < 15
+    assert code == 2
+    assert out == f"trace: --tracking-uri {silent_server}: no answer within 5s (ReadTimeout)\n"
