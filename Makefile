@@ -51,7 +51,7 @@ docs: install ## Build docs/ into site/ with mkdocs --strict (a broken link fail
 
 bench: install ## Run every benchmark (scripts/services.sh installs wrk when it can)
 	WITH_WRK=1 SKIP_COMPOSE=1 ./scripts/services.sh
-	$(PY) bench/parse.py
+	$(PY) bench/parse.py --growth
 	$(PY) bench/promotion.py
 	$(PY) bench/serving.py
 	$(PY) bench/drift.py

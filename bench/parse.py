@@ -20,10 +20,19 @@ File (a) is a temp copy of ``dags/mlops_pipelines.py`` with only ``pipelines/chu
 The last two lines are ``heavy_modules: <n> (target == 0)`` and ``parse_ratio: <median(a)/median(b)>
 (target <= 1.10)`` on cold-process wall time.
 
+**Growth with the number of specs** (``--growth``, or ``--growth-only`` for this part alone): a temp
+DAG folder holds the loader and N generated copies of ``pipelines/churn_files.yaml`` (renamed
+``churn_files_000`` ...), for N = 10, 25, 50, 100. A fresh process imports Airflow and the provider
+(the fixed cost, timed apart), then runs the loader; the loader's time divided by N is the parse time
+per pipeline. A least-squares line through (N, time) gives the cost of one more spec; the ratio of
+per-spec times at 100 and at 10 says whether the growth is linear (about 1.0; below 1.0 the first
+spec paid a warm-up). Heavy modules are counted after the 100-spec parse.
+
 Run from the repository root::
 
     .venv/bin/python bench/parse.py            # 9 interleaved runs
     .venv/bin/python bench/parse.py --runs 21
+    .venv/bin/python bench/parse.py --growth-only --runs 3
 
 Only the standard library and Airflow are used. Airflow runs with a throw-away ``AIRFLOW_HOME``; byte
 code is cached in a throw-away folder (``--no-bytecode-cache`` keeps the caller's settings).
@@ -43,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,6 +82,22 @@ print(json.dumps({{"dags": dags, "heavy": sorted(m for m in {HEAVY!r} if m in sy
 """
 
 
+# Runs in a fresh interpreter: imports timed apart from the loader's run.
+GROWTH_CHILD = f"""\
+import json, runpy, sys, time
+start = time.perf_counter()
+import airflow.sdk, airflow_mlops.factories
+imported = time.perf_counter()
+namespace = runpy.run_path(sys.argv[1], run_name="__dag_file__")
+built = time.perf_counter()
+from airflow.sdk import DAG
+dags = sum(isinstance(v, DAG) for v in namespace.values())
+print(json.dumps({{"imports": imported - start, "build": built - imported, "dags": dags,
+                  "heavy": sorted(m for m in {HEAVY!r} if m in sys.modules)}}))
+"""
+GROWTH_SIZES = (10, 25, 50, 100)
+
+
 def make_dag_files(root: Path) -> tuple[Path, Path]:
     """Write the Level 2 folder (a) and the trivial folder (b) under ``root``; return both files."""
     level2 = root / "level2"
@@ -83,6 +109,70 @@ def make_dag_files(root: Path) -> tuple[Path, Path]:
     trivial.mkdir()
     (trivial / "trivial_dag.py").write_text(TRIVIAL_DAG, encoding="utf-8")
     return level2 / "mlops_pipelines.py", trivial / "trivial_dag.py"
+
+
+def make_spec_folder(root: Path, count: int) -> Path:
+    """A DAG folder with the loader and ``count`` renamed copies of ``churn_files.yaml``; return the loader."""
+    folder = root / f"specs_{count:03d}"
+    (folder / "pipelines").mkdir(parents=True)
+    shutil.copy(REPO / "dags" / "mlops_pipelines.py", folder / "mlops_pipelines.py")
+    shutil.copytree(REPO / "dags" / "pipelines" / "data", folder / "pipelines" / "data")
+    template = (REPO / "dags" / "pipelines" / "churn_files.yaml").read_text(encoding="utf-8")
+    if "name: churn_files\n" not in template:
+        raise SystemExit("churn_files.yaml no longer has the line 'name: churn_files'")
+    for index in range(count):
+        spec = template.replace("name: churn_files\n", f"name: churn_files_{index:03d}\n", 1)
+        (folder / "pipelines" / f"churn_files_{index:03d}.yaml").write_text(spec, encoding="utf-8")
+    return folder / "mlops_pipelines.py"
+
+
+def growth(scratch: Path, env: dict[str, str], runs: int) -> dict[int, dict[str, object]]:
+    """Median import and loader times per folder size, interleaved over ``runs`` rounds."""
+    loaders = {count: make_spec_folder(scratch, count) for count in GROWTH_SIZES}
+    for loader in loaders.values():  # warm-up: byte-code cache, airflow.cfg
+        subprocess.run([sys.executable, "-c", GROWTH_CHILD, str(loader)], env=env, capture_output=True, check=False)
+    samples: dict[int, list[dict[str, object]]] = {count: [] for count in GROWTH_SIZES}
+    for _ in range(runs):
+        for count, loader in loaders.items():
+            proc = subprocess.run(
+                [sys.executable, "-c", GROWTH_CHILD, str(loader)], env=env, capture_output=True, text=True, check=False
+            )
+            if proc.returncode != 0:
+                raise SystemExit(f"parsing {count} specs failed:\n{proc.stderr}")
+            samples[count].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    summary: dict[int, dict[str, object]] = {}
+    for count, reports in samples.items():
+        summary[count] = {
+            "imports": statistics.median(float(r["imports"]) for r in reports),  # type: ignore[arg-type]
+            "build": statistics.median(float(r["build"]) for r in reports),  # type: ignore[arg-type]
+            "dags": reports[-1]["dags"],
+            "heavy": sorted({m for r in reports for m in r["heavy"]}),  # type: ignore[attr-defined]
+        }
+    return summary
+
+
+def print_growth(summary: dict[int, dict[str, object]], runs: int) -> None:
+    """The growth table, the least-squares slope and the per-spec ratio at 100 vs 10 specs."""
+    print(f"growth: loader + N copies of churn_files.yaml, fresh process each, median of {runs} runs")
+    print(f"  {'specs':>5} {'DAGs':>5} {'imports s':>10} {'loader s':>9} {'per spec ms':>12}")
+    for count, row in summary.items():
+        build = float(row["build"])  # type: ignore[arg-type]
+        print(
+            f"  {count:>5} {row['dags']:>5} {float(row['imports']):>10.3f} "  # type: ignore[arg-type]
+            f"{build:>9.3f} {build / count * 1000:>12.1f}"
+        )
+    counts = list(summary)
+    builds = [float(summary[c]["build"]) for c in counts]  # type: ignore[arg-type]
+    slope, intercept = statistics.linear_regression(counts, builds)
+    fitted = [intercept + slope * c for c in counts]
+    residual = max(abs(b - f) / b for b, f in zip(builds, fitted, strict=True))
+    first, last = counts[0], counts[-1]
+    ratio = (builds[-1] / last) / (builds[0] / first)
+    heavy = summary[last]["heavy"]
+    print(f"  least squares: {slope * 1000:.1f} ms per extra spec, intercept {intercept * 1000:.0f} ms, "
+          f"largest deviation from the line {residual:.1%}")  # fmt: skip
+    print(f"per_spec_ratio_{last}_vs_{first}: {ratio:.3f} (1.0 = linear)")
+    print(f"heavy_modules_after_{last}_specs: {len(heavy)} {heavy or ''}".rstrip())  # type: ignore[arg-type]
 
 
 def cold_parse(path: Path, env: dict[str, str]) -> tuple[float, float, dict[str, object]]:
@@ -145,6 +235,102 @@ def line(label: str, values: list[float], cpu: list[float] | None = None) -> str
     return text
 
 
+def private_environment(scratch: Path, *, bytecode_cache: bool) -> dict[str, str]:
+    """A private Airflow home (set before Airflow is imported here or in any child); the child env."""
+    os.environ["AIRFLOW_HOME"] = str(scratch / "airflow_home")
+    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    os.environ.setdefault("AIRFLOW__MLOPS__STORAGE_URI", f"file://{scratch / 'storage'}")
+    Path(os.environ["AIRFLOW_HOME"]).mkdir()
+    if bytecode_cache:
+        # Deployed installs (pip in the Docker image) have .pyc files. A venv without them, run under
+        # PYTHONDONTWRITEBYTECODE=1, recompiles Airflow and src/ in every process (~2 s CPU).
+        # Cache byte code in the scratch folder instead (the repo and the venv stay untouched).
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+        os.environ["PYTHONPYCACHEPREFIX"] = str(scratch / "pycache")
+        sys.dont_write_bytecode = False
+        sys.pycache_prefix = os.environ["PYTHONPYCACHEPREFIX"]
+    return dict(os.environ)
+
+
+@dataclass
+class Comparison:
+    """Timings of the level2 and trivial files: cold wall/CPU, warm fork, in-process re-parse."""
+
+    files: dict[str, Path]
+    wall: dict[str, list[float]] = field(default_factory=dict)
+    cpu: dict[str, list[float]] = field(default_factory=dict)
+    warm: dict[str, list[float]] = field(default_factory=dict)
+    reparse: dict[str, list[float]] = field(default_factory=dict)
+    dags: dict[str, int] = field(default_factory=dict)
+    heavy: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        for series in (self.wall, self.cpu, self.warm, self.reparse):
+            series.update({name: [] for name in self.files})
+
+
+def compare(scratch: Path, env: dict[str, str], runs: int) -> Comparison:
+    """Time the Level 2 file against the trivial one, cold, warm-forked and re-parsed in-process."""
+    level2, trivial = make_dag_files(scratch)
+    result = Comparison({"level2": level2, "trivial": trivial})
+    for path in result.files.values():  # warm-up (untimed): writes airflow.cfg, fills the byte-code cache
+        cold_parse(path, env)
+    for _ in range(runs):
+        for name, path in result.files.items():
+            elapsed, used, report = cold_parse(path, env)
+            result.wall[name].append(elapsed)
+            result.cpu[name].append(used)
+            result.dags[name] = int(report["dags"])  # type: ignore[call-overload]
+            if name == "level2":
+                result.heavy.update(report["heavy"])  # type: ignore[arg-type]
+    warm_parses(result, runs)
+    return result
+
+
+def warm_parses(result: Comparison, runs: int) -> None:
+    """Forked-child parses from a warm parent, then in-process re-parses; appended to ``result``."""
+    # Warm parent, as the dag processor: Airflow imported, the files' airflow.* imports pre-imported.
+    import airflow.dag_processing.processor  # noqa: F401
+    import airflow.sdk  # noqa: F401
+    from airflow.utils.file import iter_airflow_imports
+
+    for path in result.files.values():
+        for module in iter_airflow_imports(str(path)):
+            __import__(module)
+    for _ in range(runs):
+        for name, path in result.files.items():
+            result.warm[name].append(forked_parse(path))
+    for path in result.files.values():
+        in_process_parse(path)  # the first in-process parse imports the modules; not counted
+    for _ in range(runs):
+        for name, path in result.files.items():
+            result.reparse[name].append(in_process_parse(path))
+
+
+def print_comparison(result: Comparison) -> None:
+    """The three tables and the two target lines."""
+    print(
+        f"(a) level2 = mlops_pipelines.py + churn_files.yaml ({result.dags['level2']} DAGs); "
+        f"(b) trivial = 1 EmptyOperator ({result.dags['trivial']} DAG)"
+    )
+    print("cold process (fresh python, runpy.run_path), wall:")
+    for name in result.files:
+        print(line(name, result.wall[name], result.cpu[name]))
+    print("warm fork (Airflow pre-imported in the parent, parse in a forked child):")
+    for name in result.files:
+        print(line(name, result.warm[name]))
+    print("warm in-process re-parse (all modules already imported):")
+    for name in result.files:
+        print(line(name, result.reparse[name]))
+    cpu_ratio = statistics.median(result.cpu["level2"]) / statistics.median(result.cpu["trivial"])
+    warm_extra = statistics.median(result.warm["level2"]) - statistics.median(result.warm["trivial"])
+    print(f"cpu_ratio: {cpu_ratio:.3f}; warm fork extra for level2: {warm_extra * 1000:.0f} ms")
+    print(f"heavy modules after parsing level2: {', '.join(sorted(result.heavy)) or 'none'}")
+    ratio = statistics.median(result.wall["level2"]) / statistics.median(result.wall["trivial"])
+    print(f"heavy_modules: {len(result.heavy)} (target == 0)")
+    print(f"parse_ratio: {ratio:.3f} (target <= 1.10)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=9, help="interleaved runs per file (default 9)")
@@ -153,64 +339,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep the caller's byte-code settings (e.g. PYTHONDONTWRITEBYTECODE=1: recompile every parse)",
     )
+    parser.add_argument("--growth", action="store_true", help="also time folders of 10, 25, 50 and 100 specs")
+    parser.add_argument("--growth-only", action="store_true", help="only the 10 to 100 specs growth")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
 
     scratch = Path(tempfile.mkdtemp(prefix="mlops-parse-bench-"))
+    comparison, spread = None, None
     try:
-        # A private Airflow home, set before Airflow is imported here or in any child.
-        os.environ["AIRFLOW_HOME"] = str(scratch / "airflow_home")
-        os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-        os.environ.setdefault("AIRFLOW__MLOPS__STORAGE_URI", f"file://{scratch / 'storage'}")
-        Path(os.environ["AIRFLOW_HOME"]).mkdir()
-        if not args.no_bytecode_cache:
-            # Deployed installs (pip in the Docker image) have .pyc files. A venv without them, run under
-            # PYTHONDONTWRITEBYTECODE=1, recompiles Airflow and src/ in every process (~2 s CPU).
-            # Cache byte code in the scratch folder instead (the repo and the venv stay untouched).
-            os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-            os.environ["PYTHONPYCACHEPREFIX"] = str(scratch / "pycache")
-            sys.dont_write_bytecode = False
-            sys.pycache_prefix = os.environ["PYTHONPYCACHEPREFIX"]
-        env = dict(os.environ)
-        level2, trivial = make_dag_files(scratch)
-        files = {"level2": level2, "trivial": trivial}
-
-        # Warm-up (untimed): writes airflow.cfg, fills the byte-code cache.
-        for path in files.values():
-            cold_parse(path, env)
-
-        wall: dict[str, list[float]] = {name: [] for name in files}
-        cpu: dict[str, list[float]] = {name: [] for name in files}
-        dags: dict[str, int] = {}
-        heavy: set[str] = set()
-        for _ in range(args.runs):
-            for name, path in files.items():
-                elapsed, used, report = cold_parse(path, env)
-                wall[name].append(elapsed)
-                cpu[name].append(used)
-                dags[name] = int(report["dags"])  # type: ignore[call-overload]
-                if name == "level2":
-                    heavy.update(report["heavy"])  # type: ignore[arg-type]
-
-        # Warm parent, as the dag processor: Airflow imported, the files' airflow.* imports pre-imported.
-        import airflow.dag_processing.processor  # noqa: F401
-        import airflow.sdk  # noqa: F401
-        from airflow.utils.file import iter_airflow_imports
-
-        for path in files.values():
-            for module in iter_airflow_imports(str(path)):
-                __import__(module)
-        warm: dict[str, list[float]] = {name: [] for name in files}
-        for _ in range(args.runs):
-            for name, path in files.items():
-                warm[name].append(forked_parse(path))
-        reparse: dict[str, list[float]] = {name: [] for name in files}
-        for path in files.values():
-            in_process_parse(path)  # first parse imports the modules; not counted
-        for _ in range(args.runs):
-            for name, path in files.items():
-                reparse[name].append(in_process_parse(path))
+        env = private_environment(scratch, bytecode_cache=not args.no_bytecode_cache)
+        if not args.growth_only:
+            comparison = compare(scratch, env, args.runs)
+        if args.growth or args.growth_only:
+            spread = growth(scratch, env, args.runs)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -221,26 +363,10 @@ def main(argv: list[str] | None = None) -> int:
         f"Airflow {airflow_version}, {os.cpu_count()} CPUs, load avg {os.getloadavg()[0]:.2f}, "
         f"byte-code cache {'as inherited' if args.no_bytecode_cache else 'on'}"
     )
-    print(
-        f"(a) level2 = mlops_pipelines.py + churn_files.yaml ({dags['level2']} DAGs); "
-        f"(b) trivial = 1 EmptyOperator ({dags['trivial']} DAG)"
-    )
-    print("cold process (fresh python, runpy.run_path), wall:")
-    for name in files:
-        print(line(name, wall[name], cpu[name]))
-    print("warm fork (Airflow pre-imported in the parent, parse in a forked child):")
-    for name in files:
-        print(line(name, warm[name]))
-    print("warm in-process re-parse (all modules already imported):")
-    for name in files:
-        print(line(name, reparse[name]))
-    cpu_ratio = statistics.median(cpu["level2"]) / statistics.median(cpu["trivial"])
-    warm_extra = statistics.median(warm["level2"]) - statistics.median(warm["trivial"])
-    print(f"cpu_ratio: {cpu_ratio:.3f}; warm fork extra for level2: {warm_extra * 1000:.0f} ms")
-    print(f"heavy modules after parsing level2: {', '.join(sorted(heavy)) or 'none'}")
-    ratio = statistics.median(wall["level2"]) / statistics.median(wall["trivial"])
-    print(f"heavy_modules: {len(heavy)} (target == 0)")
-    print(f"parse_ratio: {ratio:.3f} (target <= 1.10)")
+    if comparison is not None:
+        print_comparison(comparison)
+    if spread is not None:
+        print_growth(spread, args.runs)
     return 0
 
 
