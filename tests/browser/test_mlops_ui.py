@@ -212,7 +212,11 @@ def test_files_training_from_the_params_form_reaches_success_and_links_to_mlflow
     editor = form.locator(".monaco-editor").first  # the object Param's JSON editor (Monaco)
     editor.click()
     page.keyboard.press("Control+A")
-    page.keyboard.insert_text('{"C": 0.25}')  # inserted as text: no auto-closed brackets
+    page.keyboard.press("Backspace")
+    page.keyboard.type('{"C": 0.25')
+    page.keyboard.press("Shift+Control+End")  # drop what Monaco closed on its own, then close it ourselves
+    page.keyboard.press("Delete")
+    page.keyboard.type("}")
     shot(page, "02-trigger-form")
     before = {r["run_id"] for r in cluster.runs(dag)}
     form.get_by_role("button", name="Trigger").last.click()
