@@ -66,12 +66,16 @@ def collect_mlflow(sources: PipelineSources, obs: Observations) -> None:
                     )
                 )
     versions = sorted(client.search_model_versions(f"name = '{sources.model}'"), key=lambda v: -int(v.version))
+    aliases: dict[str, list[str]] = {}
+    if versions:  # search results carry no aliases in every store: the registered model has them all
+        for alias, version in (client.get_registered_model(sources.model).aliases or {}).items():
+            aliases.setdefault(str(version), []).append(alias)
     for index, mv in enumerate(versions):
         obs.versions.append(
             ModelVersion(
                 version=str(mv.version),
                 run_id=str(mv.run_id),
-                aliases=list(getattr(mv, "aliases", []) or []),
+                aliases=sorted(aliases.get(str(mv.version), [])),
                 has_signature=_has_signature(sources, str(mv.version)) if index == 0 else None,
                 link=sources.version_url(str(mv.version)),
             )

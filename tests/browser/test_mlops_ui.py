@@ -230,7 +230,7 @@ def test_files_training_from_the_params_form_reaches_success_and_links_to_mlflow
 
     client = MlflowClient(stack["loop"].tracking_uri)
     links = api(stack, f"/api/v2/dags/{dag}/dagRuns/{run_id}/taskInstances/train/links")
-    url = links["MLflow run"]
+    url = links["extra_links"]["MLflow run"]
     assert url.startswith(stack["mlflow_url"])
     mlflow_run_id = url.rstrip("/").rsplit("/", 1)[1]
     assert client.get_run(mlflow_run_id).data.params["C"] == "0.25"
@@ -252,7 +252,8 @@ def test_mlops_pages_show_real_content_to_a_viewer(stack: dict[str, Any], browse
 
     page.goto(f"{base}/mlops/pipelines", wait_until="networkidle")
     card = page.locator(f"#pipeline-{PIPELINE}")
-    assert "v1" in card.inner_text()
+    assert f"{PIPELINE} v1" in card.locator(".fact").first.inner_text()  # the champion, with its ledger row
+    assert "ledger row" in card.locator(".fact").first.inner_text()
     assert card.locator("table.score tr.met").count() >= 3
     shot(page, "10-pipelines")
 

@@ -128,7 +128,11 @@ def column_drift_figure(points: list[dict[str, Any]], columns: list[str]) -> dic
                 "hovertemplate": "%{y} at %{x}: %{z}<extra>1 = drifted</extra>",
             }
         ],
-        "layout": {**_layout("Drift per feature", "", None), "height": 80 + 28 * max(len(seen), 1)},
+        "layout": {
+            **_layout("Drift per feature", "", None),
+            "height": 80 + 28 * max(len(seen), 1),
+            "margin": {"l": 130, "r": 20, "t": 40, "b": 40},
+        },
     }
 
 

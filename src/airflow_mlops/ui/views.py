@@ -120,7 +120,7 @@ def trace_chain(sources: PipelineSources, request_id: str) -> list[dict[str, Any
         {
             "step": "Prediction",
             "value": f"{prediction['request_id']} at {prediction['ts']} ({prediction['arm']} arm)",
-            "detail": f"output {prediction['output']}, {prediction['latency_ms']} ms",
+            "detail": f"output {prediction['output']}, answered in {float(prediction['latency_ms'] or 0):.2f} ms",
             "link": "",
             "ok": True,
         },
@@ -197,7 +197,11 @@ def training_run_tab(sources: PipelineSources, dag_id: str, run_id: str) -> dict
                 mv = versions[0]
                 result["version"] = {
                     "version": str(mv.version),
-                    "aliases": list(getattr(mv, "aliases", []) or []),
+                    "aliases": sorted(
+                        a
+                        for a, v in (client.get_registered_model(sources.model).aliases or {}).items()
+                        if str(v) == str(mv.version)
+                    ),
                     "link": sources.version_url(str(mv.version)),
                 }
     history = sources.ledger.history(sources.model)
