@@ -22,6 +22,9 @@ for db in mlops_test airflow_test mlops_demo; do
     fi
 done
 
+# The browser tests (tests/browser) drive Debian's chromium through Playwright; never `playwright install`.
+[ -x /usr/bin/chromium ] || (apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)) || echo "services: could not install chromium"
+
 if [ -z "${SKIP_COMPOSE:-}" ] && ! command -v docker-compose >/dev/null 2>&1; then
     echo "services: installing docker-compose (validates docker-compose.yaml; no engine needed)"
     (apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null) || echo "services: could not install docker-compose"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch ``validate``, ``trace`` and ``serve`` (the demo is ``python -m demo`` in the repository)."""
+    """Dispatch ``validate``, ``trace``, ``assess`` and ``serve`` (the demo is ``python -m demo`` in the repository)."""
     parser = argparse.ArgumentParser(prog="airflow-mlops", description="airflow-provider-mlops tools")
     commands = parser.add_subparsers(dest="command", required=True)
     validate = commands.add_parser("validate", help="check pipeline spec files with the rules of the DAG parse")
@@ -17,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     trace.add_argument("--tracking-uri", required=True, help="MLflow tracking URI")
     trace.add_argument("--registry-uri", default=None, help="MLflow registry URI (default: tracking URI)")
     trace.add_argument("--ledger-url", default=None, help="SQLAlchemy URL of the promotion ledger")
+    _add_assess(commands)
     from airflow_mlops.serving.server import add_arguments as add_serve_arguments
 
     serve = commands.add_parser("serve", help="serve a registered model's champion and challenger over HTTP")
@@ -27,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command == "validate":
         return _validate(args.paths)
-
+    if args.command == "assess":
+        return _assess(args)
     return _trace(args)
 
 
@@ -70,6 +74,41 @@ def _trace(args: argparse.Namespace) -> int:
     from airflow_mlops.trace_command import run_trace
 
     return run_trace(args)
+
+
+# --- assess: the maturity scorecard ------------------------------------------------------------
+
+
+def _add_assess(commands: Any) -> None:
+    assess = commands.add_parser("assess", help="grade each pipeline against the MLOps maturity levels from evidence")
+    assess.add_argument("pipelines", nargs="*", help="pipeline names (default: every spec in the specs folder)")
+    assess.add_argument("--specs", type=Path, default=None, help="folder of pipeline specs (default: see docs)")
+    assess.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _assess(args: argparse.Namespace) -> int:
+    import json
+
+    from airflow_mlops.assessment import assess
+    from airflow_mlops.pipeline_sources import PipelineSources, load_pipeline_specs, specs_folder
+
+    folder = args.specs or specs_folder()
+    specs = [s for s in load_pipeline_specs(folder) if not args.pipelines or s.name in args.pipelines]
+    if not specs:
+        print(f"assess: no pipeline specs{' named ' + ', '.join(args.pipelines) if args.pipelines else ''} in {folder}")
+        return 1
+    cards = [assess(PipelineSources(spec)) for spec in specs]
+    if args.json:
+        print(json.dumps([card.as_dict() for card in cards], indent=2, default=str))
+        return 0
+    for card in cards:
+        print(f"{card.pipeline}: Level {card.achieved} achieved ({card.achieved_name})")
+        for p in card.practices:
+            print(f"  {'✔' if p.met else '✘'} L{p.level} {p.title:<48} {p.evidence}")
+        for problem in card.problems:
+            print(f"  ! {problem}")
+        print()
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,33 @@
+"""The MLOps pages in the Airflow UI: a thin plugin over :mod:`airflow_mlops.ui`.
+
+Point ``[core] plugins_folder`` (``AIRFLOW__CORE__PLUGINS_FOLDER``) at this folder. Importing it
+builds the FastAPI app (no database, no network, no mlflow/pandas); the api-server mounts it under
+``/mlops``, where every route requires an authenticated Airflow user.
+"""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+from airflow_mlops.ui.app import create_app
+
+
+class MlopsPlugin(AirflowPlugin):
+    """The ``mlops`` plugin: the pages, an "MLOps" navigation entry and a tab on DAG runs."""
+
+    name = "mlops"
+    fastapi_apps = [{"app": create_app(), "url_prefix": "/mlops", "name": "MLOps pages"}]
+    external_views = [
+        {
+            "name": "MLOps",
+            "href": "mlops/pipelines",
+            "destination": "nav",
+            "url_route": "mlops",
+        },
+        {
+            "name": "MLOps",
+            "href": "mlops/run?dag_id={DAG_ID}&run_id={RUN_ID}",
+            "destination": "dag_run",
+            "url_route": "mlops_run",
+        },
+    ]

@@ -1,0 +1,201 @@
+"""The Monitoring page's charts: drift share, per-column drift and live accuracy over time.
+
+Each monitor run (an MLflow run tagged ``mlops.monitor``) is one point; its ``verdict.json``
+artifact gives the drifted columns and the validation accuracy. The charts are plotly figure dicts
+(rendered by the plotly.js the plugin serves); every point carries the links of its verdict: the
+Evidently report (served by the plugin) and the MLflow monitor run.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from airflow_mlops.pipeline_sources import PipelineSources
+
+MAX_POINTS = 60
+REPORT_FILES = {"drift": "drift/report.html", "quality": "quality/report.html"}
+
+
+def verdict(sources: PipelineSources, run_id: str, monitor: str) -> dict[str, Any]:
+    """The ``<monitor>/verdict.json`` of a monitor run (``{}`` when it has none)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = sources.mlflow.download_artifacts(run_id, f"{monitor}/verdict.json", tmp)
+        except Exception:
+            return {}
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    return data if isinstance(data, dict) else {}
+
+
+def monitor_points(sources: PipelineSources) -> dict[str, list[dict[str, Any]]]:
+    """Drift and quality monitor runs of the pipeline, oldest first, with their verdicts and links."""
+    experiment = sources.mlflow.get_experiment_by_name(sources.spec.experiment_name)
+    points: dict[str, list[dict[str, Any]]] = {"drift": [], "quality": []}
+    if experiment is None:
+        return points
+    runs = sources.mlflow.search_runs(
+        [experiment.experiment_id],
+        "tags.`mlops.monitor` != ''",
+        order_by=["attributes.start_time DESC"],
+        max_results=2 * MAX_POINTS,
+    )
+    for run in reversed(runs):
+        monitor = run.data.tags.get("mlops.monitor", "")
+        if monitor not in points:
+            continue
+        data = verdict(sources, run.info.run_id, monitor)
+        has_report = any(f.path == REPORT_FILES[monitor] for f in _artifacts(sources, run.info.run_id, monitor))
+        points[monitor].append(
+            {
+                "at": datetime.fromtimestamp(run.info.start_time / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                "run_id": run.info.run_id,
+                "decision": run.data.tags.get("mlops.decision", data.get("decision", "?")),
+                "metrics": dict(run.data.metrics),
+                "verdict": data,
+                "mlflow_link": sources.run_url(run.info.experiment_id, run.info.run_id),
+                "report_link": f"report/{quote(sources.name)}/{run.info.run_id}/{monitor}" if has_report else "",
+                "champion": run.data.tags.get("mlops.champion_version"),
+            }
+        )
+    return points
+
+
+def _artifacts(sources: PipelineSources, run_id: str, monitor: str) -> list[Any]:
+    try:
+        return list(sources.mlflow.list_artifacts(run_id, monitor))
+    except Exception:
+        return []
+
+
+def _links(points: list[dict[str, Any]]) -> list[list[str]]:
+    return [[p["report_link"], p["mlflow_link"], p["decision"]] for p in points]
+
+
+def drift_share_figure(points: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
+    """Drift share per monitor run against the dataset-drift threshold."""
+    xs = [p["at"] for p in points]
+    shares = [p["metrics"].get("drift_share", p["verdict"].get("share")) for p in points]
+    colors = ["#c0392b" if p["decision"] == "drift" else "#2e86c1" for p in points]
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": "drift share",
+                "x": xs,
+                "y": shares,
+                "marker": {"size": 11, "color": colors},
+                "customdata": _links(points),
+                "hovertemplate": "%{x}<br>share %{y:.2f}<br>%{customdata[2]}<extra>click: report</extra>",
+            },
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": f"threshold {threshold:g}",
+                "x": xs,
+                "y": [threshold] * len(xs),
+                "line": {"dash": "dash", "color": "#7f8c8d"},
+                "hoverinfo": "skip",
+            },
+        ],
+        "layout": _layout("Share of drifted features", "share", [0, 1.05]),
+    }
+
+
+def column_drift_figure(points: list[dict[str, Any]], columns: list[str]) -> dict[str, Any]:
+    """Which features drifted in each monitor run (a heatmap: 1 drifted, 0 not)."""
+    seen = list(columns) or sorted({c for p in points for c in p["verdict"].get("drifted_columns", [])})
+    z = [[1 if c in p["verdict"].get("drifted_columns", []) else 0 for p in points] for c in seen]
+    return {
+        "data": [
+            {
+                "type": "heatmap",
+                "x": [p["at"] for p in points],
+                "y": seen,
+                "z": z,
+                "zmin": 0,
+                "zmax": 1,
+                "colorscale": [[0, "#d6eaf8"], [1, "#c0392b"]],
+                "showscale": False,
+                "xgap": 3,
+                "ygap": 3,
+                "hovertemplate": "%{y} at %{x}: %{z}<extra>1 = drifted</extra>",
+            }
+        ],
+        "layout": {
+            **_layout("Drift per feature", "", None),
+            "height": 80 + 28 * max(len(seen), 1),
+            "margin": {"l": 130, "r": 20, "t": 40, "b": 40},
+        },
+    }
+
+
+def accuracy_figure(points: list[dict[str, Any]], max_drop: float) -> dict[str, Any]:
+    """Live accuracy per quality run against the bar (validation accuracy minus the allowed drop)."""
+    xs = [p["at"] for p in points]
+    live = [p["metrics"].get("live_accuracy", p["verdict"].get("live_accuracy")) for p in points]
+    bar = [
+        None if p["verdict"].get("validation_accuracy") is None else p["verdict"]["validation_accuracy"] - max_drop
+        for p in points
+    ]
+    colors = ["#c0392b" if p["decision"] in ("degraded", "rollback") else "#27ae60" for p in points]
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": "live accuracy",
+                "x": xs,
+                "y": live,
+                "marker": {"size": 11, "color": colors},
+                "customdata": _links(points),
+                "hovertemplate": "%{x}<br>accuracy %{y:.3f}<br>%{customdata[2]}<extra>click: report</extra>",
+            },
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": f"validation bar (-{max_drop:g})",
+                "x": xs,
+                "y": bar,
+                "line": {"dash": "dash", "color": "#7f8c8d", "shape": "hv"},
+                "hoverinfo": "skip",
+            },
+        ],
+        "layout": _layout("Live accuracy against the validation bar", "accuracy", None),
+    }
+
+
+def _layout(title: str, y_title: str, y_range: list[float] | None) -> dict[str, Any]:
+    layout: dict[str, Any] = {
+        "title": {"text": title, "x": 0, "font": {"size": 15}},
+        "margin": {"l": 70, "r": 20, "t": 40, "b": 40},
+        "height": 300,
+        "legend": {"orientation": "h", "y": -0.2},
+        "xaxis": {"type": "category"},
+        "yaxis": {"title": {"text": y_title}},
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "#fbfcfc",
+    }
+    if y_range:
+        layout["yaxis"]["range"] = y_range
+    return layout
+
+
+def charts(sources: PipelineSources) -> dict[str, Any]:
+    """Figures and verdict links of one pipeline's monitoring."""
+    spec = sources.spec
+    points = monitor_points(sources)
+    columns = list(spec.features or [])
+    figures = {}
+    if points["drift"]:
+        figures["drift_share"] = drift_share_figure(points["drift"], spec.monitoring.drift.share)
+        figures["column_drift"] = column_drift_figure(points["drift"], columns)
+    if points["quality"]:
+        figures["accuracy"] = accuracy_figure(points["quality"], spec.monitoring.max_accuracy_drop)
+    return {"points": points, "figures": figures}

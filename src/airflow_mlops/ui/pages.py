@@ -1,0 +1,217 @@
+"""The routes of the MLOps pages: one function a page, rendered with the package's Jinja2 templates.
+
+:func:`airflow_mlops.ui.app.create_app` mounts this router behind Airflow's auth manager; nothing
+here is reachable without it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from airflow_mlops.core import tags
+from airflow_mlops.ui import views
+
+if TYPE_CHECKING:
+    from airflow_mlops.pipeline_sources import PipelineSources
+
+HERE = Path(__file__).parent
+STATIC_FILES = {"mlops.css": "text/css", "mlops.js": "text/javascript"}
+TABS = (("pipelines", "Pipelines"), ("history", "Promotion history"), ("monitoring", "Monitoring"), ("trace", "Trace"))
+
+
+def plotly_js() -> Path | None:
+    """``plotly.min.js`` shipped inside the installed plotly package (found without importing plotly)."""
+    spec = importlib.util.find_spec("plotly")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / "package_data" / "plotly.min.js"
+        if path.is_file():
+            return path
+    return None
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """A form's date-time (``2026-12-01T10:30``, UTC unless it says otherwise), or ``None``."""
+    if not value:
+        return None
+    moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _pipelines() -> tuple[list[PipelineSources], str]:
+    """Sources of every spec in the specs folder, and a notice when there are none."""
+    from airflow_mlops.pipeline_sources import PipelineSources, load_pipeline_specs, specs_folder
+
+    folder = specs_folder()
+    try:
+        specs = load_pipeline_specs(folder)
+    except Exception as err:
+        return [], f"The pipeline specs in {folder} do not load: {err}"
+    if not specs:
+        return [], (
+            f"No pipeline specs in {folder}. Put spec YAML files there (see dags/pipelines/ in the repository) "
+            "or set [mlops] specs_folder."
+        )
+    return [PipelineSources(s) for s in specs], ""
+
+
+def _chosen(sources: list[PipelineSources], name: str | None) -> PipelineSources | None:
+    return next((s for s in sources if s.name == name), sources[0] if sources else None)
+
+
+def _scratch() -> Path:
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="mlops-report-"))
+
+
+def _trace_page(chosen: PipelineSources, request_id: str, notice: str) -> tuple[list[Any], list[Any], str]:
+    """The chain of ``request_id`` (if given) and the newest requests to pick from."""
+    from airflow_mlops.core.lineage import TraceNotFoundError
+    from airflow_mlops.ui import views
+
+    steps: list[Any] = []
+    recent: list[Any] = []
+    try:
+        recent = chosen.newest_requests(limit=10)
+    except Exception as err:
+        if "does not exist" in str(err):
+            notice = f"{chosen.name} has served no prediction yet: deploy a champion (Level 3 and up) and send traffic."
+        else:
+            hint = f"Check the {chosen.spec.serving.log_conn_id} connection."
+            notice = views.failure("the prediction log", err, hint)
+        return steps, recent, notice
+    if not recent and not request_id:
+        notice = f"No prediction of {chosen.model} is logged yet: send requests to the model server, then trace one."
+    if request_id:
+        try:
+            steps = views.trace_chain(chosen, request_id)
+        except TraceNotFoundError as err:
+            notice = f"{err}. Pick one of the newest requests below."
+        except Exception as err:
+            notice = views.failure("the trace", err, "Check the MLflow and prediction-log connections.")
+    return steps, recent, notice
+
+
+router = APIRouter()
+TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
+
+
+def page(request: Request, template: str, tab: str, **context: Any) -> HTMLResponse:
+    """Render one page of the MLOps tabs."""
+    return TEMPLATES.TemplateResponse(request, template, {"tabs": TABS, "tab": tab, **context})
+
+
+@router.get("/", include_in_schema=False)
+def index() -> RedirectResponse:
+    return RedirectResponse("pipelines")
+
+
+@router.get("/static/{name}")
+def static(name: str) -> FileResponse:
+    if name == "plotly.min.js":
+        path = plotly_js()
+        if path is None:
+            raise HTTPException(404, "plotly is not installed: pip install plotly (Evidently installs it)")
+        return FileResponse(path, media_type="text/javascript")
+    if name not in STATIC_FILES:
+        raise HTTPException(404, f"no static file {name!r}")
+    return FileResponse(HERE / "static" / name, media_type=STATIC_FILES[name])
+
+
+@router.get("/pipelines", response_class=HTMLResponse)
+def pipelines(request: Request) -> HTMLResponse:
+    sources, notice = _pipelines()
+    cards, problems = [], []
+    for source in sources:
+        try:
+            cards.append(views.pipeline_card(source))
+        except Exception as err:
+            problems.append(f"{source.name}: " + views.failure("its history", err, "Check its connections."))
+    return page(request, "pipelines.html", "pipelines", cards=cards, notice=notice, problems=problems)
+
+
+@router.get("/history", response_class=HTMLResponse)
+def history(request: Request, pipeline: str | None = None, at: str | None = None) -> HTMLResponse:
+    sources, notice = _pipelines()
+    chosen = _chosen(sources, pipeline)
+    data: dict[str, Any] = {"rows": [], "answer": None}
+    if chosen is not None:
+        try:
+            data = views.history(chosen, parse_time(at))
+        except ValueError as err:
+            notice = f"Time {at!r}: {err}. Use a date and time such as 2026-12-01T10:30 (UTC)."
+        except Exception as err:
+            notice = views.failure("the ledger", err, "Check the spec's ledger connection or [mlops] ledger_url.")
+    return page(request, "history.html", "history", sources=sources, chosen=chosen, at=at or "", notice=notice, **data)
+
+
+@router.get("/monitoring", response_class=HTMLResponse)
+def monitoring(request: Request, pipeline: str | None = None) -> HTMLResponse:
+    from airflow_mlops.ui.monitoring import charts
+
+    sources, notice = _pipelines()
+    chosen = _chosen(sources, pipeline)
+    data: dict[str, Any] = {"points": {"drift": [], "quality": []}, "figures": {}}
+    if chosen is not None:
+        try:
+            data = charts(chosen)
+        except Exception as err:
+            notice = views.failure("the monitor runs in MLflow", err, "Check the mlflow_default connection.")
+    return page(request, "monitoring.html", "monitoring", sources=sources, chosen=chosen, notice=notice, **data)
+
+
+@router.get("/report/{pipeline}/{run_id}/{monitor}")
+def report(pipeline: str, run_id: str, monitor: str) -> Response:
+    from airflow_mlops.ui.monitoring import REPORT_FILES
+
+    sources, _ = _pipelines()
+    chosen = next((s for s in sources if s.name == pipeline), None)
+    if chosen is None or monitor not in REPORT_FILES:
+        raise HTTPException(404, f"no pipeline {pipeline!r} or no monitor {monitor!r}")
+    run = chosen.mlflow.get_run(run_id)
+    if run.data.tags.get(tags.PIPELINE) != pipeline or run.data.tags.get(tags.MONITOR) != monitor:
+        raise HTTPException(404, f"run {run_id} is not a {monitor} monitor run of {pipeline}")
+    text = chosen.mlflow.download_artifacts(run_id, REPORT_FILES[monitor], str(_scratch()))
+    return HTMLResponse(Path(text).read_text(encoding="utf-8"))
+
+
+@router.get("/trace", response_class=HTMLResponse)
+def trace(request: Request, pipeline: str | None = None, request_id: str | None = None) -> HTMLResponse:
+    sources, notice = _pipelines()
+    chosen = _chosen(sources, pipeline)
+    steps: list[dict[str, Any]] = []
+    recent: list[Any] = []
+    if chosen is not None:
+        steps, recent, notice = _trace_page(chosen, (request_id or "").strip(), notice)
+    context = {"sources": sources, "chosen": chosen, "request_id": request_id or "", "steps": steps}
+    return page(request, "trace.html", "trace", recent=recent, notice=notice, **context)
+
+
+@router.get("/run", response_class=HTMLResponse)
+def run_tab(request: Request, dag_id: str, run_id: str) -> HTMLResponse:
+    sources, notice = _pipelines()
+    chosen = next((s for s in sources if dag_id == f"{s.name}_train"), None)
+    data: dict[str, Any] = {}
+    if chosen is None:
+        notice = f"{dag_id} is not a training DAG of a pipeline in the specs folder: this tab shows training runs."
+    else:
+        try:
+            data = views.training_run_tab(chosen, dag_id, run_id)
+        except Exception as err:
+            notice = views.failure("this run's records", err, "Check the MLflow and ledger connections.")
+    return page(request, "run.html", "", chosen=chosen, dag_id=dag_id, run_id=run_id, notice=notice, data=data)
+
+
+@router.get("/api/scorecard")
+def scorecard_api() -> JSONResponse:
+    from airflow_mlops.assessment import assess
+
+    sources, notice = _pipelines()
+    return JSONResponse({"notice": notice, "scorecards": [assess(s).as_dict() for s in sources]})

@@ -1,0 +1,211 @@
+"""What each page shows, as plain dicts for the templates: pipelines, promotion history, trace, a DAG run.
+
+Every reader is wrapped: a system that cannot be read turns into a notice that says what to do,
+never into a stack trace on the page.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from airflow_mlops.assessment import observe, trace_steps
+from airflow_mlops.core.maturity import score
+
+if TYPE_CHECKING:
+    from airflow_mlops.core.ledger import LedgerRow
+    from airflow_mlops.pipeline_sources import PipelineSources
+
+log = logging.getLogger(__name__)
+
+
+def airflow_run_link(dag_id: str | None, run_id: str | None, task_id: str | None = None) -> str:
+    """Path of a DAG run (or task) in the Airflow UI, relative to the site root."""
+    if not dag_id:
+        return ""
+    if not run_id:
+        return f"/dags/{quote(dag_id, safe='')}"
+    link = f"/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+    return f"{link}/tasks/{quote(task_id, safe='')}" if task_id else link
+
+
+def failure(what: str, err: BaseException, hint: str) -> str:
+    """A one-line notice for a reader that failed (the details go to the log)."""
+    log.warning("MLOps UI: reading %s failed", what, exc_info=err)
+    first = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+    return f"Could not read {what} ({first}). {hint}"
+
+
+def ledger_row(row: LedgerRow) -> dict[str, Any]:
+    """A ledger row for a template, with its Airflow link."""
+    data = row.as_dict()
+    data["created"] = row.created_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    data["airflow_link"] = airflow_run_link(row.airflow_dag_id, row.airflow_run_id, row.airflow_task_id)
+    return data
+
+
+def pipeline_card(sources: PipelineSources) -> dict[str, Any]:
+    """Everything the Pipelines page shows about one pipeline."""
+    spec = sources.spec
+    obs = observe(sources)
+    card = score(obs)
+    champion = next((v for v in obs.versions if "champion" in v.aliases), None)
+    challenger = next((v for v in obs.versions if "challenger" in v.aliases), None)
+    holder = None
+    if champion is not None:
+        try:
+            found = sources.ledger.holder_at(sources.model, datetime.now(UTC))
+            holder = ledger_row(found) if found else None
+        except Exception as err:
+            obs.problems.append(failure("the ledger", err, "Check the spec's ledger connection."))
+    latest: dict[str, Any] = {}
+    for check in sorted(obs.monitor_runs, key=lambda m: m.started_at):
+        latest[check.monitor] = {
+            "decision": check.decision,
+            "at": f"{check.started_at:%Y-%m-%d %H:%M}",
+            "link": check.link,
+        }
+    training = []
+    for run in obs.training_runs[:5]:
+        trigger = run.trigger
+        training.append(
+            {
+                "run_id": run.run_id,
+                "link": run.link,
+                "dag_id": run.tags.get("airflow.dag_id"),
+                "airflow_run_id": run.tags.get("airflow.run_id"),
+                "airflow_link": airflow_run_link(run.tags.get("airflow.dag_id"), run.tags.get("airflow.run_id")),
+                "digest": (run.tags.get("mlops.dataset_digest") or "")[:16],
+                "trigger": trigger.get("run_type", "?"),
+            }
+        )
+    return {
+        "name": spec.name,
+        "description": spec.description,
+        "level": spec.level,
+        "model": sources.model,
+        "champion": None if champion is None else {"version": champion.version, "link": champion.link},
+        "holder": holder,
+        "challenger": None if challenger is None else {"version": challenger.version, "link": challenger.link},
+        "challenger_share": spec.promotion.ab.challenger_share if spec.level >= 3 else None,
+        "drift": latest.get("drift"),
+        "quality": latest.get("quality"),
+        "training": training,
+        "scorecard": card,
+        "train_dag": f"{spec.name}_train",
+        "monitor_dag": f"{spec.name}_monitor",
+    }
+
+
+def history(sources: PipelineSources, at: datetime | None) -> dict[str, Any]:
+    """The ledger timeline of one model, newest first, and who was champion at ``at``."""
+    rows = [ledger_row(r) for r in reversed(sources.ledger.history(sources.model))]
+    answer = None
+    if at is not None:
+        holder = sources.ledger.holder_at(sources.model, at)
+        answer = {"at": at.strftime("%Y-%m-%d %H:%M:%S UTC"), "row": ledger_row(holder) if holder else None}
+    return {"rows": rows, "answer": answer}
+
+
+def trace_chain(sources: PipelineSources, request_id: str) -> list[dict[str, Any]]:
+    """The trace of a request as an ordered chain of linked steps."""
+    chain = sources.trace(request_id)
+    prediction, mv, run, airflow = chain["prediction"], chain["model_version"], chain["mlflow_run"], chain["airflow"]
+    dataset, ledger = chain["dataset"], chain.get("ledger") or {}
+    holder = ledger.get("champion_at_ts")
+    found = trace_steps(chain)
+    return [
+        {
+            "step": "Prediction",
+            "value": f"{prediction['request_id']} at {prediction['ts']} ({prediction['arm']} arm)",
+            "detail": f"output {prediction['output']}, answered in {float(prediction['latency_ms'] or 0):.2f} ms",
+            "link": "",
+            "ok": True,
+        },
+        {
+            "step": "Model version",
+            "value": f"{mv['name']} v{mv['version']}",
+            "detail": mv.get("source") or "",
+            "link": sources.version_url(mv["version"]),
+            "ok": found["model_version"],
+        },
+        {
+            "step": "MLflow run",
+            "value": run.get("run_id") or "none",
+            "detail": ", ".join(f"{k}={v:.4g}" for k, v in sorted(run.get("metrics", {}).items())[:4]),
+            "link": sources.run_url(run.get("experiment_id"), run.get("run_id")),
+            "ok": found["mlflow_run"],
+        },
+        {
+            "step": "Airflow DAG run and task",
+            "value": f"{airflow.get('dag_id')} / {airflow.get('run_id')} / {airflow.get('task_id')}",
+            "detail": f"try {airflow.get('try_number', '?')}",
+            "link": airflow_run_link(airflow.get("dag_id"), airflow.get("run_id"), airflow.get("task_id")),
+            "ok": found["airflow_run"],
+        },
+        {
+            "step": "Dataset snapshot and digest",
+            "value": f"digest {dataset.get('digest')}",
+            "detail": dataset.get("snapshot") or "",
+            "link": "",
+            "ok": found["dataset_digest"],
+        },
+        {
+            "step": "Source and as-of",
+            "value": dataset.get("source") or "unknown",
+            "detail": f"as of {dataset.get('as_of') or 'the run start'}",
+            "link": "",
+            "ok": bool(dataset.get("source")),
+        },
+        {
+            "step": "Ledger row holding champion then",
+            "value": f"row {holder['id']}: {holder['action']} v{holder['to_version']}" if holder else "none",
+            "detail": "; ".join(holder["reasons"][:2]) if holder else "no champion promotion before this request",
+            "link": f"history?pipeline={quote(sources.name)}#row-{holder['id']}" if holder else "",
+            "ok": found["ledger_row"],
+        },
+    ]
+
+
+def training_run_tab(sources: PipelineSources, dag_id: str, run_id: str) -> dict[str, Any]:
+    """The MLflow run, registered version, dataset digest and gate verdict of one training DAG run."""
+    client = sources.mlflow
+    result: dict[str, Any] = {"run": None, "version": None, "gate": None}
+    experiment = client.get_experiment_by_name(sources.spec.experiment_name)
+    if experiment is not None:
+        found = client.search_runs(
+            [experiment.experiment_id],
+            f"tags.`airflow.dag_id` = '{dag_id}' and tags.`airflow.run_id` = '{run_id}'",
+            max_results=20,
+        )
+        runs = [r for r in found if r.data.tags.get("mlops.model_uri")]
+        if runs:
+            run = runs[0]
+            tags = run.data.tags
+            result["run"] = {
+                "run_id": run.info.run_id,
+                "link": sources.run_url(run.info.experiment_id, run.info.run_id),
+                "digest": tags.get("mlops.dataset_digest"),
+                "snapshot": tags.get("mlops.dataset_uri"),
+                "source": tags.get("mlops.dataset_source"),
+                "metrics": {k: round(v, 4) for k, v in sorted(run.data.metrics.items())},
+            }
+            versions = client.search_model_versions(f"name = '{sources.model}' and run_id = '{run.info.run_id}'")
+            if versions:
+                mv = versions[0]
+                result["version"] = {
+                    "version": str(mv.version),
+                    "aliases": sorted(
+                        a
+                        for a, v in (client.get_registered_model(sources.model).aliases or {}).items()
+                        if str(v) == str(mv.version)
+                    ),
+                    "link": sources.version_url(str(mv.version)),
+                }
+    history = sources.ledger.history(sources.model)
+    rows = [r for r in history if r.airflow_run_id == run_id and r.airflow_dag_id == dag_id]
+    if rows:
+        result["gate"] = ledger_row(rows[-1])
+    return result

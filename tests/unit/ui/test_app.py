@@ -1,0 +1,151 @@
+"""The MLOps pages mounted by the real plugin in Airflow's api app, behind SimpleAuthManager.
+
+Users come from a passwords file (an admin and a viewer); tokens come from ``/auth/token``, as
+the Airflow UI gets them. Anonymous requests must get 401 on every route, files included.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.support.paths import REPO
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+USERS = {"admin": "admin-pass", "viewer": "viewer-pass"}
+HEAVY = ("mlflow", "pandas", "numpy", "sklearn", "evidently", "plotly", "scipy", "pyarrow")
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from fastapi.testclient import TestClient
+
+    tmp = tmp_path_factory.mktemp("ui")
+    specs = tmp / "pipelines"
+    shutil.copytree(REPO / "dags" / "pipelines" / "data", specs / "data")
+    shutil.copy(REPO / "dags" / "pipelines" / "churn_files.yaml", specs / "churn_files.yaml")
+    (tmp / "passwords.json").write_text(json.dumps(USERS))
+    env = {
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(tmp / "passwords.json"),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "unit-test-secret-" + "x" * 64,
+        "AIRFLOW__MLOPS__SPECS_FOLDER": str(specs),
+        "AIRFLOW__MLOPS__LEDGER_URL": f"sqlite:///{tmp / 'ledger.db'}",
+        "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({"conn_type": "mlflow", "host": f"sqlite:///{tmp / 'mlflow.db'}"}),
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        mp.chdir(tmp)
+        from airflow import plugins_manager, settings
+        from airflow.api_fastapi.app import create_app, purge_cached_app
+        from airflow.models import import_all_models
+        from airflow.models.base import Base
+
+        import_all_models()
+        Base.metadata.create_all(settings.engine)  # the session's metadata DB: tokens are checked against it
+
+        for cached in (plugins_manager._get_plugins, plugins_manager.get_fastapi_plugins):
+            cached.cache_clear()
+        purge_cached_app()
+        with TestClient(create_app()) as test_client:
+            yield test_client
+        purge_cached_app()
+        for cached in (plugins_manager._get_plugins, plugins_manager.get_fastapi_plugins):
+            cached.cache_clear()
+
+
+def token(client: Any, user: str) -> str:
+    response = client.post("/auth/token", json={"username": user, "password": USERS[user]})
+    assert response.status_code in (200, 201), response.text
+    return str(response.json()["access_token"])
+
+
+ROUTES = [
+    "/mlops/pipelines",
+    "/mlops/history",
+    "/mlops/monitoring",
+    "/mlops/trace",
+    "/mlops/run?dag_id=churn_files_train&run_id=manual__1",
+    "/mlops/api/scorecard",
+    "/mlops/static/mlops.css",
+    "/mlops/static/plotly.min.js",
+    "/mlops/report/churn_files/abc/drift",
+]
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_anonymous_requests_get_401(client: Any, route: str) -> None:
+    client.cookies.clear()
+    assert client.get(route).status_code == 401
+
+
+def test_a_bad_token_gets_403(client: Any) -> None:
+    assert client.get("/mlops/pipelines", headers={"Authorization": "Bearer not-a-token"}).status_code == 403
+
+
+@pytest.mark.parametrize("user", ["viewer", "admin"])
+def test_pipelines_page_for_viewer_and_admin(client: Any, user: str) -> None:
+    response = client.get("/mlops/pipelines", headers={"Authorization": f"Bearer {token(client, user)}"})
+    assert response.status_code == 200, response.text
+    page = response.text
+    assert "churn_files" in page
+    assert "Maturity scorecard" in page
+    assert "No training run yet: trigger <code>churn_files_train</code>" in page
+    assert "Traceback" not in page
+
+
+def test_the_token_cookie_works_like_the_airflow_ui(client: Any) -> None:
+    client.cookies.set("_token", token(client, "viewer"))
+    try:
+        assert client.get("/mlops/history").status_code == 200
+    finally:
+        client.cookies.clear()
+
+
+def test_empty_states_say_what_to_do(client: Any) -> None:
+    auth = {"Authorization": f"Bearer {token(client, 'viewer')}"}
+    monitoring = client.get("/mlops/monitoring?pipeline=churn_files", headers=auth).text
+    assert "No monitor run yet for churn_files: monitoring starts at Level 4" in monitoring
+    history = client.get("/mlops/history?pipeline=churn_files", headers=auth).text
+    assert (
+        "promote a version with <code>churn_files_promote</code>" in history or "Could not read the ledger" in history
+    )
+    bad_time = client.get("/mlops/history?pipeline=churn_files&at=yesterday", headers=auth).text
+    assert "Use a date and time such as" in bad_time
+    tab = client.get("/mlops/run?dag_id=churn_files_watch&run_id=manual__1", headers=auth).text
+    assert "is not a training DAG" in tab
+    for page in (monitoring, history, bad_time, tab):
+        assert "Traceback" not in page
+
+
+def test_scorecard_api_and_static_files(client: Any) -> None:
+    auth = {"Authorization": f"Bearer {token(client, 'viewer')}"}
+    cards = client.get("/mlops/api/scorecard", headers=auth).json()["scorecards"]
+    assert cards[0]["pipeline"] == "churn_files"
+    assert cards[0]["achieved_level"] == 0
+    plotly = client.get("/mlops/static/plotly.min.js", headers=auth)
+    assert plotly.status_code == 200
+    assert "plotly" in plotly.text[:2000].lower()
+    assert client.get("/mlops/static/../app.py", headers=auth).status_code == 404
+
+
+def test_importing_the_plugin_loads_no_heavy_module_and_touches_no_database() -> None:
+    code = (
+        "import sys, runpy; sys.path.insert(0, 'plugins'); import mlops_plugin; "
+        f"print([m for m in {HEAVY!r} if m in sys.modules]); print(mlops_plugin.MlopsPlugin.name)"
+    )
+    env = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql://nobody@127.0.0.1:1/none", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[-3:-1] == ["[]", "mlops"]
