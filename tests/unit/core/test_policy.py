@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -139,14 +138,20 @@ def test_seed_makes_the_bootstrap_deterministic() -> None:
     assert paired_bootstrap("roc_auc", y, a, b, n_resamples=300, seed=6) != first
 
 
-def test_bootstrap_is_fast() -> None:
-    """1000 paired resamples of 10k rows: well under a few seconds, even for ROC AUC."""
+def test_bootstrap_at_scale_gives_an_interval() -> None:
+    """1000 paired resamples of 10k rows (ROC AUC and accuracy) give an interval around the estimate.
+
+    Its speed is measured in bench/promotion.py, not asserted here (a timed assertion fails on a busy machine).
+    """
     y, _ = _binary(rows=10_000)
     a, b = _proba(y, 1.0, 1), _proba(y, 1.0, 2)
-    start = time.perf_counter()
-    paired_bootstrap("roc_auc", y, a, b, n_resamples=1000, seed=0)
-    paired_bootstrap("accuracy", y, (a > 0.5).astype(int), (b > 0.5).astype(int), n_resamples=1000, seed=0)
-    assert time.perf_counter() - start < 5.0
+    for result in (
+        paired_bootstrap("roc_auc", y, a, b, n_resamples=1000, seed=0),
+        paired_bootstrap("accuracy", y, (a > 0.5).astype(int), (b > 0.5).astype(int), n_resamples=1000, seed=0),
+    ):
+        improvement, low, high = result
+        assert low <= improvement <= high
+        assert 0 < high - low < 0.1
 
 
 # ---------------------------------------------------------------------------- judge_offline
