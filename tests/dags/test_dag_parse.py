@@ -173,7 +173,7 @@ def test_one_bad_spec_does_not_hide_the_others(tmp_path: Path) -> None:
 
     bag = DagBag(dag_folder=str(tmp_path))
 
-    assert sorted(bag.dag_ids) == ["churn_files_promote", "churn_files_train"]
+    assert sorted(bag.dag_ids) == ["churn_files_promote", "churn_files_train", "churn_files_watch"]
     assert list(bag.import_errors) == [str(loader)]
     message = bag.import_errors[str(loader)]
     assert "3 invalid pipeline spec file(s); the other pipelines loaded" in message

@@ -52,6 +52,9 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         from airflow.models import import_all_models
         from airflow.models.base import Base
 
+        # settings read the plugins folder when airflow was first imported, perhaps by an earlier test
+        mp.setattr(settings, "PLUGINS_FOLDER", str(REPO / "plugins"))
+        mp.syspath_prepend(str(REPO / "plugins"))
         import_all_models()
         Base.metadata.create_all(settings.engine)  # the session's metadata DB: tokens are checked against it
 
