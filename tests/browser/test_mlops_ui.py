@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import pytest
 import yaml
@@ -241,7 +242,7 @@ def test_files_training_from_the_params_form_reaches_success_and_links_to_mlflow
     page.get_by_text(mlflow_run_id[:8]).first.wait_for(timeout=60_000)
     shot(page, "04-mlflow-run")
     tab = login(browser, stack["base"], "viewer")
-    tab.goto(f"{stack['base']}/mlops/run?dag_id={dag}&run_id={run_id}", wait_until="networkidle")
+    tab.goto(f"{stack['base']}/mlops/run?dag_id={dag}&run_id={quote(run_id)}", wait_until="networkidle")
     assert mlflow_run_id[:12] in tab.content()
     shot(tab, "05-run-tab")
 

@@ -172,6 +172,7 @@ def create_app() -> FastAPI:
 
     @app.get("/run", response_class=HTMLResponse)
     def run_tab(request: Request, dag_id: str, run_id: str) -> HTMLResponse:
+        run_id = run_id.replace(" ", "+")  # an unencoded '+' (manual__...+00:00) arrives as a space; run ids have none
         sources, notice = _pipelines()
         chosen = next((s for s in sources if dag_id == f"{s.name}_train"), None)
         data: dict[str, Any] = {}
