@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import pytest
 import yaml
@@ -238,10 +239,10 @@ def test_files_training_from_the_params_form_reaches_success_and_links_to_mlflow
     page.get_by_text("MLflow run").first.wait_for(timeout=60_000)
     shot(page, "03-train-task-extra-link")
     page.goto(url, wait_until="networkidle")
-    page.get_by_text(mlflow_run_id[:8]).first.wait_for(timeout=60_000)
+    page.get_by_text(f"{dag}.train.{run_id}").first.wait_for(timeout=90_000)  # the run's name on its page
     shot(page, "04-mlflow-run")
     tab = login(browser, stack["base"], "viewer")
-    tab.goto(f"{stack['base']}/mlops/run?dag_id={dag}&run_id={run_id}", wait_until="networkidle")
+    tab.goto(f"{stack['base']}/mlops/run?dag_id={dag}&run_id={quote(run_id)}", wait_until="networkidle")
     assert mlflow_run_id[:12] in tab.content()
     shot(tab, "05-run-tab")
 
@@ -258,7 +259,7 @@ def test_mlops_pages_show_real_content_to_a_viewer(stack: dict[str, Any], browse
     shot(page, "10-pipelines")
 
     page.goto(f"{base}/mlops/history?pipeline={PIPELINE}", wait_until="networkidle")
-    rows = page.locator("ol.timeline li")
+    rows = page.locator("ol.timeline > li")
     assert rows.count() >= 1
     assert "promote" in rows.first.inner_text()
     page.locator("input[name=at]").fill(time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()))

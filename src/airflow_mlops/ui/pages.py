@@ -196,6 +196,7 @@ def trace(request: Request, pipeline: str | None = None, request_id: str | None 
 
 @router.get("/run", response_class=HTMLResponse)
 def run_tab(request: Request, dag_id: str, run_id: str) -> HTMLResponse:
+    run_id = run_id.replace(" ", "+")  # an unencoded '+' (manual__...+00:00) arrives as a space; run ids have none
     sources, notice = _pipelines()
     chosen = next((s for s in sources if dag_id == f"{s.name}_train"), None)
     data: dict[str, Any] = {}
