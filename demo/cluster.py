@@ -35,8 +35,23 @@ class ClusterError(RuntimeError):
     """A component died, a command failed or a wait ran past its deadline."""
 
 
+# Ports handed to servers are drawn below Linux's ephemeral range (32768-60999): a port the kernel
+# picked with bind(0) is also one it may give to the next outgoing connection, and a server that
+# binds it seconds later can then find it taken ("address already in use").
+_SERVER_PORTS = range(20000, 32000)
+
+
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
+    """A TCP port nobody listens on right now, outside the kernel's ephemeral range."""
+    import random
+
+    for port in random.sample(_SERVER_PORTS, 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
