@@ -18,6 +18,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -25,7 +26,7 @@ import pytest
 import yaml
 
 from airflow_mlops.demo.closed_loop import ClosedLoop, closed_loop_spec
-from airflow_mlops.demo.cluster import VENV_BIN, AirflowCluster, free_port, wait_until
+from airflow_mlops.demo.cluster import VENV_BIN, AirflowCluster, drop_database, free_port, wait_until
 from airflow_mlops.demo.world import World
 from tests.conftest import REPO
 
@@ -55,7 +56,8 @@ FILES = "churn_files"
 def make_history(home: Path) -> ClosedLoop:
     """A real Level 4 history: v1 champion, served answers, a calm and a drifted monitor run."""
     spec = closed_loop_spec(yaml.safe_load((REPO / "dags" / "pipelines" / f"{PIPELINE}.yaml").read_text()))
-    loop = ClosedLoop(home=home, spec=spec, loader=REPO / "dags" / "mlops_pipelines.py", data_db="mlops_browser")
+    database = f"mlops_browser_{uuid.uuid4().hex[:8]}"  # concurrent sessions must not drop each other's data
+    loop = ClosedLoop(home=home, spec=spec, loader=REPO / "dags" / "mlops_pipelines.py", data_db=database)
     world = World(loop.dsn)
     with loop.report_on_failure():
         loop.start(world)
@@ -138,6 +140,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         cluster.stop()
         mlflow_proc.terminate()
         mlflow_proc.wait(timeout=30)
+        drop_database(loop.data_db)
 
 
 @pytest.fixture(scope="module")
