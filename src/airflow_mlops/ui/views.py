@@ -46,6 +46,16 @@ def ledger_row(row: LedgerRow) -> dict[str, Any]:
     return data
 
 
+def ledger_history(sources: PipelineSources) -> list[LedgerRow]:
+    """The model's ledger rows, oldest first; none while the ledger's tables do not exist yet."""
+    try:
+        return sources.ledger.history(sources.model)
+    except Exception as err:
+        if "does not exist" in str(err) or "no such table" in str(err):
+            return []
+        raise
+
+
 def pipeline_card(sources: PipelineSources) -> dict[str, Any]:
     """Everything the Pipelines page shows about one pipeline."""
     spec = sources.spec
@@ -53,6 +63,8 @@ def pipeline_card(sources: PipelineSources) -> dict[str, Any]:
     card = score(obs)
     champion = next((v for v in obs.versions if "champion" in v.aliases), None)
     challenger = next((v for v in obs.versions if "challenger" in v.aliases), None)
+    if challenger is not None and champion is not None and challenger.version == champion.version:
+        challenger = None  # the champion still holds the alias it was registered under: no test is running
     holder = None
     if champion is not None:
         try:
@@ -101,7 +113,7 @@ def pipeline_card(sources: PipelineSources) -> dict[str, Any]:
 
 def history(sources: PipelineSources, at: datetime | None) -> dict[str, Any]:
     """The ledger timeline of one model, newest first, and who was champion at ``at``."""
-    rows = [ledger_row(r) for r in reversed(sources.ledger.history(sources.model))]
+    rows = [ledger_row(r) for r in reversed(ledger_history(sources))]
     answer = None
     if at is not None:
         holder = sources.ledger.holder_at(sources.model, at)
@@ -204,7 +216,7 @@ def training_run_tab(sources: PipelineSources, dag_id: str, run_id: str) -> dict
                     ),
                     "link": sources.version_url(str(mv.version)),
                 }
-    history = sources.ledger.history(sources.model)
+    history = ledger_history(sources)
     rows = [r for r in history if r.airflow_run_id == run_id and r.airflow_dag_id == dag_id]
     if rows:
         result["gate"] = ledger_row(rows[-1])
