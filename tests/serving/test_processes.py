@@ -77,6 +77,7 @@ async def test_serve_process_survives_bad_input_and_drains_the_log_on_sigterm(
         "--feedback-table", feedback_table,
         "--log-flush-rows", "1000000",  # nothing is flushed while serving: all rows wait for shutdown
         "--log-flush-ms", "600000",
+        "--max-body-bytes", "1048576",  # explicit: the default follows --max-batch-rows
     ]  # fmt: skip
     proc = _spawn(command, log, tmp_path)
     base = f"http://127.0.0.1:{port}"
