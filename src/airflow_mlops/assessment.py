@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.core import tags as tag_names
 from airflow_mlops.core.maturity import (
     DagRun,
     LedgerEntry,
@@ -43,17 +44,17 @@ def collect_mlflow(sources: PipelineSources, obs: Observations) -> None:
         for run in runs:
             tags = dict(run.data.tags)
             link = sources.run_url(run.info.experiment_id, run.info.run_id)
-            if tags.get("mlops.monitor"):
+            if tags.get(tag_names.MONITOR):
                 obs.monitor_runs.append(
                     MonitorRun(
                         run_id=run.info.run_id,
-                        monitor=tags["mlops.monitor"],
-                        decision=tags.get("mlops.decision", "?"),
+                        monitor=tags[tag_names.MONITOR],
+                        decision=tags.get(tag_names.DECISION, "?"),
                         started_at=datetime.fromtimestamp(run.info.start_time / 1000, UTC),
                         link=link,
                     )
                 )
-            elif run.info.status == "FINISHED" and tags.get("mlops.model_uri"):
+            elif run.info.status == "FINISHED" and tags.get(tag_names.MODEL_URI):
                 obs.training_runs.append(
                     TrainingRun(
                         run_id=run.info.run_id,

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.core import tags as tag_names
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -42,7 +44,7 @@ class TrainingRun:
         import json
 
         try:
-            value = json.loads(self.tags.get("mlops.trigger") or "{}")
+            value = json.loads(self.tags.get(tag_names.TRIGGER) or "{}")
         except ValueError:
             return {}
         return value if isinstance(value, dict) else {}
@@ -164,7 +166,7 @@ def _runs_tagged(obs: Observations, tag: str) -> list[TrainingRun]:
 
 
 def data_digest(obs: Observations) -> Found:
-    runs = _runs_tagged(obs, "mlops.dataset_digest")
+    runs = _runs_tagged(obs, tag_names.DATASET_DIGEST)
     if not runs:
         return None
     return f"run {runs[0].run_id[:12]}: data digest {runs[0].tags['mlops.dataset_digest'][:16]}", runs[0].link
@@ -174,7 +176,7 @@ def packaged_model(obs: Observations) -> Found:
     signed = [v for v in obs.versions if v.has_signature]
     if signed:
         return f"version {signed[0].version} is an MLflow model with a signature", signed[0].link
-    runs = _runs_tagged(obs, "mlops.model_uri")
+    runs = _runs_tagged(obs, tag_names.MODEL_URI)
     if runs and not obs.versions:
         return f"run {runs[0].run_id[:12]} logged {runs[0].tags['mlops.model_uri']}", runs[0].link
     return None

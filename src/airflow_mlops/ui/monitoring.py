@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from airflow_mlops.core import tags as tag_names
+
 if TYPE_CHECKING:
     from airflow_mlops.pipeline_sources import PipelineSources
 
@@ -41,12 +43,12 @@ def monitor_points(sources: PipelineSources) -> dict[str, list[dict[str, Any]]]:
         return points
     runs = sources.mlflow.search_runs(
         [experiment.experiment_id],
-        "tags.`mlops.monitor` != ''",
+        f"tags.`{tag_names.MONITOR}` != ''",
         order_by=["attributes.start_time DESC"],
         max_results=2 * MAX_POINTS,
     )
     for run in reversed(runs):
-        monitor = run.data.tags.get("mlops.monitor", "")
+        monitor = run.data.tags.get(tag_names.MONITOR, "")
         if monitor not in points:
             continue
         data = verdict(sources, run.info.run_id, monitor)
@@ -55,12 +57,12 @@ def monitor_points(sources: PipelineSources) -> dict[str, list[dict[str, Any]]]:
             {
                 "at": datetime.fromtimestamp(run.info.start_time / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S"),
                 "run_id": run.info.run_id,
-                "decision": run.data.tags.get("mlops.decision", data.get("decision", "?")),
+                "decision": run.data.tags.get(tag_names.DECISION, data.get("decision", "?")),
                 "metrics": dict(run.data.metrics),
                 "verdict": data,
                 "mlflow_link": sources.run_url(run.info.experiment_id, run.info.run_id),
                 "report_link": f"report/{quote(sources.name)}/{run.info.run_id}/{monitor}" if has_report else "",
-                "champion": run.data.tags.get("mlops.champion_version"),
+                "champion": run.data.tags.get(tag_names.CHAMPION_VERSION),
             }
         )
     return points

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from airflow_mlops.assessment import observe, trace_steps
+from airflow_mlops.core import tags as tag_names
 from airflow_mlops.core.maturity import score
 
 if TYPE_CHECKING:
@@ -86,10 +87,12 @@ def pipeline_card(sources: PipelineSources) -> dict[str, Any]:
             {
                 "run_id": run.run_id,
                 "link": run.link,
-                "dag_id": run.tags.get("airflow.dag_id"),
-                "airflow_run_id": run.tags.get("airflow.run_id"),
-                "airflow_link": airflow_run_link(run.tags.get("airflow.dag_id"), run.tags.get("airflow.run_id")),
-                "digest": (run.tags.get("mlops.dataset_digest") or "")[:16],
+                "dag_id": run.tags.get(tag_names.AIRFLOW_DAG_ID),
+                "airflow_run_id": run.tags.get(tag_names.AIRFLOW_RUN_ID),
+                "airflow_link": airflow_run_link(
+                    run.tags.get(tag_names.AIRFLOW_DAG_ID), run.tags.get(tag_names.AIRFLOW_RUN_ID)
+                ),
+                "digest": (run.tags.get(tag_names.DATASET_DIGEST) or "")[:16],
                 "trigger": trigger.get("run_type", "?"),
             }
         )
@@ -189,19 +192,19 @@ def training_run_tab(sources: PipelineSources, dag_id: str, run_id: str) -> dict
     if experiment is not None:
         found = client.search_runs(
             [experiment.experiment_id],
-            f"tags.`airflow.dag_id` = '{dag_id}' and tags.`airflow.run_id` = '{run_id}'",
+            tag_names.search_filter({tag_names.AIRFLOW_DAG_ID: dag_id, tag_names.AIRFLOW_RUN_ID: run_id}),
             max_results=20,
         )
-        runs = [r for r in found if r.data.tags.get("mlops.model_uri")]
+        runs = [r for r in found if r.data.tags.get(tag_names.MODEL_URI)]
         if runs:
             run = runs[0]
             tags = run.data.tags
             result["run"] = {
                 "run_id": run.info.run_id,
                 "link": sources.run_url(run.info.experiment_id, run.info.run_id),
-                "digest": tags.get("mlops.dataset_digest"),
-                "snapshot": tags.get("mlops.dataset_uri"),
-                "source": tags.get("mlops.dataset_source"),
+                "digest": tags.get(tag_names.DATASET_DIGEST),
+                "snapshot": tags.get(tag_names.DATASET_URI),
+                "source": tags.get(tag_names.DATASET_SOURCE),
                 "metrics": {k: round(v, 4) for k, v in sorted(run.data.metrics.items())},
             }
             versions = client.search_model_versions(f"name = '{sources.model}' and run_id = '{run.info.run_id}'")
