@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, CronTriggerTimetable
@@ -24,8 +24,10 @@ def cron_timetable(expression: str) -> CronTriggerTimetable:
     Airflow's ``run_immediately=False`` applies only to a DAG without a ``start_date``: with one,
     ``catchup=False`` still runs the latest past slot as soon as the DAG is unpaused, so a manual
     trigger with "Unpause on trigger" ticked gave two runs. DAGs on this timetable get no start date.
+    ``run_immediately=False`` itself still runs the past slot when it is under max(gap / 10, 5 min)
+    old; a zero ``timedelta`` buffer makes the first run always the next slot.
     """
-    return CronTriggerTimetable(expression, timezone="UTC", run_immediately=False)
+    return CronTriggerTimetable(expression, timezone="UTC", run_immediately=timedelta(0))
 
 
 def new_dag(
