@@ -194,3 +194,23 @@ def db_row(row: LogRow) -> tuple[Any, ...]:
         score,
         row.latency_ms,
     )
+
+
+_PLAIN = (str, bytes, int, float, bool, type(None))
+
+
+def plain_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Rows whose values are only str, bytes, numbers, None, lists and dicts (numpy values converted)."""
+    return [tuple(_plain(v) for v in row) for row in rows]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist"):
+        return _plain(value.tolist())
+    return str(value)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import io
 import logging
 import os
 import pickle
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.log_tables import (
@@ -37,60 +39,92 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DSN_ENV = "MLOPS_LOG_WRITER_DSN"
+_COLUMNS = ", ".join(PREDICTION_LOG_COLUMNS)
 
 
-def write_rows(connection: PgConnection, table: str, rows: list[tuple[Any, ...]]) -> list[str]:
+@dataclass
+class WriteResult:
+    """What one write did: rows stored, replays of stored rows skipped, rows refused.
+
+    ``conflicts`` are rows whose ``(request_id, arm)`` (or served request id) another answer
+    already holds; ``rejected`` describes rows Postgres cannot store. Neither is in the table.
+    """
+
+    stored: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    rejected: list[str] = field(default_factory=list)
+
+
+def write_rows(connection: PgConnection, table: str, rows: list[tuple[Any, ...]]) -> WriteResult:
     """COPY ``rows`` (tuples in :class:`LogRow` order) into ``table`` in one transaction.
 
-    After an ambiguous earlier failure some rows may already be there and the primary key rejects
-    the COPY: then the rows are inserted skipping the existing ones. A row Postgres cannot store
-    (``DataError``) or that cannot be encoded would fail its batch on every retry and stop all
-    logging, so then each row goes in on its own: the others are kept and the ones that cannot
-    be stored are returned, described, for the caller to report.
+    When the primary key rejects the COPY (a replay after a crash or an ambiguous failure), the
+    rows are COPYed into a temporary staging table and inserted from there, skipping the ones
+    already stored (:func:`_merge`). A row Postgres cannot store (``DataError``) or that cannot be
+    encoded would fail its batch on every retry and stop all logging, so then each row goes in on
+    its own: the others are kept and the ones that cannot be stored are described.
     """
-    import io
-
     import psycopg2
-    from psycopg2.extras import execute_values
 
-    columns = ", ".join(PREDICTION_LOG_COLUMNS)
     conn = connection.get()
     try:
         try:
             data = copy_binary(rows)
             with conn, conn.cursor() as cur:
-                sql = f"COPY {table} ({columns}) FROM STDIN (FORMAT binary)"
+                sql = f"COPY {table} ({_COLUMNS}) FROM STDIN (FORMAT binary)"
                 cur.copy_expert(sql, io.BytesIO(data), size=1 << 18)
         except psycopg2.errors.UniqueViolation:
-            with conn, conn.cursor() as cur:
-                sql = f"INSERT INTO {table} ({columns}) VALUES %s ON CONFLICT DO NOTHING"
-                execute_values(cur, sql, [db_row(LogRow(*r)) for r in rows], page_size=len(rows))
+            return _merge(conn, table, data, len(rows))
         except (psycopg2.DataError, ValueError):
-            return _insert_each(conn, table, columns, rows)
+            return _insert_each(conn, table, rows)
     except Exception:
         connection.reset()
         raise
-    return []
+    return WriteResult(stored=len(rows))
 
 
-def _insert_each(conn: Any, table: str, columns: str, rows: list[tuple[Any, ...]]) -> list[str]:
+def _merge(conn: Any, table: str, data: bytes, count: int) -> WriteResult:
+    """COPY into a staging table, insert what is new, and count rows another answer holds.
+
+    A staged row that finds no stored row with its id, arm and time (within a millisecond) after
+    the insert lost to a different answer under the same id: a conflict, not a replay.
+    """
+    with conn, conn.cursor() as cur:
+        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS mlops_log_stage (LIKE {table}) ON COMMIT DELETE ROWS")
+        cur.copy_expert(f"COPY mlops_log_stage ({_COLUMNS}) FROM STDIN (FORMAT binary)", io.BytesIO(data))
+        cur.execute(f"INSERT INTO {table} ({_COLUMNS}) SELECT {_COLUMNS} FROM mlops_log_stage ON CONFLICT DO NOTHING")
+        stored = max(0, cur.rowcount)
+        cur.execute(
+            f"SELECT count(*) FROM mlops_log_stage s WHERE NOT EXISTS (SELECT 1 FROM {table} t "
+            "WHERE t.request_id = s.request_id AND t.arm = s.arm AND abs(extract(epoch FROM t.ts - s.ts)) < 0.001)"
+        )
+        conflicts = int(cur.fetchone()[0])
+    return WriteResult(stored=stored, duplicates=max(0, count - stored - conflicts), conflicts=conflicts)
+
+
+def _insert_each(conn: Any, table: str, rows: list[tuple[Any, ...]]) -> WriteResult:
     """Insert row by row under savepoints; the rows that fail are described and left out."""
     import psycopg2
 
-    rejected = []
+    result = WriteResult()
     with conn, conn.cursor() as cur:
         for values in rows:
             row = LogRow(*values)
             cur.execute("SAVEPOINT mlops_row")
             try:
-                cur.execute(f"INSERT INTO {table} ({columns}) VALUES %s ON CONFLICT DO NOTHING", (db_row(row),))
+                cur.execute(f"INSERT INTO {table} ({_COLUMNS}) VALUES %s ON CONFLICT DO NOTHING", (db_row(row),))
             except (psycopg2.DataError, ValueError) as err:
                 cur.execute("ROLLBACK TO SAVEPOINT mlops_row")
                 reason = str(err).strip().splitlines()[0][:200]
-                rejected.append(f"request {row.request_id!r} arm {row.arm}: {type(err).__name__}: {reason}")
+                result.rejected.append(f"request {row.request_id!r} arm {row.arm}: {type(err).__name__}: {reason}")
             else:
                 cur.execute("RELEASE SAVEPOINT mlops_row")
-    return rejected
+                if cur.rowcount > 0:
+                    result.stored += 1
+                else:
+                    result.duplicates += 1
+    return result
 
 
 def write_frame(stream: Any, payload: bytes) -> None:
@@ -111,7 +145,7 @@ def read_frame(stream: Any) -> bytes | None:
     return bytes(data)
 
 
-class _WriterProcess:
+class WriterProcess:
     """``python -m airflow_mlops.serving.log_writer``: encodes and COPYs batches in its own process.
 
     Talks over stdin/stdout with length-prefixed pickles (parent and child are the same program,
@@ -130,7 +164,11 @@ class _WriterProcess:
         self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         return self.proc
 
-    def write(self, payload: bytes) -> None:
+    def write_payloads(self, payloads: list[bytes]) -> WriteResult:
+        """Send spool payloads (marshalled rows) and wait for the child's answer."""
+        return self.write(pickle.dumps(("payloads", payloads), protocol=pickle.HIGHEST_PROTOCOL))
+
+    def write(self, payload: bytes) -> WriteResult:
         """Send one batch and wait for the child's answer (blocking: runs in the writer thread)."""
         proc = self.proc if self.proc is not None and self.proc.poll() is None else self._start()
         assert proc.stdin is not None
@@ -148,6 +186,7 @@ class _WriterProcess:
         status, detail = pickle.loads(answer)
         if status != "ok":
             raise RuntimeError(detail)
+        return WriteResult(*detail)
 
     def close(self, timeout: float = 10.0) -> None:
         proc, self.proc = self.proc, None
@@ -208,7 +247,7 @@ class PredictionLogWriter:
         self.metrics = metrics
         self._queue: collections.deque[tuple[Any, ...]] = collections.deque()
         self._conn = PgConnection(dsn, prediction_log_ddl(table))
-        self._process = _WriterProcess(dsn, self.table) if process else None
+        self._process = WriterProcess(dsn, self.table) if process else None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prediction-log")
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -264,16 +303,19 @@ class PredictionLogWriter:
         try:
             if self._process is not None:
                 payload = pickle.dumps(("rows", rows), protocol=pickle.HIGHEST_PROTOCOL)
-                await loop.run_in_executor(self._executor, self._process.write, payload)
+                result = await loop.run_in_executor(self._executor, self._process.write, payload)
             else:
-                await loop.run_in_executor(self._executor, write_rows, self._conn, self.table, rows)
+                result = await loop.run_in_executor(self._executor, write_rows, self._conn, self.table, rows)
         except Exception as err:
             queue.extendleft(reversed(rows))
             self.errors += 1
             self.last_error = f"{type(err).__name__}: {str(err).strip()[:300]}"
             log.warning("prediction log: writing %d rows to %s failed: %s", count, self.table, self.last_error)
             return False
-        self.written += count
+        self.written += result.stored
+        self.dropped += result.conflicts + len(result.rejected)
+        for line in result.rejected:
+            log.error("prediction log: dropped a row Postgres cannot store: %s", line)
         return True
 
     async def stop(self, drain_timeout: float = 30.0) -> int:

@@ -1,8 +1,9 @@
 """The prediction-log writer process: ``python -m airflow_mlops.serving.log_writer TABLE``.
 
 Started by :class:`airflow_mlops.serving.log_shipper.PredictionLogWriter`; reads length-prefixed
-pickled batches on stdin, COPYs them into ``TABLE`` (DSN from ``MLOPS_LOG_WRITER_DSN``) and answers
-each with ``("ok", rows)`` or ``("error", message)`` on stdout. It exits on ``("stop",)`` or when
+pickled batches on stdin (``("rows", rows)``, or ``("payloads", [spool payload, ...])`` from the
+durable log), COPYs them into ``TABLE`` (DSN from ``MLOPS_LOG_WRITER_DSN``) and answers each with
+``("ok", WriteResult fields)`` or ``("error", message)`` on stdout. It exits on ``("stop",)`` or when
 stdin closes, and ignores SIGINT/SIGTERM so a signal to the whole process group cannot cut the
 server's final drain short.
 """
@@ -13,8 +14,10 @@ import os
 import pickle
 import signal
 import sys
+from dataclasses import astuple
 
 from airflow_mlops.core.log_tables import check_table_name, prediction_log_ddl
+from airflow_mlops.serving.durable_log import decode_rows
 from airflow_mlops.serving.log_shipper import DSN_ENV, read_frame, write_frame, write_rows
 from airflow_mlops.serving.pg_connection import PgConnection
 
@@ -34,12 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         message = pickle.loads(frame)
         if message[0] == "stop":
             break
-        rows = message[1]
+        rows = message[1] if message[0] == "rows" else [r for p in message[1] for r in decode_rows(p)]
         try:
-            rejected = write_rows(connection, table, rows)
-            for line in rejected:
-                print(f"prediction log: dropped a row Postgres cannot store: {line}", file=sys.stderr, flush=True)
-            answer: tuple[str, object] = ("ok", len(rows) - len(rejected))
+            result = write_rows(connection, table, rows)
+            answer: tuple[str, object] = ("ok", astuple(result))
         except Exception as err:
             answer = ("error", f"{type(err).__name__}: {str(err).strip()[:300]}")
         write_frame(stdout, pickle.dumps(answer))

@@ -1,0 +1,279 @@
+"""The durable prediction log: a row is on local disk before its answer leaves; Postgres gets it later.
+
+:class:`DurableLogWriter` has the interface of
+:class:`~airflow_mlops.serving.log_shipper.PredictionLogWriter`, except that :meth:`append`
+returns an awaitable that completes once the row is durable. The requests of one event-loop tick
+append their rows; a callback scheduled for the next tick writes them as one spool record
+(:mod:`airflow_mlops.serving.spool`) and one ``fdatasync`` in a thread covers them all, while the
+loop serves on. Up to ``max_syncs`` syncs run at once (each covers everything written before it
+started), so a slow disk adds latency, not a queue. A shipper task reads durable records back,
+COPYs them to Postgres (the writer process or a thread, as the in-memory log does) and deletes
+segments once Postgres confirmed them. A replay of rows already stored is skipped by
+``(request_id, arm)`` (:func:`~airflow_mlops.serving.log_shipper.write_rows`).
+
+While Postgres is down the spool grows up to ``max_bytes``; at the bound :meth:`append` raises
+:class:`SpoolFull` and the route answers 503: a prediction that could not be logged is not given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import marshal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops.core.log_tables import PREDICTION_LOG_TABLE, check_table_name, prediction_log_ddl
+from airflow_mlops.serving.log_rows import plain_rows
+from airflow_mlops.serving.log_shipper import WriteResult, WriterProcess, write_rows
+from airflow_mlops.serving.pg_connection import PgConnection
+from airflow_mlops.serving.spool import Record, Segment, Spool
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BYTES = 1 << 30
+
+
+class SpoolFull(RuntimeError):
+    """The spool reached its byte bound: no prediction may be answered until Postgres catches up."""
+
+
+def encode_rows(rows: list[tuple[Any, ...]]) -> bytes:
+    """Rows (tuples in LogRow order, plain JSON-like values) as a spool payload."""
+    try:
+        return marshal.dumps(rows, 4)
+    except ValueError:  # a value marshal cannot hold (a numpy scalar): make it plain first
+        return marshal.dumps(plain_rows(rows), 4)
+
+
+def decode_rows(payload: bytes) -> list[tuple[Any, ...]]:
+    """The rows of one spool payload."""
+    rows: list[tuple[Any, ...]] = marshal.loads(payload)
+    return rows
+
+
+class DurableLogWriter:
+    """Group-committed spool on the request path, a shipper to Postgres in the background.
+
+    :param folder: the spool folder (one server process each).
+    :param max_bytes: the spool's bound; beyond it :meth:`append` raises :class:`SpoolFull`.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        folder: Path | str,
+        *,
+        table: str = PREDICTION_LOG_TABLE,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        flush_rows: int = 500,
+        flush_ms: int = 200,
+        max_rows_per_write: int = 5000,
+        max_syncs: int = 4,
+        process: bool = True,
+        segment_bytes: int = 16 << 20,
+    ) -> None:
+        self.table = check_table_name(table)
+        self.max_bytes = max_bytes
+        self.flush_rows = max(1, flush_rows)
+        self.flush_seconds = max(1, flush_ms) / 1000
+        self.max_rows_per_write = max(1, max_rows_per_write)
+        self.max_syncs = max(1, max_syncs)
+        self.spool = Spool(folder, self.table, segment_bytes=segment_bytes)
+        self._conn = PgConnection(dsn, prediction_log_ddl(table))
+        self._process = WriterProcess(dsn, self.table) if process else None
+        self._ship_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prediction-log")
+        self._sync_executor = ThreadPoolExecutor(max_workers=self.max_syncs, thread_name_prefix="spool-sync")
+        self._pending: list[tuple[Any, ...]] = []
+        self._pending_done: asyncio.Future[None] | None = None
+        self._syncing: dict[int, int] = {}  # segment seq -> syncs running on it
+        self._wake = asyncio.Event()
+        self._synced = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.written = 0
+        self.duplicates = 0
+        self.dropped = 0
+        self.errors = 0
+        self.refused = 0
+        self.last_error: str | None = None
+        self.down_since: float | None = None
+
+    # ----- the request path --------------------------------------------------------------------
+
+    @property
+    def depth(self) -> int:
+        """Rows in the spool not yet confirmed by Postgres (the ones of this tick included)."""
+        return self.spool.depth_rows + len(self._pending)
+
+    @property
+    def depth_bytes(self) -> int:
+        """Bytes in the spool not yet confirmed by Postgres."""
+        return self.spool.depth_bytes
+
+    def check_room(self) -> None:
+        """Raise :class:`SpoolFull` if the spool is at its bound (before any work is done for a request)."""
+        if self.spool.depth_bytes >= self.max_bytes:
+            self.refused += 1
+            since = f" since {time.strftime('%H:%M:%S', time.gmtime(self.down_since))} UTC" if self.down_since else ""
+            raise SpoolFull(
+                f"the prediction log spool is full ({self.spool.depth_bytes:,} of {self.max_bytes:,} bytes, "
+                f"{self.spool.depth_rows:,} rows not yet in Postgres; writes failing{since}: "
+                f"{self.last_error or 'Postgres is behind'}); no prediction is answered that cannot be logged"
+            )
+
+    def append(self, row: tuple[Any, ...]) -> asyncio.Future[None]:
+        """Add one row to this tick's group commit; the future completes once it is on disk."""
+        self._pending.append(row)
+        done = self._pending_done
+        if done is None:
+            loop = asyncio.get_running_loop()
+            done = self._pending_done = loop.create_future()
+            done.add_done_callback(_retrieve)
+            loop.call_soon(self._commit)
+        return done
+
+    def _commit(self) -> None:
+        """Write this tick's rows as one record, then sync it in a thread (at most ``max_syncs`` at once)."""
+        if sum(self._syncing.values()) >= self.max_syncs or not self._pending:
+            return  # a finishing sync calls again
+        rows, self._pending = self._pending, []
+        done, self._pending_done = self._pending_done, None
+        assert done is not None
+        try:
+            segment, end = self.spool.append(encode_rows(rows), len(rows))
+        except Exception as err:
+            log.error("prediction log: writing %d rows to the spool failed: %s", len(rows), err)
+            done.set_exception(OSError(f"could not write the prediction log spool: {err}"))
+            return
+        self._syncing[segment.seq] = self._syncing.get(segment.seq, 0) + 1
+        future = asyncio.get_running_loop().run_in_executor(self._sync_executor, Spool.sync, segment)
+        future.add_done_callback(lambda f: self._synced_one(f, segment, end, done))
+
+    def _synced_one(self, future: asyncio.Future[None], segment: Segment, end: int, done: asyncio.Future[None]) -> None:
+        self._syncing[segment.seq] -= 1
+        error = future.exception()
+        if error is not None:
+            log.error("prediction log: fdatasync of the spool failed: %s", error)
+            done.set_exception(OSError(f"could not make the prediction log durable: {error}"))
+        else:
+            Spool.mark_durable(segment, end)
+            done.set_result(None)
+            if self.spool.depth_rows >= self.flush_rows:
+                self._wake.set()
+        if not self._syncing[segment.seq]:
+            del self._syncing[segment.seq]
+            self.spool.delete_shipped(self._syncing)
+        self._synced.set()
+        if self._pending:
+            self._commit()
+
+    # ----- lifecycle and shipping --------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the spool (replaying what an earlier process left) and start the shipper."""
+        self.spool.open()
+        if self.spool.recovered_rows:
+            log.info(
+                "prediction log: replaying %d rows an earlier process left in %s",
+                self.spool.recovered_rows,
+                self.spool.folder,
+            )
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="prediction-log-shipper")
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self._stopping:
+            shipped = await self.ship_once()
+            if shipped is None:
+                failures += 1
+                await asyncio.sleep(min(5.0, 0.1 * 2**failures))
+                continue
+            failures = 0
+            if shipped < self.flush_rows:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.flush_seconds)
+
+    async def ship_once(self) -> int | None:
+        """Ship the next durable records to Postgres: rows shipped, or None if the write failed."""
+        loop = asyncio.get_running_loop()
+        seq, offset = self.spool.shipped_to()
+        records = await loop.run_in_executor(self._ship_executor, self.spool.read, seq, offset, 4 << 20)
+        if not records:
+            return 0
+        batch: list[Record] = []
+        for record in records:
+            batch.append(record)
+            if sum(r.rows for r in batch) >= self.max_rows_per_write:
+                break
+        try:
+            result = await loop.run_in_executor(self._ship_executor, self._write, [r.payload for r in batch])
+        except Exception as err:
+            self.errors += 1
+            self.down_since = self.down_since or time.time()
+            self.last_error = f"{type(err).__name__}: {str(err).strip()[:300]}"
+            log.warning("prediction log: shipping to %s failed, rows kept: %s", self.table, self.last_error)
+            return None
+        self.down_since = None
+        self.written += result.stored
+        self.duplicates += result.duplicates
+        self.dropped += result.conflicts + len(result.rejected)
+        for line in result.rejected:
+            log.error("prediction log: dropped a row Postgres cannot store: %s", line)
+        if result.conflicts:
+            log.error(
+                "prediction log: %d rows not stored: another answer already holds their request id", result.conflicts
+            )
+        for record in batch:
+            self.spool.release(record)
+        self.spool.delete_shipped(self._syncing)
+        return sum(r.rows for r in batch)
+
+    def _write(self, payloads: list[bytes]) -> WriteResult:
+        if self._process is not None:
+            return self._process.write_payloads(payloads)
+        rows = [row for payload in payloads for row in decode_rows(payload)]
+        return write_rows(self._conn, self.table, rows)
+
+    async def stop(self, drain_timeout: float = 30.0) -> int:
+        """Commit what is pending, ship what Postgres takes within ``drain_timeout``; 0 rows are lost.
+
+        Whatever Postgres did not take stays in the spool for the next start.
+        """
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+        while self._pending or self._syncing:
+            self._synced.clear()
+            self._commit()
+            await self._synced.wait()
+        deadline = time.monotonic() + drain_timeout
+        while self.spool.depth_rows and time.monotonic() < deadline:
+            if await self.ship_once() is None:
+                await asyncio.sleep(0.2)
+        left = self.spool.depth_rows
+        if left:
+            log.warning("prediction log: %d rows stay in %s for the next start", left, self.spool.folder)
+        else:
+            self.spool.release_all()
+        self.spool.close()
+        self._ship_executor.submit(self._conn.reset)
+        if self._process is not None:
+            self._ship_executor.submit(self._process.close)
+        self._ship_executor.shutdown(wait=True)
+        self._sync_executor.shutdown(wait=True)
+        return 0
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    """Mark a failed commit's error as seen (shadow rows append without awaiting)."""
+    if not future.cancelled():
+        future.exception()

@@ -1,0 +1,131 @@
+"""The prediction-log spool on a real folder: framing, torn tails, segments, the lock and the table check."""
+
+from __future__ import annotations
+
+import marshal
+import os
+from typing import TYPE_CHECKING
+
+import pytest
+
+from airflow_mlops.serving.spool import HEADER, Spool, SpoolError, frame, scan
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def _append(spool: Spool, rows: list[tuple[str, int]]) -> None:
+    segment, end = spool.append(marshal.dumps(rows), len(rows))
+    Spool.sync(segment)
+    Spool.mark_durable(segment, end)
+
+
+def _rows(spool: Spool) -> list[tuple[str, int]]:
+    seq, offset = spool.shipped_to()
+    return [row for record in spool.read(seq, offset) for row in marshal.loads(record.payload)]
+
+
+def test_records_round_trip_and_count_depth(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, "log")
+    spool.open()
+    _append(spool, [("a", 1), ("b", 2)])
+    _append(spool, [("c", 3)])
+    assert _rows(spool) == [("a", 1), ("b", 2), ("c", 3)]
+    assert spool.depth_rows == 3
+    assert spool.depth_bytes == 2 * HEADER.size + len(marshal.dumps([("a", 1), ("b", 2)])) + len(
+        marshal.dumps([("c", 3)])
+    )
+    spool.close()
+
+
+def test_a_record_written_but_not_synced_is_not_read(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, "log")
+    spool.open()
+    _append(spool, [("a", 1)])
+    spool.append(marshal.dumps([("b", 2)]), 1)  # no sync yet: not durable, not shipped
+    assert _rows(spool) == [("a", 1)]
+    spool.close()
+
+
+def test_a_torn_tail_is_ignored_and_cut_off_on_reopen(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, "log")
+    spool.open()
+    _append(spool, [("a", 1)])
+    _append(spool, [("b", 2)])
+    path = spool.segments[-1].path
+    spool.close()
+    whole = path.read_bytes()
+    torn = frame(marshal.dumps([("c", 3)]), 1)
+    path.write_bytes(whole + torn[: len(torn) - 3])  # the crash cut the last record short
+
+    again = Spool(tmp_path, "log")
+    again.open()
+    assert _rows(again) == [("a", 1), ("b", 2)]
+    assert again.recovered_rows == 2
+    assert again.torn_bytes == len(torn) - 3
+    assert path.read_bytes() == whole
+    _append(again, [("d", 4)])  # new records go to a new segment after the recovered one
+    assert _rows(again) == [("a", 1), ("b", 2), ("d", 4)]
+    again.close()
+
+
+def test_a_corrupt_record_ends_the_valid_part(tmp_path: Path) -> None:
+    good = frame(b"first", 1)
+    bad = bytearray(frame(b"second", 1))
+    bad[-1] ^= 0xFF  # one flipped bit in the payload: the checksum no longer matches
+    records, valid = scan(good + bytes(bad) + frame(b"third", 1))
+    assert [(end - start, rows) for start, end, rows in records] == [(5, 1)]
+    assert valid == len(good)
+
+
+def test_segments_rotate_and_shipped_ones_are_deleted(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, "log", segment_bytes=4096)
+    spool.open()
+    for i in range(40):
+        _append(spool, [(f"id-{i}", i), ("x" * 200, i)])
+    assert len(spool.segments) > 2
+    records = spool.read(*spool.shipped_to(), max_bytes=1 << 30)
+    assert sum(r.rows for r in records) == 80
+    for record in records[:-1]:
+        spool.release(record)
+    spool.delete_shipped()
+    assert spool.depth_rows == 2
+    assert len(list(tmp_path.glob("segment-*.spool"))) == 1
+    spool.release(records[-1])
+    assert spool.depth_rows == 0
+    assert spool.depth_bytes == 0
+    spool.close()
+
+
+def test_release_all_leaves_an_empty_folder_for_the_next_start(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, "log", segment_bytes=4096)
+    spool.open()
+    for i in range(30):
+        _append(spool, [("y" * 300, i)])
+    spool.release_all()
+    spool.close()
+    again = Spool(tmp_path, "log")
+    again.open()
+    assert again.recovered_rows == 0
+    assert _rows(again) == []
+    again.close()
+
+
+def test_a_second_process_cannot_use_the_same_folder(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, "log")
+    spool.open()
+    other = Spool(tmp_path, "log")
+    with pytest.raises(SpoolError, match=rf"log spool {tmp_path} is in use by another process \(pid {os.getpid()}\)"):
+        other.open()
+    spool.close()
+    other.open()  # free again once the first one closed
+    other.close()
+
+
+def test_rows_left_for_another_table_are_not_shipped_into_this_one(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, "log_a")
+    spool.open()
+    _append(spool, [("a", 1)])
+    spool.close()
+    with pytest.raises(SpoolError, match=r"unshipped rows for table 'log_a', not 'log_b': start with --log-table"):
+        Spool(tmp_path, "log_b").open()
