@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from airflow_mlops.core.log_tables import FEEDBACK_TABLE, PREDICTION_LOG_TABLE, check_table_name
@@ -22,6 +24,18 @@ def body_limit_for(max_batch_rows: int) -> int:
 
 
 DEFAULT_MAX_BODY_BYTES = body_limit_for(DEFAULT_MAX_BATCH_ROWS)
+DEFAULT_SPOOL_MAX_BYTES = 1 << 30
+"""1 GiB of spool: at ~600 bytes a logged row, about 1.7 million predictions (some 3 minutes at 9,000
+requests/s, an hour at 500) while Postgres is down, before the server refuses predictions."""
+LOG_DURABILITY = ("spool", "memory")
+
+
+def default_spool_dir(model_name: str, port: int | None = None) -> Path:
+    """``$AIRFLOW_HOME/serving-spool/<model>[-<port>]``: one folder per server on a host."""
+    from airflow_mlops.home import airflow_home
+
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", model_name) + (f"-{port}" if port is not None else "")
+    return airflow_home() / "serving-spool" / name
 
 
 @dataclass
@@ -44,6 +58,12 @@ class ServingConfig:
     :param micro_batch: score concurrent single-row requests for the same model in one call (the
         per-call overhead of numpy or scikit-learn is paid once per batch); False scores each
         request on its own.
+    :param log_durability: ``spool`` (default): a prediction is answered once its log row is on
+        local disk (:mod:`airflow_mlops.serving.durable_log`); ``memory``: rows wait in memory for
+        Postgres, and a crash or a long outage loses them.
+    :param log_spool_dir: the spool folder; ``None``: :func:`default_spool_dir`.
+    :param log_spool_max_bytes: the spool's bound; at it, predictions get 503 until Postgres catches up.
+    :param recent_ids: how many client-given request ids are remembered to refuse a repeat with 409.
     """
 
     model_name: str
@@ -67,6 +87,10 @@ class ServingConfig:
     fast_path: bool = True
     micro_batch: bool = True
     retry_seconds: float = 2.0
+    log_durability: str = "spool"
+    log_spool_dir: str | None = None
+    log_spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
+    recent_ids: int = 100_000
 
     def __post_init__(self) -> None:
         if not self.model_name:
@@ -83,6 +107,11 @@ class ServingConfig:
             raise ValueError(f"poll_seconds: expected >= 0 (0 disables polling), found {self.poll_seconds}")
         check_table_name(self.log_table)
         check_table_name(self.feedback_table)
+        if self.log_durability not in LOG_DURABILITY:
+            raise ValueError(f"log_durability: expected spool or memory, found {self.log_durability!r}")
+        if self.log_spool_max_bytes < 1 << 20:
+            found = self.log_spool_max_bytes
+            raise ValueError(f"log_spool_max_bytes: expected at least 1 MiB (1048576), found {found}")
         if self.admin_token is None:
             self.admin_token = os.environ.get(ADMIN_TOKEN_ENV) or None
 
@@ -90,6 +119,11 @@ class ServingConfig:
     def body_limit(self) -> int:
         """``max_body_bytes`` as resolved: given, or derived from ``max_batch_rows``."""
         return self.max_body_bytes if self.max_body_bytes is not None else body_limit_for(self.max_batch_rows)
+
+    @property
+    def spool_dir(self) -> Path:
+        """The spool folder as resolved: given, or :func:`default_spool_dir`."""
+        return Path(self.log_spool_dir) if self.log_spool_dir else default_spool_dir(self.model_name)
 
     @classmethod
     def from_mlflow_settings(cls, settings: dict[str, Any], **kwargs: Any) -> ServingConfig:
@@ -104,6 +138,7 @@ class ServingConfig:
             "poll_seconds": self.poll_seconds,
             "max_body_bytes": self.max_body_bytes,
             "logging": bool(self.postgres_dsn),
+            "log_durability": self.log_durability,
             "log_table": self.log_table,
             "feedback_table": self.feedback_table,
             "admin_api": bool(self.admin_token),

@@ -114,13 +114,14 @@ def _insert_each(conn: Any, table: str, rows: list[tuple[Any, ...]]) -> WriteRes
             cur.execute("SAVEPOINT mlops_row")
             try:
                 cur.execute(f"INSERT INTO {table} ({_COLUMNS}) VALUES %s ON CONFLICT DO NOTHING", (db_row(row),))
+                inserted = cur.rowcount > 0
             except (psycopg2.DataError, ValueError) as err:
                 cur.execute("ROLLBACK TO SAVEPOINT mlops_row")
                 reason = str(err).strip().splitlines()[0][:200]
                 result.rejected.append(f"request {row.request_id!r} arm {row.arm}: {type(err).__name__}: {reason}")
             else:
                 cur.execute("RELEASE SAVEPOINT mlops_row")
-                if cur.rowcount > 0:
+                if inserted:
                     result.stored += 1
                 else:
                     result.duplicates += 1

@@ -31,9 +31,21 @@ HELP = {
     "mlops_serving_shadow_enabled": ("gauge", "1 when the challenger scores in shadow mode."),
     "mlops_serving_log_queue_depth": ("gauge", "Prediction log rows waiting to be written."),
     "mlops_serving_log_rows_written_total": ("counter", "Prediction log rows written to Postgres."),
-    "mlops_serving_log_rows_dropped_total": ("counter", "Prediction log rows dropped because the queue was full."),
+    "mlops_serving_log_rows_dropped_total": (
+        "counter",
+        "Prediction log rows not stored: the memory queue was full, Postgres refused the row, or another "
+        "answer held its request id.",
+    ),
     "mlops_serving_log_write_errors_total": ("counter", "Failed prediction log batch writes (rows are retried)."),
-    "mlops_serving_feedback_total": ("counter", "Feedback labels stored, by outcome."),
+    "mlops_serving_feedback_total": ("counter", "Feedback labels by outcome (matched, pending, error)."),
+    "mlops_serving_log_spool_bytes": ("gauge", "Bytes in the prediction log spool not yet confirmed by Postgres."),
+    "mlops_serving_log_spool_rows": ("gauge", "Rows in the prediction log spool not yet confirmed by Postgres."),
+    "mlops_serving_log_spool_max_bytes": ("gauge", "The spool's bound: at it, predictions get 503."),
+    "mlops_serving_log_spool_refused_total": ("counter", "Predictions refused (503) because the spool was full."),
+    "mlops_serving_log_rows_replayed_duplicates_total": (
+        "counter",
+        "Spooled rows Postgres already held (a replay after a crash); skipped.",
+    ),
 }
 
 

@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlops.exceptions import ModelRegistryError
 from airflow_mlops.serving.arm_inputs import ArmInputs
 from airflow_mlops.serving.batching import MicroBatcher
+from airflow_mlops.serving.durable_log import DurableLogWriter
 from airflow_mlops.serving.feedback_store import FeedbackStore
 from airflow_mlops.serving.log_shipper import PredictionLogWriter
 from airflow_mlops.serving.metrics import Metrics
 from airflow_mlops.serving.models import ModelRegistry
+from airflow_mlops.serving.request_ids import RecentIds
 from airflow_mlops.serving.routing import CHALLENGER, CHAMPION, SHADOW, Router
 
 if TYPE_CHECKING:
@@ -41,18 +43,12 @@ class ServingRuntime:
         self.router = Router(config.model_name, config.challenger_share, config.shadow)
         self.registry = registry or ModelRegistry(config)
         self.models: ModelSet | None = None
-        self.log_writer: PredictionLogWriter | None = None
+        self.log_writer: PredictionLogWriter | DurableLogWriter | None = None
         self.feedback: FeedbackStore | None = None
+        self.recent_ids = RecentIds(config.recent_ids)
         if config.postgres_dsn:
-            self.log_writer = PredictionLogWriter(
-                config.postgres_dsn,
-                table=config.log_table,
-                flush_rows=config.log_flush_rows,
-                flush_ms=config.log_flush_ms,
-                max_queue=config.log_max_queue,
-                metrics=self.metrics,
-            )
-            self.feedback = FeedbackStore(config.postgres_dsn, table=config.feedback_table)
+            self.log_writer = _log_writer(config, config.postgres_dsn)
+            self.feedback = FeedbackStore(config.postgres_dsn, table=config.feedback_table, log_table=config.log_table)
         self.batcher: MicroBatcher | None = None
         self.registry_status: dict[str, Any] = {"ok": None, "error": None, "last_attempt": None, "last_success": None}
         self.started_at = time.time()
@@ -210,6 +206,9 @@ class ServingRuntime:
         writer = self.log_writer
         if writer is None:
             return
+        if isinstance(writer, DurableLogWriter) and writer.depth_bytes >= writer.max_bytes:
+            self.metrics.inc("mlops_serving_shadow_errors_total", (("reason", "log_spool_full"),), len(rows))
+            return
         for (request_id, key, features, ts, body), (pred, proba, score) in zip(kept, outputs, strict=True):
             writer.append(  # LogRow order; the body (if any) carries the features
                 (
@@ -266,8 +265,9 @@ class ServingRuntime:
         writer = self.log_writer
         if writer is None:
             return {"enabled": False}
-        return {
+        status: dict[str, Any] = {
             "enabled": True,
+            "durability": "spool" if isinstance(writer, DurableLogWriter) else "memory",
             "table": writer.table,
             "queue_depth": writer.depth,
             "written": writer.written,
@@ -275,6 +275,15 @@ class ServingRuntime:
             "write_errors": writer.errors,
             "last_error": writer.last_error,
         }
+        if isinstance(writer, DurableLogWriter):
+            status.update(
+                spool_dir=str(writer.spool.folder),
+                spool_bytes=writer.depth_bytes,
+                spool_max_bytes=writer.max_bytes,
+                replayed_duplicates=writer.duplicates,
+                refused=writer.refused,
+            )
+        return status
 
     def render_metrics(self) -> str:
         gauges: list[tuple[str, tuple[tuple[str, str], ...], float]] = []
@@ -304,7 +313,33 @@ class ServingRuntime:
             gauges.append(("mlops_serving_log_rows_written_total", (), float(writer.written)))
             gauges.append(("mlops_serving_log_rows_dropped_total", (), float(writer.dropped)))
             gauges.append(("mlops_serving_log_write_errors_total", (), float(writer.errors)))
+        if isinstance(writer, DurableLogWriter):
+            gauges.append(("mlops_serving_log_spool_bytes", (), float(writer.depth_bytes)))
+            gauges.append(("mlops_serving_log_spool_rows", (), float(writer.spool.depth_rows)))
+            gauges.append(("mlops_serving_log_spool_max_bytes", (), float(writer.max_bytes)))
+            gauges.append(("mlops_serving_log_spool_refused_total", (), float(writer.refused)))
+            gauges.append(("mlops_serving_log_rows_replayed_duplicates_total", (), float(writer.duplicates)))
         return self.metrics.render(gauges)
+
+
+def _log_writer(config: ServingConfig, dsn: str) -> PredictionLogWriter | DurableLogWriter:
+    """The prediction log the config asks for: the durable spool, or the in-memory queue."""
+    if config.log_durability == "spool":
+        return DurableLogWriter(
+            dsn,
+            config.spool_dir,
+            table=config.log_table,
+            max_bytes=config.log_spool_max_bytes,
+            flush_rows=config.log_flush_rows,
+            flush_ms=config.log_flush_ms,
+        )
+    return PredictionLogWriter(
+        dsn,
+        table=config.log_table,
+        flush_rows=config.log_flush_rows,
+        flush_ms=config.log_flush_ms,
+        max_queue=config.log_max_queue,
+    )
 
 
 def versions_text(models: ModelSet | None) -> str:

@@ -9,7 +9,15 @@ import os
 from typing import Any
 
 from airflow_mlops.core.log_tables import FEEDBACK_TABLE, PREDICTION_LOG_TABLE
-from airflow_mlops.serving.config import ADMIN_TOKEN_ENV, DEFAULT_MAX_BATCH_ROWS, ROW_BYTES, ServingConfig
+from airflow_mlops.serving.config import (
+    ADMIN_TOKEN_ENV,
+    DEFAULT_MAX_BATCH_ROWS,
+    DEFAULT_SPOOL_MAX_BYTES,
+    LOG_DURABILITY,
+    ROW_BYTES,
+    ServingConfig,
+    default_spool_dir,
+)
 
 # Registry calls happen on reload; MLflow's default (7 retries with backoff, ~4 minutes) would
 # hold a reload, and shutdown, that long when the registry is down. The server process owns its
@@ -45,6 +53,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--feedback-table", default=FEEDBACK_TABLE)
     parser.add_argument("--log-flush-rows", type=int, default=500)
     parser.add_argument("--log-flush-ms", type=int, default=200)
+    parser.add_argument(
+        "--log-durability",
+        choices=LOG_DURABILITY,
+        default="spool",
+        help="spool: answer once the log row is on local disk (default); memory: rows wait in memory",
+    )
+    parser.add_argument("--log-spool-dir", help="spool folder (default: $AIRFLOW_HOME/serving-spool/MODEL-PORT)")
+    parser.add_argument(
+        "--log-spool-max-bytes",
+        type=int,
+        default=DEFAULT_SPOOL_MAX_BYTES,
+        help="spool bound; at it predictions get 503 until Postgres catches up (default: 1 GiB)",
+    )
     parser.add_argument("--drain-timeout", type=float, default=30.0, help="seconds to drain the log on shutdown")
     parser.add_argument("--no-fast-path", action="store_true", help="always predict through scikit-learn")
     parser.add_argument("--no-micro-batch", action="store_true", help="score each request on its own")
@@ -88,6 +109,9 @@ def config_from_args(args: argparse.Namespace) -> ServingConfig:
             drain_timeout=args.drain_timeout,
             fast_path=not args.no_fast_path,
             micro_batch=not args.no_micro_batch,
+            log_durability=args.log_durability,
+            log_spool_dir=args.log_spool_dir or str(default_spool_dir(args.model, args.port)),
+            log_spool_max_bytes=args.log_spool_max_bytes,
         )
     except ValueError as err:
         raise SystemExit(f"airflow-mlops serve: {err}") from err

@@ -13,8 +13,11 @@ import random
 import time
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.serving.durable_log import DurableLogWriter, SpoolFull
+from airflow_mlops.serving.request_ids import repeated_ids
 from airflow_mlops.serving.request_parsers import (
     BatchRow,
+    PredictRequest,
     RequestError,
     parse_batch,
     parse_batch_row,
@@ -27,6 +30,8 @@ from airflow_mlops.serving.routing import CHALLENGER, CHAMPION
 from airflow_mlops.serving.schema import FieldError, summarize
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from starlette.requests import Request
     from starlette.responses import Response
 
@@ -52,6 +57,21 @@ def _not_ready(runtime: ServingRuntime) -> RequestError:
     return RequestError(503, "not_ready", f"no model loaded yet: {runtime.registry_status['error'] or 'loading'}")
 
 
+def log_room(runtime: ServingRuntime) -> None:
+    """Refuse (503) before any work when the durable log's spool is at its bound."""
+    writer = runtime.log_writer
+    if isinstance(writer, DurableLogWriter):
+        try:
+            writer.check_room()
+        except SpoolFull as err:
+            raise RequestError(503, "log_spool_full", str(err)) from err
+
+
+def log_failed(err: OSError) -> RequestError:
+    """503 for a prediction whose log row could not be made durable: it is not answered."""
+    return RequestError(503, "log_unavailable", f"{err}; the prediction was not answered, retry it")
+
+
 class PredictRoutes:
     """Single and batch predictions."""
 
@@ -72,37 +92,67 @@ class PredictRoutes:
         try:
             text, body = parse_json(await request.body())
             parsed = parse_predict(body)
-            request_id = parsed.request_id or headers.get("x-request-id") or new_request_id()
+            given = parsed.request_id or headers.get("x-request-id")
             key = parsed.key or headers.get("x-request-key")
             models = rt.models
             if models is None:
                 raise _not_ready(rt)
             forced = headers.get("x-mlops-arm")
             arm = self._forced_arm(request, forced, models) if forced is not None else None
+            if given is not None and not rt.recent_ids.claim(given):
+                raise repeated_ids([given])
         except RequestError as err:
             return self._refuse("predict", "none", started, err)
+        request_id = given or new_request_id()
+        response = await self._predict(models, parsed, text, (request_id, key), arm, forced is not None, started)
+        if given is not None and response.status_code != 200:
+            rt.recent_ids.release(given)  # no answer was given under this id: a retry may use it
+        return response
+
+    async def _predict(
+        self,
+        models: ModelSet,
+        parsed: PredictRequest,
+        text: str,
+        identity: tuple[str, str | None],
+        arm: str | None,
+        forced: bool,
+        started: float,
+    ) -> Response:
+        """Validate, score, log (durably, before the answer leaves) and answer one request."""
+        rt = self.rt
+        request_id, key = identity
         if arm is None:
             arm = rt.router.arm(key or request_id, models.challenger is not None)
         model = models.challenger if arm == CHALLENGER and models.challenger is not None else models.champion
         errors: list[FieldError] = []
-        row = self._validate(models, model, arm, forced is not None, parsed.features, errors)
+        row = self._validate(models, model, arm, forced, parsed.features, errors)
         if row is None:
             detail = f"invalid features: {summarize(errors)}"
             invalid = RequestError(422, "invalid_features", detail, errors, {"request_id": request_id})
             return self._refuse("predict", arm, started, invalid)
         try:
+            log_room(rt)
             outputs = await rt.score(model, [row])
+        except RequestError as err:
+            return self._refuse("predict", arm, started, err)
         except Exception as err:
             log.exception("model %s v%s failed", model.name, model.version)
             rt.observe_request("predict", arm, 500, started)
             detail = f"model {model.name} v{model.version} failed: {type(err).__name__}: {err}"
             return error_response(500, "model_error", detail)
-        latency_ms = rt.observe_request("predict", arm, 200, started)
-        rt.metrics.inc("mlops_serving_predictions_total", (("arm", arm),))
+        latency_ms = (time.perf_counter() - started) * 1000
         payload: dict[str, Any] = {"request_id": request_id, "model": model.name, "latency_ms": round(latency_ms, 3)}
         payload.update(answer(model.version, arm, *outputs[0]))
         response = json_response(payload)
-        self._log_single(request_id, key, model, arm, outputs[0][2], latency_ms, text, response)
+        durable = self._log_single(request_id, key, model, arm, outputs[0][2], latency_ms, text, response)
+        if durable is not None:
+            try:
+                await durable
+            except OSError as err:
+                return self._refuse("predict", arm, started, log_failed(err))
+        rt.observe_request("predict", arm, 200, started)
+        rt.metrics.inc("mlops_serving_predictions_total", (("arm", arm),))
         if rt.router.shadow and models.challenger is not None:
             rt.shadow_submit(request_id, key, parsed.features, text)
         return response
@@ -137,13 +187,14 @@ class PredictRoutes:
         latency_ms: float,
         text: str,
         response: Response,
-    ) -> None:
+    ) -> Awaitable[None] | None:
+        """Queue the row; with the durable log, the awaitable completes once it is on disk."""
         writer = self.rt.log_writer
         if writer is None:
-            return
+            return None
         # a plain tuple in LogRow order: the request body carries the features, the response
         # body the prediction and probabilities (their JSON is stored as the client got it)
-        writer.append(
+        return writer.append(
             (
                 request_id,
                 time.time(),
@@ -169,23 +220,52 @@ class PredictRoutes:
         started = time.perf_counter()
         try:
             batch = parse_batch(parse_json(await request.body())[1], rt.config.max_batch_rows)
-            batch_id = batch.request_id or request.headers.get("x-request-id") or new_request_id()
+            given = batch.request_id or request.headers.get("x-request-id")
+            batch_id = given or new_request_id()
             models = rt.models
             if models is None:
                 raise _not_ready(rt)
             plan, groups = self._plan(models, batch.rows, batch_id)
+            ids = [row.request_id for row, _, _ in plan]
+            claimed = [rid for i, rid in enumerate(ids) if given or rid != f"{batch_id}-{i}"]
+            taken = rt.recent_ids.claim_all(claimed)
+            if taken:
+                raise repeated_ids(taken)
         except RequestError as err:
             return self._refuse("predict_batch", "none", started, err)
+        response = await self._predict_batch(models, plan, groups, started)
+        if response.status_code != 200:
+            for rid in claimed:
+                rt.recent_ids.release(rid)
+        return response
+
+    async def _predict_batch(
+        self,
+        models: ModelSet,
+        plan: list[tuple[BatchRow, str, int]],
+        groups: dict[str, list[list[Any]]],
+        started: float,
+    ) -> Response:
+        rt = self.rt
         try:
+            log_room(rt)
             outputs = self._score_groups(models, groups)
+        except RequestError as err:
+            return self._refuse("predict_batch", "none", started, err)
         except Exception as err:
             log.exception("batch prediction failed")
             rt.observe_request("predict_batch", "none", 500, started)
             return error_response(500, "model_error", f"model failed: {type(err).__name__}: {err}")
         arms_used = [arm for arm, rows in groups.items() if rows]
         arm_label = arms_used[0] if len(arms_used) == 1 else "mixed"
-        latency_ms = rt.observe_request("predict_batch", arm_label, 200, started)
-        results = self._answer_batch(models, plan, outputs, latency_ms)
+        latency_ms = (time.perf_counter() - started) * 1000
+        results, durable = self._answer_batch(models, plan, outputs, latency_ms)
+        if durable is not None:
+            try:
+                await durable
+            except OSError as err:
+                return self._refuse("predict_batch", arm_label, started, log_failed(err))
+        rt.observe_request("predict_batch", arm_label, 200, started)
         for arm in arms_used:
             rt.metrics.inc("mlops_serving_predictions_total", (("arm", arm),), len(groups[arm]))
         payload = {"model": rt.config.model_name, "predictions": results, "latency_ms": round(latency_ms, 3)}
@@ -230,13 +310,17 @@ class PredictRoutes:
         plan: list[tuple[BatchRow, str, int]],
         outputs: dict[str, list[Output]],
         latency_ms: float,
-    ) -> list[dict[str, Any]]:
-        """One answer per row, in order; each row logged and, in shadow mode, queued for the challenger."""
+    ) -> tuple[list[dict[str, Any]], Awaitable[None] | None]:
+        """One answer per row, in order; each row logged and, in shadow mode, queued for the challenger.
+
+        With the durable log, the awaitable completes once the rows are on disk.
+        """
         rt = self.rt
         now = time.time()
         writer = rt.log_writer
         shadow = rt.router.shadow and models.challenger is not None
         results = []
+        durable: Awaitable[None] | None = None
         for row, arm, slot in plan:
             served = models.champion if arm == CHAMPION else models.challenger
             assert served is not None
@@ -245,7 +329,7 @@ class PredictRoutes:
                 {"request_id": row.request_id, **answer(served.version, arm, prediction, probability, score)}
             )
             if writer is not None:
-                writer.append(  # LogRow order
+                durable = writer.append(  # LogRow order
                     (
                         row.request_id,
                         now,
@@ -264,4 +348,4 @@ class PredictRoutes:
                 )
             if shadow:
                 rt.shadow_submit(row.request_id, row.key, row.features)
-        return results
+        return results, durable

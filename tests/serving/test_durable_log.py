@@ -1,0 +1,140 @@
+"""The durable prediction log against real Postgres: group commit, shipping, replay without duplicates."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from airflow_mlops.serving.durable_log import DurableLogWriter, SpoolFull, decode_rows
+from tests.support.serving import DSN
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = pytest.mark.integration
+
+NOWHERE = "host=127.0.0.1 port=1 user=postgres dbname=none connect_timeout=1"
+
+
+def _row(i: int, arm: str = "champion") -> tuple[Any, ...]:
+    features = {"age": 41.5 + i, "plan": "basic"}
+    return (
+        f"d{i}",
+        1_790_000_000.25 + i,
+        "churn",
+        "3",
+        arm,
+        f"user-{i}",
+        features,
+        1,
+        {"0": 0.25, "1": 0.75},
+        0.75,
+        0.4,
+        None,
+        None,
+    )
+
+
+def _count(pg_conn: Any, table: str) -> tuple[int, int]:
+    with pg_conn.cursor() as cur:
+        cur.execute(f"SELECT count(*), count(DISTINCT request_id) FROM {table}")
+        total, distinct = cur.fetchone()
+    return int(total), int(distinct)
+
+
+async def _until(check: Any, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def test_rows_of_one_tick_share_one_record_and_one_sync(
+    tmp_path: Path, tables: tuple[str, str], pg_conn: Any
+) -> None:
+    writer = DurableLogWriter(DSN, tmp_path / "spool", table=tables[0], flush_ms=20, process=False)
+    writer.start()
+    commits = [writer.append(_row(i)) for i in range(50)]  # one tick: no await in between
+    assert len({id(c) for c in commits}) == 1
+    await commits[0]
+    records = writer.spool.read(*writer.spool.shipped_to())
+    assert [r.rows for r in records] == [50]
+    assert [row[0] for row in decode_rows(records[0].payload)] == [f"d{i}" for i in range(50)]
+    await asyncio.gather(*(writer.append(_row(i)) for i in range(50, 60)))
+    await _until(lambda: writer.written == 60)
+    assert await writer.stop(5) == 0
+    assert _count(pg_conn, tables[0]) == (60, 60)
+    assert [p.stat().st_size for p in (tmp_path / "spool").glob("segment-*.spool")] == [0]  # drained: emptied
+
+
+async def test_rows_wait_in_the_spool_while_postgres_is_away_and_replay_once(
+    tmp_path: Path, tables: tuple[str, str], pg_conn: Any
+) -> None:
+    folder = tmp_path / "spool"
+    down = DurableLogWriter(NOWHERE, folder, table=tables[0], flush_ms=20, process=False)
+    down.start()
+    await asyncio.gather(*(down.append(_row(i)) for i in range(30)))
+    await asyncio.gather(*(down.append(_row(i, arm="shadow")) for i in range(5)))
+    await _until(lambda: down.errors >= 1)
+    assert await down.stop(drain_timeout=0.3) == 0
+    assert down.spool.depth_rows == 35  # kept for the next start, nothing lost
+    saved = tmp_path / "saved"
+    shutil.copytree(folder, saved)
+
+    up = DurableLogWriter(DSN, folder, table=tables[0], flush_ms=20)  # the writer process this time
+    up.start()
+    assert up.spool.recovered_rows == 35
+    await _until(lambda: up.written == 35)
+    await up.stop(5)
+    assert _count(pg_conn, tables[0]) == (35, 30)
+
+    # a crash after Postgres took the rows but before the spool was cut: the same rows come again
+    shutil.rmtree(folder)
+    shutil.copytree(saved, folder)
+    again = DurableLogWriter(DSN, folder, table=tables[0], flush_ms=20)
+    again.start()
+    await _until(lambda: again.duplicates == 35)
+    await again.stop(5)
+    assert (again.written, again.dropped) == (0, 0)
+    assert _count(pg_conn, tables[0]) == (35, 30)
+
+
+async def test_at_the_byte_bound_appends_are_refused_and_nothing_acknowledged_is_dropped(tmp_path: Path) -> None:
+    writer = DurableLogWriter(NOWHERE, tmp_path / "spool", table="t_bound", max_bytes=1 << 20, process=False)
+    writer.start()
+    acknowledged = 0
+    refused: SpoolFull | None = None
+    for i in range(100_000):
+        try:
+            writer.check_room()
+        except SpoolFull as err:
+            refused = err
+            break
+        await writer.append(_row(i))
+        acknowledged += 1
+    assert refused is not None
+    assert "the prediction log spool is full (" in str(refused)
+    assert "no prediction is answered that cannot be logged" in str(refused)
+    assert writer.depth_bytes >= 1 << 20
+    assert writer.spool.depth_rows == acknowledged
+    assert writer.refused == 1
+    await writer.stop(drain_timeout=0.2)
+
+
+def test_a_second_server_on_the_same_spool_is_refused(tmp_path: Path) -> None:
+    from airflow_mlops.serving.spool import SpoolError
+
+    async def both() -> None:
+        first = DurableLogWriter(NOWHERE, tmp_path, table="t_lock", process=False)
+        first.start()
+        try:
+            with pytest.raises(SpoolError, match="is in use by another process"):
+                DurableLogWriter(NOWHERE, tmp_path, table="t_lock", process=False).start()
+        finally:
+            await first.stop(0.1)
+
+    asyncio.run(both())
