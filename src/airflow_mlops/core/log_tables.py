@@ -6,8 +6,10 @@ this module is the contract both sides share, so it imports nothing else of ours
 * ``mlops_prediction_log``: one row per scored request and arm. ``arm`` is ``champion`` or
   ``challenger`` for the model that answered, ``shadow`` for a challenger that scored a request the
   champion answered. ``(request_id, arm)`` is the primary key, so a retried batch never duplicates
-  rows. ``score`` is the positive-class probability of a binary classifier (the value for a
-  regressor), the number an AUC or a calibration check needs; ``probability`` has every class.
+  rows, and a partial unique index keeps one served answer (champion or challenger) per request id,
+  so a label joins only the arm that answered. ``score`` is the positive-class probability of a
+  binary classifier (the value for a regressor), the number an AUC or a calibration check needs;
+  ``probability`` has every class.
   ``features`` is ``json`` (the request's own text when possible), not ``jsonb``: it is written at
   request rate and read rarely, and ``json`` costs Postgres half the CPU per row (cast to ``jsonb``
   to query inside it). A BRIN index on ``ts`` serves time windows at almost no write cost.
@@ -70,6 +72,11 @@ def prediction_log_ddl(table: str = PREDICTION_LOG_TABLE) -> str:
     PRIMARY KEY (request_id, arm)
 );
 CREATE INDEX IF NOT EXISTS {base}_ts_brin ON {table} USING brin (ts);
+DO $$ BEGIN
+    CREATE UNIQUE INDEX IF NOT EXISTS {base}_served_once ON {table} (request_id) WHERE arm <> 'shadow';
+EXCEPTION WHEN unique_violation THEN
+    RAISE WARNING '{table} holds request ids served on two arms: no one-answer-per-id index';
+END $$;
 """
 
 

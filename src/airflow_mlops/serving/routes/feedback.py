@@ -6,6 +6,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from airflow_mlops.serving.label_check import check_labels
 from airflow_mlops.serving.request_parsers import RequestError, parse_feedback, parse_json
 from airflow_mlops.serving.responses import error_response, json_response, rejection
 
@@ -25,7 +26,12 @@ class FeedbackRoutes:
         self.rt = runtime
 
     async def feedback(self, request: Request) -> Response:
-        """``{"request_id": str, "label": value}`` or ``{"items": [...]}``; a 200 means stored."""
+        """``{"request_id": str, "label": value}`` or ``{"items": [...]}``; a 200 means stored.
+
+        ``stored`` counts the labels written (an id twice in the body is one label, the last, and
+        is listed in ``repeated``); ``pending`` lists the ids whose prediction the log does not hold
+        (yet), ``matched`` counts the others.
+        """
         rt = self.rt
         started = time.perf_counter()
         store = rt.feedback
@@ -35,17 +41,28 @@ class FeedbackRoutes:
             return error_response(503, "feedback_disabled", detail)
         try:
             items = parse_feedback(parse_json(await request.body())[1])
+            check_labels(items, rt.models)
         except RequestError as err:
             rt.observe_request("feedback", "none", err.status, started)
             return rejection(err)
         try:
-            await store.upsert(items)
+            result = await store.upsert(items)
         except Exception as err:
             log.warning("storing feedback failed: %s", err)
             rt.metrics.inc("mlops_serving_feedback_total", (("outcome", "error"),), len(items))
             rt.observe_request("feedback", "none", 503, started)
             detail = f"could not store feedback: {type(err).__name__}: {err}"
             return error_response(503, "feedback_unavailable", detail)
-        rt.metrics.inc("mlops_serving_feedback_total", (("outcome", "stored"),), len(items))
+        stored = len(result.request_ids)
+        pending = len(result.pending)
+        rt.metrics.inc("mlops_serving_feedback_total", (("outcome", "matched"),), stored - pending)
+        rt.metrics.inc("mlops_serving_feedback_total", (("outcome", "pending"),), pending)
         rt.observe_request("feedback", "none", 200, started)
-        return json_response({"stored": len(items), "request_ids": [rid for rid, _ in items]})
+        payload = {
+            "stored": stored,
+            "request_ids": result.request_ids,
+            "matched": stored - pending,
+            "pending": result.pending,
+            "repeated": result.repeated,
+        }
+        return json_response(payload)

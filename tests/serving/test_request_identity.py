@@ -1,0 +1,120 @@
+"""Request identity and feedback on the in-process server with the durable log and real Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.support.serving import DSN, complete_rows, config_for, serving
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from tests.support.serving import Store
+
+pytestmark = pytest.mark.integration
+
+
+async def _logged(pg_conn: Any, table: str, expected: int) -> list[tuple[str, str]]:
+    deadline = time.monotonic() + 20
+    while True:
+        with pg_conn.cursor() as cur:
+            try:
+                cur.execute(f"SELECT request_id, arm FROM {table} ORDER BY request_id, arm")
+                rows = [(r[0], r[1]) for r in cur.fetchall()]
+            except Exception:
+                rows = []
+        if len(rows) >= expected or time.monotonic() > deadline:
+            return rows
+        await asyncio.sleep(0.1)
+
+
+async def test_a_request_id_names_one_answer(
+    serving_store: Store, register: Callable[..., str], tables: tuple[str, str], pg_conn: Any, tmp_path: Path
+) -> None:
+    name = register(champion=0, challenger=1)
+    rows = complete_rows(serving_store.frame, 4)
+    config = config_for(
+        serving_store, name, challenger_share=0.5, postgres_dsn=DSN, log_table=tables[0],
+        feedback_table=tables[1], log_flush_ms=50, log_spool_dir=str(tmp_path / "spool"),
+    )  # fmt: skip
+    async with serving(config) as (client, runtime):
+        first = await client.post("/predict", json={"features": rows[0], "request_id": "same", "key": "alice"})
+        assert first.status_code == 200
+        for body in (
+            {"features": rows[1], "request_id": "same"},  # a different request under a used id
+            {"features": rows[0], "request_id": "same", "key": "bob"},  # the same id with another key
+        ):
+            again = await client.post("/predict", json=body)
+            assert again.status_code == 409
+            assert again.json()["error"] == "duplicate_request_id"
+            assert again.json()["detail"].startswith(
+                "request_id 'same' already named an answer of this server (or repeat within the batch): "
+                "a request id identifies one answer and its log row; send a new id, or none and the server makes one"
+            )
+        header = await client.post("/predict", json={"features": rows[2]}, headers={"X-Request-Id": "same"})
+        assert header.status_code == 409
+        batch = await client.post("/predict/batch", json={"rows": [{"features": rows[1], "request_id": "b1"}] * 2})
+        assert batch.status_code == 409
+        assert batch.json()["request_ids"] == ["b1"]
+        invalid = await client.post("/predict", json={"features": {"x": 1}, "request_id": "retry-me"})
+        assert invalid.status_code == 422
+        retried = await client.post("/predict", json={"features": rows[3], "request_id": "retry-me"})
+        assert retried.status_code == 200  # a refused request used up no id
+        generated = [(await client.post("/predict", json={"features": rows[1]})).json() for _ in range(10)]
+        assert len({g["request_id"] for g in generated}) == 10
+        logged = await _logged(pg_conn, tables[0], 12)
+        await asyncio.sleep(0.3)
+        metrics = (await client.get("/metrics")).text
+    assert ("same", first.json()["arm"]) in logged
+    assert [rid for rid, _ in logged].count("same") == 1  # one arm: a label joins only the one that answered
+    assert len(logged) == 12
+    assert f"mlops_serving_log_rows_written_total {len(logged)}" in metrics  # the counter counts the table
+    assert runtime.log_writer is not None
+    assert runtime.log_writer.written == len(logged)
+
+
+async def test_feedback_checks_labels_and_reports_what_it_stored(
+    serving_store: Store, register: Callable[..., str], tables: tuple[str, str], pg_conn: Any, tmp_path: Path
+) -> None:
+    name = register(champion=0, challenger=None)
+    rows = complete_rows(serving_store.frame, 2)
+    config = config_for(
+        serving_store, name, postgres_dsn=DSN, log_table=tables[0], feedback_table=tables[1],
+        log_flush_ms=50, log_spool_dir=str(tmp_path / "spool"),
+    )  # fmt: skip
+    async with serving(config) as (client, _):
+        for i, row in enumerate(rows):
+            assert (await client.post("/predict", json={"features": row, "request_id": f"f{i}"})).status_code == 200
+        await _logged(pg_conn, tables[0], 2)
+
+        wrong = await client.post("/feedback", json={"request_id": "f0", "label": "yes"})
+        assert wrong.status_code == 422
+        assert wrong.json()["error"] == "invalid_label"
+        assert wrong.json()["detail"] == (
+            f"body.label: request 'f0': label 'yes' is not a class of model {name}; its classes are [0, 1]"
+        )
+        boolean = await client.post("/feedback", json={"items": [{"request_id": "f0", "label": True}]})
+        assert boolean.status_code == 422
+        assert "label True is not a class" in boolean.json()["detail"]
+
+        twice = [{"request_id": "f0", "label": 1}, {"request_id": "f1", "label": 0}, {"request_id": "f0", "label": 0}]
+        response = await client.post("/feedback", json={"items": twice})
+        assert response.status_code == 200
+        assert response.json() == {
+            "stored": 2, "request_ids": ["f0", "f1"], "matched": 2, "pending": [], "repeated": ["f0"],
+        }  # fmt: skip
+        unknown = await client.post("/feedback", json={"request_id": "never-served", "label": 1})
+        assert unknown.json() == {
+            "stored": 1, "request_ids": ["never-served"], "matched": 0, "pending": ["never-served"], "repeated": [],
+        }  # fmt: skip
+        metrics = (await client.get("/metrics")).text
+    with pg_conn.cursor() as cur:
+        cur.execute(f"SELECT request_id, label FROM {tables[1]} ORDER BY request_id")
+        assert cur.fetchall() == [("f0", 0), ("f1", 0), ("never-served", 1)]  # the last label of f0 wins
+    assert 'mlops_serving_feedback_total{outcome="matched"} 2' in metrics
+    assert 'mlops_serving_feedback_total{outcome="pending"} 1' in metrics
