@@ -456,6 +456,8 @@ CONFIGS = {
     "ab_nolog": "ours: A/B 50%, no log",
     "log": "ours: champion only + Postgres log",
     "ab_base": "baseline: A/B 50% + Postgres log",
+    "log_spool": "ours: champion + durable log (spool)",
+    "log_memory": "ours: champion + in-memory log",
 }
 
 
@@ -482,6 +484,11 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="bin folder of another checkout's venv: its A/B + log server joins the rounds (before/after)",
     )
+    parser.add_argument(
+        "--durability",
+        action="store_true",
+        help="also run the log durable (spool) and in memory: prints durable_log_overhead",
+    )
     parser.add_argument("--keep-table", action="store_true", help="keep the prediction log table afterwards")
     parser.add_argument("--loadgen", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -505,9 +512,11 @@ def main(argv: list[str] | None = None) -> int:
     names = ["plain", "ab", "ab_nolog", "log"] if args.diagnose else ["plain", "ab"]
     if args.baseline:
         names.append("ab_base")
+    if args.durability:
+        names += ["log_spool", "log_memory"]
     procs: dict[str, subprocess.Popen[bytes]] = {}
     table = f"bench_log_{uuid.uuid4().hex[:8]}"
-    tables = [table, f"{table}_l", f"{table}_b"]
+    tables = [table, f"{table}_l", f"{table}_b", f"{table}_s", f"{table}_m"]
     try:
         t0 = time.perf_counter()
         uri, frame, model = build_models(root)
@@ -541,7 +550,15 @@ def main(argv: list[str] | None = None) -> int:
             "ab": [*base, "--challenger-share", "0.5", "--postgres-dsn", args.postgres_dsn, "--log-table", tables[0]],
             "ab_nolog": [*base, "--challenger-share", "0.5"],
             "log": [*base, "--challenger-share", "0", "--postgres-dsn", args.postgres_dsn, "--log-table", tables[1]],
-        }
+            "log_spool": [
+                *base, "--challenger-share", "0", "--postgres-dsn", args.postgres_dsn, "--log-table", tables[3],
+                "--log-durability", "spool",
+            ],
+            "log_memory": [
+                *base, "--challenger-share", "0", "--postgres-dsn", args.postgres_dsn, "--log-table", tables[4],
+                "--log-durability", "memory",
+            ],
+        }  # fmt: skip
         if args.baseline:
             commands["ab_base"] = [
                 str(args.baseline / "airflow-mlops"), *base[1:], "--challenger-share", "0.5",
@@ -551,6 +568,8 @@ def main(argv: list[str] | None = None) -> int:
             commands[name] += ["--port", str(ports[name])]
             if "--postgres-dsn" in commands[name]:
                 commands[name] += ["--feedback-table", f"{table}_fb"]
+                if name != "ab_base":
+                    commands[name] += ["--log-spool-dir", str(root / f"spool-{name}")]
 
         def url_of(name: str) -> str:
             return f"http://127.0.0.1:{ports[name]}/" + ("invocations" if name == "mlflow" else "predict")
@@ -602,7 +621,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             stop(procs[name])  # SIGTERM drains the prediction log
         logged = count_rows(args.postgres_dsn, table, drop=not args.keep_table)
-        for name, other in (("log", tables[1]), ("ab_base", tables[2])):
+        others = zip(("log", "ab_base", "log_spool", "log_memory"), tables[1:], strict=True)
+        for name, other in others:
             if name in names:
                 count_rows(args.postgres_dsn, other, drop=not args.keep_table)
     finally:
@@ -685,6 +705,14 @@ def main(argv: list[str] | None = None) -> int:
         f"ab_logging_overhead: {1 - ab['rps'] / plain['rps']:.3f} (target <= 0.10; per-round "
         f"{spread(paired)}, median {statistics.median(paired):.3f})"
     )
+    if "log_spool" in med:
+        spool, memory = med["log_spool"], med["log_memory"]
+        print(
+            f"durable_log_overhead: {1 - spool['rps'] / memory['rps']:.3f} vs the in-memory log, "
+            f"{1 - spool['rps'] / plain['rps']:.3f} vs no log (req/s {spool['rps']:.0f} durable, "
+            f"{memory['rps']:.0f} in memory, {plain['rps']:.0f} no log; p99 {spool['p99_ms']:.2f} / "
+            f"{memory['p99_ms']:.2f} / {plain['p99_ms']:.2f} ms; target <= 0.10 for durable by default)"
+        )
     return 0
 
 
