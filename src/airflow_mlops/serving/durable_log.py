@@ -254,7 +254,8 @@ class DurableLogWriter:
         while self._pending or self._syncing:
             self._synced.clear()
             self._commit()
-            await self._synced.wait()
+            if self._syncing:  # else the commit failed: its requests got 503, nothing to wait for
+                await self._synced.wait()
         deadline = time.monotonic() + drain_timeout
         while self.spool.depth_rows and time.monotonic() < deadline:
             if await self.ship_once() is None:
