@@ -73,9 +73,8 @@ def test_restart_mid_extraction_retries_to_the_same_digest(
     with throwaway_postgres(tmp_path / "pg") as server:
         with psycopg2.connect(dsn(server)) as conn:
             load_frame(conn, "customers", customers(ROWS, seed=5))
-        conn_json = json.dumps(
-            {"conn_type": "postgres", "host": server.host, "port": server.port, "login": "postgres", "schema": "postgres"}
-        )
+        conn = {"conn_type": "postgres", "host": server.host, "port": server.port, "login": "postgres"}
+        conn_json = json.dumps({**conn, "schema": "postgres"})
         spec = spec_dict(
             level=1,
             source={
