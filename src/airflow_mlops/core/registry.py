@@ -33,6 +33,13 @@ def version_for_run(client: MlflowClient, name: str, run_id: str) -> ModelVersio
     return min(found, key=lambda v: int(v.version)) if found else None
 
 
+def logged_model_id(model_uri: str) -> str | None:
+    """The logged-model id in a ``models:/m-<id>`` URI (an MLflow server refuses that source without it)."""
+    prefix = "models:/"
+    rest = model_uri[len(prefix) :] if model_uri.startswith(prefix) else ""
+    return rest if rest.startswith("m-") and "/" not in rest else None
+
+
 def register_version(
     client: MlflowClient, *, name: str, model_uri: str, run_id: str, tags: dict[str, str], alias: str | None
 ) -> tuple[ModelVersion, bool]:
@@ -44,7 +51,9 @@ def register_version(
     ensure_registered_model(client, name)
     existing = version_for_run(client, name, run_id)
     created = existing is None
-    version = existing or client.create_model_version(name=name, source=model_uri, run_id=run_id, tags=tags)
+    version = existing or client.create_model_version(
+        name=name, source=model_uri, run_id=run_id, tags=tags, model_id=logged_model_id(model_uri)
+    )
     if alias:
         client.set_registered_model_alias(name, alias, version.version)
     return version, created

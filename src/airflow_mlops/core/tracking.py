@@ -75,13 +75,25 @@ def trusted_types(model: Any) -> list[str]:
         return list(get_untrusted_types(data=dumps(model)))
 
 
-def find_run(experiment_id: str, tags: dict[str, str]) -> str | None:
-    """Id of a finished run whose tags match ``tags`` exactly, if any."""
+def reusable_run(experiment_id: str, task: dict[str, str]) -> str | None:
+    """Id of a finished run with a logged model that an earlier try of this task left, if any.
+
+    ``task`` holds the tags every try shares: the Airflow identity without the try number, and the
+    dataset digest. A run an earlier
+    try left ``RUNNING`` (the try died half-way: a killed worker, an unreachable tracking server) is
+    marked ``FAILED``, so no run stays open once its task has moved on.
+    """
     from mlflow import MlflowClient
 
-    clauses = [tag_names.search_filter(dict(sorted(tags.items()))), "attributes.status = 'FINISHED'"]
-    runs = MlflowClient().search_runs([experiment_id], " AND ".join(clauses), max_results=1)
-    return runs[0].info.run_id if runs else None
+    client = MlflowClient()
+    runs = client.search_runs([experiment_id], tag_names.search_filter(dict(sorted(task.items()))), max_results=100)
+    reusable = None
+    for run in runs:
+        if run.info.status == "FINISHED" and tag_names.MODEL_URI in run.data.tags:
+            reusable = reusable or run.info.run_id
+        elif run.info.status == "RUNNING":
+            client.set_terminated(run.info.run_id, status="FAILED")
+    return reusable
 
 
 def log_training_run(

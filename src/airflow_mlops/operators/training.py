@@ -40,8 +40,9 @@ class TrainModelOperator(MlopsOperator):
     (snapshot URI and digest), the model with its signature and an input example, and the Airflow
     identity (dag_id, run_id, task_id, try_number) as tags, and the drift reference for monitoring
     (a profile of the training features and of the model's held-out outputs, plus a bounded row
-    sample for Evidently reports). A retry of the same try that already
-    finished its run reuses it instead of logging a second model.
+    sample for Evidently reports). A retry reuses the finished run an earlier try of the same task
+    instance logged on the same snapshot digest instead of logging a second model, and marks runs an
+    earlier try left open as ``FAILED``.
 
     :param dataset: the :class:`DatasetRef` to train on. (templated)
     :param hyperparameters: overrides of ``spec.estimator.params``, e.g. from DAG Params. (templated)
@@ -68,7 +69,7 @@ class TrainModelOperator(MlopsOperator):
         from airflow_mlops.core.metrics import compute_metrics
         from airflow_mlops.core.run_trigger import as_tag, monitor_events
         from airflow_mlops.core.snapshot import read_snapshot
-        from airflow_mlops.core.tracking import find_run, log_training_run
+        from airflow_mlops.core.tracking import log_training_run, reusable_run
         from airflow_mlops.core.training import estimator_params, fit_model, split_frame
 
         ref = DatasetRef.from_xcom(self.dataset)
@@ -99,9 +100,10 @@ class TrainModelOperator(MlopsOperator):
             import mlflow
 
             experiment = mlflow.set_experiment(self.spec.experiment_name)
-            existing = find_run(experiment.experiment_id, identity)
+            task = {k: v for k, v in identity.items() if k != tags.AIRFLOW_TRY_NUMBER}
+            existing = reusable_run(experiment.experiment_id, {**task, tags.DATASET_DIGEST: ref.digest})
             if existing:
-                self.log.info("Run %s already logged this try; reusing it", existing)
+                self.log.info("Run %s of an earlier try already logged the model; reusing it", existing)
                 run = mlflow.get_run(existing)
                 logged_uri = run.data.tags[tags.MODEL_URI]
                 run_id, experiment_id = existing, experiment.experiment_id

@@ -118,7 +118,7 @@ def test_level2_chain_tracks_registers_and_promotes(mlflow_conn: str, customers_
 
 @pytest.mark.usefixtures("storage")
 def test_rerun_of_register_and_train_is_idempotent(mlflow_conn: str, customers_csv: Path) -> None:
-    """A cleared register task finds its version; a retried train try reuses its finished run."""
+    """A cleared register task finds its version; a retried train try reuses the finished run of try 1."""
     spec = _spec(customers_csv)
     _, model = _train(spec)
     first = RegisterModelOperator(task_id="register", spec=spec, model=model).execute(task_context())
@@ -130,7 +130,28 @@ def test_rerun_of_register_and_train_is_idempotent(mlflow_conn: str, customers_c
     _, same_try = _train(spec)
     assert same_try["run_id"] == model["run_id"]
     _, next_try = _train(spec, try_number=2)
-    assert next_try["run_id"] != model["run_id"]
+    assert next_try["run_id"] == model["run_id"]
+    _, other_run = _train(spec, run_id="manual__2")
+    assert other_run["run_id"] != model["run_id"]
+
+
+@pytest.mark.usefixtures("storage")
+def test_retry_closes_the_run_a_dead_try_left_open(mlflow_conn: str, customers_csv: Path) -> None:
+    """A run left RUNNING by a try that died is marked FAILED by the retry, which logs a finished run."""
+    spec = _spec(customers_csv)
+    dataset, _ = _train(spec, run_id="manual__a")
+    client = MlflowClient(mlflow_conn)
+    experiment = client.get_experiment_by_name(spec.experiment_name).experiment_id
+    identity = {"airflow.dag_id": "churn_train", "airflow.run_id": "manual__b", "airflow.task_id": "train"}
+    dead = client.create_run(
+        experiment, tags={**identity, "airflow.try_number": "1", "mlops.dataset_digest": dataset["digest"]}
+    )
+    retried = TrainModelOperator(task_id="train", spec=spec, dataset=dataset).execute(
+        task_context(task_id="train", run_id="manual__b", try_number=2)
+    )
+    assert retried["run_id"] != dead.info.run_id
+    assert client.get_run(dead.info.run_id).info.status == "FAILED"
+    assert client.get_run(retried["run_id"]).info.status == "FINISHED"
 
 
 @pytest.mark.usefixtures("storage")
