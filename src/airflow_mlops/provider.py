@@ -94,6 +94,7 @@ def get_provider_info() -> dict[str, Any]:
                     f"{_PKG}.operators.deploy",
                     f"{_PKG}.operators.abtest",
                     f"{_PKG}.operators.monitoring",
+                    f"{_PKG}.operators.quality_monitor",
                     f"{_PKG}.operators.guards",
                     f"{_PKG}.operators.local",
                 ],

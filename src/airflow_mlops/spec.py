@@ -301,6 +301,15 @@ class DriftSpec(_Strict):
         return {name: column.as_override() for name, column in self.columns.items()}
 
 
+class ChangeDetectorSpec(_Strict):
+    """Page–Hinkley on the champion's labelled errors (:mod:`airflow_mlops.core.change_detector`)."""
+
+    method: Literal["page_hinkley", "off"] = "page_hinkley"
+    delta: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.005
+    threshold: Annotated[float, Field(gt=0.0)] = 50.0
+    min_answers: Annotated[int, Field(ge=1)] = 30
+
+
 class MonitoringSpec(_Strict):
     """Level 4: how production is watched and when retraining may start.
 
@@ -314,7 +323,8 @@ class MonitoringSpec(_Strict):
     champion handles well, shown on labelled answers, is no reason to replace it; with no such
     verdict (labels late or too few, or no validation accuracy to compare with) drift is the early
     warning and retrains. ``always`` retrains on every drift verdict. Either way the verdict is
-    published and recorded.
+    published and recorded. A window holding fewer than ``min_rows`` widens, newest rows first, up to
+    ``max_window_hours``; only answers older than ``label_delay_hours`` are judged on their labels.
     """
 
     schedule: Schedule = "@hourly"
@@ -325,6 +335,17 @@ class MonitoringSpec(_Strict):
     min_new_rows: Annotated[int, Field(ge=0)] = 0
     retrain_on_drift: Literal["always", "unless_healthy"] = "unless_healthy"
     drift: DriftSpec = DriftSpec()
+    max_window_hours: Annotated[float, Field(gt=0)] = 168.0
+    label_delay_hours: Annotated[float, Field(ge=0)] = 0.0
+    change_detector: ChangeDetectorSpec = ChangeDetectorSpec()
+
+    @model_validator(mode="after")
+    def _window_fits(self) -> MonitoringSpec:
+        if self.max_window_hours < self.window_hours:
+            raise ValueError(
+                f"max_window_hours ({self.max_window_hours}) is shorter than window_hours ({self.window_hours})"
+            )
+        return self
 
 
 class LedgerSpec(_Strict):

@@ -12,6 +12,13 @@ One test, in the order production would see it:
 5. Live traffic with labels: the A/B analysis promotes v2; ledger, aliases and server agree.
 6. v2 is made to degrade (the labels report the opposite of the truth): v1, replayed on the same
    requests, does better, so the monitor rolls back to v1 and says why.
+7. Low volume: the traffic so far is aged by 30 hours and only 150 labelled requests come in the
+   last 24 h; the quality window widens, newest first, to reach ``min_rows`` and judges. Then an
+   abrupt shift (labels flipped from now on): the Page-Hinkley detector on v1's errors fires, and the
+   degraded v1 is not rolled back to v2 (the ledger shows that rollback).
+
+Step 2 also checks a verdict with pending labels: answers without labels are reported as pending
+and the quality check says "not enough traffic to judge" instead of skipping.
 """
 
 from __future__ import annotations
@@ -96,6 +103,11 @@ def _drive(loop: ClosedLoop, world: World) -> None:
     bad.loc[bad.index[:100], "churned"] = None
     world.land(bad)
     loop.run("monitor", "manual__monitor_1")
+    pending = loop.result("monitor", "manual__monitor_1", "model_quality")
+    assert pending["decision"] == "insufficient_data", pending
+    assert pending["pending_label_share"] == 1.0  # 600 answers, no label yet
+    assert pending["window"]["enough"] is False
+    assert "not enough traffic to judge" in pending["reasons"][0]
     verdict = loop.result("monitor", "manual__monitor_1", "data_drift")
     assert verdict["decision"] == "drift", verdict
     assert verdict["share"] >= 0.5
@@ -166,3 +178,37 @@ def _drive(loop: ClosedLoop, world: World) -> None:
     assert history[-1] == ("champion", "rollback", "2", "1")
     reasons = " ".join(loop.ledger_rows()[-1].reasons)
     assert "live accuracy of v2: its predecessor v1, replayed on the same requests, does better" in reasons
+
+    _low_volume_and_abrupt_shift(loop, world)
+
+
+def _age_traffic(loop: ClosedLoop, hours: float) -> None:
+    """Move every logged request ``hours`` into the past (the world's clock, not the machine's)."""
+    import psycopg2
+
+    with psycopg2.connect(loop.dsn) as conn, conn.cursor() as cursor:
+        cursor.execute("UPDATE mlops_prediction_log SET ts = ts - make_interval(secs => %s)", (hours * 3600,))
+
+
+def _low_volume_and_abrupt_shift(loop: ClosedLoop, world: World) -> None:
+    """7. A thin 24 h window widens to min_rows; an abrupt shift fires the change detector; no swing back."""
+    _age_traffic(loop, 30)
+    loop.traffic(world, 150, phase="low")  # fewer than min_rows (200) in the last 24 h
+    loop.run("monitor", "manual__monitor_5")
+    thin = loop.result("monitor", "manual__monitor_5", "model_quality")
+    assert thin["window"]["widened"] is True, thin
+    assert thin["window"]["rows"] >= 200
+    assert thin["window"]["hours"] > 24
+    assert thin["decision"] != "insufficient_data"
+    assert thin["change_detector"]["alarmed"] is False, thin["change_detector"]
+
+    loop.traffic(world, 400, phase="shift", flip_labels=True)  # from now on v1 is wrong on almost every answer
+    loop.run("monitor", "manual__monitor_6")
+    shifted = loop.result("monitor", "manual__monitor_6", "model_quality")
+    detector = shifted["change_detector"]
+    assert detector["alarmed"] is True, detector
+    assert detector["alarm_at"] < detector["answers"]
+    assert shifted["decision"] == "degraded", shifted  # not "rollback": v1 was restored by a rollback from v2
+    assert shifted["predecessor_version"] is None
+    assert any("Page-Hinkley: the error rate rose" in r for r in shifted["reasons"])
+    assert loop.ledger_rows()[-1].action == "rollback"  # the champion stays v1

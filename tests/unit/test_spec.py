@@ -257,3 +257,18 @@ def test_unreadable_and_non_yaml_files_are_one_line(tmp_path: Path) -> None:
         PipelineSpec.from_yaml(tmp_path / "tabs.yaml")
     assert str(err.value).startswith(f"{tmp_path / 'tabs.yaml'}: not valid YAML: ")
     assert "\n" not in str(err.value)
+
+
+def test_monitoring_windows_and_detector_defaults() -> None:
+    monitoring = PipelineSpec.from_dict(spec_dict()).monitoring
+    assert (monitoring.max_window_hours, monitoring.label_delay_hours) == (168.0, 0.0)
+    assert monitoring.change_detector.method == "page_hinkley"
+    assert (monitoring.change_detector.delta, monitoring.change_detector.threshold) == (0.005, 50.0)
+
+
+def test_max_window_shorter_than_window_names_both() -> None:
+    message = _error(monitoring={"window_hours": 48, "max_window_hours": 24})
+    assert "monitoring" in message
+    assert "max_window_hours (24.0) is shorter than window_hours (48.0)" in message
+    assert "monitoring.label_delay_hours" in _error(monitoring={"label_delay_hours": -1})
+    assert "monitoring.change_detector.method" in _error(monitoring={"change_detector": {"method": "cusum"}})

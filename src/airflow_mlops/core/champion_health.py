@@ -50,12 +50,22 @@ def promotion_bar(health: ChampionHealth | None, policy: PromotionPolicy) -> Bar
 
 
 def champion_health(
-    client: Any, spec: PipelineSpec, version: str, *, now: datetime, monitor_run: tuple[str, str] | None = None
+    client: Any,
+    spec: PipelineSpec,
+    version: str,
+    *,
+    now: datetime,
+    monitor_run: tuple[str, str] | None = None,
+    max_age_hours: float | None = None,
 ) -> ChampionHealth | None:
     """The newest quality verdict of champion ``version`` younger than ``monitoring.window_hours``, or ``None``.
 
+    Only judged verdicts are recorded in MLflow ("not enough traffic to judge" is not), so this is
+    the newest judgement.
+
     :param monitor_run: ``(dag_id, run_id)``: only a verdict made in that monitor DAG run counts (the
-        run that also published a drift verdict; if its quality check was skipped, there is none).
+        run that also published a drift verdict; if its quality check could not judge, there is none).
+    :param max_age_hours: how old a verdict may be; default ``monitoring.window_hours``.
     """
     experiment = client.get_experiment_by_name(spec.experiment_name)
     if experiment is None:
@@ -73,7 +83,7 @@ def champion_health(
         return None
     run = runs[0]
     measured_at = datetime.fromtimestamp(run.info.start_time / 1000, tz=UTC)
-    if now - measured_at > timedelta(hours=spec.monitoring.window_hours):
+    if now - measured_at > timedelta(hours=max_age_hours or spec.monitoring.window_hours):
         return None
     return ChampionHealth(
         version=str(version),

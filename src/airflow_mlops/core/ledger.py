@@ -26,7 +26,7 @@ from airflow_mlops.core import tags
 from airflow_mlops.exceptions import MlopsError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from sqlalchemy.engine import Connection, Engine
 
@@ -238,6 +238,10 @@ class Ledger:
                 return row.from_version
         return None
 
+    def rollback_target(self, model_name: str, alias: str, version: str | None) -> str | None:
+        """The version a monitor may roll ``alias`` back to from ``version`` (:func:`rollback_target`)."""
+        return rollback_target(self.history(model_name), alias, version)
+
     def history(self, model_name: str) -> list[LedgerRow]:
         """Every row of a model, oldest first."""
         with self.engine.connect() as conn:
@@ -261,6 +265,39 @@ class Ledger:
         conn.execute(
             sa.select(heads.c.version).where(heads.c.model_name == model_name, heads.c.alias == alias).with_for_update()
         )
+
+
+def rollback_target(rows: Sequence[LedgerRow], alias: str, version: str | None) -> str | None:
+    """The predecessor a monitor-driven rollback of ``alias`` from ``version`` may return to, or ``None``.
+
+    The predecessor is the version ``alias`` held before the newest move that put ``version`` there
+    (``rows`` oldest first). When that move was itself a rollback, there is none: the next verdict
+    between the same two versions never undoes a rollback; only a newly trained model that passes
+    the gate replaces the restored champion.
+    """
+    for row in reversed(rows):
+        if row.alias == alias and row.action in MOVES and row.to_version == version:
+            return None if row.action == "rollback" else row.from_version
+    return None
+
+
+def newest_rejection(rows: Sequence[LedgerRow], alias: str, version: str | None) -> LedgerRow | None:
+    """The newest challenger rejected while ``version`` held ``alias`` (since the newest move that put it there).
+
+    That challenger was trained on newer traffic than the champion, and the gate judged the champion
+    as good on it: the monitors measure drift against its profile (the newest judged reference) and
+    read the champion's errors from its rejection on, so a shift already judged does not fire again
+    once per cool-down.
+    """
+    found = None
+    for row in rows:
+        if row.alias != alias:
+            continue
+        if row.action in MOVES:
+            found = None
+        elif row.action == "reject" and row.from_version == version and row.to_version is not None:
+            found = row
+    return found
 
 
 def _head(conn: Connection, model_name: str, alias: str) -> str | None:

@@ -46,11 +46,12 @@ def arm_windows(
     since: datetime | None = None,
     log_table: str = PREDICTION_LOG_TABLE,
     feedback_table: str = FEEDBACK_TABLE,
+    until: datetime | None = None,
 ) -> dict[str, ArmWindow]:
     """Count served, labelled and correct predictions per arm for the given ``{arm: version}``.
 
     A prediction is correct when its logged output equals the label (JSON equality, so ``1`` and
-    ``1.0`` match). Only rows of the arm's current version after ``since`` count.
+    ``1.0`` match). Only rows of the arm's current version after ``since`` (and up to ``until``) count.
     """
     result: dict[str, ArmWindow] = {}
     if not tables_exist(conn, log_table):
@@ -67,8 +68,9 @@ def arm_windows(
                 f"coalesce(sum(CASE WHEN f.label = p.prediction THEN 1 ELSE 0 END), 0), min(p.ts) "
                 f"FROM {log_table} p {labels} "
                 f"WHERE p.model_name = %s AND p.arm = %s AND p.model_version = %s "
-                f"AND (%s::timestamptz IS NULL OR p.ts >= %s::timestamptz)",
-                (model_name, arm, str(version), since, since),
+                f"AND (%s::timestamptz IS NULL OR p.ts >= %s::timestamptz) "
+                f"AND (%s::timestamptz IS NULL OR p.ts <= %s::timestamptz)",
+                (model_name, arm, str(version), since, since, until, until),
             )
             served, labelled, correct, first = cursor.fetchone()
             result[arm] = ArmWindow(str(version), int(served), int(labelled), int(correct), first)
@@ -139,15 +141,16 @@ def _labelled(
     log_table: str,
     feedback_table: str,
     limit: int | None,
+    until: datetime | None = None,
 ) -> list[tuple[Any, ...]]:
     """``columns`` of the champion answers of ``version`` that have a label, oldest first (newest ``limit``)."""
     sql = (
         f"SELECT {columns} FROM {log_table} p JOIN {feedback_table} f "
         f"ON f.request_id = p.request_id WHERE p.model_name = %s AND p.arm = 'champion' "
         f"AND p.model_version = %s AND (%s::timestamptz IS NULL OR p.ts >= %s::timestamptz) "
-        f"ORDER BY p.ts DESC LIMIT %s"
+        f"AND (%s::timestamptz IS NULL OR p.ts <= %s::timestamptz) ORDER BY p.ts DESC LIMIT %s"
     )
-    params = (model_name, str(version), since, since, limit)
+    params = (model_name, str(version), since, since, until, until, limit)
     return list(reversed(_rows(conn, (log_table, feedback_table), sql, params)))
 
 
@@ -160,6 +163,7 @@ def labelled_outputs(
     log_table: str = PREDICTION_LOG_TABLE,
     feedback_table: str = FEEDBACK_TABLE,
     limit: int | None = None,
+    until: datetime | None = None,
 ) -> list[tuple[Any, Any, Any]]:
     """``(prediction, label, score)`` of the labelled answers of ``version`` as champion since ``since``.
 
@@ -168,7 +172,7 @@ def labelled_outputs(
     """
     rows = _labelled(
         conn, "p.prediction, f.label, p.score", model_name=model_name, version=version, since=since,
-        log_table=log_table, feedback_table=feedback_table, limit=limit,
+        log_table=log_table, feedback_table=feedback_table, limit=limit, until=until,
     )  # fmt: skip
     return [(r[0], r[1], r[2]) for r in rows]
 
@@ -182,6 +186,7 @@ def labelled_requests(
     log_table: str = PREDICTION_LOG_TABLE,
     feedback_table: str = FEEDBACK_TABLE,
     limit: int | None = None,
+    until: datetime | None = None,
 ) -> list[tuple[dict[str, Any], Any, Any]]:
     """``(features, prediction, label)`` of the labelled answers of ``version`` as champion since ``since``.
 
@@ -190,6 +195,36 @@ def labelled_requests(
     """
     rows = _labelled(
         conn, "p.features, p.prediction, f.label", model_name=model_name, version=version, since=since,
-        log_table=log_table, feedback_table=feedback_table, limit=limit,
+        log_table=log_table, feedback_table=feedback_table, limit=limit, until=until,
     )  # fmt: skip
     return [(dict(r[0]), r[1], r[2]) for r in rows]
+
+
+def labelled_times(
+    conn: Any,
+    *,
+    model_name: str,
+    version: str,
+    since: datetime | None,
+    until: datetime,
+    limit: int,
+    log_table: str = PREDICTION_LOG_TABLE,
+    feedback_table: str = FEEDBACK_TABLE,
+) -> list[datetime]:
+    """Answer times of the newest ``limit`` labelled champion answers of ``version`` up to ``until``, newest first."""
+    rows = _labelled(
+        conn, "p.ts", model_name=model_name, version=version, since=since, log_table=log_table,
+        feedback_table=feedback_table, limit=limit, until=until,
+    )  # fmt: skip
+    return [r[0] for r in reversed(rows)]
+
+
+def recent_feature_rows(
+    conn: Any, *, model_name: str, since: datetime, log_table: str = PREDICTION_LOG_TABLE, limit: int = 1_000_000
+) -> list[tuple[datetime, dict[str, Any]]]:
+    """``(time, features)`` of the requests answered since ``since`` (shadow scores excluded), newest first."""
+    sql = (
+        f"SELECT ts, features FROM {log_table} WHERE model_name = %s AND ts >= %s AND arm <> 'shadow' "
+        "ORDER BY ts DESC LIMIT %s"
+    )
+    return [(r[0], dict(r[1])) for r in _rows(conn, (log_table,), sql, (model_name, since, limit))]

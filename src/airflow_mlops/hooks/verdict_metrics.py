@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import conf
 
 from airflow_mlops.core import tags
+from airflow_mlops.core.windows import INSUFFICIENT
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -50,6 +51,14 @@ GAUGES: dict[str, str] = {
     "mlops_pipeline_quality_degraded": "1 when the last quality check decided degraded or rollback, else 0.",
     "mlops_pipeline_quality_checked_timestamp_seconds": "Unix time of the last quality verdict.",
     "mlops_pipeline_champion_version": "Registry version the champion alias points at.",
+    "mlops_pipeline_drift_window_rows": "Rows the last drift check judged (its window widens to reach min_rows).",
+    "mlops_pipeline_drift_window_hours": "Hours the last drift check's window spanned.",
+    "mlops_pipeline_drift_not_enough_traffic": "1 when the last drift check had too few rows to judge, else 0.",
+    "mlops_pipeline_quality_window_rows": "Labelled answers the last quality check judged.",
+    "mlops_pipeline_quality_window_hours": "Hours the last quality check's window spanned.",
+    "mlops_pipeline_quality_not_enough_traffic": "1 when the last quality check had too few labelled answers, else 0.",
+    "mlops_pipeline_pending_label_share": "Share of the champion's answers in the quality window without a label yet.",
+    "mlops_pipeline_change_detected": "1 when the change detector alarmed on the champion's errors, else 0.",
 }
 COUNTERS: dict[str, str] = {
     "mlops_pipeline_promotions": "Champion promotions recorded in the promotion ledger.",
@@ -97,27 +106,47 @@ def push(pipeline: str, gauges: Mapping[str, float], counters: Mapping[str, floa
 
 
 def push_drift_verdict(verdict: Mapping[str, Any]) -> bool:
-    """The drift monitor's verdict (:func:`~airflow_mlops.core.drift.verdict.drift_verdict`)."""
+    """The drift monitor's verdict (:func:`~airflow_mlops.core.drift.verdict.drift_verdict`) or its "too few rows"."""
+    judged = verdict["decision"] != INSUFFICIENT
     return push(
         str(verdict["model_name"]),
         {
-            "mlops_pipeline_drift_share": float(verdict["share"]),
-            "mlops_pipeline_drift_share_threshold": float(verdict["drift_share"]),
-            "mlops_pipeline_drifted_columns": float(len(verdict["drifted_columns"])),
+            "mlops_pipeline_drift_share": float(verdict["share"]) if judged else math.nan,
+            "mlops_pipeline_drift_share_threshold": float(verdict["drift_share"]) if judged else math.nan,
+            "mlops_pipeline_drifted_columns": float(len(verdict["drifted_columns"])) if judged else math.nan,
             "mlops_pipeline_drift_detected": 1.0 if verdict["decision"] == "drift" else 0.0,
             "mlops_pipeline_drift_checked_timestamp_seconds": time.time(),
             "mlops_pipeline_champion_version": _version(verdict["champion_version"]),
+            **_window("drift", verdict.get("window")),
         },
     )
+
+
+def _window(monitor: str, window: Mapping[str, Any] | None) -> dict[str, float]:
+    """One monitor's window gauges from a verdict's ``window`` (:meth:`~airflow_mlops.core.windows.Window.as_dict`)."""
+    if not window:
+        return {}
+    return {
+        f"mlops_pipeline_{monitor}_window_rows": float(window["rows"]),
+        f"mlops_pipeline_{monitor}_window_hours": float(window["hours"]),
+        f"mlops_pipeline_{monitor}_not_enough_traffic": 0.0 if window["enough"] else 1.0,
+    }
 
 
 def push_quality_verdict(verdict: Mapping[str, Any], max_accuracy_drop: float) -> bool:
     """The quality monitor's verdict; the bar is the champion's validation accuracy less ``max_accuracy_drop``."""
     validation = verdict.get("validation_accuracy")
+    live = verdict.get("live_accuracy")
+    extra = {**_window("quality", verdict.get("window"))}
+    if verdict.get("pending_label_share") is not None:
+        extra["mlops_pipeline_pending_label_share"] = float(verdict["pending_label_share"])
+    if verdict.get("change_detector") is not None:
+        extra["mlops_pipeline_change_detected"] = 1.0 if verdict["change_detector"]["alarmed"] else 0.0
     return push(
         str(verdict["model_name"]),
         {
-            "mlops_pipeline_live_accuracy": float(verdict["live_accuracy"]),
+            **extra,
+            "mlops_pipeline_live_accuracy": math.nan if live is None else float(live),
             "mlops_pipeline_live_accuracy_bar": math.nan if validation is None else validation - max_accuracy_drop,
             "mlops_pipeline_quality_degraded": 1.0 if verdict["decision"] in ("degraded", "rollback") else 0.0,
             "mlops_pipeline_quality_checked_timestamp_seconds": time.time(),

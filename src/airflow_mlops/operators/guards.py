@@ -26,8 +26,10 @@ class RetrainGuardOperator(MlopsOperator):
       champion's training data (retraining on what the champion already saw changes nothing);
     * started by drift verdicts alone while the quality check of the monitor run that published each
       of them measured the champion ``healthy`` (``spec.monitoring.retrain_on_drift="unless_healthy"``,
-      the default): labelled answers show the champion handles the shift. A skipped quality check
-      (labels late or too few) leaves no verdict, and the drift retrains.
+      the default): labelled answers show the champion handles the shift. When that run could not
+      judge (labels pending or too few), the champion's newest judged verdict within
+      ``max_window_hours`` stands (:mod:`airflow_mlops.core.retrain_rules`): a pending verdict never
+      lets drift retrain more. With no judged verdict at all, drift is the early warning and retrains.
 
     One retrain at a time comes from the DAG's ``max_active_runs=1``; bad data is stopped by the
     validation task downstream, so it never produces a model. A run stopped there made no training
@@ -82,6 +84,7 @@ class RetrainGuardOperator(MlopsOperator):
         """Why a healthy champion blocks a drift-only run, or ``None``."""
         from airflow_mlops.core.champion_health import champion_health
         from airflow_mlops.core.registry import alias_version
+        from airflow_mlops.core.retrain_rules import healthy_blocks, standing_health
         from airflow_mlops.core.snapshot import utc_now
 
         drift_only = all(str(e.get("asset", "")).endswith("/drift") for e in events)
@@ -91,12 +94,18 @@ class RetrainGuardOperator(MlopsOperator):
         if champion is None:
             return None
         measured = []
+        rules = self.spec.monitoring
+        newest = champion_health(client, self.spec, str(champion), now=utc_now(), max_age_hours=rules.max_window_hours)
         for event in events:
             source = event.get("source") or {}
             run = (str(source["dag_id"]), str(source["run_id"])) if source.get("run_id") else None
-            health = champion_health(client, self.spec, str(champion), now=utc_now(), monitor_run=run)
-            if health is None or health.decision != "healthy":
-                why = "no quality verdict from the same monitor run" if health is None else health.describe()
+            same = champion_health(client, self.spec, str(champion), now=utc_now(), monitor_run=run)
+            health = same or newest
+            standing = standing_health(same.decision if same else None, newest.decision if newest else None)
+            if health is None or not healthy_blocks(
+                drift_only=True, health=standing, retrain_on_drift=rules.retrain_on_drift
+            ):
+                why = "no judged quality verdict of the champion" if health is None else health.describe()
                 self.log.info("Drift retrains: %s", why)
                 return None
             measured.append(health)

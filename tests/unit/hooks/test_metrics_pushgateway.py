@@ -128,6 +128,30 @@ def test_quality_push_keeps_the_drift_series(pushing: str) -> None:
     assert series["mlops_pipeline_drift_share"] == 0.5
 
 
+def test_not_enough_traffic_is_a_metric_not_silence(pushing: str) -> None:
+    window = {"from": "2026-01-01T00:00:00+00:00", "to": "2026-01-08T00:00:00+00:00", "rows": 40, "hours": 168.0}
+    thin = {**window, "widened": True, "enough": False}
+    verdict_metrics.push_drift_verdict(
+        {"model_name": "churn_thin", "decision": "insufficient_data", "champion_version": None, "window": thin}
+    )
+    quality = {
+        "model_name": "churn_thin", "decision": "insufficient_data", "champion_version": "3", "live_accuracy": None,
+        "validation_accuracy": 0.8, "window": thin, "pending_label_share": 0.75,
+        "change_detector": {"alarmed": True},
+    }  # fmt: skip
+    verdict_metrics.push_quality_verdict(quality, max_accuracy_drop=0.05)
+    series = _series(pushing, "churn_thin")
+    assert series["mlops_pipeline_drift_not_enough_traffic"] == 1
+    assert series["mlops_pipeline_quality_not_enough_traffic"] == 1
+    assert series["mlops_pipeline_drift_window_rows"] == 40
+    assert series["mlops_pipeline_quality_window_hours"] == 168
+    assert series["mlops_pipeline_pending_label_share"] == 0.75
+    assert series["mlops_pipeline_change_detected"] == 1
+    assert series["mlops_pipeline_drift_detected"] == 0
+    assert math.isnan(series["mlops_pipeline_drift_share"])
+    assert math.isnan(series["mlops_pipeline_live_accuracy"])
+
+
 def test_quality_without_validation_accuracy_has_no_bar(pushing: str) -> None:
     verdict_metrics.push_quality_verdict(_quality_verdict("churn_nobar", 0.8), max_accuracy_drop=0.05)
     verdict_metrics.push_quality_verdict(_quality_verdict("churn_nobar", None), max_accuracy_drop=0.05)

@@ -196,8 +196,12 @@ def test_live_quality_degradation_and_rollback(
 
     unseen = _spec(customers_csv, (f"{log_tables[0]}_new", f"{log_tables[1]}_new"))  # before the first request
     try:
-        with pytest.raises(AirflowSkipException, match="0 labelled rows, need 100"):
-            ModelPerformanceOperator(task_id="model_quality", spec=unseen).execute(task_context())
+        blind = ModelPerformanceOperator(task_id="model_quality", spec=unseen).execute(task_context())
+        assert blind["decision"] == "insufficient_data"
+        assert blind["window"]["rows"] == 0
+        assert blind["window"]["enough"] is False
+        assert blind["window"]["hours"] == spec.monitoring.max_window_hours  # widened as far as allowed
+        assert "not enough traffic to judge" in blind["reasons"][0]
     finally:
         with pg_conn.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {log_tables[0]}_new, {log_tables[1]}_new")
@@ -244,6 +248,8 @@ def test_live_quality_degradation_and_rollback(
     assert (rolled["previous"], rolled["version"]) == ("2", "1")
     assert str(client.get_model_version_by_alias("churn", "champion").version) == "1"
     assert "challenger" not in client.get_registered_model("churn").aliases  # v2 is not kept as an arm
+    # the restored v1 is never rolled back to v2 by the next verdict: the ledger shows the rollback
+    assert monitor.execute(task_context())["predecessor_version"] is None
 
 
 def test_describe_trigger_names_each_event_once() -> None:
@@ -385,8 +391,9 @@ def test_drift_alone_does_not_retrain_a_healthy_champion(
     with pytest.raises(AirflowSkipException, match=r"drift without degradation: champion v1 measured healthy") as held:
         guard.execute(_drift_from("scheduled__m1"))
     assert f"live accuracy {healthy['live_accuracy']:.4f} (monitor run {healthy['monitor_run_id']})" in str(held.value)
-    # a later monitor run whose quality check was skipped (labels late): its drift verdict retrains
-    assert guard.execute(_drift_from("scheduled__m2"))["guard"] == "passed"
+    # a later monitor run whose quality check could not judge (labels pending): the newest judged verdict stands
+    with pytest.raises(AirflowSkipException, match="drift without degradation"):
+        guard.execute(_drift_from("scheduled__m2"))
     with pytest.raises(AirflowSkipException, match="drift without degradation"):  # no source run: newest verdict
         guard.execute(_drift_context())
     assert guard.execute(_with_degradation(_drift_context()))["guard"] == "passed"

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_mlops.core.log_tables import prediction_log_ddl
 from airflow_mlops.operators.dataset import ExtractDatasetOperator
@@ -45,7 +44,13 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _serve(
-    conn: Any, table: str, rows: list[dict[str, Any]], tag: str, scores: list[float] | None = None, version: str = "1"
+    conn: Any,
+    table: str,
+    rows: list[dict[str, Any]],
+    tag: str,
+    scores: list[float] | None = None,
+    version: str = "1",
+    hours_ago: float = 0.0,
 ) -> None:
     with conn.cursor() as cur:
         for i, row in enumerate(rows):
@@ -54,7 +59,7 @@ def _serve(
                 "score, latency_ms) VALUES (%s, %s, 'churn', %s, 'champion', %s::json, '0'::jsonb, %s, 1.0)",
                 (
                     f"{tag}-{i}",
-                    datetime.now(UTC),
+                    datetime.now(UTC) - timedelta(hours=hours_ago),
                     version,
                     json.dumps({k: row[k] for k in FEATURES}),
                     None if scores is None else scores[i],
@@ -116,16 +121,29 @@ def test_drift_asset_only_when_production_data_drifts(
     _setup(spec)
     monitor = DataDriftOperator(task_id="drift", spec=spec, window_hours=1, min_rows=300)
 
-    with pytest.raises(AirflowSkipException, match="0 logged rows"):
-        monitor.execute(task_context())
+    blind = monitor.execute(task_context())  # no traffic: said, not skipped
+    assert blind["decision"] == "insufficient_data"
+    assert blind["window"]["rows"] == 0
+    assert blind["window"]["enough"] is False
+    assert "not enough traffic to judge" in blind["reasons"][0]
 
     calm_rows = customers(600, seed=5)
-    _serve(pg_conn, log_table, calm_rows.to_dict(orient="records"), "calm", _champion_scores(calm_rows))
+    records = calm_rows.to_dict(orient="records")
+    _serve(pg_conn, log_table, records[:100], "calm-old", _champion_scores(calm_rows)[:100], hours_ago=5)
+    _serve(pg_conn, log_table, records[100:], "calm", _champion_scores(calm_rows)[100:])
+    # 500 rows in the last hour: more than min_rows, so the window keeps its hour
+    widened = monitor.execute(task_context())
+    assert widened["window"]["rows"] == 500
+    assert widened["window"]["widened"] is False
+    low = DataDriftOperator(task_id="drift", spec=spec, window_hours=1, min_rows=550).execute(task_context())
+    assert low["window"]["widened"] is True  # 500 in the last hour: back 5 h, newest first, to reach 550
+    assert low["window"]["rows"] == 550
+    assert low["window"]["hours"] == pytest.approx(5.0, abs=0.05)
     ctx = task_context(dag_id="churn_monitor", task_id="data_drift", run_id="scheduled__1")
     calm = monitor.execute(ctx)
     assert calm["decision"] == "no_drift"
     assert calm["prediction_drift"] is False
-    assert calm["prediction"]["n_current"] == 600
+    assert calm["prediction"]["n_current"] == 500  # the 1 h window: the rows of 5 h ago are not needed
     assert all(not o.added for o in ctx["outlet_events"].values())
     assert "evidence_error" not in calm
     assert calm["evidently_project"] == "churn"

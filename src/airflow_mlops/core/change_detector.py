@@ -1,0 +1,92 @@
+"""A sequential change detector on the champion's labelled errors: the Page–Hinkley test.
+
+The window average (``max_accuracy_drop``) waits until enough bad answers outweigh the good ones
+in the window; a sequential test reads the answers one by one and sees an abrupt rise of the
+error rate within a few hundred of them. Page–Hinkley (Page, 1954; Hinkley, 1971; used for
+concept drift by Gama et al., 2013) keeps, for errors ``e_1 .. e_t`` (1 wrong, 0 right), the
+cumulative deviation from their running mean less a tolerance ``delta``::
+
+    m_t = sum_{i <= t} (e_i - mean_i - delta),    M_t = min_{i <= t} m_i
+
+and raises an alarm when ``m_t - M_t > threshold`` (once ``min_answers`` answers are in). A
+larger ``threshold`` means fewer false alarms and later detection; ``delta`` is the rise of the
+error rate it tolerates. The monitor replays the test over the champion's labelled answers
+since its newest judgement (its promotion, or the newest retrain it survived), oldest first, so
+the decision needs no state between runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+
+@dataclass
+class PageHinkley:
+    """The running state of one Page–Hinkley test for a rise in the mean of a stream."""
+
+    delta: float = 0.005
+    threshold: float = 50.0
+    min_answers: int = 30
+    n: int = 0
+    mean: float = 0.0
+    cumulative: float = 0.0
+    minimum: float = 0.0
+
+    def update(self, value: float) -> bool:
+        """Add one value; ``True`` when the test alarms after it."""
+        self.n += 1
+        self.mean += (value - self.mean) / self.n
+        self.cumulative += value - self.mean - self.delta
+        self.minimum = min(self.minimum, self.cumulative)
+        return self.n >= self.min_answers and self.statistic > self.threshold
+
+    @property
+    def statistic(self) -> float:
+        """``m_t - M_t``: how far the cumulative deviation rose above its minimum."""
+        return self.cumulative - self.minimum
+
+
+@dataclass(frozen=True)
+class Detection:
+    """The test replayed over one error stream: where it first alarmed (``None``: never) and its statistic."""
+
+    alarm_at: int | None
+    answers: int
+    statistic: float
+    error_rate: float
+
+    @property
+    def alarmed(self) -> bool:
+        return self.alarm_at is not None
+
+    def describe(self, threshold: float) -> str:
+        if self.alarm_at is None:
+            return (
+                f"Page-Hinkley: no change in {self.answers} labelled answers (statistic {self.statistic:.1f}, "
+                f"threshold {threshold})"
+            )
+        return (
+            f"Page-Hinkley: the error rate rose at answer {self.alarm_at + 1} of {self.answers} "
+            f"(statistic above threshold {threshold}; error rate {self.error_rate:.3f} over all of them)"
+        )
+
+
+def detect(errors: Iterable[float], *, delta: float, threshold: float, min_answers: int) -> Detection:
+    """Replay Page–Hinkley over ``errors`` (oldest first) and report its first alarm.
+
+    :raises ValueError: an error is not between 0 and 1.
+    """
+    test = PageHinkley(delta=delta, threshold=threshold, min_answers=min_answers)
+    alarm_at: int | None = None
+    total = 0.0
+    for i, error in enumerate(errors):
+        if not 0.0 <= error <= 1.0:
+            raise ValueError(f"errors[{i}]: expected a value between 0 and 1, found {error!r}")
+        total += error
+        if test.update(error) and alarm_at is None:
+            alarm_at = i
+    return Detection(alarm_at, test.n, test.statistic, total / test.n if test.n else 0.0)

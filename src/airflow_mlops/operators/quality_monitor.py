@@ -1,0 +1,280 @@
+"""ModelPerformanceOperator: the champion's live quality on labelled answers, and the change detector on its errors."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops.core import tags
+from airflow_mlops.core.windows import INSUFFICIENT, NOT_ENOUGH_TRAFFIC, Window, judged_until, window_start
+from airflow_mlops.hooks.evidently import EvidentlyHook
+from airflow_mlops.hooks.ledger import LedgerHook
+from airflow_mlops.hooks.source import postgres_connection
+from airflow_mlops.hooks.verdict_metrics import push_quality_verdict
+from airflow_mlops.links.mlflow import MlflowRunLink
+from airflow_mlops.operators.base import MlopsOperator, airflow_identity, spec_name
+from airflow_mlops.operators.evidence import record_evidence
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context
+
+QUALITY_REPORT_ROWS = 100_000  # Evidently's quality report covers at most the newest this many labelled answers
+
+
+class ModelPerformanceOperator(MlopsOperator):
+    """Live quality of the champion from logged predictions joined with delayed labels, by Evidently.
+
+    Evidently 0.7's ``ClassificationPreset`` (``RegressionPreset`` for regression) runs on the
+    champion's labelled answers in the window; its ``Accuracy`` (the share of logged answers equal
+    to their label) is held against the champion's held-out ``test_accuracy``. When it can matter
+    (the champion is degraded, or has no validation accuracy) the ledger's predecessor is replayed
+    on the same labelled requests (:mod:`airflow_mlops.core.predecessor_replay`). The decision,
+    ``rollback``, ``degraded``, ``healthy`` or ``unmeasured``, is
+    :func:`~airflow_mlops.core.quality_verdict.judge_quality`'s; on ``degraded`` or ``rollback``
+    ``mlops://<pipeline>/degradation`` is published (the monitoring DAG then runs the
+    ledger-backed rollback). A predecessor that cannot be replayed is reported and never rolled back to.
+
+    Evidence: the snapshot goes to the pipeline's Evidently project, its HTML and the verdict JSON
+    to an MLflow run tagged ``mlops.monitor=quality``. If Evidently fails, a warning is logged, the
+    accuracy falls back to the SQL count of the same rows and the verdict is published anyway.
+
+    :param window_hours: how far back labelled predictions count; default ``spec.monitoring``. (templated)
+    :param evidently_conn_id: the Evidently workspace connection; ``None`` keeps the report in MLflow only.
+    """
+
+    template_fields: Sequence[str] = ("window_hours",)
+    operator_extra_links = (MlflowRunLink(),)
+
+    def __init__(
+        self,
+        *,
+        window_hours: float | None = None,
+        evidently_conn_id: str | None = EvidentlyHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        from airflow_mlops.assets import degradation_alias
+
+        kwargs.setdefault("outlets", [degradation_alias(spec_name(kwargs["spec"]))])
+        super().__init__(**kwargs)
+        self.window_hours = window_hours
+        self.evidently_conn_id = evidently_conn_id
+        self.mlflow_run_url = ""
+
+    @cached_property
+    def ledger_hook(self) -> LedgerHook:
+        """The ledger hook (the champion's predecessor is the rollback target)."""
+        return LedgerHook(self.spec.ledger.conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_mlops.core.ledger import rollback_target
+        from airflow_mlops.core.snapshot import utc_now
+
+        name = self.spec.registered_model_name
+        champion, expected = self._champion(name)
+        history = self.ledger_hook.get_conn().history(name)
+        holder = rollback_target(history, tags.CHAMPION, champion)
+        span, pending = self._window(name, champion, utc_now())
+        verdict: dict[str, Any] = {
+            "model_name": name,
+            "champion_version": champion,
+            "window": span.as_dict(),
+            "pending_label_share": pending,
+            "validation_accuracy": expected,
+            "predecessor_version": holder,
+            "change_detector": self._detect(name, champion, history, span),
+        }
+        if span.enough:
+            self._judge(context, verdict, span)
+        else:
+            verdict |= {"decision": INSUFFICIENT, "live_accuracy": None, "labelled": span.rows}
+            verdict["reasons"] = [f"{NOT_ENOUGH_TRAFFIC}: {span.describe()}"]
+        detection = verdict["change_detector"]
+        if detection and detection["alarmed"] and verdict["decision"] in ("healthy", "unmeasured", INSUFFICIENT):
+            verdict["decision"] = "degraded"
+        verdict["reasons"] = [*verdict.get("reasons", []), *([detection["reason"]] if detection else [])]
+        push_quality_verdict(verdict, self.spec.monitoring.max_accuracy_drop)
+        self.log.info("Live quality of %s v%s: %s", name, champion, verdict)
+        self.log.info("%s v%s is %s: %s", name, champion, verdict["decision"], " ".join(verdict["reasons"]))
+        if verdict["decision"] in ("degraded", "rollback"):
+            from airflow_mlops.assets import degradation_asset
+
+            for outlet in self.outlets:
+                context["outlet_events"][outlet].add(degradation_asset(self.spec.name), extra=verdict)
+        return verdict
+
+    def _judge(self, context: Context, verdict: dict[str, Any], span: Window) -> None:
+        """Judge the champion on the window's labelled answers (Evidently, the replay) and record the evidence."""
+        from airflow_mlops.core.quality_verdict import judge_quality, live_accuracy, replay_matters
+
+        rules, name, champion = self.spec.monitoring, verdict["model_name"], verdict["champion_version"]
+        expected, holder = verdict["validation_accuracy"], verdict["predecessor_version"]
+        window, outcomes = self._outcomes(name, champion, span)
+        snapshot, quality, failure = self._evidently(outcomes, name, champion, context)
+        accuracy, source = live_accuracy(
+            correct=window.correct, labelled=window.labelled, report_rows=len(outcomes), report_metrics=quality
+        )
+        verdict |= {
+            "live_accuracy": accuracy, "accuracy_source": source, "report_rows": len(outcomes),
+            "labelled": window.labelled, "predecessor_replay": None, "predecessor_replay_error": None,
+            "live_metrics": quality,
+        }  # fmt: skip
+        replayed = None
+        if holder is not None and replay_matters(
+            has_predecessor=True, task=self.spec.task, live=accuracy, validation=expected,
+            max_accuracy_drop=rules.max_accuracy_drop,
+        ):  # fmt: skip
+            replayed, verdict["predecessor_replay_error"] = self._replay(name, champion, holder, span)
+            verdict["predecessor_replay"] = None if replayed is None else replayed.as_dict()
+        judgement = judge_quality(
+            live=accuracy, validation=expected, replay=replayed, min_rows=rules.min_rows,
+            max_accuracy_drop=rules.max_accuracy_drop, replay_error=verdict["predecessor_replay_error"],
+        )  # fmt: skip
+        verdict |= {"decision": judgement.decision, "reasons": list(judgement.reasons)}
+        verdict.update(
+            record_evidence(
+                monitor="quality", spec=self.spec, context=context, verdict=verdict,
+                build=lambda: _reported(snapshot, failure),
+                mlflow_hook=self.hook, evidently_conn_id=self.evidently_conn_id,
+                metrics={**{f"live_{k}": v for k, v in quality.items()}, "live_accuracy": accuracy},
+            )
+        )  # fmt: skip
+        self.mlflow_run_url = verdict["monitor_run_url"] or ""
+
+    def _window(self, name: str, champion: str, now: datetime) -> tuple[Window, float | None]:
+        """The labelled window (ending at the newest answer whose label could have arrived) and the pending share.
+
+        The window ends at ``now - label_delay_hours``, or at the newest labelled answer if that is older,
+        and widens from ``window_hours`` to reach ``min_rows`` labelled answers, up to ``max_window_hours``.
+        """
+        from airflow_mlops.core.live_outcomes import arm_windows, labelled_times
+
+        rules = self.spec.monitoring
+        hours = float(self.window_hours or rules.window_hours)
+        serving = self.spec.serving
+        tables: dict[str, Any] = {"log_table": serving.log_table, "feedback_table": serving.feedback_table}
+        end = judged_until(now, rules.label_delay_hours)
+        with postgres_connection(serving.log_conn_id) as conn:
+            newest = labelled_times(conn, model_name=name, version=champion, since=None, until=end, limit=1, **tables)
+            end = min(end, newest[0]) if newest else end
+            oldest = end - timedelta(hours=rules.max_window_hours)
+            times = labelled_times(
+                conn, model_name=name, version=champion, since=oldest, until=end, limit=rules.min_rows, **tables
+            )
+            start, widened = window_start(
+                end=end, window_hours=min(hours, rules.max_window_hours), max_window_hours=rules.max_window_hours,
+                min_rows=rules.min_rows, newest=times,
+            )  # fmt: skip
+            arm = {tags.CHAMPION: champion}
+            judged = arm_windows(conn, model_name=name, versions=arm, since=start, until=end, **tables)[tags.CHAMPION]
+            served = arm_windows(conn, model_name=name, versions=arm, since=start, **tables)[tags.CHAMPION]
+        pending = None if served.served == 0 else 1.0 - served.labelled / served.served
+        return Window(start, end, judged.labelled, rules.min_rows, widened), pending
+
+    def _detect(self, name: str, champion: str, history: Any, span: Window) -> dict[str, Any] | None:
+        """Page–Hinkley over the champion's labelled errors since its newest judgement, within ``max_window_hours``."""
+        from airflow_mlops.core.change_detector import detect
+        from airflow_mlops.core.ledger import newest_rejection
+        from airflow_mlops.core.live_outcomes import labelled_outputs
+        from airflow_mlops.core.quality import label_keys
+
+        rules = self.spec.monitoring
+        detector = rules.change_detector
+        if detector.method == "off" or self.spec.task != "classification":
+            return None
+        since = span.end - timedelta(hours=rules.max_window_hours)
+        rejection = newest_rejection(history, tags.CHAMPION, champion)
+        if rejection is not None:
+            since = max(since, rejection.created_at)
+        with postgres_connection(self.spec.serving.log_conn_id) as conn:
+            outcomes = labelled_outputs(
+                conn, model_name=name, version=champion, since=since, until=span.end,
+                log_table=self.spec.serving.log_table, feedback_table=self.spec.serving.feedback_table,
+            )  # fmt: skip
+        keys = label_keys([*(p for p, _, _ in outcomes), *(label for _, label, _ in outcomes)])
+        errors = [float(p != y) for p, y in zip(keys[: len(outcomes)], keys[len(outcomes) :], strict=True)]
+        found = detect(errors, delta=detector.delta, threshold=detector.threshold, min_answers=detector.min_answers)
+        return {
+            "method": detector.method, "alarmed": found.alarmed, "alarm_at": found.alarm_at, "answers": found.answers,
+            "statistic": found.statistic, "since": since.isoformat(), "reason": found.describe(detector.threshold),
+        }  # fmt: skip
+
+    def _champion(self, name: str) -> tuple[str, float | None]:
+        """The champion version and its held-out ``test_accuracy`` (``None`` when it has none).
+
+        :raises AirflowSkipException: there is no champion yet.
+        """
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from airflow_mlops.core.registry import alias_version
+
+        with self.hook.activate() as client:
+            champion = alias_version(client, name, tags.CHAMPION)
+            if champion is None:
+                raise AirflowSkipException(f"{name}: no champion yet")
+            run_id = str(client.get_model_version(name, champion).run_id)
+            expected = client.get_run(run_id).data.metrics.get("test_accuracy")
+        return str(champion), expected
+
+    def _outcomes(self, name: str, champion: str, span: Window) -> tuple[Any, list[tuple[Any, Any, Any]]]:
+        """The champion's labelled-answer counts in the window and its newest labelled answers."""
+        from airflow_mlops.core.live_outcomes import arm_windows, labelled_outputs
+
+        since, until = span.start, span.end
+        log_table, feedback_table = self.spec.serving.log_table, self.spec.serving.feedback_table
+        with postgres_connection(self.spec.serving.log_conn_id) as conn:
+            live = arm_windows(
+                conn, model_name=name, versions={tags.CHAMPION: champion}, since=since, log_table=log_table,
+                feedback_table=feedback_table, until=until,
+            )  # fmt: skip
+            window = live[tags.CHAMPION]
+            outcomes = labelled_outputs(
+                conn, model_name=name, version=champion, since=since, log_table=log_table,
+                feedback_table=feedback_table, limit=QUALITY_REPORT_ROWS, until=until,
+            )  # fmt: skip
+        return window, outcomes
+
+    def _replay(self, name: str, champion: str, holder: str, span: Window) -> tuple[Any, str | None]:
+        """The predecessor replayed on the champion's labelled requests, or ``(None, why not)``."""
+        from airflow_mlops.core.live_outcomes import labelled_requests
+        from airflow_mlops.core.predecessor_replay import replay
+        from airflow_mlops.core.tracking import load_model
+
+        try:
+            with postgres_connection(self.spec.serving.log_conn_id) as conn:
+                requests = labelled_requests(
+                    conn, model_name=name, version=champion, since=span.start, log_table=self.spec.serving.log_table,
+                    feedback_table=self.spec.serving.feedback_table, limit=QUALITY_REPORT_ROWS, until=span.end,
+                )  # fmt: skip
+            with self.hook.activate():
+                model = load_model(f"models:/{name}/{holder}")
+            return replay(model, requests, self.spec.features), None
+        except Exception as err:
+            self.log.warning("Replaying predecessor %s v%s failed; no rollback to it: %s", name, holder, err)
+            return None, f"{type(err).__name__}: {str(err)[:300]}"
+
+    def _evidently(
+        self, outcomes: list[tuple[Any, Any, Any]], name: str, champion: str, context: Context
+    ) -> tuple[Any, dict[str, float], Exception | None]:
+        """Evidently's quality report on the window, its headline metrics, or the error it raised."""
+        from airflow_mlops.core.quality import quality_report
+
+        try:
+            snapshot, quality = quality_report(
+                outcomes, self.spec.task, name=f"quality {name} v{champion}",
+                metadata={"model_name": name, "champion_version": str(champion), **airflow_identity(context)},
+                tags=["mlops", "quality", self.spec.name],
+            )  # fmt: skip
+        except Exception as err:
+            self.log.warning("Evidently quality report for %s v%s failed; using the SQL count: %s", name, champion, err)
+            return None, {}, err
+        return snapshot, quality, None
+
+
+def _reported(snapshot: Any, failure: Exception | None) -> Any:
+    """The quality report's snapshot, or the error that building it raised (recorded as ``evidence_error``)."""
+    if failure is not None:
+        raise failure
+    return snapshot
