@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowSkipException
 from pydantic import TypeAdapter
 
 from airflow_mlops.core import tags
@@ -25,7 +26,8 @@ class BatchPredictOperator(BaseOperator):
     Rows are checked against the model's signature first: a bad row (required value null, wrong
     type, not finite) is never scored; the task log and the return value give the count and a
     sample, and more than ``max_bad_fraction`` of them fails the task with nothing written. The
-    numpy fast path of the model server is used when it matches scikit-learn on probe rows.
+    numpy fast path of the model server is used when it matches scikit-learn on probe rows. The
+    task is skipped while the alias does not exist (no champion yet).
 
     Predictions go to ``destination_table`` (Postgres, through ``destination_conn_id``, with COPY)
     or to a parquet file in ``destination_uri`` (a folder, through ObjectStoragePath); exactly one
@@ -80,7 +82,10 @@ class BatchPredictOperator(BaseOperator):
         from airflow_mlops.hooks.champion import load_alias
         from airflow_mlops.hooks.source import open_source, postgres_connection
 
-        model = load_alias(MlflowHook(self.mlflow_conn_id), self.model_name, self.alias, fast_path=self.fast_path)
+        hook = MlflowHook(self.mlflow_conn_id)
+        if hook.read_alias(self.model_name, self.alias) is None:
+            raise AirflowSkipException(f"{self.model_name}@{self.alias} does not exist yet: nothing to score with")
+        model = load_alias(hook, self.model_name, self.alias, fast_path=self.fast_path)
         self.log.info(
             "Scoring with %s version %s (run %s): %s", model.name, model.version, model.run_id, model.fast_path
         )
