@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.core.batch_scoring import FeatureColumn
+from airflow_mlops.core.row_checks import FeatureColumn
 from airflow_mlops.exceptions import ModelRegistryError
 
 if TYPE_CHECKING:
@@ -40,9 +40,7 @@ class ChampionModel:
 
 def load_alias(hook: MlflowHook, model_name: str, alias: str, *, fast_path: bool = True) -> ChampionModel:
     """Download ``model_name@alias`` and build its predictor; :class:`ModelRegistryError` names what is missing."""
-    import mlflow.sklearn
     from mlflow.artifacts import download_artifacts
-    from mlflow.models import Model
 
     with hook.activate() as client:
         version = hook.read_alias(model_name, alias)
@@ -53,14 +51,22 @@ def load_alias(hook: MlflowHook, model_name: str, alias: str, *, fast_path: bool
         tmp = tempfile.mkdtemp(prefix="mlops-batch-")
         try:
             local = download_artifacts(artifact_uri=uri, dst_path=tmp)
-            meta = Model.load(local)
-            model = mlflow.sklearn.load_model(local)
-            example = _input_example(meta, local)
+            return load_local(local, model_name, str(version), str(mv.run_id or ""), fast_path=fast_path)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    columns = _columns(meta.signature, model, f"{model_name} version {version}")
+
+
+def load_local(path: str, name: str, version: str, run_id: str, *, fast_path: bool = True) -> ChampionModel:
+    """Build the predictor of an MLflow scikit-learn model folder (as :func:`load_alias` downloads it)."""
+    import mlflow.sklearn
+    from mlflow.models import Model
+
+    meta = Model.load(path)
+    model = mlflow.sklearn.load_model(path)
+    example = _input_example(meta, path)
+    columns = _columns(meta.signature, model, f"{name} version {version}")
     predict, classes, note = _predictor(model, columns, example, fast_path)
-    return ChampionModel(model_name, str(version), str(mv.run_id or ""), columns, predict, classes, note)
+    return ChampionModel(name, version, run_id, columns, predict, classes, note)
 
 
 def _columns(signature: Any, model: Any, where: str) -> list[FeatureColumn]:

@@ -6,14 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from airflow_mlops.core.batch_scoring import (
-    SAMPLE_SIZE,
-    BatchScorer,
-    BatchScoringError,
-    FeatureColumn,
-    check_chunk,
-    outputs,
-)
+from airflow_mlops.core.batch_scoring import BatchScorer, BatchScoringError, outputs
+from airflow_mlops.core.row_checks import SAMPLE_SIZE, FeatureColumn, check_chunk
 
 COLUMNS = [
     FeatureColumn("age", "long"),
@@ -130,3 +124,28 @@ def test_outputs_for_each_model_kind() -> None:
     assert score.tolist() == [0.5, 0.6]
     text, score = outputs(np.array(["yes"]), None, np.array(["no", "yes"]))
     assert score is None
+
+
+def test_blocks_inside_a_chunk_keep_ordinals_keys_and_the_digest() -> None:
+    """A chunk scored in blocks of 3 rows yields one chunk with the same rows as unblocked scoring."""
+    frame = pd.concat([_frame(), _frame(id=[5, 6, 7, 8], income=[None, 6.5, 7.5, 8.5])], ignore_index=True)
+    blocked = BatchScorer(COLUMNS, _constant, np.array([0, 1]), key_column="id", block_rows=3)
+    whole = BatchScorer(COLUMNS, _constant, np.array([0, 1]), key_column="id")
+    (got,) = list(blocked.score([frame]))
+    (want,) = list(whole.score([frame]))
+    assert got.ordinals.tolist() == want.ordinals.tolist() == [0, 1, 2, 3, 5, 6, 7]
+    assert got.keys == want.keys
+    assert got.predictions.tolist() == want.predictions.tolist()
+    assert blocked.digest == whole.digest
+    assert blocked.bad.as_dict() == whole.bad.as_dict()
+
+
+def test_integer_columns_and_optional_numbers_in_the_matrix_path() -> None:
+    """Numeric dtypes take the matrix path: ints are whole; an optional NaN passes, an infinity does not."""
+    columns = [FeatureColumn("n", "long"), FeatureColumn("x", "double", required=False)]
+    frame = pd.DataFrame({"n": [1, 2, 3], "x": [np.nan, np.inf, 0.5]})
+    features, good, bad, sample = check_chunk(frame, columns, offset=0)
+    assert good.tolist() == [True, False, True]
+    assert bad == 1
+    assert sample == [{"row": 1, "column": "x", "problem": "expected a finite number", "value": "inf"}]
+    assert features["n"].tolist() == [1.0, 3.0]
