@@ -55,6 +55,7 @@ bench: install ## Run every benchmark (scripts/services.sh installs wrk when it 
 	$(PY) bench/promotion.py
 	$(PY) bench/serving.py
 	$(PY) bench/drift.py
+	$(PY) bench/batch.py
 	$(PY) bench/closed_loop.py
 
 clean: down ## Stop the stack; remove the demo's files, the docs site and tool caches

@@ -19,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     trace.add_argument("--tracking-uri", required=True, help="MLflow tracking URI")
     trace.add_argument("--registry-uri", default=None, help="MLflow registry URI (default: tracking URI)")
     trace.add_argument("--ledger-url", default=None, help="SQLAlchemy URL of the promotion ledger")
+    trace.add_argument("--batch-table", default=None, help="table of batch predictions, for ids starting with batch-")
     _add_assess(commands)
     from airflow_mlops.serving.server import add_arguments as add_serve_arguments
 

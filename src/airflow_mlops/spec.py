@@ -22,6 +22,7 @@ from airflow_mlops.core.schedules import check_schedule
 from airflow_mlops.exceptions import PipelineSpecError
 from airflow_mlops.settings import mlops_setting
 from airflow_mlops.spec_errors import format_errors
+from airflow_mlops.spec_uris import resolve_relative_uris
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 Schedule = Annotated[str | None, AfterValidator(check_schedule)]
@@ -252,6 +253,33 @@ class ServingSpec(_Strict):
         return value
 
 
+class ScoringSpec(_Strict):
+    """Batch scoring with the champion, the ``<name>_score`` DAG (Level 2 and up).
+
+    ``source`` defaults to the pipeline's. Predictions go to exactly one of ``table`` (Postgres,
+    through ``conn_id``) or ``uri`` (a folder of parquet files). Without ``schedule`` the DAG runs
+    when the pipeline's source Asset updates. More than ``max_bad_fraction`` bad rows fail the run.
+    """
+
+    source: Source | None = None
+    table: str | None = None
+    uri: str | None = None
+    conn_id: str = "postgres_default"
+    schedule: Schedule = None
+    chunk_rows: Annotated[int, Field(ge=1, le=1_000_000)] = 50_000
+    key_column: str | None = None
+    max_bad_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> ScoringSpec:
+        if (self.table is None) == (self.uri is None):
+            found = f"both ({self.table!r}, {self.uri!r})" if self.table else "neither"
+            raise ValueError(f"expected exactly one of 'table' (Postgres) or 'uri' (parquet folder), found {found}")
+        if self.table is not None and not is_table_name(self.table):
+            raise ValueError(f"table: expected a table name like 'schema.table', found {self.table!r}")
+        return self
+
+
 class ColumnDriftSpec(_Strict):
     """One column's drift test: a method of the fast check and/or a threshold (``None``: Evidently's default)."""
 
@@ -374,6 +402,7 @@ class PipelineSpec(_Strict):
     :param ledger: where promotions, rollbacks and rejections are recorded.
     :param serving: the model server deployments go to (Level 3 and up).
     :param monitoring: drift and performance monitoring and retraining guards (Level 4).
+    :param scoring: batch scoring with the champion (Level 2 and up).
     :param storage: object storage URI for snapshots; defaults to ``[mlops] storage_uri``.
     :param retries: task retries for steps that talk to external systems.
     :param retry_delay_seconds: wait between retries.
@@ -398,6 +427,7 @@ class PipelineSpec(_Strict):
     ledger: LedgerSpec = LedgerSpec()
     serving: ServingSpec = ServingSpec()
     monitoring: MonitoringSpec = MonitoringSpec()
+    scoring: ScoringSpec | None = None
     storage: str | None = None
     retries: Annotated[int, Field(ge=0, le=10)] = 2
     retry_delay_seconds: Annotated[int, Field(ge=0, le=86_400)] = 60
@@ -427,6 +457,8 @@ class PipelineSpec(_Strict):
             raise ValueError(
                 "monitoring.min_new_rows: needs source.timestamp_column to tell new rows from the champion's"
             )
+        if self.scoring is not None and self.level < 2:
+            raise ValueError(f"scoring: expected level 2 or higher for batch scoring, found level {self.level}")
         self._drift_columns_are_features()
         return self
 
@@ -474,14 +506,4 @@ class PipelineSpec(_Strict):
             raise PipelineSpecError(f"{path}: cannot read the spec file: {err.strerror or err}") from None
         except yaml.YAMLError as err:
             raise PipelineSpecError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
-        return cls.from_dict(_resolve_relative_uri(data, path.parent), origin=str(path))
-
-
-def _resolve_relative_uri(data: Any, folder: Path) -> Any:
-    """Make a relative local ``source.uri`` absolute against the spec file's folder."""
-    source = data.get("source") if isinstance(data, dict) else None
-    if isinstance(source, dict) and source.get("kind") == "files" and isinstance(source.get("uri"), str):
-        uri = source["uri"]
-        if "://" not in uri and not uri.startswith("/"):
-            data = {**data, "source": {**source, "uri": f"file://{(folder / uri).resolve()}"}}
-    return data
+        return cls.from_dict(resolve_relative_uris(data, path.parent), origin=str(path))

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from airflow_mlops.core.log_tables import is_table_name
+
 if TYPE_CHECKING:
     import argparse
 
@@ -38,13 +40,18 @@ def _run(args: argparse.Namespace) -> int:
     registry_uri = args.registry_uri or args.tracking_uri
     for option, uri in (("--tracking-uri", args.tracking_uri), ("--registry-uri", registry_uri)):
         check_store_uri(option, uri)
+    batch_table = getattr(args, "batch_table", None)
+    if batch_table is not None and not is_table_name(batch_table):
+        raise TraceInputError(f"--batch-table: expected a table name like 'schema.table', found {batch_table!r}")
     if args.ledger_url:
         check_store_uri("--ledger-url", args.ledger_url)
     client = _client(args.tracking_uri, registry_uri)
     ledger = _ledger(args.ledger_url)
     conn = _connect(args.dsn)
     try:
-        result = trace(args.request_id, conn=conn, client=client, ledger=ledger)
+        result = trace(
+            args.request_id, conn=conn, client=client, ledger=ledger, batch_table=getattr(args, "batch_table", None)
+        )
     except TraceNotFoundError as err:
         print(f"trace: {err}")
         return 1

@@ -26,6 +26,7 @@ EXPECTED_DAG_IDS = {
     "churn_postgres_train",
     "churn_postgres_promote",
     "churn_postgres_watch",
+    "churn_postgres_score",
     "churn_devops_train",
     "churn_devops_release",
     "churn_baseline_level0",
@@ -80,6 +81,27 @@ def test_level2_train_runs_on_cron_or_source_asset(dagbag: DagBag) -> None:
     assert isinstance(timetable, AssetOrTimeSchedule)
     assert [asset.uri for asset in _assets(timetable.asset_condition)] == ["mlops://churn_files/source"]
     assert timetable.timetable.expression == "0 3 * * *"
+
+
+def test_level2_score_dag_scores_with_the_champion(dagbag: DagBag) -> None:
+    """churn_postgres_score is one BatchPredictOperator on the spec's cron, writing to its scoring table."""
+    from airflow.sdk import CronTriggerTimetable
+
+    from airflow_mlops.operators.batch import BatchPredictOperator
+
+    dag = dagbag.dags["churn_postgres_score"]
+    assert [task.task_id for task in dag.tasks] == ["score"]
+    task = dag.tasks[0]
+    assert isinstance(task, BatchPredictOperator)
+    assert (task.model_name, task.alias, task.destination_table) == (
+        "churn_postgres",
+        "champion",
+        "public.churn_scores",
+    )
+    assert task.source.chunk_size == 20000
+    assert isinstance(dag.timetable, CronTriggerTimetable)
+    assert dag.timetable.expression == "0 5 * * *"
+    assert "churn_files_score" not in dagbag.dag_ids  # no scoring section, no score DAG
 
 
 def test_train_params_defaults_and_validation(dagbag: DagBag) -> None:

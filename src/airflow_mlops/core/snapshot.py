@@ -39,7 +39,9 @@ class StoragePath(Protocol):
 
 
 @dataclass
-class _Digest:
+class RowDigest:
+    """Order-independent digest of rows: the count and two keyed 64-bit row-hash sums, with the schema."""
+
     rows: int = 0
     sums: list[int] = field(default_factory=lambda: [0, 0])
 
@@ -113,7 +115,7 @@ def write_snapshot(
 class _Streamed:
     """What streaming the chunks learnt: the content digest, the column dtypes and the newest timestamp."""
 
-    digest: _Digest = field(default_factory=_Digest)
+    digest: RowDigest = field(default_factory=RowDigest)
     columns: dict[str, str] = field(default_factory=dict)
     watermark: datetime | None = None
 

@@ -11,6 +11,7 @@ from airflow_mlops.core import tags
 from airflow_mlops.factories.base import cron_timetable, dag_id, new_dag
 from airflow_mlops.factories.level1 import build_training_dag
 from airflow_mlops.factories.params import promote_params
+from airflow_mlops.factories.scoring import build_score_dag
 from airflow_mlops.operators.promotion import PromoteModelOperator
 from airflow_mlops.operators.registry import RegisterModelOperator
 from airflow_mlops.sensors.file_change import FileChangeSensor
@@ -110,9 +111,10 @@ def _watch_kwargs(spec: PipelineSpec) -> dict[str, Any]:
 
 
 def build_level_2(spec: PipelineSpec) -> list[DAG]:
-    """Level 2 DAGs: train (scheduled or data-triggered; registers a challenger), promote, watch.
+    """Level 2 DAGs: train (scheduled or data-triggered; registers a challenger), promote, watch, score.
 
-    ``<name>_watch`` exists for files sources and for Postgres sources with a timestamp column.
+    ``<name>_watch`` exists for files sources and for Postgres sources with a timestamp column;
+    ``<name>_score`` when the spec has a ``scoring`` section.
     """
     train, _, others = level_2_parts(spec)
     return [train, *others]
@@ -139,7 +141,5 @@ def level_2_parts(
         tasks["smoke_test"] >> register
     tasks["register"] = register
     others = [build_promote_dag(spec)]
-    watch = build_watch_dag(spec)
-    if watch is not None:
-        others.append(watch)
+    others += [dag for dag in (build_watch_dag(spec), build_score_dag(spec)) if dag is not None]
     return train, tasks, others
