@@ -39,15 +39,26 @@ def register_version(
     """Register ``model_uri`` once per run; set ``alias`` on it. Returns (version, created).
 
     All tags are written in the create call, so a version never exists without them; the alias
-    is set afterwards and a re-run completes it if the first attempt died in between.
+    is set afterwards and a re-run completes it if the first attempt died in between. A
+    ``models:/<model_id>`` source (an MLflow 3 logged model) also names its ``model_id``: a tracking
+    server rejects that source without it.
     """
     ensure_registered_model(client, name)
     existing = version_for_run(client, name, run_id)
     created = existing is None
-    version = existing or client.create_model_version(name=name, source=model_uri, run_id=run_id, tags=tags)
+    model_id = logged_model_id(model_uri)
+    version = existing or client.create_model_version(
+        name=name, source=model_uri, run_id=run_id, tags=tags, model_id=model_id
+    )
     if alias:
         client.set_registered_model_alias(name, alias, version.version)
     return version, created
+
+
+def logged_model_id(model_uri: str) -> str | None:
+    """The logged-model id of a ``models:/m-...`` URI, or ``None`` for any other URI."""
+    rest = model_uri.removeprefix("models:/")
+    return rest if rest != model_uri and rest.startswith("m-") and "/" not in rest else None
 
 
 def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
