@@ -137,21 +137,7 @@ class ClosedLoop:
 
     def start(self, world: World, *, history_rows: int = 1500) -> None:
         """Fresh state (but :data:`KEPT`); the source table with ``history_rows`` customers; the server; Airflow."""
-        for entry in self.home.iterdir() if self.home.exists() else []:
-            if entry.is_dir() and entry.name not in KEPT:
-                shutil.rmtree(entry)
-            elif not entry.is_dir():
-                entry.unlink()
-        dags = self.home / "dags"
-        (dags / "pipelines").mkdir(parents=True)
-        shutil.copy(self.loader, dags / LOADER)
-        import yaml
-
-        (dags / "pipelines" / f"{self.name}.yaml").write_text(yaml.safe_dump(self.spec, sort_keys=False))
-        recreate_database(self.data_db)
-        world.land(world.batch(history_rows, history=True))
-        self.note(f"source table {world.table} in Postgres database {self.data_db}: {history_rows} customers")
-
+        dags = self.prepare(world, history_rows=history_rows)
         self.server = ServerProcess(
             model=self.name,
             tracking_uri=self.tracking_uri,
@@ -174,15 +160,41 @@ class ClosedLoop:
                 "AIRFLOW__MLOPS__EVIDENTLY_WORKSPACE": str(self.home / "evidently"),
             },
         )
+        self.start_airflow(f"model server {self.server.url}")
+
+    def prepare(self, world: World, *, history_rows: int) -> Path:
+        """Empty the home (but :data:`KEPT`), write the DAG folder, load the source table; return the folder."""
+        for entry in self.home.iterdir() if self.home.exists() else []:
+            if entry.is_dir() and entry.name not in KEPT:
+                shutil.rmtree(entry)
+            elif not entry.is_dir():
+                entry.unlink()
+        dags = self.home / "dags"
+        (dags / "pipelines").mkdir(parents=True)
+        shutil.copy(self.loader, dags / LOADER)
+        import yaml
+
+        (dags / "pipelines" / f"{self.name}.yaml").write_text(yaml.safe_dump(self.spec, sort_keys=False))
+        recreate_database(self.data_db)
+        world.land(world.batch(history_rows, history=True))
+        self.note(f"source table {world.table} in Postgres database {self.data_db}: {history_rows} customers")
+        return dags
+
+    def start_airflow(self, serving: str) -> None:
+        """Migrate the metadata database, start :attr:`cluster` and wait for the pipeline's DAGs."""
+        if self.cluster is None:
+            raise RuntimeError("ClosedLoop.cluster is not set")
         self.cluster.migrate()
         self.cluster.start()
         self.cluster.wait_for_api()
         roles = ["train", "monitor", "ab_test", "promote"]
         self.cluster.wait_for_dags([self.dag(r) for r in roles])
         database = "SQLite" if self.metadata_db is None else f"Postgres ({self.metadata_db})"
+        executor = self.cluster.env["AIRFLOW__CORE__EXECUTOR"]
+        workers = f", Celery workers {', '.join(self.cluster.workers)}" if self.cluster.workers else ""
         self.note(
-            f"Airflow up on {database}: api-server :{self.cluster.api_port}, scheduler (LocalExecutor), "
-            f"dag-processor, triggerer; model server {self.server.url}"
+            f"Airflow up on {database}: api-server :{self.cluster.api_port}, scheduler ({executor}), "
+            f"dag-processor, triggerer{workers}; {serving}"
         )
 
     def stop(self) -> None:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
 VENV_BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[1]
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 
@@ -55,6 +56,11 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def worker_hostname() -> str:
+    """``[core] hostname_callable`` of a Celery worker: its own name, as its container would have it."""
+    return os.environ.get("MLOPS_WORKER_HOSTNAME") or socket.getfqdn()
 
 
 def recreate_database(name: str) -> None:
@@ -114,16 +120,21 @@ class AirflowCluster:
     :param database: name of a Postgres metadata database on 127.0.0.1 (dropped and recreated by
         :meth:`migrate`); ``None`` keeps the metadata in SQLite at ``home / "airflow.db"``.
     :param extra_env: more environment variables for every component (connections, provider config).
+    :param workers: names of Celery workers (set ``AIRFLOW__CORE__EXECUTOR`` to ``CeleryExecutor`` in
+        ``extra_env``); each runs ``airflow celery worker`` with its own ``AIRFLOW_HOME`` and task logs
+        under :meth:`worker_home`, and reports its name as the task instances' hostname.
     """
 
     home: Path
     dags_folder: Path
     database: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    workers: tuple[str, ...] = ()
     api_port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     _logs: dict[str, IO[bytes]] = field(default_factory=dict)
+    _log_paths: dict[str, Path] = field(default_factory=dict)
     _secrets: tuple[str, str] = field(default_factory=lambda: (secrets.token_hex(32), secrets.token_hex(16)))
 
     @property
@@ -197,20 +208,61 @@ class AirflowCluster:
         self.cli("db", "migrate", timeout=300)
 
     def start(self, components: Iterable[str] = COMPONENTS) -> None:
-        """Start each component as ``airflow <component>`` with its output in ``log_dir``."""
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        """Start each component as ``airflow <component>`` with its output in ``log_dir``; then the workers."""
         for name in components:
             args = [name, "--port", str(self.api_port)] if name == "api-server" else [name]
-            handle = (self.log_dir / f"{name}.log").open("wb")
-            self._logs[name] = handle
-            self.processes[name] = subprocess.Popen(
-                [str(VENV_BIN / "airflow"), *args],
-                env=self.env,
-                cwd=self.home,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: stop() reaches the task subprocesses too
-            )
+            self._spawn(name, args, self.env, self.log_dir / f"{name}.log")
+        for worker in self.workers:
+            self.start_worker(worker)
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str], log: Path) -> None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        handle = log.open("ab")
+        self._logs[name], self._log_paths[name] = handle, log
+        self.processes[name] = subprocess.Popen(
+            [str(VENV_BIN / "airflow"), *args],
+            env=env,
+            cwd=env["AIRFLOW_HOME"],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop() reaches the task subprocesses too
+        )
+
+    def worker_home(self, worker: str) -> Path:
+        """The ``AIRFLOW_HOME`` of a Celery worker (its task logs under ``logs/``), outside the cluster's home."""
+        return self.home.parent / "workers" / worker
+
+    def worker_env(self, worker: str) -> dict[str, str]:
+        """The cluster's environment with the worker's own home, log server port and hostname."""
+        pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+        return {
+            **self.env,
+            "AIRFLOW_HOME": str(self.worker_home(worker)),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "demo.cluster.worker_hostname",
+            "MLOPS_WORKER_HOSTNAME": worker,
+            "PYTHONPATH": pythonpath,
+        }
+
+    def start_worker(self, worker: str) -> None:
+        """Start ``airflow celery worker --celery-hostname <worker>@%h`` (again, after :meth:`kill_worker`)."""
+        self.worker_home(worker).mkdir(parents=True, exist_ok=True)
+        args = ["celery", "worker", "--celery-hostname", f"{worker}@%h"]
+        self._spawn(f"worker:{worker}", args, self.worker_env(worker), self.worker_home(worker) / "worker.log")
+
+    def kill_worker(self, worker: str) -> list[int]:
+        """SIGKILL a worker's process group and every descendant (its task runners); return their pids."""
+        import psutil
+
+        proc = self.processes.pop(f"worker:{worker}")
+        family = [proc.pid] + [child.pid for child in psutil.Process(proc.pid).children(recursive=True)]
+        _signal_group(proc, signal.SIGKILL)
+        for pid in family:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        self._logs.pop(f"worker:{worker}").close()
+        return family
 
     def check_alive(self) -> None:
         """Raise if any started component has exited."""
@@ -257,8 +309,7 @@ class AirflowCluster:
     def log_tails(self, lines: int = 40) -> str:
         """The last ``lines`` lines of every component log, for failure reports."""
         parts = []
-        for name in self.processes:
-            path = self.log_dir / f"{name}.log"
+        for name, path in self._log_paths.items():
             text = path.read_text(errors="replace").splitlines()[-lines:] if path.exists() else []
             parts.append(f"===== {name} ({path}) =====\n" + "\n".join(text))
         return "\n".join(parts)
@@ -297,12 +348,17 @@ class AirflowCluster:
         return {str(task): state for task, state in rows}
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, lines: int = 80, *, trigger: bool = False) -> str:
-        """Tail of the newest attempt's log of a task (or, with ``trigger``, of its triggerer log)."""
-        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        """Tail of the newest attempt's log of a task (or, with ``trigger``, of its triggerer log).
+
+        Attempts are looked for in the cluster's home and in every worker's home, since a Celery
+        worker writes the log of the attempts it ran into its own folder.
+        """
+        task = Path(f"dag_id={dag_id}") / f"run_id={run_id}" / f"task_id={task_id}"
+        folders = [home / "logs" / task for home in (self.home, *map(self.worker_home, self.workers))]
         pattern = "attempt=*.log.trigger.*.log" if trigger else "attempt=*.log"
-        found = [p for p in folder.glob(pattern) if trigger or p.name.count(".log") == 1] if folder.exists() else []
+        found = [p for f in folders for p in f.glob(pattern) if trigger or p.name.count(".log") == 1]
         if not found:
-            return f"(no {pattern} under {folder})"
+            return f"(no {pattern} under {', '.join(map(str, folders))})"
         newest = max(found, key=lambda p: int(p.name.split("=")[1].split(".")[0]))
         text = newest.read_text(errors="replace").splitlines()[-lines:]
         return f"----- {newest} -----\n" + "\n".join(_readable(line) for line in text)

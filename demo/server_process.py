@@ -50,9 +50,20 @@ class ServerProcess:
             "--log-table", tables[0],
             "--feedback-table", tables[1],
         ]  # fmt: skip
+        self._spawn(command, workdir, None)
+
+    @classmethod
+    def from_command(cls, command: list[str], *, port: int, workdir: Path, env: dict[str, str]) -> ServerProcess:
+        """A server started from a given command line and environment (a compose service's, run natively)."""
+        server = cls.__new__(cls)
+        server.port, server.url, server.log = port, f"http://127.0.0.1:{port}", workdir / "serve.log"
+        server._spawn(command, workdir, env)
+        return server
+
+    def _spawn(self, command: list[str], workdir: Path, env: dict[str, str] | None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         with self.log.open("w") as out:
-            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=workdir, env=env)
 
     def ready(self) -> dict[str, Any]:
         """The server's ``/ready`` body."""
