@@ -73,12 +73,10 @@ def test_killed_tracking_server_costs_one_retry_and_no_second_version(
         run.start(f"{PIPELINE}_train")
         run.wait_for("an open MLflow run", lambda: _mlflow_rows(db, OPEN_RUNS) > 0)
         server.kill()
-        server.start(wait=False)  # the restart begins at once; it takes longer than the try needs to fail
         run.wait_for("train task up for retry", lambda: run.task("train")[0] == "up_for_retry", every=0.2)
-        assert not server.healthy(), "MLflow was back before the try failed: the fault did not hit the task"
         versions_while_down = _mlflow_rows(db, "SELECT count(*) FROM model_versions")
         aliases_while_down = _mlflow_rows(db, "SELECT count(*) FROM registered_model_aliases")
-        server.wait_healthy()
+        server.start()  # only now: the try has failed, the retries wait for the server
         state = run.wait(timeout=300)
     finally:
         run.stop()

@@ -61,10 +61,12 @@ class DagTestRun:
         self.env = {**_base_env(home), "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder), **env}
         self.log = home / "dags-test.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.dag_id = ""
 
     def start(self, dag_id: str) -> None:
-        """Start ``airflow dags test dag_id`` (returns at once)."""
-        with self.log.open("w") as out:
+        """Start ``airflow dags test dag_id`` (returns at once); runs one after another share the home and log."""
+        self.dag_id = dag_id
+        with self.log.open("a") as out:
             self.process = subprocess.Popen(
                 [str(VENV_BIN / "airflow"), "dags", "test", dag_id],
                 env=self.env,
@@ -82,7 +84,7 @@ class DagTestRun:
         except subprocess.TimeoutExpired:
             self.stop()
             raise TimeoutError(f"airflow dags test still running after {timeout:.0f}s:\n{self.tail()}") from None
-        rows = self.query("SELECT state FROM dag_run ORDER BY id DESC LIMIT 1")
+        rows = self.query("SELECT state FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", self.dag_id)
         return str(rows[0][0]) if rows else "none"
 
     def stop(self) -> None:

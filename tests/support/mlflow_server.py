@@ -33,8 +33,8 @@ class MlflowServer:
         self.process: subprocess.Popen[bytes] | None = None
         root.mkdir(parents=True, exist_ok=True)
 
-    def start(self, timeout: float = 120, *, wait: bool = True) -> None:
-        """Start the server and (with ``wait``) wait until ``/health`` answers."""
+    def start(self, timeout: float = 120) -> None:
+        """Start the server and wait until ``/health`` answers."""
         command = [
             str(Path(sys.executable).parent / "mlflow"), "server",
             "--backend-store-uri", self.backend_uri,
@@ -45,8 +45,7 @@ class MlflowServer:
             self.process = subprocess.Popen(
                 command, stdout=out, stderr=subprocess.STDOUT, cwd=self.root, start_new_session=True
             )
-        if wait:
-            self.wait_healthy(timeout)
+        self.wait_healthy(timeout)
 
     def healthy(self) -> bool:
         """Whether ``/health`` answers 2xx now."""
