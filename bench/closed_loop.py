@@ -29,7 +29,7 @@ as often. A row whose targets cannot hold says why, and stays in the table.
 
 Run from the repository root::
 
-    .venv/bin/python bench/closed_loop.py             # 3 seeds x 100 batches, every stream and delay
+    .venv/bin/python bench/closed_loop.py             # 2 seeds x 100 batches, every stream and delay
     .venv/bin/python bench/closed_loop.py --quick     # 1 seed x 60 batches
     .venv/bin/python bench/closed_loop.py --json closed_loop.json
 """
@@ -163,7 +163,7 @@ def main() -> None:
     parser.add_argument("--delays", default="0,1,3", help="label delays in batches")
     parser.add_argument("--batches", type=int, default=100, help="batches per synthetic stream (low-volume: twice)")
     parser.add_argument("--batch-size", type=int, default=500, help="rows per synthetic batch")
-    parser.add_argument("--seeds", type=int, default=3, help="runs per synthetic stream (seeds 0..n-1)")
+    parser.add_argument("--seeds", type=int, default=2, help="runs per synthetic stream (seeds 0..n-1)")
     parser.add_argument("--window", type=int, default=4, help="training window in batches (every strategy)")
     parser.add_argument("--cooldown", type=int, help="Level 4 cool-down in batches (default: --window)")
     parser.add_argument("--quick", action="store_true", help="1 seed, 60 batches per synthetic stream")
