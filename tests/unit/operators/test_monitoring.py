@@ -127,23 +127,21 @@ def test_drift_asset_only_when_production_data_drifts(
     assert blind["window"]["enough"] is False
     assert "not enough traffic to judge" in blind["reasons"][0]
 
+    older = customers(100, seed=6)
+    _serve(pg_conn, log_table, older.to_dict(orient="records"), "older", _champion_scores(older), hours_ago=5)
     calm_rows = customers(600, seed=5)
-    records = calm_rows.to_dict(orient="records")
-    _serve(pg_conn, log_table, records[:100], "calm-old", _champion_scores(calm_rows)[:100], hours_ago=5)
-    _serve(pg_conn, log_table, records[100:], "calm", _champion_scores(calm_rows)[100:])
-    # 500 rows in the last hour: more than min_rows, so the window keeps its hour
-    widened = monitor.execute(task_context())
-    assert widened["window"]["rows"] == 500
-    assert widened["window"]["widened"] is False
-    low = DataDriftOperator(task_id="drift", spec=spec, window_hours=1, min_rows=550).execute(task_context())
-    assert low["window"]["widened"] is True  # 500 in the last hour: back 5 h, newest first, to reach 550
-    assert low["window"]["rows"] == 550
+    _serve(pg_conn, log_table, calm_rows.to_dict(orient="records"), "calm", _champion_scores(calm_rows))
+    low = DataDriftOperator(task_id="drift", spec=spec, window_hours=1, min_rows=650).execute(task_context())
+    assert low["window"]["widened"] is True  # 600 in the last hour: back 5 h, newest first, to reach 650
+    assert low["window"]["rows"] == 650
     assert low["window"]["hours"] == pytest.approx(5.0, abs=0.05)
     ctx = task_context(dag_id="churn_monitor", task_id="data_drift", run_id="scheduled__1")
     calm = monitor.execute(ctx)
     assert calm["decision"] == "no_drift"
     assert calm["prediction_drift"] is False
-    assert calm["prediction"]["n_current"] == 500  # the 1 h window: the rows of 5 h ago are not needed
+    assert calm["prediction"]["n_current"] == 600  # the 1 h window holds min_rows: the older rows stay out
+    assert calm["window"]["widened"] is False
+    assert calm["window"]["rows"] == 600
     assert all(not o.added for o in ctx["outlet_events"].values())
     assert "evidence_error" not in calm
     assert calm["evidently_project"] == "churn"
