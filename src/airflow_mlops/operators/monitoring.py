@@ -43,7 +43,7 @@ class DataDriftOperator(MlopsOperator):
     to an MLflow run tagged ``mlops.monitor=drift``. A report that fails to build, or a workspace
     that cannot be reached, is logged as a warning (``evidence_error``) and never hides the verdict.
 
-    The Asset ``mlops://<pipeline>/drift`` is updated (verdict, ``report_uri`` and the Evidently
+    The Asset ``x-mlops://<pipeline>/drift`` is updated (verdict, ``report_uri`` and the Evidently
     snapshot id/project in ``extra``) only on drift, so retraining scheduled on it starts only then.
 
     :param window_hours: how far back the current window reaches. (templated)
@@ -254,7 +254,7 @@ class ModelPerformanceOperator(MlopsOperator):
     on the same labelled requests (:mod:`airflow_mlops.core.predecessor_replay`). The decision,
     ``rollback``, ``degraded``, ``healthy`` or ``unmeasured``, is
     :func:`~airflow_mlops.core.quality_verdict.judge_quality`'s; on ``degraded`` or ``rollback``
-    ``mlops://<pipeline>/degradation`` is published (the monitoring DAG then runs the
+    ``x-mlops://<pipeline>/degradation`` is published (the monitoring DAG then runs the
     ledger-backed rollback). A predecessor that cannot be replayed is reported and never rolled back to.
 
     Evidence: the snapshot goes to the pipeline's Evidently project, its HTML and the verdict JSON
