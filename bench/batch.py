@@ -172,6 +172,8 @@ def main() -> None:
     memory = statistics.median(r["peak_mb"] for r in results["ours"]) / statistics.median(
         r["peak_mb"] for r in results["pyfunc"]
     )
+    rounds = [o["rows_per_s"] / p["rows_per_s"] for o, p in zip(results["ours"], results["pyfunc"], strict=True)]
+    print(f"per-round speedup: min {min(rounds):.2f}, max {max(rounds):.2f}")
     print(f"batch_speedup: {speed:.2f} (target >= 5)")
     print(f"batch_memory_ratio: {memory:.2f} (target <= 1)")
 

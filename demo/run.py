@@ -100,8 +100,8 @@ def summary(loop: ClosedLoop, results: dict[str, Any]) -> str:
         moved = f"{row.from_version or '-'} -> {row.to_version or '-'}"
         lines.append(f"  {row.created_at:%H:%M:%S} {row.alias:<10} {row.action:<9} {moved:<8} {row.airflow_dag_id}")
         lines += [f"           {reason}" for reason in row.reasons[:3]]
-    lines += ["", f"Drift verdicts (Asset mlops://{loop.name}/drift)"]
-    for event in loop.airflow.asset_events(f"mlops://{loop.name}/drift"):
+    lines += ["", f"Drift verdicts (Asset x-mlops://{loop.name}/drift)"]
+    for event in loop.airflow.asset_events(f"x-mlops://{loop.name}/drift"):
         extra = event["extra"] or {}
         lines.append(f"  {event['run_id']}: {extra.get('decision')} share {extra.get('share', 0):.2f} "
                      f"{extra.get('drifted_columns')} {extra.get('report_uri') or ''}")  # fmt: skip

@@ -78,6 +78,8 @@ def get_provider_info() -> dict[str, Any]:
                     f"{_PKG}.hooks.ledger",
                     f"{_PKG}.hooks.serving",
                     f"{_PKG}.hooks.source",
+                    f"{_PKG}.hooks.champion",
+                    f"{_PKG}.hooks.prediction_sink",
                 ],
             },
             {"integration-name": "Evidently", "python-modules": [f"{_PKG}.hooks.evidently"]},
@@ -97,6 +99,7 @@ def get_provider_info() -> dict[str, Any]:
                     f"{_PKG}.operators.quality_monitor",
                     f"{_PKG}.operators.guards",
                     f"{_PKG}.operators.local",
+                    f"{_PKG}.operators.batch",
                 ],
             }
         ],

@@ -26,6 +26,7 @@ from airflow_mlops.spec_uris import resolve_relative_uris
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 Schedule = Annotated[str | None, AfterValidator(check_schedule)]
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when PyYAML was built with it
 
 
 class _Strict(BaseModel):
@@ -498,7 +499,7 @@ class PipelineSpec(_Strict):
         """Load and validate one spec file."""
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_bytes().decode("utf-8"))
+            data = yaml.load(path.read_bytes().decode("utf-8"), Loader=_YAML_LOADER)  # noqa: S506  # a safe loader
         except UnicodeDecodeError as err:
             found = f"binary data ({err.reason})"
             raise PipelineSpecError(f"{path}: expected a UTF-8 text YAML file, found {found}") from None

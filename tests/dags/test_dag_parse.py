@@ -74,12 +74,12 @@ def test_level2_train_tasks_and_dependencies(dagbag: DagBag) -> None:
 
 
 def test_level2_train_runs_on_cron_or_source_asset(dagbag: DagBag) -> None:
-    """The Level 2 train DAG is scheduled by its cron OR an update of mlops://churn_files/source."""
+    """The Level 2 train DAG is scheduled by its cron OR an update of x-mlops://churn_files/source."""
     from airflow.sdk import AssetOrTimeSchedule
 
     timetable = dagbag.dags["churn_files_train"].timetable
     assert isinstance(timetable, AssetOrTimeSchedule)
-    assert [asset.uri for asset in _assets(timetable.asset_condition)] == ["mlops://churn_files/source"]
+    assert [asset.uri for asset in _assets(timetable.asset_condition)] == ["x-mlops://churn_files/source"]
     assert timetable.timetable.expression == "0 3 * * *"
 
 

@@ -18,7 +18,7 @@ def test_level4_extends_level3_with_guard_and_monitor() -> None:
     assert set(train.task_ids) == set(level3["churn_train"].task_ids) | {"retrain_guard"}
     assert train.get_task("extract").upstream_task_ids == {"retrain_guard"}
     uris = {asset.uri for asset in train.timetable.asset_condition.objects}
-    assert uris == {"mlops://churn/source", "mlops://churn/drift", "mlops://churn/degradation"}
+    assert uris == {"x-mlops://churn/source", "x-mlops://churn/drift", "x-mlops://churn/degradation"}
     monitor = level4["churn_monitor"]
     assert set(monitor.task_ids) == {"data_drift", "model_quality", "route", "rollback"}
     assert monitor.get_task("rollback").upstream_task_ids == {"route"}

@@ -43,8 +43,8 @@ def test_higher_levels_name_what_they_add() -> None:
     assert "`challenge`" in live_train
     assert "`churn_live_ab_test`" in live_train
     assert "`retrain_guard`" in auto_train
-    assert "mlops://churn_auto/drift" in auto_train
-    assert "mlops://churn_auto/degradation" in auto_train
+    assert "x-mlops://churn_auto/drift" in auto_train
+    assert "x-mlops://churn_auto/degradation" in auto_train
     assert "_promote`" not in live_train
     assert "_promote`" not in auto_train
     assert "`data_drift`" in (auto["churn_auto_monitor"].doc_md or "")

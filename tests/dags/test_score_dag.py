@@ -16,9 +16,9 @@ def test_score_dag_runs_on_the_source_asset(level: int) -> None:
     spec = PipelineSpec.from_dict(spec_dict(level=level, scoring={"uri": "file:///tmp/scores", "key_column": "id"}))
     dags = {dag.dag_id: dag for dag in build_pipeline(spec)}
     score = dags["churn_score"]
-    assert score.timetable.asset_condition == Asset("mlops://churn/source", group="mlops")
+    assert score.timetable.asset_condition == Asset("x-mlops://churn/source", group="mlops")
     assert score.doc_md is not None
-    assert score.doc_md.startswith(f"Level {level}: runs when `mlops://churn/source` updates: scores /nonexistent.csv")
+    assert score.doc_md.startswith(f"Level {level}: runs when `x-mlops://churn/source` updates: scores /nonexist")
     assert "parquet files in `file:///tmp/scores`" in score.doc_md
     task = score.tasks[0]
     assert (task.destination_uri, task.destination_table, task.key_column) == ("file:///tmp/scores", None, "id")

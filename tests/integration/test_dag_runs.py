@@ -104,14 +104,14 @@ def test_level2_train_log_starts_with_our_lines(airflow_env: dict[str, str]) -> 
 
 @pytest.mark.integration
 def test_files_watch_announces_the_source_file(airflow_env: dict[str, str]) -> None:
-    """``churn_files_watch`` sees the CSV (no key yet) and updates mlops://churn_files/source with its key."""
+    """``churn_files_watch`` sees the CSV (no key yet) and updates x-mlops://churn_files/source with its key."""
     from airflow_mlops.triggers.file_change import current_file_key
 
     _dag_test(airflow_env, "churn_files_watch")
     with sqlite3.connect(Path(airflow_env["AIRFLOW_HOME"]) / "airflow.db") as conn:
         rows = conn.execute(
             "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
-            "WHERE a.uri = 'mlops://churn_files/source' AND e.source_dag_id = 'churn_files_watch'"
+            "WHERE a.uri = 'x-mlops://churn_files/source' AND e.source_dag_id = 'churn_files_watch'"
         ).fetchall()
     csv = REPO / "dags" / "pipelines" / "data" / "customers.csv"
     assert [json.loads(extra) for (extra,) in rows] == [

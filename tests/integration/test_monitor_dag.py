@@ -108,5 +108,5 @@ def test_monitor_dag_publishes_verdicts_with_evidence(
         assert Path(verdict["evidently_url"]).is_file()
         assert verdict["evidently_url"].startswith(str(tmp_path / "evidently"))
     published = {uri: json.loads(extra) for uri, extra in events}
-    assert published["mlops://churn/drift"]["report_uri"] == drift["report_uri"]
-    assert published["mlops://churn/drift"]["evidently_snapshot_id"] == drift["evidently_snapshot_id"]
+    assert published["x-mlops://churn/drift"]["report_uri"] == drift["report_uri"]
+    assert published["x-mlops://churn/drift"]["evidently_snapshot_id"] == drift["evidently_snapshot_id"]

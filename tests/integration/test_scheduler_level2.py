@@ -142,7 +142,7 @@ def test_level2_trains_on_trigger_and_on_new_data_asset(
         append_new_rows(pg_conn, source_table)
         cluster.trigger(watch, "manual__watch_1")
         watched = cluster.wait_for_run(watch, "manual__watch_1", timeout=RUN_TIMEOUT)
-        events = cluster.asset_events(f"mlops://{PIPELINE}/source")
+        events = cluster.asset_events(f"x-mlops://{PIPELINE}/source")
         assert [(e["dag_id"], e["run_id"]) for e in events] == [(watch, "manual__watch_1")]
 
         # 3. Nobody triggers the training DAG: the scheduler starts it on the Asset event.
@@ -173,7 +173,7 @@ def test_level2_trains_on_trigger_and_on_new_data_asset(
     assert sorted(runs) == sorted(["manual__sched_1", asset_run_id])
     trigger = json.loads(runs[asset_run_id].data.tags["mlops.trigger"])
     assert trigger["run_type"] == "asset_triggered"
-    assert [e["asset"] for e in trigger["asset_events"]] == [f"mlops://{PIPELINE}/source"]
+    assert [e["asset"] for e in trigger["asset_events"]] == [f"x-mlops://{PIPELINE}/source"]
     assert json.loads(runs["manual__sched_1"].data.tags["mlops.trigger"])["asset_events"] == []
 
     versions = {v.tags["airflow.run_id"]: v for v in client.search_model_versions(f"name = '{PIPELINE}'")}

@@ -112,7 +112,7 @@ def _drive(loop: ClosedLoop, world: World) -> None:
     assert verdict["decision"] == "drift", verdict
     assert verdict["share"] >= 0.5
     assert {"monthly_usage", "support_calls", "monthly_charge", "plan"} <= set(verdict["drifted_columns"])
-    events = loop.airflow.asset_events(f"mlops://{NAME}/drift")
+    events = loop.airflow.asset_events(f"x-mlops://{NAME}/drift")
     assert [(e["dag_id"], e["run_id"]) for e in events] == [(loop.dag("monitor"), "manual__monitor_1")]
     assert events[0]["extra"]["decision"] == "drift"
 
@@ -137,7 +137,7 @@ def _drive(loop: ClosedLoop, world: World) -> None:
     v2_run = client.get_run(str(client.get_model_version(NAME, "2").run_id))
     trigger = json.loads(v2_run.data.tags["mlops.trigger"])
     assert trigger["run_type"] == "asset_triggered"
-    assert [e["asset"] for e in trigger["asset_events"]] == [f"mlops://{NAME}/drift"]
+    assert [e["asset"] for e in trigger["asset_events"]] == [f"x-mlops://{NAME}/drift"]
     assert trigger["asset_events"][0]["extra"]["decision"] == "drift"
     assert trigger["asset_events"][0]["extra"]["share"] >= 0.5
     assert v2_run.data.tags["mlops.monitor_triggered"] == "true"

@@ -351,7 +351,7 @@ PRACTICES = [
         "monitor_retrain",
         "a retrain triggered by drift or degradation",
         monitor_retrain,
-        "no training run started by mlops://{name}/drift or /degradation",
+        "no training run started by x-mlops://{name}/drift or /degradation",
     ),
     Practice(
         4,

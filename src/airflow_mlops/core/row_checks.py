@@ -67,12 +67,15 @@ def _block_bad(matrix: np.ndarray, block: list[FeatureColumn], whole: list[bool]
     import numpy as np
 
     required = [c.required for c in block]
+    fractions = [j for j, (c, w) in enumerate(zip(block, whole, strict=True)) if c.kind in INTEGER_KINDS and not w]
+    if all(required) and not fractions and np.isfinite(matrix.sum(axis=1)).all():
+        # a row sum is finite only if every value in the row is: one pass, no per-cell mask
+        return np.zeros(len(matrix), dtype=bool)
     finite = np.isfinite(matrix)
     if all(required):
         bad = ~finite.all(axis=1)
     else:
         bad = ~finite[:, required].all(axis=1) | np.isinf(matrix[:, [not r for r in required]]).any(axis=1)
-    fractions = [j for j, (c, w) in enumerate(zip(block, whole, strict=True)) if c.kind in INTEGER_KINDS and not w]
     if fractions:
         part = matrix[:, fractions]
         bad |= (finite[:, fractions] & (part != np.floor(part))).any(axis=1)

@@ -1,16 +1,16 @@
-"""DAG factories: one builder per maturity level, and a loader for YAML specs."""
+"""DAG factories: one builder per maturity level, and a loader for YAML specs.
+
+A level's module (and the operators it uses) is imported when a spec of that level is built, so a
+DAG folder of Level 2 specs never loads the Level 3 and 4 operators at parse time.
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING
 
 from airflow_mlops.exceptions import PipelineSpecError
 from airflow_mlops.factories.invalid_specs import invalid_specs_dag
-from airflow_mlops.factories.level0 import build_level_0
-from airflow_mlops.factories.level1 import build_level_1
-from airflow_mlops.factories.level2 import build_level_2
-from airflow_mlops.factories.level3 import build_level_3
-from airflow_mlops.factories.level4 import build_level_4
 from airflow_mlops.spec_files import check_spec_files, spec_paths
 
 if TYPE_CHECKING:
@@ -22,13 +22,7 @@ if TYPE_CHECKING:
 
     from airflow_mlops.spec import PipelineSpec
 
-BUILDERS: dict[int, Callable[[PipelineSpec], list[DAG]]] = {
-    0: build_level_0,
-    1: build_level_1,
-    2: build_level_2,
-    3: build_level_3,
-    4: build_level_4,
-}
+LEVELS = (0, 1, 2, 3, 4)
 
 __all__ = [
     "build_level_0",
@@ -41,15 +35,29 @@ __all__ = [
 ]
 
 
+def builder(level: int) -> Callable[[PipelineSpec], list[DAG]]:
+    """``build_level_<level>`` from its module, imported on first use."""
+    function: Callable[[PipelineSpec], list[DAG]] = getattr(
+        importlib.import_module(f"airflow_mlops.factories.level{level}"), f"build_level_{level}"
+    )
+    return function
+
+
+def __getattr__(name: str) -> Callable[[PipelineSpec], list[DAG]]:
+    """``build_level_0`` ... ``build_level_4``, imported when first named."""
+    prefix = "build_level_"
+    if name.startswith(prefix) and name.removeprefix(prefix).isdigit() and int(name.removeprefix(prefix)) in LEVELS:
+        return builder(int(name.removeprefix(prefix)))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def build_pipeline(spec: PipelineSpec) -> list[DAG]:
     """Build the DAGs of ``spec`` at its level."""
-    try:
-        builder = BUILDERS[spec.level]
-    except KeyError:
+    if spec.level not in LEVELS:
         raise PipelineSpecError(
-            f"{spec.name}: level: {spec.level} is not available in this release; expected one of {sorted(BUILDERS)}"
-        ) from None
-    return builder(spec)
+            f"{spec.name}: level: {spec.level} is not available in this release; expected one of {list(LEVELS)}"
+        )
+    return builder(spec.level)(spec)
 
 
 def load_pipelines(folder: Path, namespace: MutableMapping[str, Any]) -> list[DAG]:

@@ -43,7 +43,7 @@ class DataDriftOperator(MlopsOperator):
     to an MLflow run tagged ``mlops.monitor=drift``. A report that fails to build, or a workspace
     that cannot be reached, is logged as a warning (``evidence_error``) and never hides the verdict.
 
-    The Asset ``mlops://<pipeline>/drift`` is updated (verdict, ``report_uri`` and the Evidently
+    The Asset ``x-mlops://<pipeline>/drift`` is updated (verdict, ``report_uri`` and the Evidently
     snapshot id/project in ``extra``) only on drift, so retraining scheduled on it starts only then.
 
     :param window_hours: how far back the current window reaches. (templated)

@@ -34,7 +34,7 @@ class ModelPerformanceOperator(MlopsOperator):
     on the same labelled requests (:mod:`airflow_mlops.core.predecessor_replay`). The decision,
     ``rollback``, ``degraded``, ``healthy`` or ``unmeasured``, is
     :func:`~airflow_mlops.core.quality_verdict.judge_quality`'s; on ``degraded`` or ``rollback``
-    ``mlops://<pipeline>/degradation`` is published (the monitoring DAG then runs the
+    ``x-mlops://<pipeline>/degradation`` is published (the monitoring DAG then runs the
     ledger-backed rollback). A predecessor that cannot be replayed is reported and never rolled back to,
     nor is the version a rollback just left (:func:`~airflow_mlops.core.ledger.rollback_target`).
 

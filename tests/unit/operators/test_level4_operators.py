@@ -88,7 +88,7 @@ def _requests(spec: PipelineSpec, csv: Path, count: int) -> tuple[pd.DataFrame, 
 
 
 def _drift_events() -> dict[Any, Any]:
-    return {Asset("mlops://churn/drift"): [SimpleNamespace(extra={"decision": "drift", "share": 0.6})]}
+    return {Asset("x-mlops://churn/drift"): [SimpleNamespace(extra={"decision": "drift", "share": 0.6})]}
 
 
 @pytest.fixture(autouse=True)
@@ -237,7 +237,7 @@ def test_live_quality_degradation_and_rollback(
     }  # fmt: skip
     (outlet,) = ctx["outlet_events"].values()
     ((asset, extra),) = outlet.added
-    assert asset.uri == "mlops://churn/degradation"
+    assert asset.uri == "x-mlops://churn/degradation"
     assert extra["live_accuracy"] == pytest.approx(40 / 150) == _stored_accuracy(verdict)
     assert extra["report_uri"] == verdict["report_uri"] is not None
     assert extra["evidently_project"] == "churn"
@@ -258,7 +258,7 @@ def test_describe_trigger_names_each_event_once() -> None:
 
     from airflow_mlops.operators.base import run_trigger
 
-    drift = Asset("mlops://churn/drift")
+    drift = Asset("x-mlops://churn/drift")
     event = SimpleNamespace(asset=SimpleNamespace(uri=drift.uri), timestamp="t1", extra={"decision": "drift"})
     other = SimpleNamespace(asset=SimpleNamespace(uri=drift.uri), timestamp="t2", extra={"decision": "drift"})
     ctx = task_context()
@@ -268,8 +268,8 @@ def test_describe_trigger_names_each_event_once() -> None:
     assert described == {
         "run_type": "asset_triggered",
         "asset_events": [
-            {"asset": "mlops://churn/drift", "extra": {"decision": "drift"}},
-            {"asset": "mlops://churn/drift", "extra": {"decision": "drift"}},
+            {"asset": "x-mlops://churn/drift", "extra": {"decision": "drift"}},
+            {"asset": "x-mlops://churn/drift", "extra": {"decision": "drift"}},
         ],
     }
     # an event that knows its source run names it (the guard reads that run's quality verdict)
@@ -354,7 +354,7 @@ def test_a_predecessor_that_cannot_be_replayed_is_not_rolled_back_to(
 
 def _with_degradation(ctx: dict[str, Any]) -> dict[str, Any]:
     degraded = SimpleNamespace(extra={"decision": "degraded"})
-    ctx["triggering_asset_events"][Asset("mlops://churn/degradation")] = [degraded]
+    ctx["triggering_asset_events"][Asset("x-mlops://churn/degradation")] = [degraded]
     return ctx
 
 
@@ -364,7 +364,7 @@ def _drift_from(run_id: str) -> dict[str, Any]:
     event = SimpleNamespace(
         extra={"decision": "drift"}, source_dag_id="churn_monitor", source_run_id=run_id, timestamp=run_id
     )
-    ctx["triggering_asset_events"] = {Asset("mlops://churn/drift"): [event]}
+    ctx["triggering_asset_events"] = {Asset("x-mlops://churn/drift"): [event]}
     return ctx
 
 
@@ -398,7 +398,7 @@ def test_drift_alone_does_not_retrain_a_healthy_champion(
         guard.execute(_drift_context())
     assert guard.execute(_with_degradation(_drift_context()))["guard"] == "passed"
     with_data = _drift_from("scheduled__m1")
-    with_data["triggering_asset_events"][Asset("mlops://churn/source")] = [SimpleNamespace(extra={"rows": 10})]
+    with_data["triggering_asset_events"][Asset("x-mlops://churn/source")] = [SimpleNamespace(extra={"rows": 10})]
     assert guard.execute(with_data)["guard"] == "new data in the trigger"
     always = _spec(customers_csv, log_tables, cooldown_hours=0, retrain_on_drift="always")
     assert RetrainGuardOperator(task_id="retrain_guard", spec=always).execute(_drift_context())["guard"] == "passed"

@@ -108,7 +108,7 @@ def _setup(spec: PipelineSpec) -> None:
 def test_drift_asset_only_when_production_data_drifts(
     mlflow_conn: str, customers_csv: Path, pg_conn: Any, log_table: str, workspace: Path
 ) -> None:
-    """Unchanged traffic gives no event; shifted traffic emits mlops://churn/drift with the verdict.
+    """Unchanged traffic gives no event; shifted traffic emits x-mlops://churn/drift with the verdict.
 
     Both verdicts come with evidence: an Evidently snapshot in the pipeline's workspace project
     and an MLflow monitor run holding the HTML report and the verdict JSON.
@@ -180,7 +180,7 @@ def test_drift_asset_only_when_production_data_drifts(
     assert {"monthly_usage", "tenure_months", "plan"} <= set(drift["drifted_columns"])
     (outlet,) = ctx["outlet_events"].values()
     ((asset, extra),) = outlet.added
-    assert asset.uri == "mlops://churn/drift"
+    assert asset.uri == "x-mlops://churn/drift"
     assert extra["decision"] == "drift"
     assert extra["champion_version"] == "1"
     assert extra["report_uri"] == drift["report_uri"] is not None

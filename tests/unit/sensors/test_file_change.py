@@ -117,7 +117,7 @@ def test_files_pipeline_gets_a_watch_dag_that_updates_its_source_asset(data_file
     (sensor,) = watch.tasks
     assert isinstance(sensor, FileChangeSensor)
     assert sensor.uri == f"file://{data_file}"
-    assert [o.uri for o in sensor.outlets] == ["mlops://churn/source"]
+    assert [o.uri for o in sensor.outlets] == ["x-mlops://churn/source"]
     assert "include_prior_dates=True" in str(sensor.last_key)
     assert ".get('key')" in str(sensor.last_key)
     assert (sensor.mode, sensor.soft_fail, sensor.deferrable) == ("reschedule", True, spec.watch.deferrable)

@@ -30,7 +30,7 @@ def ledger_row(row_id: int, dag: str, action: str, frm: str | None, to: str, ali
 
 
 def level4_observations() -> Observations:
-    drift = {"asset": "mlops://p/drift", "extra": {"decision": "drift"}}
+    drift = {"asset": "x-mlops://p/drift", "extra": {"decision": "drift"}}
     return Observations(
         name="p",
         training_runs=[
