@@ -109,6 +109,7 @@ def _story(loop: DistributedLoop, world: World, *, kill: dict[str, Any] | None) 
     loop.run("train", "manual__v1")
     loop.agree("1", None)
 
+    world.resume_now()  # the new customers arrive after v1's data, however long the start and v1 took
     world.drift = 1.0
     loop.traffic(world, 600, phase="drift1", feedback=False)
     loop.run("monitor", "manual__monitor_1")
