@@ -180,11 +180,12 @@ class ClosedLoop:
         self.note(f"source table {world.table} in Postgres database {self.data_db}: {history_rows} customers")
         return dags
 
-    def start_airflow(self, serving: str) -> None:
-        """Migrate the metadata database, start :attr:`cluster` and wait for the pipeline's DAGs."""
+    def start_airflow(self, serving: str, *, migrated: bool = False) -> None:
+        """Migrate the metadata database (unless ``migrated``), start :attr:`cluster`, wait for the DAGs."""
         if self.cluster is None:
             raise RuntimeError("ClosedLoop.cluster is not set")
-        self.cluster.migrate()
+        if not migrated:
+            self.cluster.migrate()
         self.cluster.start()
         self.cluster.wait_for_api()
         roles = ["train", "monitor", "ab_test", "promote"]

@@ -51,6 +51,10 @@ class World:
         self._next_id += rows
         return frame
 
+    def resume_now(self) -> None:
+        """Stamp the next batch from now on: time passed without new customers (e.g. while a model trained)."""
+        self._clock = max(self._clock, utc_now())
+
     def land(self, frame: pd.DataFrame) -> int:
         """Append labelled customers to the source table (created on first use); returns the row count."""
         import psycopg2

@@ -109,8 +109,9 @@ def _story(loop: DistributedLoop, world: World, *, kill: dict[str, Any] | None) 
     loop.run("train", "manual__v1")
     loop.agree("1", None)
 
+    world.resume_now()  # the new customers arrive after v1's data, however long the start and v1 took
     world.drift = 1.0
-    loop.traffic(world, 600, phase="drift1", feedback=False)
+    loop.traffic(world, 1200, phase="drift1", feedback=False)
     loop.run("monitor", "manual__monitor_1")
     verdict = loop.result("monitor", "manual__monitor_1", "data_drift")
     assert verdict["decision"] == "drift", verdict
@@ -127,9 +128,12 @@ def _story(loop: DistributedLoop, world: World, *, kill: dict[str, Any] | None) 
     assert _versions(loop) == ["1", "2"]  # the killed attempt registered nothing; the retry exactly one
     loop.agree("1", "2")
 
-    loop.traffic(world, 700, phase="ab")
-    loop.run("ab_test", "manual__ab_1")
-    ab = loop.result("ab_test", "manual__ab_1", "analyse")
+    for look in range(1, 4):  # the analysis runs where its schedule would, until the test decides
+        loop.traffic(world, 800, phase=f"ab{look}")
+        loop.run("ab_test", f"manual__ab_{look}")
+        ab = loop.result("ab_test", f"manual__ab_{look}", "analyse")
+        if ab["decision"] != "keep_testing":
+            break
     assert ab["decision"] == "promote", ab["reasons"]
     loop.agree("2", None)
     rows = [(r.alias, r.action, r.from_version, r.to_version) for r in loop.ledger_rows()]

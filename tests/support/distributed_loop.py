@@ -17,6 +17,7 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -121,6 +122,19 @@ class DistributedLoop(ClosedLoop):
             variables={"MLOPS_SERVED_MODEL": self.name, "MLOPS_ADMIN_TOKEN": self.token},
         )
         compose = load_compose()
+        self.cluster = AirflowCluster(
+            home=self.home / "airflow", dags_folder=dags, database=self.metadata_db,
+            extra_env=self.airflow_env(compose), workers=self.workers, api_port=self.native.ports["airflow-apiserver"],
+        )  # fmt: skip
+        with ThreadPoolExecutor(1) as pool:  # `airflow db migrate` (airflow-init) while the other services start
+            migration = pool.submit(self.cluster.migrate)
+            self._start_services(compose)
+            migration.result()
+        serving = f"MLflow {self.tracking_uri} (--serve-artifacts); replicas {self.serving_urls()}"
+        self.start_airflow(serving, migrated=True)
+
+    def _start_services(self, compose: dict[str, Any]) -> None:
+        """The Pushgateway, MLflow, Prometheus and the model-server replicas, each once it answers."""
         self.shared.mkdir(parents=True)
         self._spawn(compose, "pushgateway", "/-/ready")
         self._spawn(compose, "mlflow", "/health", extra=MLFLOW_WORKERS)
@@ -135,11 +149,6 @@ class DistributedLoop(ClosedLoop):
             self.replicas.append(replica)
             wait_until(lambda r=replica: http_ok(f"{r.url}/health"), timeout=120, what=f"{name} /health")
         self.server = self.replicas[0]
-        self.cluster = AirflowCluster(
-            home=self.home / "airflow", dags_folder=dags, database=self.metadata_db,
-            extra_env=self.airflow_env(compose), workers=self.workers, api_port=self.native.ports["airflow-apiserver"],
-        )  # fmt: skip
-        self.start_airflow(f"MLflow {self.tracking_uri} (--serve-artifacts); replicas {self.serving_urls()}")
 
     def airflow_env(self, compose: dict[str, Any]) -> dict[str, str]:
         """The compose file's Airflow environment, rewritten for 127.0.0.1, with :data:`OVERRIDES`."""
@@ -216,7 +225,8 @@ class DistributedLoop(ClosedLoop):
 
         head = Ledger(self.ledger_url).head(self.name, "champion")
         aliases = self.aliases()
-        if head != champion or aliases.get("champion") != champion or aliases.get("challenger") != challenger:
+        wrong_challenger = challenger is not None and aliases.get("challenger") != challenger
+        if head != champion or aliases.get("champion") != champion or wrong_challenger:
             raise AssertionError(f"expected champion v{champion}, challenger {challenger}: ledger {head}, {aliases}")
         for replica in self.replicas:
             replica.wait_for({"champion": champion, "challenger": challenger})
