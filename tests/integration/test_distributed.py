@@ -115,7 +115,7 @@ def _story(loop: DistributedLoop, world: World, *, kill: dict[str, Any] | None) 
     loop.run("monitor", "manual__monitor_1")
     verdict = loop.result("monitor", "manual__monitor_1", "data_drift")
     assert verdict["decision"] == "drift", verdict
-    events = loop.airflow.asset_events(f"mlops://{NAME}/drift")
+    events = loop.airflow.asset_events(f"x-mlops://{NAME}/drift")
     assert [(e["dag_id"], e["run_id"]) for e in events] == [(loop.dag("monitor"), "manual__monitor_1")]
 
     retrain = loop.next_triggered("train", seen)
