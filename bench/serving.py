@@ -34,6 +34,23 @@ The last three lines are the targets of the Level 3 issue::
 
 The ratios use our full configuration (A/B split and logging on), the harder case.
 
+Three more servers join the alternating rounds (``--no-peers`` leaves them out):
+
+* the floor (``bench/floor_app.py``): a Starlette app on our uvicorn settings that reads the body
+  and answers a constant; nothing above it is parsing, validation, routing, scoring or logging;
+* the FastAPI tutorial server a user would write (``bench/tutorial_app.py``): pydantic body ->
+  one-row DataFrame -> ``predict_proba``;
+* Seldon's MLServer with ``mlserver-sklearn`` on the same fitted model
+  (``bench/mlserver_peer.py``; installed by the benchmark with ``uv`` into a throw-away venv under
+  its work folder, or ``--mlserver-venv``), driven with v2 bodies (one FP64 tensor per column).
+
+and the lines of the serving-near-the-floor issue::
+
+    floor_ratio: X (target >= 0.8)          ours (champion only) req/s / floor req/s
+    ab_floor_ratio: X (target >= 0.7)       ours (A/B + log) req/s / floor req/s
+    p99 vs floor: ...                       each server's p99 / the floor's (target <= 2 for ours)
+    mlserver_ratio: X (target >= 2)         ours (A/B + log) req/s / MLServer req/s, and both p99s
+
 Run from the repository root (about 3 minutes; 5 with ``--diagnose``)::
 
     .venv/bin/python bench/serving.py
@@ -58,6 +75,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+import mlserver_peer  # bench/ is on sys.path when this file is run
 
 BIN = Path(sys.executable).parent
 N_FEATURES = 30
@@ -456,6 +475,9 @@ CONFIGS = {
     "ab_nolog": "ours: A/B 50%, no log",
     "log": "ours: champion only + Postgres log",
     "ab_base": "baseline: A/B 50% + Postgres log",
+    "floor": "floor: Starlette constant answer",
+    "tutorial": "FastAPI tutorial (pydantic, DataFrame)",
+    "mlserver": "MLServer + mlserver-sklearn (v2)",
 }
 
 
@@ -482,6 +504,9 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="bin folder of another checkout's venv: its A/B + log server joins the rounds (before/after)",
     )
+    parser.add_argument("--no-peers", action="store_true", help="leave out the floor, tutorial and MLServer")
+    parser.add_argument("--no-mlserver", action="store_true", help="leave out MLServer (no install)")
+    parser.add_argument("--mlserver-venv", type=Path, help="a venv that already has mlserver and mlserver-sklearn")
     parser.add_argument("--keep-table", action="store_true", help="keep the prediction log table afterwards")
     parser.add_argument("--loadgen", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -505,6 +530,8 @@ def main(argv: list[str] | None = None) -> int:
     names = ["plain", "ab", "ab_nolog", "log"] if args.diagnose else ["plain", "ab"]
     if args.baseline:
         names.append("ab_base")
+    if not args.no_peers:
+        names += ["floor", "tutorial"] + ([] if args.no_mlserver else ["mlserver"])
     procs: dict[str, subprocess.Popen[bytes]] = {}
     table = f"bench_log_{uuid.uuid4().hex[:8]}"
     tables = [table, f"{table}_l", f"{table}_b"]
@@ -522,6 +549,14 @@ def main(argv: list[str] | None = None) -> int:
         )
 
         ports = {name: free_port() for name in ["mlflow", *names]}
+        v2_bodies = root / "v2.jsonl"
+        v2_bodies.write_text(
+            "\n".join(
+                json.dumps(mlserver_peer.v2_body(list(frame.columns), [float(v) for v in row]))
+                for row in frame.head(2000).itertuples(index=False)
+            )
+            + "\n"
+        )
         base = [str(BIN / "airflow-mlops"), "serve", "--model", MODEL, "--tracking-uri", uri, "--poll-seconds", "0"]
         commands = {
             "mlflow": [
@@ -547,16 +582,34 @@ def main(argv: list[str] | None = None) -> int:
                 str(args.baseline / "airflow-mlops"), *base[1:], "--challenger-share", "0.5",
                 "--postgres-dsn", args.postgres_dsn, "--log-table", tables[2],
             ]  # fmt: skip
+        here = Path(__file__).parent
+        commands["floor"] = [sys.executable, str(here / "floor_app.py")]
+        commands["tutorial"] = [sys.executable, str(here / "tutorial_app.py"), "--model", MODEL]
+        if "mlserver" in names:
+            t1 = time.perf_counter()
+            commands["mlserver"] = mlserver_peer.prepare(
+                root, model, MODEL, ports["mlserver"], free_port(), args.mlserver_venv
+            )
+            print(
+                f"setup: MLServer {mlserver_peer.version(commands['mlserver'])} ready to start in "
+                f"{time.perf_counter() - t1:.1f}s ({'given venv' if args.mlserver_venv else 'installed with uv'})"
+            )
         for name in names:
+            if name == "mlserver":
+                continue
             commands[name] += ["--port", str(ports[name])]
             if "--postgres-dsn" in commands[name]:
                 commands[name] += ["--feedback-table", f"{table}_fb"]
 
         def url_of(name: str) -> str:
-            return f"http://127.0.0.1:{ports[name]}/" + ("invocations" if name == "mlflow" else "predict")
+            paths = {"mlflow": "invocations", "mlserver": f"v2/models/{MODEL}/infer"}
+            return f"http://127.0.0.1:{ports[name]}/" + paths.get(name, "predict")
+
+        def bodies_of(name: str) -> Path:
+            return {"mlflow": mlflow_bodies, "mlserver": v2_bodies}.get(name, ours_bodies)
 
         def measure(name: str, duration: float) -> dict[str, float]:
-            bodies, proc = (mlflow_bodies if name == "mlflow" else ours_bodies), procs[name]
+            bodies, proc = bodies_of(name), procs[name]
             own0, cpu0 = _cpu_seconds(proc.pid), process_tree_cpu(proc.pid)
             backends = postgres_backends(args.postgres_dsn, proc.pid) if name != "mlflow" else set()
             pg0, (busy0, total0) = postgres_cpu(backends), machine_busy()
@@ -592,9 +645,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             procs[name] = spawn(commands[name], root / f"{name}.log", env)
         for name in names:
-            wait_http(f"http://127.0.0.1:{ports[name]}/ready", procs[name], root / f"{name}.log")
+            ready = "v2/health/ready" if name == "mlserver" else "ready"
+            wait_http(f"http://127.0.0.1:{ports[name]}/{ready}", procs[name], root / f"{name}.log", 300)
         for name in names:
-            drive(url_of(name), ours_bodies, args.connections, args.warmup, root, wrk)
+            drive(url_of(name), bodies_of(name), args.connections, args.warmup, root, wrk)
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
         for i in range(args.rounds):
             for name in names if i % 2 == 0 else names[::-1]:
@@ -685,6 +739,25 @@ def main(argv: list[str] | None = None) -> int:
         f"ab_logging_overhead: {1 - ab['rps'] / plain['rps']:.3f} (target <= 0.10; per-round "
         f"{spread(paired)}, median {statistics.median(paired):.3f})"
     )
+    if "floor" in med:
+        floor_run = med["floor"]
+        per_round = [p["rps"] / f["rps"] for p, f in zip(runs["plain"], runs["floor"], strict=True)]
+        print(f"floor_ratio: {plain['rps'] / floor_run['rps']:.3f} (target >= 0.8; per round {spread(per_round)})")
+        per_round = [a["rps"] / f["rps"] for a, f in zip(runs["ab"], runs["floor"], strict=True)]
+        print(f"ab_floor_ratio: {ab['rps'] / floor_run['rps']:.3f} (target >= 0.7; per round {spread(per_round)})")
+        print(
+            "p99 vs floor ("
+            + f"{floor_run['p99_ms']:.2f} ms): "
+            + ", ".join(f"{name} {med[name]['p99_ms'] / floor_run['p99_ms']:.2f}x" for name in names if name != "floor")
+            + " (target for ours <= 2)"
+        )
+    if "mlserver" in med:
+        theirs = med["mlserver"]
+        per_round = [a["rps"] / m["rps"] for a, m in zip(runs["ab"], runs["mlserver"], strict=True)]
+        print(
+            f"mlserver_ratio: {ab['rps'] / theirs['rps']:.2f} (target >= 2; per round {spread(per_round)}); "
+            f"p99 ours (A/B + log) {ab['p99_ms']:.2f} ms, MLServer {theirs['p99_ms']:.2f} ms"
+        )
     return 0
 
 
