@@ -29,7 +29,7 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 
 from airflow_mlops.serving.body_limit import BodyLimitMiddleware
-from airflow_mlops.serving.responses import error_response
+from airflow_mlops.serving.responses import error_response, protocol_error
 from airflow_mlops.serving.routes import ENDPOINTS, routes
 from airflow_mlops.serving.runtime import ServingRuntime
 
@@ -74,18 +74,18 @@ def create_app(config: ServingConfig, runtime: ServingRuntime | None = None) -> 
 async def _http_error(request: Request, exc: Exception) -> Response:
     """404, 405 and 413 (a body that outgrew the limit while streaming) as JSON errors."""
     assert isinstance(exc, HTTPException)
-    status = exc.status_code
+    status, path = exc.status_code, request.url.path
     if status == 404:
-        detail = f"no route {request.method} {request.url.path}; endpoints: {', '.join(ENDPOINTS)}"
-        return error_response(404, "not_found", detail)
+        detail = f"no route {request.method} {path}; endpoints: {', '.join(ENDPOINTS)}"
+        return protocol_error(path, 404, "not_found", detail)
     if status == 405:
-        return error_response(405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}")
+        return protocol_error(path, 405, "method_not_allowed", f"{request.method} is not allowed on {path}")
     if status == 413:
         runtime: ServingRuntime = request.app.state.runtime
         labels = (("endpoint", "any"), ("arm", "none"), ("status", "413"))
         runtime.metrics.inc("mlops_serving_requests_total", labels)
-        return error_response(413, "payload_too_large", str(exc.detail))
-    return error_response(status, "http_error", str(exc.detail))
+        return protocol_error(path, 413, "payload_too_large", str(exc.detail))
+    return protocol_error(path, status, "http_error", str(exc.detail))
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from starlette.exceptions import HTTPException
 
-from airflow_mlops.serving.responses import error_response
+from airflow_mlops.serving.responses import protocol_error
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,7 +25,7 @@ class BodyLimitMiddleware:
             return
         refused = self._refuse_by_length(scope)
         if refused is not None:
-            await error_response(*refused)(scope, receive, send)
+            await protocol_error(scope["path"], *refused)(scope, receive, send)
             return
         received = 0
         limit = self.max_bytes

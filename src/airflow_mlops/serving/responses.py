@@ -59,6 +59,43 @@ def error_response(
     return json_response(payload, status, headers)
 
 
+# MLflow's error codes (``mlflow.protos.databricks_pb2``) for our statuses: a client of
+# ``mlflow models serve`` reads ``{"error_code", "message"}``
+_MLFLOW_CODES = {
+    400: "MALFORMED_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "ENDPOINT_NOT_FOUND",
+    409: "INVALID_STATE",
+    422: "INVALID_PARAMETER_VALUE",
+    503: "TEMPORARILY_UNAVAILABLE",
+}
+
+
+def mlflow_error(status: int, detail: str, errors: list[FieldError] | None = None) -> Response:
+    """An error in MLflow's scoring-server shape, ``{"error_code", "message"}`` (plus our field errors)."""
+    payload: dict[str, Any] = {"error_code": _MLFLOW_CODES.get(status, "BAD_REQUEST"), "message": detail}
+    if status >= 500:
+        payload["error_code"] = "INTERNAL_ERROR"
+    if errors:
+        payload["errors"] = [e.as_dict() for e in errors[:100]]
+    return json_response(payload, status)
+
+
+def v2_error(status: int, detail: str) -> Response:
+    """An error in the Open Inference Protocol's shape, ``{"error": message}``."""
+    return json_response({"error": detail}, status)
+
+
+def protocol_error(path: str, status: int, error: str, detail: str) -> Response:
+    """An error for ``path`` in the shape of the protocol served there (404, 405, 413 and the like)."""
+    if path == "/invocations" or path == "/ping":
+        return mlflow_error(status, detail)
+    if path == "/v2" or path.startswith("/v2/"):
+        return v2_error(status, detail)
+    return error_response(status, error, detail)
+
+
 def rejection(err: RequestError) -> Response:
     """The response for a refused request."""
     return error_response(err.status, err.error, err.detail, err.errors, **err.extra)

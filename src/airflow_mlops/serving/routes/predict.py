@@ -48,7 +48,7 @@ def new_request_id() -> str:
     return f"{time.time_ns():016x}{random.getrandbits(40):010x}"
 
 
-def _not_ready(runtime: ServingRuntime) -> RequestError:
+def not_ready(runtime: ServingRuntime) -> RequestError:
     return RequestError(503, "not_ready", f"no model loaded yet: {runtime.registry_status['error'] or 'loading'}")
 
 
@@ -76,16 +76,16 @@ class PredictRoutes:
             key = parsed.key or headers.get("x-request-key")
             models = rt.models
             if models is None:
-                raise _not_ready(rt)
+                raise not_ready(rt)
             forced = headers.get("x-mlops-arm")
-            arm = self._forced_arm(request, forced, models) if forced is not None else None
+            arm = self.forced_arm(request, forced, models) if forced is not None else None
         except RequestError as err:
             return self._refuse("predict", "none", started, err)
         if arm is None:
             arm = rt.router.arm(key or request_id, models.challenger is not None)
         model = models.challenger if arm == CHALLENGER and models.challenger is not None else models.champion
         errors: list[FieldError] = []
-        row = self._validate(models, model, arm, forced is not None, parsed.features, errors)
+        row = self.validate_row(models, model, arm, forced is not None, parsed.features, ("features",), errors)
         if row is None:
             detail = f"invalid features: {summarize(errors)}"
             invalid = RequestError(422, "invalid_features", detail, errors, {"request_id": request_id})
@@ -107,7 +107,7 @@ class PredictRoutes:
             rt.shadow_submit(request_id, key, parsed.features, text)
         return response
 
-    def _forced_arm(self, request: Request, forced: str, models: ModelSet) -> str:
+    def forced_arm(self, request: Request, forced: str, models: ModelSet) -> str:
         """The arm the admin asked for in ``X-Mlops-Arm``."""
         authorize(self.rt, request)
         if forced not in (CHAMPION, CHALLENGER):
@@ -118,13 +118,20 @@ class PredictRoutes:
             raise RequestError(409, "no_challenger", "X-Mlops-Arm: challenger, but no challenger is loaded")
         return forced
 
-    def _validate(
-        self, models: ModelSet, model: LoadedModel, arm: str, forced: bool, features: Any, errors: list[FieldError]
+    def validate_row(
+        self,
+        models: ModelSet,
+        model: LoadedModel,
+        arm: str,
+        forced: bool,
+        features: Any,
+        loc: tuple[str | int, ...],
+        errors: list[FieldError],
     ) -> list[Any] | None:
         """The row for ``model``: a forced arm is checked against its own schema, else every active arm's."""
         if forced:
-            return model.schema.validate(features, ("features",), errors)
-        rows = self.rt.arm_inputs(models).validate(features, ("features",), errors)
+            return model.schema.validate(features, loc, errors)
+        rows = self.rt.arm_inputs(models).validate(features, loc, errors)
         return None if rows is None else rows[arm]
 
     def _log_single(
@@ -172,7 +179,7 @@ class PredictRoutes:
             batch_id = batch.request_id or request.headers.get("x-request-id") or new_request_id()
             models = rt.models
             if models is None:
-                raise _not_ready(rt)
+                raise not_ready(rt)
             plan, groups = self._plan(models, batch.rows, batch_id)
         except RequestError as err:
             return self._refuse("predict_batch", "none", started, err)
