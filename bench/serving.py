@@ -475,9 +475,9 @@ CONFIGS = {
     "ab_nolog": "ours: A/B 50%, no log",
     "log": "ours: champion only + Postgres log",
     "ab_base": "baseline: A/B 50% + Postgres log",
-    "floor": "floor: Starlette constant answer",
-    "tutorial": "FastAPI tutorial (pydantic, DataFrame)",
-    "mlserver": "MLServer + mlserver-sklearn (v2)",
+    "floor": "floor: Starlette, constant answer",
+    "tutorial": "FastAPI tutorial server",
+    "mlserver": "MLServer + mlserver-sklearn",
 }
 
 
@@ -745,6 +745,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"floor_ratio: {plain['rps'] / floor_run['rps']:.3f} (target >= 0.8; per round {spread(per_round)})")
         per_round = [a["rps"] / f["rps"] for a, f in zip(runs["ab"], runs["floor"], strict=True)]
         print(f"ab_floor_ratio: {ab['rps'] / floor_run['rps']:.3f} (target >= 0.7; per round {spread(per_round)})")
+        # on a machine shared with other load, the server's own CPU per request is the steadier
+        # measure: the req/s ratio the server would reach if its event loop were the bottleneck
+        print(
+            f"floor_cpu_ratio: {floor_run['cpu_us'] / plain['cpu_us']:.3f} plain, "
+            f"{floor_run['cpu_us'] / own(ab):.3f} A/B + log (server CPU per request: floor "
+            f"{floor_run['cpu_us']:.1f} us, plain {plain['cpu_us']:.1f} us, A/B + log {own(ab):.1f} us, no writer)"
+        )
         print(
             "p99 vs floor ("
             + f"{floor_run['p99_ms']:.2f} ms): "
