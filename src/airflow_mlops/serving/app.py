@@ -25,8 +25,9 @@ import logging
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 
 from airflow_mlops.serving.body_limit import BodyLimitMiddleware
 from airflow_mlops.serving.responses import error_response, protocol_error
@@ -44,30 +45,27 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def create_app(config: ServingConfig, runtime: ServingRuntime | None = None) -> FastAPI:
+def create_app(config: ServingConfig, runtime: ServingRuntime | None = None) -> Starlette:
     """The ASGI app for ``config``; ``app.state.runtime`` holds the :class:`ServingRuntime`."""
     rt = runtime or ServingRuntime(config)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await rt.start()
         try:
             yield
         finally:
             await rt.stop()
 
-    app = FastAPI(
-        title=f"airflow-mlops model server: {config.model_name}",
+    # plain Starlette: FastAPI's extra per-request layer (an AsyncExitStack for dependencies)
+    # served nothing here, since every route is a plain Starlette endpoint
+    app = Starlette(
+        routes=routes(rt),
+        middleware=[Middleware(BodyLimitMiddleware, max_bytes=config.body_limit)],
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
     )
     app.state.runtime = rt
-    app.add_middleware(BodyLimitMiddleware, max_bytes=config.body_limit)
-    app.router.routes.extend(routes(rt))
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(Exception, _server_error)
     return app
 
 

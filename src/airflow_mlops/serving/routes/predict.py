@@ -68,9 +68,51 @@ class PredictRoutes:
         """One prediction, from the arm the router (or the admin's ``X-Mlops-Arm``) picks."""
         rt = self.rt
         started = time.perf_counter()
+        raw = await request.body()
+        headers = request.headers
+        models = rt.models
+        # the common case: a valid body, arms of one signature, no forced arm, no shadow scoring
+        fast = None
+        if models is not None and not rt.router.shadow and "x-mlops-arm" not in headers:
+            decoder = rt.arm_inputs(models).fast
+            fast = decoder.decode(raw) if decoder is not None else None
+        if fast is not None and models is not None:
+            row, request_id, key = fast
+            request_id = request_id or headers.get("x-request-id") or new_request_id()
+            key = key or headers.get("x-request-key")
+            arm = rt.router.arm(key or request_id, models.challenger is not None)
+            model = models.challenger if arm == CHALLENGER and models.challenger is not None else models.champion
+            text, features = raw.decode(), None
+        else:
+            checked = self._checked(request, raw, started)
+            if not isinstance(checked, tuple):
+                return checked
+            models, model, arm, row, request_id, key, text, features = checked
+        try:
+            outputs = await rt.score(model, [row])
+        except Exception as err:
+            log.exception("model %s v%s failed", model.name, model.version)
+            rt.observe_request("predict", arm, 500, started)
+            detail = f"model {model.name} v{model.version} failed: {type(err).__name__}: {err}"
+            return error_response(500, "model_error", detail)
+        latency_ms = rt.observe_request("predict", arm, 200, started)
+        rt.metrics.inc("mlops_serving_predictions_total", (("arm", arm),))
+        payload: dict[str, Any] = {"request_id": request_id, "model": model.name, "latency_ms": round(latency_ms, 3)}
+        payload.update(answer(model.version, arm, *outputs[0]))
+        response = json_response(payload)
+        self._log_single(request_id, key, model, arm, outputs[0][2], latency_ms, text, response)
+        if rt.router.shadow and models.challenger is not None:
+            rt.shadow_submit(request_id, key, features, text)
+        return response
+
+    def _checked(
+        self, request: Request, raw: bytes, started: float
+    ) -> Response | tuple[ModelSet, LoadedModel, str, list[Any], str, str | None, str, Any]:
+        """Parse, route and validate in Python, naming every problem: the refusal, or what to score."""
+        rt = self.rt
         headers = request.headers
         try:
-            text, body = parse_json(await request.body())
+            text, body = parse_json(raw)
             parsed = parse_predict(body)
             request_id = parsed.request_id or headers.get("x-request-id") or new_request_id()
             key = parsed.key or headers.get("x-request-key")
@@ -90,22 +132,7 @@ class PredictRoutes:
             detail = f"invalid features: {summarize(errors)}"
             invalid = RequestError(422, "invalid_features", detail, errors, {"request_id": request_id})
             return self._refuse("predict", arm, started, invalid)
-        try:
-            outputs = await rt.score(model, [row])
-        except Exception as err:
-            log.exception("model %s v%s failed", model.name, model.version)
-            rt.observe_request("predict", arm, 500, started)
-            detail = f"model {model.name} v{model.version} failed: {type(err).__name__}: {err}"
-            return error_response(500, "model_error", detail)
-        latency_ms = rt.observe_request("predict", arm, 200, started)
-        rt.metrics.inc("mlops_serving_predictions_total", (("arm", arm),))
-        payload: dict[str, Any] = {"request_id": request_id, "model": model.name, "latency_ms": round(latency_ms, 3)}
-        payload.update(answer(model.version, arm, *outputs[0]))
-        response = json_response(payload)
-        self._log_single(request_id, key, model, arm, outputs[0][2], latency_ms, text, response)
-        if rt.router.shadow and models.challenger is not None:
-            rt.shadow_submit(request_id, key, parsed.features, text)
-        return response
+        return models, model, arm, row, request_id, key, text, parsed.features
 
     def forced_arm(self, request: Request, forced: str, models: ModelSet) -> str:
         """The arm the admin asked for in ``X-Mlops-Arm``."""
