@@ -21,7 +21,7 @@ from airflow_mlops.serving.request_parsers import (
     parse_json,
     parse_predict,
 )
-from airflow_mlops.serving.responses import answer, error_response, json_response, rejection
+from airflow_mlops.serving.responses import answer, error_response, json_response, prediction_response, rejection
 from airflow_mlops.serving.routes.admin import authorize
 from airflow_mlops.serving.routing import CHALLENGER, CHAMPION
 from airflow_mlops.serving.schema import FieldError, summarize
@@ -97,9 +97,7 @@ class PredictRoutes:
             return error_response(500, "model_error", detail)
         latency_ms = rt.observe_request("predict", arm, 200, started)
         rt.metrics.inc("mlops_serving_predictions_total", (("arm", arm),))
-        payload: dict[str, Any] = {"request_id": request_id, "model": model.name, "latency_ms": round(latency_ms, 3)}
-        payload.update(answer(model.version, arm, *outputs[0]))
-        response = json_response(payload)
+        response = prediction_response(request_id, model.name, round(latency_ms, 3), model.version, arm, outputs[0])
         self._log_single(request_id, key, model, arm, outputs[0][2], latency_ms, text, response)
         if rt.router.shadow and models.challenger is not None:
             rt.shadow_submit(request_id, key, features, text)
