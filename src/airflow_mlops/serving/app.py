@@ -11,6 +11,8 @@ Endpoints
 ``GET  /metrics``          Prometheus text format
 ``POST /admin/reload``     re-read the aliases now (bearer token)
 ``POST /admin/traffic``    ``{"challenger_share": x, "shadow"?: bool}`` (bearer token)
+``POST /invocations``      MLflow's scoring protocol (:mod:`~airflow_mlops.serving.routes.invocations`)
+``/v2/...``                the Open Inference Protocol v2 (:mod:`~airflow_mlops.serving.routes.v2`)
 
 The pieces: :mod:`~airflow_mlops.serving.runtime` (models, log writer, metrics),
 :mod:`~airflow_mlops.serving.request_parsers` (bodies to values or a 4xx),
