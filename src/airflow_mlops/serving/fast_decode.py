@@ -77,6 +77,7 @@ class SingleDecoder:
         )
         self._decoder = msgspec.json.Decoder(body)
         self._width = len(schema.columns)
+        self._in_order = self._order == list(range(self._width))  # no optional column before a required one
 
     def decode(self, body: bytes) -> tuple[list[Any], str | None, str | None] | None:
         """``(row, request_id, key)`` for a valid body, else None (the Python path decides)."""
@@ -92,12 +93,15 @@ class SingleDecoder:
 
     def _row(self, values: tuple[Any, ...]) -> list[Any] | None:
         """The row in signature order, or None if a string holds NUL or a required untyped column is null."""
-        row: list[Any] = [None] * self._width
-        for slot, value in zip(self._order, values, strict=True):
-            row[slot] = value
-        if any(row[i] is not None and "\x00" in row[i] for i in self._strings):
+        if self._in_order:
+            row = list(values)
+        else:
+            row = [None] * self._width
+            for slot, value in zip(self._order, values, strict=True):
+                row[slot] = value
+        if self._strings and any(row[i] is not None and "\x00" in row[i] for i in self._strings):
             return None
-        if any(row[i] is None for i in self._required_any):
+        if self._required_any and any(row[i] is None for i in self._required_any):
             return None
         for i, default in self._missing:
             if row[i] is None:
