@@ -34,6 +34,23 @@ The last three lines are the targets of the Level 3 issue::
 
 The ratios use our full configuration (A/B split and logging on), the harder case.
 
+Three more servers join the alternating rounds (``--no-peers`` leaves them out):
+
+* the floor (``bench/floor_app.py``): a Starlette app on our uvicorn settings that reads the body
+  and answers a constant; nothing above it is parsing, validation, routing, scoring or logging;
+* the FastAPI tutorial server a user would write (``bench/tutorial_app.py``): pydantic body ->
+  one-row DataFrame -> ``predict_proba``;
+* Seldon's MLServer with ``mlserver-sklearn`` on the same fitted model
+  (``bench/mlserver_peer.py``; installed by the benchmark with ``uv`` into a throw-away venv under
+  its work folder, or ``--mlserver-venv``), driven with v2 bodies (one FP64 tensor per column).
+
+and the lines of the serving-near-the-floor issue::
+
+    floor_ratio: X (target >= 0.8)          ours (champion only) req/s / floor req/s
+    ab_floor_ratio: X (target >= 0.7)       ours (A/B + log) req/s / floor req/s
+    p99 vs floor: ...                       each server's p99 / the floor's (target <= 2 for ours)
+    mlserver_ratio: X (target >= 2)         ours (A/B + log) req/s / MLServer req/s, and both p99s
+
 Run from the repository root (about 3 minutes; 5 with ``--diagnose``)::
 
     .venv/bin/python bench/serving.py
@@ -58,6 +75,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+import mlserver_peer  # bench/ is on sys.path when this file is run
 
 BIN = Path(sys.executable).parent
 N_FEATURES = 30
@@ -458,6 +477,9 @@ CONFIGS = {
     "ab_base": "baseline: A/B 50% + Postgres log",
     "log_spool": "ours: champion + durable log (spool)",
     "log_memory": "ours: champion + in-memory log",
+    "floor": "floor: Starlette, constant answer",
+    "tutorial": "FastAPI tutorial server",
+    "mlserver": "MLServer + mlserver-sklearn",
 }
 
 
@@ -489,6 +511,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also run the log durable (spool) and in memory: prints durable_log_overhead",
     )
+    parser.add_argument("--no-peers", action="store_true", help="leave out the floor, tutorial and MLServer")
+    parser.add_argument("--no-mlserver", action="store_true", help="leave out MLServer (no install)")
+    parser.add_argument("--mlserver-venv", type=Path, help="a venv that already has mlserver and mlserver-sklearn")
     parser.add_argument("--keep-table", action="store_true", help="keep the prediction log table afterwards")
     parser.add_argument("--loadgen", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -514,6 +539,8 @@ def main(argv: list[str] | None = None) -> int:
         names.append("ab_base")
     if args.durability:
         names += ["log_spool", "log_memory"]
+    if not args.no_peers:
+        names += ["floor", "tutorial"] + ([] if args.no_mlserver else ["mlserver"])
     procs: dict[str, subprocess.Popen[bytes]] = {}
     table = f"bench_log_{uuid.uuid4().hex[:8]}"
     tables = [table, f"{table}_l", f"{table}_b", f"{table}_s", f"{table}_m"]
@@ -531,6 +558,14 @@ def main(argv: list[str] | None = None) -> int:
         )
 
         ports = {name: free_port() for name in ["mlflow", *names]}
+        v2_bodies = root / "v2.jsonl"
+        v2_bodies.write_text(
+            "\n".join(
+                json.dumps(mlserver_peer.v2_body(list(frame.columns), [float(v) for v in row]))
+                for row in frame.head(2000).itertuples(index=False)
+            )
+            + "\n"
+        )
         base = [str(BIN / "airflow-mlops"), "serve", "--model", MODEL, "--tracking-uri", uri, "--poll-seconds", "0"]
         commands = {
             "mlflow": [
@@ -564,7 +599,21 @@ def main(argv: list[str] | None = None) -> int:
                 str(args.baseline / "airflow-mlops"), *base[1:], "--challenger-share", "0.5",
                 "--postgres-dsn", args.postgres_dsn, "--log-table", tables[2],
             ]  # fmt: skip
+        here = Path(__file__).parent
+        commands["floor"] = [sys.executable, str(here / "floor_app.py")]
+        commands["tutorial"] = [sys.executable, str(here / "tutorial_app.py"), "--model", MODEL]
+        if "mlserver" in names:
+            t1 = time.perf_counter()
+            commands["mlserver"] = mlserver_peer.prepare(
+                root, model, MODEL, ports["mlserver"], free_port(), args.mlserver_venv
+            )
+            print(
+                f"setup: MLServer {mlserver_peer.version(commands['mlserver'])} ready to start in "
+                f"{time.perf_counter() - t1:.1f}s ({'given venv' if args.mlserver_venv else 'installed with uv'})"
+            )
         for name in names:
+            if name == "mlserver":
+                continue
             commands[name] += ["--port", str(ports[name])]
             if "--postgres-dsn" in commands[name]:
                 commands[name] += ["--feedback-table", f"{table}_fb"]
@@ -572,10 +621,14 @@ def main(argv: list[str] | None = None) -> int:
                     commands[name] += ["--log-spool-dir", str(root / f"spool-{name}")]
 
         def url_of(name: str) -> str:
-            return f"http://127.0.0.1:{ports[name]}/" + ("invocations" if name == "mlflow" else "predict")
+            paths = {"mlflow": "invocations", "mlserver": f"v2/models/{MODEL}/infer"}
+            return f"http://127.0.0.1:{ports[name]}/" + paths.get(name, "predict")
+
+        def bodies_of(name: str) -> Path:
+            return {"mlflow": mlflow_bodies, "mlserver": v2_bodies}.get(name, ours_bodies)
 
         def measure(name: str, duration: float) -> dict[str, float]:
-            bodies, proc = (mlflow_bodies if name == "mlflow" else ours_bodies), procs[name]
+            bodies, proc = bodies_of(name), procs[name]
             own0, cpu0 = _cpu_seconds(proc.pid), process_tree_cpu(proc.pid)
             backends = postgres_backends(args.postgres_dsn, proc.pid) if name != "mlflow" else set()
             pg0, (busy0, total0) = postgres_cpu(backends), machine_busy()
@@ -611,9 +664,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             procs[name] = spawn(commands[name], root / f"{name}.log", env)
         for name in names:
-            wait_http(f"http://127.0.0.1:{ports[name]}/ready", procs[name], root / f"{name}.log")
+            ready = "v2/health/ready" if name == "mlserver" else "ready"
+            wait_http(f"http://127.0.0.1:{ports[name]}/{ready}", procs[name], root / f"{name}.log", 300)
         for name in names:
-            drive(url_of(name), ours_bodies, args.connections, args.warmup, root, wrk)
+            drive(url_of(name), bodies_of(name), args.connections, args.warmup, root, wrk)
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
         for i in range(args.rounds):
             for name in names if i % 2 == 0 else names[::-1]:
@@ -712,6 +766,32 @@ def main(argv: list[str] | None = None) -> int:
             f"{1 - spool['rps'] / plain['rps']:.3f} vs no log (req/s {spool['rps']:.0f} durable, "
             f"{memory['rps']:.0f} in memory, {plain['rps']:.0f} no log; p99 {spool['p99_ms']:.2f} / "
             f"{memory['p99_ms']:.2f} / {plain['p99_ms']:.2f} ms; target <= 0.10 for durable by default)"
+        )
+    if "floor" in med:
+        floor_run = med["floor"]
+        per_round = [p["rps"] / f["rps"] for p, f in zip(runs["plain"], runs["floor"], strict=True)]
+        print(f"floor_ratio: {plain['rps'] / floor_run['rps']:.3f} (target >= 0.8; per round {spread(per_round)})")
+        per_round = [a["rps"] / f["rps"] for a, f in zip(runs["ab"], runs["floor"], strict=True)]
+        print(f"ab_floor_ratio: {ab['rps'] / floor_run['rps']:.3f} (target >= 0.7; per round {spread(per_round)})")
+        # on a machine shared with other load, the server's own CPU per request is the steadier
+        # measure: the req/s ratio the server would reach if its event loop were the bottleneck
+        print(
+            f"floor_cpu_ratio: {floor_run['cpu_us'] / plain['cpu_us']:.3f} plain, "
+            f"{floor_run['cpu_us'] / own(ab):.3f} A/B + log (server CPU per request: floor "
+            f"{floor_run['cpu_us']:.1f} us, plain {plain['cpu_us']:.1f} us, A/B + log {own(ab):.1f} us, no writer)"
+        )
+        print(
+            "p99 vs floor ("
+            + f"{floor_run['p99_ms']:.2f} ms): "
+            + ", ".join(f"{name} {med[name]['p99_ms'] / floor_run['p99_ms']:.2f}x" for name in names if name != "floor")
+            + " (target for ours <= 2)"
+        )
+    if "mlserver" in med:
+        theirs = med["mlserver"]
+        per_round = [a["rps"] / m["rps"] for a, m in zip(runs["ab"], runs["mlserver"], strict=True)]
+        print(
+            f"mlserver_ratio: {ab['rps'] / theirs['rps']:.2f} (target >= 2; per round {spread(per_round)}); "
+            f"p99 ours (A/B + log) {ab['p99_ms']:.2f} ms, MLServer {theirs['p99_ms']:.2f} ms"
         )
     return 0
 

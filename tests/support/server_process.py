@@ -18,9 +18,9 @@ TOKEN = "e2e-admin-token"
 
 
 class Server(ServerProcess):
-    """The real ``airflow-mlops serve`` process for model ``churn``, logging into ``tables``."""
+    """The real ``airflow-mlops serve`` process for ``model`` (``churn``), logging into ``tables``."""
 
-    def __init__(self, tracking_uri: str, tables: tuple[str, str], workdir: Path) -> None:
+    def __init__(self, tracking_uri: str, tables: tuple[str, str], workdir: Path, model: str = "churn") -> None:
         super().__init__(
-            model="churn", tracking_uri=tracking_uri, postgres_dsn=PG_DSN, workdir=workdir, token=TOKEN, tables=tables
+            model=model, tracking_uri=tracking_uri, postgres_dsn=PG_DSN, workdir=workdir, token=TOKEN, tables=tables
         )

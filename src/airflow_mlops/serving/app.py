@@ -11,6 +11,8 @@ Endpoints
 ``GET  /metrics``          Prometheus text format
 ``POST /admin/reload``     re-read the aliases now (bearer token)
 ``POST /admin/traffic``    ``{"challenger_share": x, "shadow"?: bool}`` (bearer token)
+``POST /invocations``      MLflow's scoring protocol (:mod:`~airflow_mlops.serving.routes.invocations`)
+``/v2/...``                the Open Inference Protocol v2 (:mod:`~airflow_mlops.serving.routes.v2`)
 
 The pieces: :mod:`~airflow_mlops.serving.runtime` (models, log writer, metrics),
 :mod:`~airflow_mlops.serving.request_parsers` (bodies to values or a 4xx),
@@ -25,11 +27,12 @@ import logging
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 
 from airflow_mlops.serving.body_limit import BodyLimitMiddleware
-from airflow_mlops.serving.responses import error_response
+from airflow_mlops.serving.responses import error_response, protocol_error
 from airflow_mlops.serving.routes import ENDPOINTS, routes
 from airflow_mlops.serving.runtime import ServingRuntime
 
@@ -44,48 +47,45 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def create_app(config: ServingConfig, runtime: ServingRuntime | None = None) -> FastAPI:
+def create_app(config: ServingConfig, runtime: ServingRuntime | None = None) -> Starlette:
     """The ASGI app for ``config``; ``app.state.runtime`` holds the :class:`ServingRuntime`."""
     rt = runtime or ServingRuntime(config)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await rt.start()
         try:
             yield
         finally:
             await rt.stop()
 
-    app = FastAPI(
-        title=f"airflow-mlops model server: {config.model_name}",
+    # plain Starlette: FastAPI's extra per-request layer (an AsyncExitStack for dependencies)
+    # served nothing here, since every route is a plain Starlette endpoint
+    app = Starlette(
+        routes=routes(rt),
+        middleware=[Middleware(BodyLimitMiddleware, max_bytes=config.body_limit)],
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
     )
     app.state.runtime = rt
-    app.add_middleware(BodyLimitMiddleware, max_bytes=config.body_limit)
-    app.router.routes.extend(routes(rt))
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(Exception, _server_error)
     return app
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     """404, 405 and 413 (a body that outgrew the limit while streaming) as JSON errors."""
     assert isinstance(exc, HTTPException)
-    status = exc.status_code
+    status, path = exc.status_code, request.url.path
     if status == 404:
-        detail = f"no route {request.method} {request.url.path}; endpoints: {', '.join(ENDPOINTS)}"
-        return error_response(404, "not_found", detail)
+        detail = f"no route {request.method} {path}; endpoints: {', '.join(ENDPOINTS)}"
+        return protocol_error(path, 404, "not_found", detail)
     if status == 405:
-        return error_response(405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}")
+        return protocol_error(path, 405, "method_not_allowed", f"{request.method} is not allowed on {path}")
     if status == 413:
         runtime: ServingRuntime = request.app.state.runtime
         labels = (("endpoint", "any"), ("arm", "none"), ("status", "413"))
         runtime.metrics.inc("mlops_serving_requests_total", labels)
-        return error_response(413, "payload_too_large", str(exc.detail))
-    return error_response(status, "http_error", str(exc.detail))
+        return protocol_error(path, 413, "payload_too_large", str(exc.detail))
+    return protocol_error(path, status, "http_error", str(exc.detail))
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:

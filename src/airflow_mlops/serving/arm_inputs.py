@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.serving.fast_decode import SingleDecoder
 from airflow_mlops.serving.routing import CHALLENGER, CHAMPION
 from airflow_mlops.serving.schema import FieldError
 
@@ -31,6 +32,7 @@ class ArmInputs:
     arms: tuple[tuple[str, LoadedModel], ...]
     accepted: frozenset[str]
     shared: bool  # every active arm has the same signature: one validation serves all
+    fast: SingleDecoder | None = None  # decodes and validates a valid /predict body in C when shared
 
     @classmethod
     def of(cls, models: ModelSet, challenger_active: bool) -> ArmInputs:
@@ -43,7 +45,7 @@ class ArmInputs:
         shared = len(accepted) == len(models.champion.schema.names) and all(
             model.schema == models.champion.schema for _, model in arms
         )
-        return cls(tuple(arms), frozenset(accepted), shared)
+        return cls(tuple(arms), frozenset(accepted), shared, SingleDecoder(models.champion.schema) if shared else None)
 
     def validate(
         self, features: Any, loc: tuple[str | int, ...], errors: list[FieldError]

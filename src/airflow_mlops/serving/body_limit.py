@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from starlette.exceptions import HTTPException
 
-from airflow_mlops.serving.responses import error_response
+from airflow_mlops.serving.responses import protocol_error
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,9 +23,12 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        refused = self._refuse_by_length(scope)
+        declared, refused = self._check_length(scope)
         if refused is not None:
-            await error_response(*refused)(scope, receive, send)
+            await protocol_error(scope["path"], *refused)(scope, receive, send)
+            return
+        if declared:  # the HTTP server delivers no more than a valid Content-Length: nothing to count
+            await self.app(scope, receive, send)
             return
         received = 0
         limit = self.max_bytes
@@ -41,16 +44,20 @@ class BodyLimitMiddleware:
 
         await self.app(scope, limited_receive, send)
 
-    def _refuse_by_length(self, scope: Scope) -> tuple[int, str, str] | None:
-        """``(status, error, detail)`` if the Content-Length header is invalid or over the limit."""
+    def _check_length(self, scope: Scope) -> tuple[bool, tuple[int, str, str] | None]:
+        """``(declared, refusal)``: a valid Content-Length within the limit came; the refusal if not.
+
+        The refusal is ``(status, error, detail)`` for an invalid header or one over the limit;
+        without the header (a chunked body) it is ``(False, None)`` and the body is counted.
+        """
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
                     length = int(value)
                 except ValueError:
-                    return 400, "bad_request", "invalid Content-Length header"
+                    return False, (400, "bad_request", "invalid Content-Length header")
                 if length > self.max_bytes:
                     detail = f"request body of {length} bytes exceeds the limit of {self.max_bytes} bytes"
-                    return 413, "payload_too_large", detail
-                return None
-        return None
+                    return False, (413, "payload_too_large", detail)
+                return length >= 0, None
+        return False, None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from json.encoder import encode_basestring_ascii as _string
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
@@ -21,6 +23,68 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
     except ValueError:  # NaN/inf from a model: JSON has no such numbers
         body = json.dumps(_finite(payload), separators=(",", ":"))
     return Response(body, status_code=status, headers=headers, media_type="application/json")
+
+
+class EncodedJson(Response):
+    """A 200 response of JSON bytes already encoded: only the length header is made per request."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes) -> None:
+        self.status_code = 200
+        self.body = body
+        self.background = None
+        self.raw_headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+
+
+def _scalar(value: Any) -> str | None:
+    """JSON of a prediction or score that needs no encoder (a string, bool, int or finite float), else None."""
+    kind = type(value)
+    if kind is str:
+        return str(_string(value))
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int or (kind is float and math.isfinite(value)):
+        return repr(value)
+    return None
+
+
+def _probabilities(probability: dict[Any, Any]) -> str | None:
+    parts = []
+    for key, p in probability.items():
+        if type(key) is not str or type(p) is not float or not math.isfinite(p):
+            return None
+        parts.append(f"{_string(key)}:{p!r}")
+    return "{" + ",".join(parts) + "}"
+
+
+def prediction_response(
+    request_id: str, model: str, latency_ms: float, version: str, arm: str, outputs: tuple[Any, Any, Any]
+) -> Response:
+    """The ``/predict`` answer, formatted directly: no dict, half the encoder's time.
+
+    The bytes are those :func:`json_response` makes of ``{"request_id", "model", "latency_ms",
+    **answer(...)}``; a value that needs the encoder (NaN, numpy) takes :func:`json_response`.
+    """
+    prediction, probability, score = outputs
+    predicted = _scalar(prediction)
+    text: str | None = None
+    if predicted is not None and math.isfinite(latency_ms):
+        text = (
+            f'{{"request_id":{_string(request_id)},"model":{_string(model)},"latency_ms":{latency_ms!r},'
+            f'"version":{_string(version)},"arm":{_string(arm)},"prediction":{predicted}'
+        )
+    if text is not None and probability is not None:
+        if score is not None:
+            score_text = _scalar(score)
+            text = None if score_text is None else f'{text},"score":{score_text}'
+        probabilities = _probabilities(probability)
+        text = None if text is None or probabilities is None else f'{text},"probability":{probabilities}'
+    if text is None:
+        payload: dict[str, Any] = {"request_id": request_id, "model": model, "latency_ms": latency_ms}
+        payload.update(answer(version, arm, prediction, probability, score))
+        return json_response(payload)
+    return EncodedJson(f"{text}}}".encode())
 
 
 def _finite(value: Any) -> Any:
@@ -57,6 +121,43 @@ def error_response(
     payload.update(extra)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return json_response(payload, status, headers)
+
+
+# MLflow's error codes (``mlflow.protos.databricks_pb2``) for our statuses: a client of
+# ``mlflow models serve`` reads ``{"error_code", "message"}``
+_MLFLOW_CODES = {
+    400: "MALFORMED_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "ENDPOINT_NOT_FOUND",
+    409: "INVALID_STATE",
+    422: "INVALID_PARAMETER_VALUE",
+    503: "TEMPORARILY_UNAVAILABLE",
+}
+
+
+def mlflow_error(status: int, detail: str, errors: list[FieldError] | None = None) -> Response:
+    """An error in MLflow's scoring-server shape, ``{"error_code", "message"}`` (plus our field errors)."""
+    payload: dict[str, Any] = {"error_code": _MLFLOW_CODES.get(status, "BAD_REQUEST"), "message": detail}
+    if status >= 500:
+        payload["error_code"] = "INTERNAL_ERROR"
+    if errors:
+        payload["errors"] = [e.as_dict() for e in errors[:100]]
+    return json_response(payload, status)
+
+
+def v2_error(status: int, detail: str) -> Response:
+    """An error in the Open Inference Protocol's shape, ``{"error": message}``."""
+    return json_response({"error": detail}, status)
+
+
+def protocol_error(path: str, status: int, error: str, detail: str) -> Response:
+    """An error for ``path`` in the shape of the protocol served there (404, 405, 413 and the like)."""
+    if path == "/invocations" or path == "/ping":
+        return mlflow_error(status, detail)
+    if path == "/v2" or path.startswith("/v2/"):
+        return v2_error(status, detail)
+    return error_response(status, error, detail)
 
 
 def rejection(err: RequestError) -> Response:

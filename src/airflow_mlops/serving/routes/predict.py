@@ -11,20 +11,20 @@ from __future__ import annotations
 import logging
 import random
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.serving.durable_log import DurableLogWriter, SpoolFull
 from airflow_mlops.serving.request_ids import repeated_ids
 from airflow_mlops.serving.request_parsers import (
     BatchRow,
-    PredictRequest,
     RequestError,
     parse_batch,
     parse_batch_row,
     parse_json,
     parse_predict,
 )
-from airflow_mlops.serving.responses import answer, error_response, json_response, rejection
+from airflow_mlops.serving.responses import answer, error_response, json_response, prediction_response, rejection
 from airflow_mlops.serving.routes.admin import authorize
 from airflow_mlops.serving.routing import CHALLENGER, CHAMPION
 from airflow_mlops.serving.schema import FieldError, summarize
@@ -53,7 +53,7 @@ def new_request_id() -> str:
     return f"{time.time_ns():016x}{random.getrandbits(40):010x}"
 
 
-def _not_ready(runtime: ServingRuntime) -> RequestError:
+def not_ready(runtime: ServingRuntime) -> RequestError:
     return RequestError(503, "not_ready", f"no model loaded yet: {runtime.registry_status['error'] or 'loading'}")
 
 
@@ -72,6 +72,21 @@ def log_failed(err: OSError) -> RequestError:
     return RequestError(503, "log_unavailable", f"{err}; the prediction was not answered, retry it")
 
 
+@dataclass(slots=True)
+class Routed:
+    """A validated ``/predict`` request: the arm and model that will score it, and its identity."""
+
+    models: ModelSet
+    model: LoadedModel
+    arm: str
+    row: list[Any]
+    request_id: str
+    given: str | None  # the client's request id, claimed against repeats; None when the server made one
+    key: str | None
+    text: str  # the request body, logged as the client sent it
+    features: Any  # the parsed features (None from the fast decoder), for shadow scoring
+
+
 class PredictRoutes:
     """Single and batch predictions."""
 
@@ -88,52 +103,42 @@ class PredictRoutes:
         """One prediction, from the arm the router (or the admin's ``X-Mlops-Arm``) picks."""
         rt = self.rt
         started = time.perf_counter()
+        raw = await request.body()
         headers = request.headers
-        try:
-            text, body = parse_json(await request.body())
-            parsed = parse_predict(body)
-            given = parsed.request_id or headers.get("x-request-id")
-            key = parsed.key or headers.get("x-request-key")
-            models = rt.models
-            if models is None:
-                raise _not_ready(rt)
-            forced = headers.get("x-mlops-arm")
-            arm = self._forced_arm(request, forced, models) if forced is not None else None
-            if given is not None and not rt.recent_ids.claim(given):
-                raise repeated_ids([given])
-        except RequestError as err:
-            return self._refuse("predict", "none", started, err)
-        request_id = given or new_request_id()
-        response = await self._predict(models, parsed, text, (request_id, key), arm, forced is not None, started)
+        models = rt.models
+        # the common case: a valid body, arms of one signature, no forced arm, no shadow scoring
+        fast = None
+        if models is not None and not rt.router.shadow and "x-mlops-arm" not in headers:
+            decoder = rt.arm_inputs(models).fast
+            fast = decoder.decode(raw) if decoder is not None else None
+        if fast is not None and models is not None:
+            row, given, key = fast
+            given = given or headers.get("x-request-id")
+            request_id = given or new_request_id()
+            key = key or headers.get("x-request-key")
+            arm = rt.router.arm(key or request_id, models.challenger is not None)
+            model = models.challenger if arm == CHALLENGER and models.challenger is not None else models.champion
+            routed = Routed(models, model, arm, row, request_id, given, key, raw.decode(), None)
+        else:
+            checked = self._checked(request, raw, started)
+            if not isinstance(checked, Routed):
+                return checked
+            routed = checked
+        given = routed.given
+        if given is not None and not rt.recent_ids.claim(given):
+            return self._refuse("predict", "none", started, repeated_ids([given]))
+        response = await self._answer(routed, started)
         if given is not None and response.status_code != 200:
             rt.recent_ids.release(given)  # no answer was given under this id: a retry may use it
         return response
 
-    async def _predict(
-        self,
-        models: ModelSet,
-        parsed: PredictRequest,
-        text: str,
-        identity: tuple[str, str | None],
-        arm: str | None,
-        forced: bool,
-        started: float,
-    ) -> Response:
-        """Validate, score, log (durably, before the answer leaves) and answer one request."""
+    async def _answer(self, routed: Routed, started: float) -> Response:
+        """Score, log (durably, before the answer leaves) and answer one validated request."""
         rt = self.rt
-        request_id, key = identity
-        if arm is None:
-            arm = rt.router.arm(key or request_id, models.challenger is not None)
-        model = models.challenger if arm == CHALLENGER and models.challenger is not None else models.champion
-        errors: list[FieldError] = []
-        row = self._validate(models, model, arm, forced, parsed.features, errors)
-        if row is None:
-            detail = f"invalid features: {summarize(errors)}"
-            invalid = RequestError(422, "invalid_features", detail, errors, {"request_id": request_id})
-            return self._refuse("predict", arm, started, invalid)
+        model, arm = routed.model, routed.arm
         try:
             log_room(rt)
-            outputs = await rt.score(model, [row])
+            outputs = await rt.score(model, [routed.row])
         except RequestError as err:
             return self._refuse("predict", arm, started, err)
         except Exception as err:
@@ -142,10 +147,9 @@ class PredictRoutes:
             detail = f"model {model.name} v{model.version} failed: {type(err).__name__}: {err}"
             return error_response(500, "model_error", detail)
         latency_ms = (time.perf_counter() - started) * 1000
-        payload: dict[str, Any] = {"request_id": request_id, "model": model.name, "latency_ms": round(latency_ms, 3)}
-        payload.update(answer(model.version, arm, *outputs[0]))
-        response = json_response(payload)
-        durable = self._log_single(request_id, key, model, arm, outputs[0][2], latency_ms, text, response)
+        request_id, key = routed.request_id, routed.key
+        response = prediction_response(request_id, model.name, round(latency_ms, 3), model.version, arm, outputs[0])
+        durable = self._log_single(request_id, key, model, arm, outputs[0][2], latency_ms, routed.text, response)
         if durable is not None:
             try:
                 await durable
@@ -153,11 +157,39 @@ class PredictRoutes:
                 return self._refuse("predict", arm, started, log_failed(err))
         rt.observe_request("predict", arm, 200, started)
         rt.metrics.inc("mlops_serving_predictions_total", (("arm", arm),))
-        if rt.router.shadow and models.challenger is not None:
-            rt.shadow_submit(request_id, key, parsed.features, text)
+        if rt.router.shadow and routed.models.challenger is not None:
+            rt.shadow_submit(request_id, key, routed.features, routed.text)
         return response
 
-    def _forced_arm(self, request: Request, forced: str, models: ModelSet) -> str:
+    def _checked(self, request: Request, raw: bytes, started: float) -> Response | Routed:
+        """Parse, route and validate in Python, naming every problem: the refusal, or what to score."""
+        rt = self.rt
+        headers = request.headers
+        try:
+            text, body = parse_json(raw)
+            parsed = parse_predict(body)
+            given = parsed.request_id or headers.get("x-request-id")
+            request_id = given or new_request_id()
+            key = parsed.key or headers.get("x-request-key")
+            models = rt.models
+            if models is None:
+                raise not_ready(rt)
+            forced = headers.get("x-mlops-arm")
+            arm = self.forced_arm(request, forced, models) if forced is not None else None
+        except RequestError as err:
+            return self._refuse("predict", "none", started, err)
+        if arm is None:
+            arm = rt.router.arm(key or request_id, models.challenger is not None)
+        model = models.challenger if arm == CHALLENGER and models.challenger is not None else models.champion
+        errors: list[FieldError] = []
+        row = self.validate_row(models, model, arm, forced is not None, parsed.features, ("features",), errors)
+        if row is None:
+            detail = f"invalid features: {summarize(errors)}"
+            invalid = RequestError(422, "invalid_features", detail, errors, {"request_id": request_id})
+            return self._refuse("predict", arm, started, invalid)
+        return Routed(models, model, arm, row, request_id, given, key, text, parsed.features)
+
+    def forced_arm(self, request: Request, forced: str, models: ModelSet) -> str:
         """The arm the admin asked for in ``X-Mlops-Arm``."""
         authorize(self.rt, request)
         if forced not in (CHAMPION, CHALLENGER):
@@ -168,13 +200,20 @@ class PredictRoutes:
             raise RequestError(409, "no_challenger", "X-Mlops-Arm: challenger, but no challenger is loaded")
         return forced
 
-    def _validate(
-        self, models: ModelSet, model: LoadedModel, arm: str, forced: bool, features: Any, errors: list[FieldError]
+    def validate_row(
+        self,
+        models: ModelSet,
+        model: LoadedModel,
+        arm: str,
+        forced: bool,
+        features: Any,
+        loc: tuple[str | int, ...],
+        errors: list[FieldError],
     ) -> list[Any] | None:
         """The row for ``model``: a forced arm is checked against its own schema, else every active arm's."""
         if forced:
-            return model.schema.validate(features, ("features",), errors)
-        rows = self.rt.arm_inputs(models).validate(features, ("features",), errors)
+            return model.schema.validate(features, loc, errors)
+        rows = self.rt.arm_inputs(models).validate(features, loc, errors)
         return None if rows is None else rows[arm]
 
     def _log_single(
@@ -224,7 +263,7 @@ class PredictRoutes:
             batch_id = given or new_request_id()
             models = rt.models
             if models is None:
-                raise _not_ready(rt)
+                raise not_ready(rt)
             plan, groups = self._plan(models, batch.rows, batch_id)
             ids = [row.request_id for row, _, _ in plan]
             claimed = [rid for i, rid in enumerate(ids) if given or rid != f"{batch_id}-{i}"]

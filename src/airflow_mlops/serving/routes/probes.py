@@ -23,6 +23,15 @@ ENDPOINTS = [
     "GET /metrics",
     "POST /admin/reload",
     "POST /admin/traffic",
+    "POST /invocations",
+    "GET /ping",
+    "GET /version",
+    "GET /v2",
+    "GET /v2/health/live",
+    "GET /v2/health/ready",
+    "GET /v2/models/{name}",
+    "GET /v2/models/{name}/ready",
+    "POST /v2/models/{name}/infer",
 ]
 
 
