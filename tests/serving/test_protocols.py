@@ -12,6 +12,7 @@ from tests.support.serving import ADMIN, DSN, FEATURES, complete_rows, config_fo
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from tests.support.serving import Store
 
@@ -224,3 +225,130 @@ async def test_protocol_requests_are_split_and_logged_like_predict(
             arm, key, features = logged[f"v{i}-{j}"]
             assert (arm, key, features) == (arms[f"v{i}"], f"u{i}", rows[j])
     assert logged["m0"][1:] == ("u0", rows[0])
+
+
+def _durable_or_logged(runtime: Any, pg_conn: Any, table: str) -> set[str]:
+    """Request ids whose log rows are fsynced in the spool or already in Postgres (the spool read first)."""
+    from airflow_mlops.serving.durable_log import DurableLogWriter, decode_rows
+
+    writer = runtime.log_writer
+    assert isinstance(writer, DurableLogWriter)
+    records = writer.spool.read(*writer.spool.shipped_to())  # only what a sync has made durable
+    ids = {row[0] for record in records for row in decode_rows(record.payload)}
+    with pg_conn.cursor() as cur:
+        try:
+            cur.execute(f"SELECT request_id FROM {table}")
+            ids |= {r[0] for r in cur.fetchall()}
+        except Exception:  # table not created yet
+            pg_conn.rollback()
+    return ids
+
+
+async def test_protocol_request_ids_name_one_answer_logged_durably_before_it_leaves(
+    serving_store: Store, register: Callable[..., str], tables: tuple[str, str], pg_conn: Any, tmp_path: Path
+) -> None:
+    name = register(champion=0, challenger=1)
+    rows = complete_rows(serving_store.frame, 3)
+    infer = f"/v2/models/{name}/infer"
+    config = config_for(
+        serving_store, name, challenger_share=0.5, postgres_dsn=DSN, log_table=tables[0],
+        feedback_table=tables[1], log_flush_ms=50, log_spool_dir=str(tmp_path / "spool"),
+    )  # fmt: skip
+    async with serving(config) as (client, runtime):
+
+        def mlflow(rid: str, body: dict[str, Any]) -> Any:
+            return client.post("/invocations", json=body, headers={"X-Request-Id": rid})
+
+        answered = [
+            ("inv-1", await mlflow("inv-1", {"instances": rows[:1]})),
+            ("inv-2", await mlflow("inv-2", {"instances": rows[:2]})),
+            ("v2-1", await client.post(infer, json={"id": "v2-1", "inputs": v2_inputs(rows[:1])})),
+            ("v2-h", await client.post(infer, json={"inputs": v2_inputs(rows[:2])}, headers={"X-Request-Id": "v2-h"})),
+        ]
+        expected_ids = {
+            "inv-1": {"inv-1"},
+            "inv-2": {"inv-2-0", "inv-2-1"},
+            "v2-1": {"v2-1"},
+            "v2-h": {"v2-h-0", "v2-h-1"},
+        }
+        for rid, response in answered:
+            assert response.status_code == 200, response.text
+            assert response.headers["x-request-id"] == rid
+            # the answer left only after its rows were fsynced (or, already shipped, in Postgres)
+            assert expected_ids[rid] <= _durable_or_logged(runtime, pg_conn, tables[0]), rid
+        repeats = [
+            await mlflow("inv-1", {"instances": rows[2:]}),
+            await mlflow("inv-2", {"dataframe_records": rows[:2]}),
+        ]
+        for response in repeats:
+            assert response.status_code == 409
+            assert response.json()["error_code"] == "INVALID_STATE"
+            assert "already named an answer of this server" in response.json()["message"]
+        assert repeats[1].json()["message"].startswith("2 request ids 'inv-2-0', 'inv-2-1' already named")
+        for body, headers in (
+            ({"id": "v2-1", "inputs": v2_inputs(rows[1:2])}, {}),  # the body's id
+            ({"inputs": v2_inputs(rows[1:2])}, {"X-Request-Id": "v2-1"}),  # the header, when the body has none
+        ):
+            response = await client.post(infer, json=body, headers=headers)
+            assert response.status_code == 409
+            assert set(response.json()) == {"error"}
+            assert response.json()["error"].startswith("request_id 'v2-1' already named an answer of this server")
+        across = await client.post("/predict", json={"features": rows[0], "request_id": "inv-1"})
+        assert (across.status_code, across.json()["error"]) == (409, "duplicate_request_id")  # one id space
+        bad = await client.post(infer, json={"id": "v2-retry", "inputs": v2_inputs(rows[:1])[1:]})  # a column short
+        assert (bad.status_code, bad.json()["error"]) == (
+            422,
+            "invalid features: row[0]: missing required column(s) 'tenure_months'",
+        )
+        retried = await client.post(infer, json={"id": "v2-retry", "inputs": v2_inputs(rows[:1])})
+        assert retried.status_code == 200  # a refused request used up no id
+        bad_mlflow = await client.post(
+            "/invocations", json={"instances": [{"x": 1}]}, headers={"X-Request-Id": "m-retry"}
+        )
+        assert bad_mlflow.status_code == 422
+        assert (
+            await client.post("/invocations", json={"instances": rows[:1]}, headers={"X-Request-Id": "m-retry"})
+        ).status_code == 200
+        metrics = runtime.render_metrics()
+    # the server has stopped and drained its spool: the table holds every answer, once
+    logged = await _logged_ids(pg_conn, tables[0])
+    assert logged == ["inv-1", "inv-2-0", "inv-2-1", "m-retry", "v2-1", "v2-h-0", "v2-h-1", "v2-retry"]
+    assert 'mlops_serving_requests_total{endpoint="invocations",arm="none",status="409"} 2' in metrics
+    assert 'mlops_serving_requests_total{endpoint="v2_infer",arm="none",status="409"} 2' in metrics
+
+
+async def _logged_ids(pg_conn: Any, table: str) -> list[str]:
+    with pg_conn.cursor() as cur:
+        cur.execute(f"SELECT request_id FROM {table} ORDER BY request_id")
+        return [r[0] for r in cur.fetchall()]
+
+
+async def test_a_full_log_spool_refuses_protocol_requests_and_frees_their_ids(
+    serving_store: Store, register: Callable[..., str], tmp_path: Path
+) -> None:
+    name = register(champion=0, challenger=None)
+    rows = complete_rows(serving_store.frame, 1) * 500
+    nowhere = "host=127.0.0.1 port=1 user=postgres dbname=none connect_timeout=1"  # nothing ships: the spool fills
+    config = config_for(
+        serving_store, name, postgres_dsn=nowhere, log_table="t_never", log_spool_dir=str(tmp_path / "spool"),
+        log_spool_max_bytes=1 << 20, drain_timeout=0.5,
+    )  # fmt: skip
+    async with serving(config) as (client, runtime):
+        answered = 0
+        for i in range(200):
+            full = await client.post("/invocations", json={"instances": rows}, headers={"X-Request-Id": f"f{i}"})
+            if full.status_code != 200:
+                break
+            answered += 1
+        assert answered > 0
+        assert full.status_code == 503, full.text
+        assert full.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
+        assert "the prediction log spool is full (" in full.json()["message"]
+        infer = await client.post(f"/v2/models/{name}/infer", json={"id": "v2-full", "inputs": v2_inputs(rows[:1])})
+        assert infer.status_code == 503
+        assert infer.json()["error"].startswith("the prediction log spool is full (")
+        # no answer was given: the ids are free for a retry; the answered ones stay taken
+        assert [runtime.recent_ids.claim(rid) for rid in (f"f{answered}-0", "v2-full", "f0-0")] == [True, True, False]
+        metrics = runtime.render_metrics()
+    assert 'mlops_serving_requests_total{endpoint="invocations",arm="champion",status="503"} 1' in metrics
+    assert 'mlops_serving_requests_total{endpoint="v2_infer",arm="champion",status="503"} 1' in metrics

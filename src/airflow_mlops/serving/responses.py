@@ -139,7 +139,7 @@ _MLFLOW_CODES = {
 def mlflow_error(status: int, detail: str, errors: list[FieldError] | None = None) -> Response:
     """An error in MLflow's scoring-server shape, ``{"error_code", "message"}`` (plus our field errors)."""
     payload: dict[str, Any] = {"error_code": _MLFLOW_CODES.get(status, "BAD_REQUEST"), "message": detail}
-    if status >= 500:
+    if status >= 500 and status not in _MLFLOW_CODES:
         payload["error_code"] = "INTERNAL_ERROR"
     if errors:
         payload["errors"] = [e.as_dict() for e in errors[:100]]

@@ -7,6 +7,10 @@ validated for every active arm (:meth:`PredictRoutes.validate_row
 admin's ``X-Mlops-Arm`` forces an arm, a single row is micro-batched with concurrent requests,
 each row is logged (request id ``<id>`` for one row, ``<id>-<i>`` for many) and, in shadow mode,
 queued for the challenger; the request metrics carry the protocol's endpoint name.
+
+Identity and durability are those of ``/predict`` too: a client-given request id claims its log
+row ids (a repeat is refused with 409, ids are given back when no answer is sent), a full log
+spool refuses with 503 before any work, and the answer leaves only once its rows are on disk.
 """
 
 from __future__ import annotations
@@ -16,12 +20,15 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.serving.request_ids import repeated_ids
 from airflow_mlops.serving.request_parsers import RequestError
-from airflow_mlops.serving.routes.predict import PredictRoutes, new_request_id, not_ready
+from airflow_mlops.serving.routes.predict import PredictRoutes, log_failed, log_room, new_request_id, not_ready
 from airflow_mlops.serving.routing import CHALLENGER
 from airflow_mlops.serving.schema import FieldError, summarize
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from starlette.requests import Request
 
     from airflow_mlops.serving.models import LoadedModel, ModelSet
@@ -59,17 +66,25 @@ class TableScorer:
         return err
 
     async def score(
-        self, request: Request, endpoint: str, table: TableRows, request_id: str | None, started: float
+        self, request: Request, endpoint: str, table: TableRows, given: str | None, started: float
     ) -> Scored:
-        """Score ``table``; raises :class:`RequestError` (already counted in the metrics) if refused."""
+        """Score ``table``; raises :class:`RequestError` (already counted in the metrics) if refused.
+
+        ``given`` is the client's request id from the body (else header ``X-Request-Id``): its log
+        row ids are claimed (409 on a repeat) and given back if no answer is sent.
+        """
         rt = self.rt
         arm = "none"
+        claimed: list[str] = []
         try:
             models = rt.models
             if models is None:
                 raise not_ready(rt)
             headers = request.headers
-            request_id = request_id or headers.get("x-request-id") or new_request_id()
+            given = given or headers.get("x-request-id")
+            request_id = given or new_request_id()
+            if given is not None:
+                claimed = self._claim(request_id, len(table.rows))
             key = headers.get("x-request-key")
             forced = headers.get("x-mlops-arm")
             if forced is not None:
@@ -78,14 +93,26 @@ class TableScorer:
                 arm = rt.router.arm(key or request_id, models.challenger is not None)
             model = models.challenger if arm == CHALLENGER and models.challenger is not None else models.champion
             rows = self._validate(models, model, arm, forced is not None, table, request_id)
+            log_room(rt)
             outputs = await self._predict(model, rows)
+            latency_ms = (time.perf_counter() - started) * 1000
+            await self._log(models, model, arm, key, request_id, table.rows, outputs, latency_ms)
         except RequestError as err:
+            for rid in claimed:
+                rt.recent_ids.release(rid)  # no answer was given under these ids: a retry may use them
             rt.observe_request(endpoint, arm, err.status, started)
             raise
-        latency_ms = rt.observe_request(endpoint, arm, 200, started)
+        rt.observe_request(endpoint, arm, 200, started)
         rt.metrics.inc("mlops_serving_predictions_total", (("arm", arm),), len(rows))
-        self._log(models, model, arm, key, request_id, table.rows, outputs, latency_ms)
         return Scored(request_id, model, arm, outputs, latency_ms)
+
+    def _claim(self, request_id: str, rows: int) -> list[str]:
+        """Claim the log row ids of a client-named request (``<id>``, or ``<id>-<i>`` per row); 409 if taken."""
+        ids = [request_id] if rows == 1 else [f"{request_id}-{i}" for i in range(rows)]
+        taken = self.rt.recent_ids.claim_all(ids)
+        if taken:
+            raise repeated_ids(taken)
+        return ids
 
     def _validate(
         self, models: ModelSet, model: LoadedModel, arm: str, forced: bool, table: TableRows, request_id: str
@@ -109,7 +136,7 @@ class TableScorer:
             detail = f"model {model.name} v{model.version} failed: {type(err).__name__}: {err}"
             raise RequestError(500, "model_error", detail) from err
 
-    def _log(
+    async def _log(
         self,
         models: ModelSet,
         model: LoadedModel,
@@ -120,6 +147,10 @@ class TableScorer:
         outputs: list[tuple[Any, Any, Any]],
         latency_ms: float,
     ) -> None:
+        """Log each row (and queue it for the challenger in shadow mode); returns once the rows are durable.
+
+        A row that could not be made durable refuses the whole request with 503: it is not answered.
+        """
         rt = self.rt
         writer = rt.log_writer
         shadow = rt.router.shadow and models.challenger is not None
@@ -127,12 +158,18 @@ class TableScorer:
             return
         now = time.time()
         single = len(features) == 1
+        durable: Awaitable[None] | None = None
         for i, (row, (prediction, probability, score)) in enumerate(zip(features, outputs, strict=True)):
             row_id = request_id if single else f"{request_id}-{i}"
             if writer is not None:
-                writer.append(  # LogRow order
+                durable = writer.append(  # LogRow order
                     (row_id, now, model.name, model.version, arm, key, row, prediction, probability, score,
                      latency_ms, None, None)
                 )  # fmt: skip
             if shadow:
                 rt.shadow_submit(row_id, key, row)
+        if durable is not None:
+            try:
+                await durable  # rows appended in one tick share one group commit
+            except OSError as err:
+                raise log_failed(err) from err
