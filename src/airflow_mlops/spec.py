@@ -384,30 +384,13 @@ class LedgerSpec(_Strict):
 
 
 class PipelineSpec(_Strict):
-    """One model pipeline at one maturity level.
+    """One model pipeline at one maturity level (Microsoft's 0 to 4), as one YAML file describes it.
 
-    :param name: identifier used for DAG ids, the MLflow experiment and registered model defaults.
-    :param level: Microsoft MLOps maturity level, 0 to 4.
-    :param schedule: cron expression or preset for scheduled training (level 2 and up).
-    :param task: ``classification`` or ``regression``.
-    :param source: where the data comes from.
-    :param target: label column.
-    :param features: feature columns; by default every column except target and timestamp.
-    :param estimator: the model to fit.
-    :param metric: primary metric.
-    :param split: held-out split settings.
-    :param validation: data checks.
-    :param mlflow: MLflow settings.
-    :param watch: new-data watcher settings.
-    :param promotion: the automatic promotion policy (Level 3 and up).
-    :param ledger: where promotions, rollbacks and rejections are recorded.
-    :param serving: the model server deployments go to (Level 3 and up).
-    :param monitoring: drift and performance monitoring and retraining guards (Level 4).
-    :param scoring: batch scoring with the champion (Level 2 and up).
-    :param storage: object storage URI for snapshots; defaults to ``[mlops] storage_uri``.
-    :param retries: task retries for steps that talk to external systems.
-    :param retry_delay_seconds: wait between retries.
-    :param tags: extra tags for DAGs and MLflow runs.
+    ``name`` gives the DAG ids and the defaults of the MLflow experiment and registered model;
+    ``features`` default to every column but the target and the timestamp; ``schedule`` is the
+    training cron (level 2 and up); ``storage`` (snapshots) defaults to ``[mlops] storage_uri``;
+    ``retries`` apply to the steps that talk to external systems. Each section is documented on its
+    own model above and in docs/spec.md.
     """
 
     name: str
