@@ -38,3 +38,11 @@ def test_ab_dag_promotes_only_through_the_branch() -> None:
     assert ab.get_task("promote").upstream_task_ids == {"analyse", "route"}
     assert ab.get_task("deploy_promote").upstream_task_ids == {"promote"}
     assert ab.timetable.expression in ("@hourly", "0 * * * *")
+
+
+def test_every_task_retries_as_the_spec_says() -> None:
+    """Deploy tasks are no MlopsOperator, yet they take the spec's retries and retry delay too."""
+    spec = PipelineSpec.from_dict(spec_dict(level=3, schedule="0 5 * * *", retries=4, retry_delay_seconds=45))
+    for dag in build_level_3(spec):
+        for task in dag.tasks:
+            assert (task.task_id, task.retries, task.retry_delay.total_seconds()) == (task.task_id, 4, 45.0)

@@ -50,5 +50,7 @@ def new_dag(
         tags=["mlops", f"level-{spec.level}", spec.name, *spec.tags.values()],
         description=(spec.description or f"{spec.name}: {role}")[:200],
         doc_md=doc or None,
+        # Every task, not only the MlopsOperator ones (deploy, sensors), retries as the spec says.
+        default_args={"retries": spec.retries, "retry_delay": timedelta(seconds=spec.retry_delay_seconds)},
         **kwargs,
     )
