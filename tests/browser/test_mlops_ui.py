@@ -159,6 +159,7 @@ def browser() -> Iterator[Any]:
 def login(browser: Any, base: str, user: str) -> Any:
     """A page logged in through the real login form."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_navigation_timeout(90_000)  # the UIs' bundles load slowly on a busy 2-core machine
     page = context.new_page()
     page.goto(f"{base}/", wait_until="networkidle")
     page.locator("input:not([type=password])").first.fill(user)
@@ -242,7 +243,7 @@ def test_files_training_from_the_params_form_reaches_success_and_links_to_mlflow
     page.goto(f"{stack['base']}/dags/{dag}/runs/{run_id}/tasks/train", wait_until="networkidle")
     page.get_by_text("MLflow run").first.wait_for(timeout=60_000)
     shot(page, "03-train-task-extra-link")
-    page.goto(url, wait_until="networkidle")
+    page.goto(url, wait_until="domcontentloaded")  # MLflow's UI keeps polling: wait for the run's name instead
     page.get_by_text(f"{dag}.train.{run_id}").first.wait_for(timeout=90_000)  # the run's name on its page
     shot(page, "04-mlflow-run")
     tab = login(browser, stack["base"], "viewer")
