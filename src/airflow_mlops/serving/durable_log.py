@@ -209,9 +209,11 @@ class DurableLogWriter:
         if not records:
             return 0
         batch: list[Record] = []
+        rows = 0
         for record in records:
             batch.append(record)
-            if sum(r.rows for r in batch) >= self.max_rows_per_write:
+            rows += record.rows
+            if rows >= self.max_rows_per_write:
                 break
         try:
             result = await loop.run_in_executor(self._ship_executor, self._write, [r.payload for r in batch])
@@ -234,7 +236,7 @@ class DurableLogWriter:
         for record in batch:
             self.spool.release(record)
         self.spool.delete_shipped(self._syncing)
-        return sum(r.rows for r in batch)
+        return rows
 
     def _write(self, payloads: list[bytes]) -> WriteResult:
         if self._process is not None:
