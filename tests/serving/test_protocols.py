@@ -252,7 +252,7 @@ async def test_protocol_request_ids_name_one_answer_logged_durably_before_it_lea
     infer = f"/v2/models/{name}/infer"
     config = config_for(
         serving_store, name, challenger_share=0.5, postgres_dsn=DSN, log_table=tables[0],
-        feedback_table=tables[1], log_flush_ms=50, log_spool_dir=str(tmp_path / "spool"),
+        feedback_table=tables[1], log_flush_ms=50, log_durability="spool", log_spool_dir=str(tmp_path / "spool"),
     )  # fmt: skip
     async with serving(config) as (client, runtime):
 
@@ -330,8 +330,8 @@ async def test_a_full_log_spool_refuses_protocol_requests_and_frees_their_ids(
     rows = complete_rows(serving_store.frame, 1) * 500
     nowhere = "host=127.0.0.1 port=1 user=postgres dbname=none connect_timeout=1"  # nothing ships: the spool fills
     config = config_for(
-        serving_store, name, postgres_dsn=nowhere, log_table="t_never", log_spool_dir=str(tmp_path / "spool"),
-        log_spool_max_bytes=1 << 20, drain_timeout=0.5,
+        serving_store, name, postgres_dsn=nowhere, log_table="t_never", log_durability="spool",
+        log_spool_dir=str(tmp_path / "spool"), log_spool_max_bytes=1 << 20, drain_timeout=0.5,
     )  # fmt: skip
     async with serving(config) as (client, runtime):
         answered = 0

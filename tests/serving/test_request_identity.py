@@ -40,7 +40,7 @@ async def test_a_request_id_names_one_answer(
     rows = complete_rows(serving_store.frame, 4)
     config = config_for(
         serving_store, name, challenger_share=0.5, postgres_dsn=DSN, log_table=tables[0],
-        feedback_table=tables[1], log_flush_ms=50, log_spool_dir=str(tmp_path / "spool"),
+        feedback_table=tables[1], log_flush_ms=50, log_durability="spool", log_spool_dir=str(tmp_path / "spool"),
     )  # fmt: skip
     async with serving(config) as (client, runtime):
         first = await client.post("/predict", json={"features": rows[0], "request_id": "same", "key": "alice"})
@@ -85,7 +85,7 @@ async def test_feedback_checks_labels_and_reports_what_it_stored(
     rows = complete_rows(serving_store.frame, 2)
     config = config_for(
         serving_store, name, postgres_dsn=DSN, log_table=tables[0], feedback_table=tables[1],
-        log_flush_ms=50, log_spool_dir=str(tmp_path / "spool"),
+        log_flush_ms=50, log_durability="spool", log_spool_dir=str(tmp_path / "spool"),
     )  # fmt: skip
     async with serving(config) as (client, _):
         for i, row in enumerate(rows):

@@ -89,8 +89,8 @@ class LoggingServer:
         command = [
             str(BIN / "airflow-mlops"), "serve", "--model", MODEL, "--tracking-uri", self.tracking_uri,
             "--postgres-dsn", self.dsn, "--log-table", self.table, "--feedback-table", f"{self.table}_fb",
-            "--log-spool-dir", str(self.spool), "--poll-seconds", "0", "--port", str(self.port),
-            "--log-flush-ms", "100",
+            "--log-durability", "spool", "--log-spool-dir", str(self.spool), "--poll-seconds", "0",
+            "--port", str(self.port), "--log-flush-ms", "100",
         ]  # fmt: skip
         log = self.workdir / f"serve-{self.starts}.log"
         with log.open("wb") as out:

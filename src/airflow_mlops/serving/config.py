@@ -58,9 +58,10 @@ class ServingConfig:
     :param micro_batch: score concurrent single-row requests for the same model in one call (the
         per-call overhead of numpy or scikit-learn is paid once per batch); False scores each
         request on its own.
-    :param log_durability: ``spool`` (default): a prediction is answered once its log row is on
-        local disk (:mod:`airflow_mlops.serving.durable_log`); ``memory``: rows wait in memory for
-        Postgres, and a crash or a long outage loses them.
+    :param log_durability: ``memory`` (default): rows wait in memory for Postgres, and a crash or a
+        long outage loses them; ``spool``: a prediction is answered once its log row is on local disk
+        (:mod:`airflow_mlops.serving.durable_log`). ``bench/serving.py`` measured the spool at about a
+        third of the throughput, over the 10% a default may cost, so it is a choice (docs/serving.md).
     :param log_spool_dir: the spool folder; ``None``: :func:`default_spool_dir`.
     :param log_spool_max_bytes: the spool's bound; at it, predictions get 503 until Postgres catches up.
     :param recent_ids: how many client-given request ids are remembered to refuse a repeat with 409.
@@ -87,7 +88,7 @@ class ServingConfig:
     fast_path: bool = True
     micro_batch: bool = True
     retry_seconds: float = 2.0
-    log_durability: str = "spool"
+    log_durability: str = "memory"
     log_spool_dir: str | None = None
     log_spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
     recent_ids: int = 100_000

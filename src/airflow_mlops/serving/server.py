@@ -56,8 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-durability",
         choices=LOG_DURABILITY,
-        default="spool",
-        help="spool: answer once the log row is on local disk (default); memory: rows wait in memory",
+        default="memory",
+        help="memory: rows wait in memory (default); spool: answer once the log row is on local disk",
     )
     parser.add_argument("--log-spool-dir", help="spool folder (default: $AIRFLOW_HOME/serving-spool/MODEL-PORT)")
     parser.add_argument(
