@@ -104,7 +104,9 @@ def served_model(tmp_path_factory: pytest.TempPathFactory, customers_frame: pd.D
 
 
 @pytest.fixture(scope="module")
-def scraped_names(served_model: dict[str, str], customers_frame: pd.DataFrame) -> set[str]:
+def scraped_names(
+    served_model: dict[str, str], customers_frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory
+) -> set[str]:
     """Sample names of a real /metrics scrape after predictions (both arms), a batch, feedback and errors."""
     import asyncio
 
@@ -118,6 +120,7 @@ def scraped_names(served_model: dict[str, str], customers_frame: pd.DataFrame) -
         model_name=served_model["name"], tracking_uri=served_model["tracking_uri"], poll_seconds=0,
         admin_token="s3cret", postgres_dsn=PG_DSN, challenger_share=0.5, log_table=f"t_names_log_{suffix}",
         feedback_table=f"t_names_fb_{suffix}",
+        log_durability="spool", log_spool_dir=str(tmp_path_factory.mktemp("spool")),  # the alerts watch the spool
     )  # fmt: skip
     rows = complete_rows(customers_frame, 20)
 
