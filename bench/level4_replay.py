@@ -24,7 +24,7 @@ from airflow_mlops.core.drift import ReferenceProfile, check_drift
 from airflow_mlops.core.ledger import LedgerRow, newest_rejection, rollback_target
 from airflow_mlops.core.offline_gate import judge_offline
 from airflow_mlops.core.predecessor_replay import ReplayResult
-from airflow_mlops.core.quality_verdict import judge_quality
+from airflow_mlops.core.quality_verdict import conclusive_drop, judge_quality
 from airflow_mlops.core.retrain_rules import cooldown_blocks, healthy_blocks, standing_health, too_few_new_rows
 from airflow_mlops.core.training import Split, fit_model, split_frame
 from airflow_mlops.core.windows import INSUFFICIENT, window_start
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 ESTIMATOR = {"class": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 1000}}
 MIN_FRESH_ROWS = 50  # operators/challenge.py MIN_FRESH_ROWS (importing the operator module would start Airflow)
+CONCLUSIVE = __import__("os").environ.get("L13_CONCLUSIVE", "1") == "1"
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
@@ -275,7 +276,11 @@ def monitor(replay: Replay, state: Level4State, t: int, signals: Signals) -> tup
     rows = sum(labelled[b] for b in batches)
     decision: str | None = None
     degraded = False
-    if rows < rules.min_rows:
+    thin = rows < rules.min_rows
+    if thin and not (CONCLUSIVE and rows and conclusive_drop(
+        correct=sum(replay.correct(state.champion, b) for b in batches), labelled=rows,
+        validation=state.champion.validation_accuracy, max_accuracy_drop=rules.max_accuracy_drop,
+    )):  # fmt: skip
         signals.quality_insufficient += 1
         decision = INSUFFICIENT
     else:

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
     from airflow_mlops.core.predecessor_replay import ReplayResult
 
+CONCLUSIVE_Z = 1.645  # one-sided 95%
 QualityDecision = Literal["rollback", "degraded", "healthy", "unmeasured"]
 
 
@@ -57,6 +59,26 @@ def live_accuracy(
 def is_degraded(live: float, validation: float | None, max_accuracy_drop: float) -> bool:
     """True when the live accuracy fell below the validation accuracy by more than ``max_accuracy_drop``."""
     return validation is not None and live < validation - max_accuracy_drop
+
+
+def accuracy_upper_bound(correct: int, labelled: int) -> float:
+    """The one-sided 95% Wilson upper bound of an accuracy of ``correct`` out of ``labelled`` answers."""
+    z, p = CONCLUSIVE_Z, correct / labelled
+    centre = p + z * z / (2 * labelled)
+    spread = z * math.sqrt(p * (1 - p) / labelled + z * z / (4 * labelled * labelled))
+    return (centre + spread) / (1 + z * z / labelled)
+
+
+def conclusive_drop(*, correct: int, labelled: int, validation: float | None, max_accuracy_drop: float) -> bool:
+    """True when even a window thinner than ``min_rows`` shows the champion degraded beyond sampling error.
+
+    ``min_rows`` keeps noise from judging; when the 95% upper bound of the live accuracy on
+    ``labelled`` answers already lies below ``validation - max_accuracy_drop``, more rows cannot
+    plausibly clear the champion, and waiting for them only leaves a failing model serving.
+    """
+    if validation is None or labelled <= 0:
+        return False
+    return accuracy_upper_bound(correct, labelled) < validation - max_accuracy_drop
 
 
 def replay_matters(

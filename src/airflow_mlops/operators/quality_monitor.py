@@ -41,9 +41,12 @@ class ModelPerformanceOperator(MlopsOperator):
     The window (:mod:`airflow_mlops.core.windows`) ends at the newest answer whose label could have
     arrived (``label_delay_hours``) and widens, newest first, to ``min_rows`` labelled answers, up
     to ``max_window_hours``; still short, the decision is ``insufficient_data`` ("not enough traffic
-    to judge"), with no MLflow run. The Page–Hinkley test (:mod:`airflow_mlops.core.change_detector`)
-    replays the champion's labelled errors since its newest judgement; an alarm turns ``healthy``,
-    ``unmeasured`` or ``insufficient_data`` into ``degraded``.
+    to judge"), with no MLflow run, unless even those few answers put the accuracy's 95% upper bound
+    below the validation accuracy less ``max_accuracy_drop``: then ``degraded`` at once
+    (:func:`~airflow_mlops.core.quality_verdict.conclusive_drop`). The Page–Hinkley test
+    (:mod:`airflow_mlops.core.change_detector`) replays the champion's labelled errors since its
+    newest judgement; an alarm turns ``healthy``, ``unmeasured`` or ``insufficient_data`` into
+    ``degraded``.
 
     Evidence: the snapshot goes to the pipeline's Evidently project, its HTML and the verdict JSON
     to an MLflow run tagged ``mlops.monitor=quality``. If Evidently fails, a warning is logged, the
@@ -97,8 +100,7 @@ class ModelPerformanceOperator(MlopsOperator):
         if span.enough:
             self._judge(context, verdict, span)
         else:
-            verdict |= {"decision": INSUFFICIENT, "live_accuracy": None, "labelled": span.rows}
-            verdict["reasons"] = [f"{NOT_ENOUGH_TRAFFIC}: {span.describe()}"]
+            self._thin(verdict, span)
         detection = verdict["change_detector"]
         if detection and detection["alarmed"] and verdict["decision"] in ("healthy", "unmeasured", INSUFFICIENT):
             verdict["decision"] = "degraded"
@@ -150,6 +152,27 @@ class ModelPerformanceOperator(MlopsOperator):
             )
         )  # fmt: skip
         self.mlflow_run_url = verdict["monitor_run_url"] or ""
+
+    def _thin(self, verdict: dict[str, Any], span: Window) -> None:
+        """A window short of ``min_rows``: ``insufficient_data``, unless its answers already show a conclusive drop."""
+        from airflow_mlops.core.quality_verdict import accuracy_upper_bound, conclusive_drop
+
+        verdict |= {"decision": INSUFFICIENT, "live_accuracy": None, "labelled": span.rows}
+        verdict["reasons"] = [f"{NOT_ENOUGH_TRAFFIC}: {span.describe()}"]
+        expected, drop = verdict["validation_accuracy"], self.spec.monitoring.max_accuracy_drop
+        if not span.rows or expected is None or self.spec.task != "classification":
+            return
+        window, _ = self._outcomes(verdict["model_name"], verdict["champion_version"], span)
+        if not conclusive_drop(correct=window.correct, labelled=window.labelled, validation=expected,
+                               max_accuracy_drop=drop):  # fmt: skip
+            return
+        accuracy, upper = window.correct / window.labelled, accuracy_upper_bound(window.correct, window.labelled)
+        verdict |= {"decision": "degraded", "live_accuracy": accuracy, "accuracy_source": "sql"}
+        verdict["reasons"] = [
+            f"{span.describe()}; yet live accuracy {accuracy:.4f} on these {window.labelled} labelled answers has a "
+            f"95% upper bound of {upper:.4f}, below validation accuracy {expected:.4f} less max_accuracy_drop "
+            f"{drop}: degraded beyond sampling error, without waiting for min_rows."
+        ]
 
     def _window(self, name: str, champion: str, now: datetime) -> tuple[Window, float | None]:
         """The labelled window (ending at the newest answer whose label could have arrived) and the pending share.

@@ -7,6 +7,7 @@ import pytest
 from airflow_mlops.core.predecessor_replay import ReplayResult
 from airflow_mlops.core.quality_verdict import (
     QualityJudgement,
+    conclusive_drop,
     is_degraded,
     judge_quality,
     live_accuracy,
@@ -150,3 +151,19 @@ def test_live_accuracy_falls_back_to_the_sql_count_when_sampled_or_missing() -> 
 
     assert sampled == (0.9, "sql")
     assert failed == (0.9, "sql")
+
+
+def test_a_thin_window_judges_degraded_only_when_the_drop_is_beyond_sampling_error() -> None:
+    # 30 answers at 40% against a validation of 80%: the 95% upper bound (~0.55) is far below 0.75
+    assert conclusive_drop(correct=12, labelled=30, validation=0.80, max_accuracy_drop=DROP)
+    # 30 answers at 70%: the upper bound (~0.82) reaches 0.75, so 30 rows cannot tell
+    assert not conclusive_drop(correct=21, labelled=30, validation=0.80, max_accuracy_drop=DROP)
+    # the same 70% on 600 answers is conclusive (upper bound ~0.73 < 0.75)
+    assert conclusive_drop(correct=420, labelled=600, validation=0.80, max_accuracy_drop=DROP)
+
+
+def test_a_thin_window_without_validation_or_answers_is_never_conclusive() -> None:
+    assert not conclusive_drop(correct=0, labelled=30, validation=None, max_accuracy_drop=DROP)
+    assert not conclusive_drop(correct=0, labelled=0, validation=0.9, max_accuracy_drop=DROP)
+    # every answer wrong still needs enough of them: 3 of 3 wrong has an upper bound of ~0.47
+    assert not conclusive_drop(correct=0, labelled=3, validation=0.5, max_accuracy_drop=DROP)

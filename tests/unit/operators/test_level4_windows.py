@@ -92,3 +92,24 @@ def test_drift_is_measured_against_the_newest_judged_reference(
     judged = DataDriftOperator(task_id="data_drift", spec=spec, min_rows=200).execute(task_context())
     assert judged["champion_version"] == "1"
     assert judged["reference_version"] == str(challenger)  # the rejected challenger's newer profile
+
+
+def test_a_thin_window_is_judged_degraded_only_when_its_few_answers_are_conclusive(
+    mlflow_conn: str, customers_csv: Path, pg_conn: Any, log_tables: tuple[str, str]
+) -> None:
+    spec = _spec(customers_csv, log_tables)  # min_rows 100
+    validation = _champion(spec, "r1", MlflowClient(mlflow_conn))
+    # 40 answers at the champion's validation accuracy: too few to judge, and nothing conclusive
+    _stream(pg_conn, log_tables, "1", [i % 100 < round(100 * validation) for i in range(40)], hours_ago=2)
+    verdict = ModelPerformanceOperator(task_id="model_quality", spec=spec).execute(task_context())
+    assert verdict["labelled"] == 40
+    assert verdict["decision"] == "insufficient_data", verdict
+    assert verdict["live_accuracy"] is None
+    # 40 more, every one wrong: 80 answers, still under min_rows, at an accuracy far below validation
+    _stream(pg_conn, log_tables, "1", [False] * 40)
+    verdict = ModelPerformanceOperator(task_id="model_quality", spec=spec).execute(task_context())
+    assert verdict["window"]["enough"] is False
+    assert verdict["labelled"] == 80
+    assert verdict["decision"] == "degraded", verdict
+    assert verdict["live_accuracy"] == pytest.approx(sum(i % 100 < round(100 * validation) for i in range(40)) / 80)
+    assert "degraded beyond sampling error" in verdict["reasons"][0]
