@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 ESTIMATOR = {"class": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 1000}}
 MIN_FRESH_ROWS = 50  # operators/challenge.py MIN_FRESH_ROWS (importing the operator module would start Airflow)
-CONCLUSIVE = __import__("os").environ.get("L13_CONCLUSIVE", "1") == "1"
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
@@ -276,10 +275,11 @@ def monitor(replay: Replay, state: Level4State, t: int, signals: Signals) -> tup
     rows = sum(labelled[b] for b in batches)
     decision: str | None = None
     degraded = False
-    thin = rows < rules.min_rows
-    if thin and not (CONCLUSIVE and rows and conclusive_drop(
+    # a window short of min_rows is judged only when its few answers already show a conclusive drop
+    if rows < rules.min_rows and not (rows and conclusive_drop(
         correct=sum(replay.correct(state.champion, b) for b in batches), labelled=rows,
         validation=state.champion.validation_accuracy, max_accuracy_drop=rules.max_accuracy_drop,
+        validation_rows=len(state.champion.split.y_test),
     )):  # fmt: skip
         signals.quality_insufficient += 1
         decision = INSUFFICIENT

@@ -61,24 +61,46 @@ def is_degraded(live: float, validation: float | None, max_accuracy_drop: float)
     return validation is not None and live < validation - max_accuracy_drop
 
 
-def accuracy_upper_bound(correct: int, labelled: int) -> float:
-    """The one-sided 95% Wilson upper bound of an accuracy of ``correct`` out of ``labelled`` answers."""
-    z, p = CONCLUSIVE_Z, correct / labelled
-    centre = p + z * z / (2 * labelled)
-    spread = z * math.sqrt(p * (1 - p) / labelled + z * z / (4 * labelled * labelled))
-    return (centre + spread) / (1 + z * z / labelled)
+@dataclass(frozen=True)
+class DropEvidence:
+    """How far below validation the live accuracy is, as a one-sided 95% bound (Agresti–Caffo)."""
+
+    drop: float  # validation - live, both with one right and one wrong answer added
+    bound: float  # the drop's lower 95% bound: the drop less z standard errors
+
+    def conclusive(self, max_accuracy_drop: float) -> bool:
+        return self.bound > max_accuracy_drop
 
 
-def conclusive_drop(*, correct: int, labelled: int, validation: float | None, max_accuracy_drop: float) -> bool:
+def drop_evidence(*, correct: int, labelled: int, validation: float, validation_rows: int | None) -> DropEvidence:
+    """The live accuracy's drop below validation and its lower 95% bound, counting both samples' error.
+
+    :param validation_rows: the held-out rows behind ``validation``; ``None`` takes it as exact.
+    """
+    live = (correct + 1) / (labelled + 2)
+    variance = live * (1 - live) / (labelled + 2)
+    if validation_rows is not None:
+        held = (validation * validation_rows + 1) / (validation_rows + 2)
+        variance += held * (1 - held) / (validation_rows + 2)
+        validation = held
+    drop = validation - live
+    return DropEvidence(drop, drop - CONCLUSIVE_Z * math.sqrt(variance))
+
+
+def conclusive_drop(
+    *, correct: int, labelled: int, validation: float | None, max_accuracy_drop: float, validation_rows: int | None
+) -> bool:
     """True when even a window thinner than ``min_rows`` shows the champion degraded beyond sampling error.
 
-    ``min_rows`` keeps noise from judging; when the 95% upper bound of the live accuracy on
-    ``labelled`` answers already lies below ``validation - max_accuracy_drop``, more rows cannot
-    plausibly clear the champion, and waiting for them only leaves a failing model serving.
+    ``min_rows`` keeps noise from judging; when the drop of the live accuracy below validation
+    exceeds ``max_accuracy_drop`` even at its lower 95% bound (the error of the live answers and of
+    the ``validation_rows`` held-out rows both counted), more answers cannot plausibly clear the
+    champion, and waiting for them only leaves a failing model serving.
     """
     if validation is None or labelled <= 0:
         return False
-    return accuracy_upper_bound(correct, labelled) < validation - max_accuracy_drop
+    evidence = drop_evidence(correct=correct, labelled=labelled, validation=validation, validation_rows=validation_rows)
+    return evidence.conclusive(max_accuracy_drop)
 
 
 def replay_matters(

@@ -41,9 +41,9 @@ class ModelPerformanceOperator(MlopsOperator):
     The window (:mod:`airflow_mlops.core.windows`) ends at the newest answer whose label could have
     arrived (``label_delay_hours``) and widens, newest first, to ``min_rows`` labelled answers, up
     to ``max_window_hours``; still short, the decision is ``insufficient_data`` ("not enough traffic
-    to judge"), with no MLflow run, unless even those few answers put the accuracy's 95% upper bound
-    below the validation accuracy less ``max_accuracy_drop``: then ``degraded`` at once
-    (:func:`~airflow_mlops.core.quality_verdict.conclusive_drop`). The Page–Hinkley test
+    to judge"), with no MLflow run, unless even those few answers show a drop below the validation
+    accuracy whose lower 95% bound (both samples' error counted) exceeds ``max_accuracy_drop``: then
+    ``degraded`` at once (:func:`~airflow_mlops.core.quality_verdict.conclusive_drop`). The Page–Hinkley test
     (:mod:`airflow_mlops.core.change_detector`) replays the champion's labelled errors since its
     newest judgement; an alarm turns ``healthy``, ``unmeasured`` or ``insufficient_data`` into
     ``degraded``.
@@ -84,7 +84,7 @@ class ModelPerformanceOperator(MlopsOperator):
         from airflow_mlops.core.snapshot import utc_now
 
         name = self.spec.registered_model_name
-        champion, expected = self._champion(name)
+        champion, expected, validation_rows = self._champion(name)
         history = self.ledger_hook.get_conn().history(name)
         holder = rollback_target(history, tags.CHAMPION, champion)
         span, pending = self._window(name, champion, utc_now())
@@ -100,7 +100,7 @@ class ModelPerformanceOperator(MlopsOperator):
         if span.enough:
             self._judge(context, verdict, span)
         else:
-            self._thin(verdict, span)
+            self._thin(verdict, span, validation_rows)
         detection = verdict["change_detector"]
         if detection and detection["alarmed"] and verdict["decision"] in ("healthy", "unmeasured", INSUFFICIENT):
             verdict["decision"] = "degraded"
@@ -153,25 +153,30 @@ class ModelPerformanceOperator(MlopsOperator):
         )  # fmt: skip
         self.mlflow_run_url = verdict["monitor_run_url"] or ""
 
-    def _thin(self, verdict: dict[str, Any], span: Window) -> None:
+    def _thin(self, verdict: dict[str, Any], span: Window, validation_rows: int | None) -> None:
         """A window short of ``min_rows``: ``insufficient_data``, unless its answers already show a conclusive drop."""
-        from airflow_mlops.core.quality_verdict import accuracy_upper_bound, conclusive_drop
+        from airflow_mlops.core.quality_verdict import drop_evidence
 
         verdict |= {"decision": INSUFFICIENT, "live_accuracy": None, "labelled": span.rows}
         verdict["reasons"] = [f"{NOT_ENOUGH_TRAFFIC}: {span.describe()}"]
-        expected, drop = verdict["validation_accuracy"], self.spec.monitoring.max_accuracy_drop
+        expected, limit = verdict["validation_accuracy"], self.spec.monitoring.max_accuracy_drop
         if not span.rows or expected is None or self.spec.task != "classification":
             return
         window, _ = self._outcomes(verdict["model_name"], verdict["champion_version"], span)
-        if not conclusive_drop(correct=window.correct, labelled=window.labelled, validation=expected,
-                               max_accuracy_drop=drop):  # fmt: skip
+        if not window.labelled:
             return
-        accuracy, upper = window.correct / window.labelled, accuracy_upper_bound(window.correct, window.labelled)
+        evidence = drop_evidence(
+            correct=window.correct, labelled=window.labelled, validation=expected, validation_rows=validation_rows
+        )
+        if not evidence.conclusive(limit):
+            return
+        accuracy = window.correct / window.labelled
         verdict |= {"decision": "degraded", "live_accuracy": accuracy, "accuracy_source": "sql"}
         verdict["reasons"] = [
-            f"{span.describe()}; yet live accuracy {accuracy:.4f} on these {window.labelled} labelled answers has a "
-            f"95% upper bound of {upper:.4f}, below validation accuracy {expected:.4f} less max_accuracy_drop "
-            f"{drop}: degraded beyond sampling error, without waiting for min_rows."
+            f"{span.describe()}; yet live accuracy {accuracy:.4f} on these {window.labelled} labelled answers "
+            f"against validation accuracy {expected:.4f} ({validation_rows or 'unknown'} held-out rows) is a drop "
+            f"whose 95% lower bound {evidence.bound:.4f} exceeds max_accuracy_drop {limit}: degraded beyond "
+            "sampling error, without waiting for min_rows."
         ]
 
     def _window(self, name: str, champion: str, now: datetime) -> tuple[Window, float | None]:
@@ -232,8 +237,8 @@ class ModelPerformanceOperator(MlopsOperator):
             "statistic": found.statistic, "since": since.isoformat(), "reason": found.describe(detector.threshold),
         }  # fmt: skip
 
-    def _champion(self, name: str) -> tuple[str, float | None]:
-        """The champion version and its held-out ``test_accuracy`` (``None`` when it has none).
+    def _champion(self, name: str) -> tuple[str, float | None, int | None]:
+        """The champion version, its held-out ``test_accuracy`` and how many rows that held out (``None``: unknown).
 
         :raises AirflowSkipException: there is no champion yet.
         """
@@ -246,8 +251,10 @@ class ModelPerformanceOperator(MlopsOperator):
             if champion is None:
                 raise AirflowSkipException(f"{name}: no champion yet")
             run_id = str(client.get_model_version(name, champion).run_id)
-            expected = client.get_run(run_id).data.metrics.get("test_accuracy")
-        return str(champion), expected
+            data = client.get_run(run_id).data
+            expected = data.metrics.get("test_accuracy")
+        rows = data.tags.get(tags.TEST_ROWS)
+        return str(champion), expected, int(rows) if rows and rows.isdigit() else None
 
     def _outcomes(self, name: str, champion: str, span: Window) -> tuple[Any, list[tuple[Any, Any, Any]]]:
         """The champion's labelled-answer counts in the window and its newest labelled answers."""

@@ -8,6 +8,7 @@ from airflow_mlops.core.predecessor_replay import ReplayResult
 from airflow_mlops.core.quality_verdict import (
     QualityJudgement,
     conclusive_drop,
+    drop_evidence,
     is_degraded,
     judge_quality,
     live_accuracy,
@@ -154,16 +155,26 @@ def test_live_accuracy_falls_back_to_the_sql_count_when_sampled_or_missing() -> 
 
 
 def test_a_thin_window_judges_degraded_only_when_the_drop_is_beyond_sampling_error() -> None:
-    # 30 answers at 40% against a validation of 80%: the 95% upper bound (~0.55) is far below 0.75
-    assert conclusive_drop(correct=12, labelled=30, validation=0.80, max_accuracy_drop=DROP)
-    # 30 answers at 70%: the upper bound (~0.82) reaches 0.75, so 30 rows cannot tell
-    assert not conclusive_drop(correct=21, labelled=30, validation=0.80, max_accuracy_drop=DROP)
-    # the same 70% on 600 answers is conclusive (upper bound ~0.73 < 0.75)
-    assert conclusive_drop(correct=420, labelled=600, validation=0.80, max_accuracy_drop=DROP)
+    # 30 answers at 40% against a validation of 80% on 200 held-out rows: a drop of ~0.39, bound ~0.24
+    assert conclusive_drop(correct=12, labelled=30, validation=0.80, max_accuracy_drop=DROP, validation_rows=200)
+    # 30 answers at 70%: the drop's lower bound is below zero, so 30 answers cannot tell
+    assert not conclusive_drop(correct=21, labelled=30, validation=0.80, max_accuracy_drop=DROP, validation_rows=200)
+    # the same 70% on 2000 answers against 2000 held-out rows is conclusive
+    assert conclusive_drop(correct=1400, labelled=2000, validation=0.80, max_accuracy_drop=DROP, validation_rows=2000)
+
+
+def test_a_validation_on_few_held_out_rows_needs_a_larger_drop() -> None:
+    # 60 answers at 60% against 80%: conclusive against a validation taken as exact or on 500 rows,
+    # not against one measured on 24 rows, whose own error is about 0.08
+    evidence = drop_evidence(correct=36, labelled=60, validation=0.80, validation_rows=None)
+    assert evidence.drop == pytest.approx(0.80 - 37 / 62)
+    assert evidence.conclusive(DROP)
+    assert conclusive_drop(correct=36, labelled=60, validation=0.80, max_accuracy_drop=DROP, validation_rows=500)
+    assert not conclusive_drop(correct=36, labelled=60, validation=0.80, max_accuracy_drop=DROP, validation_rows=24)
 
 
 def test_a_thin_window_without_validation_or_answers_is_never_conclusive() -> None:
-    assert not conclusive_drop(correct=0, labelled=30, validation=None, max_accuracy_drop=DROP)
-    assert not conclusive_drop(correct=0, labelled=0, validation=0.9, max_accuracy_drop=DROP)
-    # every answer wrong still needs enough of them: 3 of 3 wrong has an upper bound of ~0.47
-    assert not conclusive_drop(correct=0, labelled=3, validation=0.5, max_accuracy_drop=DROP)
+    assert not conclusive_drop(correct=0, labelled=30, validation=None, max_accuracy_drop=DROP, validation_rows=100)
+    assert not conclusive_drop(correct=0, labelled=0, validation=0.9, max_accuracy_drop=DROP, validation_rows=100)
+    # every answer wrong still needs enough of them: 3 of 3 wrong against 0.5 on 10 held-out rows
+    assert not conclusive_drop(correct=0, labelled=3, validation=0.5, max_accuracy_drop=DROP, validation_rows=10)
