@@ -46,7 +46,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-import registry_data
+try:  # imported as the package ``bench`` (tests) or from a script in bench/
+    from bench import registry_data
+except ImportError:  # pragma: no cover - the closed-loop script's own path
+    import registry_data  # type: ignore[no-redef]
 
 SEA_THRESHOLDS = (8.0, 9.0, 7.0, 9.5)
 SEA_SHIFT = {"x1": 2.0, "x3": 3.0}  # added from the half-way switch on
