@@ -90,9 +90,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "served_as" not in metafunc.fixturenames:
         return
     module = metafunc.module.__name__.rsplit(".", 1)[-1]
-    # only tests that start the server with serving(); the others build their own app
-    uses_helper = "serving(" in inspect.getsource(metafunc.function)
-    kinds = ["single", "multi"] if module in MULTI_MODEL_MODULES and uses_helper else ["single"]
+    # a test that builds its own single-model app (create_app) does not go through serving()
+    own_app = "create_app(" in inspect.getsource(metafunc.function)
+    kinds = ["single", "multi"] if module in MULTI_MODEL_MODULES and not own_app else ["single"]
     metafunc.parametrize("served_as", kinds, indirect=True)
 
 
