@@ -4,9 +4,10 @@ Each registered model has a :class:`ModelSlot`. A loaded slot holds the model's 
 :class:`~airflow_mlops.serving.runtime.ServingRuntime` (champion, challenger, registry poller,
 shadow scorer) and the model's own app (:func:`~airflow_mlops.serving.app.create_app`), so every
 route of a single-model server works per model unchanged. What a model keeps across unload and
-reload (its metrics, its split and shadow setting, the request ids it answered) lives in its
-:class:`~airflow_mlops.serving.runtime.SharedState`; the prediction log writer and the feedback
-store are one per process, shared by all models (each row carries its model's name).
+reload (its metrics, its split and shadow setting) lives in its
+:class:`~airflow_mlops.serving.runtime.SharedState`; the prediction log writer, the feedback store
+and the answered request ids are one per process, shared by all models (each log row carries its
+model's name; a request id is answered once, by whichever model).
 
 :class:`ModelPool` loads a model on its first request (or all of them at start with ``warmup``)
 and, after a load, unloads idle models, least recently used first, while more than
@@ -118,13 +119,15 @@ class ModelPool:
             from airflow_mlops.serving.feedback_store import FeedbackStore
 
             self.feedback = FeedbackStore(first.postgres_dsn, table=first.feedback_table, log_table=first.log_table)
+        # one set of answered request ids per process: the log holds a request id once, whichever model answered
+        self.recent_ids = RecentIds(first.recent_ids)
         self.slots = {c.model_name: ModelSlot(c, self._shared(c)) for c in configs}
         self.warming = False
         self.lost_on_shutdown = 0
 
     def _shared(self, config: ServingConfig) -> SharedState:
         router = Router(config.model_name, config.challenger_share, config.shadow)
-        return SharedState(Metrics(), router, RecentIds(config.recent_ids), self.log_writer, self.feedback)
+        return SharedState(Metrics(), router, self.recent_ids, self.log_writer, self.feedback)
 
     @property
     def names(self) -> list[str]:
