@@ -341,4 +341,4 @@ def test_cli_serves_several_models_and_the_hook_and_deploy_operator_work_per_mod
         assert set(missing.json()["models"]) == {a, b, c}
     finally:
         server.stop()
-    assert server.process.returncode == 0, server.tail()
+    assert "prediction log drained: 2 rows written, 0 lost" in server.tail(), server.tail()  # the smoke requests
