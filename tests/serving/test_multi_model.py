@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from tests.support.serving import ADMIN, DSN, complete_rows, config_for
+from tests.support.serving import ADMIN, DSN, FEATURES, complete_rows, config_for
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -342,3 +342,29 @@ def test_cli_serves_several_models_and_the_hook_and_deploy_operator_work_per_mod
     finally:
         server.stop()
     assert "prediction log drained: 2 rows written, 0 lost" in server.tail(), server.tail()  # the smoke requests
+
+
+async def test_protocol_paths_reach_the_model_they_name(serving_store: Store, register: Callable[..., str]) -> None:
+    """``/v2/models/{name}/...`` needs no prefix; ``/models/{name}/invocations`` is MLflow's protocol per model."""
+    from tests.serving.test_protocols import v2_inputs
+
+    a, b = register(champion=0, challenger=None), register(champion=2, challenger=None)
+    rows = complete_rows(serving_store.frame, 3)
+    async with multi_server(serving_store, [a, b]) as (client, app):
+        for name, version in ((a, "1"), (b, "3")):
+            predicted = [
+                (await client.post(f"/models/{name}/predict", json={"features": r})).json()["prediction"] for r in rows
+            ]
+            infer = await client.post(f"/v2/models/{name}/infer", json={"inputs": v2_inputs(rows)})
+            assert infer.status_code == 200, infer.text
+            assert infer.json()["model_name"] == name
+            assert infer.json()["model_version"] == version
+            assert next(o for o in infer.json()["outputs"] if o["name"] == "predict")["data"] == predicted
+            metadata = await client.get(f"/v2/models/{name}")
+            assert metadata.json()["name"] == name
+            assert (await client.get(f"/v2/models/{name}/ready")).status_code == 200
+            split = {"columns": FEATURES, "data": [[r[f] for f in FEATURES] for r in rows]}
+            invocations = await client.post(f"/models/{name}/invocations", json={"dataframe_split": split})
+            assert invocations.status_code == 200, invocations.text
+            assert invocations.json()["predictions"] == predicted
+        assert (await client.get("/v2/health/ready")).json() == {"ready": True}

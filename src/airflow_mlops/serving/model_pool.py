@@ -235,10 +235,13 @@ class ModelPool:
         del runtime
         # loaded models were gc.freeze()d (taken out of the cyclic GC); give them back to it so
         # the cycles among the unloaded ones are freed too, then freeze what is still loaded
+        started = time.perf_counter()
         gc.unfreeze()
         gc.collect()
         gc.freeze()
-        log.info("model %s: unloaded (least recently used; %.0f MiB resident)", slot.name, resident_mb())
+        held = (time.perf_counter() - started) * 1000
+        resident = resident_mb()
+        log.info("model %s: unloaded (least recently used; GC %.0f ms; %.0f MiB resident)", slot.name, held, resident)
         return True
 
     # ----- reporting -------------------------------------------------------------------------

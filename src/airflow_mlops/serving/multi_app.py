@@ -103,7 +103,13 @@ class MultiModelApp:
                 response = json_response({"error": "unknown_model", "detail": detail, "models": pool.names}, 404)
             await response(scope, receive, send)
             return
-        slot = await pool.acquire(name)
+        try:
+            slot = await pool.acquire(name)
+        except Exception as err:
+            log.exception("loading model %s failed", name)
+            detail = f"model {name!r} could not be loaded: {type(err).__name__}: {err}"
+            await protocol_error(path, 503, "model_unavailable", detail)(scope, receive, send)
+            return
         try:
             app = slot.app
             assert app is not None, "an acquired model has its app"
