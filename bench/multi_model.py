@@ -21,6 +21,9 @@ What it does, in one run on one machine:
    Measured in rounds whose order alternates (ABC, CBA, ...), after a warm-up of each; prints the
    median req/s, p50 and p99 of each with the min..max over rounds, then
    ``mixed_throughput_ratio`` (multi_mixed / one_model median req/s).
+4. Churn: a ``--max-loaded-models 1`` server of two models, requests alternating between them, so
+   every request unloads one model and loads the other (``--churn`` rounds): RSS before and after,
+   per load, and the time of a request that has to load its model.
 
 No prediction log (no Postgres): the memory compared is that of the models and the server, not of
 the log writer process each single-model server would add. Nothing here asserts a time: it prints
@@ -215,6 +218,34 @@ def measure_memory(uri: str, names: list[str], root: Path, env: dict[str, str], 
             stop(proc)
 
 
+def measure_churn(uri: str, names: list[str], root: Path, env: dict[str, str], body: bytes, cycles: int) -> None:
+    """RSS of a ``--max-loaded-models 1`` server alternating between two models: load/unload leaks?"""
+    port = free_port()
+    proc = spawn(serve_command(names[:2], port, uri, "--max-loaded-models", "1"), root / "churn.log", env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/health", proc, root / "churn.log")
+
+        def cycle(count: int) -> float:
+            started = time.perf_counter()
+            for _ in range(count):
+                for name in names[:2]:
+                    post(f"{url}/models/{name}/predict", body)
+            return (time.perf_counter() - started) / (2 * count) * 1000
+
+        cycle(10)  # warm: imports, allocator pools and caches in place
+        before = memory_kib(proc.pid)["rss"]
+        per_switch = cycle(cycles)
+        after = memory_kib(proc.pid)["rss"]
+        print(
+            f"churn, --max-loaded-models 1, {cycles} rounds of two models (each request loads one, unloads the other): "
+            f"RSS {before / 1024:.0f} -> {after / 1024:.0f} MiB, {(after - before) / (2 * cycles):.1f} KiB per load; "
+            f"{per_switch:.0f} ms per request that loads its model"
+        )
+    finally:
+        stop(proc)
+
+
 def measure_throughput(
     uri: str, names: list[str], root: Path, env: dict[str, str], args: argparse.Namespace, bodies: Path
 ) -> None:
@@ -278,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=6, help="alternating rounds of the throughput runs")
     parser.add_argument("--wrk", default=shutil.which("wrk"), help="path of wrk (default: wrk on PATH)")
+    parser.add_argument("--churn", type=int, default=50, help="load/unload rounds of the churn run (0: skip)")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args(argv)
@@ -299,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         if not args.skip_memory:
             measure_memory(uri, names, root, env, body)
+        if args.churn:
+            measure_churn(uri, names, root, env, body, args.churn)
         if not args.skip_throughput:
             measure_throughput(uri, names, root, env, args, bodies)
         load = os.getloadavg()

@@ -9,10 +9,12 @@ the SQLite MLflow registry, the real Postgres log, and for the hook and operator
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import sys
 import time
+import weakref
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,11 +113,22 @@ async def test_least_recently_used_model_is_unloaded_beyond_the_bound_and_reload
         ]
         assert {p["arm"] for p in before} == {"champion", "challenger"}
         assert (await client.post(f"/models/{b}/predict", json={"features": rows[0]})).status_code == 200
-        assert (await client.post(f"/models/{a}/predict", json={"features": rows[0]})).status_code == 200
-        assert (await client.post(f"/models/{c}/predict", json={"features": rows[0]})).status_code == 200
-        ready = (await client.get("/ready")).json()
-        assert _states(ready) == {a: "loaded", b: "not_loaded", c: "loaded"}  # b was the least recently used
-        assert ready["models"][b]["unloads"] == 1
+        b_runtime = app.pool.slots[b].runtime
+        assert b_runtime is not None
+        assert b_runtime.models is not None
+        b_models = weakref.ref(b_runtime.models.champion)
+        del b_runtime
+        again = await client.post(f"/models/{a}/predict", json={"features": rows[0], "key": "k0"})
+        assert again.json()["arm"] == before[0]["arm"]
+        gc.disable()  # what frees b's models on unload is reference counting, not a collection
+        try:
+            assert (await client.post(f"/models/{c}/predict", json={"features": rows[0]})).status_code == 200
+            ready = (await client.get("/ready")).json()
+            assert _states(ready) == {a: "loaded", b: "not_loaded", c: "loaded"}  # b was the least recently used
+            assert ready["models"][b]["unloads"] == 1
+            assert b_models() is None
+        finally:
+            gc.enable()
 
         assert (await client.post(f"/models/{b}/predict", json={"features": rows[0]})).status_code == 200
         ready = (await client.get("/ready")).json()
@@ -138,7 +151,7 @@ async def test_least_recently_used_model_is_unloaded_beyond_the_bound_and_reload
         # the request counts of a model survive its unloads
         expected = f'mlops_serving_requests_total{{model="{a}",endpoint="predict",arm="challenger",status="200"}}'
         line = next(line for line in metrics.splitlines() if line.startswith(expected))
-        challenger = sum(p["arm"] == "challenger" for p in before + after)
+        challenger = sum(p["arm"] == "challenger" for p in [*before, again.json(), *after])
         assert float(line.split()[-1]) == challenger
 
 

@@ -106,6 +106,11 @@ class ServingRuntime:
         if self.feedback is not None:
             await self.feedback.close()
 
+    def forget_models(self) -> None:
+        """Drop the loaded versions of a stopped runtime, so they are freed even while it is referenced."""
+        self.models = None
+        self._inputs = self._inputs_key = None
+
     async def _registry_loop(self) -> None:
         while True:
             await self.reload("startup" if self.models is None else "poll")
