@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.serving.metrics import Metrics
+from airflow_mlops.serving.models import ModelRegistry
 from airflow_mlops.serving.request_ids import RecentIds
 from airflow_mlops.serving.routing import Router
 from airflow_mlops.serving.runtime import ServingRuntime, SharedState, log_writer_for
@@ -123,6 +124,7 @@ class ModelPool:
         self.slots = {c.model_name: ModelSlot(c, self._shared(c)) for c in configs}
         self.warming = False
         self.lost_on_shutdown = 0
+        self._mlflow_client: Any = None
 
     def _shared(self, config: ServingConfig) -> SharedState:
         router = Router(config.model_name, config.challenger_share, config.shadow)
@@ -191,7 +193,7 @@ class ModelPool:
         if self.settings.max_loaded is not None:
             while self.loaded_count() >= self.settings.max_loaded and await self._unload_one(keep=slot):
                 pass
-        runtime = ServingRuntime(slot.config, shared=slot.shared)
+        runtime = ServingRuntime(slot.config, ModelRegistry(slot.config, self._client()), shared=slot.shared)
         await runtime.start()
         # the runtime's own poller makes the first registry read (so its reload counts are those
         # of a single-model server); it sets no event, so wait for its outcome here
@@ -200,6 +202,16 @@ class ModelPool:
         slot.runtime, slot.app = runtime, create_app(slot.config, runtime)
         slot.loads += 1
         log.info("model %s: %s (load %d)", slot.name, slot.state, slot.loads)
+
+    def _client(self) -> Any:
+        """One MlflowClient for every model (each load would otherwise make one, and leave its cycles)."""
+        if self._mlflow_client is None:
+            from mlflow import MlflowClient
+
+            first = next(iter(self.slots.values())).config
+            registry_uri = first.registry_uri or first.tracking_uri
+            self._mlflow_client = MlflowClient(tracking_uri=first.tracking_uri, registry_uri=registry_uri)
+        return self._mlflow_client
 
     def loaded_count(self) -> int:
         return sum(1 for s in self.slots.values() if s.runtime is not None)

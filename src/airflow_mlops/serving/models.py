@@ -87,9 +87,9 @@ class ModelSet:
 class ModelRegistry:
     """Read aliases and load versions of one registered model."""
 
-    def __init__(self, config: ServingConfig) -> None:
+    def __init__(self, config: ServingConfig, client: Any = None) -> None:
         self.config = config
-        self._client: Any = None
+        self._client: Any = client  # an MlflowClient to share (a multi-model server), else made on first use
 
     @property
     def client(self) -> Any:
