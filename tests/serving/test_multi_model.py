@@ -349,12 +349,29 @@ def test_cli_serves_several_models_and_the_hook_and_deploy_operator_work_per_mod
             return await trigger.run().__anext__()
 
         assert asyncio.run(first_event()).payload["status"] == "success"
+        # Triton's own client reaches each model by its v2 name, with no prefix
+        import tritonclient.http as triton
+
+        from tests.serving.test_protocol_clients import _tensors
+
+        client = triton.InferenceServerClient(url=server.url.removeprefix("http://"))
+        assert client.is_server_ready()
+        for name, version in ((a, "1"), (c, "3")):
+            assert client.is_model_ready(name)
+            metadata = client.get_model_metadata(name)
+            result = client.infer(name, _tensors(metadata, [row], True))
+            assert result.get_response()["model_name"] == name
+            assert result.get_response()["model_version"] == version
+            expected = httpx.post(f"{server.url}/models/{name}/predict", json={"features": row}).json()["prediction"]
+            assert result.as_numpy("predict").tolist() == [expected]
+        client.close()
         missing = httpx.post(f"{server.url}/models/nope/predict", json={"features": row})
         assert missing.status_code == 404
         assert set(missing.json()["models"]) == {a, b, c}
     finally:
         server.stop()
-    assert "prediction log drained: 2 rows written, 0 lost" in server.tail(), server.tail()  # the smoke requests
+    # the hook's and the smoke request, two Triton requests and two /predict
+    assert "prediction log drained: 6 rows written, 0 lost" in server.tail(), server.tail()
 
 
 async def test_protocol_paths_reach_the_model_they_name(serving_store: Store, register: Callable[..., str]) -> None:
@@ -381,3 +398,28 @@ async def test_protocol_paths_reach_the_model_they_name(serving_store: Store, re
             assert invocations.status_code == 200, invocations.text
             assert invocations.json()["predictions"] == predicted
         assert (await client.get("/v2/health/ready")).json() == {"ready": True}
+
+
+async def test_a_model_without_a_champion_answers_503_and_recovers(
+    serving_store: Store, register: Callable[..., str]
+) -> None:
+    from airflow_mlops.hooks.mlflow import MlflowHook
+
+    a, b = register(champion=0, challenger=None), register(champion=None, challenger=None)
+    row = complete_rows(serving_store.frame, 1)[0]
+    async with multi_server(serving_store, [a, b], retry_seconds=0.2) as (client, app):
+        response = await client.post(f"/models/{b}/predict", json={"features": row})
+        assert response.status_code == 503
+        assert response.json()["detail"] == f"no model loaded yet: model {b!r} has no 'champion' alias"
+        ready = await client.get("/ready")
+        assert ready.status_code == 200  # the process serves its other models
+        assert ready.json()["models"][b]["state"] == "loading"
+        assert ready.json()["models"][b]["registry"]["error"] == f"model {b!r} has no 'champion' alias"
+        assert (await client.post(f"/models/{a}/predict", json={"features": row})).status_code == 200
+        with MlflowHook("serving_mlflow").activate() as mlflow_client:
+            mlflow_client.set_registered_model_alias(b, "champion", "1")
+        runtime = app.pool.slots[b].runtime
+        assert runtime is not None
+        await runtime.wait_ready(10)
+        assert (await client.post(f"/models/{b}/predict", json={"features": row})).json()["version"] == "1"
+        assert (await client.get("/ready")).json()["models"][b]["state"] == "loaded"
