@@ -91,3 +91,18 @@ def test_hook_and_trigger_address_one_model() -> None:
     path, kwargs = trigger.serialize()
     assert kwargs["model"] == "churn"
     assert ServingReadyTrigger(**kwargs).hook.prefix == "/models/churn"
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_spec_shared_server_points_rollouts_and_the_ab_test_at_the_model(shared: bool) -> None:
+    """``serving.shared_server`` makes the Level 3 DAGs talk to ``/models/{registered model}/...``."""
+    from airflow_mlops.factories import build_pipeline
+    from airflow_mlops.spec import PipelineSpec
+    from tests.support.specs import spec_dict
+
+    spec = PipelineSpec.from_dict(spec_dict(level=3, serving={"shared_server": shared}))
+    tasks = {task.task_id: task for dag in build_pipeline(spec) for task in dag.tasks}
+    prefix = f"/models/{spec.registered_model_name}" if shared else ""
+    for task_id in ("start_ab_test", "deploy_promote_first", "deploy_promote"):
+        assert tasks[task_id].hook.prefix == prefix, task_id
+    assert tasks["analyse"].serving_hook.prefix == prefix
