@@ -423,3 +423,19 @@ async def test_a_model_without_a_champion_answers_503_and_recovers(
         await runtime.wait_ready(10)
         assert (await client.post(f"/models/{b}/predict", json={"features": row})).json()["version"] == "1"
         assert (await client.get("/ready")).json()["models"][b]["state"] == "loaded"
+
+
+def test_prefix_and_tag_find_the_registered_models(serving_store: Store, register: Callable[..., str]) -> None:
+    from airflow_mlops.hooks.mlflow import MlflowHook
+    from airflow_mlops.serving.models import registered_model_names
+
+    tagged, untagged = register(prefix="tagged_x"), register(prefix="tagged_x")
+    lookalike = register(prefix="taggedYx")  # "_" is a LIKE wildcard: an exact prefix is kept
+    with MlflowHook("serving_mlflow").activate() as client:
+        client.set_registered_model_tag(tagged, "team", "fleet")
+        client.set_registered_model_tag(lookalike, "team", "fleet")
+    config = config_for(serving_store, tagged)
+    assert registered_model_names(config, prefix="tagged_x") == sorted([tagged, untagged])
+    assert registered_model_names(config, tag="team=fleet") == sorted([tagged, lookalike])
+    assert registered_model_names(config, prefix="tagged_", tag="team = fleet") == [tagged]
+    assert registered_model_names(config, prefix="no_such_prefix_") == []
