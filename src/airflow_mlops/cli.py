@@ -65,9 +65,9 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError as err:
         print(f"serve: {err}; install the serving extra: pip install 'airflow-provider-mlops[serving]'")
         return 2
-    from airflow_mlops.serving.server import config_from_args, run
+    from airflow_mlops.serving.server import serve_from_args
 
-    run(config_from_args(args), host=args.host, port=args.port, log_level=args.log_level)
+    serve_from_args(args)
     return 0
 
 

@@ -245,6 +245,9 @@ class ServingSpec(_Strict):
     log_table: str = "mlops_prediction_log"
     feedback_table: str = "mlops_feedback"
     ready_timeout: Annotated[float, Field(gt=0)] = 300.0
+    shared_server: bool = False
+    """The server serves several models (``airflow-mlops serve --model a --model b``): rollouts and
+    the A/B test talk to ``/models/{registered model}/...`` and leave the other models alone."""
 
     @field_validator("log_table", "feedback_table")
     @classmethod

@@ -15,6 +15,7 @@ and sets the aliases, so tests that move aliases never disturb each other.
 
 from __future__ import annotations
 
+import inspect
 import json
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -79,28 +80,58 @@ def serving_store(tmp_path_factory: pytest.TempPathFactory, customers_frame: pd.
     return Store(root, uri, artifacts, runs, frame)
 
 
-@pytest.fixture
-def register(serving_store: Store, monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
-    """Register the runs under a fresh name as versions 1-5 and set the aliases."""
+# Modules whose tests run twice: against a single-model server, and against a server of two
+# models through the tested model's /models/{name} prefix (tests.support.serving.serving).
+MULTI_MODEL_MODULES = {"test_app", "test_any_json_body", "test_arm_inputs", "test_protocols", "test_request_identity"}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run the in-process server tests of :data:`MULTI_MODEL_MODULES` on both kinds of server."""
+    if "served_as" not in metafunc.fixturenames:
+        return
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    # a test that builds its own single-model app (create_app) does not go through serving()
+    own_app = "create_app(" in inspect.getsource(metafunc.function)
+    kinds = ["single", "multi"] if module in MULTI_MODEL_MODULES and not own_app else ["single"]
+    metafunc.parametrize("served_as", kinds, indirect=True)
+
+
+def register_runs(store: Store, champion: int | None, challenger: int | None, prefix: str) -> str:
+    """Register the store's runs under a fresh name as versions 1-5 and set the aliases."""
     from airflow_mlops.core.registry import register_version
     from airflow_mlops.hooks.mlflow import MlflowHook
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with MlflowHook("serving_mlflow").activate() as client:  # the SQL registry resolves models:/ globally
+        for run in store.runs:
+            register_version(client, name=name, model_uri=run["model_uri"], run_id=run["run_id"], tags={}, alias=None)
+        if champion is not None:
+            client.set_registered_model_alias(name, "champion", str(champion + 1))
+        if challenger is not None:
+            client.set_registered_model_alias(name, "challenger", str(challenger + 1))
+    return name
+
+
+@pytest.fixture
+def served_as(request: pytest.FixtureRequest, serving_store: Store, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``single``, or ``multi``: serving() then serves a second model beside the tested one."""
+    from tests.support import serving
 
     monkeypatch.setenv(
         "AIRFLOW_CONN_SERVING_MLFLOW", json.dumps({"conn_type": "mlflow", "host": serving_store.tracking_uri})
     )
+    kind = str(getattr(request, "param", "single"))
+    if kind == "multi":  # the scikit-learn path, champion only: unlike what most tests serve
+        monkeypatch.setattr(serving, "COMPANIONS", [register_runs(serving_store, 2, None, "other")])
+    return kind
+
+
+@pytest.fixture
+def register(serving_store: Store, served_as: str) -> Callable[..., str]:
+    """Register the runs under a fresh name as versions 1-5 and set the aliases."""
 
     def make(champion: int | None = 0, challenger: int | None = 1, prefix: str = "churn") -> str:
-        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-        with MlflowHook("serving_mlflow").activate() as client:  # the SQL registry resolves models:/ globally
-            for run in serving_store.runs:
-                register_version(
-                    client, name=name, model_uri=run["model_uri"], run_id=run["run_id"], tags={}, alias=None
-                )
-            if champion is not None:
-                client.set_registered_model_alias(name, "champion", str(champion + 1))
-            if challenger is not None:
-                client.set_registered_model_alias(name, "challenger", str(challenger + 1))
-        return name
+        return register_runs(serving_store, champion, challenger, prefix)
 
     return make
 

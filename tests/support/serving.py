@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from airflow_mlops.serving.config import ServingConfig
+    from airflow_mlops.serving.model_pool import PoolSettings
     from airflow_mlops.serving.runtime import ServingRuntime
 
 FEATURES = ["tenure_months", "monthly_usage", "support_calls", "monthly_charge", "plan", "region"]
@@ -87,9 +88,21 @@ def config_for(store: Store, name: str, **overrides: Any) -> ServingConfig:
     return ServingConfig(model_name=name, tracking_uri=store.tracking_uri, **settings)
 
 
+COMPANIONS: list[str] = []
+"""Other registered models serving() serves beside the tested one (tests/serving/conftest.py sets it)."""
+
+
 @asynccontextmanager
 async def serving(config: ServingConfig) -> AsyncIterator[tuple[httpx.AsyncClient, ServingRuntime]]:
-    """The app with its lifespan running, an httpx client on it, and its runtime (models loaded)."""
+    """The app with its lifespan running, an httpx client on it, and its runtime (models loaded).
+
+    With :data:`COMPANIONS`, a multi-model server of them and ``config``'s model, and a client whose
+    paths go to ``/models/{name}/...`` of the tested model.
+    """
+    if COMPANIONS:
+        async with serving_many(config, COMPANIONS) as served:
+            yield served
+        return
     import httpx
 
     from airflow_mlops.serving.app import create_app
@@ -101,3 +114,31 @@ async def serving(config: ServingConfig) -> AsyncIterator[tuple[httpx.AsyncClien
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://serve") as client:
             yield client, runtime
+
+
+@asynccontextmanager
+async def serving_many(
+    config: ServingConfig, companions: list[str], settings: PoolSettings | None = None
+) -> AsyncIterator[tuple[httpx.AsyncClient, ServingRuntime]]:
+    """A multi-model server of ``companions`` and ``config``'s model, with a client on that model's prefix."""
+    import dataclasses
+
+    import httpx
+
+    from airflow_mlops.serving.multi_app import create_multi_app
+
+    name = config.model_name
+    configs = [dataclasses.replace(config, model_name=other) for other in companions] + [config]
+    app = create_multi_app(configs, settings)
+    await app.pool.start()
+    try:
+        slot = await app.pool.acquire(name)
+        app.pool.release(slot)
+        assert slot.runtime is not None
+        runtime = slot.runtime
+        await runtime.wait_ready(60)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=f"http://serve/models/{name}") as client:
+            yield client, runtime
+    finally:
+        await app.pool.stop()

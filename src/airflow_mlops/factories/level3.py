@@ -40,8 +40,14 @@ def _promote_and_deploy(spec: PipelineSpec, source: str, promote_id: str, verdic
         smoke_features=_from(source, "smoke_features"),
         serving_conn_id=spec.serving.conn_id,
         ready_timeout=spec.serving.ready_timeout,
+        model=_served_model(spec),
     )
     promote >> deploy
+
+
+def _served_model(spec: PipelineSpec) -> str | None:
+    """The model's name on a server of several models (``serving.shared_server``), else None."""
+    return spec.registered_model_name if spec.serving.shared_server else None
 
 
 def _train_doc(spec: PipelineSpec) -> str:
@@ -100,6 +106,7 @@ def level_3_parts(
             challenger_share=spec.promotion.ab.challenger_share,
             serving_conn_id=spec.serving.conn_id,
             ready_timeout=spec.serving.ready_timeout,
+            model=_served_model(spec),
         )
         _promote_and_deploy(spec, "challenge", "promote_first", gate.output)
         gate >> route >> [rejection, rollout, train.get_task("promote_first")]
@@ -110,7 +117,11 @@ def level_3_parts(
     )
     with new_dag(spec, "ab_test", schedule=spec.promotion.ab.schedule, doc=ab_doc) as ab_dag:
         analyse = ABTestOperator(
-            task_id="analyse", spec=spec, log_conn_id=spec.serving.log_conn_id, serving_conn_id=spec.serving.conn_id
+            task_id="analyse",
+            spec=spec,
+            log_conn_id=spec.serving.log_conn_id,
+            serving_conn_id=spec.serving.conn_id,
+            shared_server=spec.serving.shared_server,
         )
         route = VerdictBranchOperator(task_id="route", verdict=analyse.output, on_promote="promote")
         _promote_and_deploy(spec, "analyse", "promote", analyse.output)

@@ -36,6 +36,15 @@ def lagging(state: dict[str, dict[str, str] | str], expected: dict[str, str]) ->
     return behind
 
 
+def model_prefix(model: str | None) -> str:
+    """``/models/{model}`` (the name URL-quoted), or ``""`` for a single-model server."""
+    if not model:
+        return ""
+    from urllib.parse import quote
+
+    return f"/models/{quote(model, safe='')}"
+
+
 class ServingHook(BaseHook):
     """Talk to every instance of the model server behind a connection of type ``mlops_serving``.
 
@@ -43,6 +52,8 @@ class ServingHook(BaseHook):
     the password is the admin token.
 
     :param serving_conn_id: the serving connection.
+    :param model: on a server of several models, the registered model to talk to: its calls go to
+        ``/models/{model}/...``; ``None`` (default): a single-model server's own paths.
     """
 
     conn_name_attr = "serving_conn_id"
@@ -50,9 +61,11 @@ class ServingHook(BaseHook):
     conn_type = "mlops_serving"
     hook_name = "MLOps model server"
 
-    def __init__(self, serving_conn_id: str = default_conn_name) -> None:
+    def __init__(self, serving_conn_id: str = default_conn_name, model: str | None = None) -> None:
         super().__init__()
         self.serving_conn_id = serving_conn_id
+        self.model = model
+        self.prefix = model_prefix(model)
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -120,17 +133,18 @@ class ServingHook(BaseHook):
 
     def reload(self) -> list[dict[str, Any]]:
         """Ask every instance to re-read the registry aliases now."""
-        return [self._call("POST", url, "/admin/reload") for url in self.get_conn()]
+        return [self._call("POST", url, f"{self.prefix}/admin/reload") for url in self.get_conn()]
 
     def set_traffic(self, challenger_share: float) -> list[dict[str, Any]]:
         """Set the challenger's share of traffic on every instance."""
         return [
-            self._call("POST", url, "/admin/traffic", {"challenger_share": challenger_share}) for url in self.get_conn()
+            self._call("POST", url, f"{self.prefix}/admin/traffic", {"challenger_share": challenger_share})
+            for url in self.get_conn()
         ]
 
     def ready(self) -> list[dict[str, Any]]:
         """Every instance's ``/ready`` body."""
-        return [self._call("GET", url, "/ready") for url in self.get_conn()]
+        return [self._call("GET", url, f"{self.prefix}/ready") for url in self.get_conn()]
 
     def predict(
         self, url: str, features: dict[str, Any], key: str | None = None, arm: str | None = None
@@ -139,7 +153,8 @@ class ServingHook(BaseHook):
         body: dict[str, Any] = {"features": features}
         if key:
             body["key"] = key
-        return self._call("POST", url, "/predict", body, headers={"X-Mlops-Arm": arm} if arm else None)
+        headers = {"X-Mlops-Arm": arm} if arm else None
+        return self._call("POST", url, f"{self.prefix}/predict", body, headers=headers)
 
     def wait_ready(self, expected: dict[str, str], *, timeout: float, poll_interval: float = 1.0) -> None:
         """Block until every instance serves ``expected`` (``{arm: version}``); :class:`ServingError` on timeout."""
@@ -162,7 +177,7 @@ class ServingHook(BaseHook):
 
         async def one(client: httpx.AsyncClient, url: str) -> dict[str, str] | str:
             try:
-                response = await client.get(f"{url}/ready")
+                response = await client.get(f"{url}{self.prefix}/ready")
             except httpx.HTTPError as err:
                 return f"{type(err).__name__}: {err}"
             if response.status_code != 200:

@@ -32,6 +32,8 @@ class ABTestOperator(MlopsOperator):
 
     :param log_conn_id: Postgres connection of the prediction log and feedback tables.
     :param serving_conn_id: the model server connection (for withdrawing a losing challenger).
+    :param shared_server: the server serves several models: the losing challenger's share is set
+        through ``/models/{registered model}/admin/traffic``, leaving the other models alone.
     """
 
     template_fields: Sequence[str] = ()
@@ -41,11 +43,13 @@ class ABTestOperator(MlopsOperator):
         *,
         log_conn_id: str = "postgres_default",
         serving_conn_id: str = ServingHook.default_conn_name,
+        shared_server: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.log_conn_id = log_conn_id
         self.serving_conn_id = serving_conn_id
+        self.shared_server = shared_server
 
     @cached_property
     def ledger_hook(self) -> LedgerHook:
@@ -55,7 +59,8 @@ class ABTestOperator(MlopsOperator):
     @cached_property
     def serving_hook(self) -> ServingHook:
         """The serving hook (a losing challenger's traffic goes back to 0)."""
-        return ServingHook(self.serving_conn_id)
+        model = self.spec.registered_model_name if self.shared_server else None
+        return ServingHook(self.serving_conn_id, model=model)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException

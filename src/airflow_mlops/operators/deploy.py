@@ -32,6 +32,8 @@ class DeployModelOperator(BaseOperator):
     :param serving_conn_id: connection of type ``mlops_serving``.
     :param ready_timeout: seconds to wait for every instance.
     :param deferrable: wait in the triggerer.
+    :param model: on a server of several models, the registered model to deploy (its calls go to
+        ``/models/{model}/...``; the other models are left alone); ``None``: a single-model server.
     """
 
     template_fields: Sequence[str] = ("version", "smoke_features")
@@ -47,6 +49,7 @@ class DeployModelOperator(BaseOperator):
         serving_conn_id: str = ServingHook.default_conn_name,
         ready_timeout: float = 300.0,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        model: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -59,11 +62,12 @@ class DeployModelOperator(BaseOperator):
         self.serving_conn_id = serving_conn_id
         self.ready_timeout = ready_timeout
         self.deferrable = deferrable
+        self.model = model
 
     @cached_property
     def hook(self) -> ServingHook:
         """The serving hook."""
-        return ServingHook(serving_conn_id=self.serving_conn_id)
+        return ServingHook(serving_conn_id=self.serving_conn_id, model=self.model)
 
     def _expected(self) -> dict[str, str]:
         version = getattr(self.version, "get", lambda _k: None)("version") or self.version
@@ -76,7 +80,10 @@ class DeployModelOperator(BaseOperator):
 
             self.defer(
                 trigger=ServingReadyTrigger(
-                    serving_conn_id=self.serving_conn_id, expected=self._expected(), timeout=self.ready_timeout
+                    serving_conn_id=self.serving_conn_id,
+                    expected=self._expected(),
+                    timeout=self.ready_timeout,
+                    model=self.model,
                 ),
                 method_name="execute_complete",
             )

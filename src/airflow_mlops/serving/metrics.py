@@ -42,6 +42,13 @@ HELP = {
     "mlops_serving_log_spool_rows": ("gauge", "Rows in the prediction log spool not yet confirmed by Postgres."),
     "mlops_serving_log_spool_max_bytes": ("gauge", "The spool's bound: at it, predictions get 503."),
     "mlops_serving_log_spool_refused_total": ("counter", "Predictions refused (503) because the spool was full."),
+    "mlops_serving_model_loaded": ("gauge", "1 while the model is loaded in a multi-model server, else 0."),
+    "mlops_serving_model_loads_total": ("counter", "Times a multi-model server loaded the model."),
+    "mlops_serving_model_unloads_total": (
+        "counter",
+        "Times a multi-model server unloaded the model (LRU, under a bound).",
+    ),
+    "mlops_serving_resident_bytes": ("gauge", "Resident memory of the server process."),
     "mlops_serving_log_rows_replayed_duplicates_total": (
         "counter",
         "Spooled rows Postgres already held (a replay after a crash); skipped.",

@@ -87,9 +87,9 @@ class ModelSet:
 class ModelRegistry:
     """Read aliases and load versions of one registered model."""
 
-    def __init__(self, config: ServingConfig) -> None:
+    def __init__(self, config: ServingConfig, client: Any = None) -> None:
         self.config = config
-        self._client: Any = None
+        self._client: Any = client  # an MlflowClient to share (a multi-model server), else made on first use
 
     @property
     def client(self) -> Any:
@@ -195,6 +195,47 @@ class ModelRegistry:
             fast_path=predictor.fast,
             fast_path_note=note,
         )
+
+
+def registered_model_names(config: ServingConfig, *, prefix: str | None = None, tag: str | None = None) -> list[str]:
+    """Names of the registered models starting with ``prefix`` and/or carrying ``tag`` (``KEY=VALUE``)."""
+    from mlflow import MlflowClient
+
+    filters = []
+    if prefix:
+        filters.append(f"name LIKE '{_quoted(prefix, 'model prefix')}%'")
+    if tag:
+        key, sep, value = tag.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"model tag: expected KEY=VALUE, found {tag!r}")
+        filters.append(
+            f"tags.`{_quoted(key.strip(), 'model tag key')}` = '{_quoted(value.strip(), 'model tag value')}'"
+        )
+    client = MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.registry_uri or config.tracking_uri)
+    names: list[str] = []
+    token = None
+    while True:
+        try:
+            page = client.search_registered_models(filter_string=" AND ".join(filters), page_token=token)
+        except Exception as err:
+            raise ModelRegistryError(
+                f"searching registered models ({' AND '.join(filters)}): {first_line(err)}"
+            ) from err
+        names.extend(m.name for m in page)
+        token = page.token
+        if not token:
+            return sorted(n for n in names if not prefix or n.startswith(prefix))
+
+
+def _quoted(text: str, what: str) -> str:
+    """``text`` for a quoted MLflow filter value; quotes, backslashes and ``%`` are refused.
+
+    ``_`` in a prefix matches any character there; the caller keeps exact prefixes only.
+    """
+    bad = sorted({c for c in text if c in "'`\\%"})
+    if bad:
+        raise ValueError(f"{what}: {text!r} holds {''.join(bad)!r}, which a registry filter cannot take")
+    return text
 
 
 def _input_example(meta: Any, local: str) -> Any:

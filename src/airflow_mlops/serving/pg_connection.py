@@ -20,11 +20,17 @@ class PgConnection:
 
         if self._conn is None or self._conn.closed:
             conn = psycopg2.connect(self.dsn, connect_timeout=5, application_name="airflow-mlops-serve")
-            try:
-                with conn, conn.cursor() as cur:
-                    cur.execute(self.ddl)
-            except psycopg2.errors.UniqueViolation:  # another replica created it at the same moment
-                conn.rollback()
+            for attempt in range(3):
+                try:
+                    with conn, conn.cursor() as cur:
+                        cur.execute(self.ddl)
+                    break
+                except psycopg2.errors.UniqueViolation:
+                    # another process created one of the tables at the same moment; the rollback
+                    # undid the others too, so run the DDL again (IF NOT EXISTS now sees that table)
+                    conn.rollback()
+                    if attempt == 2:
+                        raise
             self._conn = conn
         return self._conn
 

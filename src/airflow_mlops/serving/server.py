@@ -6,7 +6,8 @@ import argparse
 import gc
 import logging
 import os
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.log_tables import FEEDBACK_TABLE, PREDICTION_LOG_TABLE
 from airflow_mlops.serving.config import (
@@ -18,6 +19,9 @@ from airflow_mlops.serving.config import (
     ServingConfig,
     default_spool_dir,
 )
+
+if TYPE_CHECKING:
+    from airflow_mlops.serving.model_pool import PoolSettings
 
 # Registry calls happen on reload; MLflow's default (7 retries with backoff, ~4 minutes) would
 # hold a reload, and shutdown, that long when the registry is down. The server process owns its
@@ -31,7 +35,21 @@ _MLFLOW_DEFAULTS = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``airflow-mlops serve``."""
-    parser.add_argument("--model", required=True, help="registered model name")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="registered model name; repeat it to serve several models from one process (/models/NAME/...)",
+    )
+    parser.add_argument("--model-prefix", help="also serve every registered model whose name starts with this")
+    parser.add_argument("--model-tag", metavar="KEY=VALUE", help="also serve every registered model with this tag")
+    parser.add_argument(
+        "--max-loaded-models", type=int, help="several models: unload the least recently used beyond this many"
+    )
+    parser.add_argument(
+        "--max-memory-mb", type=float, help="several models: unload idle models while resident memory is above this"
+    )
+    parser.add_argument("--warmup", action="store_true", help="several models: load them all at start, not lazily")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (or use --mlflow-conn-id)")
     parser.add_argument("--registry-uri", help="MLflow registry URI (default: the tracking URI)")
     parser.add_argument("--mlflow-conn-id", help="take the URIs and credentials from this Airflow connection")
@@ -72,8 +90,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="info")
 
 
-def config_from_args(args: argparse.Namespace) -> ServingConfig:
-    """Build the config; ``--mlflow-conn-id`` fills URIs (and exports credentials for this process)."""
+def config_from_args(args: argparse.Namespace, model: str | None = None) -> ServingConfig:
+    """Build the config of ``model`` (default: the one ``--model``).
+
+    ``--mlflow-conn-id`` fills the URIs (and exports credentials for this process).
+    """
     tracking_uri, registry_uri = args.tracking_uri, args.registry_uri
     if args.mlflow_conn_id:
         from airflow_mlops.hooks.mlflow import MlflowHook
@@ -90,9 +111,14 @@ def config_from_args(args: argparse.Namespace) -> ServingConfig:
                 os.environ[var] = str(settings[key])
     if not tracking_uri:
         raise SystemExit("airflow-mlops serve: give --tracking-uri or --mlflow-conn-id")
+    if model is None:
+        if len(args.model) != 1:
+            raise SystemExit("airflow-mlops serve: give one --model (several: see serve_from_args)")
+        model = args.model[0]
+    spool_name = model if not is_multi(args) else "models"
     try:
         return ServingConfig(
-            model_name=args.model,
+            model_name=model,
             tracking_uri=tracking_uri,
             registry_uri=registry_uri,
             postgres_dsn=args.postgres_dsn,
@@ -110,18 +136,70 @@ def config_from_args(args: argparse.Namespace) -> ServingConfig:
             fast_path=not args.no_fast_path,
             micro_batch=not args.no_micro_batch,
             log_durability=args.log_durability,
-            log_spool_dir=args.log_spool_dir or str(default_spool_dir(args.model, args.port)),
+            log_spool_dir=args.log_spool_dir or str(default_spool_dir(spool_name, args.port)),
             log_spool_max_bytes=args.log_spool_max_bytes,
         )
     except ValueError as err:
         raise SystemExit(f"airflow-mlops serve: {err}") from err
 
 
-def run(config: ServingConfig, *, host: str = "127.0.0.1", port: int = 8080, log_level: str = "info") -> None:
-    """Serve ``config`` with uvicorn until SIGINT/SIGTERM; shutdown drains the prediction log."""
+def is_multi(args: argparse.Namespace) -> bool:
+    """Whether the options ask for a multi-model server (several ``--model``, a prefix or a tag)."""
+    return len(args.model) > 1 or bool(args.model_prefix or args.model_tag)
+
+
+def configs_from_args(args: argparse.Namespace) -> tuple[list[ServingConfig], PoolSettings]:
+    """One config per model of a multi-model server (``--model``s, then the prefix's and tag's)."""
+    from airflow_mlops.serving.model_pool import PoolSettings
+
+    first = config_from_args(args, args.model[0] if args.model else "models")
+    names = list(dict.fromkeys(args.model))
+    if args.model_prefix or args.model_tag:
+        from airflow_mlops.serving.models import registered_model_names
+
+        try:
+            found = registered_model_names(first, prefix=args.model_prefix, tag=args.model_tag)
+        except ValueError as err:
+            raise SystemExit(f"airflow-mlops serve: {err}") from err
+        names.extend(n for n in found if n not in names)
+    if not names:
+        raise SystemExit(
+            "airflow-mlops serve: no registered model to serve (give --model, or a prefix or tag that matches)"
+        )
+    try:
+        settings = PoolSettings(args.max_loaded_models, args.max_memory_mb, args.warmup)
+    except ValueError as err:
+        raise SystemExit(f"airflow-mlops serve: {err}") from err
+    return [replace(first, model_name=name) for name in names], settings
+
+
+def serve_from_args(args: argparse.Namespace) -> None:
+    """Serve what the options ask for: one model, or several from one process."""
+    if is_multi(args):
+        configs, settings = configs_from_args(args)
+        run(configs[0], host=args.host, port=args.port, log_level=args.log_level, multi=(configs, settings))
+    else:
+        if not args.model:
+            raise SystemExit("airflow-mlops serve: give --model (or --model-prefix / --model-tag)")
+        run(config_from_args(args), host=args.host, port=args.port, log_level=args.log_level)
+
+
+def run(
+    config: ServingConfig,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    log_level: str = "info",
+    multi: tuple[list[ServingConfig], PoolSettings] | None = None,
+) -> None:
+    """Serve ``config`` (or every config of ``multi``, from one process) with uvicorn.
+
+    Runs until SIGINT/SIGTERM; shutdown drains the prediction log.
+    """
     import uvicorn
 
     from airflow_mlops.serving.app import create_app
+    from airflow_mlops.serving.multi_app import create_multi_app
 
     for var, value in _MLFLOW_DEFAULTS.items():
         os.environ.setdefault(var, value)
@@ -130,7 +208,7 @@ def run(config: ServingConfig, *, host: str = "127.0.0.1", port: int = 8080, log
     # and measured +13 % throughput with logging on. The runtime also gc.freeze()s loaded models.
     gc.set_threshold(50_000, 20, 100)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(config)
+    app = create_app(config) if multi is None else create_multi_app(*multi)
     options: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -148,5 +226,5 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="airflow-mlops serve", description="serve champion/challenger models")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    run(config_from_args(args), host=args.host, port=args.port, log_level=args.log_level)
+    serve_from_args(args)
     return 0
