@@ -101,29 +101,51 @@ class PredictRoutes:
 
     async def predict(self, request: Request) -> Response:
         """One prediction, from the arm the router (or the admin's ``X-Mlops-Arm``) picks."""
-        rt = self.rt
         started = time.perf_counter()
         raw = await request.body()
         headers = request.headers
+        if "x-mlops-arm" not in headers:
+            response = await self.predict_body(raw, headers.get("x-request-id"), headers.get("x-request-key"), started)
+            if response is not None:
+                return response
+        checked = self._checked(request, raw, started)
+        if not isinstance(checked, Routed):
+            return checked
+        return await self._claimed(checked, started)
+
+    async def predict_body(
+        self, raw: bytes, request_id_header: str | None, key_header: str | None, started: float
+    ) -> Response | None:
+        """The common case, decoded and validated in C: a valid body, arms of one signature, no shadow.
+
+        None when the body needs the Python parsers (to name what is wrong, or for what the fast
+        decoder does not take): the caller runs :meth:`predict`'s full path. The ASGI front
+        (:class:`~airflow_mlops.serving.hot_routes.ServingApp`) calls this without a ``Request``.
+        """
+        rt = self.rt
         models = rt.models
-        # the common case: a valid body, arms of one signature, no forced arm, no shadow scoring
-        fast = None
-        if models is not None and not rt.router.shadow and "x-mlops-arm" not in headers:
-            decoder = rt.arm_inputs(models).fast
-            fast = decoder.decode(raw) if decoder is not None else None
-        if fast is not None and models is not None:
-            row, given, key = fast
-            given = given or headers.get("x-request-id")
-            request_id = given or new_request_id()
-            key = key or headers.get("x-request-key")
-            arm = rt.router.arm(key or request_id, models.challenger is not None)
-            model = models.challenger if arm == CHALLENGER and models.challenger is not None else models.champion
-            routed = Routed(models, model, arm, row, request_id, given, key, raw.decode(), None)
+        if models is None or rt.router.shadow:
+            return None
+        decoder = rt.arm_inputs(models).fast
+        fast = decoder.decode(raw) if decoder is not None else None
+        if fast is None:
+            return None
+        row, given, key = fast
+        given = given or request_id_header
+        request_id = given or new_request_id()
+        key = key or key_header
+        challenger = models.challenger
+        if challenger is None:
+            arm, model = CHAMPION, models.champion
         else:
-            checked = self._checked(request, raw, started)
-            if not isinstance(checked, Routed):
-                return checked
-            routed = checked
+            arm = rt.router.arm(key or request_id, True)
+            model = challenger if arm == CHALLENGER else models.champion
+        text = raw.decode() if rt.log_writer is not None else ""
+        return await self._claimed(Routed(models, model, arm, row, request_id, given, key, text, None), started)
+
+    async def _claimed(self, routed: Routed, started: float) -> Response:
+        """Claim the client's request id (409 for a repeat), answer, and release the id if no answer came."""
+        rt = self.rt
         given = routed.given
         if given is not None and not rt.recent_ids.claim(given):
             return self._refuse("predict", "none", started, repeated_ids([given]))
@@ -255,11 +277,17 @@ class PredictRoutes:
 
     async def predict_batch(self, request: Request) -> Response:
         """Many rows in one request, each routed by its own key or id, one model call per arm."""
-        rt = self.rt
         started = time.perf_counter()
+        return await self.batch_body(await request.body(), request.headers.get("x-request-id"), None, started)
+
+    async def batch_body(
+        self, raw: bytes, request_id_header: str | None, key_header: str | None, started: float
+    ) -> Response:
+        """``/predict/batch`` from the body and the ``X-Request-Id`` header (the ASGI front calls it directly)."""
+        rt = self.rt
         try:
-            batch = parse_batch(parse_json(await request.body())[1], rt.config.max_batch_rows)
-            given = batch.request_id or request.headers.get("x-request-id")
+            batch = parse_batch(parse_json(raw)[1], rt.config.max_batch_rows)
+            given = batch.request_id or request_id_header
             batch_id = given or new_request_id()
             models = rt.models
             if models is None:
