@@ -233,9 +233,7 @@ class ServingRuntime:
     def observe_request(self, endpoint: str, arm: str, status: int, started: float) -> float:
         """Count a finished request and its latency since ``started`` (``perf_counter``); returns milliseconds."""
         elapsed = time.perf_counter() - started
-        labels = (("endpoint", endpoint), ("arm", arm))
-        self.metrics.inc("mlops_serving_requests_total", (*labels, ("status", str(status))))
-        self.metrics.observe("mlops_serving_request_latency_seconds", labels, elapsed)
+        self.metrics.request(endpoint, arm, status, elapsed)
         return elapsed * 1000
 
     def ready_payload(self) -> dict[str, Any]:
