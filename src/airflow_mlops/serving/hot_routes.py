@@ -39,32 +39,35 @@ class ServingApp(Starlette):
     max_body_bytes: int
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            handler = self.hot_routes.get(scope["path"])
-            if handler is not None:
-                await self._hot(handler, scope, receive, send)
-                return
-        await super().__call__(scope, receive, send)
-
-    async def _hot(self, handler: HotHandler, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        length, request_id, key = _headers(scope["headers"])
-        if length < 0 or length > self.max_body_bytes:  # Starlette's layers answer (400, 413, forced arms)
+        handler = self.hot_routes.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        length, request_id, key = _headers(scope["headers"]) if handler is not None else (-1, None, None)
+        if handler is None or length < 0 or length > self.max_body_bytes:  # Starlette (400, 413, forced arms)
             await super().__call__(scope, receive, send)
             return
-        body = await _body(receive)
-        if body is None:
-            return  # the client went away
-        try:
-            response = await handler(body, request_id, key, started)
-        except Exception as exc:  # the same 500 as Starlette's handler in app.py gives
-            log.error("unhandled error on POST %s", scope["path"], exc_info=exc)
-            response = error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")
+        started = time.perf_counter()
+        message = await receive()
+        body = message.get("body", b"")
+        if message.get("more_body", False) or message["type"] != "http.request":
+            body = await _rest(message, receive)
+            if body is None:
+                return  # the client went away
+        response = await _answer(handler, body, request_id, key, started, scope["path"])
         if response is None:  # the Python parsers decide, through Starlette
             await super().__call__(scope, _replay(body, receive), send)
             return
         await send({"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers})
         await send({"type": "http.response.body", "body": response.body})
+
+
+async def _answer(
+    handler: HotHandler, body: bytes, request_id: str | None, key: str | None, started: float, path: str
+) -> Response | None:
+    """The handler's response; an exception gets the same 500 as Starlette's handler in app.py gives."""
+    try:
+        return await handler(body, request_id, key, started)
+    except Exception as exc:
+        log.error("unhandled error on POST %s", path, exc_info=exc)
+        return error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")
 
 
 def _headers(headers: list[tuple[bytes, bytes]]) -> tuple[int, str | None, str | None]:
@@ -86,16 +89,16 @@ def _headers(headers: list[tuple[bytes, bytes]]) -> tuple[int, str | None, str |
     return length, request_id, key
 
 
-async def _body(receive: Receive) -> bytes | None:
-    """The whole request body, or None if the client disconnected first."""
+async def _rest(first: Message, receive: Receive) -> bytes | None:
+    """The whole body of a request sent in several messages, or None if the client disconnected."""
     chunks = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
+    message = first
+    while message["type"] == "http.request":
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            return b"".join(chunks)
+        message = await receive()
+    return None
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

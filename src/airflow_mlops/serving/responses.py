@@ -120,14 +120,38 @@ def _plain_answer(
     }
     if probability is not None:
         if score is not None:
-            if not _plain_float(score):
+            score = score if _plain_float(score) else _raw_float(score)
+            if score is None:
                 return None
             payload["score"] = score
         for key, p in probability.items():
-            if not (_plain_float(p) and _plain_name(key)):
+            if not _plain_name(key):
                 return None
+            if not _plain_float(p):
+                probability = _with_raw_floats(probability)
+                if probability is None:
+                    return None
+                break
         payload["probability"] = probability
     return _encode(payload)
+
+
+def _raw_float(value: Any) -> msgspec.Raw | None:
+    """A finite float outside msgspec's plain range as ``repr`` writes it (raw JSON), else None."""
+    if type(value) is not float or value - value != 0.0:  # NaN or infinite: the encoder's null
+        return None
+    return msgspec.Raw(repr(value).encode())
+
+
+def _with_raw_floats(probability: dict[str, Any]) -> dict[str, Any] | None:
+    """The probabilities with each float msgspec would write otherwise than ``repr`` as raw JSON."""
+    out: dict[str, Any] = {}
+    for key, p in probability.items():
+        value = p if _plain_float(p) else _raw_float(p)
+        if value is None:
+            return None
+        out[key] = value
+    return out
 
 
 def prediction_response(

@@ -9,6 +9,7 @@ into one model call), its log row queued and the answer sent. With the admin tok
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -111,7 +112,7 @@ class PredictRoutes:
         checked = self._checked(request, raw, started)
         if not isinstance(checked, Routed):
             return checked
-        return await self._claimed(checked, started)
+        return await self._answer(checked, started)
 
     async def predict_body(
         self, raw: bytes, request_id_header: str | None, key_header: str | None, started: float
@@ -141,46 +142,49 @@ class PredictRoutes:
             arm = rt.router.arm(key or request_id, True)
             model = challenger if arm == CHALLENGER else models.champion
         text = raw.decode() if rt.log_writer is not None else ""
-        return await self._claimed(Routed(models, model, arm, row, request_id, given, key, text, None), started)
-
-    async def _claimed(self, routed: Routed, started: float) -> Response:
-        """Claim the client's request id (409 for a repeat), answer, and release the id if no answer came."""
-        rt = self.rt
-        given = routed.given
-        if given is not None and not rt.recent_ids.claim(given):
-            return self._refuse("predict", "none", started, repeated_ids([given]))
-        response = await self._answer(routed, started)
-        if given is not None and response.status_code != 200:
-            rt.recent_ids.release(given)  # no answer was given under this id: a retry may use it
-        return response
+        return await self._answer(Routed(models, model, arm, row, request_id, given, key, text, None), started)
 
     async def _answer(self, routed: Routed, started: float) -> Response:
-        """Score, log (durably, before the answer leaves) and answer one validated request."""
+        """Claim the client's id (409 for a repeat), score, log (durably) and answer one validated request.
+
+        The log row is on disk before the answer leaves (durable log); a request that got no answer
+        releases its id.
+        """
         rt = self.rt
-        model, arm = routed.model, routed.arm
+        model, arm, given = routed.model, routed.arm, routed.given
+        if given is not None and not rt.recent_ids.claim(given):
+            return self._refuse("predict", "none", started, repeated_ids([given]))
         try:
             log_room(rt)
             outputs = await rt.score(model, [routed.row])
         except RequestError as err:
-            return self._refuse("predict", arm, started, err)
+            return self._unclaimed(given, self._refuse("predict", arm, started, err))
         except Exception as err:
             log.exception("model %s v%s failed", model.name, model.version)
             rt.observe_request("predict", arm, 500, started)
             detail = f"model {model.name} v{model.version} failed: {type(err).__name__}: {err}"
-            return error_response(500, "model_error", detail)
+            return self._unclaimed(given, error_response(500, "model_error", detail))
         latency_ms = (time.perf_counter() - started) * 1000
         request_id, key = routed.request_id, routed.key
-        response = prediction_response(request_id, model.name, round(latency_ms, 3), model.version, arm, outputs[0])
+        # milliseconds to 3 decimals; round(x, 3) formats decimal digits (~0.4 us), this is a multiply
+        shown_ms = math.floor(latency_ms * 1000.0 + 0.5) / 1000.0
+        response = prediction_response(request_id, model.name, shown_ms, model.version, arm, outputs[0])
         durable = self._log_single(request_id, key, model, arm, outputs[0][2], latency_ms, routed.text, response)
         if durable is not None:
             try:
                 await durable
             except OSError as err:
-                return self._refuse("predict", arm, started, log_failed(err))
+                return self._unclaimed(given, self._refuse("predict", arm, started, log_failed(err)))
         rt.observe_request("predict", arm, 200, started)
         rt.metrics.inc("mlops_serving_predictions_total", (("arm", arm),))
         if rt.router.shadow and routed.models.challenger is not None:
             rt.shadow_submit(request_id, key, routed.features, routed.text)
+        return response
+
+    def _unclaimed(self, given: str | None, response: Response) -> Response:
+        """Release the client's request id of a request that got no answer: a retry may use it."""
+        if given is not None:
+            self.rt.recent_ids.release(given)
         return response
 
     def _checked(self, request: Request, raw: bytes, started: float) -> Response | Routed:
