@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 _BATCH_ROW_BUCKETS = (1, 8, 64, 512, 4096, 32768)
 Output = tuple[Any, Any, Any]
+_ARM_LABELS = {CHAMPION: (("arm", CHAMPION),), CHALLENGER: (("arm", CHALLENGER),)}
 
 
 def new_request_id() -> str:
@@ -51,7 +52,7 @@ def new_request_id() -> str:
     Unique and sortable; it lands at the right edge of the log's primary-key index instead of at
     a random place like a UUID4 would.
     """
-    return f"{time.time_ns():016x}{random.getrandbits(40):010x}"
+    return "%026x" % (time.time_ns() << 40 | random.getrandbits(40))  # noqa: UP031  # half the f-string's cost
 
 
 def not_ready(runtime: ServingRuntime) -> RequestError:
@@ -176,7 +177,7 @@ class PredictRoutes:
             except OSError as err:
                 return self._unclaimed(given, self._refuse("predict", arm, started, log_failed(err)))
         rt.observe_request("predict", arm, 200, started)
-        rt.metrics.inc("mlops_serving_predictions_total", (("arm", arm),))
+        rt.metrics.inc("mlops_serving_predictions_total", _ARM_LABELS[arm])
         if rt.router.shadow and routed.models.challenger is not None:
             rt.shadow_submit(request_id, key, routed.features, routed.text)
         return response
