@@ -27,13 +27,14 @@ import logging
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from airflow_mlops.serving.body_limit import BodyLimitMiddleware
+from airflow_mlops.serving.hot_routes import ServingApp
 from airflow_mlops.serving.responses import error_response, protocol_error
 from airflow_mlops.serving.routes import ENDPOINTS, routes
+from airflow_mlops.serving.routes.predict import PredictRoutes
 from airflow_mlops.serving.runtime import ServingRuntime
 
 if TYPE_CHECKING:
@@ -47,12 +48,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def create_app(config: ServingConfig, runtime: ServingRuntime | None = None) -> Starlette:
-    """The ASGI app for ``config``; ``app.state.runtime`` holds the :class:`ServingRuntime`."""
+def create_app(config: ServingConfig, runtime: ServingRuntime | None = None) -> ServingApp:
+    """The ASGI app for ``config``; ``app.state.runtime`` holds the :class:`ServingRuntime`.
+
+    ``/predict`` and ``/predict/batch`` are also hot routes, served before Starlette's layers
+    (:mod:`~airflow_mlops.serving.hot_routes`).
+    """
     rt = runtime or ServingRuntime(config)
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: ServingApp) -> AsyncIterator[None]:
         await rt.start()
         try:
             yield
@@ -61,13 +66,16 @@ def create_app(config: ServingConfig, runtime: ServingRuntime | None = None) -> 
 
     # plain Starlette: FastAPI's extra per-request layer (an AsyncExitStack for dependencies)
     # served nothing here, since every route is a plain Starlette endpoint
-    app = Starlette(
+    app = ServingApp(
         routes=routes(rt),
         middleware=[Middleware(BodyLimitMiddleware, max_bytes=config.body_limit)],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
     )
     app.state.runtime = rt
+    predict = PredictRoutes(rt)
+    app.hot_routes = {"/predict": predict.predict_body, "/predict/batch": predict.batch_body}
+    app.max_body_bytes = config.body_limit
     return app
 
 

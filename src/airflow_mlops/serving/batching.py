@@ -50,14 +50,15 @@ class MicroBatcher:
                 fut.set_exception(RuntimeError("server shutting down"))
         self._pending.clear()
 
-    async def submit(self, model: LoadedModel, rows: list[list[Any]]) -> list[Output]:
-        """Score ``rows`` with ``model`` in the next batch."""
-        if self._task is None:
-            return model.predict(rows)
+    def submit(self, model: LoadedModel, rows: list[list[Any]]) -> asyncio.Future[list[Output]]:
+        """The outputs of ``rows`` scored with ``model`` in the next batch (a future: no coroutine per request)."""
         fut: asyncio.Future[list[Output]] = asyncio.get_running_loop().create_future()
+        if self._task is None:
+            fut.set_result(model.predict(rows))
+            return fut
         self._pending.append((model, rows, fut))
         self._wake.set()
-        return await fut
+        return fut
 
     async def _run(self) -> None:
         while True:

@@ -79,17 +79,36 @@ class Metrics:
     def __init__(self) -> None:
         self.counters: dict[tuple[str, Labels], float] = {}
         self.histograms: dict[tuple[str, Labels], Histogram] = {}
+        # (endpoint, arm, status) -> the request counter's key and the latency histogram
+        self._requests: dict[tuple[str, str, int], tuple[tuple[str, Labels], Histogram]] = {}
+
+    def request(self, endpoint: str, arm: str, status: int, seconds: float) -> None:
+        """Count one finished request and observe its latency: two series, looked up once per label set."""
+        series = self._requests.get((endpoint, arm, status))
+        if series is None:
+            labels = (("endpoint", endpoint), ("arm", arm))
+            series = self._requests[(endpoint, arm, status)] = (
+                ("mlops_serving_requests_total", (*labels, ("status", str(status)))),
+                self.histogram("mlops_serving_request_latency_seconds", labels),
+            )
+        key, histogram = series
+        counters = self.counters
+        counters[key] = counters.get(key, 0.0) + 1.0
+        histogram.observe(seconds)
 
     def inc(self, name: str, labels: Labels = (), value: float = 1.0) -> None:
         key = (name, labels)
         self.counters[key] = self.counters.get(key, 0.0) + value
 
     def observe(self, name: str, labels: Labels, value: float, bounds: tuple[float, ...] = LATENCY_BUCKETS) -> None:
+        self.histogram(name, labels, bounds).observe(value)
+
+    def histogram(self, name: str, labels: Labels, bounds: tuple[float, ...] = LATENCY_BUCKETS) -> Histogram:
         key = (name, labels)
         hist = self.histograms.get(key)
         if hist is None:
             hist = self.histograms[key] = Histogram(bounds)
-        hist.observe(value)
+        return hist
 
     def value(self, name: str, **labels: str) -> float:
         """Sum of a counter over the series matching ``labels`` (for tests and /ready)."""

@@ -35,6 +35,7 @@ class Router:
 
     def __init__(self, model_name: str, challenger_share: float = 0.0, shadow: bool = False) -> None:
         self.salt = model_name[:16]
+        self._salt_bytes = self.salt.encode()[:16]
         self.challenger_share = check_share(challenger_share)
         self.shadow = bool(shadow)
 
@@ -51,4 +52,5 @@ class Router:
             return CHAMPION
         if share >= 1.0:
             return CHALLENGER
-        return CHALLENGER if bucket(key, self.salt) < share else CHAMPION
+        digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8, salt=self._salt_bytes).digest()
+        return CHALLENGER if int.from_bytes(digest, "big") / _SCALE < share else CHAMPION  # bucket(key, salt)

@@ -26,6 +26,8 @@ from airflow_mlops.serving.request_ids import RecentIds
 from airflow_mlops.serving.routing import CHALLENGER, CHAMPION, SHADOW, Router
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from airflow_mlops.serving.config import ServingConfig
     from airflow_mlops.serving.models import LoadedModel, ModelSet
     from airflow_mlops.serving.schema import FieldError
@@ -173,10 +175,13 @@ class ServingRuntime:
             self._inputs_key = (models, active)
         return self._inputs
 
-    async def score(self, model: LoadedModel, rows: list[list[Any]]) -> list[tuple[Any, Any, Any]]:
+    def score(self, model: LoadedModel, rows: list[list[Any]]) -> Awaitable[list[tuple[Any, Any, Any]]]:
+        """The outputs of ``rows``: one row joins the next micro-batch, more are scored now (await either)."""
         if len(rows) == 1 and self.batcher is not None and self.config.micro_batch:
-            return await self.batcher.submit(model, rows)
-        return model.predict(rows)
+            return self.batcher.submit(model, rows)
+        done: asyncio.Future[list[tuple[Any, Any, Any]]] = asyncio.get_running_loop().create_future()
+        done.set_result(model.predict(rows))
+        return done
 
     def shadow_submit(self, request_id: str, key: str | None, features: Any, body: str | None = None) -> None:
         if len(self._shadow) >= _SHADOW_MAX_QUEUE:
@@ -252,9 +257,7 @@ class ServingRuntime:
     def observe_request(self, endpoint: str, arm: str, status: int, started: float) -> float:
         """Count a finished request and its latency since ``started`` (``perf_counter``); returns milliseconds."""
         elapsed = time.perf_counter() - started
-        labels = (("endpoint", endpoint), ("arm", arm))
-        self.metrics.inc("mlops_serving_requests_total", (*labels, ("status", str(status))))
-        self.metrics.observe("mlops_serving_request_latency_seconds", labels, elapsed)
+        self.metrics.request(endpoint, arm, status, elapsed)
         return elapsed * 1000
 
     def ready_payload(self) -> dict[str, Any]:
