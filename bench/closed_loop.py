@@ -89,7 +89,7 @@ def replay_all(stream: Stream, delay: int, args: argparse.Namespace) -> dict[str
     replay = Replay(stream, args.window, delay)
     decisions = replay.last - replay.first
     runs = {"oracle": replay_fixed(replay, "oracle", 1)}  # fits every window's model once; the others reuse them
-    runs["drift-triggered"] = replay_level4(replay, args.cooldown)
+    runs["drift-triggered"] = replay_level4(replay, args.cooldown, act_on_rollbacks=args.act_on_rollbacks)
     every = schedule_interval(decisions, runs["drift-triggered"].retrains)
     runs["scheduled"] = replay_fixed(replay, "scheduled", every)
     runs["static"] = replay_fixed(replay, "static", None)
@@ -209,6 +209,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2, help="runs per synthetic stream (seeds 0..n-1)")
     parser.add_argument("--window", type=int, default=4, help="training window in batches (every strategy)")
     parser.add_argument("--cooldown", type=int, help="Level 4 cool-down in batches (default: --window)")
+    parser.add_argument(
+        "--act-on-rollbacks",
+        action="store_true",
+        help="Level 4 restores the ledger's rollback target on a rollback verdict, as the monitor DAG does "
+        "(default: the verdict is counted only)",
+    )
     parser.add_argument("--quick", action="store_true", help="1 seed, 60 batches per synthetic stream")
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args()
@@ -223,7 +229,8 @@ def main() -> None:
         f"max_accuracy_drop {monitoring.max_accuracy_drop}, retrain_on_drift {monitoring.retrain_on_drift}, "
         f"change_detector {monitoring.change_detector.method} (delta {monitoring.change_detector.delta}, "
         f"threshold {monitoring.change_detector.threshold}); gate: bootstrap {policy.confidence:.0%}, "
-        f"degraded_champion_bar {policy.degraded_champion_bar}"
+        f"degraded_champion_bar {policy.degraded_champion_bar}; rollback verdicts "
+        f"{'acted on' if args.act_on_rollbacks else 'counted, not acted on'}"
     )
     print("columns: mean accuracy per strategy; retrains per run; gap = oracle - L4 (points), with its 95% interval")
     print("(paired bootstrap over served batches); share = L4/oracle")

@@ -143,6 +143,7 @@ class Signals:
     promoted: int = 0
     rejected: int = 0
     rollback_verdicts: int = 0
+    rollbacks: int = 0
     quality_insufficient: int = 0
     drift_insufficient: int = 0
     widened_windows: int = 0
@@ -234,6 +235,7 @@ class Level4State:
     ledger: list[LedgerRow] = field(default_factory=list)
     last_retrain: int | None = None
     judged_health: str | None = None  # the champion's newest quality decision that judged it
+    served_by: dict[int, str] = field(default_factory=dict)  # batch -> the version that answered it
 
     def record(self, action: str, frm: Model | None, to: Model, t: int) -> None:
         row_id = len(self.ledger) + 1
@@ -264,8 +266,10 @@ def monitor(replay: Replay, state: Level4State, t: int, signals: Signals) -> tup
         signals.drift_insufficient += 1
     else:
         drifted = check_drift(reference.profile, current, drift_share=rules.drift.share).dataset_drift
-    # model_quality: the champion's labelled answers in a window widened to min_rows
-    labelled = {b: replay.rows(b) for b in range(state.since, replay.labelled_until(t) + 1)}
+    # model_quality: the champion version's labelled answers (a restored version's older ones too, as the
+    # log is queried by model_version) in a window widened to min_rows
+    labelled = {b: replay.rows(b) for b in range(replay.labelled_until(t) + 1)
+                if state.served_by.get(b) == state.champion.version}  # fmt: skip
     batches, widened_q = window_batches(labelled, replay.labelled_until(t), rules)
     signals.widened_windows += widened or widened_q
     served = sum(replay.rows(b) for b in range(max(state.since, t - 6), t + 1))
@@ -323,8 +327,20 @@ def guard(replay: Replay, state: Level4State, t: int, cooldown: int, degraded: b
     return ""
 
 
-def replay_level4(replay: Replay, cooldown: int) -> Run:
-    """Level 4: the monitor's verdicts, the retrain rules and the offline gate decide every retrain."""
+def roll_back(replay: Replay, state: Level4State, t: int) -> None:
+    """Make the ledger's rollback target champion again after batch ``t`` (the monitor DAG's ``rollback`` task)."""
+    target = rollback_target(state.ledger, "champion", state.champion.version)
+    predecessor = next(m for m in replay.models.values() if m.version == target)
+    state.record("rollback", state.champion, predecessor, t)
+    state.champion, state.since, state.judged_health = predecessor, t + 1, None
+
+
+def replay_level4(replay: Replay, cooldown: int, *, act_on_rollbacks: bool = False) -> Run:
+    """Level 4: the monitor's verdicts, the retrain rules and the offline gate decide every retrain.
+
+    A ``rollback`` verdict is counted; with ``act_on_rollbacks`` it also restores the ledger's
+    rollback target, as the monitor DAG's ``rollback`` task does (the retrain it asks for still runs).
+    """
     state = Level4State(replay.model_after(replay.first - 1 + replay.delay), replay.first)
     state.record("promote", None, state.champion, replay.first - 1)
     signals = Signals()
@@ -332,6 +348,7 @@ def replay_level4(replay: Replay, cooldown: int) -> Run:
     for t in range(replay.first, replay.last + 1):
         run.correct.append(replay.correct(state.champion, t))
         run.rows.append(replay.rows(t))
+        state.served_by[t] = state.champion.version
         if t == replay.last:
             break
         signals.monitor_runs += 1
@@ -342,6 +359,11 @@ def replay_level4(replay: Replay, cooldown: int) -> Run:
             signals.drift_batches.append(t)
         if degraded:
             signals.degradation_batches.append(t)
+        if decision == "rollback" and act_on_rollbacks:
+            roll_back(replay, state, t)
+            signals.rollbacks += 1
+            run.model_changes += 1
+            decision = None  # the restored version has no verdict of its own yet
         if not (drifted or degraded):
             continue
         blocked = guard(replay, state, t, cooldown, degraded, decision)

@@ -1,0 +1,34 @@
+"""The closed-loop replay's rollback: the ledger's target comes back, and the next verdict cannot swing back."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from bench.level4_replay import Level4State, roll_back
+
+from airflow_mlops.core.ledger import rollback_target
+
+
+def _model(version: str) -> Any:
+    return SimpleNamespace(version=version)
+
+
+def test_roll_back_restores_the_predecessor_and_records_it_so_it_is_not_undone() -> None:
+    first, second, third = _model("1"), _model("2"), _model("3")
+    replay: Any = SimpleNamespace(models={0: first, 5: second, 9: third})
+    state = Level4State(first, since=4)
+    state.record("promote", None, first, 3)
+    state.record("promote", first, second, 5)
+    state.record("promote", second, third, 9)
+    state.champion, state.since = third, 10
+
+    roll_back(replay, state, 12)
+
+    assert state.champion is second
+    assert state.since == 13
+    assert state.judged_health is None
+    last = state.ledger[-1]
+    assert (last.action, last.from_version, last.to_version) == ("rollback", "3", "2")
+    # the ledger rule: a version reached by a rollback has no rollback target, so 2 -> 3 -> 2 cannot swing
+    assert rollback_target(state.ledger, "champion", "2") is None
