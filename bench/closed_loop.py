@@ -210,10 +210,11 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=4, help="training window in batches (every strategy)")
     parser.add_argument("--cooldown", type=int, help="Level 4 cool-down in batches (default: --window)")
     parser.add_argument(
-        "--act-on-rollbacks",
-        action="store_true",
-        help="Level 4 restores the ledger's rollback target on a rollback verdict, as the monitor DAG does "
-        "(default: the verdict is counted only)",
+        "--count-rollbacks",
+        dest="act_on_rollbacks",
+        action="store_false",
+        help="count rollback verdicts without acting on them (default: Level 4 restores the ledger's rollback "
+        "target, as the monitor DAG's rollback task does)",
     )
     parser.add_argument("--quick", action="store_true", help="1 seed, 60 batches per synthetic stream")
     parser.add_argument("--json", help="write the results to this file")
