@@ -18,7 +18,7 @@ File (a) is a temp copy of ``dags/mlops_pipelines.py`` with only ``pipelines/chu
 (a) it counts the heavy modules (mlflow, evidently, sklearn, pandas, numpy, scipy) in ``sys.modules``.
 
 The last two lines are ``heavy_modules: <n> (target == 0)`` and ``parse_ratio: <median(a)/median(b)>
-(target <= 1.10)`` on cold-process wall time.
+(target <= 1.05, issue 14; 1.10 before)`` on cold-process wall time.
 
 **Growth with the number of specs** (``--growth``, or ``--growth-only`` for this part alone): a temp
 DAG folder holds the loader and N generated copies of ``pipelines/churn_files.yaml`` (renamed
@@ -328,7 +328,7 @@ def print_comparison(result: Comparison) -> None:
     print(f"heavy modules after parsing level2: {', '.join(sorted(result.heavy)) or 'none'}")
     ratio = statistics.median(result.wall["level2"]) / statistics.median(result.wall["trivial"])
     print(f"heavy_modules: {len(result.heavy)} (target == 0)")
-    print(f"parse_ratio: {ratio:.3f} (target <= 1.10)")
+    print(f"parse_ratio: {ratio:.3f} (target <= 1.05)")
 
 
 def main(argv: list[str] | None = None) -> int:
