@@ -39,13 +39,17 @@ EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def pipeline_spec(stream: Stream, overrides: dict[str, dict[str, Any]] | None = None) -> PipelineSpec:
-    """The Level 4 spec every strategy trains with: defaults except estimator, metric, features and ``overrides``."""
+    """The Level 4 spec every strategy trains with: defaults except estimator, metric, features and ``overrides``.
+
+    The stream's ``batch`` column is its timestamp (a batch is one ``window_hours`` of traffic), so
+    the held-out split is out-of-time, as for any source with a timestamp column.
+    """
     return PipelineSpec.model_validate(
         {
             **(overrides or {}),
             "name": f"closed_loop_{stream.name.replace('-', '_')}",
             "level": 4,
-            "source": {"kind": "files", "uri": f"{stream.name}.csv"},
+            "source": {"kind": "files", "uri": f"{stream.name}.csv", "timestamp_column": "batch"},
             "target": "y",
             "features": stream.features,
             "estimator": ESTIMATOR,

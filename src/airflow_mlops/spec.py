@@ -145,10 +145,15 @@ class MetricSpec(_Strict):
 
 
 class SplitSpec(_Strict):
-    """How the held-out evaluation split is drawn."""
+    """How the held-out split is drawn.
+
+    ``strategy``: ``time`` holds out the newest rows by ``source.timestamp_column``; ``random`` is
+    seeded (stratified for classification); ``auto``: ``time`` when the source has a timestamp column.
+    """
 
     test_size: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
     seed: int = 42
+    strategy: Literal["auto", "random", "time"] = "auto"
 
 
 class ValidationSpec(_Strict):
@@ -440,6 +445,8 @@ class PipelineSpec(_Strict):
                 raise ValueError(f"features: must not contain {sorted(c for c in clash if c)}")
             if not self.features:
                 raise ValueError("features: expected at least one column, found an empty list")
+        if self.split.strategy == "time" and not self.source.timestamp_column:
+            raise ValueError("split.strategy: 'time' needs source.timestamp_column to order the rows")
         if self.monitoring.min_new_rows and not self.source.timestamp_column:
             raise ValueError(
                 "monitoring.min_new_rows: needs source.timestamp_column to tell new rows from the champion's"

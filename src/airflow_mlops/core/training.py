@@ -28,7 +28,13 @@ class Split:
 
 
 def split_frame(frame: pd.DataFrame, spec: PipelineSpec) -> Split:
-    """Deterministic train/held-out split (stratified for classification), seeded by the spec."""
+    """The train and held-out parts: the newest rows by time, or a seeded random split.
+
+    Out-of-time (:func:`splits_by_time`): the newest ``split.test_size`` share of rows by
+    ``source.timestamp_column`` is held out, so a model is judged on rows newer than any it learnt
+    from; rows without a time stay in the train part. Otherwise a seeded random split, stratified
+    for classification.
+    """
     from sklearn.model_selection import train_test_split
 
     features = feature_columns(spec, list(frame.columns))
@@ -40,6 +46,8 @@ def split_frame(frame: pd.DataFrame, spec: PipelineSpec) -> Split:
         )
     x = prepare_features(frame[features])
     y = frame[spec.target]
+    if splits_by_time(spec):
+        return _split_by_time(frame, x, y, spec)
     stratify = y if spec.task == "classification" else None
     try:
         x_train, x_test, y_train, y_test = train_test_split(
@@ -48,6 +56,62 @@ def split_frame(frame: pd.DataFrame, spec: PipelineSpec) -> Split:
     except ValueError as err:
         raise TrainingError(f"cannot split the dataset (test_size={spec.split.test_size}): {err}") from err
     return Split(x_train, x_test, y_train, y_test)
+
+
+def splits_by_time(spec: PipelineSpec) -> bool:
+    """True when the held-out part is the newest rows by ``source.timestamp_column`` (out-of-time)."""
+    strategy = spec.split.strategy
+    return strategy == "time" or (strategy == "auto" and spec.source.timestamp_column is not None)
+
+
+def _split_by_time(frame: pd.DataFrame, x: pd.DataFrame, y: pd.Series, spec: PipelineSpec) -> Split:
+    import math
+
+    column = spec.source.timestamp_column
+    if column is None or column not in frame.columns:
+        raise TrainingError(
+            f"split.strategy: an out-of-time split orders rows by source.timestamp_column {column!r}, "
+            f"which is not a column of the dataset ({len(frame.columns)} columns)"
+        )
+    order = time_order(frame[column], column)
+    n_test = math.ceil(spec.split.test_size * len(frame))
+    if n_test >= len(frame):
+        raise TrainingError(
+            f"cannot split the dataset (test_size={spec.split.test_size}): {len(frame)} rows leave none to train on"
+        )
+    train, test = order[: len(frame) - n_test], order[len(frame) - n_test :]
+    y_train = y.iloc[train]
+    if spec.task == "classification" and y_train.nunique() < 2:
+        only = y_train.iloc[0].item() if hasattr(y_train.iloc[0], "item") else y_train.iloc[0]
+        raise TrainingError(
+            f"split.strategy: the rows before the newest {n_test} (by {column!r}) hold only one class of "
+            f"{spec.target!r}, {only!r}; use split.strategy: random, or train on a longer period"
+        )
+    return Split(x.iloc[train], x.iloc[test], y_train, y.iloc[test])
+
+
+def time_order(values: pd.Series, column: str) -> Any:
+    """Row positions from oldest to newest by ``values`` (rows without a time first; ties keep their order).
+
+    Datetime and numeric columns order as they are; text must read as ISO 8601 times.
+    """
+    import pandas as pd
+
+    stamps = values.reset_index(drop=True)
+    readable = pd.api.types.is_datetime64_any_dtype(stamps) or (
+        pd.api.types.is_numeric_dtype(stamps) and not pd.api.types.is_bool_dtype(stamps)
+    )
+    if not readable:
+        parsed = pd.to_datetime(stamps, utc=True, errors="coerce", format="ISO8601")
+        unreadable = stamps[parsed.isna() & stamps.notna()]
+        if len(unreadable):
+            raise TrainingError(
+                f"split.strategy: source.timestamp_column {column!r} orders the out-of-time split, but "
+                f"{len(unreadable)} of its values are not times, e.g. {unreadable.iloc[0]!r} (row "
+                f"{unreadable.index[0]}); use ISO 8601 text, a datetime or a number, or split.strategy: random"
+            )
+        stamps = parsed
+    return stamps.sort_values(kind="stable", na_position="first").index.to_numpy()
 
 
 def estimator_params(spec: PipelineSpec, overrides: dict[str, Any] | None = None) -> dict[str, Any]:

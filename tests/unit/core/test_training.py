@@ -18,13 +18,74 @@ from tests.support.specs import spec_dict
 
 def test_split_is_seeded_and_stratified(customers_frame: pd.DataFrame) -> None:
     """The same seed gives the same held-out rows; class balance is preserved."""
-    spec = PipelineSpec.from_dict(spec_dict())
+    spec = PipelineSpec.from_dict(spec_dict(split={"strategy": "random"}))
     a, b = split_frame(customers_frame, spec), split_frame(customers_frame, spec)
     assert list(a.x_test.index) == list(b.x_test.index)
     assert len(a.x_test) == round(len(customers_frame) * 0.2)
     assert abs(a.y_test.mean() - customers_frame["churned"].mean()) < 0.02
-    other = split_frame(customers_frame, PipelineSpec.from_dict(spec_dict(split={"seed": 1})))
+    other = split_frame(customers_frame, PipelineSpec.from_dict(spec_dict(split={"strategy": "random", "seed": 1})))
     assert list(other.x_test.index) != list(a.x_test.index)
+
+
+def test_without_a_timestamp_column_auto_splits_at_random(customers_frame: pd.DataFrame) -> None:
+    """``auto`` with no timestamp column is the seeded random split."""
+    source = {"kind": "files", "uri": "/nonexistent.csv"}
+    auto = split_frame(customers_frame, PipelineSpec.from_dict(spec_dict(source=source)))
+    random_spec = PipelineSpec.from_dict(spec_dict(source=source, split={"strategy": "random"}))
+    random = split_frame(customers_frame, random_spec)
+    assert list(auto.x_test.index) == list(random.x_test.index)
+    assert list(auto.x_test.index) != sorted(auto.x_test.index)
+
+
+@pytest.mark.parametrize("kind", ["datetime", "iso_text", "epoch_seconds"])
+def test_a_timestamp_column_holds_out_the_newest_rows(customers_frame: pd.DataFrame, kind: str) -> None:
+    """By default (``auto``) a source with a timestamp column is split out-of-time: the newest rows are held out."""
+    frame = customers_frame.sample(frac=1.0, random_state=3)  # rows not in time order
+    stamps = pd.to_datetime(frame["updated_at"], utc=True)
+    frame["updated_at"] = {
+        "datetime": stamps,
+        "iso_text": stamps.dt.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "epoch_seconds": stamps.astype("int64") // 10**9,
+    }[kind]
+    split = split_frame(frame, PipelineSpec.from_dict(spec_dict()))
+    assert len(split.x_test) == 300
+    assert len(split.x_train) == 1200
+    train_times, test_times = stamps.loc[split.x_train.index], stamps.loc[split.x_test.index]
+    assert train_times.max() <= test_times.min()
+    assert set(split.x_train.index) | set(split.x_test.index) == set(frame.index)
+    assert (split.y_test == frame.loc[split.x_test.index, "churned"]).all()
+
+
+def test_out_of_time_split_keeps_rows_without_a_time_for_training(customers_frame: pd.DataFrame) -> None:
+    """A row with no time cannot be called new: it trains, it is never held out."""
+    frame = customers_frame.copy()
+    frame["updated_at"] = pd.to_datetime(frame["updated_at"], utc=True)
+    frame.loc[frame.index[-5:], "updated_at"] = pd.NaT
+    split = split_frame(frame, PipelineSpec.from_dict(spec_dict(split={"strategy": "time"})))
+    assert set(frame.index[-5:]) <= set(split.x_train.index)
+
+
+def test_out_of_time_split_errors_name_the_column_and_the_fix(customers_frame: pd.DataFrame) -> None:
+    """Unreadable times, a missing column and a one-class past are refused with what to change."""
+    spec = PipelineSpec.from_dict(spec_dict())
+    frame = customers_frame.copy()
+    frame["updated_at"] = frame["updated_at"].astype(str)
+    frame.loc[frame.index[7], "updated_at"] = "last tuesday"
+    unreadable = r"'updated_at'.*1 of its values are not times, e.g. 'last tuesday' \(row 7\)"
+    with pytest.raises(TrainingError, match=unreadable):
+        split_frame(frame, spec)
+    with pytest.raises(TrainingError, match="source.timestamp_column 'updated_at', which is not a column"):
+        split_frame(customers_frame.drop(columns="updated_at"), spec)
+    one_class = customers_frame.sort_values("updated_at").reset_index(drop=True)
+    one_class.loc[: len(one_class) - 301, "churned"] = 0
+    with pytest.raises(TrainingError, match="hold only one class of 'churned', 0; use split.strategy: random"):
+        split_frame(one_class, spec)
+
+
+def test_a_time_split_needs_a_timestamp_column() -> None:
+    """``strategy: time`` without ``source.timestamp_column`` is refused when the spec is read."""
+    with pytest.raises(PipelineSpecError, match="split.strategy: 'time' needs source.timestamp_column"):
+        PipelineSpec.from_dict(spec_dict(source={"kind": "files", "uri": "/x.csv"}, split={"strategy": "time"}))
 
 
 def test_preprocessing_handles_numeric_and_categorical(customers_frame: pd.DataFrame) -> None:
