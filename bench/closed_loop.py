@@ -12,7 +12,8 @@ Replay is prequential: batch t is answered by the model in service; its labels a
 batches later and only then count for monitoring and training. The first ``--window`` batches are
 the initial training data; accuracy is scored on every later batch. Every retrain fits the same
 estimator on the newest ``--window`` labelled batches (:func:`airflow_mlops.core.training.split_frame`,
-:func:`~airflow_mlops.core.training.fit_model`, seeded 80/20 split). Strategies:
+:func:`~airflow_mlops.core.training.fit_model`; the newest 20% of the window held out, as for any source
+with a timestamp column). Strategies:
 
 * ``static`` (Level 0/1): the initial model, never retrained;
 * ``scheduled`` (Level 2): retrain every k batches, the new model always in service; k is the largest

@@ -32,3 +32,17 @@ def test_roll_back_restores_the_predecessor_and_records_it_so_it_is_not_undone()
     assert (last.action, last.from_version, last.to_version) == ("rollback", "3", "2")
     # the ledger rule: a version reached by a rollback has no rollback target, so 2 -> 3 -> 2 cannot swing
     assert rollback_target(state.ledger, "champion", "2") is None
+
+
+def test_every_replayed_model_is_judged_on_the_newest_rows_of_its_window() -> None:
+    """The replay's spec names the batch as its timestamp, so the held-out part is out-of-time."""
+    from bench.level4_replay import Replay
+    from bench.streams import sea_stream
+
+    replay = Replay(sea_stream(8, 50, 0), window=4, delay=0)
+    model = replay.model_after(5)  # trained on batches 2..5
+    assert model.watermark == 5
+    assert set(model.test_batches) == {5}
+    assert len(model.split.y_test) == 40
+    assert len(model.split.y_train) == 160
+    assert set(replay.batches[5].index[-40:]) == set(model.split.x_test.index)
