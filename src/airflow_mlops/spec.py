@@ -145,11 +145,7 @@ class MetricSpec(_Strict):
 
 
 class SplitSpec(_Strict):
-    """How the held-out split is drawn.
-
-    ``strategy``: ``time`` holds out the newest rows by ``source.timestamp_column``; ``random`` is
-    seeded (stratified for classification); ``auto``: ``time`` when the source has a timestamp column.
-    """
+    """How the held-out split is drawn: ``time`` (newest rows), ``random``, or ``auto`` (docs/spec.md)."""
 
     test_size: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
     seed: int = 42

@@ -140,7 +140,8 @@ class EvaluateModelOperator(MlopsOperator):
     """Score a trained model on the held-out split of its snapshot; log the metrics to its run.
 
     The held-out rows are drawn with the same split as in training (the newest rows when the source
-    has a timestamp column, see ``split.strategy``), so they were never seen by the model. Metrics are logged as ``test_<metric>`` for every metric of the task kind.
+    has a timestamp column, see ``split.strategy``), so they were never seen by the model. Metrics
+    are logged as ``test_<metric>`` for every metric of the task kind.
 
     :param model: the :class:`ModelRef` from training. (templated)
     :param dataset: the :class:`DatasetRef` the model was trained on. (templated)
