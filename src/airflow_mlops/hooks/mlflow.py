@@ -25,6 +25,8 @@ _SCOPE_LOCK = threading.RLock()
 _CREDENTIAL_VARS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 _HTTP_VARS = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR")
 _URI_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+# MLflow's artifact download bar is tqdm on stderr, which a task log shows as ERROR lines; off unless set.
+_QUIET_DEFAULTS = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 # The loggers MLflow gives its own stderr handler (mlflow.utils.logging_utils._configure_mlflow_loggers).
 _MLFLOW_LOGGERS = ("mlflow", "sqlalchemy.engine", "alembic", "huey")
 _NO_ALIAS_CODES = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
@@ -122,7 +124,9 @@ class MlflowHook(BaseHook):
     def activate(self) -> Iterator[MlflowClient]:
         """Point MLflow (client and fluent API) at this connection for the duration of the block.
 
-        Errors reaching the server are re-raised as :class:`MlflowUnavailableError`.
+        Errors reaching the server are re-raised as :class:`MlflowUnavailableError`. MLflow's log
+        records reach the task log at their level, and its artifact download bar is off unless
+        ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR`` is set.
         """
         import mlflow
 
@@ -134,9 +138,10 @@ class MlflowHook(BaseHook):
             "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(s["max_retries"]),
             "MLFLOW_HTTP_REQUEST_TIMEOUT": str(s["timeout"]),
             "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+            **{k: os.environ.get(k, v) for k, v in _QUIET_DEFAULTS.items()},
         }
         with _SCOPE_LOCK:
-            saved_env = {k: os.environ.get(k) for k in (*_CREDENTIAL_VARS, *_HTTP_VARS, *_URI_VARS)}
+            saved_env = {k: os.environ.get(k) for k in (*_CREDENTIAL_VARS, *_HTTP_VARS, *_URI_VARS, *_QUIET_DEFAULTS)}
             saved_tracking = mlflow.get_tracking_uri() if "MLFLOW_TRACKING_URI" in os.environ else None
             saved_registry = mlflow.get_registry_uri() if "MLFLOW_REGISTRY_URI" in os.environ else None
             try:

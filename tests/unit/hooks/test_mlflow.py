@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -131,3 +132,25 @@ def test_ui_url_points_links_at_the_mlflow_ui(monkeypatch: pytest.MonkeyPatch) -
         assert hook.run_url("1", "abc") == "http://127.0.0.1:5000/#/experiments/1/runs/abc"
         assert hook.model_version_url("churn", "2") == "http://127.0.0.1:5000/#/models/churn/versions/2"
     assert _no_ui_lines(events) == []
+
+
+def test_artifact_downloads_draw_no_progress_bar_on_stderr(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """MLflow's download bar (tqdm on stderr, an ERROR line in a task log) is off in the block, unless asked for."""
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    hook = _conn(monkeypatch, host=f"sqlite:///{tmp_path}/m.db")
+    source = tmp_path / "reference.json"
+    source.write_text("{}")
+    with hook.activate() as client:
+        mlflow.set_experiment("bars")
+        with mlflow.start_run() as run:
+            mlflow.log_artifact(str(source))
+        capfd.readouterr()
+        client.download_artifacts(run.info.run_id, "reference.json", str(tmp_path / "down"))
+    assert "Downloading artifacts" not in capfd.readouterr().err
+    assert "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "true")
+    with hook.activate() as client:
+        client.download_artifacts(run.info.run_id, "reference.json", str(tmp_path / "again"))
+    assert "Downloading artifacts" in capfd.readouterr().err
