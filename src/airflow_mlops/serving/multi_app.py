@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from airflow_mlops import __version__
 from airflow_mlops.serving.model_pool import ModelPool, PoolSettings
-from airflow_mlops.serving.responses import json_response, protocol_error
+from airflow_mlops.serving.responses import PROMETHEUS_TEXT, json_response, protocol_error
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -149,7 +149,7 @@ class MultiModelApp:
         return json_response(payload, 200 if payload["ready"] else 503)
 
     async def metrics(self, request: Request) -> Response:
-        return Response(self.pool.render_metrics(), media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(self.pool.render_metrics(), media_type=PROMETHEUS_TEXT)
 
     async def models(self, request: Request) -> Response:
         states = {name: slot.state for name, slot in self.pool.slots.items()}

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from airflow_mlops.serving.schema import FieldError
 
 _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"  # the text exposition format of /metrics
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from starlette.responses import Response
 
-from airflow_mlops.serving.responses import json_response
+from airflow_mlops.serving.responses import PROMETHEUS_TEXT, json_response
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -52,7 +52,7 @@ class ProbeRoutes:
 
     async def metrics(self, request: Request) -> Response:
         """Prometheus text format."""
-        return Response(self.rt.render_metrics(), media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(self.rt.render_metrics(), media_type=PROMETHEUS_TEXT)
 
     async def index(self, request: Request) -> Response:
         """The model's name and the endpoints."""
