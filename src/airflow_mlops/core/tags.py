@@ -24,6 +24,7 @@ DATASET_URI = "mlops.dataset_uri"
 DATASET_SOURCE = "mlops.dataset_source"
 DATASET_AS_OF = "mlops.dataset_as_of"
 TEST_ROWS = "mlops.test_rows"
+TEST_SPLIT = "mlops.test_split"  # which rows were held out: the newest by the timestamp column, or random
 REFERENCE_PROFILE = "mlops.reference_profile"
 METRIC_PREFIX = "mlops.metric."
 

@@ -58,6 +58,14 @@ def split_frame(frame: pd.DataFrame, spec: PipelineSpec) -> Split:
     return Split(x_train, x_test, y_train, y_test)
 
 
+def describe_split(spec: PipelineSpec) -> str:
+    """Which rows the held-out part is, in words for a log line and the ``mlops.test_split`` tag."""
+    if splits_by_time(spec):
+        return f"the newest by {spec.source.timestamp_column!r}"
+    stratified = ", stratified" if spec.task == "classification" else ""
+    return f"random, seed {spec.split.seed}{stratified}"
+
+
 def splits_by_time(spec: PipelineSpec) -> bool:
     """True when the held-out part is the newest rows by ``source.timestamp_column`` (out-of-time)."""
     strategy = spec.split.strategy

@@ -161,7 +161,7 @@ class EvaluateModelOperator(MlopsOperator):
         from airflow_mlops.core.metrics import compute_metrics
         from airflow_mlops.core.snapshot import read_snapshot
         from airflow_mlops.core.tracking import load_model
-        from airflow_mlops.core.training import split_frame
+        from airflow_mlops.core.training import describe_split, split_frame
 
         model_ref = ModelRef.from_xcom(self.model)
         ref = DatasetRef.from_xcom(self.dataset)
@@ -173,9 +173,11 @@ class EvaluateModelOperator(MlopsOperator):
             for key, value in metrics.items():
                 client.log_metric(model_ref.run_id, key, value)
             client.set_tag(model_ref.run_id, tags.TEST_ROWS, str(len(split.x_test)))
+            client.set_tag(model_ref.run_id, tags.TEST_SPLIT, describe_split(self.spec))
         self.mlflow_run_url = self.hook.run_url(model_ref.experiment_id or "0", model_ref.run_id)
         primary = f"test_{self.spec.metric.name}"
-        self.log.info("Held-out %s = %.4f on %d rows", primary, metrics[primary], len(split.x_test))
+        held_out = describe_split(self.spec)
+        self.log.info("Held-out %s = %.4f on %d rows (%s)", primary, metrics[primary], len(split.x_test), held_out)
         return ModelRef.from_xcom({**model_ref.as_xcom(), "metrics": {**model_ref.metrics, **metrics}}).as_xcom()
 
 

@@ -262,3 +262,12 @@ def test_training_refuses_a_datetime_feature(customers_frame: pd.DataFrame) -> N
         TrainingError, match=r"features: expected numeric or categorical columns, found dates in 'signup'"
     ):
         split_frame(frame, spec)
+
+
+def test_describe_split_says_which_rows_were_held_out() -> None:
+    """The words the evaluate log line and the ``mlops.test_split`` tag carry."""
+    from airflow_mlops.core.training import describe_split
+
+    assert describe_split(PipelineSpec.from_dict(spec_dict())) == "the newest by 'updated_at'"
+    random = PipelineSpec.from_dict(spec_dict(split={"strategy": "random", "seed": 7}))
+    assert describe_split(random) == "random, seed 7, stratified"
