@@ -45,32 +45,49 @@ import argparse
 import json
 import platform
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from airflow_mlops.spec import MonitoringSpec, PromotionPolicy
 from level4_replay import ESTIMATOR, Replay, Run, replay_fixed, replay_level4
-from streams import Stream, flights_stream, hyperplane_stream, rainfall_stream, sea_stream, seattle_stream
+from streams import (
+    Stream,
+    flights_stream,
+    hyperplane_stream,
+    nyc_weather_stream,
+    rainfall_stream,
+    sea_stream,
+    seattle_stream,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 STRATEGIES = ("static", "scheduled", "drift-triggered", "oracle")
-STREAMS = ("sea", "hyperplane", "rainfall", "seattle", "flights", "sea-low", "rainfall-low", "flights-low")
+STREAMS = (
+    "sea", "hyperplane", "rainfall", "seattle", "flights", "nyc-weather",
+    "sea-low", "rainfall-low", "flights-low", "nyc-weather-low",
+)  # fmt: skip
 LOW_VOLUME_ROWS = 30
+
+
+REAL_STREAMS: dict[str, Callable[[], Stream]] = {  # one run each: the data is what it is
+    "rainfall": rainfall_stream,
+    "rainfall-low": lambda: rainfall_stream(name="rainfall-low", rows_per_batch=LOW_VOLUME_ROWS),
+    "seattle": lambda: seattle_stream(days_per_batch=LOW_VOLUME_ROWS),
+    "flights": flights_stream,
+    "flights-low": lambda: flights_stream(name="flights-low", rows_per_batch=LOW_VOLUME_ROWS),
+    "nyc-weather": nyc_weather_stream,
+    "nyc-weather-low": lambda: nyc_weather_stream(name="nyc-weather-low", rows_per_batch=LOW_VOLUME_ROWS),
+}
 
 
 def make_streams(name: str, args: argparse.Namespace) -> list[Stream]:
     """The stream(s) of one name: one per seed for the synthetic ones."""
     seeds = range(args.seeds)
-    if name == "rainfall":
-        return [rainfall_stream()]
-    if name == "rainfall-low":
-        return [rainfall_stream(name="rainfall-low", rows_per_batch=LOW_VOLUME_ROWS)]
-    if name == "seattle":
-        return [seattle_stream(days_per_batch=LOW_VOLUME_ROWS)]
-    if name == "flights":
-        return [flights_stream()]
-    if name == "flights-low":
-        return [flights_stream(name="flights-low", rows_per_batch=LOW_VOLUME_ROWS)]
+    if name in REAL_STREAMS:
+        return [REAL_STREAMS[name]()]
     if name == "sea":
         return [sea_stream(args.batches, args.batch_size, seed) for seed in seeds]
     if name == "sea-low":
@@ -183,7 +200,7 @@ def summarise(name: str, delay: int, streams: list[Stream], runs: list[dict[str,
 
 
 HEADER = (
-    f"{'stream':<13}{'delay':>5} {'static':>7} {'L2':>7} {'L4':>7} {'oracle':>7} {'L2 retr':>8} {'L4 retr':>8} "
+    f"{'stream':<16}{'delay':>5} {'static':>7} {'L2':>7} {'L4':>7} {'oracle':>7} {'L2 retr':>8} {'L4 retr':>8} "
     f"{'or retr':>8} {'gap':>6} {'gap 95%':>13} {'share':>6} {'L4-L2':>6} {'widen':>6} {'q n/a':>6} {'PH':>5}  met"
 )
 
@@ -192,7 +209,7 @@ def print_row(row: dict[str, Any]) -> None:
     acc, ret, t, sig = row["accuracy"], row["retrains_per_run"], row["targets"], row["level4_signals"]
     gap_text = "{:.1f} to {:.1f}".format(*row["gap_interval_95"])
     print(
-        f"{row['stream']:<13}{row['delay_batches']:>5} {acc['static']:>7.4f} {acc['scheduled']:>7.4f} "
+        f"{row['stream']:<16}{row['delay_batches']:>5} {acc['static']:>7.4f} {acc['scheduled']:>7.4f} "
         f"{acc['drift-triggered']:>7.4f} {acc['oracle']:>7.4f} {ret['scheduled']:>8.1f} {ret['drift-triggered']:>8.1f} "
         f"{ret['oracle']:>8.1f} {t['gap']['value']:>6.2f} {gap_text:>13} {t['share']['value']:>6.3f} "
         f"{t['over_l2']['value']:>+6.2f} "

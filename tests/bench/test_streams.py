@@ -130,3 +130,31 @@ def test_low_volume_rainfall_keeps_the_years_with_thirty_days_each() -> None:
     assert low.n_batches == full.n_batches
     assert low.drift_points == full.drift_points
     assert low.name == "rainfall-low"
+
+
+def test_nyc_weather_labels_the_humidity_six_hours_later_at_the_same_airport() -> None:
+    """Label from the same airport's reading 6 h on; rows in hour order; a batch is a week; gaps filled from before."""
+    from bench.streams import nyc_weather_frame
+
+    hours = pd.date_range("2013-01-01", periods=24 * 15, freq="h")
+    rows = []
+    for origin, offset in (("EWR", 0.0), ("JFK", 40.0), ("LGA", 20.0)):
+        for i, stamp in enumerate(hours):
+            humid = offset + (i % 24) * 2.0  # EWR 0..46, JFK 40..86, LGA 20..66
+            rows.append({"origin": origin, "year": 2013, "month": stamp.month, "day": stamp.day,
+                         "hour": stamp.hour, "time_hour": stamp.isoformat(), "temp": 30.0 + i % 5,
+                         "dewp": 20.0, "humid": humid, "wind_dir": 90.0, "wind_speed": 5.0,
+                         "precip": 0.1 if i % 7 == 0 else 0.0, "pressure": None if i == 3 else 1010.0,
+                         "visib": 10.0})  # fmt: skip
+    weather = pd.DataFrame(rows).sample(frac=1.0, random_state=0)  # the file's order is not relied on
+    frame, features = nyc_weather_frame(weather)
+    assert len(frame) == 3 * len(hours)
+    assert frame["batch"].tolist() == sorted(frame["batch"].tolist())
+    assert sorted(frame["batch"].unique()) == [0, 1, 2]  # 15 days: two full weeks and one day
+    jfk = frame[frame["at_jfk"] > 0].reset_index(drop=True)
+    later = pd.Series([40.0 + ((i + 6) % 24) * 2.0 for i in range(len(hours))])
+    assert (jfk["y"].to_numpy()[:-6] == (later[:-6] >= 70.0).astype(int).to_numpy()).all()
+    assert frame["y"][frame["at_ewr"] > 0].eq(0).all()  # EWR never reaches 70%
+    assert not frame[features].isna().any().any()
+    assert "humid" in features
+    assert "precip" not in features
