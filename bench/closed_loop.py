@@ -104,7 +104,7 @@ def schedule_interval(decisions: int, l4_retrains: int) -> int | None:
 
 def replay_all(stream: Stream, delay: int, args: argparse.Namespace) -> dict[str, Run]:
     """The four strategies on one stream with labels ``delay`` batches late."""
-    replay = Replay(stream, args.window, delay)
+    replay = Replay(stream, args.window, delay, {"split": {"strategy": args.split}})
     decisions = replay.last - replay.first
     runs = {"oracle": replay_fixed(replay, "oracle", 1)}  # fits every window's model once; the others reuse them
     runs["drift-triggered"] = replay_level4(replay, args.cooldown, act_on_rollbacks=args.act_on_rollbacks)
@@ -234,6 +234,12 @@ def main() -> None:
         help="count rollback verdicts without acting on them (default: Level 4 restores the ledger's rollback "
         "target, as the monitor DAG's rollback task does)",
     )
+    parser.add_argument(
+        "--split",
+        choices=("auto", "time", "random"),
+        default="auto",
+        help="split.strategy of every strategy's training (default auto: out-of-time, the batch is the timestamp)",
+    )
     parser.add_argument("--quick", action="store_true", help="1 seed, 60 batches per synthetic stream")
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args()
@@ -249,7 +255,7 @@ def main() -> None:
         f"change_detector {monitoring.change_detector.method} (delta {monitoring.change_detector.delta}, "
         f"threshold {monitoring.change_detector.threshold}); gate: bootstrap {policy.confidence:.0%}, "
         f"degraded_champion_bar {policy.degraded_champion_bar}; rollback verdicts "
-        f"{'acted on' if args.act_on_rollbacks else 'counted, not acted on'}"
+        f"{'acted on' if args.act_on_rollbacks else 'counted, not acted on'}; split.strategy {args.split}"
     )
     print("columns: mean accuracy per strategy; retrains per run; gap = oracle - L4 (points), with its 95% interval")
     print("(paired bootstrap over served batches); share = L4/oracle")
