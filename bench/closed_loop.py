@@ -12,8 +12,8 @@ Replay is prequential: batch t is answered by the model in service; its labels a
 batches later and only then count for monitoring and training. The first ``--window`` batches are
 the initial training data; accuracy is scored on every later batch. Every retrain fits the same
 estimator on the newest ``--window`` labelled batches (:func:`airflow_mlops.core.training.split_frame`,
-:func:`~airflow_mlops.core.training.fit_model`; the newest 20% of the window held out, as for any source
-with a timestamp column). Strategies:
+:func:`~airflow_mlops.core.training.fit_model`, seeded 80/20 split; ``--split time`` holds out the
+newest 20% of the window instead). Strategies:
 
 * ``static`` (Level 0/1): the initial model, never retrained;
 * ``scheduled`` (Level 2): retrain every k batches, the new model always in service; k is the largest
@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from airflow_mlops.spec import MonitoringSpec, PromotionPolicy
+from airflow_mlops.spec import MonitoringSpec, PromotionPolicy, SplitSpec
 from level4_replay import ESTIMATOR, Replay, Run, replay_fixed, replay_level4
 from streams import (
     Stream,
@@ -104,7 +104,7 @@ def schedule_interval(decisions: int, l4_retrains: int) -> int | None:
 
 def replay_all(stream: Stream, delay: int, args: argparse.Namespace) -> dict[str, Run]:
     """The four strategies on one stream with labels ``delay`` batches late."""
-    replay = Replay(stream, args.window, delay, {"split": {"strategy": args.split}})
+    replay = Replay(stream, args.window, delay, {"split": {"strategy": args.split}} if args.split else None)
     decisions = replay.last - replay.first
     runs = {"oracle": replay_fixed(replay, "oracle", 1)}  # fits every window's model once; the others reuse them
     runs["drift-triggered"] = replay_level4(replay, args.cooldown, act_on_rollbacks=args.act_on_rollbacks)
@@ -236,9 +236,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--split",
-        choices=("auto", "time", "random"),
-        default="auto",
-        help="split.strategy of every strategy's training (default auto: out-of-time, the batch is the timestamp)",
+        choices=("random", "time"),
+        help="split.strategy of every strategy's training (default: the spec's, random; time holds out the newest "
+        "rows of each window, the batch being the timestamp)",
     )
     parser.add_argument("--quick", action="store_true", help="1 seed, 60 batches per synthetic stream")
     parser.add_argument("--json", help="write the results to this file")
@@ -255,7 +255,8 @@ def main() -> None:
         f"change_detector {monitoring.change_detector.method} (delta {monitoring.change_detector.delta}, "
         f"threshold {monitoring.change_detector.threshold}); gate: bootstrap {policy.confidence:.0%}, "
         f"degraded_champion_bar {policy.degraded_champion_bar}; rollback verdicts "
-        f"{'acted on' if args.act_on_rollbacks else 'counted, not acted on'}; split.strategy {args.split}"
+        f"{'acted on' if args.act_on_rollbacks else 'counted, not acted on'}; "
+        f"split.strategy {args.split or SplitSpec().strategy}"
     )
     print("columns: mean accuracy per strategy; retrains per run; gap = oracle - L4 (points), with its 95% interval")
     print("(paired bootstrap over served batches); share = L4/oracle")

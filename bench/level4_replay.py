@@ -41,8 +41,8 @@ EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 def pipeline_spec(stream: Stream, overrides: dict[str, dict[str, Any]] | None = None) -> PipelineSpec:
     """The Level 4 spec every strategy trains with: defaults except estimator, metric, features and ``overrides``.
 
-    The stream's ``batch`` column is its timestamp (a batch is one ``window_hours`` of traffic), so
-    the held-out split is out-of-time, as for any source with a timestamp column.
+    The stream's ``batch`` column is its timestamp (a batch is one ``window_hours`` of traffic): with
+    ``split.strategy: time`` the held-out part is the newest rows of each window.
     """
     return PipelineSpec.model_validate(
         {

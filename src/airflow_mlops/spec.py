@@ -145,11 +145,11 @@ class MetricSpec(_Strict):
 
 
 class SplitSpec(_Strict):
-    """How the held-out split is drawn: ``time`` (newest rows), ``random``, or ``auto`` (docs/spec.md)."""
+    """How the held-out split is drawn: ``random`` (seeded) or ``time`` (the newest rows; docs/spec.md)."""
 
     test_size: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
     seed: int = 42
-    strategy: Literal["auto", "random", "time"] = "auto"
+    strategy: Literal["random", "time"] = "random"
 
 
 class ValidationSpec(_Strict):

@@ -35,11 +35,11 @@ def test_roll_back_restores_the_predecessor_and_records_it_so_it_is_not_undone()
 
 
 def test_every_replayed_model_is_judged_on_the_newest_rows_of_its_window() -> None:
-    """The replay's spec names the batch as its timestamp, so the held-out part is out-of-time."""
+    """With ``split.strategy: time`` the held-out part is the newest rows: the replay's timestamp is the batch."""
     from bench.level4_replay import Replay
     from bench.streams import sea_stream
 
-    replay = Replay(sea_stream(8, 50, 0), window=4, delay=0)
+    replay = Replay(sea_stream(8, 50, 0), window=4, delay=0, overrides={"split": {"strategy": "time"}})
     model = replay.model_after(5)  # trained on batches 2..5
     assert model.watermark == 5
     assert set(model.test_batches) == {5}

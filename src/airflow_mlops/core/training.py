@@ -68,8 +68,7 @@ def describe_split(spec: PipelineSpec) -> str:
 
 def splits_by_time(spec: PipelineSpec) -> bool:
     """True when the held-out part is the newest rows by ``source.timestamp_column`` (out-of-time)."""
-    strategy = spec.split.strategy
-    return strategy == "time" or (strategy == "auto" and spec.source.timestamp_column is not None)
+    return spec.split.strategy == "time"
 
 
 def _split_by_time(frame: pd.DataFrame, x: pd.DataFrame, y: pd.Series, spec: PipelineSpec) -> Split:

@@ -27,19 +27,17 @@ def test_split_is_seeded_and_stratified(customers_frame: pd.DataFrame) -> None:
     assert list(other.x_test.index) != list(a.x_test.index)
 
 
-def test_without_a_timestamp_column_auto_splits_at_random(customers_frame: pd.DataFrame) -> None:
-    """``auto`` with no timestamp column is the seeded random split."""
-    source = {"kind": "files", "uri": "/nonexistent.csv"}
-    auto = split_frame(customers_frame, PipelineSpec.from_dict(spec_dict(source=source)))
-    random_spec = PipelineSpec.from_dict(spec_dict(source=source, split={"strategy": "random"}))
-    random = split_frame(customers_frame, random_spec)
-    assert list(auto.x_test.index) == list(random.x_test.index)
-    assert list(auto.x_test.index) != sorted(auto.x_test.index)
+def test_the_default_split_is_random_even_with_a_timestamp_column(customers_frame: pd.DataFrame) -> None:
+    """``random`` is the default: a timestamp column alone does not make the split out-of-time."""
+    default = split_frame(customers_frame, PipelineSpec.from_dict(spec_dict()))
+    random = split_frame(customers_frame, PipelineSpec.from_dict(spec_dict(split={"strategy": "random"})))
+    assert list(default.x_test.index) == list(random.x_test.index)
+    assert list(default.x_test.index) != sorted(default.x_test.index)
 
 
 @pytest.mark.parametrize("kind", ["datetime", "iso_text", "epoch_seconds"])
 def test_a_timestamp_column_holds_out_the_newest_rows(customers_frame: pd.DataFrame, kind: str) -> None:
-    """By default (``auto``) a source with a timestamp column is split out-of-time: the newest rows are held out."""
+    """``time`` holds out the newest rows by the timestamp column, whatever the column holds and the rows' order."""
     frame = customers_frame.sample(frac=1.0, random_state=3)  # rows not in time order
     stamps = pd.to_datetime(frame["updated_at"], utc=True)
     frame["updated_at"] = {
@@ -47,7 +45,7 @@ def test_a_timestamp_column_holds_out_the_newest_rows(customers_frame: pd.DataFr
         "iso_text": stamps.dt.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "epoch_seconds": stamps.astype("int64") // 10**9,
     }[kind]
-    split = split_frame(frame, PipelineSpec.from_dict(spec_dict()))
+    split = split_frame(frame, PipelineSpec.from_dict(spec_dict(split={"strategy": "time"})))
     assert len(split.x_test) == 300
     assert len(split.x_train) == 1200
     train_times, test_times = stamps.loc[split.x_train.index], stamps.loc[split.x_test.index]
@@ -67,7 +65,7 @@ def test_out_of_time_split_keeps_rows_without_a_time_for_training(customers_fram
 
 def test_out_of_time_split_errors_name_the_column_and_the_fix(customers_frame: pd.DataFrame) -> None:
     """Unreadable times, a missing column and a one-class past are refused with what to change."""
-    spec = PipelineSpec.from_dict(spec_dict())
+    spec = PipelineSpec.from_dict(spec_dict(split={"strategy": "time"}))
     frame = customers_frame.copy()
     frame["updated_at"] = frame["updated_at"].astype(str)
     frame.loc[frame.index[7], "updated_at"] = "last tuesday"
@@ -268,6 +266,6 @@ def test_describe_split_says_which_rows_were_held_out() -> None:
     """The words the evaluate log line and the ``mlops.test_split`` tag carry."""
     from airflow_mlops.core.training import describe_split
 
-    assert describe_split(PipelineSpec.from_dict(spec_dict())) == "the newest by 'updated_at'"
-    random = PipelineSpec.from_dict(spec_dict(split={"strategy": "random", "seed": 7}))
+    assert describe_split(PipelineSpec.from_dict(spec_dict(split={"strategy": "time"}))) == "the newest by 'updated_at'"
+    random = PipelineSpec.from_dict(spec_dict(split={"seed": 7}))
     assert describe_split(random) == "random, seed 7, stratified"

@@ -86,7 +86,7 @@ def test_level2_chain_tracks_registers_and_promotes(mlflow_conn: str, customers_
     )
     assert evaluated["metrics"]["test_roc_auc"] > 0.7
     assert client.get_run(model["run_id"]).data.metrics["test_roc_auc"] == evaluated["metrics"]["test_roc_auc"]
-    assert client.get_run(model["run_id"]).data.tags["mlops.test_split"] == "the newest by 'updated_at'"
+    assert client.get_run(model["run_id"]).data.tags["mlops.test_split"] == "random, seed 42, stratified"
 
     smoke = SmokeTestModelOperator(task_id="smoke", spec=spec, model=evaluated, dataset=dataset).execute(
         task_context(task_id="smoke")
