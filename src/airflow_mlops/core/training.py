@@ -30,7 +30,7 @@ class Split:
 def split_frame(frame: pd.DataFrame, spec: PipelineSpec) -> Split:
     """The train and held-out parts: the newest rows by time, or a seeded random split.
 
-    Out-of-time (:func:`splits_by_time`): the newest ``split.test_size`` share of rows by
+    Out-of-time (``split.strategy: time``): the newest ``split.test_size`` share of rows by
     ``source.timestamp_column`` is held out, so a model is judged on rows newer than any it learnt
     from; rows without a time stay in the train part. Otherwise a seeded random split, stratified
     for classification.

@@ -31,8 +31,8 @@ def json_row(frame: pd.DataFrame) -> dict[str, Any]:
 class ChallengeChampionOperator(MlopsOperator):
     """Score the challenger and the current champion on the same fresh holdout and apply the policy.
 
-    The holdout is the held-out split of the challenger's snapshot (its newest rows when the source
-    has a timestamp column, see ``split.strategy``), restricted to rows newer
+    The holdout is the held-out split of the challenger's snapshot (its newest rows with
+    ``split.strategy: time``), restricted to rows newer
     than the champion's training watermark when there are at least 50 of them (so the champion is
     not judged on rows it trained on); otherwise the whole test split, noted in the evidence. Against
     a champion whose newest live-quality verdict says ``degraded`` or ``rollback`` (Level 4, see

@@ -139,8 +139,8 @@ class TrainModelOperator(MlopsOperator):
 class EvaluateModelOperator(MlopsOperator):
     """Score a trained model on the held-out split of its snapshot; log the metrics to its run.
 
-    The held-out rows are drawn with the same split as in training (the newest rows when the source
-    has a timestamp column, see ``split.strategy``), so they were never seen by the model. Metrics
+    The held-out rows are drawn with the same split as in training (seeded random, or the newest
+    rows with ``split.strategy: time``), so they were never seen by the model. Metrics
     are logged as ``test_<metric>`` for every metric of the task kind.
 
     :param model: the :class:`ModelRef` from training. (templated)
