@@ -183,9 +183,8 @@ def main() -> int:
 
         lines = Path(args.under_callgrind[1]).read_text().splitlines()
         bodies = [ln.encode() for ln in lines if ln]
-        uvloop.run(
-            count_instructions(args.under_callgrind[0], bodies, args.requests, args.config[0], args.postgres_dsn)
-        )
+        uri = args.under_callgrind[0]
+        uvloop.run(count_instructions(uri, bodies, args.requests, args.config[0], args.postgres_dsn, args.concurrency))
         return 0
     root = Path(tempfile.mkdtemp(prefix="bench-asgi-"))
     try:
@@ -195,7 +194,13 @@ def main() -> int:
         for config in args.config:
             if args.callgrind:
                 counts = callgrind(
-                    uri, ours_bodies, min(args.requests, 2000), config, args.postgres_dsn, args.keep_dumps
+                    uri,
+                    ours_bodies,
+                    min(args.requests, 2000),
+                    config,
+                    args.postgres_dsn,
+                    args.keep_dumps,
+                    args.concurrency,
                 )
                 for name in ("ours", "floor"):
                     print(f"app_instructions_per_request {config} {name}: {counts[name]:.0f}")
@@ -211,7 +216,7 @@ def main() -> int:
             print(f"app_overhead_us {config}: {ours - floor:.1f} (ours minus the floor, per request)")
     finally:
         shutil.rmtree(root, ignore_errors=True)
-        if any(CONFIGS[c][1] for c in args.config) and not args.under_callgrind:
+        if any(CONFIGS[c][1] for c in args.config):
             drop_tables(args.postgres_dsn, args.config)
     return 0
 
