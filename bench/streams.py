@@ -34,9 +34,8 @@ with the batches where drift begins documented in ``Stream.drift_points``.
   (Ikonomovska, Gama and Dzeroski, 2011); the delayed share moves by season and by storm day.
 * :func:`nyc_weather_stream` -- real: the hourly weather at the three New York airports in 2013 (the
   same sdist's ``weather.csv``; 12 features, label: relative humidity of 70% or more 6 hours later at
-  the same airport), one batch a week. Added after the out-of-time split was chosen, as a check on
-  data the choice never saw; its drift is the seasons (humid summers, dry winters), not a documented
-  break.
+  the same airport), one batch a week. Added as a check on data no Level 4 rule was chosen on; its
+  drift is the seasons (humid summers, dry winters), not a documented break.
 
 All randomness comes from ``numpy.random.default_rng(seed)``: the same arguments give the same frame.
 """

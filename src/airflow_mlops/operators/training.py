@@ -140,8 +140,8 @@ class EvaluateModelOperator(MlopsOperator):
     """Score a trained model on the held-out split of its snapshot; log the metrics to its run.
 
     The held-out rows are drawn with the same split as in training (seeded random, or the newest
-    rows with ``split.strategy: time``), so they were never seen by the model. Metrics
-    are logged as ``test_<metric>`` for every metric of the task kind.
+    rows with ``split.strategy: time``), so they were never seen by the model. Metrics are logged
+    as ``test_<metric>`` for every metric of the task kind.
 
     :param model: the :class:`ModelRef` from training. (templated)
     :param dataset: the :class:`DatasetRef` the model was trained on. (templated)
@@ -166,6 +166,7 @@ class EvaluateModelOperator(MlopsOperator):
         model_ref = ModelRef.from_xcom(self.model)
         ref = DatasetRef.from_xcom(self.dataset)
         split = split_frame(read_snapshot(ObjectStoragePath(ref.uri)), self.spec)
+        held_out = describe_split(self.spec)
         with self.hook.activate() as client:
             model = load_model(model_ref.model_uri)
             names = [m for m in metrics_for(self.spec.task) if _applicable(m, model)]
@@ -173,10 +174,9 @@ class EvaluateModelOperator(MlopsOperator):
             for key, value in metrics.items():
                 client.log_metric(model_ref.run_id, key, value)
             client.set_tag(model_ref.run_id, tags.TEST_ROWS, str(len(split.x_test)))
-            client.set_tag(model_ref.run_id, tags.TEST_SPLIT, describe_split(self.spec))
+            client.set_tag(model_ref.run_id, tags.TEST_SPLIT, held_out)
         self.mlflow_run_url = self.hook.run_url(model_ref.experiment_id or "0", model_ref.run_id)
         primary = f"test_{self.spec.metric.name}"
-        held_out = describe_split(self.spec)
         self.log.info("Held-out %s = %.4f on %d rows (%s)", primary, metrics[primary], len(split.x_test), held_out)
         return ModelRef.from_xcom({**model_ref.as_xcom(), "metrics": {**model_ref.metrics, **metrics}}).as_xcom()
 
