@@ -36,8 +36,9 @@ class ChallengeChampionOperator(MlopsOperator):
     there are at least 50 of them (so the champion is not judged on rows it trained on); otherwise
     the whole test split, noted in the evidence. Against a champion whose newest live-quality
     verdict says ``degraded`` or ``rollback`` (Level 4, see :mod:`airflow_mlops.core.champion_health`)
-    the bar is ``promotion.degraded_champion_bar``. The verdict (decision, reasons, evidence) is stored as a JSON artifact on the challenger's MLflow
-    run and as tags on its model version, and returned for :class:`PromoteModelOperator`.
+    the bar is ``promotion.degraded_champion_bar``. The verdict (decision, reasons, evidence) is
+    stored as a JSON artifact on the challenger's MLflow run and as tags on its model version, and
+    returned for :class:`PromoteModelOperator`.
 
     :param model: the registered challenger :class:`ModelRef` (with ``version``). (templated)
     :param dataset: the challenger's training :class:`DatasetRef`. (templated)
