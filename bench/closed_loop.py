@@ -8,6 +8,11 @@ Seattle weather (``vega-datasets`` 0.9.0, 30 days a batch) and New York departur
 (rainfall keeps every 12th day of each year, flights 30 evenly spaced departures a day). Each stream
 is replayed with labels delivered 0, 1 and 3 batches after their answers (``--delays``).
 
+A synthetic stream is drawn once per seed (``--seeds``). A real stream is one series: the rows the
+seeded 80/20 split holds out (``split.seed``) are its only run-to-run variation, and one draw can
+land on either side of a target, so each real stream is replayed with ``--split-seeds`` split seeds
+(42, the spec's default, and the next ones); its row is the mean over them.
+
 Replay is prequential: batch t is answered by the model in service; its labels arrive ``delay``
 batches later and only then count for monitoring and training. The first ``--window`` batches are
 the initial training data; accuracy is scored on every later batch. Every retrain fits the same
@@ -34,8 +39,8 @@ not hold says why, and stays in the table.
 
 Run from the repository root::
 
-    .venv/bin/python bench/closed_loop.py             # 2 seeds x 100 batches, every stream and delay
-    .venv/bin/python bench/closed_loop.py --quick     # 1 seed x 60 batches
+    .venv/bin/python bench/closed_loop.py             # 2 seeds x 100 batches, 4 split seeds, every stream and delay
+    .venv/bin/python bench/closed_loop.py --quick     # 1 seed x 60 batches, 1 split seed
     .venv/bin/python bench/closed_loop.py --json closed_loop.json
 """
 
@@ -50,16 +55,29 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from airflow_mlops.spec import MonitoringSpec, PromotionPolicy, SplitSpec
-from level4_replay import ESTIMATOR, Replay, Run, replay_fixed, replay_level4
-from streams import (
-    Stream,
-    flights_stream,
-    hyperplane_stream,
-    nyc_weather_stream,
-    rainfall_stream,
-    sea_stream,
-    seattle_stream,
-)
+
+try:  # imported as the package ``bench`` (tests) or run as a script in bench/
+    from bench.level4_replay import ESTIMATOR, Replay, Run, replay_fixed, replay_level4
+    from bench.streams import (
+        Stream,
+        flights_stream,
+        hyperplane_stream,
+        nyc_weather_stream,
+        rainfall_stream,
+        sea_stream,
+        seattle_stream,
+    )
+except ImportError:  # pragma: no cover - the script's own path
+    from level4_replay import ESTIMATOR, Replay, Run, replay_fixed, replay_level4  # type: ignore[no-redef]
+    from streams import (  # type: ignore[no-redef]
+        Stream,
+        flights_stream,
+        hyperplane_stream,
+        nyc_weather_stream,
+        rainfall_stream,
+        sea_stream,
+        seattle_stream,
+    )
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -87,7 +105,7 @@ def make_streams(name: str, args: argparse.Namespace) -> list[Stream]:
     """The stream(s) of one name: one per seed for the synthetic ones."""
     seeds = range(args.seeds)
     if name in REAL_STREAMS:
-        return [REAL_STREAMS[name]()]
+        return [REAL_STREAMS[name]()]  # replayed once per split seed (split_seeds)
     if name == "sea":
         return [sea_stream(args.batches, args.batch_size, seed) for seed in seeds]
     if name == "sea-low":
@@ -102,9 +120,17 @@ def schedule_interval(decisions: int, l4_retrains: int) -> int | None:
     return decisions // l4_retrains if l4_retrains else None
 
 
-def replay_all(stream: Stream, delay: int, args: argparse.Namespace) -> dict[str, Run]:
-    """The four strategies on one stream with labels ``delay`` batches late."""
-    replay = Replay(stream, args.window, delay, {"split": {"strategy": args.split}} if args.split else None)
+def split_seeds(name: str, args: argparse.Namespace) -> list[int]:
+    """The ``split.seed`` of each replay of a stream: the spec's default for a synthetic one, and
+    ``--split-seeds`` seeds from it for a real one."""
+    default = SplitSpec().seed
+    return [default + i for i in range(args.split_seeds)] if name in REAL_STREAMS else [default]
+
+
+def replay_all(stream: Stream, delay: int, args: argparse.Namespace, seed: int) -> dict[str, Run]:
+    """The four strategies on one stream with labels ``delay`` batches late, the split drawn with ``seed``."""
+    split: dict[str, Any] = {"seed": seed} | ({"strategy": args.split} if args.split else {})
+    replay = Replay(stream, args.window, delay, {"split": split})
     decisions = replay.last - replay.first
     runs = {"oracle": replay_fixed(replay, "oracle", 1)}  # fits every window's model once; the others reuse them
     runs["drift-triggered"] = replay_level4(replay, args.cooldown, act_on_rollbacks=args.act_on_rollbacks)
@@ -128,11 +154,15 @@ def target_values(accuracy: dict[str, float], retrains: dict[str, float]) -> dic
     }
 
 
-def gap_interval(runs: list[dict[str, Run]], rounds: int = 2000) -> tuple[float, float]:
-    """95% interval of the oracle - Level 4 gap (points): a paired bootstrap over the served batches of every run."""
-    oracle = np.concatenate([r["oracle"].correct for r in runs]).astype(float)
-    level4 = np.concatenate([r["drift-triggered"].correct for r in runs]).astype(float)
-    rows = np.concatenate([r["oracle"].rows for r in runs]).astype(float)
+def gap_interval(groups: list[list[dict[str, Run]]], rounds: int = 2000) -> tuple[float, float]:
+    """95% interval of the oracle - Level 4 gap (points): a paired bootstrap over served batches.
+
+    ``groups`` holds the runs of each distinct series; runs of one series (split seeds) share their
+    batches, so a batch is drawn with all its runs, never as if each run were new data.
+    """
+    oracle = np.concatenate([np.sum([r["oracle"].correct for r in g], axis=0) for g in groups]).astype(float)
+    level4 = np.concatenate([np.sum([r["drift-triggered"].correct for r in g], axis=0) for g in groups]).astype(float)
+    rows = np.concatenate([np.sum([r["oracle"].rows for r in g], axis=0) for g in groups]).astype(float)
     picks = np.random.default_rng(0).integers(0, len(rows), size=(rounds, len(rows)))
     gaps = 100 * ((oracle - level4)[picks].sum(axis=1) / rows[picks].sum(axis=1))
     low, high = np.percentile(gaps, [2.5, 97.5])
@@ -169,8 +199,12 @@ def why_not(
     return "; ".join(reasons)
 
 
-def summarise(name: str, delay: int, streams: list[Stream], runs: list[dict[str, Run]]) -> dict[str, Any]:
-    """One row of the table: accuracies, retrains, the monitor's signals and the four targets."""
+def summarise(name: str, delay: int, streams: list[Stream], groups: list[list[dict[str, Run]]]) -> dict[str, Any]:
+    """One row of the table: accuracies, retrains, the monitor's signals and the four targets.
+
+    ``groups``: per stream, its runs (one per split seed).
+    """
+    runs = [r for g in groups for r in g]
     accuracy = {s: float(np.mean([r[s].accuracy for r in runs])) for s in STRATEGIES}
     retrains = {s: float(np.mean([r[s].retrains for r in runs])) for s in STRATEGIES}
     signals: dict[str, float] = {}
@@ -181,13 +215,14 @@ def summarise(name: str, delay: int, streams: list[Stream], runs: list[dict[str,
             value = len(value) if isinstance(value, list) else value
             signals[key] = signals.get(key, 0.0) + float(value) / len(runs)
     targets = target_values(accuracy, retrains)
-    interval = gap_interval(runs)
+    interval = gap_interval(groups)
     met = all(ok for _, ok in targets.values())
     return {
         "stream": name,
         "delay_batches": delay,
         "description": streams[0].description,
         "runs": len(runs),
+        "gap_per_run": [100 * (r["oracle"].accuracy - r["drift-triggered"].accuracy) for r in runs],
         "accuracy": accuracy,
         "retrains_per_run": retrains,
         "scheduled_k": [r["scheduled"].k for r in runs],
@@ -225,6 +260,9 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=100, help="batches per synthetic stream (low-volume: twice)")
     parser.add_argument("--batch-size", type=int, default=500, help="rows per synthetic batch")
     parser.add_argument("--seeds", type=int, default=2, help="runs per synthetic stream (seeds 0..n-1)")
+    parser.add_argument(
+        "--split-seeds", type=int, default=4, help="replays of each real stream, split.seed 42, 43, ... (default 4)"
+    )
     parser.add_argument("--window", type=int, default=4, help="training window in batches (every strategy)")
     parser.add_argument("--cooldown", type=int, help="Level 4 cool-down in batches (default: --window)")
     parser.add_argument(
@@ -240,11 +278,11 @@ def main() -> None:
         help="split.strategy of every strategy's training (default: the spec's, random; time holds out the newest "
         "rows of each window, the batch being the timestamp)",
     )
-    parser.add_argument("--quick", action="store_true", help="1 seed, 60 batches per synthetic stream")
+    parser.add_argument("--quick", action="store_true", help="1 seed, 60 batches per synthetic stream, 1 split seed")
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args()
     if args.quick:
-        args.seeds, args.batches = 1, 60
+        args.seeds, args.batches, args.split_seeds = 1, 60, 1
     args.cooldown = args.window if args.cooldown is None else args.cooldown
     monitoring, policy = MonitoringSpec(), PromotionPolicy()
     print(
@@ -256,7 +294,8 @@ def main() -> None:
         f"threshold {monitoring.change_detector.threshold}); gate: bootstrap {policy.confidence:.0%}, "
         f"degraded_champion_bar {policy.degraded_champion_bar}; rollback verdicts "
         f"{'acted on' if args.act_on_rollbacks else 'counted, not acted on'}; "
-        f"split.strategy {args.split or SplitSpec().strategy}"
+        f"split.strategy {args.split or SplitSpec().strategy}; real streams: mean over {args.split_seeds} split "
+        f"seed(s) from {SplitSpec().seed}"
     )
     print("columns: mean accuracy per strategy; retrains per run; gap = oracle - L4 (points), with its 95% interval")
     print("(paired bootstrap over served batches); share = L4/oracle")
@@ -268,13 +307,17 @@ def main() -> None:
     for name in [s.strip() for s in args.streams.split(",") if s.strip()]:
         streams = make_streams(name, args)
         for delay in [int(d) for d in args.delays.split(",")]:
-            row = summarise(name, delay, streams, [replay_all(s, delay, args) for s in streams])
+            seeds = split_seeds(name, args)
+            groups = [[replay_all(s, delay, args, seed) for seed in seeds] for s in streams]
+            row = summarise(name, delay, streams, groups)
             print_row(row)
             rows.append(row)
     elapsed = time.perf_counter() - started
     print(f"\nelapsed: {elapsed:.1f} s")
     for row in rows:
-        print(f"  {row['stream']} (delay {row['delay_batches']}): {row['description']}")
+        gaps = row["gap_per_run"]
+        spread = f"; gap per run {min(gaps):.2f} to {max(gaps):.2f}" if len(gaps) > 1 else ""
+        print(f"  {row['stream']} (delay {row['delay_batches']}): {row['description']}{spread}")
     if all(r["all_met"] for r in rows):
         print("all four targets met on every stream and variant")
     else:
