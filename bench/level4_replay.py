@@ -38,18 +38,26 @@ MIN_FRESH_ROWS = 50  # operators/challenge.py MIN_FRESH_ROWS (importing the oper
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-def pipeline_spec(stream: Stream, overrides: dict[str, dict[str, Any]] | None = None) -> PipelineSpec:
+def pipeline_spec(stream: Stream, window: int, overrides: dict[str, dict[str, Any]] | None = None) -> PipelineSpec:
     """The Level 4 spec every strategy trains with: defaults except estimator, metric, features and ``overrides``.
 
-    The stream's ``batch`` column is its timestamp (a batch is one ``window_hours`` of traffic): with
-    ``split.strategy: time`` the held-out part is the newest rows of each window.
+    The stream's ``batch`` column is its timestamp (a batch is one ``window_hours`` of traffic), and
+    every model trains on the newest ``window`` batches, which the source says as its
+    ``lookback_hours``: so the default ``split.strategy`` (``auto``) holds out the newest rows of
+    each window, as a pipeline reading that window would.
     """
+    lookback = window * MonitoringSpec().window_hours
     return PipelineSpec.model_validate(
         {
             **(overrides or {}),
             "name": f"closed_loop_{stream.name.replace('-', '_')}",
             "level": 4,
-            "source": {"kind": "files", "uri": f"{stream.name}.csv", "timestamp_column": "batch"},
+            "source": {
+                "kind": "files",
+                "uri": f"{stream.name}.csv",
+                "timestamp_column": "batch",
+                "lookback_hours": lookback,
+            },
             "target": "y",
             "features": stream.features,
             "estimator": ESTIMATOR,
@@ -84,7 +92,7 @@ class Replay:
 
     def __init__(self, stream: Stream, window: int, delay: int, overrides: dict[str, dict[str, Any]] | None = None):
         self.stream, self.window, self.delay = stream, window, delay
-        self.spec = pipeline_spec(stream, overrides)
+        self.spec = pipeline_spec(stream, window, overrides)
         self.batches = [stream.batch(b) for b in range(stream.n_batches)]
         self.models: dict[int, Model] = {}
 

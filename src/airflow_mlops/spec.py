@@ -37,7 +37,8 @@ class PostgresSource(_Strict):
     """Rows from Postgres, read through an Airflow Postgres connection.
 
     Give either ``table`` or ``query``. A query uses bind parameters only (``%(name)s`` with
-    ``parameters``); values are never interpolated into SQL text.
+    ``parameters``); values are never interpolated into SQL text. ``lookback_hours`` keeps the
+    rows of that many hours up to the run's ``as_of`` (by ``timestamp_column``): a recent window.
     """
 
     kind: Literal["postgres"]
@@ -46,6 +47,7 @@ class PostgresSource(_Strict):
     query: str | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
     timestamp_column: str | None = None
+    lookback_hours: Annotated[float, Field(gt=0)] | None = None
     chunk_size: Annotated[int, Field(ge=1, le=1_000_000)] = 50_000
 
     @field_validator("table")
@@ -71,12 +73,13 @@ class PostgresSource(_Strict):
 
 
 class FileSource(_Strict):
-    """A CSV or parquet file read through Airflow's ObjectStoragePath (local, s3://, gs://...)."""
+    """A CSV or parquet file read through Airflow's ObjectStoragePath (local, s3://...); ``lookback_hours`` as above."""
 
     kind: Literal["files"]
     uri: str
     format: Literal["csv", "parquet"] | None = None
     timestamp_column: str | None = None
+    lookback_hours: Annotated[float, Field(gt=0)] | None = None
     chunk_size: Annotated[int, Field(ge=1, le=1_000_000)] = 50_000
 
     @model_validator(mode="after")
@@ -145,11 +148,11 @@ class MetricSpec(_Strict):
 
 
 class SplitSpec(_Strict):
-    """How the held-out split is drawn: ``random`` (seeded) or ``time`` (the newest rows; docs/spec.md)."""
+    """The held-out split: ``random``, ``time`` (newest rows), ``auto`` (``time`` iff ``source.lookback_hours``)."""
 
     test_size: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
     seed: int = 42
-    strategy: Literal["random", "time"] = "random"
+    strategy: Literal["auto", "random", "time"] = "auto"
 
 
 class ValidationSpec(_Strict):
@@ -344,19 +347,13 @@ class ChangeDetectorSpec(_Strict):
 
 
 class MonitoringSpec(_Strict):
-    """Level 4: how production is watched and when retraining may start.
+    """Level 4: how production is watched and when retraining may start (docs/spec.md, docs/monitoring.md).
 
-    ``cooldown_hours`` counts from the last retrain that a drift or degradation verdict started;
-    ``min_new_rows`` is how many labelled source rows newer than the champion's training data a
-    monitor-triggered retrain needs (0: no minimum). ``drift`` sets the drift test (dataset share,
-    per-column methods and thresholds, prediction drift).
-
-    ``retrain_on_drift`` says what a drift verdict alone does: ``unless_healthy`` (default) retrains
-    unless the quality check of the same monitor run measured the champion ``healthy``: a shift the
-    champion handles well, shown on labelled answers, is no reason to replace it; with no such
-    verdict (labels late or too few, or no validation accuracy to compare with) drift is the early
-    warning and retrains. ``always`` retrains on every drift verdict. Either way the verdict is
-    published and recorded. A window holding fewer than ``min_rows`` widens, newest rows first, up to
+    ``cooldown_hours`` counts from the last retrain a verdict started; ``min_new_rows``: labelled
+    source rows newer than the champion's data such a retrain needs (0: none). ``retrain_on_drift``:
+    ``unless_healthy`` (default) retrains on drift unless the same run's quality check measured the
+    champion ``healthy`` (a shift it handles well is no reason to replace it); ``always`` on every
+    drift verdict. A window short of ``min_rows`` widens, newest rows first, up to
     ``max_window_hours``; only answers older than ``label_delay_hours`` are judged on their labels.
     """
 
@@ -441,12 +438,14 @@ class PipelineSpec(_Strict):
                 raise ValueError(f"features: must not contain {sorted(c for c in clash if c)}")
             if not self.features:
                 raise ValueError("features: expected at least one column, found an empty list")
-        if self.split.strategy == "time" and not self.source.timestamp_column:
-            raise ValueError("split.strategy: 'time' needs source.timestamp_column to order the rows")
-        if self.monitoring.min_new_rows and not self.source.timestamp_column:
-            raise ValueError(
-                "monitoring.min_new_rows: needs source.timestamp_column to tell new rows from the champion's"
-            )
+        needs_time = {
+            "split.strategy: 'time'": self.split.strategy == "time",
+            "source.lookback_hours": self.source.lookback_hours is not None,
+            "monitoring.min_new_rows": bool(self.monitoring.min_new_rows),
+        }
+        for field, used in needs_time.items():
+            if used and not self.source.timestamp_column:
+                raise ValueError(f"{field}: needs source.timestamp_column to tell how new each row is")
         if self.scoring is not None and self.level < 2:
             raise ValueError(f"scoring: expected level 2 or higher for batch scoring, found level {self.level}")
         self._drift_columns_are_features()

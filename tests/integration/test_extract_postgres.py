@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -82,6 +82,26 @@ def test_as_of_excludes_later_rows_and_sets_watermark(
     snapshot = read_snapshot(ObjectStoragePath(ref["uri"]))
     assert len(snapshot) == len(expected)
     assert snapshot["updated_at"].max() <= AS_OF
+    assert sorted(snapshot["customer_id"]) == sorted(expected["customer_id"])
+
+
+def test_a_lookback_reads_only_the_recent_window_through_bind_parameters(
+    customers_table: str, customers_frame: pd.DataFrame, storage: Path
+) -> None:
+    """``lookback_hours`` keeps the rows after ``as_of - lookback`` and up to ``as_of``, in the SQL's WHERE."""
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_mlops.core.snapshot import read_snapshot
+
+    ref = extract(postgres_source(table=customers_table, lookback_hours=6))
+
+    since = AS_OF - timedelta(hours=6)
+    stamps = customers_frame["updated_at"]
+    expected = customers_frame[(stamps > since) & (stamps <= AS_OF)]
+    assert 0 < len(expected) < len(rows_until(customers_frame, AS_OF))
+    assert ref["rows"] == len(expected)
+    snapshot = read_snapshot(ObjectStoragePath(ref["uri"]))
+    assert snapshot["updated_at"].min() > since
     assert sorted(snapshot["customer_id"]) == sorted(expected["customer_id"])
 
 

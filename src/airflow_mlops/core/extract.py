@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import re
 import uuid
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.exceptions import DatasetExtractionError
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from airflow_mlops.spec import FileSource, PostgresSource
 
 AS_OF_PARAM = "mlops_as_of"
+SINCE_PARAM = "mlops_since"
 
 # Postgres type OIDs -> arrow types, used for columns that are all NULL in the first chunk.
 _PG_TYPES = {16: "bool", 20: "float64", 21: "float64", 23: "float64", 700: "float64", 701: "float64", 1700: "float64"}
@@ -83,7 +85,13 @@ def build_query(source: PostgresSource, as_of: datetime | None, sql: Any = None)
     params = dict(source.parameters)
     if source.timestamp_column:
         ts = sql.Identifier(source.timestamp_column)
-        if as_of is not None:
+        if as_of is not None and source.lookback_hours is not None:
+            query = sql.SQL(
+                "SELECT * FROM ({}\n) AS mlops_source WHERE {} > %({})s AND {} <= %({})s ORDER BY {}"
+            ).format(base, ts, sql.SQL(SINCE_PARAM), ts, sql.SQL(AS_OF_PARAM), ts)
+            params[SINCE_PARAM] = lookback_start(as_of, source.lookback_hours)
+            params[AS_OF_PARAM] = as_of
+        elif as_of is not None:
             query = sql.SQL("SELECT * FROM ({}\n) AS mlops_source WHERE {} <= %({})s ORDER BY {}").format(
                 base, ts, sql.SQL(AS_OF_PARAM), ts
             )
@@ -196,7 +204,10 @@ def iter_files(path: StoragePath, source: FileSource, as_of: datetime | None) ->
 
 
 def _filter_as_of(frame: pd.DataFrame, source: FileSource, as_of: datetime | None) -> pd.DataFrame:
-    """Parse the timestamp column as ``datetime64[ns, UTC]`` (as from Postgres), keep rows up to ``as_of``."""
+    """Parse the timestamp column as ``datetime64[ns, UTC]`` (as from Postgres), keep rows up to ``as_of``.
+
+    With ``lookback_hours``, only the rows after ``as_of - lookback_hours`` are kept too.
+    """
     import pandas as pd
 
     column = source.timestamp_column
@@ -208,9 +219,20 @@ def _filter_as_of(frame: pd.DataFrame, source: FileSource, as_of: datetime | Non
     frame = frame.assign(**{column: stamps})
     if as_of is None:
         return frame
-    limit = pd.Timestamp(as_of)
-    limit = limit.tz_localize("UTC") if limit.tzinfo is None else limit.tz_convert("UTC")
-    return frame[stamps <= limit]
+    limit = _utc(pd.Timestamp(as_of))
+    keep = stamps <= limit
+    if source.lookback_hours is not None:
+        keep &= stamps > _utc(pd.Timestamp(lookback_start(as_of, source.lookback_hours)))
+    return frame[keep]
+
+
+def _utc(stamp: pd.Timestamp) -> pd.Timestamp:
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def lookback_start(as_of: datetime, lookback_hours: float) -> datetime:
+    """The exclusive lower bound of a ``lookback_hours`` window ending at ``as_of``."""
+    return as_of - timedelta(hours=lookback_hours)
 
 
 def count_new_rows(

@@ -26,7 +26,8 @@ class ExtractDatasetOperator(MlopsOperator):
     dataset Asset is updated with the digest and row count in the event's ``extra``.
 
     :param as_of: upper bound for the timestamp column, ISO 8601; defaults to the run's
-        ``run_after``, so retries of one DAG run read the same rows. (templated)
+        ``run_after``, so retries of one DAG run read the same rows; ``source.lookback_hours`` keeps
+        only the rows of that many hours up to it. (templated)
     :param postgres_conn_id: overrides ``spec.source.conn_id``.
     """
 
@@ -52,7 +53,8 @@ class ExtractDatasetOperator(MlopsOperator):
                 timestamp_column=source.timestamp_column,
                 fallback_types=reader.fallback_types(),
             )
-        self.log.info("Snapshot %s: %d rows, digest %s, as of %s", ref.uri, ref.rows, ref.digest, ref.as_of)
+        window = f" (the {source.lookback_hours:g} h up to it: source.lookback_hours)" if source.lookback_hours else ""
+        self.log.info("Snapshot %s: %d rows, digest %s, as of %s%s", ref.uri, ref.rows, ref.digest, ref.as_of, window)
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = {"digest": ref.digest, "rows": ref.rows, "uri": ref.uri}
         return ref.as_xcom()

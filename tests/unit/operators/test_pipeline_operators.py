@@ -43,6 +43,23 @@ def _train(spec: PipelineSpec, **ctx: Any) -> tuple[dict[str, Any], dict[str, An
 
 
 @pytest.mark.usefixtures("storage")
+def test_a_lookback_keeps_only_the_rows_of_the_window_up_to_as_of(
+    customers_csv: Path, customers_frame: pd.DataFrame
+) -> None:
+    """``source.lookback_hours``: rows after ``as_of - lookback`` and up to ``as_of``, both ends checked."""
+    stamps = pd.to_datetime(customers_frame["updated_at"], utc=True)
+    as_of = stamps.sort_values().iloc[1200]
+    source = {"kind": "files", "uri": f"file://{customers_csv}", "timestamp_column": "updated_at"}
+    spec = PipelineSpec.from_dict(spec_dict(source={**source, "lookback_hours": 6}))
+    ref = ExtractDatasetOperator(task_id="extract", spec=spec, as_of=as_of.isoformat()).execute(
+        task_context(task_id="extract")
+    )
+    expected = ((stamps > as_of - pd.Timedelta(hours=6)) & (stamps <= as_of)).sum()
+    assert 0 < expected < (stamps <= as_of).sum()
+    assert ref["rows"] == expected
+
+
+@pytest.mark.usefixtures("storage")
 def test_level2_chain_tracks_registers_and_promotes(mlflow_conn: str, customers_csv: Path) -> None:
     """The whole Level 2 chain leaves one tracked run, one version with lineage tags, aliases set."""
     spec = _spec(customers_csv)
