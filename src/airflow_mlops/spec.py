@@ -47,7 +47,7 @@ class PostgresSource(_Strict):
     query: str | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
     timestamp_column: str | None = None
-    lookback_hours: Annotated[float, Field(gt=0)] | None = None
+    lookback_hours: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
     chunk_size: Annotated[int, Field(ge=1, le=1_000_000)] = 50_000
 
     @field_validator("table")
@@ -79,7 +79,7 @@ class FileSource(_Strict):
     uri: str
     format: Literal["csv", "parquet"] | None = None
     timestamp_column: str | None = None
-    lookback_hours: Annotated[float, Field(gt=0)] | None = None
+    lookback_hours: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
     chunk_size: Annotated[int, Field(ge=1, le=1_000_000)] = 50_000
 
     @model_validator(mode="after")

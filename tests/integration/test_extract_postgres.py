@@ -100,6 +100,7 @@ def test_a_lookback_reads_only_the_recent_window_through_bind_parameters(
     expected = customers_frame[(stamps > since) & (stamps <= AS_OF)]
     assert 0 < len(expected) < len(rows_until(customers_frame, AS_OF))
     assert ref["rows"] == len(expected)
+    assert ref["source"] == f"postgres://postgres_default table {customers_table}, the 6 h up to as_of"
     snapshot = read_snapshot(ObjectStoragePath(ref["uri"]))
     assert snapshot["updated_at"].min() > since
     assert sorted(snapshot["customer_id"]) == sorted(expected["customer_id"])

@@ -44,17 +44,19 @@ class ExtractDatasetOperator(MlopsOperator):
 
         source = self.spec.source
         as_of = resolve_as_of(self.as_of, context) if source.timestamp_column else None
+        window = f", the {source.lookback_hours:g} h up to as_of" if source.lookback_hours else ""
         with open_source(source, postgres_conn_id=self.postgres_conn_id) as reader:
             ref = write_snapshot(
                 reader.chunks(as_of),
                 self.storage_root() / "datasets",
-                source=source.describe(),
+                source=source.describe() + window,
                 as_of=as_of,
                 timestamp_column=source.timestamp_column,
                 fallback_types=reader.fallback_types(),
             )
-        window = f" (the {source.lookback_hours:g} h up to it: source.lookback_hours)" if source.lookback_hours else ""
-        self.log.info("Snapshot %s: %d rows, digest %s, as of %s%s", ref.uri, ref.rows, ref.digest, ref.as_of, window)
+        self.log.info(
+            "Snapshot %s: %d rows of %s, digest %s, as of %s", ref.uri, ref.rows, ref.source, ref.digest, ref.as_of
+        )
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = {"digest": ref.digest, "rows": ref.rows, "uri": ref.uri}
         return ref.as_xcom()

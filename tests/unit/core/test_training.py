@@ -97,8 +97,9 @@ def test_a_time_split_needs_a_timestamp_column() -> None:
         PipelineSpec.from_dict(spec_dict(source={"kind": "files", "uri": "/x.csv"}, split={"strategy": "time"}))
     with pytest.raises(PipelineSpecError, match="source.lookback_hours: needs source.timestamp_column"):
         PipelineSpec.from_dict(spec_dict(source={"kind": "files", "uri": "/x.csv", "lookback_hours": 24}))
-    with pytest.raises(PipelineSpecError, match="lookback_hours"):
-        PipelineSpec.from_dict(spec_dict(source={"kind": "files", "uri": "/x.csv", "lookback_hours": 0}))
+    for bad in (0, 1e9, "a week"):
+        with pytest.raises(PipelineSpecError, match="source.lookback_hours: expected"):
+            PipelineSpec.from_dict(spec_dict(source={"kind": "files", "uri": "/x.csv", "lookback_hours": bad}))
 
 
 def test_preprocessing_handles_numeric_and_categorical(customers_frame: pd.DataFrame) -> None:
