@@ -8,19 +8,18 @@ Seattle weather (``vega-datasets`` 0.9.0, 30 days a batch) and New York departur
 (rainfall keeps every 12th day of each year, flights 30 evenly spaced departures a day). Each stream
 is replayed with labels delivered 0, 1 and 3 batches after their answers (``--delays``).
 
-A synthetic stream is drawn once per seed (``--seeds``). A real stream is one series: with
-``--split random`` the rows the seeded 80/20 split holds out (``split.seed``) are its only run-to-run
-variation, and one draw can land on either side of a target, so each real stream is then replayed
-with ``--split-seeds`` split seeds (4 by default: 42, the spec's default, and the next ones); its row
-is the mean over them. The default split draws nothing, so one replay says it all.
+A synthetic stream is drawn once per seed (``--seeds``). A real stream is one series: the rows the
+seeded 80/20 split holds out (``split.seed``) are its only run-to-run variation, and one draw can
+land on either side of a target, so each real stream is replayed with ``--split-seeds`` split seeds
+(4 by default: 42, the spec's default, and the next ones); its row is the mean over them. With
+``--split time`` the split draws nothing, and one replay (the default then) says it all.
 
 Replay is prequential: batch t is answered by the model in service; its labels arrive ``delay``
 batches later and only then count for monitoring and training. The first ``--window`` batches are
 the initial training data; accuracy is scored on every later batch. Every retrain fits the same
 estimator on the newest ``--window`` labelled batches (:func:`airflow_mlops.core.training.split_frame`,
-:func:`~airflow_mlops.core.training.fit_model`). The replay's spec says so as ``source.lookback_hours``,
-so the default ``split.strategy`` (``auto``) holds out the newest 20% of each window, as a pipeline
-reading a recent window does; ``--split random`` draws a seeded 80/20 split instead. Strategies:
+:func:`~airflow_mlops.core.training.fit_model`, seeded 80/20 split; ``--split time`` holds out the
+newest 20% of the window instead). The replay's spec says so as ``source.lookback_hours``. Strategies:
 
 * ``static`` (Level 0/1): the initial model, never retrained;
 * ``scheduled`` (Level 2): retrain every k batches, the new model always in service; k is the largest
@@ -41,8 +40,8 @@ not hold says why, and stays in the table.
 
 Run from the repository root::
 
-    .venv/bin/python bench/closed_loop.py             # 2 seeds x 100 batches, every stream and delay
-    .venv/bin/python bench/closed_loop.py --split random   # the seeded split, 4 split seeds per real stream
+    .venv/bin/python bench/closed_loop.py             # 2 seeds x 100 batches, 4 split seeds, every stream and delay
+    .venv/bin/python bench/closed_loop.py --split time   # out-of-time, 1 split seed (it draws nothing)
     .venv/bin/python bench/closed_loop.py --quick     # 1 seed x 60 batches, 1 split seed
     .venv/bin/python bench/closed_loop.py --json closed_loop.json
 """
@@ -266,7 +265,7 @@ def main() -> None:
     parser.add_argument(
         "--split-seeds",
         type=int,
-        help="replays of each real stream, split.seed 42, 43, ... (default: 4 with --split random, else 1)",
+        help="replays of each real stream, split.seed 42, 43, ... (default: 4, or 1 with --split time)",
     )
     parser.add_argument("--window", type=int, default=4, help="training window in batches (every strategy)")
     parser.add_argument("--cooldown", type=int, help="Level 4 cool-down in batches (default: --window)")
@@ -279,15 +278,15 @@ def main() -> None:
     )
     parser.add_argument(
         "--split",
-        choices=("auto", "random", "time"),
-        help="split.strategy of every strategy's training (default: the spec's, auto, which is time here: the "
-        "replay's source reads a window; time holds out the newest rows of each window, the batch being the timestamp)",
+        choices=("random", "time"),
+        help="split.strategy of every strategy's training (default: the spec's, random; time holds out the newest "
+        "rows of each window, the batch being the timestamp)",
     )
     parser.add_argument("--quick", action="store_true", help="1 seed, 60 batches per synthetic stream, 1 split seed")
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args()
     if args.split_seeds is None:
-        args.split_seeds = 4 if args.split == "random" else 1
+        args.split_seeds = 1 if args.split == "time" else 4
     if args.quick:
         args.seeds, args.batches, args.split_seeds = 1, 60, 1
     args.cooldown = args.window if args.cooldown is None else args.cooldown

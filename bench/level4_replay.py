@@ -43,8 +43,7 @@ def pipeline_spec(stream: Stream, window: int, overrides: dict[str, dict[str, An
 
     The stream's ``batch`` column is its timestamp (a batch is one ``window_hours`` of traffic), and
     every model trains on the newest ``window`` batches, which the source says as its
-    ``lookback_hours``: so the default ``split.strategy`` (``auto``) holds out the newest rows of
-    each window, as a pipeline reading that window would.
+    ``lookback_hours``. With ``split.strategy: time`` the held-out part is the newest rows of each window.
     """
     lookback = window * MonitoringSpec().window_hours
     return PipelineSpec.model_validate(

@@ -148,11 +148,11 @@ class MetricSpec(_Strict):
 
 
 class SplitSpec(_Strict):
-    """The held-out split: ``random``, ``time`` (newest rows), ``auto`` (``time`` iff ``source.lookback_hours``)."""
+    """How the held-out split is drawn: ``random`` (seeded) or ``time`` (the newest rows; docs/spec.md)."""
 
     test_size: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
     seed: int = 42
-    strategy: Literal["auto", "random", "time"] = "auto"
+    strategy: Literal["random", "time"] = "random"
 
 
 class ValidationSpec(_Strict):

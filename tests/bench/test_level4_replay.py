@@ -35,12 +35,11 @@ def test_roll_back_restores_the_predecessor_and_records_it_so_it_is_not_undone()
 
 
 def test_every_replayed_model_is_judged_on_the_newest_rows_of_its_window() -> None:
-    """The replay's source reads its training window (``lookback_hours``), so the default split holds out
-    the newest rows: the replay's timestamp is the batch."""
+    """With ``split.strategy: time`` the held-out part is the newest rows: the replay's timestamp is the batch."""
     from bench.level4_replay import Replay
     from bench.streams import sea_stream
 
-    replay = Replay(sea_stream(8, 50, 0), window=4, delay=0)
+    replay = Replay(sea_stream(8, 50, 0), window=4, delay=0, overrides={"split": {"strategy": "time"}})
     assert replay.spec.source.lookback_hours == 4 * replay.spec.monitoring.window_hours
     model = replay.model_after(5)  # trained on batches 2..5
     assert model.watermark == 5
@@ -50,9 +49,9 @@ def test_every_replayed_model_is_judged_on_the_newest_rows_of_its_window() -> No
     assert set(replay.batches[5].index[-40:]) == set(model.split.x_test.index)
 
 
-def test_the_seeded_split_is_still_there_for_the_comparison() -> None:
+def test_the_default_split_draws_its_held_out_rows_from_the_whole_window() -> None:
     from bench.level4_replay import Replay
     from bench.streams import sea_stream
 
-    replay = Replay(sea_stream(8, 50, 0), window=4, delay=0, overrides={"split": {"strategy": "random"}})
+    replay = Replay(sea_stream(8, 50, 0), window=4, delay=0)
     assert set(replay.model_after(5).test_batches) == {2, 3, 4, 5}

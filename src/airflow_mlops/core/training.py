@@ -67,14 +67,8 @@ def describe_split(spec: PipelineSpec) -> str:
 
 
 def splits_by_time(spec: PipelineSpec) -> bool:
-    """True when the held-out part is the newest rows by ``source.timestamp_column`` (out-of-time).
-
-    ``auto`` splits by time when the source reads a recent window (``source.lookback_hours``): the
-    newest rows held out are then a small part of any new behaviour, where a snapshot of all history
-    would hold a fresh drift mostly in them, out of the retrain's reach.
-    """
-    strategy = spec.split.strategy
-    return strategy == "time" or (strategy == "auto" and spec.source.lookback_hours is not None)
+    """True when the held-out part is the newest rows by ``source.timestamp_column`` (out-of-time)."""
+    return spec.split.strategy == "time"
 
 
 def _split_by_time(frame: pd.DataFrame, x: pd.DataFrame, y: pd.Series, spec: PipelineSpec) -> Split:

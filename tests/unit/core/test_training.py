@@ -28,22 +28,11 @@ def test_split_is_seeded_and_stratified(customers_frame: pd.DataFrame) -> None:
 
 
 def test_the_default_split_is_random_even_with_a_timestamp_column(customers_frame: pd.DataFrame) -> None:
-    """``auto`` (the default) is random on a source of all history: a timestamp column alone does not
-    make the split out-of-time."""
+    """``random`` is the default: a timestamp column alone does not make the split out-of-time."""
     default = split_frame(customers_frame, PipelineSpec.from_dict(spec_dict()))
     random = split_frame(customers_frame, PipelineSpec.from_dict(spec_dict(split={"strategy": "random"})))
     assert list(default.x_test.index) == list(random.x_test.index)
     assert list(default.x_test.index) != sorted(default.x_test.index)
-
-
-def test_the_default_split_is_out_of_time_on_a_recent_window(customers_frame: pd.DataFrame) -> None:
-    """With ``source.lookback_hours`` the default holds out the newest rows; ``random`` still overrides it."""
-    window = {"kind": "files", "uri": "/x.csv", "timestamp_column": "updated_at", "lookback_hours": 720}
-    default = split_frame(customers_frame, PipelineSpec.from_dict(spec_dict(source=window)))
-    newest = customers_frame["updated_at"].rank(method="first") > len(customers_frame) - len(default.x_test)
-    assert sorted(default.x_test.index) == sorted(customers_frame.index[newest])
-    random = PipelineSpec.from_dict(spec_dict(source=window, split={"strategy": "random"}))
-    assert list(split_frame(customers_frame, random).x_test.index) != sorted(default.x_test.index)
 
 
 @pytest.mark.parametrize("kind", ["datetime", "iso_text", "epoch_seconds"])
@@ -283,7 +272,5 @@ def test_describe_split_says_which_rows_were_held_out() -> None:
     from airflow_mlops.core.training import describe_split
 
     assert describe_split(PipelineSpec.from_dict(spec_dict(split={"strategy": "time"}))) == "the newest by 'updated_at'"
-    window = {"kind": "files", "uri": "/x.csv", "timestamp_column": "updated_at", "lookback_hours": 24}
-    assert describe_split(PipelineSpec.from_dict(spec_dict(source=window))) == "the newest by 'updated_at'"
     random = PipelineSpec.from_dict(spec_dict(split={"seed": 7}))
     assert describe_split(random) == "random, seed 7, stratified"
