@@ -59,27 +59,11 @@ import numpy as np
 from airflow_mlops.spec import MonitoringSpec, PromotionPolicy, SplitSpec
 
 try:  # imported as the package ``bench`` (tests) or run as a script in bench/
-    from bench.level4_replay import ESTIMATOR, Replay, Run, replay_fixed, replay_level4
-    from bench.streams import (
-        Stream,
-        flights_stream,
-        hyperplane_stream,
-        nyc_weather_stream,
-        rainfall_stream,
-        sea_stream,
-        seattle_stream,
-    )
+    from bench import level4_replay
+    from bench import streams as stream_sources
 except ImportError:  # pragma: no cover - the script's own path
-    from level4_replay import ESTIMATOR, Replay, Run, replay_fixed, replay_level4  # type: ignore[no-redef]
-    from streams import (  # type: ignore[no-redef]
-        Stream,
-        flights_stream,
-        hyperplane_stream,
-        nyc_weather_stream,
-        rainfall_stream,
-        sea_stream,
-        seattle_stream,
-    )
+    import level4_replay  # type: ignore[no-redef]
+    import streams as stream_sources  # type: ignore[no-redef]
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -92,28 +76,30 @@ STREAMS = (
 LOW_VOLUME_ROWS = 30
 
 
-REAL_STREAMS: dict[str, Callable[[], Stream]] = {  # one run each: the data is what it is
-    "rainfall": rainfall_stream,
-    "rainfall-low": lambda: rainfall_stream(name="rainfall-low", rows_per_batch=LOW_VOLUME_ROWS),
-    "seattle": lambda: seattle_stream(days_per_batch=LOW_VOLUME_ROWS),
-    "flights": flights_stream,
-    "flights-low": lambda: flights_stream(name="flights-low", rows_per_batch=LOW_VOLUME_ROWS),
-    "nyc-weather": nyc_weather_stream,
-    "nyc-weather-low": lambda: nyc_weather_stream(name="nyc-weather-low", rows_per_batch=LOW_VOLUME_ROWS),
+REAL_STREAMS: dict[str, Callable[[], stream_sources.Stream]] = {  # one run each: the data is what it is
+    "rainfall": stream_sources.rainfall_stream,
+    "rainfall-low": lambda: stream_sources.rainfall_stream(name="rainfall-low", rows_per_batch=LOW_VOLUME_ROWS),
+    "seattle": lambda: stream_sources.seattle_stream(days_per_batch=LOW_VOLUME_ROWS),
+    "flights": stream_sources.flights_stream,
+    "flights-low": lambda: stream_sources.flights_stream(name="flights-low", rows_per_batch=LOW_VOLUME_ROWS),
+    "nyc-weather": stream_sources.nyc_weather_stream,
+    "nyc-weather-low": lambda: stream_sources.nyc_weather_stream(
+        name="nyc-weather-low", rows_per_batch=LOW_VOLUME_ROWS
+    ),
 }
 
 
-def make_streams(name: str, args: argparse.Namespace) -> list[Stream]:
+def make_streams(name: str, args: argparse.Namespace) -> list[stream_sources.Stream]:
     """The stream(s) of one name: one per seed for the synthetic ones."""
     seeds = range(args.seeds)
     if name in REAL_STREAMS:
         return [REAL_STREAMS[name]()]  # replayed once per split seed (split_seeds)
     if name == "sea":
-        return [sea_stream(args.batches, args.batch_size, seed) for seed in seeds]
+        return [stream_sources.sea_stream(args.batches, args.batch_size, seed) for seed in seeds]
     if name == "sea-low":
-        return [sea_stream(args.batches * 2, LOW_VOLUME_ROWS, seed, name="sea-low") for seed in seeds]
+        return [stream_sources.sea_stream(args.batches * 2, LOW_VOLUME_ROWS, seed, name="sea-low") for seed in seeds]
     if name == "hyperplane":
-        return [hyperplane_stream(args.batches, args.batch_size, seed) for seed in seeds]
+        return [stream_sources.hyperplane_stream(args.batches, args.batch_size, seed) for seed in seeds]
     raise SystemExit(f"unknown stream {name!r}; known: {', '.join(STREAMS)}")
 
 
@@ -129,16 +115,20 @@ def split_seeds(name: str, args: argparse.Namespace) -> list[int]:
     return [default + i for i in range(args.split_seeds)] if name in REAL_STREAMS else [default]
 
 
-def replay_all(stream: Stream, delay: int, args: argparse.Namespace, seed: int) -> dict[str, Run]:
+def replay_all(
+    stream: stream_sources.Stream, delay: int, args: argparse.Namespace, seed: int
+) -> dict[str, level4_replay.Run]:
     """The four strategies on one stream with labels ``delay`` batches late, the split drawn with ``seed``."""
     split: dict[str, Any] = {"seed": seed} | ({"strategy": args.split} if args.split else {})
-    replay = Replay(stream, args.window, delay, {"split": split})
+    replay = level4_replay.Replay(stream, args.window, delay, {"split": split})
     decisions = replay.last - replay.first
-    runs = {"oracle": replay_fixed(replay, "oracle", 1)}  # fits every window's model once; the others reuse them
-    runs["drift-triggered"] = replay_level4(replay, args.cooldown, act_on_rollbacks=args.act_on_rollbacks)
+    runs = {
+        "oracle": level4_replay.replay_fixed(replay, "oracle", 1)
+    }  # fits every window's model once; the others reuse them
+    runs["drift-triggered"] = level4_replay.replay_level4(replay, args.cooldown, act_on_rollbacks=args.act_on_rollbacks)
     every = schedule_interval(decisions, runs["drift-triggered"].retrains)
-    runs["scheduled"] = replay_fixed(replay, "scheduled", every)
-    runs["static"] = replay_fixed(replay, "static", None)
+    runs["scheduled"] = level4_replay.replay_fixed(replay, "scheduled", every)
+    runs["static"] = level4_replay.replay_fixed(replay, "static", None)
     return runs
 
 
@@ -156,7 +146,7 @@ def target_values(accuracy: dict[str, float], retrains: dict[str, float]) -> dic
     }
 
 
-def gap_interval(groups: list[list[dict[str, Run]]], rounds: int = 2000) -> tuple[float, float]:
+def gap_interval(groups: list[list[dict[str, level4_replay.Run]]], rounds: int = 2000) -> tuple[float, float]:
     """95% interval of the oracle - Level 4 gap (points): a paired bootstrap over served batches.
 
     ``groups`` holds the runs of each distinct series; runs of one series (split seeds) share their
@@ -201,7 +191,9 @@ def why_not(
     return "; ".join(reasons)
 
 
-def summarise(name: str, delay: int, streams: list[Stream], groups: list[list[dict[str, Run]]]) -> dict[str, Any]:
+def summarise(
+    name: str, delay: int, streams: list[stream_sources.Stream], groups: list[list[dict[str, level4_replay.Run]]]
+) -> dict[str, Any]:
     """One row of the table: accuracies, retrains, the monitor's signals and the four targets.
 
     ``groups``: per stream, its runs (one per split seed).
@@ -292,9 +284,10 @@ def main() -> None:
     args.cooldown = args.window if args.cooldown is None else args.cooldown
     monitoring, policy = MonitoringSpec(), PromotionPolicy()
     print(
-        f"python {platform.python_version()}; estimator {ESTIMATOR['class']}; training window {args.window} "
-        f"batches; cool-down {args.cooldown} batches; spec defaults: window_hours {monitoring.window_hours} "
-        f"(1 batch), max_window_hours {monitoring.max_window_hours}, min_rows {monitoring.min_rows}, "
+        f"python {platform.python_version()}; estimator {level4_replay.ESTIMATOR['class']}; "
+        f"training window {args.window} batches; cool-down {args.cooldown} batches; "
+        f"spec defaults: window_hours {monitoring.window_hours} (1 batch), "
+        f"max_window_hours {monitoring.max_window_hours}, min_rows {monitoring.min_rows}, "
         f"max_accuracy_drop {monitoring.max_accuracy_drop}, retrain_on_drift {monitoring.retrain_on_drift}, "
         f"change_detector {monitoring.change_detector.method} (delta {monitoring.change_detector.delta}, "
         f"threshold {monitoring.change_detector.threshold}); gate: bootstrap {policy.confidence:.0%}, "
