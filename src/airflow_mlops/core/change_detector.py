@@ -13,10 +13,17 @@ larger ``threshold`` means fewer false alarms and later detection; ``delta`` is 
 error rate it tolerates. The monitor replays the test over the champion's labelled answers
 since its newest judgement (its promotion, or the newest retrain it survived), oldest first, so
 the decision needs no state between runs.
+
+Few answers can hide a real rise: a step of the error rate by ``r`` lifts the expected statistic
+at most to about ``r * n / e - delta * n * (1 - 1 / e)`` in ``n`` answers (the step after ``n / e``
+of them), so the test sees in expectation only rises above :func:`smallest_visible_rise`. With
+210 answers (30 a day over a week) and the defaults, that is 0.66: a low-volume pipeline's
+detector is all but blind, and its verdict says so.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -50,25 +57,51 @@ class PageHinkley:
         return self.cumulative - self.minimum
 
 
+def smallest_visible_rise(answers: int, *, delta: float, threshold: float) -> float:
+    """The smallest step up of the error rate that lifts the expected statistic over ``threshold`` in ``answers``.
+
+    ``inf`` for no answers. Noise can alarm below it (a false alarm), but a smaller real rise is not
+    seen in expectation, wherever in the answers it falls.
+    """
+    if answers <= 0:
+        return math.inf
+    return math.e * threshold / answers + delta * (math.e - 1)
+
+
 @dataclass(frozen=True)
 class Detection:
-    """The test replayed over one error stream: where it first alarmed (``None``: never) and its statistic."""
+    """The test replayed over one error stream: where it first alarmed (``None``: never) and its statistic.
+
+    ``smallest_rise`` is :func:`smallest_visible_rise` for these answers.
+    """
 
     alarm_at: int | None
     answers: int
     statistic: float
     error_rate: float
+    smallest_rise: float = math.inf
 
     @property
     def alarmed(self) -> bool:
         return self.alarm_at is not None
 
+    @property
+    def blind(self) -> bool:
+        """True when no rise from this error rate could show in so few answers: not enough traffic to judge."""
+        return self.smallest_rise >= 1.0 - self.error_rate
+
     def describe(self, threshold: float) -> str:
         if self.alarm_at is None:
-            return (
+            head = (
                 f"Page-Hinkley: no change in {self.answers} labelled answers (statistic {self.statistic:.1f}, "
                 f"threshold {threshold})"
             )
+            if self.blind:
+                return (
+                    f"{head}; not enough traffic to judge: in so few answers no rise of the error rate from "
+                    f"{self.error_rate:.3f} could reach the threshold"
+                )
+            return f"{head}; in these answers only a rise of the error rate by {self.smallest_rise:.3f} or more shows"
         return (
             f"Page-Hinkley: the error rate rose at answer {self.alarm_at + 1} of {self.answers} "
             f"(statistic above threshold {threshold}; error rate {self.error_rate:.3f} over all of them)"
@@ -89,4 +122,5 @@ def detect(errors: Iterable[float], *, delta: float, threshold: float, min_answe
         total += error
         if test.update(error) and alarm_at is None:
             alarm_at = i
-    return Detection(alarm_at, test.n, test.statistic, total / test.n if test.n else 0.0)
+    rise = smallest_visible_rise(test.n, delta=delta, threshold=threshold)
+    return Detection(alarm_at, test.n, test.statistic, total / test.n if test.n else 0.0, rise)

@@ -59,6 +59,9 @@ GAUGES: dict[str, str] = {
     "mlops_pipeline_quality_not_enough_traffic": "1 when the last quality check had too few labelled answers, else 0.",
     "mlops_pipeline_pending_label_share": "Share of the champion's answers in the quality window without a label yet.",
     "mlops_pipeline_change_detected": "1 when the change detector alarmed on the champion's errors, else 0.",
+    "mlops_pipeline_change_detector_not_enough_traffic": (
+        "1 when the change detector read too few answers for any rise of the error rate to reach its threshold, else 0."
+    ),
 }
 COUNTERS: dict[str, str] = {
     "mlops_pipeline_promotions": "Champion promotions recorded in the promotion ledger.",
@@ -141,7 +144,9 @@ def push_quality_verdict(verdict: Mapping[str, Any], max_accuracy_drop: float) -
     if verdict.get("pending_label_share") is not None:
         extra["mlops_pipeline_pending_label_share"] = float(verdict["pending_label_share"])
     if verdict.get("change_detector") is not None:
-        extra["mlops_pipeline_change_detected"] = 1.0 if verdict["change_detector"]["alarmed"] else 0.0
+        detection = verdict["change_detector"]
+        extra["mlops_pipeline_change_detected"] = 1.0 if detection["alarmed"] else 0.0
+        extra["mlops_pipeline_change_detector_not_enough_traffic"] = 0.0 if detection["enough"] else 1.0
     return push(
         str(verdict["model_name"]),
         {

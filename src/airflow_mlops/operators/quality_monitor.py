@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -235,6 +236,8 @@ class ModelPerformanceOperator(MlopsOperator):
         return {
             "method": detector.method, "alarmed": found.alarmed, "alarm_at": found.alarm_at, "answers": found.answers,
             "statistic": found.statistic, "since": since.isoformat(), "reason": found.describe(detector.threshold),
+            "smallest_visible_rise": found.smallest_rise if math.isfinite(found.smallest_rise) else None,
+            "enough": not found.blind,
         }  # fmt: skip
 
     def _champion(self, name: str) -> tuple[str, float | None, int | None]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from airflow_mlops.core.change_detector import PageHinkley, detect
+from airflow_mlops.core.change_detector import PageHinkley, detect, smallest_visible_rise
 
 DEFAULTS = {"delta": 0.005, "threshold": 50.0, "min_answers": 30}
 
@@ -46,3 +46,35 @@ def test_empty_stream_has_no_alarm() -> None:
     found = detect([], **DEFAULTS)
     assert (found.alarm_at, found.answers, found.error_rate) == (None, 0, 0.0)
     assert "no change in 0 labelled answers" in found.describe(50.0)
+    assert found.blind
+    assert "not enough traffic to judge" in found.describe(50.0)
+
+
+def _largest_expected_statistic(answers: int, rise: float, before: float = 0.1) -> float:
+    """The statistic's peak over every place a clean step of ``rise`` can take in ``answers`` expected errors."""
+    return max(
+        detect([before] * n + [before + rise] * (answers - n), **DEFAULTS).statistic for n in range(1, answers, 7)
+    )
+
+
+@pytest.mark.parametrize("answers", [210, 1000, 3000])
+def test_smallest_visible_rise_is_where_an_expected_step_reaches_the_threshold(answers: int) -> None:
+    rise = smallest_visible_rise(answers, delta=0.005, threshold=50.0)
+    assert _largest_expected_statistic(answers, rise * 0.95) < 50.0
+    assert _largest_expected_statistic(answers, min(rise * 1.05, 0.9)) > 50.0
+
+
+def test_a_low_volume_week_is_all_but_blind() -> None:
+    """30 answers a day for a week: only a rise of the error rate by about two thirds shows."""
+    assert smallest_visible_rise(210, delta=0.005, threshold=50.0) == pytest.approx(0.656, abs=0.001)
+    assert smallest_visible_rise(0, delta=0.005, threshold=50.0) == float("inf")
+    found = detect(_errors(0.4, 210, 0), **DEFAULTS)
+    assert found.blind
+    assert not found.alarmed
+    assert "not enough traffic to judge: in so few answers no rise of the error rate from 0." in found.describe(50.0)
+
+
+def test_enough_answers_say_which_rise_would_show() -> None:
+    found = detect(_errors(0.1, 5000, 1), **DEFAULTS)
+    assert not found.blind
+    assert found.describe(50.0).endswith("only a rise of the error rate by 0.036 or more shows")

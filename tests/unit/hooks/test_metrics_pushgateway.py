@@ -105,7 +105,7 @@ def _quality_verdict(pipeline: str, validation: float | None) -> dict[str, Any]:
         "validation_accuracy": validation,
         "window": WINDOW,
         "pending_label_share": 0.1,
-        "change_detector": {"alarmed": False},
+        "change_detector": {"alarmed": False, "enough": True},
     }
 
 
@@ -144,7 +144,7 @@ def test_not_enough_traffic_is_a_metric_not_silence(pushing: str) -> None:
     quality = {
         "model_name": "churn_thin", "decision": "insufficient_data", "champion_version": "3", "live_accuracy": None,
         "validation_accuracy": 0.8, "window": thin, "pending_label_share": 0.75,
-        "change_detector": {"alarmed": True},
+        "change_detector": {"alarmed": False, "enough": False},
     }  # fmt: skip
     verdict_metrics.push_quality_verdict(quality, max_accuracy_drop=0.05)
     series = _series(pushing, "churn_thin")
@@ -153,10 +153,19 @@ def test_not_enough_traffic_is_a_metric_not_silence(pushing: str) -> None:
     assert series["mlops_pipeline_drift_window_rows"] == 40
     assert series["mlops_pipeline_quality_window_hours"] == 168
     assert series["mlops_pipeline_pending_label_share"] == 0.75
-    assert series["mlops_pipeline_change_detected"] == 1
+    assert series["mlops_pipeline_change_detected"] == 0
+    assert series["mlops_pipeline_change_detector_not_enough_traffic"] == 1
     assert series["mlops_pipeline_drift_detected"] == 0
     assert math.isnan(series["mlops_pipeline_drift_share"])
     assert math.isnan(series["mlops_pipeline_live_accuracy"])
+
+
+def test_an_alarm_with_enough_answers(pushing: str) -> None:
+    verdict = {**_quality_verdict("churn_alarm", 0.8), "change_detector": {"alarmed": True, "enough": True}}
+    verdict_metrics.push_quality_verdict(verdict, max_accuracy_drop=0.05)
+    series = _series(pushing, "churn_alarm")
+    assert series["mlops_pipeline_change_detected"] == 1
+    assert series["mlops_pipeline_change_detector_not_enough_traffic"] == 0
 
 
 def test_quality_without_validation_accuracy_has_no_bar(pushing: str) -> None:

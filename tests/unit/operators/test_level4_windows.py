@@ -59,6 +59,19 @@ def test_the_change_detector_sees_an_abrupt_drop_the_window_average_hides(
     assert any(r.startswith("Page-Hinkley: the error rate rose") for r in verdict["reasons"])
 
 
+def test_a_change_detector_with_too_few_answers_says_so(
+    mlflow_conn: str, customers_csv: Path, pg_conn: Any, log_tables: tuple[str, str]
+) -> None:
+    spec = _spec(customers_csv, log_tables)
+    _champion(spec, "r1", MlflowClient(mlflow_conn))
+    _stream(pg_conn, log_tables, "1", [i % 3 != 0 for i in range(120)])  # 120 answers: no rise could alarm
+    verdict = ModelPerformanceOperator(task_id="model_quality", spec=spec).execute(task_context())
+    detector = verdict["change_detector"]
+    assert (detector["alarmed"], detector["enough"], detector["answers"]) == (False, False, 120), detector
+    assert detector["smallest_visible_rise"] > 1.0
+    assert any("Page-Hinkley" in r and "not enough traffic to judge" in r for r in verdict["reasons"])
+
+
 def test_answers_whose_labels_cannot_have_arrived_are_not_judged(
     mlflow_conn: str, customers_csv: Path, pg_conn: Any, log_tables: tuple[str, str]
 ) -> None:
