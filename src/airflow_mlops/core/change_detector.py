@@ -87,8 +87,8 @@ class Detection:
 
     @property
     def blind(self) -> bool:
-        """True when no rise from this error rate could show in so few answers: not enough traffic to judge."""
-        return self.smallest_rise >= 1.0 - self.error_rate
+        """True when it did not alarm and no rise from this error rate could show in so few answers."""
+        return not self.alarmed and self.smallest_rise >= 1.0 - self.error_rate
 
     def describe(self, threshold: float) -> str:
         if self.alarm_at is None:

@@ -74,6 +74,12 @@ def test_a_low_volume_week_is_all_but_blind() -> None:
     assert "not enough traffic to judge: in so few answers no rise of the error rate from 0." in found.describe(50.0)
 
 
+def test_an_alarm_is_never_blind() -> None:
+    found = detect([0.0] * 60 + [1.0] * 140, **DEFAULTS)  # 200 answers and a 0.7 error rate: blind, yet it alarmed
+    assert found.alarmed
+    assert not found.blind
+
+
 def test_enough_answers_say_which_rise_would_show() -> None:
     found = detect(_errors(0.1, 5000, 1), **DEFAULTS)
     assert not found.blind
