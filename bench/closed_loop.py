@@ -230,8 +230,14 @@ def summarise(
 
 HEADER = (
     f"{'stream':<16}{'delay':>5} {'static':>7} {'L2':>7} {'L4':>7} {'oracle':>7} {'L2 retr':>8} {'L4 retr':>8} "
-    f"{'or retr':>8} {'gap':>6} {'gap 95%':>13} {'share':>6} {'L4-L2':>6} {'widen':>6} {'q n/a':>6} {'PH':>5}  met"
+    f"{'or retr':>8} {'gap':>6} {'gap 95%':>13} {'share':>6} {'L4-L2':>6} {'widen':>6} {'q n/a':>6} {'PH':>5} "
+    f"{'PH rise':>7}  met"
 )
+
+
+def detector_rise(signals: dict[str, float]) -> float:
+    """The mean smallest rise of the error rate the change detector could see, over the runs it read answers."""
+    return signals["detector_rise_sum"] / signals["detector_runs"] if signals["detector_runs"] else float("nan")
 
 
 def print_row(row: dict[str, Any]) -> None:
@@ -242,7 +248,8 @@ def print_row(row: dict[str, Any]) -> None:
         f"{acc['drift-triggered']:>7.4f} {acc['oracle']:>7.4f} {ret['scheduled']:>8.1f} {ret['drift-triggered']:>8.1f} "
         f"{ret['oracle']:>8.1f} {t['gap']['value']:>6.2f} {gap_text:>13} {t['share']['value']:>6.3f} "
         f"{t['over_l2']['value']:>+6.2f} "
-        f"{sig['widened_windows']:>6.1f} {sig['quality_insufficient']:>6.1f} {sig['detector_batches']:>5.1f}  "
+        f"{sig['widened_windows']:>6.1f} {sig['quality_insufficient']:>6.1f} {sig['detector_batches']:>5.1f} "
+        f"{detector_rise(sig):>7.2f}  "
         f"{'yes' if row['all_met'] else 'NO: ' + row['why_not']}"
     )
 
@@ -299,7 +306,8 @@ def main() -> None:
     print("columns: mean accuracy per strategy; retrains per run; gap = oracle - L4 (points), with its 95% interval")
     print("(paired bootstrap over served batches); share = L4/oracle")
     print("retrains; widen = windows widened to reach min_rows; q n/a = quality checks without enough labelled")
-    print("rows ('not enough traffic to judge'); PH = monitor runs where the change detector alarmed\n")
+    print("rows ('not enough traffic to judge'); PH = monitor runs where the change detector alarmed; PH rise =")
+    print("the smallest rise of the error rate its answers could show, mean over monitor runs (1: blind)\n")
     print(HEADER)
     started = time.perf_counter()
     rows = []

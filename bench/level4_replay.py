@@ -145,6 +145,8 @@ class Signals:
     drift_batches: list[int] = field(default_factory=list)
     degradation_batches: list[int] = field(default_factory=list)
     detector_batches: list[int] = field(default_factory=list)
+    detector_runs: int = 0  # monitor runs whose change detector read any answers
+    detector_rise_sum: float = 0.0  # their smallest visible rises of the error rate, each at most 1
     retrains_drift_only: int = 0
     retrains_degradation_only: int = 0
     retrains_both: int = 0
@@ -317,6 +319,9 @@ def monitor(replay: Replay, state: Level4State, t: int, signals: Signals) -> tup
         errors = [~replay.right(state.champion, b) for b in range(first, replay.labelled_until(t) + 1)]
         stream = np.concatenate(errors).astype(float) if errors else np.zeros(0)
         found = detect(stream, delta=detector.delta, threshold=detector.threshold, min_answers=detector.min_answers)
+        if found.answers:
+            signals.detector_runs += 1
+            signals.detector_rise_sum += min(found.smallest_rise, 1.0)
         if found.alarmed:
             signals.detector_batches.append(t)
             degraded = True

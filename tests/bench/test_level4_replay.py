@@ -55,3 +55,22 @@ def test_the_default_split_draws_its_held_out_rows_from_the_whole_window() -> No
 
     replay = Replay(sea_stream(8, 50, 0), window=4, delay=0)
     assert set(replay.model_after(5).test_batches) == {2, 3, 4, 5}
+
+
+def test_the_replay_reports_how_blind_the_change_detector_was() -> None:
+    """30 answers a batch leave the detector unable to see most rises; 500 a batch let it see far smaller ones."""
+    import math
+
+    from bench.closed_loop import detector_rise
+    from bench.level4_replay import Replay, replay_level4
+    from bench.streams import sea_stream
+
+    rises = {}
+    for rows in (30, 500):
+        signals = replay_level4(Replay(sea_stream(20, rows, 0), window=4, delay=0), cooldown=4).signals
+        assert signals is not None
+        assert signals.detector_runs > 0
+        rises[rows] = detector_rise(vars(signals))
+    assert rises[30] > 0.5
+    assert rises[500] < 0.3
+    assert math.isnan(detector_rise({"detector_rise_sum": 0.0, "detector_runs": 0}))
