@@ -102,7 +102,11 @@ class DataDriftOperator(MlopsOperator):
             "window": span.as_dict(), "reference_version": self.reference_version,
             **evidence_keys(),
         }  # fmt: skip
-        self.log.info("Drift check of %s v%s on %d rows: %s", name, champion, len(rows), verdict)
+        reasons = " ".join(verdict.get("reasons") or [])
+        self.log.info(
+            "Drift check of %s v%s on the %s: %s. %s", name, champion, span.describe(), verdict["decision"], reasons
+        )
+        self.log.debug("Drift verdict: %s", verdict)
         verdict.update(
             record_evidence(
                 monitor="drift", spec=self.spec, context=context, verdict=verdict,

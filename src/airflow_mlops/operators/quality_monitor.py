@@ -25,6 +25,22 @@ if TYPE_CHECKING:
 QUALITY_REPORT_ROWS = 100_000  # Evidently's quality report covers at most the newest this many labelled answers
 
 
+def _numbers(verdict: dict[str, Any]) -> str:
+    """The verdict's accuracies and pending-label share in words, for the task log (the verdict itself is the XCom)."""
+    live, validation, pending = (
+        verdict.get("live_accuracy"),
+        verdict["validation_accuracy"],
+        verdict["pending_label_share"],
+    )
+    parts = [
+        "live accuracy " + ("not judged" if live is None else f"{live:.4f}"),
+        "validation accuracy " + ("unknown" if validation is None else f"{validation:.4f}"),
+    ]
+    if pending is not None:
+        parts.append(f"labels pending on {pending:.1%} of its answers in the window")
+    return ", ".join(parts)
+
+
 class ModelPerformanceOperator(MlopsOperator):
     """Live quality of the champion from logged predictions joined with delayed labels, by Evidently.
 
@@ -107,7 +123,8 @@ class ModelPerformanceOperator(MlopsOperator):
             verdict["decision"] = "degraded"
         verdict["reasons"] = [*verdict.get("reasons", []), *([detection["reason"]] if detection else [])]
         push_quality_verdict(verdict, self.spec.monitoring.max_accuracy_drop)
-        self.log.info("Live quality of %s v%s: %s", name, champion, verdict)
+        self.log.info("Live quality of %s v%s on the %s: %s", name, champion, span.describe(), _numbers(verdict))
+        self.log.debug("Quality verdict: %s", verdict)
         self.log.info("%s v%s is %s: %s", name, champion, verdict["decision"], " ".join(verdict["reasons"]))
         if verdict["decision"] in ("degraded", "rollback"):
             from airflow_mlops.assets import degradation_asset

@@ -60,8 +60,9 @@ def test_the_change_detector_sees_an_abrupt_drop_the_window_average_hides(
 
 
 def test_a_change_detector_with_too_few_answers_says_so(
-    mlflow_conn: str, customers_csv: Path, pg_conn: Any, log_tables: tuple[str, str]
+    mlflow_conn: str, customers_csv: Path, pg_conn: Any, log_tables: tuple[str, str], capfd: pytest.CaptureFixture[str]
 ) -> None:
+
     spec = _spec(customers_csv, log_tables)
     _champion(spec, "r1", MlflowClient(mlflow_conn))
     _stream(pg_conn, log_tables, "1", [i % 3 != 0 for i in range(120)])  # 120 answers: no rise could alarm
@@ -70,6 +71,10 @@ def test_a_change_detector_with_too_few_answers_says_so(
     assert (detector["alarmed"], detector["enough"], detector["answers"]) == (False, False, 120), detector
     assert detector["smallest_visible_rise"] > 1.0
     assert any("Page-Hinkley" in r and "not enough traffic to judge" in r for r in verdict["reasons"])
+    # the task log says it in words; the verdict itself is the XCom, not a dict dumped into the log
+    logged = capfd.readouterr()
+    assert "Live quality of churn v1 on the window " in logged.out + logged.err
+    assert "{'model_name'" not in logged.out + logged.err
 
 
 def test_answers_whose_labels_cannot_have_arrived_are_not_judged(
