@@ -122,9 +122,8 @@ def replay_all(
     split: dict[str, Any] = {"seed": seed} | ({"strategy": args.split} if args.split else {})
     replay = level4_replay.Replay(stream, args.window, delay, {"split": split})
     decisions = replay.last - replay.first
-    runs = {
-        "oracle": level4_replay.replay_fixed(replay, "oracle", 1)
-    }  # fits every window's model once; the others reuse them
+    # fits every window's model once; the others reuse them
+    runs = {"oracle": level4_replay.replay_fixed(replay, "oracle", 1)}
     runs["drift-triggered"] = level4_replay.replay_level4(replay, args.cooldown, act_on_rollbacks=args.act_on_rollbacks)
     every = schedule_interval(decisions, runs["drift-triggered"].retrains)
     runs["scheduled"] = level4_replay.replay_fixed(replay, "scheduled", every)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -89,6 +89,18 @@ class Detection:
     def blind(self) -> bool:
         """True when it did not alarm and no rise from this error rate could show in so few answers."""
         return not self.alarmed and self.smallest_rise >= 1.0 - self.error_rate
+
+    def as_dict(self, threshold: float) -> dict[str, Any]:
+        """The verdict's detector fields, JSON-ready (``smallest_visible_rise`` is ``None`` for no answers)."""
+        return {
+            "alarmed": self.alarmed,
+            "alarm_at": self.alarm_at,
+            "answers": self.answers,
+            "statistic": self.statistic,
+            "reason": self.describe(threshold),
+            "smallest_visible_rise": self.smallest_rise if math.isfinite(self.smallest_rise) else None,
+            "enough": not self.blind,
+        }
 
     def describe(self, threshold: float) -> str:
         if self.alarm_at is None:

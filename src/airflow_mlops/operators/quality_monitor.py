@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -250,12 +249,7 @@ class ModelPerformanceOperator(MlopsOperator):
         keys = label_keys([*(p for p, _, _ in outcomes), *(label for _, label, _ in outcomes)])
         errors = [float(p != y) for p, y in zip(keys[: len(outcomes)], keys[len(outcomes) :], strict=True)]
         found = detect(errors, delta=detector.delta, threshold=detector.threshold, min_answers=detector.min_answers)
-        return {
-            "method": detector.method, "alarmed": found.alarmed, "alarm_at": found.alarm_at, "answers": found.answers,
-            "statistic": found.statistic, "since": since.isoformat(), "reason": found.describe(detector.threshold),
-            "smallest_visible_rise": found.smallest_rise if math.isfinite(found.smallest_rise) else None,
-            "enough": not found.blind,
-        }  # fmt: skip
+        return {"method": detector.method, "since": since.isoformat(), **found.as_dict(detector.threshold)}
 
     def _champion(self, name: str) -> tuple[str, float | None, int | None]:
         """The champion version, its held-out ``test_accuracy`` and how many rows that held out (``None``: unknown).
