@@ -212,11 +212,11 @@ class PromotionPolicy(_Strict):
         interval's lower bound on the improvement must clear ``min_improvement``.
     :param degraded_champion_bar: the bar against a champion whose newest live-quality verdict (Level 4
         monitor, younger than ``monitoring.window_hours``) is ``degraded`` or ``rollback``:
-        ``estimate`` (default) lets the improvement's point estimate clear ``min_improvement``, so a
-        champion shown to be failing keeps its place only when the challenger does no better on the
-        fresh rows, and a live A/B test that reaches ``ab.max_duration_hours`` without a significant
-        result promotes a challenger that is ahead; ``interval`` keeps the interval bar and the
-        roll-back at the maximum duration.
+        ``estimate`` (default) lets the improvement's point estimate reach ``min_improvement`` (a tie
+        goes to a challenger trained on newer data than the champion's), so a failing champion
+        stays only when the challenger does worse on the fresh rows, and an A/B test that reaches
+        ``ab.max_duration_hours`` without a significant result promotes a challenger that is ahead;
+        ``interval`` keeps the interval bar and the roll-back at the maximum duration.
     :param cold_start: with no champion yet, ``promote`` the first model or ``require_manual``.
     :param ab: live A/B settings.
     """

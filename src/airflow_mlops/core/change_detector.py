@@ -27,6 +27,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.core.verdict import json_number
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -98,7 +100,7 @@ class Detection:
             "answers": self.answers,
             "statistic": self.statistic,
             "reason": self.describe(threshold),
-            "smallest_visible_rise": self.smallest_rise if math.isfinite(self.smallest_rise) else None,
+            "smallest_visible_rise": json_number(self.smallest_rise),
             "enough": not self.blind,
         }
 

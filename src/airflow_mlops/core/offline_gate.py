@@ -6,8 +6,9 @@ The gate compares two models scored on the *same* fresh holdout rows and decides
 * the primary metric must improve, and the lower bound of a **paired bootstrap** confidence interval
   (:mod:`airflow_mlops.core.bootstrap`) on the improvement must clear ``min_improvement`` (absolute,
   or relative to the champion's value); against a champion the Level 4 monitor currently measures as
-  degraded, the point estimate may clear it instead (``bar="estimate"``): a champion shown to be
-  failing is not defended by the interval, only by the challenger doing no better on the fresh rows;
+  degraded, the point estimate need only reach it instead (``bar="estimate"``): a champion shown to
+  be failing is not defended by the interval, and a tie goes to the challenger, trained on newer
+  data (unless it was trained on the champion's own data: ``same_data``);
 * every guard metric may regress by at most its bound (point estimate);
 * when segments are given, no segment's primary metric may regress by more than ``segment_tolerance``;
 * with no champion yet, ``cold_start`` decides.
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from airflow_mlops.core.bootstrap import compare
 from airflow_mlops.core.metric_catalog import METRICS
 from airflow_mlops.core.metric_kernels import direction_sign, evaluators, metric_info, resolve_classes, score
-from airflow_mlops.core.verdict import Verdict
+from airflow_mlops.core.verdict import Verdict, json_number
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -43,11 +44,6 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
-def _num(value: float) -> float | None:
-    """A JSON-safe float (NaN and infinities become None)."""
-    return float(value) if math.isfinite(value) else None
-
-
 def required_improvement(policy: PromotionPolicy, champion: float) -> float:
     """The bar the interval's lower bound must clear (relative mode scales by the champion's value)."""
     return policy.min_improvement * abs(champion) if policy.relative else policy.min_improvement
@@ -61,7 +57,7 @@ def _bar_text(policy: PromotionPolicy, champion: float) -> str:
 
 
 def _primary(
-    policy: PromotionPolicy, metric: str, result: Comparison, bar_kind: Bar
+    policy: PromotionPolicy, metric: str, result: Comparison, bar_kind: Bar, same_data: bool
 ) -> tuple[bool, str, dict[str, Any]]:
     bar = required_improvement(policy, result.champion)
     interval = f"{policy.confidence:.0%} paired-bootstrap interval [{_fmt(result.low)}, {_fmt(result.high)}]"
@@ -71,9 +67,15 @@ def _primary(
     )
     required = _bar_text(policy, result.champion)
     if bar_kind == "estimate":
-        passed = result.improvement - bar > _EPS
         why = "the champion is measured as degraded, so the point estimate decides"
-        verb = "clears" if passed else "does not clear"
+        if same_data:  # no newer data behind the challenger: it must do better
+            passed = result.improvement - bar > _EPS
+            why += " and, the challenger being trained on the champion's own data, a tie keeps the champion"
+            verb = "clears" if passed else "does not clear"
+        else:
+            passed = result.improvement - bar >= -_EPS
+            why += " and a tie goes to the challenger, trained on newer data"
+            verb = "reaches" if passed else "falls short of"
         reason = f"{head} ({interval}); {why}, and it {verb} the required improvement {required}."
     else:
         passed = result.low > bar
@@ -85,15 +87,16 @@ def _primary(
                 f"improvement {required}."
             )
     evidence = {
-        "champion": _num(result.champion),
-        "challenger": _num(result.challenger),
-        "improvement": _num(result.improvement),
-        "ci_low": _num(result.low),
-        "ci_high": _num(result.high),
-        "required_improvement": _num(bar),
+        "champion": json_number(result.champion),
+        "challenger": json_number(result.challenger),
+        "improvement": json_number(result.improvement),
+        "ci_low": json_number(result.low),
+        "ci_high": json_number(result.high),
+        "required_improvement": json_number(bar),
         "min_improvement": policy.min_improvement,
         "relative": policy.relative,
         "bar": bar_kind,
+        "same_data": same_data,
         "valid_resamples": result.resamples,
         "passed": passed,
     }
@@ -135,9 +138,9 @@ def _guards(
         regression = direction_sign(METRICS[guard].direction) * (champion - challenger)
         passed = math.isfinite(regression) and regression <= bound + _EPS
         evidence[guard] = {
-            "champion": _num(champion),
-            "challenger": _num(challenger),
-            "regression": _num(regression),
+            "champion": json_number(champion),
+            "challenger": json_number(challenger),
+            "regression": json_number(regression),
             "bound": bound,
             "passed": passed,
         }
@@ -178,7 +181,11 @@ def _segments(
         ones = np.ones((1, int(mask.sum())))
         champion, challenger = float(champ(ones)[0]), float(chall(ones)[0])
         regression = sign * (champion - challenger)
-        entry: dict[str, Any] = {"rows": int(mask.sum()), "champion": _num(champion), "challenger": _num(challenger)}
+        entry: dict[str, Any] = {
+            "rows": int(mask.sum()),
+            "champion": json_number(champion),
+            "challenger": json_number(challenger),
+        }
         if not math.isfinite(regression):
             groups[key] = {**entry, "skipped": f"{metric} is undefined on this segment"}
             continue
@@ -210,7 +217,7 @@ def _cold_start(
     value = score(metric, y_true, challenger_output, classes=classes)
     rows = len(np.asarray(y_true).reshape(-1))
     what = f"the first model ({metric} {_fmt(value)} on {rows} holdout rows)"
-    evidence = {"cold_start": True, "metric": metric, "challenger": _num(value), "rows": rows}
+    evidence = {"cold_start": True, "metric": metric, "challenger": json_number(value), "rows": rows}
     if policy.cold_start == "promote":
         reason = f"No champion exists yet and cold_start is 'promote': {what} is promoted."
         return Verdict("promote", [reason], evidence)
@@ -231,6 +238,7 @@ def judge_offline(
     seed: int = 0,
     classes: Sequence[Any] | None = None,
     bar: Bar = "interval",
+    same_data: bool = False,
 ) -> Verdict:
     """Decide ``promote`` or ``reject`` for a challenger scored next to the champion on one holdout.
 
@@ -247,8 +255,11 @@ def judge_offline(
     :param seed: bootstrap seed, recorded in the evidence.
     :param classes: sorted class labels, when the holdout lacks a class the models know.
     :param bar: what must clear the required improvement: the interval's lower bound (``interval``),
-        or the point estimate (``estimate``: for a champion the monitor measures as degraded, see
-        ``PromotionPolicy.degraded_champion_bar``). Guards and segments apply either way.
+        or the point estimate, which need only reach it (``estimate``: for a champion the monitor
+        measures as degraded, see ``PromotionPolicy.degraded_champion_bar``). Guards and segments
+        apply either way.
+    :param same_data: the challenger was trained on the champion's own data (the same dataset
+        digest): under ``estimate`` a tie then keeps the champion, as the challenger is no newer.
     """
     if champion_output is None:
         return _cold_start(policy, metric, y_true, challenger_output, classes)
@@ -264,7 +275,7 @@ def judge_offline(
         direction=direction,
         classes=classes,
     )
-    primary_ok, primary_reason, primary_evidence = _primary(policy, metric, result, bar)
+    primary_ok, primary_reason, primary_evidence = _primary(policy, metric, result, bar, same_data)
     guard_fail, guard_pass, guard_evidence = _guards(
         policy, metric, y_true, champion_output, challenger_output, guard_outputs, classes
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -10,6 +11,11 @@ if TYPE_CHECKING:
 
 Decision = Literal["promote", "reject", "keep_testing", "rollback"]
 DECISIONS: tuple[str, ...] = get_args(Decision)
+
+
+def json_number(value: float) -> float | None:
+    """``value`` as a JSON-safe float for evidence: NaN and the infinities become ``None``."""
+    return float(value) if math.isfinite(value) else None
 
 
 @dataclass

@@ -67,18 +67,21 @@ class ChallengeChampionOperator(MlopsOperator):
         challenger = ModelRef.from_xcom(self.model)
         if not challenger.version:
             raise ValueError("model.version: expected a registered challenger version, found none")
-        frame = read_snapshot(ObjectStoragePath(DatasetRef.from_xcom(self.dataset).uri))
+        dataset = DatasetRef.from_xcom(self.dataset)
+        frame = read_snapshot(ObjectStoragePath(dataset.uri))
         split = split_frame(frame, self.spec)
         policy, metric = self.spec.promotion, self.spec.metric.name
         with self.hook.activate() as client:
             champion_version = alias_version(client, challenger.name, tags.CHAMPION)
-            champion_model, health = None, None
+            champion_model, health, same_data = None, None, False
             holdout_note = "test split of the challenger's snapshot"
             rows = split.x_test.index
             if champion_version is not None:
                 champion_mv = client.get_model_version(challenger.name, champion_version)
                 champion_model = load_model(f"models:/{challenger.name}/{champion_version}")
-                rows, holdout_note = self._fresh_rows(frame, split.x_test.index, client, champion_mv.run_id or "")
+                run_tags = client.get_run(champion_mv.run_id).data.tags if champion_mv.run_id else {}
+                same_data = bool(dataset.digest) and run_tags.get(tags.DATASET_DIGEST) == dataset.digest
+                rows, holdout_note = self._fresh_rows(frame, split.x_test.index, run_tags.get(tags.DATASET_AS_OF))
                 health = champion_health(client, self.spec, str(champion_version), now=utc_now())
             bar = promotion_bar(health, policy)
             challenger_model = load_model(challenger.model_uri)
@@ -112,6 +115,7 @@ class ChallengeChampionOperator(MlopsOperator):
                 seed=self.spec.split.seed,
                 classes=sorted(np.unique(split.y_train).tolist()) if self.spec.task == "classification" else None,
                 bar=bar,
+                same_data=same_data,
             )
             evidence = {
                 **verdict.as_dict(),
@@ -142,12 +146,11 @@ class ChallengeChampionOperator(MlopsOperator):
             self.log.info("  %s", reason)
         return {**evidence, "evidence_uri": f"runs:/{challenger.run_id}/{artifact}"}
 
-    def _fresh_rows(self, frame: pd.DataFrame, test_index: Any, client: Any, champion_run_id: str) -> tuple[Any, str]:
-        """Test rows newer than the champion's training watermark, if there are enough of them."""
+    def _fresh_rows(self, frame: pd.DataFrame, test_index: Any, as_of: str | None) -> tuple[Any, str]:
+        """Test rows newer than the champion's training watermark ``as_of``, if there are enough of them."""
         import pandas as pd
 
         column = self.spec.source.timestamp_column
-        as_of = client.get_run(champion_run_id).data.tags.get(tags.DATASET_AS_OF) if champion_run_id else None
         if not column or not as_of:
             return test_index, "test split of the challenger's snapshot (no champion watermark)"
         stamps = pd.to_datetime(frame.loc[test_index, column], utc=True, errors="coerce")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pytest
@@ -251,14 +252,47 @@ def test_estimate_bar_against_a_degraded_champion() -> None:
     assert estimate.evidence["primary"]["bar"] == "estimate"
     assert estimate.evidence["primary"]["improvement"] == pytest.approx(6 / 300)
     assert "the champion is measured as degraded, so the point estimate decides" in estimate.reasons[0]
-    # the estimate must still clear min_improvement, and a tie keeps the champion
-    assert judge("estimate", _policy(min_improvement=0.05)).decision == "reject"
-    tie = judge_offline(
-        _policy(), metric="accuracy", direction="maximize", y_true=y, champion_output=champion,
-        challenger_output=champion, bar="estimate",
-    )  # fmt: skip
-    assert tie.decision == "reject"
-    assert "does not clear the required improvement 0" in tie.reasons[0]
+    # the estimate must still reach min_improvement
+    short = judge("estimate", _policy(min_improvement=0.05))
+    assert short.decision == "reject"
+    assert "falls short of the required improvement 0.05" in short.reasons[0]
+
+
+def test_estimate_bar_tie_goes_to_the_challenger_unless_it_has_the_champions_data() -> None:
+    """A level score promotes a challenger on newer data; one row worse, or the champion's own data, rejects."""
+    rng = np.random.default_rng(11)
+    y = rng.integers(0, 2, 24)
+    champion = np.where(rng.random(24) < 0.7, y, 1 - y)
+    level = champion.copy()
+    fixed, broken = np.flatnonzero(champion != y)[:3], np.flatnonzero(champion == y)[:3]
+    level[fixed], level[broken] = y[fixed], 1 - y[broken]  # 3 rows fixed, 3 broken: a tie
+
+    def judge(challenger: Any, bar: str = "estimate", *, same_data: bool = False) -> Verdict:
+        return judge_offline(
+            _policy(), metric="accuracy", direction="maximize", y_true=y, champion_output=champion,
+            challenger_output=challenger, bar=bar, same_data=same_data,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    tie = judge(level)
+    assert tie.decision == "promote", tie.reasons
+    assert tie.evidence["primary"]["improvement"] == 0.0
+    assert tie.evidence["primary"]["same_data"] is False
+    assert (
+        "a tie goes to the challenger, trained on newer data, and it reaches the required improvement 0"
+        in (tie.reasons[0])
+    )
+    # the same answers on every row are a tie too: a challenger on newer data may still differ elsewhere
+    assert judge(champion.copy()).decision == "promote"
+    worse = level.copy()
+    worse[fixed[0]] = 1 - y[fixed[0]]
+    assert judge(worse).decision == "reject"
+    own = judge(level, same_data=True)
+    assert own.decision == "reject"
+    assert own.evidence["primary"]["same_data"] is True
+    assert "trained on the champion's own data, a tie keeps the champion" in own.reasons[0]
+    assert judge(np.where(np.arange(24) == broken[0], y, level), same_data=True).decision == "promote"  # one row better
+    # the interval bar never promotes a tie
+    assert judge(level, "interval").decision == "reject"
 
 
 def test_estimate_bar_keeps_guards_and_segments() -> None:

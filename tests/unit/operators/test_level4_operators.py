@@ -436,8 +436,9 @@ def test_gate_bar_follows_the_champions_measured_health(
     verdict = gate(spec, "r3")
     assert verdict["evidence"]["primary"]["bar"] == "estimate"
     assert verdict["champion_health"].startswith("champion v1 measured degraded at ")
-    # the same data makes the same model: a tie, so even the lower bar keeps the champion
+    # the champion's own data makes the same model: a tie, and with no newer data even the lower bar keeps the champion
     assert verdict["decision"] == "reject"
+    assert verdict["evidence"]["primary"]["same_data"] is True
     assert "the champion is measured as degraded, so the point estimate decides" in verdict["reasons"][0]
     interval = spec.promotion.model_copy(update={"degraded_champion_bar": "interval"})
     strict = spec.model_copy(update={"promotion": interval})

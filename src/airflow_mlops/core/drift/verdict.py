@@ -7,8 +7,9 @@ and make the window drift only when ``monitoring.drift.prediction.publish`` asks
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
+
+from airflow_mlops.core.verdict import json_number
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -69,7 +70,7 @@ def drift_verdict(
 def _prediction_numbers(prediction: ColumnDrift) -> dict[str, Any]:
     return {
         "method": prediction.method,
-        "score": prediction.score if math.isfinite(prediction.score) else None,
+        "score": json_number(prediction.score),
         "threshold": prediction.threshold,
         "n_current": prediction.n_current,
         "n_reference": prediction.n_reference,
