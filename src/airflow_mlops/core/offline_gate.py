@@ -67,16 +67,22 @@ def _primary(
     )
     required = _bar_text(policy, result.champion)
     if bar_kind == "estimate":
-        why = "the champion is measured as degraded, so the point estimate decides"
-        if same_data:  # no newer data behind the challenger: it must do better
-            passed = result.improvement - bar > _EPS
-            why += " and, the challenger being trained on the champion's own data, a tie keeps the champion"
-            verb = "clears" if passed else "does not clear"
+        margin = result.improvement - bar
+        tie = abs(margin) <= _EPS
+        passed = margin > _EPS or (tie and not same_data)
+        verb = "ties" if tie else "clears" if passed else "falls short of"
+        reason = (
+            f"{head} ({interval}); the champion is measured as degraded, so the point estimate decides, and it "
+            f"{verb} the required improvement {required}"
+        )
+        if tie:  # a tie goes to newer data; a challenger on the champion's own data is no newer
+            reason += (
+                ": the champion stays, as the challenger is trained on the champion's own data."
+                if same_data
+                else ": a tie goes to the challenger, trained on newer data."
+            )
         else:
-            passed = result.improvement - bar >= -_EPS
-            why += " and a tie goes to the challenger, trained on newer data"
-            verb = "reaches" if passed else "falls short of"
-        reason = f"{head} ({interval}); {why}, and it {verb} the required improvement {required}."
+            reason += "."
     else:
         passed = result.low > bar
         if passed:

@@ -17,7 +17,7 @@ from airflow_mlops.operators.base import MlopsOperator, airflow_identity, spec_n
 from airflow_mlops.operators.evidence import record_evidence
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from airflow.sdk import Context
 
@@ -62,7 +62,8 @@ class ModelPerformanceOperator(MlopsOperator):
     ``degraded`` at once (:func:`~airflow_mlops.core.quality_verdict.conclusive_drop`). The Page–Hinkley test
     (:mod:`airflow_mlops.core.change_detector`) replays the champion's labelled errors since its
     newest judgement; an alarm turns ``healthy``, ``unmeasured`` or ``insufficient_data`` into
-    ``degraded``.
+    ``degraded``. Every decision but ``insufficient_data`` is recorded as it stands after the
+    detector: that record is what the retrain guard and the offline gate read of the champion's health.
 
     Evidence: the snapshot goes to the pipeline's Evidently project, its HTML and the verdict JSON
     to an MLflow run tagged ``mlops.monitor=quality``. If Evidently fails, a warning is logged, the
@@ -113,14 +114,21 @@ class ModelPerformanceOperator(MlopsOperator):
             "predecessor_version": holder,
             "change_detector": self._detect(name, champion, history, span),
         }
-        if span.enough:
-            self._judge(context, verdict, span)
-        else:
-            self._thin(verdict, span, validation_rows)
+        report, metrics = (
+            self._judge(context, verdict, span) if span.enough else self._thin(verdict, span, validation_rows)
+        )
         detection = verdict["change_detector"]
         if detection and detection["alarmed"] and verdict["decision"] in ("healthy", "unmeasured", INSUFFICIENT):
             verdict["decision"] = "degraded"
         verdict["reasons"] = [*verdict.get("reasons", []), *([detection["reason"]] if detection else [])]
+        if verdict["decision"] != INSUFFICIENT:  # every judgement, the detector's included, goes to MLflow
+            verdict.update(
+                record_evidence(
+                    monitor="quality", spec=self.spec, context=context, verdict=verdict, build=report,
+                    mlflow_hook=self.hook, evidently_conn_id=self.evidently_conn_id, metrics=metrics,
+                )
+            )  # fmt: skip
+            self.mlflow_run_url = verdict["monitor_run_url"] or ""
         push_quality_verdict(verdict, self.spec.monitoring.max_accuracy_drop)
         self.log.info("Live quality of %s v%s on the %s: %s", name, champion, span.describe(), _numbers(verdict))
         self.log.debug("Quality verdict: %s", verdict)
@@ -132,8 +140,10 @@ class ModelPerformanceOperator(MlopsOperator):
                 context["outlet_events"][outlet].add(degradation_asset(self.spec.name), extra=verdict)
         return verdict
 
-    def _judge(self, context: Context, verdict: dict[str, Any], span: Window) -> None:
-        """Judge the champion on the window's labelled answers (Evidently, the replay) and record the evidence."""
+    def _judge(
+        self, context: Context, verdict: dict[str, Any], span: Window
+    ) -> tuple[Callable[[], Any], dict[str, float]]:
+        """Judge the champion on the window's labelled answers (Evidently, the replay); its report and metrics."""
         from airflow_mlops.core.quality_verdict import judge_quality, live_accuracy, replay_matters
 
         rules, name, champion = self.spec.monitoring, verdict["model_name"], verdict["champion_version"]
@@ -160,33 +170,31 @@ class ModelPerformanceOperator(MlopsOperator):
             max_accuracy_drop=rules.max_accuracy_drop, replay_error=verdict["predecessor_replay_error"],
         )  # fmt: skip
         verdict |= {"decision": judgement.decision, "reasons": list(judgement.reasons)}
-        verdict.update(
-            record_evidence(
-                monitor="quality", spec=self.spec, context=context, verdict=verdict,
-                build=lambda: _reported(snapshot, failure),
-                mlflow_hook=self.hook, evidently_conn_id=self.evidently_conn_id,
-                metrics={**{f"live_{k}": v for k, v in quality.items()}, "live_accuracy": accuracy},
-            )
-        )  # fmt: skip
-        self.mlflow_run_url = verdict["monitor_run_url"] or ""
+        metrics = {**{f"live_{k}": v for k, v in quality.items()}, "live_accuracy": accuracy}
+        return lambda: _reported(snapshot, failure), metrics
 
-    def _thin(self, verdict: dict[str, Any], span: Window, validation_rows: int | None) -> None:
-        """A window short of ``min_rows``: ``insufficient_data``, unless its answers already show a conclusive drop."""
+    def _thin(
+        self, verdict: dict[str, Any], span: Window, validation_rows: int | None
+    ) -> tuple[Callable[[], Any], dict[str, float]]:
+        """A window short of ``min_rows``: ``insufficient_data``, unless its answers already show a conclusive drop.
+
+        No Evidently report on so few answers; the metrics hold the live accuracy when it decided.
+        """
         from airflow_mlops.core.quality_verdict import drop_evidence
 
         verdict |= {"decision": INSUFFICIENT, "live_accuracy": None, "labelled": span.rows}
         verdict["reasons"] = [f"{NOT_ENOUGH_TRAFFIC}: {span.describe()}"]
         expected, limit = verdict["validation_accuracy"], self.spec.monitoring.max_accuracy_drop
         if not span.rows or expected is None or self.spec.task != "classification":
-            return
+            return _no_report, {}
         window, _ = self._outcomes(verdict["model_name"], verdict["champion_version"], span)
         if not window.labelled:
-            return
+            return _no_report, {}
         evidence = drop_evidence(
             correct=window.correct, labelled=window.labelled, validation=expected, validation_rows=validation_rows
         )
         if not evidence.conclusive(limit):
-            return
+            return _no_report, {}
         accuracy = window.correct / window.labelled
         verdict |= {"decision": "degraded", "live_accuracy": accuracy, "accuracy_source": "sql"}
         verdict["reasons"] = [
@@ -195,6 +203,7 @@ class ModelPerformanceOperator(MlopsOperator):
             f"whose 95% lower bound {evidence.bound:.4f} exceeds max_accuracy_drop {limit}: degraded beyond "
             "sampling error, without waiting for min_rows."
         ]
+        return _no_report, {"live_accuracy": accuracy}
 
     def _window(self, name: str, champion: str, now: datetime) -> tuple[Window, float | None]:
         """The labelled window (ending at the newest answer whose label could have arrived) and the pending share.
@@ -323,6 +332,10 @@ class ModelPerformanceOperator(MlopsOperator):
             self.log.warning("Evidently quality report for %s v%s failed; using the SQL count: %s", name, champion, err)
             return None, {}, err
         return snapshot, quality, None
+
+
+def _no_report() -> None:
+    """No Evidently report: a window too thin for one."""
 
 
 def _reported(snapshot: Any, failure: Exception | None) -> Any:

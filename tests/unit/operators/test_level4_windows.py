@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from mlflow import MlflowClient
 
+from airflow_mlops.core.champion_health import champion_health, promotion_bar
 from airflow_mlops.hooks.ledger import LedgerHook
 from airflow_mlops.operators.monitoring import DataDriftOperator, ModelPerformanceOperator
 from tests.support.context import task_context
@@ -57,6 +58,11 @@ def test_the_change_detector_sees_an_abrupt_drop_the_window_average_hides(
     assert 800 <= detector["alarm_at"] < 1000  # after the drop, within a few hundred answers
     assert verdict["decision"] == "degraded"
     assert any(r.startswith("Page-Hinkley: the error rate rose") for r in verdict["reasons"])
+    # the detector's decision is the one recorded, so the retrain guard and the gate read it too
+    health = champion_health(MlflowClient(mlflow_conn), spec, "1", now=datetime.now(UTC))
+    assert health is not None
+    assert (health.decision, health.run_id) == ("degraded", verdict["monitor_run_id"])
+    assert promotion_bar(health, spec.promotion) == "estimate"
 
 
 def test_a_change_detector_with_too_few_answers_says_so(
@@ -123,6 +129,8 @@ def test_a_thin_window_is_judged_degraded_only_when_its_few_answers_are_conclusi
     assert verdict["labelled"] == 40
     assert verdict["decision"] == "insufficient_data", verdict
     assert verdict["live_accuracy"] is None
+    client = MlflowClient(mlflow_conn)
+    assert champion_health(client, spec, "1", now=datetime.now(UTC)) is None  # no judgement, no record
     # 40 more, every one wrong: 80 answers, still under min_rows, at an accuracy far below validation
     _stream(pg_conn, log_tables, "1", [False] * 40)
     verdict = ModelPerformanceOperator(task_id="model_quality", spec=spec).execute(task_context())
@@ -131,3 +139,7 @@ def test_a_thin_window_is_judged_degraded_only_when_its_few_answers_are_conclusi
     assert verdict["decision"] == "degraded", verdict
     assert verdict["live_accuracy"] == pytest.approx(sum(i % 100 < round(100 * validation) for i in range(40)) / 80)
     assert "degraded beyond sampling error" in verdict["reasons"][0]
+    health = champion_health(client, spec, "1", now=datetime.now(UTC))
+    assert health is not None
+    assert (health.degraded, health.run_id) == (True, verdict["monitor_run_id"])
+    assert health.live_accuracy == pytest.approx(verdict["live_accuracy"])
