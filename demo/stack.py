@@ -34,6 +34,7 @@ from demo.process_group import Service, describe, port_taken, start_time, stop_g
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "churn_auto"
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+STOP_FIRST = ("scheduler", "triggerer", "dag-processor")  # before the api-server their tasks talk to
 TOOLS = ("mlflow", "evidently-ui", "model-server")
 START_TIMEOUT = 300
 
@@ -316,7 +317,9 @@ class Stack:
         recorded = self.recorded()
         chosen = [recorded[n] for n in (names if names is not None else list(recorded)) if n in recorded]
         groups = [svc for svc in chosen if svc.name != "postgres" and svc.alive()]
-        killed = stop_groups([svc.pid for svc in groups], grace)
+        # the scheduler side first: the tasks it stops report their state through the api-server
+        first = [svc.pid for svc in groups if svc.name in STOP_FIRST]
+        killed = stop_groups(first, grace) + stop_groups([svc.pid for svc in groups if svc.pid not in first], grace)
         if killed:
             self.say(f"stack: killed after {grace:.0f} s: {', '.join(s.name for s in groups if s.pid in killed)}")
         if any(svc.name == "postgres" for svc in chosen):
