@@ -229,14 +229,23 @@ def test_min_improvement_absolute_and_relative() -> None:
     assert f"(50.00% of the champion's {champion_auc:.4g})" in relative.reasons[0]
 
 
+def _fixed_and_broken(
+    seed: int, rows: int, accuracy: float, fix: int, brk: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Labels, a champion right on about ``accuracy`` of them, and a challenger that fixes ``fix`` of
+    its wrong rows and breaks ``brk`` of its right ones; with the indices fixed and broken."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, rows)
+    champion = np.where(rng.random(rows) < accuracy, y, 1 - y)
+    challenger = champion.copy()
+    fixed, broken = np.flatnonzero(champion != y)[:fix], np.flatnonzero(champion == y)[:brk]
+    challenger[fixed], challenger[broken] = y[fixed], 1 - y[broken]
+    return y, champion, challenger, fixed, broken
+
+
 def test_estimate_bar_against_a_degraded_champion() -> None:
     """A small gain the interval cannot confirm: rejected under ``interval``, promoted under ``estimate``."""
-    rng = np.random.default_rng(7)
-    y = rng.integers(0, 2, 300)
-    champion = np.where(rng.random(300) < 0.75, y, 1 - y)
-    challenger = champion.copy()
-    fixed, broken = np.flatnonzero(champion != y)[:16], np.flatnonzero(champion == y)[:10]
-    challenger[fixed], challenger[broken] = y[fixed], 1 - y[broken]  # 16 rows fixed, 10 broken: +2 points
+    y, champion, challenger, _, _ = _fixed_and_broken(7, 300, 0.75, 16, 10)  # 16 rows fixed, 10 broken: +2 points
 
     def judge(bar: str, policy: PromotionPolicy | None = None) -> Verdict:
         return judge_offline(
@@ -260,12 +269,7 @@ def test_estimate_bar_against_a_degraded_champion() -> None:
 
 def test_estimate_bar_tie_goes_to_the_challenger_unless_it_has_the_champions_data() -> None:
     """A level score promotes a challenger on newer data; one row worse, or the champion's own data, rejects."""
-    rng = np.random.default_rng(11)
-    y = rng.integers(0, 2, 24)
-    champion = np.where(rng.random(24) < 0.7, y, 1 - y)
-    level = champion.copy()
-    fixed, broken = np.flatnonzero(champion != y)[:3], np.flatnonzero(champion == y)[:3]
-    level[fixed], level[broken] = y[fixed], 1 - y[broken]  # 3 rows fixed, 3 broken: a tie
+    y, champion, level, fixed, broken = _fixed_and_broken(11, 24, 0.7, 3, 3)  # 3 rows fixed, 3 broken: a tie
 
     def judge(challenger: Any, bar: str = "estimate", *, same_data: bool = False) -> Verdict:
         return judge_offline(
