@@ -91,12 +91,20 @@ def _assess(args: argparse.Namespace) -> int:
     import json
 
     from airflow_mlops.assessment import assess
-    from airflow_mlops.pipeline_sources import PipelineSources, load_pipeline_specs, specs_folder
+    from airflow_mlops.pipeline_sources import PipelineSources, specs_folder
+    from airflow_mlops.spec_files import check_spec_files, spec_paths
 
     folder = args.specs or specs_folder()
-    specs = [s for s in load_pipeline_specs(folder) if not args.pipelines or s.name in args.pipelines]
+    if not folder.is_dir():
+        print(f"assess: {folder}: no such folder")
+        return 2
+    checked = check_spec_files(spec_paths(folder))
+    for line in checked.error_lines():  # an invalid spec is named, not skipped in silence
+        print(f"assess: skipped {line}")
+    specs = sorted((s for s in checked.specs if not args.pipelines or s.name in args.pipelines), key=lambda s: s.name)
     if not specs:
-        print(f"assess: no pipeline specs{' named ' + ', '.join(args.pipelines) if args.pipelines else ''} in {folder}")
+        named = " named " + ", ".join(args.pipelines) if args.pipelines else ""
+        print(f"assess: no valid pipeline specs{named} in {folder}")
         return 1
     cards = [assess(PipelineSources(spec)) for spec in specs]
     if args.json:

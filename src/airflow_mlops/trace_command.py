@@ -44,7 +44,7 @@ def _run(args: argparse.Namespace) -> int:
     if batch_table is not None and not is_table_name(batch_table):
         raise TraceInputError(f"--batch-table: expected a table name like 'schema.table', found {batch_table!r}")
     if args.ledger_url:
-        check_store_uri("--ledger-url", args.ledger_url)
+        check_ledger_url(args.ledger_url)
     client = _client(args.tracking_uri, registry_uri)
     ledger = _ledger(args.ledger_url)
     conn = _connect(args.dsn)
@@ -75,6 +75,18 @@ def check_store_uri(option: str, uri: str) -> None:
         _ping(option, uri)
     elif scheme in ("", "file") and not Path(parts.path or uri).exists():
         raise TraceInputError(f"{option} {uri}: expected an existing MLflow file store, found none")
+
+
+def check_ledger_url(url: str) -> None:
+    """Refuse a ledger URL that is not a SQLAlchemy database URL, or a ``sqlite:`` one whose file does not exist."""
+    scheme = urlsplit(url).scheme.split("+")[0]
+    if scheme == "sqlite":
+        check_store_uri("--ledger-url", url)
+    elif not scheme or "://" not in url:
+        raise TraceInputError(
+            f"--ledger-url {url}: expected a database URL such as sqlite:////path/to/mlops-ledger.db "
+            "or postgresql://user@host/db"
+        )
 
 
 def _ping(option: str, uri: str) -> None:

@@ -65,3 +65,20 @@ def test_an_unreachable_tracking_server_is_bounded(capsys: pytest.CaptureFixture
     assert time.monotonic() - started < 15
     assert code == 2
     assert out == f"trace: --tracking-uri {silent_server}: no answer within 5s (ReadTimeout)\n"
+
+
+@pytest.mark.parametrize("url", ["notaurl", "/var/lib/ledger.db", "postgresql:/no-slashes"])
+def test_a_ledger_url_that_is_no_database_url_says_so(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, url: str
+) -> None:
+    """The ledger is a database, not an MLflow store: the message says what a ledger URL looks like."""
+    store = tmp_path / "mlflow.db"
+    store.touch()
+    code, out = _trace(
+        capsys, "--dsn", "host=127.0.0.1 port=1", "--tracking-uri", f"sqlite:///{store}", "--ledger-url", url
+    )
+    assert code == 2
+    assert out == (
+        f"trace: --ledger-url {url}: expected a database URL such as sqlite:////path/to/mlops-ledger.db "
+        "or postgresql://user@host/db\n"
+    )
