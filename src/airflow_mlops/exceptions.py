@@ -35,5 +35,9 @@ class ServingError(MlopsError):
     """The model server's admin API refused a call or could not be reached."""
 
 
+class ServingTimeoutError(ServingError):
+    """The model server took the call but did not answer within the connection's ``timeout``."""
+
+
 class DeploymentError(MlopsError):
     """A rollout step failed; traffic was left on the champion."""

@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
-from airflow_mlops.exceptions import ServingError
+from airflow_mlops.exceptions import ServingError, ServingTimeoutError
 from airflow_mlops.hooks.connection_forms import SERVING_FORM
 
 
@@ -111,6 +111,10 @@ class ServingHook(BaseHook):
             response = requests.request(
                 method, f"{url}{path}", json=body, headers=headers, timeout=self.settings["timeout"]
             )
+        except requests.ReadTimeout as err:  # connected and sent: the server may still be working on it
+            raise ServingTimeoutError(
+                f"{method} {url}{path}: no answer within {self.settings['timeout']}s (the connection's timeout)"
+            ) from err
         except requests.RequestException as err:
             raise ServingError(f"{method} {url}{path}: unreachable: {err}") from err
         if response.status_code >= 400:

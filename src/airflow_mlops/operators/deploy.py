@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, conf
 
 from airflow_mlops.core import tags
-from airflow_mlops.exceptions import DeploymentError, ServingError
+from airflow_mlops.exceptions import DeploymentError, ServingError, ServingTimeoutError
 from airflow_mlops.hooks.serving import ServingHook
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class DeployModelOperator(BaseOperator):
         return {self.arm: str(version)}
 
     def execute(self, context: Context) -> Any:
-        self._guarded(self.hook.reload)
+        self._guarded(self._reload)
         if self.deferrable:
             from airflow_mlops.triggers.serving import ServingReadyTrigger
 
@@ -99,6 +99,21 @@ class DeployModelOperator(BaseOperator):
                 "traffic left on the champion"
             )
         return self._finish()
+
+    def _reload(self) -> None:
+        """Ask every instance to re-read the aliases; one still loading past the timeout is waited for, not failed.
+
+        A reload loads the new version before it answers, which can outlast the connection's
+        ``timeout`` on a busy host. Readiness (``/ready`` serving the expected version, within
+        ``ready_timeout``) is what decides the rollout, so a timed-out reload goes on to that check.
+        """
+        try:
+            self.hook.reload()
+        except ServingTimeoutError as err:
+            self.log.warning(
+                "%s; the server may still be loading, so the rollout waits up to %ss for it to serve %s",
+                err, self.ready_timeout, self._expected(),
+            )  # fmt: skip
 
     def _wait_ready(self) -> None:
         try:

@@ -1,0 +1,102 @@
+"""DeployModelOperator when a reload outlasts the connection's timeout: readiness decides, not the timeout."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from airflow_mlops.exceptions import DeploymentError
+from airflow_mlops.operators.deploy import DeployModelOperator
+from tests.support.context import task_context
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+class SlowLoader(ThreadingHTTPServer):
+    """A model server whose reload loads ``loads`` after ``load_seconds``, answering only then."""
+
+    def __init__(self, load_seconds: float, loads: str | None) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.load_seconds, self.loads = load_seconds, loads
+        self.versions = {"champion": "1"}
+        self.share: float | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: SlowLoader
+
+    def _answer(self, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        with contextlib.suppress(BrokenPipeError):  # the client gave up waiting: the point of the slow reload
+            self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self._answer({"versions": self.server.versions})
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        if self.path == "/admin/reload":
+            time.sleep(self.server.load_seconds)
+            if self.server.loads is not None:
+                self.server.versions = {**self.server.versions, "challenger": self.server.loads}
+            self._answer({"changed": True})
+        elif self.path == "/admin/traffic":
+            self.server.share = body["challenger_share"]
+            self._answer({"challenger_share": self.server.share})
+        else:  # /predict, forced to the challenger arm by the smoke request
+            self._answer({"version": self.server.versions.get("challenger"), "prediction": 1})
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def slow_server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[SlowLoader]:
+    server = SlowLoader(*request.param)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    conn = {"conn_type": "mlops_serving", "host": server.url, "password": "t", "extra": {"timeout": 0.3}}
+    monkeypatch.setenv("AIRFLOW_CONN_MLOPS_SERVING_DEFAULT", json.dumps(conn))
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _deploy(ready_timeout: float) -> DeployModelOperator:
+    return DeployModelOperator(
+        task_id="start_ab_test", version="2", smoke_features={"x": 1.0}, challenger_share=0.2,
+        ready_timeout=ready_timeout, deferrable=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("slow_server", [(1.0, "2")], indirect=True)
+def test_a_reload_slower_than_the_timeout_still_rolls_out(slow_server: SlowLoader) -> None:
+    """The reload answers after 1 s against a 0.3 s timeout; the version loads, so the rollout succeeds."""
+    result = _deploy(ready_timeout=10).execute(task_context())
+    assert result["deployed"] == {"challenger": "2"}
+    assert slow_server.share == 0.2
+
+
+@pytest.mark.parametrize("slow_server", [(1.0, None)], indirect=True)
+def test_a_timed_out_reload_that_never_loads_fails_on_readiness(slow_server: SlowLoader) -> None:
+    """A reload that times out and never loads the version ends as a readiness failure; the split never opens."""
+    with pytest.raises(DeploymentError, match=r"serving not ready with \{'challenger': '2'\} after 2"):
+        _deploy(ready_timeout=2).execute(task_context())
+    assert slow_server.share is None
