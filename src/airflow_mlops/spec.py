@@ -11,26 +11,27 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from airflow_mlops.core.drift.methods import DEFAULT_DRIFT_SHARE, METHODS
 from airflow_mlops.core.importing import check_estimator_path, parse_allowed_modules
 from airflow_mlops.core.log_tables import is_table_name
-from airflow_mlops.core.metric_catalog import METRICS, Direction, TaskKind, metrics_for
+from airflow_mlops.core.metric_catalog import METRICS, Direction, TaskKind, metrics_for, of_other_task
 from airflow_mlops.core.schedules import check_schedule
 from airflow_mlops.exceptions import PipelineSpecError
 from airflow_mlops.settings import mlops_setting
+from airflow_mlops.spec_checks import Hours, Seconds, check_features
 from airflow_mlops.spec_errors import format_errors
+from airflow_mlops.spec_sql import check_query
 from airflow_mlops.spec_uris import resolve_relative_uris
+from airflow_mlops.spec_yaml import SpecFileError, read_spec_yaml
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 Schedule = Annotated[str | None, AfterValidator(check_schedule)]
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when PyYAML was built with it
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)  # no True for 1, no inf
 
 
 class PostgresSource(_Strict):
@@ -44,7 +45,7 @@ class PostgresSource(_Strict):
     kind: Literal["postgres"]
     conn_id: str = "postgres_default"
     table: str | None = None
-    query: str | None = None
+    query: Annotated[str, AfterValidator(check_query)] | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
     timestamp_column: str | None = None
     lookback_hours: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
@@ -62,8 +63,6 @@ class PostgresSource(_Strict):
         if (self.table is None) == (self.query is None):
             found = "both" if self.table else "neither"
             raise ValueError(f"expected exactly one of 'table' or 'query', found {found}")
-        if self.query is not None and ";" in self.query.strip().rstrip(";"):
-            raise ValueError("expected a single SQL statement in 'query', found several")
         return self
 
     def describe(self) -> str:
@@ -116,7 +115,7 @@ class EstimatorSpec(_Strict):
     class_path: str = Field(alias="class")
     params: dict[str, Any] = Field(default_factory=dict)
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True)  # pydantic merges it with _Strict's
 
     @field_validator("class_path")
     @classmethod
@@ -183,8 +182,8 @@ class WatchSpec(_Strict):
     schedule: Schedule = "*/30 * * * *"
     min_new_rows: Annotated[int, Field(ge=1)] = 1
     deferrable: bool = True
-    poll_interval: Annotated[float, Field(gt=0)] = 60.0
-    timeout: Annotated[float, Field(gt=0)] = 1500.0
+    poll_interval: Annotated[Seconds, Field(gt=0)] = 60.0
+    timeout: Annotated[Seconds, Field(gt=0)] = 1500.0
 
 
 class ABTestSpec(_Strict):
@@ -197,7 +196,7 @@ class ABTestSpec(_Strict):
     min_improvement: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     min_samples_per_arm: Annotated[int, Field(ge=10)] = 200
     test: Literal["two_proportion_z", "bootstrap"] = "two_proportion_z"
-    max_duration_hours: Annotated[float, Field(gt=0)] = 72.0
+    max_duration_hours: Annotated[Hours, Field(gt=0)] = 72.0
     schedule: Schedule = "@hourly"
 
 
@@ -248,7 +247,7 @@ class ServingSpec(_Strict):
     log_conn_id: str = "postgres_default"
     log_table: str = "mlops_prediction_log"
     feedback_table: str = "mlops_feedback"
-    ready_timeout: Annotated[float, Field(gt=0)] = 300.0
+    ready_timeout: Annotated[Seconds, Field(gt=0)] = 300.0
     shared_server: bool = False
     """The server serves several models (``airflow-mlops serve --model a --model b``): rollouts and
     the A/B test talk to ``/models/{registered model}/...`` and leave the other models alone."""
@@ -358,15 +357,15 @@ class MonitoringSpec(_Strict):
     """
 
     schedule: Schedule = "@hourly"
-    window_hours: Annotated[float, Field(gt=0)] = 24.0
+    window_hours: Annotated[Hours, Field(gt=0)] = 24.0
     min_rows: Annotated[int, Field(ge=1)] = 200
     max_accuracy_drop: Annotated[float, Field(ge=0.0, le=1.0)] = 0.05
-    cooldown_hours: Annotated[float, Field(ge=0.0)] = 6.0
+    cooldown_hours: Annotated[Hours, Field(ge=0.0)] = 6.0
     min_new_rows: Annotated[int, Field(ge=0)] = 0
     retrain_on_drift: Literal["always", "unless_healthy"] = "unless_healthy"
     drift: DriftSpec = DriftSpec()
-    max_window_hours: Annotated[float, Field(gt=0)] = 168.0
-    label_delay_hours: Annotated[float, Field(ge=0)] = 0.0
+    max_window_hours: Annotated[Hours, Field(gt=0)] = 168.0
+    label_delay_hours: Annotated[Hours, Field(ge=0)] = 0.0
     change_detector: ChangeDetectorSpec = ChangeDetectorSpec()
 
     @model_validator(mode="after")
@@ -432,12 +431,12 @@ class PipelineSpec(_Strict):
                 f"metric.name: expected one of {metrics_for(self.task)} for task {self.task!r}, "
                 f"found {self.metric.name!r} (a {METRICS[self.metric.name].task} metric)"
             )
-        if self.features is not None:
-            clash = {self.target, self.source.timestamp_column} & set(self.features)
-            if clash:
-                raise ValueError(f"features: must not contain {sorted(c for c in clash if c)}")
-            if not self.features:
-                raise ValueError("features: expected at least one column, found an empty list")
+        if wrong := of_other_task(self.promotion.guards, self.task):  # the offline gate could not score them
+            raise ValueError(
+                f"promotion.guards: expected metrics from {metrics_for(self.task)} for task {self.task!r}, "
+                f"found {wrong} ({METRICS[wrong[0]].task} metrics)"
+            )
+        check_features(self.features, (self.target, self.source.timestamp_column))
         needs_time = {
             "split.strategy: 'time'": self.split.strategy == "time",
             "source.lookback_hours": self.source.lookback_hours is not None,
@@ -487,12 +486,7 @@ class PipelineSpec(_Strict):
         """Load and validate one spec file."""
         path = Path(path)
         try:
-            data = yaml.load(path.read_bytes().decode("utf-8"), Loader=_YAML_LOADER)  # noqa: S506  # a safe loader
-        except UnicodeDecodeError as err:
-            found = f"binary data ({err.reason})"
-            raise PipelineSpecError(f"{path}: expected a UTF-8 text YAML file, found {found}") from None
-        except OSError as err:
-            raise PipelineSpecError(f"{path}: cannot read the spec file: {err.strerror or err}") from None
-        except yaml.YAMLError as err:
-            raise PipelineSpecError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
+            data = read_spec_yaml(path)
+        except SpecFileError as err:
+            raise PipelineSpecError(f"{path}: {err}") from None
         return cls.from_dict(resolve_relative_uris(data, path.parent), origin=str(path))

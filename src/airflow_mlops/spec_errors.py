@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import reprlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
+
+MAX_FOUND = 200
+"""Characters of a ``found ...`` value; past them the value ends in ``...`` (a nested value is cut sooner)."""
+MAX_LINE = 1000
+"""Characters of one error line, whatever a validator's message holds."""
+
+_FOUND = reprlib.Repr()
+_FOUND.maxlevel, _FOUND.maxstring, _FOUND.maxother = 3, MAX_FOUND, MAX_FOUND
+_FOUND.maxlist = _FOUND.maxtuple = _FOUND.maxset = _FOUND.maxdict = 10
 
 
 def error_lines(err: ValidationError) -> list[str]:
@@ -19,12 +29,21 @@ def error_lines(err: ValidationError) -> list[str]:
         elif e["type"] == "missing":
             lines.append(f"{loc}: required field is missing")
         elif e["type"] == "extra_forbidden":
-            lines.append(f"{loc}: unknown field (found {e['input']!r})")
+            lines.append(f"{loc}: unknown field (found {found(e['input'])})")
         elif "found" in message:
             lines.append(f"{loc}: {message}")
         else:
-            lines.append(f"{loc}: {message}, found {e.get('input')!r}")
-    return lines
+            lines.append(f"{loc}: {message}, found {found(e.get('input'))}")
+    return [_cut(line, MAX_LINE) for line in lines]
+
+
+def found(value: Any) -> str:
+    """``repr(value)`` cut to about :data:`MAX_FOUND` characters: a huge or deeply nested value stays one short line."""
+    return _cut(_FOUND.repr(value), MAX_FOUND)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def format_errors(err: ValidationError, origin: str) -> str:

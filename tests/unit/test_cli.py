@@ -79,3 +79,25 @@ def test_validate_imports_no_heavy_module(folder: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"rc": 1, "heavy": []}
+
+
+def test_validate_alias_bomb_and_duplicate_key_are_one_short_line_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 1 kB alias bomb prints one short line, not millions of characters; a key given twice names both lines."""
+    good = (PIPELINES / "churn_files.yaml").read_text(encoding="utf-8")
+    chain = ["  a: &a [x, x, x, x, x, x, x, x, x]"]
+    chain += [f"  {n}: &{n} [{', '.join([f'*{p}'] * 9)}]" for p, n in zip("abcdef", "bcdefg", strict=True)]
+    kept = [line for line in good.splitlines() if not line.startswith("features:")]
+    bomb = "\n".join([*kept, "tags:", *chain, "features: *g", ""])
+    (tmp_path / "bomb.yaml").write_text(bomb, encoding="utf-8")
+    (tmp_path / "twice.yaml").write_text(good + "level: 4\n", encoding="utf-8")
+    assert main(["validate", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert len(out) < 1000
+    assert out.splitlines() == [
+        f"{tmp_path / 'bomb.yaml'}: expected at most 100,000 values once YAML aliases (*name) are expanded, "
+        f"found 597,871 in the value at line {len(kept) + 7}",
+        f"{tmp_path / 'twice.yaml'}: level: given twice (lines 3 and {good.count(chr(10)) + 1})",
+        "validate: 0 valid, 2 invalid spec file(s)",
+    ]

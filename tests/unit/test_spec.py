@@ -11,6 +11,7 @@ import yaml
 from airflow_mlops.exceptions import PipelineSpecError
 from airflow_mlops.spec import PipelineSpec
 from airflow_mlops.spec_files import load_specs
+from airflow_mlops.spec_sql import several_statements
 from tests.support.paths import REPO
 from tests.support.specs import spec_dict
 
@@ -272,3 +273,194 @@ def test_max_window_shorter_than_window_names_both() -> None:
     assert "max_window_hours (24.0) is shorter than window_hours (48.0)" in message
     assert "monitoring.label_delay_hours" in _error(monitoring={"label_delay_hours": -1})
     assert "monitoring.change_detector.method" in _error(monitoring={"change_detector": {"method": "cusum"}})
+
+
+def _bomb(levels: int = 7) -> str:
+    """Nine aliases of nine aliases of ...: a few hundred bytes that expand to 9**levels values."""
+    names = [chr(ord("a") + i) for i in range(levels)]
+    lines = [f"  {names[0]}: &{names[0]} [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"  {n}: &{n} [{', '.join([f'*{p}'] * 9)}]" for p, n in zip(names, names[1:], strict=False)]
+    return "\n".join(["tags:", *lines, f"features: *{names[-1]}", ""])
+
+
+def test_alias_bomb_is_refused_in_one_line_naming_the_file(tmp_path: Path) -> None:
+    """A document whose aliases expand past MAX_VALUES is refused before validation walks or prints it."""
+    path = tmp_path / "bomb.yaml"
+    path.write_text(yaml.safe_dump(spec_dict(features=None)) + _bomb(), encoding="utf-8")
+    assert path.stat().st_size < 1500
+    with pytest.raises(PipelineSpecError) as err:
+        PipelineSpec.from_yaml(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: expected at most 100,000 values once YAML aliases (*name) are expanded, found ")
+    assert "\n" not in message
+    assert len(message) < 300
+
+
+def test_anchors_aliases_and_merge_keys_still_load(tmp_path: Path) -> None:
+    """A few aliases, and a merge key overridden by a later key, are ordinary YAML and validate."""
+    text = yaml.safe_dump(spec_dict(validation=None, schedule=None)).replace("validation: null\n", "")
+    text = text.replace("schedule: null\n", "schedule: &cron 0 3 * * *\n")
+    text += "monitoring: {schedule: *cron}\nvalidation: {<<: &v {min_rows: 100, max_null_rate: 0.2}, min_rows: 150}\n"
+    (tmp_path / "p.yaml").write_text(text, encoding="utf-8")
+    spec = PipelineSpec.from_yaml(tmp_path / "p.yaml")
+    assert spec.monitoring.schedule == spec.schedule == "0 3 * * *"
+    assert (spec.validation.min_rows, spec.validation.max_null_rate) == (150, 0.2)
+    (tmp_path / "r.yaml").write_text(_bomb(3) + "tags: &t {a: *t}\n", encoding="utf-8")
+    with pytest.raises(PipelineSpecError, match=r"r.yaml: expected plain values, found an alias inside its own anchor"):
+        PipelineSpec.from_yaml(tmp_path / "r.yaml")
+
+
+def test_found_values_are_cut_short() -> None:
+    """A huge or deeply nested value (given as a dict, past the YAML check) prints as a short ``found`` each."""
+    nested: object = ["x"] * 9
+    for _ in range(6):
+        nested = [nested] * 9
+    with pytest.raises(PipelineSpecError) as err:
+        PipelineSpec.from_dict(spec_dict(features=nested, targte="y" * 10_000), origin="p.yaml")
+    lines = str(err.value).splitlines()
+    assert lines[1].startswith("  features.0: expected a valid string, found [[[[...], [...]")
+    assert any(line.startswith("  targte: unknown field (found 'yyyy") for line in lines)
+    assert max(len(line) for line in lines) < 250
+    assert len(str(err.value)) < 3000
+
+
+def test_duplicate_keys_name_the_path_and_both_lines(tmp_path: Path) -> None:
+    """A key given twice (last would win silently) is an error at any depth, naming the dotted path and both lines."""
+    text = yaml.safe_dump(spec_dict(), sort_keys=False)
+    lines = text.count("\n")
+    text += "level: 4\nsource: {kind: files, uri: /a.csv, uri: /b.csv}\nmonitoring: {drift: {share: 0.3, share: 0.4}}\n"
+    path = tmp_path / "p.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(PipelineSpecError) as err:
+        PipelineSpec.from_yaml(path)
+    assert str(err.value).splitlines() == [
+        f"{path}: invalid pipeline spec (4 error(s))",
+        f"  level: given twice (lines 2 and {lines + 1})",
+        f"  source: given twice (lines 4 and {lines + 2})",
+        f"  source.uri: given twice (line {lines + 2})",
+        f"  monitoring.drift.share: given twice (line {lines + 3})",
+    ]
+
+
+INF = float("inf")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "expected"),
+    [
+        ({"monitoring": {"window_hours": INF, "max_window_hours": INF}}, "monitoring.window_hours", "a finite number"),
+        ({"monitoring": {"max_window_hours": 1e9}}, "monitoring.max_window_hours", "less than or equal to 87600"),
+        ({"monitoring": {"cooldown_hours": INF}}, "monitoring.cooldown_hours", "a finite number"),
+        ({"monitoring": {"label_delay_hours": 1e6}}, "monitoring.label_delay_hours", "less than or equal to 87600"),
+        ({"watch": {"poll_interval": INF}}, "watch.poll_interval", "a finite number"),
+        ({"watch": {"timeout": INF}}, "watch.timeout", "a finite number"),
+        ({"watch": {"timeout": 1e12}}, "watch.timeout", "less than or equal to 315360000"),
+        ({"serving": {"ready_timeout": INF}}, "serving.ready_timeout", "a finite number"),
+        ({"promotion": {"ab": {"max_duration_hours": INF}}}, "promotion.ab.max_duration_hours", "a finite number"),
+        ({"promotion": {"min_improvement": INF}}, "promotion.min_improvement", "a finite number"),
+        ({"promotion": {"guards": {"accuracy": INF}}}, "promotion.guards.accuracy", "a finite number"),
+        ({"monitoring": {"change_detector": {"threshold": INF}}}, "monitoring.change_detector.threshold", "a finite"),
+    ],
+)
+def test_infinite_or_absurd_numbers_are_refused(overrides: dict[str, object], field: str, expected: str) -> None:
+    """inf and hours past ten years would overflow ``now - timedelta(...)`` at run time; they fail at parse."""
+    line = next(line.strip() for line in _error(**overrides).splitlines() if line.strip().startswith(f"{field}:"))
+    assert line.startswith(f"{field}: expected {expected}")
+    assert "found inf" in line or "found 1" in line
+
+
+def test_ten_years_of_hours_is_accepted() -> None:
+    spec = PipelineSpec.from_dict(spec_dict(monitoring={"window_hours": 87_600, "max_window_hours": 87_600}))
+    assert spec.monitoring.max_window_hours == 87_600.0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "expected"),
+    [
+        ({"level": True}, "level", "a valid integer, found True"),
+        ({"validation": {"min_rows": True}}, "validation.min_rows", "a valid integer, found True"),
+        ({"split": {"seed": True}}, "split.seed", "a valid integer, found True"),
+        ({"retries": False}, "retries", "a valid integer, found False"),
+        ({"split": {"test_size": True}}, "split.test_size", "a valid number, found True"),
+        ({"watch": {"deferrable": 1}}, "watch.deferrable", "a valid boolean, found 1"),
+        ({"level": 2.0}, "level", "a valid integer, found 2.0"),
+    ],
+)
+def test_booleans_are_not_numbers(overrides: dict[str, object], field: str, expected: str) -> None:
+    """``true`` is not 1: a boolean where a number is expected (or a number for a boolean) is refused."""
+    assert f"{field}: expected {expected}" in _error(**overrides)
+
+
+def test_yaml_ints_fill_int_and_float_fields(tmp_path: Path) -> None:
+    """Integers stay integers, and a float field takes a YAML integer (``window_hours: 48``)."""
+    text = yaml.safe_dump(spec_dict(level=4, monitoring={"window_hours": 48, "cooldown_hours": 0}, split={"seed": 7}))
+    (tmp_path / "p.yaml").write_text(text + "promotion: {min_improvement: 0, ab: {max_duration_hours: 24}}\n")
+    spec = PipelineSpec.from_yaml(tmp_path / "p.yaml")
+    assert (spec.level, spec.split.seed, spec.monitoring.window_hours) == (4, 7, 48.0)
+    assert (spec.promotion.min_improvement, spec.promotion.ab.max_duration_hours) == (0.0, 24.0)
+    assert isinstance(spec.monitoring.window_hours, float)
+
+
+def test_features_must_name_each_column_once() -> None:
+    """A repeated feature reached training as a two-column frame (``'DataFrame' object has no attribute 'dtype'``)."""
+    message = _error(features=["tenure_months", "tenure_months", "plan", "plan", "region"])
+    assert "features: expected each column once, found ['tenure_months', 'plan'] more than once" in message
+
+
+def test_guards_must_fit_the_task() -> None:
+    """A guard of the other task kind failed only at the Level 3 gate; it fails at parse, naming the guards."""
+    message = _error(promotion={"guards": {"rmse": 0.1, "accuracy": 0.02, "mae": 1.0}})
+    assert "promotion.guards: expected metrics from ['accuracy', " in message
+    assert "for task 'classification', found ['rmse', 'mae'] (regression metrics)" in message
+    regression = {
+        "task": "regression",
+        "metric": {"name": "rmse"},
+        "estimator": {"class": "sklearn.linear_model.Ridge"},
+    }
+    assert "found ['f1'] (classification metrics)" in _error(**regression, promotion={"guards": {"f1": 0.1}})
+    spec = PipelineSpec.from_dict(spec_dict(**regression, promotion={"guards": {"mae": 0.5, "r2": 0.01}}))
+    assert spec.promotion.guards == {"mae": 0.5, "r2": 0.01}
+
+
+@pytest.mark.parametrize(
+    ("query", "found"), [("", "an empty string"), ("   ", "only whitespace"), ("\n\t", "only whitespace")]
+)
+def test_blank_query_is_refused(query: str, found: str) -> None:
+    """An empty query names the field and what was found."""
+    assert f"source.query: expected a SQL query, found {found}" in _error(source={"kind": "postgres", "query": query})
+
+
+@pytest.mark.parametrize(
+    ("query", "several"),
+    [
+        ("select string_agg(plan, ';') as plans, 1 as churned from t", False),
+        ("select ';' as x", False),
+        ("select 'it''s; fine' as x", False),
+        ("select E'it\\'s; fine' as x", False),
+        ('select 1 as "a;b", 2 as "say ""hi"";"', False),
+        ("select $$a;b$$ as x, $fn$ c;$$ d $fn$ as y", False),
+        ("select 1 -- a; comment\nfrom t", False),
+        ("select 1 /* a /* nested; */ still; */ from t", False),
+        ("select 1;", False),
+        ("select 1 ;; \n", False),
+        ("select 1; select 2", True),
+        ("select 1 from t where a = 'x'; delete from t", True),
+        ("select 1 /* x */; select 2", True),
+        ("select $1::text; select 2", True),
+        ("select 'it\\'; select 2 --'", True),
+    ],
+)
+def test_single_statement_check_reads_quotes_and_comments(query: str, several: bool) -> None:
+    """A ';' in a string, a quoted identifier, a dollar-quoted string or a comment does not end the statement."""
+    assert several_statements(query) is several
+
+
+def test_query_with_a_quoted_semicolon_validates() -> None:
+    query = "select string_agg(plan, ';') as plans, 1 as churned from t"
+    assert (
+        PipelineSpec.from_dict(spec_dict(source={"kind": "postgres", "query": query}))
+        .source.describe()
+        .endswith(repr(query))
+    )
+    message = _error(source={"kind": "postgres", "query": "select 1; drop table t"})
+    assert "source.query: expected a single SQL statement, found several" in message

@@ -7,7 +7,10 @@ and the metric code computes them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 TaskKind = Literal["classification", "regression"]
 Direction = Literal["maximize", "minimize"]
@@ -45,3 +48,8 @@ METRICS: dict[str, MetricInfo] = {
 def metrics_for(task: TaskKind) -> list[str]:
     """Names of the metrics that apply to a task kind."""
     return [name for name, info in METRICS.items() if info.task == task]
+
+
+def of_other_task(names: Iterable[str], task: TaskKind) -> list[str]:
+    """The known metrics among ``names`` that apply to the other task kind (unknown names are left out)."""
+    return [name for name in names if name in METRICS and METRICS[name].task != task]

@@ -1,0 +1,74 @@
+"""``source.query``: one non-empty SQL statement, told apart by a small PostgreSQL tokenizer.
+
+A ``;`` ends a statement only outside string literals (``'...'``, ``E'...'``), quoted identifiers
+(``"..."``), dollar-quoted strings (``$$...$$``, ``$tag$...$tag$``) and comments (``-- ...``,
+``/* ... */``, which nest in PostgreSQL). A trailing ``;`` is allowed: extraction drops it before
+wrapping the query. A leaf module: it imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+import re
+
+_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
+_WORD = re.compile(r"[A-Za-z0-9_$]")
+
+
+def check_query(query: str) -> str:
+    """``query`` if it holds one SQL statement; ``ValueError`` (pydantic's message) if it is blank or holds several."""
+    if not query.strip():
+        raise ValueError(f"expected a SQL query, found {'only whitespace' if query else 'an empty string'}")
+    if several_statements(query):
+        raise ValueError("expected a single SQL statement, found several (a ';' outside quotes and comments)")
+    return query
+
+
+def several_statements(query: str) -> bool:
+    """Whether ``query`` has a ``;`` outside strings, quoted identifiers and comments, a trailing one aside."""
+    text = query.strip().rstrip(";")
+    i = 0
+    while i < len(text):
+        char, pair = text[i], text[i : i + 2]
+        if char == ";":
+            return True
+        if char in "'\"":
+            escapes = char == "'" and i > 0 and text[i - 1] in "eE" and not (i > 1 and _WORD.match(text[i - 2]))
+            i = _after_quote(text, i + 1, char, escapes)
+        elif pair == "--":
+            end = text.find("\n", i)
+            i = len(text) if end < 0 else end + 1
+        elif pair == "/*":
+            i = _after_comment(text, i + 2)
+        elif char == "$" and not (i > 0 and _WORD.match(text[i - 1])) and (tag := _DOLLAR_TAG.match(text, i)):
+            end = text.find(tag.group(), tag.end())
+            i = len(text) if end < 0 else end + len(tag.group())
+        else:
+            i += 1
+    return False
+
+
+def _after_quote(text: str, i: int, quote: str, escapes: bool) -> int:
+    """The index after the closing ``quote`` (a doubled quote is text; in ``E'...'`` a backslash escapes)."""
+    while i < len(text):
+        if escapes and text[i] == "\\":
+            i += 2
+        elif text[i] != quote:
+            i += 1
+        elif text[i + 1 : i + 2] == quote:
+            i += 2
+        else:
+            return i + 1
+    return len(text)
+
+
+def _after_comment(text: str, i: int) -> int:
+    """The index after the ``*/`` closing a ``/*`` comment whose body starts at ``i`` (comments nest)."""
+    depth = 1
+    while i < len(text) and depth:
+        pair = text[i : i + 2]
+        if pair in ("/*", "*/"):
+            depth += 1 if pair == "/*" else -1
+            i += 2
+        else:
+            i += 1
+    return i

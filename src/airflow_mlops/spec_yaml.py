@@ -1,0 +1,128 @@
+"""A spec file's YAML: UTF-8 text, one document, safe tags, no key given twice, no alias bomb.
+
+A leaf module (it imports nothing of ours): :meth:`airflow_mlops.spec.PipelineSpec.from_yaml` turns
+:class:`SpecFileError` into a :class:`~airflow_mlops.exceptions.PipelineSpecError` naming the file.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+MAX_VALUES = 100_000
+"""Values (keys, scalars, lists, mappings) a spec may hold once YAML aliases are expanded.
+
+An alias (``*name``) repeats its anchor without copying it, so nine aliases of nine aliases of ...
+make a file of a few hundred bytes hold millions of values, which validation would then walk and
+print. A real spec holds hundreds.
+"""
+
+_BASE: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when PyYAML was built with it
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+class SpecFileError(ValueError):
+    """A spec file that is not one YAML document of plain values; the message leaves the path out."""
+
+
+def read_spec_yaml(path: Path) -> Any:
+    """The YAML document of ``path``, read with a safe loader that refuses duplicate keys and alias bombs."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise SpecFileError(f"expected a UTF-8 text YAML file, found binary data ({err.reason})") from None
+    except OSError as err:
+        raise SpecFileError(f"cannot read the spec file: {err.strerror or err}") from None
+    try:
+        return yaml.load(text, Loader=_SpecLoader)  # noqa: S506  # a safe loader
+    except yaml.YAMLError as err:
+        raise SpecFileError(f"not valid YAML: {' '.join(str(err).split())}") from None
+
+
+class _SpecLoader(_BASE):
+    """The safe loader, checking the node graph before any Python object is built from it."""
+
+    def get_single_node(self) -> Node | None:
+        node: Node | None = super().get_single_node()
+        if node is not None:
+            check_expansion(node)
+            check_duplicate_keys(node)
+        return node
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    return []
+
+
+def check_expansion(root: Node) -> int:
+    """How many values ``root`` holds with every alias expanded; :class:`SpecFileError` past :data:`MAX_VALUES`.
+
+    Each node is visited once (an aliased node's count is reused), so a bomb is caught without
+    expanding it. An alias inside its own anchor (a recursive document) is refused too.
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            open_nodes.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
+            if sizes[key] > MAX_VALUES:
+                raise SpecFileError(
+                    f"expected at most {MAX_VALUES:,} values once YAML aliases (*name) are expanded, found "
+                    f"{sizes[key]:,} in the value at line {node.start_mark.line + 1}"
+                )
+        elif key in open_nodes:
+            raise SpecFileError(
+                f"expected plain values, found an alias inside its own anchor at line {node.start_mark.line + 1}"
+            )
+        elif key not in sizes:
+            open_nodes.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+    return sizes[id(root)]
+
+
+def check_duplicate_keys(root: Node) -> None:
+    """:class:`SpecFileError` naming each key given twice in one mapping (dotted path and both lines), at any depth.
+
+    A merge key (``<<: *defaults``) is not a duplicate, nor is a key that overrides a merged one.
+    """
+    found: list[tuple[int, str]] = []
+    seen: set[int] = set()
+    stack: list[tuple[Node, str]] = [(root, "")]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, SequenceNode):
+            stack.extend(reversed([(child, f"{path}{i}.") for i, child in enumerate(node.value)]))
+        elif isinstance(node, MappingNode):
+            lines: dict[tuple[str, str], int] = {}
+            values: list[tuple[Node, str]] = []
+            for key, value in node.value:
+                name = str(key.value) if isinstance(key, ScalarNode) else "?"
+                if isinstance(key, ScalarNode) and key.tag != _MERGE:
+                    line = key.start_mark.line + 1
+                    if (key.tag, key.value) in lines:
+                        first = lines[(key.tag, key.value)]
+                        where = f"lines {first} and {line}" if first != line else f"line {line}"
+                        found.append((line, f"{path}{name}: given twice ({where})"))
+                    lines.setdefault((key.tag, key.value), line)
+                values.append((value, f"{path}{name}."))
+            stack.extend(reversed(values))  # document order, so a shared node is named by its first path
+    if found:
+        details = "".join(f"\n  {problem}" for _, problem in sorted(found, key=lambda item: item[0]))
+        raise SpecFileError(f"invalid pipeline spec ({len(found)} error(s)){details}")
