@@ -80,6 +80,9 @@ BAD_BODIES = [
     (b'{"features": {"tenure_months": 1', 400, "malformed JSON: Expecting"),
     (b"", 400, "empty request body"),
     (b"\xff\xfe{}", 400, "not UTF-8"),
+    (b'{"features": {"plan": "caf\xe9"}}', 400, "request body is not UTF-8"),  # fails in msgspec's string
+    (b'{"features": {"plan": "\xc0\xaf"}}', 400, "request body is not UTF-8"),
+    (b'{"features": {"plan": "\xed\xa0\x80"}}', 400, "request body is not UTF-8"),
     (b"[1, 2]", 422, 'body: expected a JSON object {"features"'),
     (b'{"rows": []}', 422, "body.features: missing required field; body.rows: unexpected field"),
 ]
@@ -174,7 +177,75 @@ async def test_bad_requests_get_clear_4xx_and_the_server_stays_up(
         assert response.status_code == 200
         assert runtime.metrics.value("mlops_serving_requests_total", endpoint="predict", status="422") >= 9
         metrics = (await client.get("/metrics")).text
-        assert 'mlops_serving_requests_total{endpoint="predict",arm="none",status="400"} 3' in metrics
+        assert 'mlops_serving_requests_total{endpoint="predict",arm="none",status="400"} 6' in metrics
+
+
+async def test_json_nested_too_deeply_is_a_400_on_every_route(
+    serving_store: Store, register: Callable[..., str], tables: tuple[str, str]
+) -> None:
+    """Python's and msgspec's parsers raise RecursionError on deep nesting: a 400 naming it, not a 500."""
+    name = register(champion=0, challenger=None)
+    deep = b"[" * 5000 + b"]" * 5000
+    bodies = {
+        "/predict": b'{"features": ' + deep + b"}",
+        "/predict/batch": b'{"rows": ' + deep + b"}",
+        "/invocations": b'{"instances": ' + deep + b"}",
+        f"/v2/models/{name}/infer": b'{"inputs": ' + deep + b"}",
+        "/feedback": b'{"request_id": "r1", "label": ' + deep + b"}",
+    }
+    config = config_for(serving_store, name, postgres_dsn=DSN, log_table=tables[0], feedback_table=tables[1])
+    async with serving(config) as (client, _):
+        for path, body in bodies.items():
+            response = await client.post(path, content=body, headers={"Content-Type": "application/json"})
+            assert response.status_code == 400, (path, response.text)
+            assert "malformed JSON: arrays and objects nested too deeply" in response.text, response.text
+
+
+async def test_an_unpaired_surrogate_is_a_422_naming_the_field_on_every_route(
+    serving_store: Store, register: Callable[..., str], tables: tuple[str, str], pg_conn: Any
+) -> None:
+    """JSON's "\\ud800" alone is no character: it was answered 200, and its log row lost or unreadable as jsonb."""
+    name = register(champion=0, challenger=None)
+    good = complete_rows(serving_store.frame, 1)[0]
+    lone = "u" + chr(0xD800)
+    msg = r"must not contain an unpaired UTF-16 surrogate (\ud800 to \udfff)"
+    infer = f"/v2/models/{name}/infer"
+
+    def v2_inputs(row: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            {"name": c, "datatype": "BYTES" if c in ("plan", "region") else "FP64", "shape": [1], "data": [v]}
+            for c, v in row.items()
+        ]
+
+    cases: list[tuple[str, Any, str]] = [
+        ("/predict", {"features": good, "key": lone}, f"body.key: {msg}"),
+        ("/predict", {"features": good, "request_id": lone}, f"body.request_id: {msg}"),
+        ("/predict", {"features": {**good, "plan": lone}}, f"features.plan: {msg}"),
+        ("/predict/batch", {"rows": [{"features": good, "key": lone}]}, f"rows[0].key: {msg}"),
+        ("/predict/batch", {"rows": [good], "request_id": lone}, f"body.request_id: {msg}"),
+        ("/predict/batch", {"rows": [good, {**good, "region": lone}]}, f"rows[1].region: {msg}"),
+        ("/invocations", {"dataframe_records": [{**good, "plan": lone}]}, f"dataframe_records[0].plan: {msg}"),
+        (infer, {"id": lone, "inputs": v2_inputs(good)}, f"body.id: {msg}"),
+        (infer, {"inputs": v2_inputs({**good, "plan": lone})}, f"row[0].plan: {msg}"),
+        ("/feedback", {"request_id": lone, "label": 1}, f"body.request_id: {msg}"),
+        ("/feedback", {"items": [{"request_id": "r1", "label": lone}]}, f"items[0].label: {msg}"),
+    ]
+    log_table, feedback_table = tables
+    config = config_for(
+        serving_store, name, postgres_dsn=DSN, log_table=log_table, feedback_table=feedback_table, log_flush_ms=50
+    )
+    async with serving(config) as (client, _):
+        for path, body, message in cases:
+            raw = json.dumps(body).encode()  # ASCII with "\\ud800" escapes (httpx's json= cannot encode it)
+            response = await client.post(path, content=raw, headers={"Content-Type": "application/json"})
+            assert response.status_code == 422, (path, body, response.text)
+            payload = response.json()
+            assert message in (payload.get("detail") or payload.get("message") or payload["error"]), payload
+        response = await client.post("/predict", json={"features": {**good, "plan": "caf\u00e9 \U0001f600"}})
+        assert response.status_code == 200, response.text
+    with pg_conn.cursor() as cur:
+        cur.execute(f"SELECT count(*), count(features::jsonb) FROM {log_table}")
+        assert cur.fetchone() == (1, 1)
 
 
 async def test_batch_endpoint_routes_each_row_and_matches_single_requests(

@@ -12,6 +12,7 @@ import json
 import math
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -38,7 +39,7 @@ VALUES = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
     st.sampled_from([1.0, 2.5, -0.0]),
     st.text(max_size=5),
-    st.sampled_from(["basic", "a\x00b", ""]),
+    st.sampled_from(["basic", "a\x00b", "", chr(0xD800), "x" + chr(0xDFFF)]),  # json.dumps writes "\\ud800"
     st.lists(st.integers(), max_size=2),
 )
 NAMES = st.sampled_from([*SCHEMA.names, "unknown"])
@@ -134,3 +135,40 @@ def test_fast_path_takes_the_common_bodies_and_declines_the_rest() -> None:
         b'{"features": {"age": 1, "visits": 2, "plan": "p", "extra info": 0}, "key": "a", "request_key": "b"}',
     ):
         assert DECODER.decode(declined) is None, declined
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b"\xe9", b"caf\xe9", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80"],
+    ids=["latin-1", "latin-1 word", "overlong", "encoded surrogate", "above U+10FFFF"],
+)
+def test_a_string_that_is_not_utf8_is_declined_for_the_python_paths_400(text: bytes) -> None:
+    """msgspec raises UnicodeDecodeError (not DecodeError) for these: the decoder declines, no 500."""
+    for _, decoder in DECODERS:
+        raw = b'{"features": {"age": 1, "visits": 2, "plan": "' + text + b'", "extra info": 0}}'
+        assert decoder.decode(raw) is None
+        with pytest.raises(RequestError, match="400 malformed_json: request body is not UTF-8"):
+            parse_json(raw)
+
+
+def test_nesting_too_deep_for_msgspec_is_declined() -> None:
+    """``key`` takes any JSON value, and msgspec raises RecursionError on a deep one: declined, no 500."""
+    raw = b'{"features": {"age": 1, "visits": 2, "plan": "p", "extra info": 0}, "key": ' + b"[" * 5000 + b"]" * 5000
+    for _, decoder in DECODERS:
+        assert decoder.decode(raw + b"}") is None
+
+
+@pytest.mark.parametrize("slot", ["plan", "extra info", "request_id", "key"])
+def test_an_unpaired_surrogate_escape_is_declined_and_named_by_the_python_path(slot: str) -> None:
+    """msgspec refuses a lone "\\ud800": the fast path needs no check of its own, the Python path names it."""
+    features: dict[str, Any] = {"age": 1, "visits": 2, "plan": "p", "extra info": "e"}
+    body: dict[str, Any] = {"features": features}
+    if slot in features:
+        features[slot] = "a" + chr(0xD800)
+    else:
+        body[slot] = chr(0xDFFF)
+    raw = json.dumps(body).encode()
+    assert rb"\ud800" in raw or rb"\udfff" in raw
+    for schema, decoder in DECODERS:
+        assert decoder.decode(raw) is None
+        assert _python_path(raw, schema) is None

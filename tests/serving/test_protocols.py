@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -130,6 +131,16 @@ async def test_bad_protocol_bodies_get_each_protocols_error_with_the_predict_sta
         (
             infer,
             {"inputs": [{**t, "data": ["x"]} if t["name"] == "monthly_usage" else t for t in v2_inputs([row])]},
+            422,
+            "inputs.monthly_usage.data[0]: expected a FP64 value, found str 'x'",
+        ),
+        (  # values in lists as deep as json parses are flattened without recursion (was a 500 RecursionError)
+            infer,
+            json.dumps(
+                {"inputs": [{**t, "data": ["x"]} if t["name"] == "monthly_usage" else t for t in v2_inputs([row])]}
+            )
+            .replace('["x"]', "[" * 600 + '"x"' + "]" * 600)
+            .encode(),
             422,
             "inputs.monthly_usage.data[0]: expected a FP64 value, found str 'x'",
         ),

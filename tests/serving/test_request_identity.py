@@ -78,6 +78,37 @@ async def test_a_request_id_names_one_answer(
     assert runtime.log_writer.written == len(logged)
 
 
+async def test_request_id_and_key_headers_follow_the_body_rule(
+    serving_store: Store, register: Callable[..., str]
+) -> None:
+    """A 9000-character X-Request-Id was answered and logged where a body's 201-character id got a 422."""
+    name = register(champion=0, challenger=1)
+    row = complete_rows(serving_store.frame, 1)[0]
+    limit = "expected a non-empty string of at most 200 characters"
+    v2 = {"inputs": [{"name": c, "datatype": "BYTES" if isinstance(v, str) else "FP64", "shape": [1], "data": [v]}
+                     for c, v in row.items()]}  # fmt: skip
+    requests = [
+        ("/predict", {"features": row}),
+        ("/predict/batch", {"rows": [row]}),
+        ("/invocations", {"dataframe_records": [row]}),
+        (f"/v2/models/{name}/infer", v2),
+    ]
+    async with serving(config_for(serving_store, name, challenger_share=0.5)) as (client, _):
+        for path, body in requests:
+            for header in ("X-Request-Id", "X-Request-Key"):
+                if path == "/predict/batch" and header == "X-Request-Key":
+                    continue  # a batch routes each row by its own key
+                response = await client.post(path, json=body, headers={header: "x" * 9000})
+                assert response.status_code == 422, (path, header, response.text)
+                assert f"header.{header}: {limit}" in response.text, response.text
+                fits = await client.post(path, json=body, headers={header: f"{path}-{header}".ljust(200, "x")})
+                assert fits.status_code == 200, (path, header, fits.text)
+        body_wins = await client.post(
+            "/predict", json={"features": row, "request_id": "r1"}, headers={"X-Request-Id": ""}
+        )
+        assert body_wins.status_code == 200  # the header is not read when the body names the request
+
+
 async def test_feedback_checks_labels_and_reports_what_it_stored(
     serving_store: Store, register: Callable[..., str], tables: tuple[str, str], pg_conn: Any, tmp_path: Path
 ) -> None:

@@ -6,12 +6,14 @@ from typing import Any
 
 import pytest
 
+from airflow_mlops.serving.request_ids import header_id
 from airflow_mlops.serving.request_parsers import (
     MAX_ID,
     BatchRow,
     PredictRequest,
     RequestError,
     check_admin_token,
+    ok_id,
     parse_batch,
     parse_batch_row,
     parse_feedback,
@@ -21,6 +23,8 @@ from airflow_mlops.serving.request_parsers import (
     text_id,
 )
 from airflow_mlops.serving.schema import FieldError
+
+SURROGATE = r"must not contain an unpaired UTF-16 surrogate (\ud800 to \udfff)"
 
 
 def _refused(parse: Any, *args: Any) -> RequestError:
@@ -43,6 +47,8 @@ def test_parse_json_returns_text_and_value() -> None:
         (b"  \n", "empty request body: expected a JSON object"),
         (b'{"a": 1', "malformed JSON: Expecting ',' delimiter: line 1 column 8 (char 7)"),
         (b'\xff{"a": 1}', "request body is not UTF-8: 'utf-8' codec can't decode byte 0xff in position 0"),
+        (b'{"features": ' + b"[" * 5000 + b"]" * 5000 + b"}", "malformed JSON: arrays and objects nested too deeply"),
+        (b"[" * 100_000, "malformed JSON: arrays and objects nested too deeply"),
     ],
 )
 def test_parse_json_refuses_what_is_not_json(body: bytes, detail: str) -> None:
@@ -71,12 +77,35 @@ def test_text_id_accepts_strings_and_integers() -> None:
         (True, "type", f"expected a non-empty string of at most {MAX_ID} characters"),
         (1.5, "type", f"expected a non-empty string of at most {MAX_ID} characters"),
         ("a\x00b", "value", "must not contain the NUL character"),
+        ("u" + chr(0xD800), "value", SURROGATE),
+        (chr(0xDFFF), "value", SURROGATE),
     ],
 )
 def test_text_id_names_a_bad_id(value: Any, kind: str, msg: str) -> None:
     errors: list[FieldError] = []
     assert text_id(value, "key", errors) is None
     assert errors == [FieldError(("body", "key"), kind, msg)]
+
+
+@pytest.mark.parametrize("value", ["r-1", "x" * MAX_ID, "ünï", None])
+def test_a_header_id_within_the_body_rule_is_taken(value: str | None) -> None:
+    assert header_id(value, "X-Request-Id") == value
+    assert ok_id(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "detail"),
+    [
+        ("x" * 9000, f"header.X-Request-Key: expected a non-empty string of at most {MAX_ID} characters"),
+        ("", f"header.X-Request-Key: expected a non-empty string of at most {MAX_ID} characters"),
+        ("a\x00b", "header.X-Request-Key: must not contain the NUL character"),
+    ],
+)
+def test_a_header_id_the_body_would_not_allow_is_a_422_naming_the_header(value: str, detail: str) -> None:
+    """The headers follow the rule of a body's request_id and key (a 9000-character id was logged)."""
+    err = _refused(header_id, value, "X-Request-Key")
+    assert (err.status, err.error, err.detail) == (422, "invalid_request", detail)
+    assert not ok_id(value)
 
 
 # ----- POST /predict -------------------------------------------------------------------------
@@ -239,10 +268,13 @@ def test_check_admin_token_refuses(token: str | None, header: str | None, status
         ({"request_id": "r\x001", "label": 1}, "body.request_id: must not contain the NUL character"),
         ({"request_id": "r1", "label": "ye\x00s"}, "body.label: must not contain the NUL character"),
         ({"items": [{"request_id": "\x00", "label": 0}]}, "items[0].request_id: must not contain the NUL character"),
+        ({"request_id": "r" + chr(0xD800), "label": 1}, f"body.request_id: {SURROGATE}"),
+        ({"request_id": "r1", "label": chr(0xDC00)}, f"body.label: {SURROGATE}"),
+        ({"items": [{"request_id": chr(0xDFFF), "label": 0}]}, f"items[0].request_id: {SURROGATE}"),
     ],
 )
-def test_feedback_with_a_nul_character_is_refused(body: Any, message: str) -> None:
-    """Postgres text cannot hold NUL: such feedback is a 422, not a failed write and a 503."""
+def test_feedback_postgres_cannot_store_is_refused(body: Any, message: str) -> None:
+    """Postgres text holds no NUL and UTF-8 no lone surrogate: such feedback is a 422, not a failed write (503)."""
     err = _refused(parse_feedback, body)
     assert err.status == 422
     assert message in err.detail

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -154,3 +155,29 @@ def test_a_nul_character_in_a_string_feature_is_refused(text: str) -> None:
     row, errors = check({**GOOD, "plan": text})
     assert row is None
     assert summarize(errors) == "features.plan: must not contain the NUL character"
+
+
+LONE = [chr(0xD800), chr(0xDFFF), "bas" + chr(0xDC00) + "ic", chr(0xDE00) + chr(0xD83D), chr(0xD83D) * 2]
+
+
+@pytest.mark.parametrize("text", LONE, ids=["high", "low", "inside", "low then high", "two highs"])
+def test_an_unpaired_surrogate_in_a_string_feature_is_refused(text: str) -> None:
+    """JSON's "\\ud800" decodes to a lone surrogate UTF-8 cannot encode: the row would be lost or unreadable."""
+    row, errors = check({**GOOD, "plan": text})
+    assert row is None
+    assert summarize(errors) == r"features.plan: must not contain an unpaired UTF-16 surrogate (\ud800 to \udfff)"
+    untyped = InputSchema([Column("note", "any", True)])  # a model without a signature: strings checked too
+    for value in (text, "a\x00b"):
+        untyped_errors: list[FieldError] = []
+        assert untyped.validate({"note": value}, ("features",), untyped_errors) is None
+        assert [e.loc for e in untyped_errors] == [("features", "note")]
+
+
+@pytest.mark.parametrize("escaped", [r"\ud83d\ude00", "\U0001f600", "ünï", "日本", r"\u00e9"])
+def test_any_unicode_character_in_a_string_feature_is_taken(escaped: str) -> None:
+    """A surrogate pair in JSON ("\\ud83d\\ude00") decodes to one character, and is taken."""
+    text = json.loads(f'"{escaped}"')
+    row, errors = check({**GOOD, "plan": text})
+    assert errors == []
+    assert row is not None
+    assert row[3] == text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -104,8 +105,9 @@ class ServingConfig:
             raise ValueError(f"max_body_bytes: expected a positive number of bytes, found {self.max_body_bytes}")
         if self.max_batch_rows < 1:
             raise ValueError(f"max_batch_rows: expected a positive number, found {self.max_batch_rows}")
-        if self.poll_seconds < 0:
-            raise ValueError(f"poll_seconds: expected >= 0 (0 disables polling), found {self.poll_seconds}")
+        check_seconds("poll_seconds", self.poll_seconds, " (0 disables polling)")
+        check_seconds("drain_timeout", self.drain_timeout)
+        check_seconds("retry_seconds", self.retry_seconds, positive=True)
         check_table_name(self.log_table)
         check_table_name(self.feedback_table)
         if self.log_durability not in LOG_DURABILITY:
@@ -144,6 +146,12 @@ class ServingConfig:
             "feedback_table": self.feedback_table,
             "admin_api": bool(self.admin_token),
         }
+
+
+def check_seconds(name: str, value: float, note: str = "", *, positive: bool = False) -> None:
+    """A finite number of seconds, >= 0 (> 0 if ``positive``): NaN slipped past ``< 0`` and stopped the poller."""
+    if not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
+        raise ValueError(f"{name}: expected a number of seconds {'> 0' if positive else '>= 0'}{note}, found {value}")
 
 
 def check_share(value: Any) -> float:

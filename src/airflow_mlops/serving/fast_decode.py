@@ -1,4 +1,4 @@
-"""Decode and validate a valid ``/predict`` body in one C pass (msgspec); anything else takes the Python path.
+r"""Decode and validate a valid ``/predict`` body in one C pass (msgspec); anything else takes the Python path.
 
 For one signature, :class:`SingleDecoder` compiles a msgspec type of the body (``features`` with
 one typed field per column, unknown fields forbidden, plus ``request_id`` and ``key``). A body it
@@ -7,8 +7,10 @@ decodes is a body :func:`~airflow_mlops.serving.request_parsers.parse_predict` a
 row comes out as theirs would (signature order, doubles as floats, missing optional numbers NaN,
 missing optional strings None). Whatever it refuses (malformed JSON, a wrong type, a null in a
 required column, a NUL character, an integer id, ``1.0`` for a long, NaN literals, ``key`` with
-``request_key``) returns None, and the caller runs the Python parsers, which accept what they
-accept and name every problem as before: this path only makes the common case fast.
+``request_key``, bytes that are not UTF-8, nesting too deep for the stack) returns None, and the
+caller runs the Python parsers, which accept what they accept and name every problem as before:
+this path only makes the common case fast. msgspec itself refuses an unpaired surrogate escape
+(``"\ud800"``), so the feature strings need no Python check for one (tests/serving/test_fast_decode.py).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from airflow_mlops.serving.request_parsers import MAX_ID
+from airflow_mlops.serving.request_parsers import ok_id
 
 if TYPE_CHECKING:
     from airflow_mlops.serving.schema import InputSchema
@@ -37,10 +39,6 @@ _TYPES: dict[str, tuple[Any, Any]] = {
 _UNSET: Any = msgspec.UNSET
 
 
-def _ok_id(value: Any) -> bool:
-    return value is None or (0 < len(value) <= MAX_ID and "\x00" not in value)
-
-
 class SingleDecoder:
     """The msgspec decoder of ``{"features": {...}, "request_id"?, "key"?}`` for one signature."""
 
@@ -49,6 +47,7 @@ class SingleDecoder:
         self._missing: list[tuple[int, Any]] = []  # optional columns: (index, row value when absent or null)
         self._strings: list[int] = []
         self._required_any: list[int] = []
+        self._untyped: list[int] = []  # "any" columns: a string value is checked for NUL as a typed one is
         for i, column in enumerate(schema.columns):
             kind, default = _TYPES.get(column.kind, (Any, None))
             if column.required:
@@ -59,8 +58,10 @@ class SingleDecoder:
                     self._missing.append((i, default))
             if kind is str:
                 self._strings.append(i)
-            elif kind is Any and column.required:
-                self._required_any.append(i)
+            elif kind is Any:
+                self._untyped.append(i)
+                if column.required:
+                    self._required_any.append(i)
         rename = {f"c{i}": column.name for i, column in enumerate(schema.columns)}
         fields.sort(key=lambda f: f[2] is not msgspec.NODEFAULT)  # msgspec: required fields first
         features = msgspec.defstruct("Features", fields, rename=rename, forbid_unknown_fields=True)
@@ -83,10 +84,10 @@ class SingleDecoder:
         """``(row, request_id, key)`` for a valid body, else None (the Python path decides)."""
         try:
             parsed: Any = self._decoder.decode(body)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return None
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
+            return None  # msgspec raises the last two for a string that is not UTF-8 and for deep nesting
         key = _key(parsed.key, parsed.request_key)
-        if key is _UNSET or not (_ok_id(key) and _ok_id(parsed.request_id)):
+        if key is _UNSET or not (ok_id(key) and ok_id(parsed.request_id)):
             return None
         row = self._row(msgspec.structs.astuple(parsed.features))
         return None if row is None else (row, parsed.request_id, key)
@@ -100,6 +101,8 @@ class SingleDecoder:
             for slot, value in zip(self._order, values, strict=True):
                 row[slot] = value
         if self._strings and any(row[i] is not None and "\x00" in row[i] for i in self._strings):
+            return None
+        if self._untyped and any(type(row[i]) is str and "\x00" in row[i] for i in self._untyped):
             return None
         if self._required_any and any(row[i] is None for i in self._required_any):
             return None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -59,7 +60,7 @@ class PoolSettings:
     def __post_init__(self) -> None:
         if self.max_loaded is not None and self.max_loaded < 1:
             raise ValueError(f"max_loaded_models: expected at least 1, found {self.max_loaded}")
-        if self.max_memory_mb is not None and self.max_memory_mb <= 0:
+        if self.max_memory_mb is not None and not (math.isfinite(self.max_memory_mb) and self.max_memory_mb > 0):
             raise ValueError(f"max_memory_mb: expected a positive number of MiB, found {self.max_memory_mb}")
 
 

@@ -257,7 +257,18 @@ def _shape_errors(shape: Any, loc: Loc) -> list[FieldError]:
 
 
 def _flat(data: list[Any]) -> list[Any]:
-    return [v for item in data for v in (_flat(item) if type(item) is list else (item,))]
+    """The values of nested lists in order: a loop, not recursion, so any depth json took is fine."""
+    values: list[Any] = []
+    stack = [iter(data)]
+    while stack:
+        for item in stack[-1]:
+            if type(item) is list:
+                stack.append(iter(item))
+                break
+            values.append(item)
+        else:
+            stack.pop()
+    return values
 
 
 def _json_values(data: Any, datatype: str, loc: Loc, errors: list[FieldError]) -> list[Any]:

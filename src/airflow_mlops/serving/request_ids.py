@@ -11,7 +11,8 @@ id (a unique index) and the shipper counts a later answer under a taken id as a 
 
 from __future__ import annotations
 
-from airflow_mlops.serving.request_parsers import RequestError
+from airflow_mlops.serving.request_parsers import RequestError, text_id
+from airflow_mlops.serving.schema import FieldError, summarize
 
 
 class RecentIds:
@@ -61,3 +62,15 @@ def repeated_ids(request_ids: list[str]) -> RequestError:
         "identifies one answer and its log row; send a new id, or none and the server makes one"
     )
     return RequestError(409, "duplicate_request_id", detail, extra={"request_ids": request_ids[:100]})
+
+
+def header_id(value: str | None, header: str) -> str | None:
+    """The request id or key of header ``header`` (None if absent), under the body's rule: 422 naming it.
+
+    A body's ``request_id`` and ``key`` are 1 to 200 characters Postgres can store
+    (:func:`~airflow_mlops.serving.request_parsers.text_id`); so are ``X-Request-Id`` and ``X-Request-Key``.
+    """
+    errors: list[FieldError] = []
+    if value is not None and text_id(value, header, errors, "header") is None:
+        raise RequestError(422, "invalid_request", summarize(errors), errors)
+    return value

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_mlops.serving.config import check_share
-from airflow_mlops.serving.schema import FieldError, summarize
+from airflow_mlops.serving.schema import FieldError, summarize, unstorable
 
 MAX_ID = 200
 _SINGLE_FIELDS = frozenset({"features", "request_id", "key", "request_key"})
@@ -66,7 +66,7 @@ class BatchRow:
 
 
 def parse_json(body: bytes) -> tuple[str, Any]:
-    """The body's text and its JSON value (400 ``malformed_json`` if it is empty, not UTF-8 or not JSON)."""
+    """The body's text and its JSON value (400 ``malformed_json`` if empty, not UTF-8, not JSON or too deep)."""
     if not body.strip():
         raise RequestError(400, "malformed_json", "empty request body: expected a JSON object")
     try:
@@ -76,21 +76,35 @@ def parse_json(body: bytes) -> tuple[str, Any]:
         raise RequestError(400, "malformed_json", f"request body is not UTF-8: {err}") from err
     except ValueError as err:
         raise RequestError(400, "malformed_json", f"malformed JSON: {err}") from err
+    except RecursionError as err:  # json's parser recurses once per array or object level
+        detail = "malformed JSON: arrays and objects nested too deeply (a request needs a few levels)"
+        raise RequestError(400, "malformed_json", detail) from err
 
 
-def text_id(value: Any, name: str, errors: list[FieldError]) -> str | None:
-    """A request id or key: a non-empty string (an integer is taken as its digits), else an error."""
+def text_id(value: Any, name: str, errors: list[FieldError], where: str = "body") -> str | None:
+    """A request id or key: a non-empty string (an integer is taken as its digits), else an error.
+
+    ``where`` is ``body`` or ``header`` (``X-Request-Id``, ``X-Request-Key``): both follow this rule.
+    """
     if value is None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not value or len(value) > MAX_ID:
-        errors.append(FieldError(("body", name), "type", f"expected a non-empty string of at most {MAX_ID} characters"))
+        errors.append(FieldError((where, name), "type", f"expected a non-empty string of at most {MAX_ID} characters"))
         return None
-    if "\x00" in value:  # Postgres text cannot hold NUL: one such id would fail its whole log batch
-        errors.append(FieldError(("body", name), "value", "must not contain the NUL character"))
+    problem = unstorable(value)  # one such id would be dropped from the log, or fail its batch
+    if problem is not None:
+        errors.append(FieldError((where, name), "value", problem))
         return None
     return value
+
+
+def ok_id(value: str | None) -> bool:
+    """Whether :func:`text_id` takes the string ``value`` as it is (None: no id); the fast paths' check."""
+    return value is None or (
+        0 < len(value) <= MAX_ID and "\x00" not in value and (value.isascii() or unstorable(value) is None)
+    )
 
 
 def _unexpected(
@@ -166,8 +180,9 @@ def _label_errors(entry: dict[str, Any], loc: Loc) -> list[FieldError]:
         return [FieldError((*loc, "label"), "body", "expected a label (number, string or boolean)")]
     if isinstance(label, float) and (label != label or label in (float("inf"), float("-inf"))):
         return [FieldError((*loc, "label"), "body", "expected a finite number")]
-    if isinstance(label, str) and "\x00" in label:
-        return [FieldError((*loc, "label"), "value", "must not contain the NUL character")]
+    problem = unstorable(label) if isinstance(label, str) else None
+    if problem is not None:
+        return [FieldError((*loc, "label"), "value", problem)]
     return []
 
 
@@ -178,8 +193,8 @@ def _feedback_entry_errors(entry: Any, loc: Loc) -> list[FieldError]:
     request_id = entry.get("request_id")
     if not isinstance(request_id, str) or not request_id or len(request_id) > MAX_ID:
         errors.append(FieldError((*loc, "request_id"), "body", "expected a non-empty string"))
-    elif "\x00" in request_id:
-        errors.append(FieldError((*loc, "request_id"), "value", "must not contain the NUL character"))
+    elif (problem := unstorable(request_id)) is not None:
+        errors.append(FieldError((*loc, "request_id"), "value", problem))
     errors += _label_errors(entry, loc)
     return errors + _unexpected(entry, _FEEDBACK_FIELDS, loc, "request_id, label")
 

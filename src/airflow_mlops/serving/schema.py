@@ -82,6 +82,22 @@ def summarize(errors: list[FieldError]) -> str:
     return "; ".join(parts)
 
 
+def unstorable(text: str) -> str | None:
+    r"""Why Postgres cannot store ``text`` (a NUL character, an unpaired UTF-16 surrogate), or None.
+
+    JSON's ``\ud800`` escapes decode to a lone surrogate, which is no character: UTF-8 cannot
+    encode it, so the row holding it is dropped, and ``json`` keeps it as an escape ``jsonb`` refuses.
+    """
+    if "\x00" in text:
+        return "must not contain the NUL character"
+    if not text.isascii():  # O(1) in CPython: the check below runs for non-ASCII text only
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "must not contain an unpaired UTF-16 surrogate (\\ud800 to \\udfff)"
+    return None
+
+
 def _describe(value: Any) -> str:
     if isinstance(value, bool):
         return f"boolean {str(value).lower()}"
@@ -194,8 +210,10 @@ class InputSchema:
                     errors.append(FieldError((*loc, name), "type", f"expected {kind}, found {_describe(value)}"))
             elif kind == "string" or kind == "binary" or kind == "datetime":
                 if cls is str:
-                    if "\x00" in value:  # Postgres json(b) cannot hold NUL: the log row would be unreadable
-                        errors.append(FieldError((*loc, name), "value", "must not contain the NUL character"))
+                    if "\x00" in value or not value.isascii():  # the log row would be unstorable or unreadable
+                        problem = unstorable(value)
+                        if problem is not None:
+                            errors.append(FieldError((*loc, name), "value", problem))
                     append(value)
                 elif value is None or (cls is float and value != value):
                     if required:
@@ -226,6 +244,10 @@ class InputSchema:
             else:
                 if value is None and required:
                     errors.append(FieldError((*loc, name), "null", _null_msg("value")))
+                elif cls is str and ("\x00" in value or not value.isascii()):
+                    problem = unstorable(value)
+                    if problem is not None:
+                        errors.append(FieldError((*loc, name), "value", problem))
                 append(value)
         if len(features) > present:
             index = self.index

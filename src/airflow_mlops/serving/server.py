@@ -33,6 +33,21 @@ _MLFLOW_DEFAULTS = {
 }
 
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+"""Levels both logging and uvicorn know (uvicorn's ``trace`` is unknown to logging until uvicorn sets up)."""
+
+
+def port_number(text: str) -> int:
+    """``--port``: 1 to 65535, or 0 for a free port the system picks (uvicorn's startup line names it)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:  # the socket layer would take 83686 as 83686 % 65536
+        raise argparse.ArgumentTypeError(f"expected a TCP port from 1 to 65535 (0: any free port), found {text!r}")
+    return port
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``airflow-mlops serve``."""
     parser.add_argument(
@@ -54,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--registry-uri", help="MLflow registry URI (default: the tracking URI)")
     parser.add_argument("--mlflow-conn-id", help="take the URIs and credentials from this Airflow connection")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--port", type=port_number, default=8080, help="1 to 65535; 0: any free port")
     parser.add_argument("--postgres-dsn", help="libpq DSN for the prediction log and feedback (omit: no logging)")
     parser.add_argument("--admin-token", help=f"bearer token for /admin/* (default: ${ADMIN_TOKEN_ENV})")
     parser.add_argument("--poll-seconds", type=float, default=30.0, help="re-read aliases this often (0: never)")
@@ -87,7 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drain-timeout", type=float, default=30.0, help="seconds to drain the log on shutdown")
     parser.add_argument("--no-fast-path", action="store_true", help="always predict through scikit-learn")
     parser.add_argument("--no-micro-batch", action="store_true", help="score each request on its own")
-    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS, default="info")
 
 
 def config_from_args(args: argparse.Namespace, model: str | None = None) -> ServingConfig:

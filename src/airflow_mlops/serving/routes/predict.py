@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.serving.durable_log import DurableLogWriter, SpoolFull
-from airflow_mlops.serving.request_ids import repeated_ids
+from airflow_mlops.serving.request_ids import header_id, repeated_ids
 from airflow_mlops.serving.request_parsers import (
     BatchRow,
     RequestError,
+    ok_id,
     parse_batch,
     parse_batch_row,
     parse_json,
@@ -134,8 +135,10 @@ class PredictRoutes:
             return None
         row, given, key = fast
         given = given or request_id_header
-        request_id = given or new_request_id()
         key = key or key_header
+        if (request_id_header is not None or key_header is not None) and not (ok_id(given) and ok_id(key)):
+            return None  # a header id or key a body could not carry: the Python path names it (422)
+        request_id = given or new_request_id()
         challenger = models.challenger
         if challenger is None:
             arm, model = CHAMPION, models.champion
@@ -195,9 +198,9 @@ class PredictRoutes:
         try:
             text, body = parse_json(raw)
             parsed = parse_predict(body)
-            given = parsed.request_id or headers.get("x-request-id")
+            given = parsed.request_id or header_id(headers.get("x-request-id"), "X-Request-Id")
             request_id = given or new_request_id()
-            key = parsed.key or headers.get("x-request-key")
+            key = parsed.key or header_id(headers.get("x-request-key"), "X-Request-Key")
             models = rt.models
             if models is None:
                 raise not_ready(rt)
@@ -292,7 +295,7 @@ class PredictRoutes:
         rt = self.rt
         try:
             batch = parse_batch(parse_json(raw)[1], rt.config.max_batch_rows)
-            given = batch.request_id or request_id_header
+            given = batch.request_id or header_id(request_id_header, "X-Request-Id")
             batch_id = given or new_request_id()
             models = rt.models
             if models is None:

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.serving.request_ids import repeated_ids
+from airflow_mlops.serving.request_ids import header_id, repeated_ids
 from airflow_mlops.serving.request_parsers import RequestError
 from airflow_mlops.serving.routes.predict import PredictRoutes, log_failed, log_room, new_request_id, not_ready
 from airflow_mlops.serving.routing import CHALLENGER
@@ -81,11 +81,11 @@ class TableScorer:
             if models is None:
                 raise not_ready(rt)
             headers = request.headers
-            given = given or headers.get("x-request-id")
+            given = given or header_id(headers.get("x-request-id"), "X-Request-Id")
             request_id = given or new_request_id()
             if given is not None:
                 claimed = self._claim(request_id, len(table.rows))
-            key = headers.get("x-request-key")
+            key = header_id(headers.get("x-request-key"), "X-Request-Key")
             forced = headers.get("x-mlops-arm")
             if forced is not None:
                 arm = self.predict.forced_arm(request, forced, models)

@@ -1,0 +1,76 @@
+"""Options of ``airflow-mlops serve`` a server cannot run with are refused in one line naming the option."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    from airflow_mlops.serving.server import add_arguments
+
+    parser = argparse.ArgumentParser(prog="airflow-mlops serve")
+    add_arguments(parser)
+    return parser.parse_args(["--tracking-uri", "sqlite:///x.db", "--model", "m", *argv])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--port", "83686"], "argument --port: expected a TCP port from 1 to 65535 (0: any free port), found '83686'"),
+        (["--port", "65536"], "argument --port: expected a TCP port from 1 to 65535 (0: any free port), found '65536'"),
+        (["--port", "-1"], "argument --port: expected a TCP port from 1 to 65535 (0: any free port), found '-1'"),
+        (["--port", "http"], "argument --port: expected a TCP port from 1 to 65535 (0: any free port), found 'http'"),
+        (["--log-level", "bogus"], "argument --log-level: invalid choice: 'bogus' (choose from"),
+    ],
+)
+def test_an_option_out_of_range_is_an_argparse_error(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """83686 listened on 83686 % 65536 = 18150 while the log said 83686; a bad log level was a traceback."""
+    with pytest.raises(SystemExit) as exited:
+        _args(*argv)
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith(f"airflow-mlops serve: error: {message}")
+
+
+def test_ports_and_log_levels_a_server_can_use_are_taken() -> None:
+    assert [_args("--port", p).port for p in ("0", "1", "18200", "65535")] == [0, 1, 18200, 65535]
+    assert [_args("--log-level", level).log_level for level in ("INFO", "debug", "Warning")] == [
+        "info",
+        "debug",
+        "warning",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--poll-seconds", "nan"], "poll_seconds: expected a number of seconds >= 0 (0 disables polling), found nan"),
+        (["--poll-seconds", "inf"], "poll_seconds: expected a number of seconds >= 0 (0 disables polling), found inf"),
+        (["--poll-seconds", "-1"], "poll_seconds: expected a number of seconds >= 0 (0 disables polling), found -1.0"),
+        (["--drain-timeout", "nan"], "drain_timeout: expected a number of seconds >= 0, found nan"),
+        (["--drain-timeout", "inf"], "drain_timeout: expected a number of seconds >= 0, found inf"),
+        (["--drain-timeout", "-5"], "drain_timeout: expected a number of seconds >= 0, found -5.0"),
+    ],
+)
+def test_a_duration_that_is_not_a_finite_number_of_seconds_is_refused(argv: list[str], message: str) -> None:
+    """``nan < 0`` is False: NaN passed, the poller died silently, and int(nan) failed before uvicorn started."""
+    from airflow_mlops.serving.server import config_from_args
+
+    with pytest.raises(SystemExit) as exited:
+        config_from_args(_args(*argv))
+    assert str(exited.value) == f"airflow-mlops serve: {message}"
+
+
+def test_durations_and_bounds_are_checked_in_the_config_too() -> None:
+    from airflow_mlops.serving.config import ServingConfig
+    from airflow_mlops.serving.model_pool import PoolSettings
+
+    with pytest.raises(ValueError, match="retry_seconds: expected a number of seconds > 0, found nan"):
+        ServingConfig(model_name="m", tracking_uri="sqlite:///x.db", retry_seconds=float("nan"))
+    with pytest.raises(ValueError, match="max_memory_mb: expected a positive number of MiB, found nan"):
+        PoolSettings(max_memory_mb=float("nan"))
+    config = ServingConfig(model_name="m", tracking_uri="sqlite:///x.db", poll_seconds=0, drain_timeout=0)
+    assert (config.poll_seconds, config.drain_timeout) == (0, 0)
