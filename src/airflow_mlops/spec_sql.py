@@ -2,13 +2,18 @@
 
 A ``;`` ends a statement only outside string literals (``'...'``, ``E'...'``), quoted identifiers
 (``"..."``), dollar-quoted strings (``$$...$$``, ``$tag$...$tag$``) and comments (``-- ...``,
-``/* ... */``, which nest in PostgreSQL). A trailing ``;`` is allowed: extraction drops it before
-wrapping the query. A leaf module: it imports nothing of ours.
+``/* ... */``, which nest in PostgreSQL). A trailing ``;``, and comments after it, are allowed:
+extraction keeps :func:`one_statement` before wrapping the query. A leaf module: it imports nothing
+of ours.
 """
 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 _DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
 _WORD = re.compile(r"[A-Za-z0-9_$]")
@@ -24,27 +29,38 @@ def check_query(query: str) -> str:
 
 
 def several_statements(query: str) -> bool:
-    """Whether ``query`` has a ``;`` outside strings, quoted identifiers and comments, a trailing one aside."""
-    text = query.strip().rstrip(";")
-    i = 0
+    """Whether anything but ``;``, whitespace and comments follows the first ``;`` outside quotes and comments."""
+    ends = [i for i in _tokens(query) if query[i] == ";"]
+    return bool(ends) and any(query[i] != ";" for i in _tokens(query, ends[0]))
+
+
+def one_statement(query: str) -> str:
+    """``query`` up to its first ``;`` outside quotes and comments (what follows is ``;``s and comments), stripped."""
+    end = next((i for i in _tokens(query) if query[i] == ";"), len(query))
+    return query[:end].strip()
+
+
+def _tokens(text: str, i: int = 0) -> Iterator[int]:
+    """Where each token outside comments starts from ``i``: one per character, one per quoted string."""
     while i < len(text):
         char, pair = text[i], text[i : i + 2]
-        if char == ";":
-            return True
-        if char in "'\"":
-            escapes = char == "'" and i > 0 and text[i - 1] in "eE" and not (i > 1 and _WORD.match(text[i - 2]))
-            i = _after_quote(text, i + 1, char, escapes)
-        elif pair == "--":
+        if pair == "--":
             end = text.find("\n", i)
             i = len(text) if end < 0 else end + 1
         elif pair == "/*":
             i = _after_comment(text, i + 2)
+        elif char in "'\"":
+            yield i
+            escapes = char == "'" and i > 0 and text[i - 1] in "eE" and not (i > 1 and _WORD.match(text[i - 2]))
+            i = _after_quote(text, i + 1, char, escapes)
         elif char == "$" and not (i > 0 and _WORD.match(text[i - 1])) and (tag := _DOLLAR_TAG.match(text, i)):
+            yield i
             end = text.find(tag.group(), tag.end())
             i = len(text) if end < 0 else end + len(tag.group())
         else:
+            if not char.isspace():
+                yield i
             i += 1
-    return False
 
 
 def _after_quote(text: str, i: int, quote: str, escapes: bool) -> int:

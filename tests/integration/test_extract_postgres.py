@@ -315,10 +315,10 @@ def test_iter_postgres_errors_name_the_source(customers_table: str, driver: str)
 def test_a_query_the_spec_accepts_runs_as_written(
     customers_table: str, customers_frame: pd.DataFrame, as_of: datetime | None
 ) -> None:
-    """A LIKE pattern with ``%``, a bind parameter and a trailing comment and semicolon run as written."""
+    """A LIKE pattern with ``%``, a bind parameter, a comment, a ``;`` and a comment after it run as written."""
     query = (
         f"SELECT * FROM {customers_table} WHERE plan LIKE 'prem%' AND region LIKE '%%u%%' "
-        "AND tenure_months >= %(min_tenure)s -- premium customers only\n;"
+        "AND tenure_months >= %(min_tenure)s -- premium customers only\n; -- a note after the statement"
     )
     ref = extract(postgres_source(query=query, parameters={"min_tenure": 1}), as_of=as_of)
     frame = customers_frame if as_of is None else rows_until(customers_frame, as_of)

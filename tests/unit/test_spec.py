@@ -11,7 +11,7 @@ import yaml
 from airflow_mlops.exceptions import PipelineSpecError
 from airflow_mlops.spec import PipelineSpec
 from airflow_mlops.spec_files import load_specs
-from airflow_mlops.spec_sql import several_statements
+from airflow_mlops.spec_sql import one_statement, several_statements
 from tests.support.paths import REPO
 from tests.support.specs import spec_dict
 
@@ -443,6 +443,10 @@ def test_blank_query_is_refused(query: str, found: str) -> None:
         ("select 1 /* a /* nested; */ still; */ from t", False),
         ("select 1;", False),
         ("select 1 ;; \n", False),
+        ("select 1; -- the churn query\n", False),
+        ("select 1; /* a; b */ ; -- end", False),
+        ("select 1; -- note\nselect 2", True),
+        ("select 1; /* x */ select 2", True),
         ("select 1; select 2", True),
         ("select 1 from t where a = 'x'; delete from t", True),
         ("select 1 /* x */; select 2", True),
@@ -453,6 +457,22 @@ def test_blank_query_is_refused(query: str, found: str) -> None:
 def test_single_statement_check_reads_quotes_and_comments(query: str, several: bool) -> None:
     """A ';' in a string, a quoted identifier, a dollar-quoted string or a comment does not end the statement."""
     assert several_statements(query) is several
+
+
+@pytest.mark.parametrize(
+    ("query", "statement"),
+    [
+        ("select 1", "select 1"),
+        ("  select 1 ;; \n", "select 1"),
+        ("select 1; -- the churn query\n", "select 1"),
+        ("select 1 -- no semicolon", "select 1 -- no semicolon"),
+        ("select ';' as x /* ; */;", "select ';' as x /* ; */"),
+        ("select $$a;b$$ as x; /* end */", "select $$a;b$$ as x"),
+    ],
+)
+def test_one_statement_drops_the_trailing_semicolon_and_what_follows_it(query: str, statement: str) -> None:
+    """Extraction wraps this text, so nothing after the statement's own ``;`` may remain."""
+    assert one_statement(query) == statement
 
 
 def test_query_with_a_quoted_semicolon_validates() -> None:

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.exceptions import DatasetExtractionError
+from airflow_mlops.spec_sql import one_statement
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -61,11 +62,11 @@ _PERCENT = re.compile(r"%\(\w+\)s|%%|%")
 def _as_written(query: str) -> str:
     """The spec's query ready for the driver, which always gets a parameter mapping.
 
-    A lone ``%`` (``LIKE 'a%'``) is doubled, ``%(name)s`` and ``%%`` are kept, a trailing ``;`` is
-    dropped. Wrapping the query puts the closing parenthesis on a new line, so a trailing
-    ``-- comment`` cannot swallow it.
+    A lone ``%`` (``LIKE 'a%'``) is doubled, ``%(name)s`` and ``%%`` are kept, a trailing ``;`` (and
+    any comment after it) is dropped. Wrapping the query puts the closing parenthesis on a new line,
+    so a trailing ``-- comment`` cannot swallow it.
     """
-    text = query.strip().rstrip(";").rstrip()
+    text = one_statement(query)
     return _PERCENT.sub(lambda m: m.group(0) if len(m.group(0)) > 1 else "%%", text)
 
 
