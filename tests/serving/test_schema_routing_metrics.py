@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import pytest
 
@@ -167,10 +168,14 @@ def test_an_unpaired_surrogate_in_a_string_feature_is_refused(text: str) -> None
     assert row is None
     assert summarize(errors) == r"features.plan: must not contain an unpaired UTF-16 surrogate (\ud800 to \udfff)"
     untyped = InputSchema([Column("note", "any", True)])  # a model without a signature: strings checked too
-    for value in (text, "a\x00b"):
+    nested: list[Any] = [text, ["ok", {"k": text}], {text: 1}, [[[{"deep": ["a\x00b"]}]]]]
+    for value in ["a\x00b", *nested]:
         untyped_errors: list[FieldError] = []
         assert untyped.validate({"note": value}, ("features",), untyped_errors) is None
         assert [e.loc for e in untyped_errors] == [("features", "note")]
+    fine: list[FieldError] = []
+    assert untyped.validate({"note": ["ok", {"k": "日本", "n": [1, None, True]}]}, ("features",), fine) is not None
+    assert fine == []
 
 
 @pytest.mark.parametrize("escaped", [r"\ud83d\ude00", "\U0001f600", "ünï", "日本", r"\u00e9"])

@@ -98,6 +98,22 @@ def unstorable(text: str) -> str | None:
     return None
 
 
+def unstorable_within(value: Any) -> str | None:
+    """:func:`unstorable` for the first unstorable string in ``value``, its lists and objects (keys too), or None."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if (problem := unstorable(item)) is not None:
+                return problem
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+    return None
+
+
 def _describe(value: Any) -> str:
     if isinstance(value, bool):
         return f"boolean {str(value).lower()}"
@@ -244,8 +260,8 @@ class InputSchema:
             else:
                 if value is None and required:
                     errors.append(FieldError((*loc, name), "null", _null_msg("value")))
-                elif cls is str and ("\x00" in value or not value.isascii()):
-                    problem = unstorable(value)
+                elif (cls is str and ("\x00" in value or not value.isascii())) or cls is list or cls is dict:
+                    problem = unstorable_within(value)
                     if problem is not None:
                         errors.append(FieldError((*loc, name), "value", problem))
                 append(value)
