@@ -188,8 +188,13 @@ def test_parse_batch_row_reports_bad_ids_where_they_are() -> None:
 # ----- POST /feedback ------------------------------------------------------------------------
 
 
+ROW_ID_RULE = "expected a non-empty string of at most 221 characters (a request id or a batch row's)"
+
+
 def test_parse_feedback_reads_one_label_or_many() -> None:
     assert parse_feedback({"request_id": "r1", "label": 1}) == [("r1", 1)]
+    row_id = "r" * 200 + "-99999"  # row 99,999 of a batch whose request_id has the most characters allowed
+    assert parse_feedback({"request_id": row_id, "label": 1}) == [(row_id, 1)]
     items = {"items": [{"request_id": "a", "label": "yes"}, {"request_id": "b", "label": False}]}
     assert parse_feedback(items) == [("a", "yes"), ("b", False)]
 
@@ -199,7 +204,8 @@ def test_parse_feedback_reads_one_label_or_many() -> None:
     [
         ({"items": []}, "no feedback items"),
         ("r1", 'body: expected {"request_id": str, "label": value}'),
-        ({"label": 1}, "body.request_id: expected a non-empty string"),
+        ({"label": 1}, f"body.request_id: {ROW_ID_RULE}"),
+        ({"request_id": "r" * 222, "label": 1}, f"body.request_id: {ROW_ID_RULE}"),
         ({"request_id": "r", "label": None}, "body.label: expected a label (number, string or boolean)"),
         ({"request_id": "r"}, "body.label: expected a label (number, string or boolean)"),
         ({"request_id": "r", "label": [1]}, "body.label: expected a label (number, string or boolean)"),

@@ -16,6 +16,7 @@ from airflow_mlops.serving.config import check_share
 from airflow_mlops.serving.schema import FieldError, summarize, unstorable
 
 MAX_ID = 200
+MAX_ROW_ID = MAX_ID + 21  # a batch row's id: "<request_id>-<row>", the row number up to 20 digits
 _SINGLE_FIELDS = frozenset({"features", "request_id", "key", "request_key"})
 _BATCH_FIELDS = ("rows", "request_id")
 _FEEDBACK_FIELDS = ("request_id", "label")
@@ -191,8 +192,9 @@ def _feedback_entry_errors(entry: Any, loc: Loc) -> list[FieldError]:
         return [FieldError(loc, "body", 'expected {"request_id": str, "label": value}')]
     errors = []
     request_id = entry.get("request_id")
-    if not isinstance(request_id, str) or not request_id or len(request_id) > MAX_ID:
-        errors.append(FieldError((*loc, "request_id"), "body", "expected a non-empty string"))
+    if not isinstance(request_id, str) or not request_id or len(request_id) > MAX_ROW_ID:
+        message = f"expected a non-empty string of at most {MAX_ROW_ID} characters (a request id or a batch row's)"
+        errors.append(FieldError((*loc, "request_id"), "body", message))
     elif (problem := unstorable(request_id)) is not None:
         errors.append(FieldError((*loc, "request_id"), "value", problem))
     errors += _label_errors(entry, loc)
