@@ -160,7 +160,7 @@ class ValidationSpec(_Strict):
     min_rows: Annotated[int, Field(ge=1)] = 50
     max_null_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
     min_class_count: Annotated[int, Field(ge=1)] = 5
-    required_columns: list[str] = Field(default_factory=list)
+    required_columns: list[str] = Field(default_factory=list, strict=False)  # a tuple from Python code too
     dtypes: dict[str, Literal["numeric", "categorical", "datetime", "bool"]] = Field(default_factory=dict)
 
 
@@ -400,7 +400,7 @@ class PipelineSpec(_Strict):
     task: TaskKind = "classification"
     source: Source
     target: str
-    features: list[str] | None = None
+    features: list[str] | None = Field(default=None, strict=False)  # a tuple from Python code too
     estimator: EstimatorSpec
     metric: MetricSpec
     split: SplitSpec = SplitSpec()

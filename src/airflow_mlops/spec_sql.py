@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
-_WORD = re.compile(r"[A-Za-z0-9_$]")
+_DOLLAR_TAG = re.compile(r"\$(?:[^\W\d]\w*)?\$")  # a tag is an identifier: any letter or _, then digits too
+_WORD = re.compile(r"[\w$]")
+_LINE_END = re.compile(r"[\n\r]")
 
 
 def check_query(query: str) -> str:
@@ -25,6 +26,8 @@ def check_query(query: str) -> str:
         raise ValueError(f"expected a SQL query, found {'only whitespace' if query else 'an empty string'}")
     if several_statements(query):
         raise ValueError("expected a single SQL statement, found several (a ';' outside quotes and comments)")
+    if next(_tokens(one_statement(query)), None) is None:
+        raise ValueError("expected a SQL query, found only comments and ';'")
     return query
 
 
@@ -44,9 +47,9 @@ def _tokens(text: str, i: int = 0) -> Iterator[int]:
     """Where each token outside comments starts from ``i``: one per character, one per quoted string."""
     while i < len(text):
         char, pair = text[i], text[i : i + 2]
-        if pair == "--":
-            end = text.find("\n", i)
-            i = len(text) if end < 0 else end + 1
+        if pair == "--":  # to the end of the line: PostgreSQL ends it at \n or \r
+            newline = _LINE_END.search(text, i)
+            i = len(text) if newline is None else newline.end()
         elif pair == "/*":
             i = _after_comment(text, i + 2)
         elif char in "'\"":

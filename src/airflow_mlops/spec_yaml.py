@@ -6,6 +6,7 @@ A leaf module (it imports nothing of ours): :meth:`airflow_mlops.spec.PipelineSp
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -53,6 +54,15 @@ class _SpecLoader(_BASE):
             check_expansion(node)
             check_duplicate_keys(node)
         return node
+
+
+# YAML 1.1 (PyYAML) reads 1e9, 5e-3 and 1.0e9 as strings: it wants a dot and a signed exponent.
+# A spec's numbers follow YAML 1.2 and JSON, so these are floats (strict models take no strings).
+_SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
 
 
 def _children(node: Node) -> list[Node]:

@@ -369,6 +369,28 @@ def test_infinite_or_absurd_numbers_are_refused(overrides: dict[str, object], fi
     assert "found inf" in line or "found 1" in line
 
 
+def test_exponent_numbers_in_yaml_are_numbers(tmp_path: Path) -> None:
+    """``5e-3`` and ``1e9`` are numbers (YAML 1.2, JSON), not the strings PyYAML's YAML 1.1 makes of them."""
+    base = yaml.safe_dump(spec_dict())
+    numbers = "promotion: {min_improvement: 5e-3}\nmonitoring: {max_accuracy_drop: 1.0E-2}\n"
+    (tmp_path / "ok.yaml").write_text(base + numbers)
+    spec = PipelineSpec.from_yaml(tmp_path / "ok.yaml")
+    assert (spec.promotion.min_improvement, spec.monitoring.max_accuracy_drop) == (0.005, 0.01)
+    (tmp_path / "far.yaml").write_text(base + "monitoring: {max_window_hours: 1e9}\n")
+    with pytest.raises(PipelineSpecError, match=r"monitoring.max_window_hours: expected less than or equal to 87600"):
+        PipelineSpec.from_yaml(tmp_path / "far.yaml")
+    (tmp_path / "quoted.yaml").write_text(base + "promotion: {min_improvement: '5e-3'}\n")
+    with pytest.raises(PipelineSpecError, match=r"promotion.min_improvement: expected a valid number, found '5e-3'"):
+        PipelineSpec.from_yaml(tmp_path / "quoted.yaml")
+
+
+def test_lists_may_be_tuples_from_python_code() -> None:
+    """Operators take a spec dict; Python code building it may write a tuple where YAML has a list."""
+    spec = PipelineSpec.from_dict(spec_dict(features=("plan", "region"), validation={"required_columns": ("plan",)}))
+    assert (spec.features, spec.validation.required_columns) == (["plan", "region"], ["plan"])
+    assert "features.0: expected a valid string, found 1" in _error(features=(1, "plan"))
+
+
 def test_ten_years_of_hours_is_accepted() -> None:
     spec = PipelineSpec.from_dict(spec_dict(monitoring={"window_hours": 87_600, "max_window_hours": 87_600}))
     assert spec.monitoring.max_window_hours == 87_600.0
@@ -430,6 +452,24 @@ def test_blank_query_is_refused(query: str, found: str) -> None:
     assert f"source.query: expected a SQL query, found {found}" in _error(source={"kind": "postgres", "query": query})
 
 
+@pytest.mark.parametrize("query", [";", " ;; ", "-- only a comment", "/* x */", "/* a */ ; -- b"])
+def test_a_query_of_only_comments_is_refused(query: str) -> None:
+    """Extraction would send an empty statement: the spec says so instead."""
+    error = _error(source={"kind": "postgres", "query": query})
+    assert "source.query: expected a SQL query, found only comments and ';'" in error
+
+
+def test_placeholders_after_the_statement_are_not_parameters() -> None:
+    """A ``%(name)s`` in a comment after the ``;`` is dropped with it, so it needs no parameter."""
+    from airflow_mlops.core.extract import missing_parameters
+    from airflow_mlops.spec import PostgresSource
+
+    query = "select * from t where a = %(x)s; -- also %(y)s"
+    source = PipelineSpec.from_dict(spec_dict(source={"kind": "postgres", "query": query})).source
+    assert isinstance(source, PostgresSource)
+    assert missing_parameters(source) == ["x"]
+
+
 @pytest.mark.parametrize(
     ("query", "several"),
     [
@@ -439,6 +479,8 @@ def test_blank_query_is_refused(query: str, found: str) -> None:
         ("select E'it\\'s; fine' as x", False),
         ('select 1 as "a;b", 2 as "say ""hi"";"', False),
         ("select $$a;b$$ as x, $fn$ c;$$ d $fn$ as y", False),
+        ("select $é$ a;b $é$ as x, $_1$;$_1$ as y", False),
+        ("select é$1; select 2", True),
         ("select 1 -- a; comment\nfrom t", False),
         ("select 1 /* a /* nested; */ still; */ from t", False),
         ("select 1;", False),
@@ -446,6 +488,8 @@ def test_blank_query_is_refused(query: str, found: str) -> None:
         ("select 1; -- the churn query\n", False),
         ("select 1; /* a; b */ ; -- end", False),
         ("select 1; -- note\nselect 2", True),
+        ("select 1 -- note\r; delete from t", True),
+        ("select 1 -- note\r\n; delete from t", True),
         ("select 1; /* x */ select 2", True),
         ("select 1; select 2", True),
         ("select 1 from t where a = 'x'; delete from t", True),

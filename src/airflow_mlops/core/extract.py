@@ -53,7 +53,7 @@ def missing_parameters(source: PostgresSource) -> list[str]:
     """Names of ``%(name)s`` placeholders in ``source.query`` that ``source.parameters`` lacks."""
     if not source.query:
         return []
-    return sorted(set(_PLACEHOLDER.findall(source.query)) - set(source.parameters))
+    return sorted(set(_PLACEHOLDER.findall(one_statement(source.query))) - set(source.parameters))
 
 
 _PERCENT = re.compile(r"%\(\w+\)s|%%|%")
