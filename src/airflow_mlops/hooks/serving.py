@@ -136,8 +136,26 @@ class ServingHook(BaseHook):
         return len(urls)
 
     def reload(self) -> list[dict[str, Any]]:
-        """Ask every instance to re-read the registry aliases now."""
-        return [self._call("POST", url, f"{self.prefix}/admin/reload") for url in self.get_conn()]
+        """Ask every instance to re-read the registry aliases now, each even if another failed.
+
+        :raises ServingError: an instance refused or was unreachable (the first such error), after all were asked.
+        :raises ServingTimeoutError: otherwise, when some instance did not answer within the timeout (all named).
+        """
+        answers: list[dict[str, Any]] = []
+        timeouts: list[str] = []
+        failures: list[ServingError] = []
+        for url in self.get_conn():
+            try:
+                answers.append(self._call("POST", url, f"{self.prefix}/admin/reload"))
+            except ServingTimeoutError as err:
+                timeouts.append(str(err))
+            except ServingError as err:
+                failures.append(err)
+        if failures:
+            raise failures[0]
+        if timeouts:
+            raise ServingTimeoutError("; ".join(timeouts))
+        return answers
 
     def set_traffic(self, challenger_share: float) -> list[dict[str, Any]]:
         """Set the challenger's share of traffic on every instance."""

@@ -65,18 +65,27 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+@contextlib.contextmanager
+def _serving(monkeypatch: pytest.MonkeyPatch, *servers: SlowLoader) -> Iterator[None]:
+    """Run ``servers`` as the instances of the default serving connection (0.3 s timeout)."""
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = ",".join(server.url for server in servers)
+    conn = {"conn_type": "mlops_serving", "host": host, "password": "t", "extra": {"timeout": 0.3}}
+    monkeypatch.setenv("AIRFLOW_CONN_MLOPS_SERVING_DEFAULT", json.dumps(conn))
+    try:
+        yield
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+
 @pytest.fixture
 def slow_server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[SlowLoader]:
     server = SlowLoader(*request.param)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    conn = {"conn_type": "mlops_serving", "host": server.url, "password": "t", "extra": {"timeout": 0.3}}
-    monkeypatch.setenv("AIRFLOW_CONN_MLOPS_SERVING_DEFAULT", json.dumps(conn))
-    try:
+    with _serving(monkeypatch, server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _deploy(ready_timeout: float) -> DeployModelOperator:
@@ -100,3 +109,12 @@ def test_a_timed_out_reload_that_never_loads_fails_on_readiness(slow_server: Slo
     with pytest.raises(DeploymentError, match=r"serving not ready with \{'challenger': '2'\} after 2"):
         _deploy(ready_timeout=2).execute(task_context())
     assert slow_server.share is None
+
+
+def test_a_timed_out_instance_does_not_keep_the_others_from_reloading(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first instance's reload times out; the second is still asked, loads, and the rollout goes on."""
+    slow, fast = SlowLoader(1.0, "2"), SlowLoader(0.0, "2")
+    with _serving(monkeypatch, slow, fast):
+        result = _deploy(ready_timeout=10).execute(task_context())
+    assert result["deployed"] == {"challenger": "2"}
+    assert (slow.share, fast.share) == (0.2, 0.2)
