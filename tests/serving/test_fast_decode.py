@@ -131,6 +131,8 @@ def test_fast_path_takes_the_common_bodies_and_declines_the_rest() -> None:
         b'{"features": {"age": 1, "visits": 2, "plan": "p", "extra info": 0}, "request_id": 7}',
         b'{"features": {"age": NaN, "visits": 2, "plan": "p", "extra info": 0}}',
         b'{"features": {"age": 1, "visits": 2, "plan": "a\\u0000", "extra info": 0}}',
+        b'{"features": {"age": 1, "visits": 2, "plan": "p", "extra info": ["a\\u0000"]}}',  # NUL nested, untyped
+        b'{"features": {"age": 1, "visits": 2, "plan": "p", "extra info": {"k\\u0000": 1}}}',  # NUL in a key
         b'{"features": {"age": 1, "visits": 2, "plan": "p", "extra info": 0, "zip": 1}}',
         b'{"features": {"age": 1, "visits": 2, "plan": "p", "extra info": 0}, "key": "a", "request_key": "b"}',
     ):

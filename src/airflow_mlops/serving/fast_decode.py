@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from airflow_mlops.serving.request_parsers import ok_id
+from airflow_mlops.serving.schema import unstorable_within
 
 if TYPE_CHECKING:
     from airflow_mlops.serving.schema import InputSchema
@@ -93,7 +94,7 @@ class SingleDecoder:
         return None if row is None else (row, parsed.request_id, key)
 
     def _row(self, values: tuple[Any, ...]) -> list[Any] | None:
-        """The row in signature order, or None if a string holds NUL or a required untyped column is null."""
+        """The row in signature order, or None if a string (nested too) holds NUL or a required untyped is null."""
         if self._in_order:
             row = list(values)
         else:
@@ -102,7 +103,7 @@ class SingleDecoder:
                 row[slot] = value
         if self._strings and any(row[i] is not None and "\x00" in row[i] for i in self._strings):
             return None
-        if self._untyped and any(type(row[i]) is str and "\x00" in row[i] for i in self._untyped):
+        if self._untyped and any(_unchecked(row[i]) for i in self._untyped):
             return None
         if self._required_any and any(row[i] is None for i in self._required_any):
             return None
@@ -110,6 +111,14 @@ class SingleDecoder:
             if row[i] is None:
                 row[i] = default
         return row
+
+
+def _unchecked(value: Any) -> bool:
+    """Whether an untyped column's value needs the full check: NUL in it, in a nested string or key too."""
+    cls = type(value)
+    if cls is str:
+        return "\x00" in value
+    return (cls is list or cls is dict) and unstorable_within(value) is not None
 
 
 def _key(key: Any, request_key: Any) -> Any:
