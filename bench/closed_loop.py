@@ -329,6 +329,8 @@ def main() -> None:
     else:
         missed = [f"{r['stream']}/delay {r['delay_batches']}" for r in rows if not r["all_met"]]
         print(f"targets NOT all met: {', '.join(missed)}")
+    if args.quick:
+        print("(--quick is a smoke run: 1 seed, 60 batches, 1 split seed; the targets are judged on the full run)")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"settings": vars(args), "rows": rows, "elapsed_seconds": elapsed}, fh, indent=2)
