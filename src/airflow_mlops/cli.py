@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -96,15 +97,15 @@ def _assess(args: argparse.Namespace) -> int:
 
     folder = args.specs or specs_folder()
     if not folder.is_dir():
-        print(f"assess: {folder}: no such folder")
+        print(f"assess: {folder}: no such folder", file=sys.stderr)
         return 2
     checked = check_spec_files(spec_paths(folder))
-    for line in checked.error_lines():  # an invalid spec is named, not skipped in silence
-        print(f"assess: skipped {line}")
+    for line in checked.error_lines():  # an invalid spec is named, not skipped in silence; stdout stays the cards
+        print(f"assess: skipped {line}", file=sys.stderr)
     specs = sorted((s for s in checked.specs if not args.pipelines or s.name in args.pipelines), key=lambda s: s.name)
     if not specs:
         named = " named " + ", ".join(args.pipelines) if args.pipelines else ""
-        print(f"assess: no valid pipeline specs{named} in {folder}")
+        print(f"assess: no valid pipeline specs{named} in {folder}", file=sys.stderr)
         return 1
     cards = [assess(PipelineSources(spec)) for spec in specs]
     if args.json:
@@ -117,6 +118,12 @@ def _assess(args: argparse.Namespace) -> int:
         for problem in card.problems:
             print(f"  ! {problem}")
         print()
+    if any(card.problems for card in cards):
+        print(
+            "assess: '!' marks evidence it could not read, so practices may show ✘ for want of it; run it"
+            " with the Airflow configuration the pipelines run under (connections, metadata database)",
+            file=sys.stderr,
+        )
     return 0
 
 

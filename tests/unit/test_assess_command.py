@@ -2,27 +2,66 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from typing import TYPE_CHECKING
 
+from airflow_mlops import assessment
 from airflow_mlops.cli import main
+from airflow_mlops.core.maturity import PracticeResult, Scorecard
+from tests.support.paths import REPO
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     import pytest
 
+PIPELINES = REPO / "dags" / "pipelines"
+
 
 def test_a_missing_specs_folder_is_named(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code = main(["assess", "--specs", str(tmp_path / "nowhere")])
     assert code == 2
-    assert capsys.readouterr().out == f"assess: {tmp_path / 'nowhere'}: no such folder\n"
+    assert capsys.readouterr().err == f"assess: {tmp_path / 'nowhere'}: no such folder\n"
 
 
 def test_an_invalid_spec_is_reported_not_skipped(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     (tmp_path / "broken.yaml").write_text("name: broken\nlevel: 9\n")
     code = main(["assess", "--specs", str(tmp_path)])
-    lines = capsys.readouterr().out.splitlines()
-    assert code == 1
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert (code, out) == (1, "")
     assert lines[0].startswith(f"assess: skipped {tmp_path / 'broken.yaml'}: ")
     assert "level" in lines[0]
     assert lines[-1] == f"assess: no valid pipeline specs in {tmp_path}"
+
+
+def test_unreadable_evidence_ends_with_a_hint(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A '!' line (evidence it could not read) is followed by what to do; a clean run prints no hint."""
+    shutil.copy(PIPELINES / "churn_files.yaml", tmp_path / "churn_files.yaml")
+    practice = PracticeResult(1, "data_digest", "versioned data digest", False, "no training run")
+    for problems in (["MLflow: AirflowNotFoundException: no mlflow_default"], []):
+        card = Scorecard("churn_files", 0, [practice], problems)
+        monkeypatch.setattr(assessment, "assess", lambda sources, card=card: card)
+        assert main(["assess", "--specs", str(tmp_path)]) == 0
+        out, err = capsys.readouterr()
+        lines = out.splitlines()
+        assert lines[0] == "churn_files: Level 0 achieved (No MLOps)"
+        assert ("  ! MLflow: AirflowNotFoundException: no mlflow_default" in lines) is bool(problems)
+        assert err.startswith("assess: '!' marks evidence it could not read") is bool(problems)
+
+
+def test_json_stays_json_when_a_spec_is_invalid(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--json`` output parses even with an invalid spec beside: the skipped lines go to stderr."""
+    shutil.copy(PIPELINES / "churn_files.yaml", tmp_path / "churn_files.yaml")
+    (tmp_path / "broken.yaml").write_text("name: broken\nlevel: 9\n")
+    card = Scorecard("churn_files", 0, [], ["ledger: OperationalError: no such table"])
+    monkeypatch.setattr(assessment, "assess", lambda sources: card)
+    assert main(["assess", "--json", "--specs", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert [c["pipeline"] for c in json.loads(out)] == ["churn_files"]
+    assert err.startswith(f"assess: skipped {tmp_path / 'broken.yaml'}: ")
