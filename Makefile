@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo up down test test-unit lint format docs bench clean
+.PHONY: help install demo up assess down test test-unit lint format docs bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -22,6 +22,9 @@ demo: install ## Run the Level 4 closed loop for real and print its timeline (em
 
 up: install ## Leave Airflow (login), MLflow, the model server and the Evidently UI running on .demo; print URLs
 	$(PY) -m demo.stack up $(STACK_ARGS)
+
+assess: install ## The maturity scorecard of every pipeline, from the evidence of the stack `make up` runs
+	$(PY) -m demo.stack assess $(STACK_ARGS)
 
 down: ## Stop everything `make up` started
 	@if [ -x $(PY) ]; then $(PY) -m demo.stack down; else echo "stack: nothing was running"; fi

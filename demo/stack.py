@@ -1,6 +1,6 @@
 """``make up`` and ``make down``: the whole stack, left running for a person, on the demo's home.
 
-``python -m demo.stack up|down|status [--home .demo] [--api-port 8080] ...`` from the repository root.
+``python -m demo.stack up|down|status|assess [--home .demo] [--api-port 8080] ...`` from the repository root.
 
 ``up`` starts what is not running yet: Postgres (the configured one, or an embedded one under the home),
 an MLflow tracking server on the demo's SQLite store, the Evidently UI on its workspace, the model
@@ -8,7 +8,8 @@ server for ``churn_auto``, and Airflow 3 (api-server with a login, scheduler, da
 triggerer; LocalExecutor) on the example DAGs and ``plugins/``. It uses the same home layout as
 ``make demo`` (``demo/closed_loop.py``), so after a demo the UI shows its runs, versions and verdicts.
 Each process runs in its own process group, recorded in ``<home>/stack/pids/<name>.json``; ``down``
-stops exactly those groups.
+stops exactly those groups. ``assess`` runs ``airflow-mlops assess`` with the stack's connections
+and configuration, the evidence the UI's Pipelines page reads.
 """
 
 from __future__ import annotations
@@ -358,15 +359,16 @@ class Stack:
             + (f" (embedded, data in {self.postgres.data})" if "postgres" in recorded else ""),
             f"  Logs           {self.state / 'logs'} (MLflow, Evidently, model server),"
             f" {self.home / 'airflow' / 'components'} (Airflow), {self.home / 'airflow' / 'logs'} (tasks)",
+            "  Scorecard      make assess (airflow-mlops assess with this stack's connections)",
             "  Stop           make down",
         ]
         return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``up``, ``down`` or ``status`` of the stack under ``--home``."""
+    """``up``, ``down``, ``status`` or ``assess`` of the stack under ``--home``."""
     parser = argparse.ArgumentParser(prog="python -m demo.stack", description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=("up", "down", "status"))
+    parser.add_argument("action", choices=("up", "down", "status", "assess"))
     parser.add_argument("--home", type=Path, default=Path(".demo"), help="the demo's home (default .demo)")
     parser.add_argument("--database", default="mlops_demo", help="Postgres database of data, logs and ledger")
     defaults = Ports()
@@ -406,7 +408,12 @@ def _cmd_status(stack: Stack) -> int:
     return 0
 
 
-ACTIONS = {"up": _cmd_up, "down": _cmd_down, "status": _cmd_status}
+def _cmd_assess(stack: Stack) -> int:
+    command = [str(VENV_BIN / "airflow-mlops"), "assess"]
+    return subprocess.run(command, env=stack.airflow().env, cwd=stack.home, check=False).returncode
+
+
+ACTIONS = {"up": _cmd_up, "down": _cmd_down, "status": _cmd_status, "assess": _cmd_assess}
 
 
 if __name__ == "__main__":

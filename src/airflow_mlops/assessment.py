@@ -92,8 +92,8 @@ def _has_signature(sources: PipelineSources, version: str) -> bool:
 
 
 def collect_ledger(sources: PipelineSources, obs: Observations) -> None:
-    """Every ledger row of the pipeline's model."""
-    for row in sources.ledger.history(sources.model):
+    """Every ledger row of the pipeline's model (none before the first alias move created the tables)."""
+    for row in sources.ledger.history_if_created(sources.model):
         obs.ledger.append(
             LedgerEntry(
                 id=row.id,

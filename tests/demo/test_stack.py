@@ -58,6 +58,11 @@ def test_up_twice_then_down(tmp_path: Path) -> None:
         groups = {name: svc.pid for name, svc in Stack(home).recorded().items()}
         assert set(groups) >= {"api-server", "scheduler", "dag-processor", "triggerer", "mlflow", "model-server"}
 
+        scored = _stack("assess", home, ports)  # every source of evidence readable with the stack's connections
+        assert scored.returncode == 0, scored.stdout + scored.stderr
+        assert "churn_auto: Level " in scored.stdout, scored.stdout
+        assert "  ! " not in scored.stdout, scored.stdout
+
         again = _stack("up", home, ports)
         assert again.returncode == 0, again.stdout + again.stderr
         assert "already running" in again.stdout

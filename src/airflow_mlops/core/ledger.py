@@ -250,6 +250,12 @@ class Ledger:
             ).fetchall()
         return [_row(r._mapping) for r in rows]
 
+    def history_if_created(self, model_name: str) -> list[LedgerRow]:
+        """Every row of a model, oldest first; none where nothing has created the tables yet."""
+        if not sa.inspect(self.engine).has_table(LEDGER_TABLE):
+            return []
+        return self.history(model_name)
+
     def _begin_locked(self, conn: Connection, model_name: str, alias: str) -> None:
         if self.engine.dialect.name == "sqlite":
             conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -246,7 +246,8 @@ def monitored(obs: Observations) -> Found:
         return None
     latest = max(obs.monitor_runs, key=lambda m: m.started_at)
     return (
-        f"{len(obs.monitor_runs)} monitor run(s); newest {latest.monitor} {latest.decision} at {newest:%Y-%m-%d %H:%M}",
+        f"{len(obs.monitor_runs)} monitor run(s); the newest, {newest:%Y-%m-%d %H:%M},"
+        f" a {latest.monitor} check: {latest.decision}",
         latest.link,
     )
 

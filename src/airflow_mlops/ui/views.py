@@ -49,12 +49,7 @@ def ledger_row(row: LedgerRow) -> dict[str, Any]:
 
 def ledger_history(sources: PipelineSources) -> list[LedgerRow]:
     """The model's ledger rows, oldest first; none while the ledger's tables do not exist yet."""
-    try:
-        return sources.ledger.history(sources.model)
-    except Exception as err:
-        if "does not exist" in str(err) or "no such table" in str(err):
-            return []
-        raise
+    return sources.ledger.history_if_created(sources.model)
 
 
 def pipeline_card(sources: PipelineSources) -> dict[str, Any]:

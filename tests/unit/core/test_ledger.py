@@ -76,6 +76,19 @@ def test_promotions_chain_and_history(ledger: Ledger) -> None:
     assert ledger.history(model)[1].reasons == ["v2 better"]
 
 
+def test_history_before_any_row_is_empty_only_where_no_tables_exist(tmp_path: Path) -> None:
+    """A ledger nothing has written to has no rows; reading it does not create the tables."""
+    book = Ledger(f"sqlite:///{tmp_path / 'fresh.db'}")
+    assert book.history_if_created("m") == []
+    with pytest.raises(Exception, match="no such table"):
+        book.history("m")
+    book.create_schema()
+    reg = FakeRegistry()
+    _promote(book, reg, "m", "1", None)
+    assert [r.to_version for r in book.history_if_created("m")] == ["1"]
+    book.engine.dispose()
+
+
 def test_stale_expectation_is_refused(ledger: Ledger) -> None:
     """A promotion based on an outdated view of the champion changes nothing."""
     model, reg = _model(), FakeRegistry()

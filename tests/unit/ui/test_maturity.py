@@ -64,6 +64,8 @@ def test_every_practice_with_evidence_achieves_level_4() -> None:
     keys = {p.key for p in card.practices}
     assert {"data_digest", "smoke_test", "registry", "gate", "ab_decision", "trace", "monitor_retrain"} <= keys
     assert "req-1" in next(p for p in card.practices if p.key == "trace").evidence
+    monitoring = next(p for p in card.practices if p.key == "monitoring")
+    assert monitoring.evidence == "2 monitor run(s); the newest, 2026-12-01 12:00, a drift check: drift"
 
 
 def test_nothing_happened_is_level_0_and_says_what_to_do() -> None:
