@@ -73,6 +73,16 @@ class PipelineSources:
         """Registered model name."""
         return self.spec.registered_model_name
 
+    @property
+    def train_dag(self) -> str:
+        """The DAG that trains a model (``<name>_level0`` at Level 0, which registers none)."""
+        return f"{self.name}_level0" if self.spec.level == 0 else f"{self.name}_train"
+
+    @property
+    def release_dag(self) -> str | None:
+        """The DAG a person promotes a version with (Levels 1 and 2); the gate does it from Level 3."""
+        return {1: f"{self.name}_release", 2: f"{self.name}_promote"}.get(self.spec.level)
+
     @cached_property
     def mlflow_hook(self) -> MlflowHook:
         """The hook of the spec's MLflow connection."""

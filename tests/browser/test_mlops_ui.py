@@ -292,5 +292,16 @@ def test_mlops_pages_show_real_content_to_a_viewer(stack: dict[str, Any], browse
     assert caught.value.code == 401
 
     page.goto(f"{base}/plugin/mlops", wait_until="networkidle")
-    page.frame_locator("iframe").first.locator("h1").first.wait_for(timeout=60_000)
+    frame = page.frame_locator("iframe").first  # Airflow's sandbox: no popups, no top navigation of its own
+    frame.locator("h1").first.wait_for(timeout=60_000)
     shot(page, "14-inside-airflow-nav")
+    to_mlflow = frame.locator(f"#pipeline-{PIPELINE} .fact a[target=_blank]").first
+    with page.context.expect_page(timeout=60_000) as opened:
+        to_mlflow.click()
+    assert opened.value.url == to_mlflow.get_attribute("href")
+    assert opened.value.url.startswith(stack["mlflow_url"])
+    opened.value.close()
+    to_airflow = frame.locator(f"#pipeline-{PIPELINE} a[target=_top]").first
+    dag_id = to_airflow.get_attribute("href").split("/")[2]  # /dags/<dag_id>/runs/...
+    to_airflow.click()
+    page.wait_for_url(lambda url: url.startswith(f"{base}/dags/{dag_id}/runs/"), timeout=60_000)

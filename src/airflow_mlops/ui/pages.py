@@ -7,6 +7,7 @@ here is reachable without it.
 from __future__ import annotations
 
 import importlib.util
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
     from airflow_mlops.pipeline_sources import PipelineSources
 
 HERE = Path(__file__).parent
-STATIC_FILES = {"mlops.css": "text/css", "mlops.js": "text/javascript"}
+STATIC_FILES = {"mlops.css": "text/css", "mlops.js": "text/javascript", "frame_links.js": "text/javascript"}
+UNENCODED_PLUS = re.compile(r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}(?::?\d{2})?)$")
 TABS = (("pipelines", "Pipelines"), ("history", "Promotion history"), ("monitoring", "Monitoring"), ("trace", "Trace"))
 
 
@@ -37,11 +39,18 @@ def plotly_js() -> Path | None:
 
 
 def parse_time(value: str | None) -> datetime | None:
-    """A form's date-time (``2026-12-01T10:30``, UTC unless it says otherwise), or ``None``."""
-    if not value:
+    """A form's date-time (``2026-12-01T10:30``, UTC unless it says otherwise) in UTC, or ``None``.
+
+    An offset's unencoded ``+`` arrives as a space (``10:30 05:00``) and is read as ``+05:00``.
+    """
+    if not value or not value.strip():
         return None
-    moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    text = UNENCODED_PLUS.sub(r"\1+\2", value.strip()).replace("Z", "+00:00").replace("z", "+00:00")
+    moment = datetime.fromisoformat(text)
+    try:
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError as err:
+        raise ValueError("out of the range of dates") from err
 
 
 def _pipelines() -> tuple[list[PipelineSources], str]:
@@ -61,8 +70,15 @@ def _pipelines() -> tuple[list[PipelineSources], str]:
     return [PipelineSources(s) for s in specs], ""
 
 
-def _chosen(sources: list[PipelineSources], name: str | None) -> PipelineSources | None:
-    return next((s for s in sources if s.name == name), sources[0] if sources else None)
+def _chosen(sources: list[PipelineSources], name: str | None, notice: str) -> tuple[PipelineSources | None, str]:
+    """The pipeline named ``name`` (the first one when none is named), and the page's notice."""
+    if not name:
+        return (sources[0] if sources else None), notice
+    found = next((s for s in sources if s.name == name), None)
+    if found is None and sources:
+        names = ", ".join(s.name for s in sources)
+        return None, f"No pipeline {name!r} in the specs folder; pick one of {names}."
+    return found, notice
 
 
 def _scratch() -> Path:
@@ -140,13 +156,16 @@ def pipelines(request: Request) -> HTMLResponse:
 @router.get("/history", response_class=HTMLResponse)
 def history(request: Request, pipeline: str | None = None, at: str | None = None) -> HTMLResponse:
     sources, notice = _pipelines()
-    chosen = _chosen(sources, pipeline)
+    chosen, notice = _chosen(sources, pipeline, notice)
     data: dict[str, Any] = {"rows": [], "answer": None}
     if chosen is not None:
+        moment = None
         try:
-            data = views.history(chosen, parse_time(at))
-        except ValueError as err:
+            moment = parse_time(at)
+        except ValueError as err:  # the timeline still shows; only the question is refused
             notice = f"Time {at!r}: {err}. Use a date and time such as 2026-12-01T10:30 (UTC)."
+        try:
+            data = views.history(chosen, moment)
         except Exception as err:
             notice = views.failure("the ledger", err, "Check the spec's ledger connection or [mlops] ledger_url.")
     return page(request, "history.html", "history", sources=sources, chosen=chosen, at=at or "", notice=notice, **data)
@@ -157,7 +176,7 @@ def monitoring(request: Request, pipeline: str | None = None) -> HTMLResponse:
     from airflow_mlops.ui.monitoring import charts
 
     sources, notice = _pipelines()
-    chosen = _chosen(sources, pipeline)
+    chosen, notice = _chosen(sources, pipeline, notice)
     data: dict[str, Any] = {"points": {"drift": [], "quality": []}, "figures": {}}
     if chosen is not None:
         try:
@@ -165,6 +184,18 @@ def monitoring(request: Request, pipeline: str | None = None) -> HTMLResponse:
         except Exception as err:
             notice = views.failure("the monitor runs in MLflow", err, "Check the mlflow_default connection.")
     return page(request, "monitoring.html", "monitoring", sources=sources, chosen=chosen, notice=notice, **data)
+
+
+def _monitor_run(chosen: PipelineSources, run_id: str) -> Any:
+    """The MLflow run ``run_id``; a 404 when the tracking store has no such run."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return chosen.mlflow.get_run(run_id)
+    except MlflowException as err:
+        if err.error_code == "RESOURCE_DOES_NOT_EXIST":
+            raise HTTPException(404, f"no MLflow run {run_id!r}") from err
+        raise
 
 
 @router.get("/report/{pipeline}/{run_id}/{monitor}")
@@ -175,7 +206,7 @@ def report(pipeline: str, run_id: str, monitor: str) -> Response:
     chosen = next((s for s in sources if s.name == pipeline), None)
     if chosen is None or monitor not in REPORT_FILES:
         raise HTTPException(404, f"no pipeline {pipeline!r} or no monitor {monitor!r}")
-    run = chosen.mlflow.get_run(run_id)
+    run = _monitor_run(chosen, run_id)
     if run.data.tags.get(tags.PIPELINE) != pipeline or run.data.tags.get(tags.MONITOR) != monitor:
         raise HTTPException(404, f"run {run_id} is not a {monitor} monitor run of {pipeline}")
     text = chosen.mlflow.download_artifacts(run_id, REPORT_FILES[monitor], str(_scratch()))
@@ -185,7 +216,7 @@ def report(pipeline: str, run_id: str, monitor: str) -> Response:
 @router.get("/trace", response_class=HTMLResponse)
 def trace(request: Request, pipeline: str | None = None, request_id: str | None = None) -> HTMLResponse:
     sources, notice = _pipelines()
-    chosen = _chosen(sources, pipeline)
+    chosen, notice = _chosen(sources, pipeline, notice)
     steps: list[dict[str, Any]] = []
     recent: list[Any] = []
     if chosen is not None:

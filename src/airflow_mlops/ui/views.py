@@ -104,7 +104,8 @@ def pipeline_card(sources: PipelineSources) -> dict[str, Any]:
         "quality": latest.get("quality"),
         "training": training,
         "scorecard": card,
-        "train_dag": f"{spec.name}_train",
+        "train_dag": sources.train_dag,
+        "release_dag": sources.release_dag,
         "monitor_dag": f"{spec.name}_monitor",
     }
 
@@ -115,7 +116,10 @@ def history(sources: PipelineSources, at: datetime | None) -> dict[str, Any]:
     answer = None
     if at is not None:
         holder = sources.ledger.holder_at(sources.model, at)
-        answer = {"at": at.strftime("%Y-%m-%d %H:%M:%S UTC"), "row": ledger_row(holder) if holder else None}
+        answer = {
+            "at": at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "row": ledger_row(holder) if holder else None,
+        }
     return {"rows": rows, "answer": answer}
 
 
@@ -213,6 +217,9 @@ def training_run_tab(sources: PipelineSources, dag_id: str, run_id: str) -> dict
                         if str(v) == str(mv.version)
                     ),
                     "link": sources.version_url(str(mv.version)),
+                    "gate": mv.tags.get(tag_names.GATE_DECISION),  # also set when no ledger row is (an A/B start)
+                    "gate_champion": mv.tags.get(tag_names.GATE_CHAMPION_VERSION),
+                    "gate_evidence": mv.tags.get(tag_names.GATE_EVIDENCE),
                 }
     history = ledger_history(sources)
     rows = [r for r in history if r.airflow_run_id == run_id and r.airflow_dag_id == dag_id]

@@ -126,6 +126,12 @@ def test_empty_states_say_what_to_do(client: Any) -> None:
     )
     bad_time = client.get("/mlops/history?pipeline=churn_files&at=yesterday", headers=auth).text
     assert "Use a date and time such as" in bad_time
+    assert "churn_files: ledger timeline" in bad_time  # the timeline still shows; only the question is refused
+    unknown = client.get("/mlops/monitoring?pipeline=nope", headers=auth).text
+    assert "No pipeline &#39;nope&#39; in the specs folder; pick one of churn_files." in unknown
+    assert "No monitor run yet" not in unknown  # nothing of another pipeline is shown under that name
+    missing_run = client.get("/mlops/report/churn_files/0123456789abcdef/drift", headers=auth)
+    assert (missing_run.status_code, missing_run.json()["detail"]) == (404, "no MLflow run '0123456789abcdef'")
     tab = client.get("/mlops/run?dag_id=churn_files_watch&run_id=manual__1", headers=auth).text
     assert "is not a training DAG" in tab
     for page in (monitoring, history, bad_time, tab):
@@ -141,6 +147,9 @@ def test_scorecard_api_and_static_files(client: Any) -> None:
     assert plotly.status_code == 200
     assert "plotly" in plotly.text[:2000].lower()
     assert client.get("/mlops/static/../app.py", headers=auth).status_code == 404
+    frame_links = client.get("/mlops/static/frame_links.js", headers=auth)
+    assert frame_links.status_code == 200
+    assert "allow-popups" in frame_links.text
 
 
 def test_importing_the_plugin_loads_no_heavy_module_and_touches_no_database() -> None:

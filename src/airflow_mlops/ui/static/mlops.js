@@ -13,7 +13,8 @@
     target.on("plotly_click", function (event) {
       var links = event.points[0] && event.points[0].customdata;
       var url = links && (links[0] || links[1]);
-      if (url) { window.open(url, "_blank", "noopener"); }
+      if (!url) { return; }
+      if (window.mlopsOpen) { window.mlopsOpen(url); } else { window.open(url, "_blank", "noopener"); }
     });
   });
 })();
