@@ -206,9 +206,13 @@ def registry_aliases(obs: Observations) -> Found:
 
 def automatic_training(obs: Observations) -> Found:
     train = f"{obs.name}_train"
-    done = [r for r in obs.dag_runs if r.dag_id == train and r.run_type in AUTOMATIC_RUN_TYPES and r.state == "success"]
+    done = [  # a run whose guard skipped training succeeds too: the smoke test shows a model was made
+        r
+        for r in obs.dag_runs
+        if r.dag_id == train and r.run_type in AUTOMATIC_RUN_TYPES and r.state == r.smoke_test == "success"
+    ]
     if done:
-        return f"{train} {done[0].run_id} ({done[0].run_type}) succeeded", ""
+        return f"{train} {done[0].run_id} ({done[0].run_type}) trained a model that passed its smoke test", ""
     tagged = [r for r in obs.training_runs if r.trigger.get("run_type") in AUTOMATIC_RUN_TYPES]
     if tagged:
         return f"run {tagged[0].run_id[:12]} started by {tagged[0].trigger['run_type']}", tagged[0].link

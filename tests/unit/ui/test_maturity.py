@@ -68,6 +68,19 @@ def test_every_practice_with_evidence_achieves_level_4() -> None:
     assert monitoring.evidence == "2 monitor run(s); the newest, 2026-12-01 12:00, a drift check: drift"
 
 
+def test_an_automatic_run_that_skipped_training_is_not_training_that_ran() -> None:
+    obs = level4_observations()
+    obs.training_runs = [training_run("r1", {"run_type": "manual"})]
+    obs.dag_runs = [DagRun("p_train", "asset_triggered__2", "asset_triggered", "success", "skipped")]
+    practice = next(p for p in score(obs).practices if p.key == "automatic_training")
+    assert not practice.met
+    obs.dag_runs.append(DagRun("p_train", "asset_triggered__1", "asset_triggered", "success", "success"))
+    practice = next(p for p in score(obs).practices if p.key == "automatic_training")
+    assert practice.evidence == (
+        "p_train asset_triggered__1 (asset_triggered) trained a model that passed its smoke test"
+    )
+
+
 def test_nothing_happened_is_level_0_and_says_what_to_do() -> None:
     card = score(Observations(name="p"))
     assert card.achieved == 0
