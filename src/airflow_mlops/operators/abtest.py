@@ -11,7 +11,7 @@ from airflow_mlops.core import tags
 from airflow_mlops.hooks.ledger import LedgerHook
 from airflow_mlops.hooks.serving import ServingHook
 from airflow_mlops.hooks.source import postgres_connection
-from airflow_mlops.operators.base import MlopsOperator, airflow_identity
+from airflow_mlops.operators.base import MlopsOperator, airflow_identity, skip
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -63,8 +63,6 @@ class ABTestOperator(MlopsOperator):
         return ServingHook(self.serving_conn_id, model=model)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowSkipException
-
         from airflow_mlops.core.abtest import ArmOutcomes, judge_ab
         from airflow_mlops.core.champion_health import champion_health, promotion_bar
         from airflow_mlops.core.live_outcomes import arm_windows, latest_features
@@ -76,9 +74,7 @@ class ABTestOperator(MlopsOperator):
             champion = alias_version(client, name, tags.CHAMPION)
             challenger = alias_version(client, name, tags.CHALLENGER)
             if champion is None or challenger is None or challenger == champion:
-                raise AirflowSkipException(
-                    f"{name}: no A/B test running (champion {champion}, challenger {challenger})"
-                )
+                skip(self, f"{name}: no A/B test running (champion {champion}, challenger {challenger})")
             health = champion_health(client, self.spec, str(champion), now=utc_now())
         with postgres_connection(self.log_conn_id) as conn:
             log_table, feedback_table = self.spec.serving.log_table, self.spec.serving.feedback_table

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowSkipException
 from pydantic import TypeAdapter
 
 from airflow_mlops.core import tags
 from airflow_mlops.hooks.mlflow import MlflowHook
+from airflow_mlops.operators.base import skip
 from airflow_mlops.spec import FileSource, PostgresSource, Source
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ class BatchPredictOperator(BaseOperator):
 
         hook = MlflowHook(self.mlflow_conn_id)
         if hook.read_alias(self.model_name, self.alias) is None:
-            raise AirflowSkipException(f"{self.model_name}@{self.alias} does not exist yet: nothing to score with")
+            skip(self, f"{self.model_name}@{self.alias} does not exist yet: nothing to score with")
         model = load_alias(hook, self.model_name, self.alias, fast_path=self.fast_path)
         self.log.info(
             "Scoring with %s version %s (run %s): %s", model.name, model.version, model.run_id, model.fast_path

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core import tags
 from airflow_mlops.hooks.source import open_source
-from airflow_mlops.operators.base import MlopsOperator, run_trigger
+from airflow_mlops.operators.base import MlopsOperator, run_trigger, skip
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -38,8 +38,6 @@ class RetrainGuardOperator(MlopsOperator):
     """
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowSkipException
-
         from airflow_mlops.core.run_trigger import monitor_events
 
         trigger = run_trigger(context)
@@ -52,7 +50,7 @@ class RetrainGuardOperator(MlopsOperator):
         with self.hook.activate() as client:
             blocked = self._cooldown(client) or self._too_few_new_rows(client) or self._healthy(client, events)
         if blocked:
-            raise AirflowSkipException(f"retrain suppressed: {blocked}; triggered by {verdicts}")
+            skip(self, f"retrain suppressed: {blocked}; triggered by {verdicts}")
         self.log.info("Retraining on %s", events)
         return {"trigger": trigger, "guard": "passed"}
 

@@ -12,7 +12,7 @@ from airflow_mlops.hooks.ledger import LedgerHook
 from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.hooks.verdict_metrics import push_alias_move
 from airflow_mlops.links.mlflow import MlflowModelVersionLink
-from airflow_mlops.operators.base import airflow_identity
+from airflow_mlops.operators.base import airflow_identity, skip
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -132,8 +132,6 @@ class PromoteModelOperator(_AliasMover):
         self.serving_conn_id = serving_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowSkipException
-
         from airflow_mlops.core.ledger import ANY
 
         if self.verdict:
@@ -141,7 +139,7 @@ class PromoteModelOperator(_AliasMover):
             version = str(verdict["challenger_version"])
             reasons = list(verdict.get("reasons", []))
             if verdict["decision"] in ("keep_testing", "rollback"):
-                raise AirflowSkipException(f"not promoted ({verdict['decision']}, recorded by the analysis)")
+                skip(self, f"not promoted ({verdict['decision']}, recorded by the analysis)")
             if verdict["decision"] != "promote":
                 row = self.ledger_hook.get_conn().record(
                     model_name=self.model_name,
@@ -153,9 +151,7 @@ class PromoteModelOperator(_AliasMover):
                     airflow=airflow_identity(context),
                     idempotency_key=_key(context),
                 )
-                raise AirflowSkipException(
-                    f"not promoted ({verdict['decision']}): {'; '.join(reasons)} [ledger {row.id}]"
-                )
+                skip(self, f"not promoted ({verdict['decision']}): {'; '.join(reasons)} [ledger {row.id}]")
             expected: Any = verdict.get("champion_version")
             expected = None if expected in (None, "") else str(expected)
             evidence = verdict.get("evidence_uri")

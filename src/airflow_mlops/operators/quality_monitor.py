@@ -13,7 +13,7 @@ from airflow_mlops.hooks.ledger import LedgerHook
 from airflow_mlops.hooks.source import postgres_connection
 from airflow_mlops.hooks.verdict_metrics import push_quality_verdict
 from airflow_mlops.links.mlflow import MlflowRunLink
-from airflow_mlops.operators.base import MlopsOperator, airflow_identity, spec_name
+from airflow_mlops.operators.base import MlopsOperator, airflow_identity, skip, spec_name
 from airflow_mlops.operators.evidence import record_evidence
 
 if TYPE_CHECKING:
@@ -265,14 +265,12 @@ class ModelPerformanceOperator(MlopsOperator):
 
         :raises AirflowSkipException: there is no champion yet.
         """
-        from airflow.sdk.exceptions import AirflowSkipException
-
         from airflow_mlops.core.registry import alias_version
 
         with self.hook.activate() as client:
             champion = alias_version(client, name, tags.CHAMPION)
             if champion is None:
-                raise AirflowSkipException(f"{name}: no champion yet")
+                skip(self, f"{name}: no champion yet")
             run_id = str(client.get_model_version(name, champion).run_id)
             data = client.get_run(run_id).data
             expected = data.metrics.get("test_accuracy")
