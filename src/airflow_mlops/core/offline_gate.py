@@ -152,10 +152,19 @@ def _guards(
         }
         numbers = f"challenger {_fmt(challenger)} vs champion {_fmt(champion)}"
         if passed:
-            passes.append(f"Guard {guard}: {numbers}, a regression of {_fmt(regression)} within its bound {bound}.")
+            passes.append(f"Guard {guard}: {numbers}, {_guard_change(regression, bound)}.")
         else:
             failures.append(f"Guard {guard} regressed by {_fmt(regression)} ({numbers}), more than its bound {bound}.")
     return failures, passes, evidence
+
+
+def _guard_change(regression: float, bound: float) -> str:
+    """A passed guard's change in words: better, unchanged, or a regression within its bound."""
+    if regression < -_EPS:
+        return f"better by {_fmt(-regression)}"
+    if regression <= _EPS:
+        return "no change"
+    return f"a regression of {_fmt(regression)} within its bound {bound}"
 
 
 def _segments(

@@ -369,6 +369,20 @@ def test_passing_guards_and_segments_are_reported_on_promotion() -> None:
     assert set(verdict.evidence["segments"]["groups"]) == {"north", "south"}
 
 
+def test_a_passed_guard_says_better_unchanged_or_within_its_bound() -> None:
+    """A guard the challenger improves is not called a (negative) regression."""
+    from airflow_mlops.core.offline_gate import _guard_change
+
+    assert _guard_change(-0.0992, 0.02) == "better by 0.0992"
+    assert _guard_change(0.0, 0.02) == "no change"
+    assert _guard_change(0.01, 0.02) == "a regression of 0.01 within its bound 0.02"
+    y, _ = _binary()
+    verdict = _judge(_policy(guards={"log_loss": 0.05}), y, _proba(y, 0.8, 1), _proba(y, 1.5, 2))
+    guard = verdict.evidence["guards"]["log_loss"]
+    said = next(r for r in verdict.reasons if r.startswith("Guard log_loss: "))
+    assert said.endswith(f", {_guard_change(guard['regression'], 0.05)}.")
+
+
 def test_segment_regression_rejects_naming_the_segment() -> None:
     """Better overall, but much worse on one region: rejected, and the reason names that region."""
     y, _ = _binary()
