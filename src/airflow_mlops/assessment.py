@@ -52,6 +52,7 @@ def collect_mlflow(sources: PipelineSources, obs: Observations) -> None:
                         decision=tags.get(tag_names.DECISION, "?"),
                         started_at=datetime.fromtimestamp(run.info.start_time / 1000, UTC),
                         link=link,
+                        champion_version=tags.get(tag_names.CHAMPION_VERSION),
                     )
                 )
             elif run.info.status == "FINISHED" and tags.get(tag_names.MODEL_URI):
@@ -156,7 +157,9 @@ COLLECTORS = (
 
 def observe(sources: PipelineSources) -> Observations:
     """Run every collector; a failing one is recorded as a problem, the others still run."""
-    obs = Observations(name=sources.name, window_hours=sources.spec.monitoring.window_hours)
+    obs = Observations(
+        name=sources.name, window_hours=sources.spec.monitoring.window_hours, spec_level=sources.spec.level
+    )
     for what, collect in COLLECTORS:
         try:
             collect(sources, obs)

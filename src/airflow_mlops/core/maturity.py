@@ -85,6 +85,7 @@ class MonitorRun:
     decision: str
     started_at: datetime
     link: str = ""
+    champion_version: str | None = None  # the version the verdict is about
 
 
 @dataclass(frozen=True)
@@ -106,10 +107,12 @@ class Observations:
     :param window_hours: the monitoring window (``monitoring.window_hours`` of the spec).
     :param trace: ``None`` when no prediction was traced, else which steps of the chain were found.
     :param newest_prediction: when the newest logged prediction was made, if any.
+    :param spec_level: the spec's ``level:``, when known; the DAGs a missing practice names exist from its level.
     """
 
     name: str
     window_hours: float = 24.0
+    spec_level: int | None = None
     training_runs: list[TrainingRun] = field(default_factory=list)
     versions: list[ModelVersion] = field(default_factory=list)
     ledger: list[LedgerEntry] = field(default_factory=list)
@@ -374,7 +377,10 @@ def score(obs: Observations) -> Scorecard:
     for p in PRACTICES:
         found = p.check(obs)
         if found is None:
-            results.append(PracticeResult(p.level, p.key, p.title, False, p.missing.format(name=obs.name)))
+            missing = p.missing.format(name=obs.name)
+            if obs.spec_level is not None and p.level > obs.spec_level:
+                missing += f" (the spec is Level {obs.spec_level}: `level: {p.level}` builds those DAGs)"
+            results.append(PracticeResult(p.level, p.key, p.title, False, missing))
         else:
             results.append(PracticeResult(p.level, p.key, p.title, True, found[0], found[1]))
     achieved = 0

@@ -68,6 +68,13 @@ def test_every_practice_with_evidence_achieves_level_4() -> None:
     assert monitoring.evidence == "2 monitor run(s); the newest, 2026-12-01 12:00, a drift check: drift"
 
 
+def test_a_missing_practice_above_the_specs_level_says_which_level_builds_its_dags() -> None:
+    card = score(Observations(name="p", spec_level=2))
+    said = {p.key: p.evidence for p in card.practices}
+    assert said["monitoring"].endswith("trigger `p_monitor` (the spec is Level 2: `level: 4` builds those DAGs)")
+    assert said["registry"] == "no registered version holds an alias"  # Level 2 has the DAGs it names
+
+
 def test_an_automatic_run_that_skipped_training_is_not_training_that_ran() -> None:
     obs = level4_observations()
     obs.training_runs = [training_run("r1", {"run_type": "manual"})]
