@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 
 from airflow_mlops.core import tags
 from airflow_mlops.ui import views
@@ -117,6 +118,18 @@ def _trace_page(chosen: PipelineSources, request_id: str, notice: str) -> tuple[
 
 router = APIRouter()
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
+
+
+def code_spans(text: str) -> Markup:
+    """``text`` escaped, its `backquoted` parts (DAG ids, spec keys) as ``<code>``."""
+    parts = str(escape(text)).split("`")
+    if len(parts) % 2 == 0:  # an unpaired backquote: left as it is
+        return Markup(escape(text))
+    return Markup("".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts)))
+
+
+TEMPLATES.env.filters["code_spans"] = code_spans
+TEMPLATES.env.filters["when"] = views.when
 
 
 def page(request: Request, template: str, tab: str, **context: Any) -> HTMLResponse:

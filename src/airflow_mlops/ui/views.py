@@ -39,6 +39,19 @@ def failure(what: str, err: BaseException, hint: str) -> str:
     return f"Could not read {what} ({first}). {hint}"
 
 
+def when(value: Any) -> str:
+    """A timestamp as the pages write it (``2026-12-04 13:58:14 UTC``); anything else as it is."""
+    moment = value
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if not isinstance(moment, datetime):
+        return "" if value is None else str(value)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def ledger_row(row: LedgerRow) -> dict[str, Any]:
     """A ledger row for a template, with its Airflow link."""
     data = row.as_dict()
@@ -74,6 +87,8 @@ def pipeline_card(sources: PipelineSources) -> dict[str, Any]:
             "decision": check.decision,
             "at": f"{check.started_at:%Y-%m-%d %H:%M}",
             "link": check.link,
+            "version": check.champion_version,
+            "stale": champion is not None and check.champion_version not in (None, "None", champion.version),
         }
     training = []
     for run in obs.training_runs[:5]:
@@ -110,9 +125,32 @@ def pipeline_card(sources: PipelineSources) -> dict[str, Any]:
     }
 
 
+def _experiment_id(sources: PipelineSources) -> str | None:
+    """The pipeline's MLflow experiment id, or ``None`` when MLflow cannot say (the page still shows)."""
+    try:
+        experiment = sources.mlflow.get_experiment_by_name(sources.spec.experiment_name)
+    except Exception as err:
+        log.warning("No evidence links: MLflow experiment %s unreadable: %s", sources.spec.experiment_name, err)
+        return None
+    return None if experiment is None else str(experiment.experiment_id)
+
+
+def evidence_link(sources: PipelineSources, experiment_id: str | None, uri: str | None) -> str:
+    """The MLflow UI page of a ``runs:/<run_id>/<path>`` evidence file, or ``""``."""
+    if not uri or not uri.startswith("runs:/") or experiment_id is None:
+        return ""
+    run_id, _, path = uri.removeprefix("runs:/").partition("/")
+    run = sources.run_url(experiment_id, run_id)
+    return f"{run}/artifacts/{quote(path)}" if run and path else run
+
+
 def history(sources: PipelineSources, at: datetime | None) -> dict[str, Any]:
     """The ledger timeline of one model, newest first, and who was champion at ``at``."""
     rows = [ledger_row(r) for r in reversed(ledger_history(sources))]
+    if any((r["evidence_uri"] or "").startswith("runs:/") for r in rows):
+        experiment = _experiment_id(sources)
+        for row in rows:
+            row["evidence_link"] = evidence_link(sources, experiment, row["evidence_uri"])
     answer = None
     if at is not None:
         holder = sources.ledger.holder_at(sources.model, at)
@@ -133,7 +171,7 @@ def trace_chain(sources: PipelineSources, request_id: str) -> list[dict[str, Any
     return [
         {
             "step": "Prediction",
-            "value": f"{prediction['request_id']} at {prediction['ts']} ({prediction['arm']} arm)",
+            "value": f"{prediction['request_id']} at {when(prediction['ts'])} ({prediction['arm']} arm)",
             "detail": f"output {prediction['output']}, answered in {float(prediction['latency_ms'] or 0):.2f} ms",
             "link": "",
             "ok": True,

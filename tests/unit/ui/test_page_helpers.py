@@ -1,0 +1,64 @@
+"""Small pure helpers of the MLOps pages: the history form's time field, and code spans."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from airflow_mlops.ui.pages import parse_time
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-12-04T13:57", datetime(2026, 12, 4, 13, 57, tzinfo=UTC)),
+        ("2026-12-04T13:57:00Z", datetime(2026, 12, 4, 13, 57, tzinfo=UTC)),
+        ("2026-12-04T13:57:00+05:00", datetime(2026, 12, 4, 8, 57, tzinfo=UTC)),
+        ("2026-12-04T13:57:00 05:00", datetime(2026, 12, 4, 8, 57, tzinfo=UTC)),  # '+' decoded as a space
+        ("2026-12-04 13:57:00.5 05:30", datetime(2026, 12, 4, 8, 27, 0, 500000, tzinfo=UTC)),
+        ("2026-12-04 13:57", datetime(2026, 12, 4, 13, 57, tzinfo=UTC)),
+        ("  ", None),
+        (None, None),
+    ],
+)
+def test_times_are_read_in_utc(text: str | None, expected: datetime | None) -> None:
+    moment = parse_time(text)
+    assert moment == expected
+    assert moment is None or moment.tzinfo is UTC
+
+
+@pytest.mark.parametrize("text", ["yesterday", "99999-01-01", "2026-13-01", "0001-01-01T00:00+05:00"])
+def test_a_bad_time_is_a_value_error(text: str) -> None:
+    with pytest.raises(ValueError):  # the page shows it as a notice naming the time
+        parse_time(text)
+
+
+def test_code_spans_escape_and_mark_backquoted_parts() -> None:
+    from airflow_mlops.ui.pages import code_spans
+
+    assert code_spans("run `p_train` <now>") == "run <code>p_train</code> &lt;now&gt;"
+    assert code_spans("a lone ` stays") == "a lone ` stays"
+
+
+def test_timestamps_are_written_in_utc_to_the_second() -> None:
+    from airflow_mlops.ui.views import when
+
+    assert when(datetime(2026, 12, 4, 13, 58, 14, 753664, tzinfo=UTC)) == "2026-12-04 13:58:14 UTC"
+    assert when("2026-12-04 18:58:14.753664+05:00") == "2026-12-04 13:58:14 UTC"
+    assert when("not a time") == "not a time"
+    assert when(None) == ""
+
+
+def test_evidence_files_link_to_their_run_in_the_mlflow_ui() -> None:
+    from types import SimpleNamespace
+
+    from airflow_mlops.ui.views import evidence_link
+
+    sources = SimpleNamespace(run_url=lambda experiment, run: f"http://mlflow/#/experiments/{experiment}/runs/{run}")
+    uri = "runs:/abc123/promotion/verdict-manual__v1.json"
+    assert evidence_link(sources, "7", uri) == (  # type: ignore[arg-type]
+        "http://mlflow/#/experiments/7/runs/abc123/artifacts/promotion/verdict-manual__v1.json"
+    )
+    assert evidence_link(sources, None, uri) == ""  # type: ignore[arg-type]
+    assert evidence_link(sources, "7", "s3://bucket/verdict.json") == ""  # type: ignore[arg-type]
