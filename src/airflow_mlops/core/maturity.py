@@ -379,7 +379,7 @@ def score(obs: Observations) -> Scorecard:
         if found is None:
             missing = p.missing.format(name=obs.name)
             if obs.spec_level is not None and p.level > obs.spec_level:
-                missing += f" (the spec is Level {obs.spec_level}: `level: {p.level}` builds those DAGs)"
+                missing += f" (the spec is Level {obs.spec_level}: `level: {p.level}` builds the DAGs for it)"
             results.append(PracticeResult(p.level, p.key, p.title, False, missing))
         else:
             results.append(PracticeResult(p.level, p.key, p.title, True, found[0], found[1]))

@@ -106,7 +106,9 @@ def test_pipelines_page_for_viewer_and_admin(client: Any, user: str) -> None:
     assert "Maturity scorecard" in page
     assert "No training run yet: trigger <code>churn_files_train</code>" in page
     assert "no training run carries mlops.dataset_digest: run <code>churn_files_train</code>" in page
-    above = "trigger <code>churn_files_monitor</code> (the spec is Level 2: <code>level: 4</code> builds those DAGs)"
+    above = (
+        "trigger <code>churn_files_monitor</code> (the spec is Level 2: <code>level: 4</code> builds the DAGs for it)"
+    )
     assert above in page
     assert "Traceback" not in page
 
