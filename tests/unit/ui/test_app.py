@@ -135,6 +135,7 @@ def test_empty_states_say_what_to_do(client: Any) -> None:
     unknown = client.get("/mlops/monitoring?pipeline=nope", headers=auth).text
     assert "No pipeline &#39;nope&#39; in the specs folder; pick one of churn_files." in unknown
     assert "No monitor run yet" not in unknown  # nothing of another pipeline is shown under that name
+    assert '<option value="" selected disabled>pick a pipeline</option>' in unknown
     missing_run = client.get("/mlops/report/churn_files/0123456789abcdef/drift", headers=auth)
     assert (missing_run.status_code, missing_run.json()["detail"]) == (404, "no MLflow run '0123456789abcdef'")
     tab = client.get("/mlops/run?dag_id=churn_files_watch&run_id=manual__1", headers=auth).text
