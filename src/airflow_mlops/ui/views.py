@@ -141,7 +141,7 @@ def evidence_link(sources: PipelineSources, experiment_id: str | None, uri: str 
         return ""
     run_id, _, path = uri.removeprefix("runs:/").partition("/")
     run = sources.run_url(experiment_id, run_id)
-    return f"{run}/artifacts/{quote(path)}" if run and path else run
+    return f"{run}/artifacts/{quote(path, safe='/+')}" if run and path else run  # the UI reads a %2B literally
 
 
 def history(sources: PipelineSources, at: datetime | None) -> dict[str, Any]:
@@ -258,6 +258,9 @@ def training_run_tab(sources: PipelineSources, dag_id: str, run_id: str) -> dict
                     "gate": mv.tags.get(tag_names.GATE_DECISION),  # also set when no ledger row is (an A/B start)
                     "gate_champion": mv.tags.get(tag_names.GATE_CHAMPION_VERSION),
                     "gate_evidence": mv.tags.get(tag_names.GATE_EVIDENCE),
+                    "gate_evidence_link": evidence_link(
+                        sources, run.info.experiment_id, mv.tags.get(tag_names.GATE_EVIDENCE)
+                    ),
                 }
     history = ledger_history(sources)
     rows = [r for r in history if r.airflow_run_id == run_id and r.airflow_dag_id == dag_id]

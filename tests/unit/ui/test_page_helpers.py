@@ -60,5 +60,8 @@ def test_evidence_files_link_to_their_run_in_the_mlflow_ui() -> None:
     assert evidence_link(sources, "7", uri) == (  # type: ignore[arg-type]
         "http://mlflow/#/experiments/7/runs/abc123/artifacts/promotion/verdict-manual__v1.json"
     )
+    assert evidence_link(sources, "7", "runs:/r/p/verdict-x+00_00 y.json") == (  # type: ignore[arg-type]
+        "http://mlflow/#/experiments/7/runs/r/artifacts/p/verdict-x+00_00%20y.json"  # MLflow's UI reads %2B as is
+    )
     assert evidence_link(sources, None, uri) == ""  # type: ignore[arg-type]
     assert evidence_link(sources, "7", "s3://bucket/verdict.json") == ""  # type: ignore[arg-type]
