@@ -7,6 +7,7 @@ server (``MlflowHook.activate`` does that).
 from __future__ import annotations
 
 import contextlib
+import logging
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,29 @@ def quiet_skops_module_scan() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"The `airflow\.", category=FutureWarning, module=r"skops\.io\.")
         yield
+
+
+PIP_UNPINNED_NOTICE = "Failed to resolve installed pip version"
+
+
+class _DropPipUnpinnedNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(PIP_UNPINNED_NOTICE)
+
+
+@contextlib.contextmanager
+def quiet_pip_unpinned_notice() -> Iterator[None]:
+    """Drop MLflow's warning that ``conda.yaml`` lists ``pip`` unpinned, and only that one.
+
+    An environment without pip (a uv venv) draws it on every logged model. The model's own
+    requirements are pinned (:func:`pip_requirements`); only the conda file's ``pip`` line is not.
+    """
+    drop, logger = _DropPipUnpinnedNotice(), logging.getLogger("mlflow.utils.environment")
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
 
 
 def trusted_types(model: Any) -> list[str]:
@@ -130,7 +154,7 @@ def log_training_run(
         mlflow.log_params({k: _param(v) for k, v in params.items()})
         mlflow.log_input(data_input, context="training")
         mlflow.log_metrics(metrics)
-        with quiet_skops_module_scan():
+        with quiet_skops_module_scan(), quiet_pip_unpinned_notice():
             info = mlflow.sklearn.log_model(
                 model,
                 name=MODEL_ARTIFACT,

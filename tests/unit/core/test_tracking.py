@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,7 @@ from airflow_mlops.core.tracking import (
     load_model,
     load_packaged_model,
     log_training_run,
+    quiet_pip_unpinned_notice,
     quiet_skops_module_scan,
     trusted_types,
 )
@@ -32,6 +34,15 @@ def _airflow_shims_loaded() -> None:
     import airflow.utils.trigger_rule  # noqa: F401
 
 
+class _Seen(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 def _shim_warnings(recorded: list[warnings.WarningMessage]) -> list[str]:
     return [str(w.message) for w in recorded if str(w.message).startswith(SHIM_MESSAGE)]
 
@@ -46,6 +57,8 @@ def test_logging_and_loading_a_model_draws_no_airflow_deprecation_warnings(
     split = split_frame(customers_frame.head(400), spec)
     model = fit_model(spec, split)
     dataset = DatasetRef(uri="file:///tmp/snap.parquet", digest="d" * 64, rows=400, columns={}, source="test")
+    seen, environment = _Seen(), logging.getLogger("mlflow.utils.environment")
+    environment.addHandler(seen)
     with MlflowHook().activate(), warnings.catch_warnings(record=True) as recorded:
         warnings.simplefilter("always")
         logged = log_training_run(
@@ -60,7 +73,25 @@ def test_logging_and_loading_a_model_draws_no_airflow_deprecation_warnings(
         )
         load_model(logged.model_uri)
         load_packaged_model(logged.model_uri)
+    environment.removeHandler(seen)
     assert _shim_warnings(recorded) == []
+    assert not [m for m in seen.messages if m.startswith("Failed to resolve installed pip version")]
+
+
+def test_the_pip_unpinned_notice_alone_is_dropped_and_only_in_its_block() -> None:
+    seen, environment = _Seen(), logging.getLogger("mlflow.utils.environment")
+    environment.addHandler(seen)
+    try:
+        with quiet_pip_unpinned_notice():
+            environment.warning("Failed to resolve installed pip version. ``pip`` will be added unpinned.")
+            environment.warning("Encountered an unexpected error while inferring pip requirements")
+        environment.warning("Failed to resolve installed pip version. (outside)")
+    finally:
+        environment.removeHandler(seen)
+    assert seen.messages == [
+        "Encountered an unexpected error while inferring pip requirements",
+        "Failed to resolve installed pip version. (outside)",
+    ]
 
 
 def test_the_filter_is_scoped_to_skops_and_its_block() -> None:
