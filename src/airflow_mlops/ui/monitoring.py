@@ -200,4 +200,9 @@ def charts(sources: PipelineSources) -> dict[str, Any]:
         figures["column_drift"] = column_drift_figure(points["drift"], columns)
     if points["quality"]:
         figures["accuracy"] = accuracy_figure(points["quality"], spec.monitoring.max_accuracy_drop)
-    return {"points": points, "figures": figures}
+    verdicts = sorted(
+        ((monitor, point) for monitor in ("drift", "quality") for point in points[monitor]),
+        key=lambda pair: pair[1]["at"],
+        reverse=True,
+    )  # one table, newest first, the two monitors interleaved as they ran
+    return {"points": points, "figures": figures, "verdicts": verdicts}

@@ -190,7 +190,7 @@ def monitoring(request: Request, pipeline: str | None = None) -> HTMLResponse:
 
     sources, notice = _pipelines()
     chosen, notice = _chosen(sources, pipeline, notice)
-    data: dict[str, Any] = {"points": {"drift": [], "quality": []}, "figures": {}}
+    data: dict[str, Any] = {"points": {"drift": [], "quality": []}, "figures": {}, "verdicts": []}
     if chosen is not None:
         try:
             data = charts(chosen)
