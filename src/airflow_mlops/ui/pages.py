@@ -239,12 +239,14 @@ def trace(request: Request, pipeline: str | None = None, request_id: str | None 
 
 
 @router.get("/run", response_class=HTMLResponse)
-def run_tab(request: Request, dag_id: str, run_id: str) -> HTMLResponse:
+def run_tab(request: Request, dag_id: str = "", run_id: str = "") -> HTMLResponse:
     run_id = run_id.replace(" ", "+")  # an unencoded '+' (manual__...+00:00) arrives as a space; run ids have none
     sources, notice = _pipelines()
     chosen = next((s for s in sources if dag_id == f"{s.name}_train"), None)
     data: dict[str, Any] = {}
-    if chosen is None:
+    if not dag_id or not run_id:
+        chosen, notice = None, "This page is a DAG run's MLOps tab: open a training DAG run and pick its MLOps tab."
+    elif chosen is None:
         notice = f"{dag_id} is not a training DAG of a pipeline in the specs folder: this tab shows training runs."
     else:
         try:

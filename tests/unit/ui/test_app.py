@@ -140,6 +140,9 @@ def test_empty_states_say_what_to_do(client: Any) -> None:
     assert (missing_run.status_code, missing_run.json()["detail"]) == (404, "no MLflow run '0123456789abcdef'")
     tab = client.get("/mlops/run?dag_id=churn_files_watch&run_id=manual__1", headers=auth).text
     assert "is not a training DAG" in tab
+    bare = client.get("/mlops/run", headers=auth)
+    assert bare.status_code == 200
+    assert "This page is a DAG run&#39;s MLOps tab" in bare.text
     for page in (monitoring, history, bad_time, tab):
         assert "Traceback" not in page
 
