@@ -199,6 +199,14 @@ def monitoring(request: Request, pipeline: str | None = None) -> HTMLResponse:
     return page(request, "monitoring.html", "monitoring", sources=sources, chosen=chosen, notice=notice, **data)
 
 
+def titled(html: str, title: str) -> str:
+    """An Evidently report's HTML with a ``<title>`` (it has none, so a browser tab shows its URL)."""
+    head, end = re.search(r"<head[^>]*>", html, flags=re.IGNORECASE), html.lower().find("</head>")
+    if head is None or end < head.end() or "<title>" in html[head.end() : end].lower():
+        return html
+    return f"{html[: head.end()]}\n<title>{escape(title)}</title>{html[head.end() :]}"
+
+
 def _monitor_run(chosen: PipelineSources, run_id: str) -> Any:
     """The MLflow run ``run_id``; a 404 when the tracking store has no such run."""
     from mlflow.exceptions import MlflowException
@@ -223,7 +231,8 @@ def report(pipeline: str, run_id: str, monitor: str) -> Response:
     if run.data.tags.get(tags.PIPELINE) != pipeline or run.data.tags.get(tags.MONITOR) != monitor:
         raise HTTPException(404, f"run {run_id} is not a {monitor} monitor run of {pipeline}")
     text = chosen.mlflow.download_artifacts(run_id, REPORT_FILES[monitor], str(_scratch()))
-    return HTMLResponse(Path(text).read_text(encoding="utf-8"))
+    title = f"{monitor.capitalize()} report · {pipeline} · {run.data.tags.get(tags.DECISION, '?')} · run {run_id[:12]}"
+    return HTMLResponse(titled(Path(text).read_text(encoding="utf-8"), title))
 
 
 @router.get("/trace", response_class=HTMLResponse)

@@ -65,3 +65,16 @@ def test_evidence_files_link_to_their_run_in_the_mlflow_ui() -> None:
     )
     assert evidence_link(sources, None, uri) == ""  # type: ignore[arg-type]
     assert evidence_link(sources, "7", "s3://bucket/verdict.json") == ""  # type: ignore[arg-type]
+
+
+def test_a_report_gets_a_title_only_where_its_head_has_none() -> None:
+    from airflow_mlops.ui.pages import titled
+
+    report = "<html><head><meta charset='UTF-8'></head><body><svg><title>logo</title></svg></body></html>"
+    assert titled(report, "Drift report · p & q") == (
+        "<html><head>\n<title>Drift report · p &amp; q</title><meta charset='UTF-8'></head>"
+        "<body><svg><title>logo</title></svg></body></html>"
+    )
+    named = "<html><head><title>Mine</title></head><body></body></html>"
+    assert titled(named, "x") == named
+    assert titled("no head here", "x") == "no head here"
