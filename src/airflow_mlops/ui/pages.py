@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +49,7 @@ def parse_time(value: str | None) -> datetime | None:
     text = UNENCODED_PLUS.sub(r"\1+\2", value.strip()).replace("Z", "+00:00").replace("z", "+00:00")
     moment = datetime.fromisoformat(text)
     try:
-        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+        return views.as_utc(moment)
     except OverflowError as err:
         raise ValueError("out of the range of dates") from err
 

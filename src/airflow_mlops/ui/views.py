@@ -39,6 +39,11 @@ def failure(what: str, err: BaseException, hint: str) -> str:
     return f"Could not read {what} ({first}). {hint}"
 
 
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC; a naive one is taken as UTC already."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
 def when(value: Any) -> str:
     """A timestamp as the pages write it (``2026-12-04 13:58:14 UTC``); anything else as it is."""
     moment = value
@@ -49,13 +54,13 @@ def when(value: Any) -> str:
             return value
     if not isinstance(moment, datetime):
         return "" if value is None else str(value)
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return as_utc(moment).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def ledger_row(row: LedgerRow) -> dict[str, Any]:
     """A ledger row for a template, with its Airflow link."""
     data = row.as_dict()
-    data["created"] = row.created_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    data["created"] = when(row.created_at)
     data["airflow_link"] = airflow_run_link(row.airflow_dag_id, row.airflow_run_id, row.airflow_task_id)
     return data
 
@@ -154,10 +159,7 @@ def history(sources: PipelineSources, at: datetime | None) -> dict[str, Any]:
     answer = None
     if at is not None:
         holder = sources.ledger.holder_at(sources.model, at)
-        answer = {
-            "at": at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-            "row": ledger_row(holder) if holder else None,
-        }
+        answer = {"at": when(at), "row": ledger_row(holder) if holder else None}
     return {"rows": rows, "answer": answer}
 
 
