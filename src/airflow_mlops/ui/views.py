@@ -62,7 +62,28 @@ def ledger_row(row: LedgerRow) -> dict[str, Any]:
     data = row.as_dict()
     data["created"] = when(row.created_at)
     data["airflow_link"] = airflow_run_link(row.airflow_dag_id, row.airflow_run_id, row.airflow_task_id)
+    data["change"] = ledger_change(row)
     return data
+
+
+def ledger_change(row: LedgerRow) -> str:
+    """What a ledger row did to the aliases, in words: a move reads ``v1 → v2``, a decision names who stays."""
+
+    def v(version: str | None) -> str:
+        return f"v{version}" if version else "none"
+
+    if row.action == "promote":
+        return f"{row.alias} {v(row.from_version)} → {v(row.to_version)}"
+    if row.action == "rollback" and row.alias == tag_names.CHALLENGER:  # the A/B analysis withdrew it
+        return f"challenger {v(row.to_version)} withdrawn from the A/B split"
+    if row.action == "rollback":
+        return f"{row.alias} {v(row.from_version)} → {v(row.to_version)} (back to the previous champion)"
+    if row.action == "keep_testing":
+        return f"challenger {v(row.to_version)} stays in the A/B test"
+    if row.action == "reject":
+        kept = f"{row.alias} stays {v(row.from_version)}" if row.from_version else f"no {row.alias} yet"
+        return f"{v(row.to_version)} not promoted; {kept}"
+    return f"{row.alias} {v(row.from_version)} → {v(row.to_version)}"
 
 
 def ledger_history(sources: PipelineSources) -> list[LedgerRow]:

@@ -1,4 +1,4 @@
-"""Small pure helpers of the MLOps pages: the history form's time field, and code spans."""
+"""Small pure helpers of the MLOps pages: the history form's time field, code spans, ledger rows in words."""
 
 from __future__ import annotations
 
@@ -78,3 +78,25 @@ def test_a_report_gets_a_title_only_where_its_head_has_none() -> None:
     named = "<html><head><title>Mine</title></head><body></body></html>"
     assert titled(named, "x") == named
     assert titled("no head here", "x") == "no head here"
+
+
+@pytest.mark.parametrize(
+    ("action", "alias", "before", "after", "expected"),
+    [
+        ("promote", "champion", None, "1", "champion none → v1"),
+        ("promote", "champion", "1", "2", "champion v1 → v2"),
+        ("rollback", "champion", "3", "2", "champion v3 → v2 (back to the previous champion)"),
+        ("rollback", "challenger", None, "3", "challenger v3 withdrawn from the A/B split"),
+        ("keep_testing", "challenger", None, "3", "challenger v3 stays in the A/B test"),
+        ("reject", "champion", "2", "3", "v3 not promoted; champion stays v2"),
+        ("reject", "champion", None, "1", "v1 not promoted; no champion yet"),
+    ],
+)
+def test_a_ledger_row_says_what_moved_and_what_stayed(
+    action: str, alias: str, before: str | None, after: str | None, expected: str
+) -> None:
+    from airflow_mlops.core.ledger import LedgerRow
+    from airflow_mlops.ui.views import ledger_change
+
+    row = LedgerRow(1, "m", alias, action, before, after, [], None, None, None, None, None, datetime.now(UTC))
+    assert ledger_change(row) == expected
