@@ -22,6 +22,7 @@ from airflow_mlops.core.maturity import (
     TrainingRun,
     score,
 )
+from airflow_mlops.core.utc import as_utc
 
 if TYPE_CHECKING:
     from airflow_mlops.pipeline_sources import PipelineSources
@@ -129,7 +130,7 @@ def collect_trace(sources: PipelineSources, obs: Observations) -> None:
     if not newest:
         return
     request_id, ts, _version, _arm = newest[0]
-    obs.newest_prediction = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+    obs.newest_prediction = as_utc(ts)
     chain = sources.trace(request_id)
     obs.trace_request = request_id
     obs.trace = trace_steps(chain)

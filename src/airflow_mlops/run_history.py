@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from airflow_mlops.core.utc import as_utc
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,7 @@ def _rows(sql: str, **params: Any) -> list[Any]:
 def _aware(value: Any) -> datetime | None:
     if value is None:
         return None
-    moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return as_utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
 
 
 def _json(value: Any) -> dict[str, Any]:

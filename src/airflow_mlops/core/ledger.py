@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from airflow_mlops.core import tags
+from airflow_mlops.core.utc import as_utc
 from airflow_mlops.exceptions import MlopsError
 
 if TYPE_CHECKING:
@@ -94,9 +95,7 @@ class LedgerRow:
 def _row(mapping: Any) -> LedgerRow:
     data = dict(mapping)
     data["reasons"] = json.loads(data["reasons"] or "[]")
-    created = data["created_at"]
-    if created.tzinfo is None:  # SQLite drops the zone; rows are written in UTC
-        data["created_at"] = created.replace(tzinfo=UTC)
+    data["created_at"] = as_utc(data["created_at"])  # SQLite drops the zone; rows are written in UTC
     return LedgerRow(**data)
 
 
@@ -357,8 +356,7 @@ ANY = _Any
 
 
 def _utc(when: datetime, engine: Engine) -> datetime:
-    aware = when if when.tzinfo else when.replace(tzinfo=UTC)
-    aware = aware.astimezone(UTC)
+    aware = as_utc(when)
     return aware.replace(tzinfo=None) if engine.dialect.name == "sqlite" else aware
 
 

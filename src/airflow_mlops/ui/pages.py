@@ -18,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
 from airflow_mlops.core import tags
+from airflow_mlops.core.utc import as_utc
 from airflow_mlops.ui import views
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def parse_time(value: str | None) -> datetime | None:
     text = UNENCODED_PLUS.sub(r"\1+\2", value.strip()).replace("Z", "+00:00").replace("z", "+00:00")
     moment = datetime.fromisoformat(text)
     try:
-        return views.as_utc(moment)
+        return as_utc(moment)
     except OverflowError as err:
         raise ValueError("out of the range of dates") from err
 

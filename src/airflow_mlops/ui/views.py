@@ -14,6 +14,7 @@ from urllib.parse import quote
 from airflow_mlops.assessment import observe, trace_steps
 from airflow_mlops.core import tags as tag_names
 from airflow_mlops.core.maturity import score
+from airflow_mlops.core.utc import as_utc
 
 if TYPE_CHECKING:
     from airflow_mlops.core.ledger import LedgerRow
@@ -37,11 +38,6 @@ def failure(what: str, err: BaseException, hint: str) -> str:
     log.warning("MLOps UI: reading %s failed", what, exc_info=err)
     first = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
     return f"Could not read {what} ({first}). {hint}"
-
-
-def as_utc(moment: datetime) -> datetime:
-    """``moment`` in UTC; a naive one is taken as UTC already."""
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def when(value: Any) -> str:
