@@ -111,31 +111,29 @@ def drift_share_figure(points: list[dict[str, Any]], threshold: float) -> dict[s
 
 
 def column_drift_figure(points: list[dict[str, Any]], columns: list[str]) -> dict[str, Any]:
-    """Which features drifted in each monitor run (a heatmap: 1 drifted, 0 not)."""
+    """Which features drifted in each monitor run: a square per feature and run, red where it drifted."""
     seen = list(columns) or sorted({c for p in points for c in p["verdict"].get("drifted_columns", [])})
-    z = [[1 if c in p["verdict"].get("drifted_columns", []) else 0 for p in points] for c in seen]
-    return {
-        "data": [
+    cells = [(p, c, c in p["verdict"].get("drifted_columns", [])) for p in points for c in seen]
+    traces = []
+    for drifted, name, color in ((False, "not drifted", "#d6eaf8"), (True, "drifted", "#c0392b")):
+        chosen = [(p, c) for p, c, d in cells if d is drifted]
+        traces.append(
             {
-                "type": "heatmap",
-                "x": [p["at"] for p in points],
-                "y": seen,
-                "z": z,
-                "zmin": 0,
-                "zmax": 1,
-                "colorscale": [[0, "#d6eaf8"], [1, "#c0392b"]],
-                "showscale": False,
-                "xgap": 3,
-                "ygap": 3,
-                "hovertemplate": "%{y} at %{x}: %{z}<extra>1 = drifted</extra>",
+                "type": "scatter",
+                "mode": "markers",
+                "name": name,
+                "x": [p["at"] for p, _ in chosen],
+                "y": [c for _, c in chosen],
+                "marker": {"symbol": "square", "size": 14, "color": color, "line": {"width": 1, "color": "#aab7b8"}},
+                "customdata": _links([p for p, _ in chosen]),
+                "hovertemplate": f"%{{y}} at %{{x}}: {name}<extra>click: report</extra>",
             }
-        ],
-        "layout": {
-            **_layout("Drift per feature", "", None),
-            "height": 80 + 28 * max(len(seen), 1),
-            "margin": {"l": 130, "r": 20, "t": 40, "b": 40},
-        },
-    }
+        )
+    layout = _layout("Drift per feature", "", None)
+    layout["height"] = 110 + 26 * max(len(seen), 1)
+    layout["yaxis"] = {"type": "category", "categoryorder": "array", "categoryarray": seen[::-1], "automargin": True}
+    layout["legend"]["y"] = -0.35 if len(seen) < 4 else -0.2
+    return {"data": traces, "layout": layout}
 
 
 def accuracy_figure(points: list[dict[str, Any]], max_drop: float) -> dict[str, Any]:
@@ -162,7 +160,7 @@ def accuracy_figure(points: list[dict[str, Any]], max_drop: float) -> dict[str, 
             {
                 "type": "scatter",
                 "mode": "lines",
-                "name": f"validation bar (-{max_drop:g})",
+                "name": f"bar: validation accuracy − {max_drop:g}",
                 "x": xs,
                 "y": bar,
                 "line": {"dash": "dash", "color": "#7f8c8d", "shape": "hv"},
@@ -176,11 +174,11 @@ def accuracy_figure(points: list[dict[str, Any]], max_drop: float) -> dict[str, 
 def _layout(title: str, y_title: str, y_range: list[float] | None) -> dict[str, Any]:
     layout: dict[str, Any] = {
         "title": {"text": title, "x": 0, "font": {"size": 15}},
-        "margin": {"l": 70, "r": 20, "t": 40, "b": 40},
+        "margin": {"l": 130, "r": 20, "t": 40, "b": 40},  # one left edge: the three time axes line up
         "height": 300,
         "legend": {"orientation": "h", "y": -0.2},
-        "xaxis": {"type": "category"},
-        "yaxis": {"title": {"text": y_title}},
+        "xaxis": {"type": "date", "hoverformat": "%Y-%m-%d %H:%M:%S UTC"},  # spaced as the runs were, not evenly
+        "yaxis": {"title": {"text": y_title}, "automargin": True},
         "paper_bgcolor": "rgba(0,0,0,0)",
         "plot_bgcolor": "#fbfcfc",
     }

@@ -1,4 +1,4 @@
-"""The Monitoring page's data: one verdict table, newest first, drift and quality interleaved."""
+"""The Monitoring page's data: one verdict table, newest first, drift and quality interleaved; the charts."""
 
 from __future__ import annotations
 
@@ -34,3 +34,23 @@ def test_verdicts_are_one_table_newest_first(monkeypatch: pytest.MonkeyPatch) ->
         ("drift", "10:00"),
     ]
     assert set(data["figures"]) == {"drift_share", "column_drift", "accuracy"}
+
+
+def test_charts_share_a_time_axis_and_mark_each_drifted_feature() -> None:
+    early, late = _point("2026-12-04 10:00:00", "no_drift"), _point("2026-12-05 10:00:00", "drift")
+    late["verdict"]["drifted_columns"] = ["tenure"]
+    figures = [
+        monitoring.drift_share_figure([early, late], 0.5),
+        monitoring.column_drift_figure([early, late], ["tenure", "plan"]),
+        monitoring.accuracy_figure([early, late], 0.05),
+    ]
+    assert {f["layout"]["xaxis"]["type"] for f in figures} == {"date"}  # a day apart is drawn a day apart
+    assert len({f["layout"]["margin"]["l"] for f in figures}) == 1  # the three time axes line up
+    calm, drifted = figures[1]["data"]
+    assert (drifted["name"], drifted["x"], drifted["y"]) == ("drifted", [late["at"]], ["tenure"])
+    assert sorted(zip(calm["x"], calm["y"], strict=True)) == [
+        (early["at"], "plan"),
+        (early["at"], "tenure"),
+        (late["at"], "plan"),
+    ]
+    assert drifted["customdata"] == [["", "", "drift"]]  # a click on the square opens that run's report
