@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from airflow_mlops.pipeline_sources import PipelineSources
 
 MAX_POINTS = 60
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # UTC; plotly reads it as a date
 REPORT_FILES = {"drift": "drift/report.html", "quality": "quality/report.html"}
 
 
@@ -55,7 +56,7 @@ def monitor_points(sources: PipelineSources) -> dict[str, list[dict[str, Any]]]:
         has_report = any(f.path == REPORT_FILES[monitor] for f in _artifacts(sources, run.info.run_id, monitor))
         points[monitor].append(
             {
-                "at": datetime.fromtimestamp(run.info.start_time / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                "at": datetime.fromtimestamp(run.info.start_time / 1000, UTC).strftime(TIME_FORMAT),
                 "run_id": run.info.run_id,
                 "decision": run.data.tags.get(tag_names.DECISION, data.get("decision", "?")),
                 "metrics": dict(run.data.metrics),
@@ -106,7 +107,7 @@ def drift_share_figure(points: list[dict[str, Any]], threshold: float) -> dict[s
                 "hoverinfo": "skip",
             },
         ],
-        "layout": _layout("Share of drifted features", "share", [0, 1.05]),
+        "layout": _layout("Share of drifted features", "share", [-0.03, 1.05]),
     }
 
 
@@ -187,6 +188,17 @@ def _layout(title: str, y_title: str, y_range: list[float] | None) -> dict[str, 
     return layout
 
 
+def _share_time_range(figures: dict[str, Any], times: list[str]) -> None:
+    """Give every chart the same time range (all runs, padded), so one moment sits at one x in all three."""
+    if not times:
+        return
+    moments = [datetime.strptime(t, TIME_FORMAT) for t in times]
+    low, high = min(moments), max(moments)
+    pad = max((high - low) * 0.04, timedelta(seconds=30))
+    for figure in figures.values():
+        figure["layout"]["xaxis"]["range"] = [(low - pad).strftime(TIME_FORMAT), (high + pad).strftime(TIME_FORMAT)]
+
+
 def charts(sources: PipelineSources) -> dict[str, Any]:
     """Figures and verdict links of one pipeline's monitoring."""
     spec = sources.spec
@@ -198,6 +210,7 @@ def charts(sources: PipelineSources) -> dict[str, Any]:
         figures["column_drift"] = column_drift_figure(points["drift"], columns)
     if points["quality"]:
         figures["accuracy"] = accuracy_figure(points["quality"], spec.monitoring.max_accuracy_drop)
+    _share_time_range(figures, [p["at"] for monitor in points.values() for p in monitor])
     verdicts = sorted(
         ((monitor, point) for monitor in ("drift", "quality") for point in points[monitor]),
         key=lambda pair: pair[1]["at"],

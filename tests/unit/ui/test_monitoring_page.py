@@ -34,6 +34,8 @@ def test_verdicts_are_one_table_newest_first(monkeypatch: pytest.MonkeyPatch) ->
         ("drift", "10:00"),
     ]
     assert set(data["figures"]) == {"drift_share", "column_drift", "accuracy"}
+    ranges = {tuple(f["layout"]["xaxis"]["range"]) for f in data["figures"].values()}
+    assert ranges == {("2026-12-04 09:55:12", "2026-12-04 12:04:48")}  # one range, every run inside it
 
 
 def test_charts_share_a_time_axis_and_mark_each_drifted_feature() -> None:
