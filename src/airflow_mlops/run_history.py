@@ -108,12 +108,38 @@ def dag_run(dag_id: str, run_id: str) -> RunRecord | None:
     if not rows:
         return None
     tasks = _rows(
-        "SELECT task_id, state FROM task_instance WHERE dag_id = :dag_id AND run_id = :run_id",
+        "SELECT task_id, state FROM task_instance WHERE dag_id = :dag_id AND run_id = :run_id"
+        " ORDER BY start_date IS NULL, start_date, task_id",  # in the order they ran
         dag_id=dag_id,
         run_id=run_id,
     )
     r = rows[0]
     return RunRecord(str(r[0]), str(r[1]), str(r[2]), str(r[3]), _aware(r[4]), _aware(r[5]), _json(r[6]), dict(tasks))
+
+
+def task_xcoms(dag_id: str, run_id: str, keys: tuple[str, ...] = ("return_value",)) -> dict[str, dict[str, Any]]:
+    """The XComs ``keys`` of one DAG run's unmapped tasks, decoded: ``{task_id: {key: value}}``."""
+    found: dict[str, dict[str, Any]] = {}
+    for task_id, key, value in _rows(
+        "SELECT task_id, key, value FROM xcom WHERE dag_id = :dag_id AND run_id = :run_id AND map_index = -1",
+        dag_id=dag_id,
+        run_id=run_id,
+    ):
+        if key in keys:
+            found.setdefault(str(task_id), {})[str(key)] = _decoded(value)
+    return found
+
+
+def _decoded(value: Any) -> Any:
+    """An XCom value as stored (JSON text, perhaps inside a JSON string) as Python data."""
+    for _ in range(2):
+        if not isinstance(value, bytes | str):
+            break
+        try:
+            value = json.loads(value)
+        except ValueError:
+            break
+    return value
 
 
 def asset_events(uri_prefix: str, *, limit: int = 500) -> list[AssetEventRecord]:

@@ -44,6 +44,19 @@ def monitor_events(trigger: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [e for e in trigger.get("asset_events", []) if str(e.get("asset", "")).endswith(MONITOR_ASSETS)]
 
 
+def describe_events(events: Iterable[Mapping[str, Any]]) -> str:
+    """Asset events in one short line: each Asset, the verdict it carried and the run that sent it."""
+    parts = []
+    for event in events:
+        decision = (event.get("extra") or {}).get("decision")
+        source = event.get("source") or {}
+        part = str(event.get("asset"))
+        part += f" ({decision})" if decision else ""
+        part += f" from {source.get('dag_id')} · {source.get('run_id')}" if source.get("run_id") else ""
+        parts.append(part)
+    return "; ".join(parts) or "no Asset event"
+
+
 def as_tag(trigger: Mapping[str, Any], limit: int = 4000) -> str:
     """The trigger as an MLflow tag value (JSON, cut to ``limit`` characters)."""
     return json.dumps(trigger, default=str)[:limit]

@@ -1,4 +1,4 @@
-"""The names this project writes into MLflow: run and model-version tags, and registry aliases.
+"""The names this project writes into MLflow (run and model-version tags, registry aliases) and one XCom key.
 
 Every layer reads and writes these, so they are spelled once, here. The module imports nothing.
 """
@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 # Registry aliases.
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+
+SKIP_REASON_XCOM = "skip_reason"  # not an MLflow name: the XCom key a skipped task leaves its reason under
 
 # Training runs and registered versions: who made them, from which data.
 PIPELINE = "mlops.pipeline"

@@ -45,7 +45,7 @@ class Window:
         text += f" ({self.hours:.1f} h, {self.rows} rows"
         text += ", widened to reach min_rows)" if self.widened else ")"
         if not self.enough:
-            text += f": {NOT_ENOUGH_TRAFFIC} ({self.rows} rows, need {self.min_rows})"
+            text += f": {NOT_ENOUGH_TRAFFIC} (min_rows {self.min_rows})"
         return text
 
     def as_dict(self) -> dict[str, Any]:

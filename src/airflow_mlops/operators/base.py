@@ -36,10 +36,20 @@ def airflow_identity(context: Context) -> dict[str, str]:
 
 
 def skip(operator: BaseOperator, reason: str) -> NoReturn:
-    """Skip the task with ``reason`` in its log: Airflow's own line reads only "Skipping task." in the UI."""
+    """Skip the task with ``reason`` in its log and in its XCom ``skip_reason`` (the MLOps run tab shows it).
+
+    Airflow's own log line reads only "Skipping task." in the UI, and Airflow keeps no reason.
+    """
+    from airflow.sdk import get_current_context
     from airflow.sdk.exceptions import AirflowSkipException
 
     operator.log.info("Skipped: %s", reason)
+    try:
+        ti = get_current_context()["ti"]
+    except Exception:  # called outside a running task (a unit test): the log line is the record
+        ti = None
+    if ti is not None:
+        ti.xcom_push(key=tags.SKIP_REASON_XCOM, value=reason)
     raise AirflowSkipException(reason)
 
 

@@ -38,7 +38,7 @@ class RetrainGuardOperator(MlopsOperator):
     """
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.core.run_trigger import monitor_events
+        from airflow_mlops.core.run_trigger import describe_events, monitor_events
 
         trigger = run_trigger(context)
         events = monitor_events(trigger)
@@ -51,7 +51,7 @@ class RetrainGuardOperator(MlopsOperator):
             blocked = self._cooldown(client) or self._too_few_new_rows(client) or self._healthy(client, events)
         if blocked:
             skip(self, f"retrain suppressed: {blocked}; triggered by {verdicts}")
-        self.log.info("Retraining on %s", events)
+        self.log.info("Retraining on %s", describe_events(events))
         return {"trigger": trigger, "guard": "passed"}
 
     def _cooldown(self, client: Any) -> str | None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.assets import drift_alias, drift_asset
 from airflow_mlops.core import tags
-from airflow_mlops.core.windows import INSUFFICIENT, NOT_ENOUGH_TRAFFIC, Window, window_start
+from airflow_mlops.core.windows import INSUFFICIENT, Window, window_start
 from airflow_mlops.hooks.evidently import EvidentlyHook
 from airflow_mlops.hooks.source import postgres_connection
 from airflow_mlops.hooks.verdict_metrics import push_drift_verdict
@@ -141,7 +141,7 @@ class DataDriftOperator(MlopsOperator):
 
     def _not_enough(self, name: str, span: Window) -> dict[str, Any]:
         """The verdict of a window too thin to judge: said in XCom, the log and the metrics, never skipped."""
-        reason = f"{NOT_ENOUGH_TRAFFIC}: {span.describe()}"
+        reason = span.describe()  # it ends "not enough traffic to judge (min_rows N)"
         verdict: dict[str, Any] = {
             "decision": INSUFFICIENT, "model_name": name, "champion_version": None, "window": span.as_dict(),
             "window_rows": span.rows, "since": span.start.isoformat(),

@@ -7,7 +7,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core import tags
-from airflow_mlops.core.windows import INSUFFICIENT, NOT_ENOUGH_TRAFFIC, Window, judged_until, window_start
+from airflow_mlops.core.windows import INSUFFICIENT, Window, judged_until, window_start
 from airflow_mlops.hooks.evidently import EvidentlyHook
 from airflow_mlops.hooks.ledger import LedgerHook
 from airflow_mlops.hooks.source import postgres_connection
@@ -118,9 +118,11 @@ class ModelPerformanceOperator(MlopsOperator):
             self._judge(context, verdict, span) if span.enough else self._thin(verdict, span, validation_rows)
         )
         detection = verdict["change_detector"]
+        overruled = ""
         if detection and detection["alarmed"] and verdict["decision"] in ("healthy", "unmeasured", INSUFFICIENT):
+            overruled = f"Degraded, not {verdict['decision']}, by the change detector: "
             verdict["decision"] = "degraded"
-        verdict["reasons"] = [*verdict.get("reasons", []), *([detection["reason"]] if detection else [])]
+        verdict["reasons"] = [*verdict.get("reasons", []), *([overruled + detection["reason"]] if detection else [])]
         if verdict["decision"] != INSUFFICIENT:  # every judgement, the detector's included, goes to MLflow
             verdict.update(
                 record_evidence(
@@ -183,7 +185,7 @@ class ModelPerformanceOperator(MlopsOperator):
         from airflow_mlops.core.quality_verdict import drop_evidence
 
         verdict |= {"decision": INSUFFICIENT, "live_accuracy": None, "labelled": span.rows}
-        verdict["reasons"] = [f"{NOT_ENOUGH_TRAFFIC}: {span.describe()}"]
+        verdict["reasons"] = [span.describe()]  # it ends "not enough traffic to judge (min_rows N)"
         expected, limit = verdict["validation_accuracy"], self.spec.monitoring.max_accuracy_drop
         if not span.rows or expected is None or self.spec.task != "classification":
             return _no_report, {}

@@ -19,6 +19,7 @@ from markupsafe import Markup, escape
 
 from airflow_mlops.core import tags
 from airflow_mlops.core.utc import as_utc
+from airflow_mlops.ui import run_tab as run_tabs
 from airflow_mlops.ui import views
 
 if TYPE_CHECKING:
@@ -252,15 +253,15 @@ def trace(request: Request, pipeline: str | None = None, request_id: str | None 
 def run_tab(request: Request, dag_id: str = "", run_id: str = "") -> HTMLResponse:
     run_id = run_id.replace(" ", "+")  # an unencoded '+' (manual__...+00:00) arrives as a space; run ids have none
     sources, notice = _pipelines()
-    chosen = next((s for s in sources if dag_id == f"{s.name}_train"), None)
+    chosen, role = run_tabs.pipeline_of(sources, dag_id)
     data: dict[str, Any] = {}
     if not dag_id or not run_id:
-        chosen, notice = None, "This page is a DAG run's MLOps tab: open a training DAG run and pick its MLOps tab."
-    elif chosen is None:
-        notice = f"{dag_id} is not a training DAG of a pipeline in the specs folder: this tab shows training runs."
+        chosen, notice = None, "This page is a DAG run's MLOps tab: open a pipeline's DAG run and pick its MLOps tab."
+    elif chosen is None or role is None:
+        notice = f"{dag_id} is not a DAG of a pipeline in the specs folder, so MLOps has nothing on this run."
     else:
         try:
-            data = views.training_run_tab(chosen, dag_id, run_id)
+            data = run_tabs.run_tab(chosen, role, dag_id, run_id)
         except Exception as err:
             notice = views.failure("this run's records", err, "Check the MLflow and ledger connections.")
     return page(request, "run.html", "", chosen=chosen, dag_id=dag_id, run_id=run_id, notice=notice, data=data)

@@ -278,6 +278,42 @@ def test_describe_trigger_names_each_event_once() -> None:
     assert named["source"] == {"dag_id": "churn_monitor", "run_id": "scheduled__m7"}
 
 
+def test_the_guard_logs_its_trigger_in_one_short_line() -> None:
+    """The guard's "Retraining on ..." names each Asset, its verdict and its sender, not the whole verdict."""
+    from airflow_mlops.core.run_trigger import describe_events
+
+    verdict = {"decision": "degraded", "window": {"rows": 300}, "reasons": ["x" * 2000]}
+    events = [
+        {
+            "asset": "x-mlops://churn/degradation",
+            "extra": verdict,
+            "source": {"dag_id": "churn_monitor", "run_id": "m7"},
+        },
+        {"asset": "x-mlops://churn/drift", "extra": {}},
+    ]
+    line = describe_events(events)
+    assert line == "x-mlops://churn/degradation (degraded) from churn_monitor · m7; x-mlops://churn/drift"
+    assert describe_events([]) == "no Asset event"
+
+
+def test_a_skip_leaves_its_reason_in_an_xcom(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The MLOps run tab reads why a task skipped from the XCom ``skip_reason``; outside a task only the log has it."""
+    import airflow.sdk
+
+    from airflow_mlops.operators.base import skip
+
+    pushed: dict[str, Any] = {}
+    ti = SimpleNamespace(xcom_push=lambda key, value: pushed.update({key: value}))
+    operator = RetrainGuardOperator(task_id="retrain_guard", spec=PipelineSpec.from_dict(spec_dict(level=4)))
+    monkeypatch.setattr(airflow.sdk, "get_current_context", lambda: {"ti": ti})
+    with pytest.raises(AirflowSkipException, match="inside the cool-down"):
+        skip(operator, "inside the cool-down")
+    assert pushed == {"skip_reason": "inside the cool-down"}
+    monkeypatch.undo()
+    with pytest.raises(AirflowSkipException, match="no context"):
+        skip(operator, "no context")  # no running task: nothing to push to, and no error about it
+
+
 def test_readers_treat_tables_that_do_not_exist_yet_as_empty(pg_conn: Any) -> None:
     """Before the first request (no log) and before the first label (no feedback): no data, no DDL, no error."""
     from airflow_mlops.core.live_outcomes import arm_windows, labelled_outputs, recent_features

@@ -139,11 +139,14 @@ def test_empty_states_say_what_to_do(client: Any) -> None:
     missing_run = client.get("/mlops/report/churn_files/0123456789abcdef/drift", headers=auth)
     assert (missing_run.status_code, missing_run.json()["detail"]) == (404, "no MLflow run '0123456789abcdef'")
     tab = client.get("/mlops/run?dag_id=churn_files_watch&run_id=manual__1", headers=auth).text
-    assert "is not a training DAG" in tab
+    assert "<code>churn_files_watch</code> watches the source for new data" in tab
+    assert "Airflow has no run <code>manual__1</code> of <code>churn_files_watch</code>" in tab
+    other = client.get("/mlops/run?dag_id=etl_nightly&run_id=manual__1", headers=auth).text
+    assert "etl_nightly is not a DAG of a pipeline in the specs folder" in other
     bare = client.get("/mlops/run", headers=auth)
     assert bare.status_code == 200
     assert "This page is a DAG run&#39;s MLOps tab" in bare.text
-    for page in (monitoring, history, bad_time, tab):
+    for page in (monitoring, history, bad_time, tab, other):
         assert "Traceback" not in page
 
 

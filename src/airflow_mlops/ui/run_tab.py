@@ -1,0 +1,134 @@
+"""The MLOps tab of a DAG run: what that run did, read by the role of its DAG in the pipeline.
+
+Airflow shows the tab on every DAG run. A training run shows its MLflow run, version, data and gate
+verdict; a monitor run its drift and quality verdicts (``insufficient_data`` included, which has no
+MLflow run); an A/B or promotion run the ledger rows it wrote; every run its tasks, with the reason
+a skipped task left (:func:`airflow_mlops.operators.base.skip`). The run itself comes from Airflow's
+metadata database, so a run id that does not exist says so.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from airflow_mlops.core import tags as tag_names
+from airflow_mlops.ui import views
+
+if TYPE_CHECKING:
+    from airflow_mlops.pipeline_sources import PipelineSources
+
+ROLES = {
+    "train": "trains a model",
+    "release": "promotes a version a person chose",
+    "watch": "watches the source for new data",
+    "ab_test": "analyses the live A/B test",
+    "monitor": "checks drift and live quality",
+    "score": "scores a batch with the champion",
+}
+MONITOR_TASKS = {"data_drift": "drift", "model_quality": "quality"}
+
+
+def dag_role(sources: PipelineSources, dag_id: str) -> str | None:
+    """The role of ``dag_id`` in the pipeline (a key of :data:`ROLES`), or ``None``."""
+    name, level = sources.name, sources.spec.level
+    roles = {sources.train_dag: "train"}
+    if sources.release_dag:
+        roles[sources.release_dag] = "release"
+    if level >= 2:
+        roles[f"{name}_watch"] = "watch"
+    if level >= 3:
+        roles[f"{name}_ab_test"] = "ab_test"
+    if level >= 4:
+        roles[f"{name}_monitor"] = "monitor"
+    if sources.spec.scoring is not None:
+        roles[f"{name}_score"] = "score"
+    return roles.get(dag_id)
+
+
+def pipeline_of(sources: list[PipelineSources], dag_id: str) -> tuple[PipelineSources | None, str | None]:
+    """The pipeline whose DAG ``dag_id`` is, and its role."""
+    for source in sources:
+        role = dag_role(source, dag_id)
+        if role is not None:
+            return source, role
+    return None, None
+
+
+def run_tab(sources: PipelineSources, role: str, dag_id: str, run_id: str) -> dict[str, Any]:
+    """Everything the tab shows about one run of one of the pipeline's DAGs."""
+    from airflow_mlops import run_history
+
+    data: dict[str, Any] = {"role": role, "role_text": ROLES[role], "found": None, "tasks": [], "problems": []}
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        record = run_history.dag_run(dag_id, run_id)
+        if record is not None:
+            results = run_history.task_xcoms(dag_id, run_id, ("return_value", tag_names.SKIP_REASON_XCOM))
+    except Exception as err:
+        data["problems"].append(views.failure("Airflow's record of this run", err, "Check the metadata database."))
+    else:
+        data["found"] = record is not None
+        if record is not None:
+            data["state"] = record.state
+            data["tasks"] = [
+                {
+                    "task_id": task_id,
+                    "state": state or "none",
+                    "skip_reason": results.get(task_id, {}).get(tag_names.SKIP_REASON_XCOM),
+                    "link": views.airflow_run_link(dag_id, run_id, task_id),
+                }
+                for task_id, state in record.tasks.items()
+            ]
+    if data["found"] is False:
+        return data
+    if role == "train" and sources.spec.level > 0:
+        data["training"] = training = views.training_run_tab(sources, dag_id, run_id)
+        gate = results.get("challenge", {}).get("return_value")
+        training["gate_reasons"] = [str(r) for r in gate.get("reasons") or []] if isinstance(gate, dict) else []
+        training["outcome"] = ab_outcome(sources, dag_id, run_id, training.get("version"))
+    elif role == "monitor":
+        data["verdicts"] = monitor_verdicts(sources, results)
+    if role in ("release", "ab_test"):
+        rows = [r for r in views.ledger_history(sources) if (r.airflow_dag_id, r.airflow_run_id) == (dag_id, run_id)]
+        data["ledger"] = [views.ledger_row(r) for r in rows]
+    return data
+
+
+def ab_outcome(
+    sources: PipelineSources, dag_id: str, run_id: str, version: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The newest ledger row about this run's version written by another run (the A/B decision), or ``None``."""
+    if not version:
+        return None
+    rows = [
+        r
+        for r in views.ledger_history(sources)
+        if r.to_version == version["version"] and (r.airflow_dag_id, r.airflow_run_id) != (dag_id, run_id)
+    ]
+    return views.ledger_row(rows[-1]) if rows else None
+
+
+def monitor_verdicts(sources: PipelineSources, results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The drift and quality verdicts a monitor run's tasks returned, with their report and MLflow links."""
+    verdicts = []
+    for task_id, monitor in MONITOR_TASKS.items():
+        verdict = results.get(task_id, {}).get("return_value")
+        if not isinstance(verdict, dict) or "decision" not in verdict:
+            continue
+        run = verdict.get("monitor_run_id")
+        window = verdict.get("window") or {}
+        verdicts.append(
+            {
+                "monitor": monitor,
+                "decision": verdict["decision"],
+                "champion": verdict.get("champion_version"),
+                "reasons": [str(r) for r in verdict.get("reasons") or []],
+                "rows": window.get("rows") if isinstance(window, dict) else None,
+                "mlflow_link": verdict.get("monitor_run_url") or "",
+                "report_link": f"report/{quote(sources.name)}/{run}/{monitor}"
+                if run and verdict.get("report_uri")
+                else "",
+            }
+        )
+    return verdicts
