@@ -82,6 +82,7 @@ class ClosedLoop:
     metadata_db: str | None = None
     say: Callable[[str], None] = print
     token: str = "closed-loop-admin-token"
+    mlflow_ui_url: str = ""  # where an MLflow UI will serve this store: tasks link their runs there
     timeline: list[Step] = field(default_factory=list)
     cluster: AirflowCluster | None = None
     server: ServerProcess | None = None
@@ -152,7 +153,9 @@ class ClosedLoop:
             dags_folder=dags,
             database=self.metadata_db,
             extra_env={
-                "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({"conn_type": "mlflow", "host": self.tracking_uri}),
+                "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps(
+                    {"conn_type": "mlflow", "host": self.tracking_uri, "extra": {"ui_url": self.mlflow_ui_url}}
+                ),
                 "AIRFLOW_CONN_POSTGRES_DEFAULT": json.dumps(pg),
                 "AIRFLOW_CONN_MLOPS_SERVING_DEFAULT": json.dumps(serving),
                 "AIRFLOW__MLOPS__STORAGE_URI": f"file://{self.home / 'storage'}",

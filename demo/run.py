@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from demo.closed_loop import ClosedLoop, closed_loop_spec
+from demo.stack import Ports
 from demo.world import World
 
 if TYPE_CHECKING:
@@ -183,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         loader=dags / "mlops_pipelines.py",
         data_db=args.database,
         say=lambda line: print(line, flush=True),
+        mlflow_ui_url=f"http://127.0.0.1:{Ports().mlflow}",  # `make up` serves the demo's store there
     )
     embedded = postgres_for(loop.home)
     world = World(loop.dsn)

@@ -247,6 +247,19 @@ def test_model_alias_sensor_pokes_the_sqlite_registry(registered_model: Any) -> 
     assert result.xcom_value == {"version": "2", "previous": "1"}
 
 
+def test_a_first_watch_counts_only_rows_after_the_champions_data(registered_model: Any, events_table: str) -> None:
+    """No watermark yet: rows up to the champion's ``mlops.dataset_as_of`` are not new; no champion, all are."""
+    from airflow_mlops.core import tags
+
+    sensor = new_data_sensor(events_table, watermark="", min_rows=1, baseline_model=MODEL, timeout=5, poke_interval=1)
+    assert sensor.execute(task_context()) == {"rows": 3, "watermark": stamp(2).isoformat()}  # no champion yet
+    registered_model.set_registered_model_alias(MODEL, "champion", "2")
+    run_id = registered_model.get_model_version(MODEL, "2").run_id
+    registered_model.set_tag(run_id, tags.DATASET_AS_OF, stamp(1).isoformat())
+    sensor = new_data_sensor(events_table, watermark="", min_rows=1, baseline_model=MODEL, timeout=5, poke_interval=1)
+    assert sensor.execute(task_context()) == {"rows": 1, "watermark": stamp(2).isoformat()}  # only T0+2h is new
+
+
 def test_model_alias_sensor_unknown_model_is_not_done(mlflow_conn: str) -> None:
     """A model that is not registered yet reads as 'no alias', so the sensor keeps waiting."""
     sensor = ModelAliasSensor(task_id="wait_for_champion", model_name="never_registered")

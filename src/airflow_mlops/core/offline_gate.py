@@ -53,7 +53,7 @@ def _bar_text(policy: PromotionPolicy, champion: float) -> str:
     bar = _fmt(required_improvement(policy, champion))
     if policy.relative:
         return f"{bar} ({policy.min_improvement:.2%} of the champion's {_fmt(champion)})"
-    return bar
+    return f"{bar} (min_improvement)"
 
 
 def _primary(

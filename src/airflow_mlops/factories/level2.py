@@ -88,6 +88,8 @@ def build_watch_dag(spec: PipelineSpec) -> DAG | None:
             timestamp_column=source.timestamp_column,
             watermark=_previous("watermark"),
             min_rows=spec.watch.min_new_rows,
+            baseline_model=spec.registered_model_name,
+            mlflow_conn_id=spec.mlflow.conn_id,
             **_watch_kwargs(spec),
         )
     return dag

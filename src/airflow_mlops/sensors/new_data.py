@@ -26,8 +26,12 @@ class NewDataSensor(BaseSensorOperator):
     :param table: table to watch (or ``query``).
     :param query: SELECT to watch; bind parameters only. (templated)
     :param parameters: bind parameters of ``query``. (templated)
-    :param watermark: ISO timestamp; empty means every row counts as new. (templated)
+    :param watermark: ISO timestamp; empty means every row counts as new, unless ``baseline_model``. (templated)
     :param min_rows: how many new rows are enough.
+    :param baseline_model: a registered model: with no ``watermark`` (a first watch), rows count as new
+        only after the data its ``champion`` was trained on (its training run's ``mlops.dataset_as_of``),
+        so a first watch does not announce data the champion already saw. No champion: every row is new.
+    :param mlflow_conn_id: the MLflow connection of ``baseline_model``.
     :param deferrable: wait in the triggerer instead of a worker slot.
     """
 
@@ -43,6 +47,8 @@ class NewDataSensor(BaseSensorOperator):
         parameters: dict[str, Any] | None = None,
         watermark: str | None = None,
         min_rows: int = 1,
+        baseline_model: str | None = None,
+        mlflow_conn_id: str = "mlflow_default",
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
@@ -56,6 +62,8 @@ class NewDataSensor(BaseSensorOperator):
         self.parameters = parameters or {}
         self.watermark = watermark
         self.min_rows = min_rows
+        self.baseline_model = baseline_model
+        self.mlflow_conn_id = mlflow_conn_id
         self.deferrable = deferrable
 
     def _trigger_kwargs(self) -> dict[str, Any]:
@@ -70,6 +78,8 @@ class NewDataSensor(BaseSensorOperator):
         }
 
     def execute(self, context: Context) -> Any:
+        if not self.watermark and self.baseline_model:
+            self.watermark = self._champion_as_of(self.baseline_model)
         if self.deferrable:
             from airflow_mlops.triggers.new_data import NewDataTrigger
 
@@ -80,6 +90,24 @@ class NewDataSensor(BaseSensorOperator):
                 method_name="execute_complete",
             )
         return super().execute(context)
+
+    def _champion_as_of(self, model: str) -> str | None:
+        """When the data ``model``'s champion was trained on ends (``None`` with no champion)."""
+        from airflow_mlops.core import tags
+        from airflow_mlops.core.registry import alias_version
+        from airflow_mlops.hooks.mlflow import MlflowHook
+
+        with MlflowHook(self.mlflow_conn_id).activate() as client:
+            version = alias_version(client, model, tags.CHAMPION)
+            if version is None:
+                self.log.info("No earlier watermark and no %s champion: every row counts as new", model)
+                return None
+            run_id = str(client.get_model_version(model, version).run_id)
+            as_of = client.get_run(run_id).data.tags.get(tags.DATASET_AS_OF) or None
+        self.log.info(
+            "No earlier watermark: counting rows after %s, the data champion v%s was trained on", as_of, version
+        )
+        return as_of
 
     def poke(self, context: Context) -> PokeReturnValue:
         from airflow_mlops.core.extract import count_new_rows

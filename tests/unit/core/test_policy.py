@@ -219,7 +219,7 @@ def test_min_improvement_absolute_and_relative() -> None:
     assert _judge(_policy(min_improvement=0.01), y, champion, challenger).promoted
     absolute = _judge(_policy(min_improvement=0.5), y, champion, challenger)
     assert absolute.decision == "reject"
-    assert "required improvement 0.5." in absolute.reasons[0]
+    assert "required improvement 0.5 (min_improvement)." in absolute.reasons[0]
     # relative: 1% of the champion's ~0.7 is ~0.007 (passes); 50% of it is ~0.35 (fails)
     assert _judge(_policy(min_improvement=0.01, relative=True), y, champion, challenger).promoted
     relative = _judge(_policy(min_improvement=0.5, relative=True), y, champion, challenger)
@@ -282,8 +282,8 @@ def test_estimate_bar_tie_goes_to_the_challenger_unless_it_has_the_champions_dat
     assert tie.evidence["primary"]["improvement"] == 0.0
     assert tie.evidence["primary"]["same_data"] is False
     assert tie.reasons[0].endswith(
-        "so the point estimate decides, and it ties the required improvement 0: a tie goes to the challenger, "
-        "trained on newer data."
+        "so the point estimate decides, and it ties the required improvement 0 (min_improvement): "
+        "a tie goes to the challenger, trained on newer data."
     )
     # the same answers on every row are a tie too: a challenger on newer data may still differ elsewhere
     assert judge(champion.copy()).decision == "promote"
@@ -294,7 +294,8 @@ def test_estimate_bar_tie_goes_to_the_challenger_unless_it_has_the_champions_dat
     assert own.decision == "reject"
     assert own.evidence["primary"]["same_data"] is True
     assert own.reasons[0].endswith(
-        "ties the required improvement 0: the champion stays, as the challenger is trained on the champion's own data."
+        "ties the required improvement 0 (min_improvement): "
+        "the champion stays, as the challenger is trained on the champion's own data."
     )
     assert judge(np.where(np.arange(24) == broken[0], y, level), same_data=True).decision == "promote"  # one row better
     # the interval bar never promotes a tie
