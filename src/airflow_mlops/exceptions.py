@@ -31,6 +31,10 @@ class ModelRegistryError(MlopsError):
     """A registry operation was refused, or the registry does not define what is needed (version, alias, model)."""
 
 
+class ModelVersionNotFoundError(ModelRegistryError):
+    """The registry has no such model version: a wrong input, which no retry fixes."""
+
+
 class ServingError(MlopsError):
     """The model server's admin API refused a call or could not be reached."""
 

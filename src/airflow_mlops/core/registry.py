@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from airflow_mlops.exceptions import ModelRegistryError
+from airflow_mlops.exceptions import ModelRegistryError, ModelVersionNotFoundError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -78,9 +78,26 @@ def check_ready(client: MlflowClient, name: str, version: str) -> None:
     try:
         target = client.get_model_version(name, version)
     except MlflowException as err:
-        raise ModelRegistryError(f"model {name!r} has no version {version!r}: {err.message}") from err
+        if err.error_code == "RESOURCE_DOES_NOT_EXIST":
+            raise ModelVersionNotFoundError(
+                f"model {name!r} has no version {version!r}{_versions(client, name)}"
+            ) from err
+        raise ModelRegistryError(f"model {name!r} version {version!r} could not be read: {err.message}") from err
     if target.status != "READY":
         raise ModelRegistryError(f"model {name!r} version {version} is {target.status}, expected READY")
+
+
+def _versions(client: MlflowClient, name: str) -> str:
+    """``"; its versions: 1, 2 (champion v2)"`` for an error message, or ``""`` when the registry cannot say."""
+    try:
+        found = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+        aliases = client.get_registered_model(name).aliases if found else {}
+    except Exception:
+        return ""
+    if not found:
+        return "; it has no versions yet"
+    held = ", ".join(f"{alias} v{version}" for alias, version in sorted((aliases or {}).items()))
+    return f"; its versions: {', '.join(map(str, found))}" + (f" ({held})" if held else "")
 
 
 def restore_alias(client: MlflowClient, name: str, alias: str, version: str | None) -> None:

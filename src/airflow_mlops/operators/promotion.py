@@ -6,8 +6,10 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_mlops.core import tags
+from airflow_mlops.exceptions import ModelVersionNotFoundError
 from airflow_mlops.hooks.ledger import LedgerHook
 from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.hooks.verdict_metrics import push_alias_move
@@ -69,7 +71,10 @@ class _AliasMover(BaseOperator):
         identity = airflow_identity(context)
         key = _key(context)
         with self.hook.activate() as client:
-            check_ready(client, self.model_name, version)
+            try:
+                check_ready(client, self.model_name, version)
+            except ModelVersionNotFoundError as err:  # a wrong version: fail now, no retry
+                raise AirflowFailException(f"{err}; the {self.alias} alias was not moved") from None
 
             def apply(previous: str | None, new: str) -> None:
                 client.set_model_version_tag(self.model_name, new, f"mlops.{self.alias}.{action}d_by", key)
@@ -158,7 +163,7 @@ class PromoteModelOperator(_AliasMover):
         else:
             version = str(self.version or "").strip()
             if not version.isdigit():
-                raise ValueError(f"version: expected a registry version number, found {self.version!r}")
+                raise AirflowFailException(f"version: expected a registry version number, found {self.version!r}")
             reasons, expected, evidence = [f"manual promotion by {_key(context)}"], ANY, None
         self._check_release_target(version)
         row = self._move(

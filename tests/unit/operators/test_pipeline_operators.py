@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 from mlflow import MlflowClient
 
 from airflow_mlops.exceptions import DatasetValidationError, MlflowUnavailableError, ModelRegistryError
@@ -174,14 +175,18 @@ def test_retry_closes_the_run_a_dead_try_left_open(mlflow_conn: str, customers_c
 
 @pytest.mark.usefixtures("storage")
 def test_promote_rejects_unknown_version(mlflow_conn: str, customers_csv: Path) -> None:
-    """Promoting a version that does not exist fails and leaves the alias where it was."""
+    """Promoting a version that does not exist fails at once (no retry), names the versions, moves nothing."""
     spec = _spec(customers_csv)
     _, model = _train(spec)
     RegisterModelOperator(task_id="register", spec=spec, model=model).execute(task_context())
     PromoteModelOperator(task_id="promote", model_name="churn", version=1).execute(task_context())
-    with pytest.raises(ModelRegistryError, match="model 'churn' has no version '7'"):
+    missing = (
+        r"model 'churn' has no version '7'; its versions: 1 \(challenger v1, champion v1\); "
+        "the champion alias was not moved"
+    )
+    with pytest.raises(AirflowFailException, match=missing):
         PromoteModelOperator(task_id="promote", model_name="churn", version="7").execute(task_context())
-    with pytest.raises(ValueError, match="version: expected a registry version number, found 'latest'"):
+    with pytest.raises(AirflowFailException, match="version: expected a registry version number, found 'latest'"):
         PromoteModelOperator(task_id="promote", model_name="churn", version="latest").execute(task_context())
     assert str(MlflowClient(mlflow_conn).get_model_version_by_alias("churn", "champion").version) == "1"
 
