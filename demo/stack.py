@@ -359,10 +359,25 @@ class Stack:
             + (f" (embedded, data in {self.postgres.data})" if "postgres" in recorded else ""),
             f"  Logs           {self.state / 'logs'} (MLflow, Evidently, model server),"
             f" {self.home / 'airflow' / 'components'} (Airflow), {self.home / 'airflow' / 'logs'} (tasks)",
-            "  Scorecard      make assess (airflow-mlops assess with this stack's connections)",
-            "  Stop           make down",
+            f"  Scorecard      {self.command('assess')} (airflow-mlops assess with this stack's connections)",
+            f"  Stop           {self.command('down')}",
         ]
         return "\n".join(lines)
+
+    def command(self, action: str) -> str:
+        """The command for ``action`` on this stack: ``make <action>``, unless home, database or ports differ."""
+        options = []
+        if self.home != Path(".demo").resolve():
+            options.append(f"--home {self.home}")
+        if self.database != Stack.database:
+            options.append(f"--database {self.database}")
+        defaults = Ports()
+        options += [
+            f"--{name}-port {getattr(self.ports, name)}"
+            for name in ("api", "mlflow", "serve", "evidently", "postgres")
+            if getattr(self.ports, name) != getattr(defaults, name)
+        ]
+        return f"python -m demo.stack {action} {' '.join(options)}" if options else f"make {action}"
 
 
 def main(argv: list[str] | None = None) -> int:

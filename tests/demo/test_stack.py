@@ -55,6 +55,11 @@ def test_up_twice_then_down(tmp_path: Path) -> None:
             assert _status(f"http://127.0.0.1:{ports[name]}{path}") == 200, name
         assert _status(f"http://127.0.0.1:{ports['api']}/auth/login/") == 200
         assert re.search(r"login: admin / \S+", up.stdout), up.stdout
+        stop = re.search(r"Stop +(.+)", up.stdout)
+        flags = [f"--home {home.resolve()}", f"--database {DATABASE}", *(f"--{n}-port {p}" for n, p in ports.items())]
+        assert stop is not None, up.stdout  # the stop command of this stack, not `make down` of the default one
+        assert stop.group(1).startswith("python -m demo.stack down ")
+        assert all(flag in stop.group(1) for flag in flags), stop.group(1)
         groups = {name: svc.pid for name, svc in Stack(home).recorded().items()}
         assert set(groups) >= {"api-server", "scheduler", "dag-processor", "triggerer", "mlflow", "model-server"}
 

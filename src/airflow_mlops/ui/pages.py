@@ -101,13 +101,13 @@ def _trace_page(chosen: PipelineSources, request_id: str, notice: str) -> tuple[
         recent = chosen.newest_requests(limit=10)
     except Exception as err:
         if "does not exist" in str(err):
-            notice = f"{chosen.name} has served no prediction yet: deploy a champion (Level 3 and up) and send traffic."
+            notice = f"{chosen.name} has served no prediction yet: {_how_to_serve(chosen)}."
         else:
             hint = f"Check the {chosen.spec.serving.log_conn_id} connection."
             notice = views.failure("the prediction log", err, hint)
         return steps, recent, notice
     if not recent and not request_id:
-        notice = f"No prediction of {chosen.model} is logged yet: send requests to the model server, then trace one."
+        notice = f"No prediction of {chosen.model} is logged yet: {_how_to_serve(chosen)}, then trace one."
     if request_id:
         try:
             steps = views.trace_chain(chosen, request_id)
@@ -120,6 +120,17 @@ def _trace_page(chosen: PipelineSources, request_id: str, notice: str) -> tuple[
 
 router = APIRouter()
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
+
+
+def _how_to_serve(chosen: PipelineSources) -> str:
+    """What puts predictions in the log at the pipeline's level."""
+    if chosen.spec.level == 0:
+        return "Level 0 registers no model, so nothing is served (from `level: 1` a champion can be)"
+    if chosen.spec.level < 3:
+        return (
+            f"serve the champion with `airflow-mlops serve` after `{chosen.release_dag}` promotes one, and send traffic"
+        )
+    return f"`{chosen.train_dag}` deploys the champion to the model server; send it traffic"
 
 
 def code_spans(text: str) -> Markup:

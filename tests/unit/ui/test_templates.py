@@ -29,7 +29,7 @@ def test_an_overview_links_each_pipeline_with_its_levels_champion_and_verdicts()
     assert 'id="pipeline-churn_files"' in page  # where the second link leads
     rows = overview.split("<tr>")[2:]
     assert "v2" in rows[0]
-    assert '<span class="verdict v-drift">drift: drift</span>' in rows[0]
+    assert '<span class="muted">drift</span> <span class="verdict v-drift">drift</span>' in rows[0]
     assert '<span class="badge warn">Level 0</span>' in rows[1]  # configured 2, achieved 0
     assert "none" in rows[1]
     assert "from Level 4" in rows[1]
@@ -39,7 +39,7 @@ def test_the_overview_says_when_a_verdict_is_about_an_earlier_champion() -> None
     stale = _card("churn_auto", 4, 4, "2", "drift")
     stale["drift"] |= {"version": "1", "stale": True}
     overview = render([stale, _card("churn_files", 2, 0, None, None)]).split("</table>", 1)[0]
-    assert '<span class="verdict v-drift">drift: drift</span> <span class="muted">(about v1)</span>' in overview
+    assert '<span class="verdict v-drift">drift</span> <span class="muted">(about v1)</span>' in overview
 
 
 def test_one_pipeline_needs_no_overview() -> None:
