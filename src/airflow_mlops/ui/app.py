@@ -2,7 +2,8 @@
 
 Every route, pages, JSON and files alike, depends on Airflow's own auth manager
 (``requires_access_view(AccessView.PLUGINS)``): a mounted sub-app inherits no protection from the
-api-server, so an anonymous request gets 401 here. Pages are server-rendered Jinja2 templates;
+api-server, so an anonymous request gets 401 here; a browser's (it accepts HTML) is sent to Airflow's
+login, which brings it back to the page. Pages are server-rendered Jinja2 templates;
 static files and plotly.js (from the installed plotly package) are served by routes of this app,
 so they are guarded too and nothing comes from a CDN. Links are relative, so the pages work at
 ``/mlops/...`` and inside the Airflow UI's iframe.
@@ -11,16 +12,17 @@ so they are guarded too and nothing comes from a CDN. Links are relative, so the
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
+    from fastapi import FastAPI, Request, Response
 
 
 def create_app() -> FastAPI:
     """Build the app; every route requires an authenticated Airflow user allowed to see plugin views."""
     from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
     from airflow.api_fastapi.core_api.security import requires_access_view
-    from fastapi import Depends, FastAPI
+    from fastapi import Depends, FastAPI, HTTPException
 
     from airflow_mlops.ui.pages import router
 
@@ -32,4 +34,19 @@ def create_app() -> FastAPI:
         openapi_url=None,
     )
     app.include_router(router)
+    app.add_exception_handler(HTTPException, _login_for_browsers)
     return app
+
+
+async def _login_for_browsers(request: Request, exc: Exception) -> Response:
+    """A browser without a login goes to Airflow's login and back; any other request gets the error as JSON."""
+    from fastapi.exception_handlers import http_exception_handler
+    from fastapi.responses import RedirectResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    if not isinstance(exc, StarletteHTTPException):  # registered for HTTPException only
+        raise exc
+    if exc.status_code == 401 and "text/html" in request.headers.get("accept", ""):
+        site = str(request.scope.get("root_path", "")).removesuffix("/mlops")  # the api-server's own prefix
+        return RedirectResponse(f"{site}/api/v2/auth/login?{urlencode({'next': str(request.url)})}")
+    return await http_exception_handler(request, exc)

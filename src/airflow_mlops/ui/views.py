@@ -177,7 +177,28 @@ def history(sources: PipelineSources, at: datetime | None) -> dict[str, Any]:
     if at is not None:
         holder = sources.ledger.holder_at(sources.model, at)
         answer = {"at": when(at), "row": ledger_row(holder) if holder else None}
-    return {"rows": rows, "answer": answer}
+    return {"rows": collapse_repeats(rows), "answer": answer}
+
+
+def collapse_repeats(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Newest-first rows with each run of ``keep_testing`` rows about one challenger shown as its newest row.
+
+    The A/B analysis writes one such row per run (hourly by default) while a test waits for outcomes;
+    the collapsed row keeps the ids (anchors) and the time of the first.
+    """
+    shown: list[dict[str, Any]] = []
+    for row in rows:
+        last = shown[-1] if shown else None
+        if (
+            last is not None
+            and row["action"] == last["action"] == "keep_testing"
+            and row["to_version"] == last["to_version"]
+        ):
+            last["earlier"].append(row["id"])
+            last["since"] = row["created"]
+            continue
+        shown.append({**row, "earlier": [], "since": None})
+    return shown
 
 
 def trace_chain(sources: PipelineSources, request_id: str) -> list[dict[str, Any]]:

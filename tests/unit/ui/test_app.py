@@ -93,6 +93,21 @@ def test_anonymous_requests_get_401(client: Any, route: str) -> None:
     assert client.get(route).status_code == 401
 
 
+def test_a_browser_without_a_login_is_sent_to_airflows_login_and_back(client: Any) -> None:
+    client.cookies.clear()
+    page = client.get("/mlops/history?pipeline=churn_files", headers={"Accept": "text/html"}, follow_redirects=False)
+    assert page.status_code == 307
+    assert page.headers["location"] == (
+        "/api/v2/auth/login?next=http%3A%2F%2Ftestserver%2Fmlops%2Fhistory%3Fpipeline%3Dchurn_files"
+    )
+    login = client.get(page.headers["location"], follow_redirects=False)  # Airflow's own route takes it from here
+    assert (login.status_code, login.headers["location"]) == (
+        307,
+        "/auth/login?next=http%3A%2F%2Ftestserver%2Fmlops%2Fhistory%3Fpipeline%3Dchurn_files",
+    )
+    assert client.get("/mlops/api/scorecard", headers={"Accept": "application/json"}).status_code == 401
+
+
 def test_a_bad_token_gets_403(client: Any) -> None:
     assert client.get("/mlops/pipelines", headers={"Authorization": "Bearer not-a-token"}).status_code == 403
 

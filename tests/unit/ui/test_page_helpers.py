@@ -100,3 +100,20 @@ def test_a_ledger_row_says_what_moved_and_what_stayed(
 
     row = LedgerRow(1, "m", alias, action, before, after, [], None, None, None, None, None, datetime.now(UTC))
     assert ledger_change(row) == expected
+
+
+def test_a_run_of_keep_testing_rows_about_one_challenger_shows_as_its_newest() -> None:
+    from airflow_mlops.ui.views import collapse_repeats
+
+    def row(id_: int, action: str, version: str) -> dict[str, object]:
+        return {"id": id_, "action": action, "to_version": version, "created": f"t{id_}"}
+
+    newest_first = [row(7, "promote", "3"), row(6, "keep_testing", "3"), row(5, "keep_testing", "3"),
+                    row(4, "keep_testing", "3"), row(3, "keep_testing", "2"), row(2, "promote", "1")]  # fmt: skip
+    shown = collapse_repeats(newest_first)
+    assert [(r["id"], r["earlier"], r["since"]) for r in shown] == [
+        (7, [], None),
+        (6, [5, 4], "t4"),
+        (3, [], None),  # another challenger: its own row
+        (2, [], None),
+    ]
