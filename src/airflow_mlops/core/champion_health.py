@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core import tags
+from airflow_mlops.core.windows import INSUFFICIENT
 
 if TYPE_CHECKING:
     from airflow_mlops.core.offline_gate import Bar
@@ -60,8 +61,8 @@ def champion_health(
 ) -> ChampionHealth | None:
     """The newest quality verdict of champion ``version`` younger than ``monitoring.window_hours``, or ``None``.
 
-    Only judged verdicts are recorded in MLflow ("not enough traffic to judge" is not), so this is
-    the newest judgement.
+    Only a judgement counts: a check that had "not enough traffic to judge" (``insufficient_data``)
+    is recorded in MLflow too, and skipped here.
 
     :param monitor_run: ``(dag_id, run_id)``: only a verdict made in that monitor DAG run counts (the
         run that also published a drift verdict; if its quality check could not judge, there is none).
@@ -75,7 +76,7 @@ def champion_health(
         wanted |= {tags.AIRFLOW_DAG_ID: monitor_run[0], tags.AIRFLOW_RUN_ID: monitor_run[1]}
     runs = client.search_runs(
         [experiment.experiment_id],
-        tags.search_filter(wanted),
+        f"{tags.search_filter(wanted)} and tags.`{tags.DECISION}` != '{INSUFFICIENT}'",
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )

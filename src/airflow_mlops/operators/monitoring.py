@@ -87,7 +87,7 @@ class DataDriftOperator(MlopsOperator):
         span, rows = self._span(name, utc_now())
         since = span.start
         if not span.enough:
-            return self._not_enough(name, span)
+            return self._not_enough(name, span, context)
         outputs, (champion, profile, sample) = self._window(name, since)
         current = self._features(rows, profile, name, champion)
         result = check_drift(
@@ -139,8 +139,8 @@ class DataDriftOperator(MlopsOperator):
         rows = [features for ts, features in logged if ts >= start]
         return Window(start, now, len(rows), self.min_rows, widened), rows
 
-    def _not_enough(self, name: str, span: Window) -> dict[str, Any]:
-        """The verdict of a window too thin to judge: said in XCom, the log and the metrics, never skipped."""
+    def _not_enough(self, name: str, span: Window, context: Context) -> dict[str, Any]:
+        """The verdict of a window too thin to judge: said in XCom, the log, the metrics and MLflow, never skipped."""
         reason = span.describe()  # it ends "not enough traffic to judge (min_rows N)"
         verdict: dict[str, Any] = {
             "decision": INSUFFICIENT, "model_name": name, "champion_version": None, "window": span.as_dict(),
@@ -148,6 +148,13 @@ class DataDriftOperator(MlopsOperator):
             "reasons": [reason],
         }  # fmt: skip
         self.log.warning("Drift check of %s: %s", name, reason)
+        verdict.update(
+            record_evidence(
+                monitor="drift", spec=self.spec, context=context, verdict=verdict, build=lambda: None,
+                mlflow_hook=self.hook, evidently_conn_id=self.evidently_conn_id,
+            )
+        )  # fmt: skip
+        self.mlflow_run_url = verdict["monitor_run_url"] or ""
         push_drift_verdict(verdict)
         return verdict
 

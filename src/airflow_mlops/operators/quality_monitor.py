@@ -57,13 +57,14 @@ class ModelPerformanceOperator(MlopsOperator):
     The window (:mod:`airflow_mlops.core.windows`) ends at the newest answer whose label could have
     arrived (``label_delay_hours``) and widens, newest first, to ``min_rows`` labelled answers, up
     to ``max_window_hours``; still short, the decision is ``insufficient_data`` ("not enough traffic
-    to judge"), with no MLflow run, unless even those few answers show a drop below the validation
+    to judge"), recorded without a report, unless even those few answers show a drop below the validation
     accuracy whose lower 95% bound (both samples' error counted) exceeds ``max_accuracy_drop``: then
     ``degraded`` at once (:func:`~airflow_mlops.core.quality_verdict.conclusive_drop`). The Page–Hinkley test
     (:mod:`airflow_mlops.core.change_detector`) replays the champion's labelled errors since its
     newest judgement; an alarm turns ``healthy``, ``unmeasured`` or ``insufficient_data`` into
-    ``degraded``. Every decision but ``insufficient_data`` is recorded as it stands after the
-    detector: that record is what the retrain guard and the offline gate read of the champion's health.
+    ``degraded``. Every decision is recorded as it stands after the detector; the judged ones
+    (all but ``insufficient_data``) are what the retrain guard and the offline gate read of the
+    champion's health (:func:`~airflow_mlops.core.champion_health.champion_health`).
 
     Evidence: the snapshot goes to the pipeline's Evidently project, its HTML and the verdict JSON
     to an MLflow run tagged ``mlops.monitor=quality``. If Evidently fails, a warning is logged, the
@@ -123,14 +124,13 @@ class ModelPerformanceOperator(MlopsOperator):
             overruled = f"Degraded, not {verdict['decision']}, by the change detector: "
             verdict["decision"] = "degraded"
         verdict["reasons"] = [*verdict.get("reasons", []), *([overruled + detection["reason"]] if detection else [])]
-        if verdict["decision"] != INSUFFICIENT:  # every judgement, the detector's included, goes to MLflow
-            verdict.update(
-                record_evidence(
-                    monitor="quality", spec=self.spec, context=context, verdict=verdict, build=report,
-                    mlflow_hook=self.hook, evidently_conn_id=self.evidently_conn_id, metrics=metrics,
-                )
-            )  # fmt: skip
-            self.mlflow_run_url = verdict["monitor_run_url"] or ""
+        verdict.update(
+            record_evidence(
+                monitor="quality", spec=self.spec, context=context, verdict=verdict, build=report,
+                mlflow_hook=self.hook, evidently_conn_id=self.evidently_conn_id, metrics=metrics,
+            )
+        )  # fmt: skip  # every verdict goes to MLflow, "not enough traffic to judge" too: the pages show it
+        self.mlflow_run_url = verdict["monitor_run_url"] or ""
         push_quality_verdict(verdict, self.spec.monitoring.max_accuracy_drop)
         self.log.info("Live quality of %s v%s on the %s: %s", name, champion, span.describe(), _numbers(verdict))
         self.log.debug("Quality verdict: %s", verdict)

@@ -83,7 +83,7 @@ def test_a_monitor_run_shows_both_verdicts_and_why_a_task_skipped(monkeypatch: p
     ]
     page = render(pipeline, dag_id, "r1", data)
     assert "<b>rollback</b> skipped: nothing to roll back to" in page
-    assert "not enough traffic to judge: no MLflow run is recorded" in page
+    assert "not enough traffic to judge: no report" in page
 
 
 def test_a_run_the_metadata_database_cannot_answer_for_is_a_notice(monkeypatch: pytest.MonkeyPatch) -> None:
