@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 MAX_POINTS = 60
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # UTC; plotly reads it as a date
+VERDICT_HOVER = "%{customdata[2]} · %{customdata[3]}<extra>click: report</extra>"  # decision · champion
 REPORT_FILES = {"drift": "drift/report.html", "quality": "quality/report.html"}
 
 
@@ -77,7 +78,13 @@ def _artifacts(sources: PipelineSources, run_id: str, monitor: str) -> list[Any]
 
 
 def _links(points: list[dict[str, Any]]) -> list[list[str]]:
-    return [[p["report_link"], p["mlflow_link"], p["decision"]] for p in points]
+    return [[p["report_link"], p["mlflow_link"], p["decision"], _about(p)] for p in points]
+
+
+def _about(point: dict[str, Any]) -> str:
+    """Which champion a verdict judged, for the hover: ``champion v2``, or ``no champion``."""
+    version = point.get("champion")
+    return f"champion v{version}" if version not in (None, "", "None") else "no champion"
 
 
 def drift_share_figure(points: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
@@ -95,7 +102,7 @@ def drift_share_figure(points: list[dict[str, Any]], threshold: float) -> dict[s
                 "y": shares,
                 "marker": {"size": 11, "color": colors},
                 "customdata": _links(points),
-                "hovertemplate": "%{x}<br>share %{y:.2f}<br>%{customdata[2]}<extra>click: report</extra>",
+                "hovertemplate": f"%{{x}}<br>share %{{y:.2f}}<br>{VERDICT_HOVER}",
             },
             {
                 "type": "scatter",
@@ -127,7 +134,7 @@ def column_drift_figure(points: list[dict[str, Any]], columns: list[str]) -> dic
                 "y": [c for _, c in chosen],
                 "marker": {"symbol": "square", "size": 14, "color": color, "line": {"width": 1, "color": "#aab7b8"}},
                 "customdata": _links([p for p, _ in chosen]),
-                "hovertemplate": f"%{{y}} at %{{x}}: {name}<extra>click: report</extra>",
+                "hovertemplate": f"%{{y}} at %{{x}}: {name} · %{{customdata[3]}}<extra>click: report</extra>",
             }
         )
     layout = _layout("Drift per feature", "", None)
@@ -156,7 +163,7 @@ def accuracy_figure(points: list[dict[str, Any]], max_drop: float) -> dict[str, 
                 "y": live,
                 "marker": {"size": 11, "color": colors},
                 "customdata": _links(points),
-                "hovertemplate": "%{x}<br>accuracy %{y:.3f}<br>%{customdata[2]}<extra>click: report</extra>",
+                "hovertemplate": f"%{{x}}<br>accuracy %{{y:.3f}}<br>{VERDICT_HOVER}",
             },
             {
                 "type": "scatter",
@@ -199,6 +206,26 @@ def _share_time_range(figures: dict[str, Any], times: list[str]) -> None:
         figure["layout"]["xaxis"]["range"] = [(low - pad).strftime(TIME_FORMAT), (high + pad).strftime(TIME_FORMAT)]
 
 
+def _mark_champion_changes(figures: dict[str, Any], points: list[dict[str, Any]]) -> None:
+    """A dotted line, labelled with the new version, where the champion the checks judged changes."""
+    judged = sorted((p["at"], str(p["champion"])) for p in points if p.get("champion") not in (None, "", "None"))
+    changes = [
+        (at, version) for (at, version), (_, before) in zip(judged[1:], judged, strict=False) if version != before
+    ]
+    for figure in figures.values():
+        layout = figure["layout"]
+        layout["shapes"] = [
+            {"type": "line", "xref": "x", "yref": "paper", "x0": at, "x1": at, "y0": 0, "y1": 1,
+             "line": {"dash": "dot", "color": "#8e44ad", "width": 1}}
+            for at, _ in changes
+        ]  # fmt: skip
+        layout["annotations"] = [
+            {"x": at, "xref": "x", "y": 1, "yref": "paper", "text": f"v{version}", "showarrow": False,
+             "xanchor": "left", "yanchor": "bottom", "font": {"size": 11, "color": "#8e44ad"}}
+            for at, version in changes
+        ]  # fmt: skip
+
+
 def charts(sources: PipelineSources) -> dict[str, Any]:
     """Figures and verdict links of one pipeline's monitoring."""
     spec = sources.spec
@@ -211,6 +238,7 @@ def charts(sources: PipelineSources) -> dict[str, Any]:
     if points["quality"]:
         figures["accuracy"] = accuracy_figure(points["quality"], spec.monitoring.max_accuracy_drop)
     _share_time_range(figures, [p["at"] for monitor in points.values() for p in monitor])
+    _mark_champion_changes(figures, [p for monitor in points.values() for p in monitor])
     verdicts = sorted(
         ((monitor, point) for monitor in ("drift", "quality") for point in points[monitor]),
         key=lambda pair: pair[1]["at"],

@@ -55,4 +55,14 @@ def test_charts_share_a_time_axis_and_mark_each_drifted_feature() -> None:
         (early["at"], "tenure"),
         (late["at"], "plan"),
     ]
-    assert drifted["customdata"] == [["", "", "drift"]]  # a click on the square opens that run's report
+    assert drifted["customdata"] == [["", "", "drift", "champion v1"]]  # a click opens that run's report
+
+
+def test_a_new_champion_is_marked_on_every_chart() -> None:
+    first, second, third = (_point(f"2026-12-04 1{h}:00:00", "no_drift") for h in (0, 1, 2))
+    second["champion"] = third["champion"] = "2"
+    figures = {"drift_share": monitoring.drift_share_figure([first, second, third], 0.5)}
+    monitoring._mark_champion_changes(figures, [first, second, third])
+    layout = figures["drift_share"]["layout"]
+    assert [(s["x0"], s["type"]) for s in layout["shapes"]] == [("2026-12-04 11:00:00", "line")]
+    assert [a["text"] for a in layout["annotations"]] == ["v2"]
