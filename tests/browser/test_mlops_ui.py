@@ -305,3 +305,23 @@ def test_mlops_pages_show_real_content_to_a_viewer(stack: dict[str, Any], browse
     dag_id = to_airflow.get_attribute("href").split("/")[2]  # /dags/<dag_id>/runs/...
     to_airflow.click()
     page.wait_for_url(lambda url: url.startswith(f"{base}/dags/{dag_id}/runs/"), timeout=60_000)
+
+
+def test_a_monitor_runs_tab_and_the_dark_mode_follow_airflow(stack: dict[str, Any], browser: Any) -> None:
+    """The MLOps tab of a monitor run shows its verdicts; Airflow's dark mode darkens the framed pages too."""
+    base = stack["base"]
+    runs = api(stack, f"/api/v2/dags/{PIPELINE}_monitor/dagRuns?order_by=-run_after")["dag_runs"]
+    run_id = runs[0]["dag_run_id"]
+    page = login(browser, base, "viewer")
+    page.evaluate("window.localStorage.setItem('theme', 'dark')")  # what Airflow's Appearance menu stores
+    tab = f"{base}/dags/{PIPELINE}_monitor/runs/{quote(run_id, safe='')}/plugin/mlops_run"
+    page.goto(tab, wait_until="networkidle")
+    assert "dark" in (page.locator("html").get_attribute("class") or "")  # Airflow itself is dark
+    frame = page.frame_locator("iframe").first
+    frame.locator("h1").first.wait_for(timeout=60_000)
+    assert "checks drift and live quality" in frame.locator("main").inner_text()
+    assert frame.locator(".fact h3").all_inner_texts() == ["DRIFT CHECK", "QUALITY CHECK"]
+    assert frame.locator("html.dark").count() == 1
+    background = frame.locator("body").evaluate("body => getComputedStyle(body).backgroundColor")
+    assert background == "rgb(15, 20, 26)", background  # the pages' dark --page colour, not white
+    shot(page, "15-dark-monitor-run-tab")

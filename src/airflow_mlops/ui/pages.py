@@ -26,7 +26,12 @@ if TYPE_CHECKING:
     from airflow_mlops.pipeline_sources import PipelineSources
 
 HERE = Path(__file__).parent
-STATIC_FILES = {"mlops.css": "text/css", "mlops.js": "text/javascript", "frame_links.js": "text/javascript"}
+STATIC_FILES = {
+    "mlops.css": "text/css",
+    "mlops.js": "text/javascript",
+    "frame_links.js": "text/javascript",
+    "theme.js": "text/javascript",
+}
 UNENCODED_PLUS = re.compile(r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}(?::?\d{2})?)$")
 TABS = (("pipelines", "Pipelines"), ("history", "Promotion history"), ("monitoring", "Monitoring"), ("trace", "Trace"))
 

@@ -177,6 +177,10 @@ def test_scorecard_api_and_static_files(client: Any) -> None:
     frame_links = client.get("/mlops/static/frame_links.js", headers=auth)
     assert frame_links.status_code == 200
     assert "allow-popups" in frame_links.text
+    theme = client.get("/mlops/static/theme.js", headers=auth)
+    assert (theme.status_code, theme.headers["content-type"].split(";")[0]) == (200, "text/javascript")
+    page = client.get("/mlops/pipelines", headers=auth).text
+    assert page.index('src="static/theme.js"') < page.index('href="static/mlops.css"')  # the mode before first paint
 
 
 def test_importing_the_plugin_loads_no_heavy_module_and_touches_no_database() -> None:

@@ -6,8 +6,18 @@
     });
     return;
   }
+  var dark = document.documentElement.classList.contains("dark");  // set by theme.js
+  function darken(layout) {
+    var axis = {gridcolor: "#2d3748", zerolinecolor: "#4a5568", linecolor: "#4a5568"};
+    layout.font = {color: "#cbd5e0"};
+    layout.plot_bgcolor = "#1b222b";
+    layout.xaxis = Object.assign({}, layout.xaxis, axis);
+    layout.yaxis = Object.assign({}, layout.yaxis, axis);
+    return layout;
+  }
   document.querySelectorAll("script.figure").forEach(function (node) {
     var figure = JSON.parse(node.textContent);
+    if (dark) { darken(figure.layout); }
     var target = document.getElementById(node.dataset.target);
     Plotly.newPlot(target, figure.data, figure.layout, {displaylogo: false, responsive: true});
     target.on("plotly_click", function (event) {
