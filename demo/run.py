@@ -121,7 +121,8 @@ def summary(loop: ClosedLoop, results: dict[str, Any]) -> str:
         for verdict in checks.values()
         if isinstance(verdict, dict) and verdict.get("report_uri")
     ]
-    lines += ["", "Where to look (`make up` serves all of it in the browser: Airflow, MLflow, Evidently)"]
+    lines += ["", "Where to look (`make up` serves all of it in the browser: Airflow, MLflow, Evidently;"]
+    lines += ["  its scheduler resumes the loop: the watch sees the rows landed after v2 trained and retrains)"]
     lines.append(f"  Evidently workspace   {loop.home / 'evidently'}")
     lines += [f"  Evidently report      {uri}" for uri in reports]
     lines.append(f"  MLflow                mlflow ui --backend-store-uri {loop.tracking_uri}")
