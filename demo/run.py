@@ -122,7 +122,7 @@ def summary(loop: ClosedLoop, results: dict[str, Any]) -> str:
         if isinstance(verdict, dict) and verdict.get("report_uri")
     ]
     lines += ["", "Where to look (`make up` serves all of it in the browser: Airflow, MLflow, Evidently;"]
-    lines += ["  its scheduler resumes the loop: the watch sees the rows landed after v2 trained and retrains)"]
+    lines += ["  its scheduler resumes the loop: the watch finds rows newer than the champion's data and retrains)"]
     lines.append(f"  Evidently workspace   {loop.home / 'evidently'}")
     lines += [f"  Evidently report      {uri}" for uri in reports]
     lines.append(f"  MLflow                mlflow ui --backend-store-uri {loop.tracking_uri}")
