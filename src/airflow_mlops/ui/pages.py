@@ -273,8 +273,8 @@ def run_tab(request: Request, dag_id: str = "", run_id: str = "") -> HTMLRespons
     data: dict[str, Any] = {}
     if not dag_id or not run_id:
         chosen, notice = None, "This page is a DAG run's MLOps tab: open a pipeline's DAG run and pick its MLOps tab."
-    elif chosen is None or role is None:
-        notice = f"{dag_id} is not a DAG of a pipeline in the specs folder, so MLOps has nothing on this run."
+    elif chosen is None or role is None:  # a specs folder that does not load says so first
+        notice = notice or f"{dag_id} is not a DAG of a pipeline in the specs folder, so MLOps has nothing on this run."
     else:
         try:
             data = run_tabs.run_tab(chosen, role, dag_id, run_id)
