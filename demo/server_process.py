@@ -44,7 +44,7 @@ class ServerProcess:
             "--model", model,
             "--tracking-uri", tracking_uri,
             "--postgres-dsn", postgres_dsn,
-            "--admin-token", token,
+            f"--admin-token={token}",
             "--poll-seconds", str(poll_seconds),
             "--port", str(self.port),
             "--log-table", tables[0],

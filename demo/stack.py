@@ -194,7 +194,7 @@ class Stack:
         ]  # fmt: skip
         serve = [
             str(VENV_BIN / "airflow-mlops"), "serve", "--model", MODEL, "--tracking-uri", self.tracking_uri,
-            "--postgres-dsn", self.dsn, "--admin-token", self.secrets()["serving_token"],
+            "--postgres-dsn", self.dsn, f"--admin-token={self.secrets()['serving_token']}",
             "--port", str(self.ports.serve), "--poll-seconds", "5",
         ]  # fmt: skip
         return {

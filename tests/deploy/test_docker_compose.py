@@ -69,6 +69,10 @@ def _as_args(command: str | list[str] | None) -> list[str]:
 
 
 def _option(args: list[str], name: str) -> str:
+    """The value of ``name``, given as ``--name value`` or ``--name=value``."""
+    for arg in args:
+        if arg.startswith(f"{name}="):
+            return arg.split("=", 1)[1]
     assert name in args, f"{name} missing from {args}"
     index = args.index(name)
     assert index + 1 < len(args), f"{name} has no value in {args}"

@@ -1,0 +1,23 @@
+"""The commands ``demo.stack`` starts pass every generated secret so that argparse reads it as a value."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from airflow_mlops.serving.server import add_arguments
+from demo.stack import Stack
+
+
+def test_a_serving_token_that_starts_with_a_dash_reaches_the_server(tmp_path: Path) -> None:
+    """``secrets.token_urlsafe`` may start with "-"; as a separate argument argparse took it for an option."""
+    stack = Stack(home=tmp_path)
+    stack.state.mkdir(parents=True)
+    stored = {"admin_password": "pw", "jwt_secret": "j", "secret_key": "k", "serving_token": "-Xy_dash"}
+    (stack.state / "secrets.json").write_text(json.dumps(stored))
+    command, _, _ = stack.tool_commands()["model-server"]
+    assert command[1] == "serve"
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    add_arguments(parser)
+    assert parser.parse_args(command[2:]).admin_token == "-Xy_dash"
