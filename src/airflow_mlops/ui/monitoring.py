@@ -63,11 +63,21 @@ def monitor_points(sources: PipelineSources) -> dict[str, list[dict[str, Any]]]:
                 "metrics": dict(run.data.metrics),
                 "verdict": data,
                 "mlflow_link": sources.run_url(run.info.experiment_id, run.info.run_id),
-                "report_link": f"report/{quote(sources.name)}/{run.info.run_id}/{monitor}" if has_report else "",
+                "report_link": report_path(sources.name, run.info.run_id, monitor) if has_report else "",
                 "champion": run.data.tags.get(tag_names.CHAMPION_VERSION),
             }
         )
     return points
+
+
+def report_path(pipeline: str, run_id: str, monitor: str) -> str:
+    """The page-relative link of the Evidently report the plugin serves for one monitor run."""
+    return f"report/{quote(pipeline)}/{run_id}/{monitor}"
+
+
+def judged(version: object) -> bool:
+    """Whether a verdict's champion tag names a version (checks without a champion wrote "None")."""
+    return version not in (None, "", "None")
 
 
 def _artifacts(sources: PipelineSources, run_id: str, monitor: str) -> list[Any]:
@@ -84,7 +94,7 @@ def _links(points: list[dict[str, Any]]) -> list[list[str]]:
 def _about(point: dict[str, Any]) -> str:
     """Which champion a verdict judged, for the hover: ``champion v2``, or ``no champion``."""
     version = point.get("champion")
-    return f"champion v{version}" if version not in (None, "", "None") else "no champion"
+    return f"champion v{version}" if judged(version) else "no champion"
 
 
 def drift_share_figure(points: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
@@ -208,10 +218,8 @@ def _share_time_range(figures: dict[str, Any], times: list[str]) -> None:
 
 def _mark_champion_changes(figures: dict[str, Any], points: list[dict[str, Any]]) -> None:
     """A dotted line, labelled with the new version, where the champion the checks judged changes."""
-    judged = sorted((p["at"], str(p["champion"])) for p in points if p.get("champion") not in (None, "", "None"))
-    changes = [
-        (at, version) for (at, version), (_, before) in zip(judged[1:], judged, strict=False) if version != before
-    ]
+    seen = sorted((p["at"], str(p["champion"])) for p in points if judged(p.get("champion")))
+    changes = [(at, version) for (at, version), (_, before) in zip(seen[1:], seen, strict=False) if version != before]
     for figure in figures.values():
         layout = figure["layout"]
         layout["shapes"] = [

@@ -10,10 +10,10 @@ metadata database, so a run id that does not exist says so.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from airflow_mlops.core import tags as tag_names
 from airflow_mlops.ui import views
+from airflow_mlops.ui.monitoring import report_path
 
 if TYPE_CHECKING:
     from airflow_mlops.pipeline_sources import PipelineSources
@@ -83,10 +83,11 @@ def run_tab(sources: PipelineSources, role: str, dag_id: str, run_id: str) -> di
     if data["found"] is False:
         return data
     if role == "train" and sources.spec.level > 0:
-        data["training"] = training = views.training_run_tab(sources, dag_id, run_id)
+        history = views.ledger_history(sources)
+        data["training"] = training = views.training_run_tab(sources, dag_id, run_id, history)
         gate = results.get("challenge", {}).get("return_value")
         training["gate_reasons"] = [str(r) for r in gate.get("reasons") or []] if isinstance(gate, dict) else []
-        training["outcome"] = ab_outcome(sources, dag_id, run_id, training.get("version"))
+        training["outcome"] = ab_outcome(history, dag_id, run_id, training.get("version"))
     elif role == "monitor":
         data["verdicts"] = monitor_verdicts(sources, results)
     if role in ("release", "ab_test"):
@@ -95,15 +96,13 @@ def run_tab(sources: PipelineSources, role: str, dag_id: str, run_id: str) -> di
     return data
 
 
-def ab_outcome(
-    sources: PipelineSources, dag_id: str, run_id: str, version: dict[str, Any] | None
-) -> dict[str, Any] | None:
-    """The newest ledger row about this run's version written by another run (the A/B decision), or ``None``."""
+def ab_outcome(history: list[Any], dag_id: str, run_id: str, version: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The newest ledger row (of ``history``) about this run's version written by another run, or ``None``."""
     if not version:
         return None
     rows = [
         r
-        for r in views.ledger_history(sources)
+        for r in history
         if r.to_version == version["version"] and (r.airflow_dag_id, r.airflow_run_id) != (dag_id, run_id)
     ]
     return views.ledger_row(rows[-1]) if rows else None
@@ -126,9 +125,7 @@ def monitor_verdicts(sources: PipelineSources, results: dict[str, dict[str, Any]
                 "reasons": [str(r) for r in verdict.get("reasons") or []],
                 "rows": window.get("rows") if isinstance(window, dict) else None,
                 "mlflow_link": verdict.get("monitor_run_url") or "",
-                "report_link": f"report/{quote(sources.name)}/{run}/{monitor}"
-                if run and verdict.get("report_uri")
-                else "",
+                "report_link": report_path(sources.name, run, monitor) if run and verdict.get("report_uri") else "",
             }
         )
     return verdicts

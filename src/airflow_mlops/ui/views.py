@@ -261,8 +261,13 @@ def trace_chain(sources: PipelineSources, request_id: str) -> list[dict[str, Any
     ]
 
 
-def training_run_tab(sources: PipelineSources, dag_id: str, run_id: str) -> dict[str, Any]:
-    """The MLflow run, registered version, dataset digest and gate verdict of one training DAG run."""
+def training_run_tab(
+    sources: PipelineSources, dag_id: str, run_id: str, history: list[Any] | None = None
+) -> dict[str, Any]:
+    """The MLflow run, registered version, dataset digest and gate verdict of one training DAG run.
+
+    ``history`` is the pipeline's ledger when the caller has read it already.
+    """
     client = sources.mlflow
     result: dict[str, Any] = {"run": None, "version": None, "gate": None}
     experiment = client.get_experiment_by_name(sources.spec.experiment_name)
@@ -302,7 +307,7 @@ def training_run_tab(sources: PipelineSources, dag_id: str, run_id: str) -> dict
                         sources, run.info.experiment_id, mv.tags.get(tag_names.GATE_EVIDENCE)
                     ),
                 }
-    history = ledger_history(sources)
+    history = ledger_history(sources) if history is None else history
     rows = [r for r in history if r.airflow_run_id == run_id and r.airflow_dag_id == dag_id]
     if rows:
         result["gate"] = ledger_row(rows[-1])

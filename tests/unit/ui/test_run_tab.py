@@ -99,6 +99,32 @@ def test_a_run_the_metadata_database_cannot_answer_for_is_a_notice(monkeypatch: 
     ]
 
 
+def test_a_level_1_training_run_says_registration_starts_at_level_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline = sources(1)
+    monkeypatch.setattr(run_history, "dag_run", lambda d, r: _record(d, {"train": "success"}))
+    monkeypatch.setattr(run_history, "task_xcoms", lambda d, r, keys: {})
+    training = {"run": None, "version": None, "gate": None}
+    monkeypatch.setattr(run_tab.views, "ledger_history", lambda s: [])
+    monkeypatch.setattr(run_tab.views, "training_run_tab", lambda s, d, r, history: dict(training))
+    data = run_tab.run_tab(pipeline, "train", pipeline.train_dag, "r1")
+    page = render(pipeline, pipeline.train_dag, "r1", data)
+    assert "No version registered by this run (registration starts at Level 2)." in page
+    assert "No gate below Level 3" in page
+
+
+def test_the_ab_outcome_is_the_newest_row_another_run_wrote_about_the_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Row:
+        def __init__(self, row_id: int, to_version: str, dag_id: str, run_id: str) -> None:
+            self.id, self.to_version, self.airflow_dag_id, self.airflow_run_id = row_id, to_version, dag_id, run_id
+
+    rows = [Row(4, "2", "p_ab_test", "a0"), Row(1, "3", "p_train", "t1"), Row(2, "3", "p_ab_test", "a1")]
+    monkeypatch.setattr(run_tab.views, "ledger_row", lambda row: {"id": row.id})
+    assert run_tab.ab_outcome(rows, "p_train", "t1", None) is None
+    assert run_tab.ab_outcome(rows[:2], "p_train", "t1", {"version": "3"}) is None  # only its own gate row
+    assert run_tab.ab_outcome(rows, "p_train", "t1", {"version": "3"}) == {"id": 2}
+    assert run_tab.ab_outcome([*rows, Row(3, "3", "p_ab_test", "a2")], "p_train", "t1", {"version": "3"}) == {"id": 3}
+
+
 def render(pipeline: PipelineSources, dag_id: str, run_id: str, data: dict[str, Any]) -> str:
     template = TEMPLATES.get_template("run.html")
     return template.render(tabs=TABS, tab="", chosen=pipeline, dag_id=dag_id, run_id=run_id, notice="", data=data)
