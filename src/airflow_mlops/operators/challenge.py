@@ -128,11 +128,11 @@ class ChallengeChampionOperator(MlopsOperator):
             }
             artifact = f"{EVIDENCE_DIR}/verdict-{context['ti'].run_id}.json".replace(":", "_")
             client.log_dict(challenger.run_id, evidence, artifact)
-            for key, value in {
-                tags.GATE_DECISION: verdict.decision,
-                tags.GATE_CHAMPION_VERSION: str(champion_version),
-                tags.GATE_EVIDENCE: f"runs:/{challenger.run_id}/{artifact}",
-            }.items():
+            evidence_uri = f"runs:/{challenger.run_id}/{artifact}"
+            gate_tags = {tags.GATE_DECISION: verdict.decision, tags.GATE_EVIDENCE: evidence_uri}
+            if champion_version is not None:  # the first version has no champion to beat: no tag, not "None"
+                gate_tags[tags.GATE_CHAMPION_VERSION] = str(champion_version)
+            for key, value in gate_tags.items():
                 client.set_model_version_tag(challenger.name, str(challenger.version), key, value)
         self.mlflow_run_url = self.hook.run_url(challenger.experiment_id or "0", challenger.run_id)
         self.log.info(

@@ -118,9 +118,10 @@ def record_evidence(
         **airflow_identity(context),
         tags.PIPELINE: spec.name,
         tags.MODEL_NAME: spec.registered_model_name,
-        tags.CHAMPION_VERSION: str(verdict.get("champion_version")),
         tags.DECISION: str(verdict.get("decision")),
     }
+    if verdict.get("champion_version") is not None:  # a check with no champion judged none: no tag, not "None"
+        run_tags[tags.CHAMPION_VERSION] = str(verdict["champion_version"])
     ti = context["ti"]
     try:
         with mlflow_hook.activate():

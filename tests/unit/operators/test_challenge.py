@@ -55,6 +55,7 @@ def test_gate_promotes_only_real_improvements(mlflow_conn: str, customers_csv: P
     assert verdict["decision"] == "promote"
     assert verdict["evidence"]["cold_start"] is True
     assert verdict["champion_version"] is None
+    assert "mlops.gate.champion_version" not in client.get_model_version("churn", "1").tags  # not the text "None"
     _promote(verdict, "r1")
     assert str(client.get_model_version_by_alias("churn", "champion").version) == "1"
     artifact = client.download_artifacts(v1["run_id"], verdict["evidence_uri"].split("/", 2)[2], str(tmp_path))

@@ -126,6 +126,9 @@ def test_drift_asset_only_when_production_data_drifts(
     assert blind["window"]["rows"] == 0
     assert blind["window"]["enough"] is False
     assert "not enough traffic to judge" in blind["reasons"][0]
+    blind_run = MlflowClient(mlflow_conn).get_run(blind["monitor_run_id"])  # recorded, with no report
+    assert blind_run.data.tags["mlops.decision"] == "insufficient_data"
+    assert "mlops.champion_version" not in blind_run.data.tags  # it judged no champion: no tag, not "None"
 
     older = customers(100, seed=6)
     _serve(pg_conn, log_table, older.to_dict(orient="records"), "older", _champion_scores(older), hours_ago=5)
