@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from airflow_mlops.ui.app import create_app
+from airflow_mlops.ui.app import SlashRedirect, create_app
 
 
 class MlopsPlugin(AirflowPlugin):
@@ -17,6 +17,7 @@ class MlopsPlugin(AirflowPlugin):
 
     name = "mlops"
     fastapi_apps = [{"app": create_app(), "url_prefix": "/mlops", "name": "MLOps pages"}]
+    fastapi_root_middlewares = [{"middleware": SlashRedirect, "kwargs": {"prefix": "/mlops"}, "name": "MLOps /mlops"}]
     external_views = [
         {
             "name": "MLOps",

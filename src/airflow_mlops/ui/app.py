@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 if TYPE_CHECKING:
     from fastapi import FastAPI, Request, Response
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 def create_app() -> FastAPI:
@@ -50,3 +51,25 @@ async def _login_for_browsers(request: Request, exc: Exception) -> Response:
         site = str(request.scope.get("root_path", "")).removesuffix("/mlops")  # the api-server's own prefix
         return RedirectResponse(f"{site}/api/v2/auth/login?{urlencode({'next': str(request.url)})}")
     return await http_exception_handler(request, exc)
+
+
+class SlashRedirect:
+    """A root middleware of the api-server: ``/mlops`` (no slash) is sent to ``/mlops/``.
+
+    A mounted sub-app answers only below its prefix, so the bare prefix fell through to Airflow's
+    UI, which showed its 404 page. Every other request passes untouched.
+    """
+
+    def __init__(self, app: ASGIApp, prefix: str = "/mlops") -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path in (self.prefix, f"{scope.get('root_path', '')}{self.prefix}"):
+            from starlette.responses import RedirectResponse
+
+            query = scope.get("query_string", b"").decode("latin-1")
+            await RedirectResponse(f"{path}/" + (f"?{query}" if query else ""))(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

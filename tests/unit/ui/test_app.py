@@ -108,6 +108,21 @@ def test_a_browser_without_a_login_is_sent_to_airflows_login_and_back(client: An
     assert client.get("/mlops/api/scorecard", headers={"Accept": "application/json"}).status_code == 401
 
 
+def test_the_bare_prefix_goes_to_the_pages(client: Any) -> None:
+    """``/mlops`` is below no route of the mounted app; it is sent on to ``/mlops/`` (then the pipelines)."""
+    client.cookies.clear()
+    bare = client.get("/mlops?pipeline=churn_files", follow_redirects=False)
+    assert (bare.status_code, bare.headers["location"]) == (307, "/mlops/?pipeline=churn_files")
+    client.cookies.set("_token", token(client, "viewer"))
+    try:
+        landed = client.get("/mlops")
+        assert landed.status_code == 200
+        assert str(landed.url).endswith("/mlops/pipelines")
+    finally:
+        client.cookies.clear()
+    assert client.get("/mlopsx", follow_redirects=False).status_code != 307  # only the prefix itself
+
+
 def test_a_bad_token_gets_403(client: Any) -> None:
     assert client.get("/mlops/pipelines", headers={"Authorization": "Bearer not-a-token"}).status_code == 403
 
