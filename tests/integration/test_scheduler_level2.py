@@ -8,6 +8,7 @@ which registers version 2 on a bigger snapshot and moves ``challenger`` to it.
 
 from __future__ import annotations
 
+import getpass
 import json
 import shutil
 import time
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
+from airflow_mlops.core.ledger import Ledger
 from demo.cluster import AirflowCluster, drop_database, wait_until
 from tests.support.paths import REPO
 from tests.support.postgres import load_frame
@@ -154,6 +156,9 @@ def test_level2_trains_on_trigger_and_on_new_data_asset(
         )[0]["run_id"]
         second = cluster.wait_for_run(train, asset_run_id, timeout=RUN_TIMEOUT)
         assert [r["run_type"] for r in cluster.runs(train)] == ["manual", "asset_triggered"]
+        # 4. A person promotes the new version from the promote DAG's form, saying why.
+        cluster.trigger(f"{PIPELINE}_promote", "manual__promote_1", conf={"version": 2, "reason": "wins the review"})
+        cluster.wait_for_run(f"{PIPELINE}_promote", "manual__promote_1", timeout=RUN_TIMEOUT)
         sensor_log = cluster.task_log(watch, "manual__watch_1", "wait_for_new_data", lines=400)
         trigger_log = cluster.task_log(watch, "manual__watch_1", "wait_for_new_data", lines=400, trigger=True)
 
@@ -183,6 +188,13 @@ def test_level2_trains_on_trigger_and_on_new_data_asset(
     assert client.get_model_version_by_alias(PIPELINE, "challenger").version == new.version
     assert new.run_id == runs[asset_run_id].info.run_id
     assert old.tags["mlops.dataset_digest"] != new.tags["mlops.dataset_digest"]
+    # The promotion moved the alias and the ledger keeps who did it (`airflow dags trigger`: the OS user) and why.
+    assert str(client.get_model_version_by_alias(PIPELINE, "champion").version) == str(new.version) == "2"
+    (promotion,) = Ledger(f"sqlite:///{cluster.home / 'mlops-ledger.db'}").history(PIPELINE)
+    assert promotion.reasons == [
+        f"manual promotion by {getpass.getuser()} ({PIPELINE}_promote run manual__promote_1)",
+        "reason given: wins the review",
+    ]
     old_rows = snapshot_rows(runs["manual__sched_1"].data.tags["mlops.dataset_uri"])
     new_rows = snapshot_rows(runs[asset_run_id].data.tags["mlops.dataset_uri"])
     assert (old_rows, new_rows) == (INITIAL_ROWS, INITIAL_ROWS + NEW_ROWS)

@@ -55,12 +55,22 @@ def release_params() -> dict[str, Param]:
 
 
 def promote_params() -> dict[str, Param]:
-    """The registry version to promote (Level 2)."""
+    """The registry version to promote (Level 2), and why."""
     return {
         "version": Param(
             type="integer",
             minimum=1,
             title="Model version",
             description_md="Registered version to point the `champion` alias at.",
+        ),
+        "reason": Param(
+            None,
+            type=["null", "string"],
+            maxLength=500,
+            title="Reason",
+            description_md=(
+                "Why this version, in a sentence. The promotion ledger keeps it with the name of the user who "
+                "triggered the run (the MLOps Promotion history page shows both)."
+            ),
         ),
     }

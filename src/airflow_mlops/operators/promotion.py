@@ -113,6 +113,8 @@ class PromoteModelOperator(_AliasMover):
     :param model_name: registered model name. (templated)
     :param version: version to promote; taken from the verdict when one is given. (templated)
     :param verdict: the verdict dict to act on. (templated)
+    :param reason: why a person promotes this version, kept in the ledger with who triggered the run.
+        (templated)
     :param alias: alias to move.
     :param mlflow_conn_id: MLflow connection.
     :param ledger_conn_id: Postgres connection of the ledger; default SQLite under AIRFLOW_HOME.
@@ -121,19 +123,21 @@ class PromoteModelOperator(_AliasMover):
         release that cannot be deployed leaves the champion and the ledger unchanged.
     """
 
-    template_fields: Sequence[str] = ("model_name", "version", "verdict")
+    template_fields: Sequence[str] = ("model_name", "version", "verdict", "reason")
 
     def __init__(
         self,
         *,
         version: str | int | None = None,
         verdict: Any = None,
+        reason: str | None = None,
         serving_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.version = version
         self.verdict = verdict
+        self.reason = reason
         self.serving_conn_id = serving_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -164,7 +168,7 @@ class PromoteModelOperator(_AliasMover):
             version = str(self.version or "").strip()
             if not version.isdigit():
                 raise AirflowFailException(f"version: expected a registry version number, found {self.version!r}")
-            reasons, expected, evidence = [f"manual promotion by {_key(context)}"], ANY, None
+            reasons, expected, evidence = _manual_reasons(context, self.reason), ANY, None
         self._check_release_target(version)
         row = self._move(
             context, version=version, action="promote", reasons=reasons, expected_from=expected, evidence_uri=evidence
@@ -239,6 +243,18 @@ class RollbackModelOperator(_AliasMover):
             if alias_version(client, self.model_name, tags.CHALLENGER) == version:
                 client.delete_registered_model_alias(self.model_name, tags.CHALLENGER)
                 self.log.info("Removed alias challenger from rolled-back v%s", version)
+
+
+def _manual_reasons(context: Context, reason: str | None) -> list[str]:
+    """Who promoted by hand, from which run, and the reason they gave (when they gave one)."""
+    ti = context["ti"]
+    user = getattr(context.get("dag_run"), "triggering_user_name", None)
+    who = f"manual promotion by {user}" if user else "manual promotion"
+    reasons = [f"{who} ({ti.dag_id} run {ti.run_id})"]
+    given = " ".join(str(reason or "").split())
+    if given:
+        reasons.append(f"reason given: {given}")
+    return reasons
 
 
 def _key(context: Context) -> str:

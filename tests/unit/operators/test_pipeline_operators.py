@@ -7,6 +7,7 @@ each operator's ``execute`` against real stores; only the Airflow task context i
 from __future__ import annotations
 
 import json
+import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from mlflow import MlflowClient
 
+from airflow_mlops.core.ledger import Ledger
 from airflow_mlops.exceptions import DatasetValidationError, MlflowUnavailableError, ModelRegistryError
 from airflow_mlops.operators.dataset import ExtractDatasetOperator, ValidateDatasetOperator
 from airflow_mlops.operators.local import TrainLocalModelOperator
@@ -123,9 +125,12 @@ def test_level2_chain_tracks_registers_and_promotes(mlflow_conn: str, customers_
     assert str(client.get_model_version_by_alias("churn", "challenger").version) == "1"
     assert next(iter(ctx["outlet_events"].values())).extra == {"name": "churn", "version": "1"}
 
-    promoted = PromoteModelOperator(task_id="promote", model_name="churn", version="1").execute(
-        task_context(task_id="promote")
+    context = task_context(dag_id="churn_promote", task_id="promote", run_id="manual__p")
+    context["dag_run"].triggering_user_name = "alice"
+    operator = PromoteModelOperator(
+        task_id="promote", model_name="churn", version="1", reason="  best recall on\nthe spring data "
     )
+    promoted = operator.execute(context)
     assert {k: promoted[k] for k in ("name", "alias", "version", "previous")} == {
         "name": "churn",
         "alias": "champion",
@@ -133,6 +138,11 @@ def test_level2_chain_tracks_registers_and_promotes(mlflow_conn: str, customers_
         "previous": None,
     }
     assert str(client.get_model_version_by_alias("churn", "champion").version) == "1"
+    (row,) = Ledger(os.environ["AIRFLOW__MLOPS__LEDGER_URL"]).history("churn")
+    assert row.reasons == [
+        "manual promotion by alice (churn_promote run manual__p)",
+        "reason given: best recall on the spring data",
+    ]
 
 
 @pytest.mark.usefixtures("storage")
