@@ -243,14 +243,14 @@ class ClosedLoop:
         self.note(f"{dag_id} {run_id} ({run['run_type']}): {run['state']}{detail}")
         return run
 
-    def result(self, role: str, run_id: str, task_id: str) -> Any:
-        """What a task returned (its ``return_value`` XCom), or ``None``."""
+    def result(self, role: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        """What a task returned (its ``return_value`` XCom, or the XCom ``key``), or ``None``."""
         rows = self.airflow.query(
-            "SELECT value FROM xcom WHERE dag_id = :dag_id AND run_id = :run_id AND task_id = :task_id"
-            " AND key = 'return_value'",
+            "SELECT value FROM xcom WHERE dag_id = :dag_id AND run_id = :run_id AND task_id = :task_id AND key = :key",
             dag_id=self.dag(role),
             run_id=run_id,
             task_id=task_id,
+            key=key,
         )
         if not rows:
             return None

@@ -31,6 +31,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+from airflow_mlops.core import tags
 from demo.closed_loop import ClosedLoop, closed_loop_spec
 from demo.cluster import drop_database
 from demo.world import World
@@ -150,6 +151,7 @@ def _drive(loop: ClosedLoop, world: World) -> None:
     assert run["tasks"]["retrain_guard"] == "skipped"
     assert run["tasks"]["train"] == "skipped"
     assert "inside the 6.0 h cool-down" in loop.airflow.task_log(train_dag, again, "retrain_guard", 200)
+    assert "inside the 6.0 h cool-down" in loop.result("train", again, "retrain_guard", tags.SKIP_REASON_XCOM)
     assert _versions(loop) == ["1", "2"]
 
     # 5. Live A/B with labels: v2 is better on the drifted world and is promoted.
@@ -158,6 +160,8 @@ def _drive(loop: ClosedLoop, world: World) -> None:
     loop.run("ab_test", "manual__ab_1")
     ab = loop.result("ab_test", "manual__ab_1", "analyse")
     assert ab["decision"] == "promote", ab["reasons"]
+    branch = loop.result("ab_test", "manual__ab_1", "route", tags.BRANCH_XCOM)
+    assert branch == "the verdict is promote: follows promote"
     _agree(loop, "2", None)
 
     # 6. v2 is made to degrade: labels say its answers are wrong. The monitor rolls back to v1.
@@ -165,6 +169,8 @@ def _drive(loop: ClosedLoop, world: World) -> None:
     loop.run("monitor", "manual__monitor_4")
     quality = loop.result("monitor", "manual__monitor_4", "model_quality")
     assert quality["decision"] == "rollback", quality
+    taken = loop.result("monitor", "manual__monitor_4", "route", tags.BRANCH_XCOM)
+    assert taken == "the verdict is rollback: follows rollback"
     assert quality["predecessor_version"] == "1"
     replayed = quality["predecessor_replay"]  # v1 scored on the very requests v2 answered
     assert replayed["rows"] == 400

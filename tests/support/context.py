@@ -12,6 +12,11 @@ class FakeTI:
         self, dag_id: str = "churn_train", task_id: str = "train", run_id: str = "manual__1", try_number: int = 1
     ):
         self.dag_id, self.task_id, self.run_id, self.try_number = dag_id, task_id, run_id, try_number
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        """Keep what the task pushed, for the test to read."""
+        self.pushed[key] = value
 
 
 class _Outlet:

@@ -15,6 +15,7 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 
 SKIP_REASON_XCOM = "skip_reason"  # not an MLflow name: the XCom key a skipped task leaves its reason under
+BRANCH_XCOM = "branch_taken"  # not an MLflow name: the XCom key a verdict branch leaves its choice under
 
 # Training runs and registered versions: who made them, from which data.
 PIPELINE = "mlops.pipeline"

@@ -172,6 +172,14 @@ class VerdictBranchOperator(BaseBranchOperator):
     def choose_branch(self, context: Context) -> str | Iterable[str] | None:
         verdict = dict(self.verdict or {})
         decision = verdict.get("decision")
+        chosen = self._branch(verdict, decision)
+        followed = [chosen] if isinstance(chosen, str) else list(chosen or [])
+        taken = f"the verdict is {decision}: {'follows ' + ', '.join(followed) if followed else 'no task follows it'}"
+        self.log.info("Branch: %s; the other branches are skipped", taken)
+        context["ti"].xcom_push(key=tags.BRANCH_XCOM, value=taken)  # the MLOps run tab explains the skips with it
+        return chosen
+
+    def _branch(self, verdict: dict[str, Any], decision: Any) -> str | list[str] | None:
         if decision == "promote":
             cold = bool((verdict.get("evidence") or {}).get("cold_start"))
             return self.on_cold_start if cold and self.on_cold_start else self.on_promote

@@ -64,7 +64,8 @@ def run_tab(sources: PipelineSources, role: str, dag_id: str, run_id: str) -> di
     try:
         record = run_history.dag_run(dag_id, run_id)
         if record is not None:
-            results = run_history.task_xcoms(dag_id, run_id, ("return_value", tag_names.SKIP_REASON_XCOM))
+            keys = ("return_value", tag_names.SKIP_REASON_XCOM, tag_names.BRANCH_XCOM)
+            results = run_history.task_xcoms(dag_id, run_id, keys)
     except Exception as err:
         data["problems"].append(views.failure("Airflow's record of this run", err, "Check the metadata database."))
     else:
@@ -80,6 +81,7 @@ def run_tab(sources: PipelineSources, role: str, dag_id: str, run_id: str) -> di
                 }
                 for task_id, state in record.tasks.items()
             ]
+            explain_skips(data["tasks"], results)
     if data["found"] is False:
         return data
     if role == "train" and sources.spec.level > 0:
@@ -94,6 +96,28 @@ def run_tab(sources: PipelineSources, role: str, dag_id: str, run_id: str) -> di
         rows = [r for r in views.ledger_history(sources) if (r.airflow_dag_id, r.airflow_run_id) == (dag_id, run_id)]
         data["ledger"] = [views.ledger_row(r) for r in rows]
     return data
+
+
+def explain_skips(tasks: list[dict[str, Any]], results: dict[str, dict[str, Any]]) -> None:
+    """Give every task a ``note``: its own skip reason, the branch it chose, or why it was skipped without one.
+
+    A task skipped by a branch, or after an upstream task skipped, leaves no reason of its own.
+    """
+    branch = next(((t, r[tag_names.BRANCH_XCOM]) for t, r in results.items() if r.get(tag_names.BRANCH_XCOM)), None)
+    first_skip = next((t["task_id"] for t in tasks if t["skip_reason"]), None)
+    for task in tasks:
+        if task["skip_reason"]:
+            task["note"] = task["skip_reason"]
+        elif branch is not None and task["task_id"] == branch[0]:
+            task["note"] = str(branch[1])
+        elif task["state"] != "skipped":
+            task["note"] = ""
+        elif branch is not None:
+            task["note"] = f"not on the path {branch[0]} chose ({branch[1]})"
+        elif first_skip is not None:
+            task["note"] = f"skipped after {first_skip} skipped"
+        else:
+            task["note"] = ""
 
 
 def ab_outcome(history: list[Any], dag_id: str, run_id: str, version: dict[str, Any] | None) -> dict[str, Any] | None:

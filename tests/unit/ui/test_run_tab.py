@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from airflow_mlops import run_history
+from airflow_mlops.core import tags as tag_names
 from airflow_mlops.pipeline_sources import PipelineSources
 from airflow_mlops.run_history import RunRecord
 from airflow_mlops.spec import PipelineSpec
@@ -123,6 +124,32 @@ def test_the_ab_outcome_is_the_newest_row_another_run_wrote_about_the_version(mo
     assert run_tab.ab_outcome(rows[:2], "p_train", "t1", {"version": "3"}) is None  # only its own gate row
     assert run_tab.ab_outcome(rows, "p_train", "t1", {"version": "3"}) == {"id": 2}
     assert run_tab.ab_outcome([*rows, Row(3, "3", "p_ab_test", "a2")], "p_train", "t1", {"version": "3"}) == {"id": 3}
+
+
+def _tasks(states: dict[str, str], reasons: dict[str, str]) -> list[dict[str, Any]]:
+    return [{"task_id": t, "state": s, "skip_reason": reasons.get(t)} for t, s in states.items()]
+
+
+def test_a_skip_without_a_reason_is_explained_by_the_branch_or_the_first_skip() -> None:
+    taken = "the verdict is healthy: no task follows it"
+    tasks = _tasks({"model_quality": "success", "route": "success", "rollback": "skipped"}, {})
+    run_tab.explain_skips(tasks, {"route": {tag_names.BRANCH_XCOM: taken}})
+    assert [t["note"] for t in tasks] == ["", taken, f"not on the path route chose ({taken})"]
+
+    guarded = _tasks(
+        {"retrain_guard": "skipped", "extract": "skipped", "train": "skipped"},
+        {"retrain_guard": "retrain suppressed: inside the 6.0 h cool-down"},
+    )
+    run_tab.explain_skips(guarded, {})
+    assert [t["note"] for t in guarded] == [
+        "retrain suppressed: inside the 6.0 h cool-down",
+        "skipped after retrain_guard skipped",
+        "skipped after retrain_guard skipped",
+    ]
+
+    unexplained = _tasks({"train": "success", "deploy": "skipped"}, {})
+    run_tab.explain_skips(unexplained, {})
+    assert [t["note"] for t in unexplained] == ["", ""]
 
 
 def render(pipeline: PipelineSources, dag_id: str, run_id: str, data: dict[str, Any]) -> str:
