@@ -378,8 +378,8 @@ def score(obs: Observations) -> Scorecard:
         found = p.check(obs)
         if found is None:
             missing = p.missing.format(name=obs.name)
-            if obs.spec_level is not None and p.level > obs.spec_level:
-                missing += f" (the spec is Level {obs.spec_level}: `level: {p.level}` builds the DAGs for it)"
+            if obs.spec_level is not None and p.level > obs.spec_level:  # its DAGs do not exist: nothing to run
+                missing = f"not built at Level {obs.spec_level}: `level: {p.level}` in the spec adds it"
             results.append(PracticeResult(p.level, p.key, p.title, False, missing))
         else:
             results.append(PracticeResult(p.level, p.key, p.title, True, found[0], found[1]))

@@ -71,7 +71,7 @@ def test_every_practice_with_evidence_achieves_level_4() -> None:
 def test_a_missing_practice_above_the_specs_level_says_which_level_builds_its_dags() -> None:
     card = score(Observations(name="p", spec_level=2))
     said = {p.key: p.evidence for p in card.practices}
-    assert said["monitoring"].endswith("trigger `p_monitor` (the spec is Level 2: `level: 4` builds the DAGs for it)")
+    assert said["monitoring"] == "not built at Level 2: `level: 4` in the spec adds it"  # no `p_monitor` to trigger
     assert said["registry"] == "no registered version holds an alias"  # Level 2 has the DAGs it names
 
 
