@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
+AB_EVIDENCE_DIR = "ab_test"  # on the challenger's MLflow run, beside the gate's ``promotion/`` evidence
+
+
 class ABTestOperator(MlopsOperator):
     """Join the prediction log with delayed labels and judge the running A/B test under the policy.
 
@@ -28,7 +32,9 @@ class ABTestOperator(MlopsOperator):
     monitor measures as degraded loses to a challenger that is ahead, see
     :mod:`airflow_mlops.core.champion_health`). ``keep_testing`` and ``rollback`` are
     written to the ledger here; on ``rollback`` the challenger alias is removed and its traffic share
-    set to 0. A ``promote`` verdict is returned for :class:`PromoteModelOperator`.
+    set to 0. A ``promote`` verdict is returned for :class:`PromoteModelOperator`. Every verdict is
+    also kept as ``ab_test/verdict-<run id>.json`` on the challenger's MLflow run: the ledger row of
+    the decision (and the returned ``evidence_uri``) points to it.
 
     :param log_conn_id: Postgres connection of the prediction log and feedback tables.
     :param serving_conn_id: the model server connection (for withdrawing a losing challenger).
@@ -113,11 +119,11 @@ class ABTestOperator(MlopsOperator):
             "champion_health": None if health is None else health.describe(),
             "served": {arm: w.served for arm, w in windows.items()},
             "smoke_features": smoke,
-            "evidence_uri": None,
         }
         self.log.info("A/B %s: champion v%s vs challenger v%s -> %s", name, champion, challenger, verdict.decision)
         for reason in verdict.reasons:
             self.log.info("  %s", reason)
+        result["evidence_uri"] = self._keep_evidence(context, str(challenger), result)
         if verdict.decision in ("keep_testing", "rollback"):
             ti = context["ti"]
             self.ledger_hook.get_conn().record(
@@ -126,12 +132,24 @@ class ABTestOperator(MlopsOperator):
                 action=verdict.decision,
                 version=challenger,
                 reasons=verdict.reasons,
+                evidence_uri=result["evidence_uri"],
                 airflow=airflow_identity(context),
                 idempotency_key=f"{ti.dag_id}/{ti.run_id}/{ti.task_id}",
             )
         if verdict.decision == "rollback":
             self._withdraw(name)
         return result
+
+    def _keep_evidence(self, context: Context, challenger: str, result: dict[str, Any]) -> str:
+        """Log the analysis (counts per arm, the test, its reasons) on the challenger's MLflow run.
+
+        :return: its ``runs:/`` URI, which the ledger row of the decision points to.
+        """
+        artifact = f"{AB_EVIDENCE_DIR}/verdict-{context['ti'].run_id}.json".replace(":", "_")
+        with self.hook.activate() as client:
+            run_id = client.get_model_version(self.spec.registered_model_name, challenger).run_id
+            client.log_dict(str(run_id), json.loads(json.dumps(result, default=str)), artifact)
+        return f"runs:/{run_id}/{artifact}"
 
     def _withdraw(self, name: str) -> None:
         """Take the losing challenger out: traffic share 0, alias removed."""
