@@ -140,14 +140,18 @@ class ABTestOperator(MlopsOperator):
             self._withdraw(name)
         return result
 
-    def _keep_evidence(self, context: Context, challenger: str, result: dict[str, Any]) -> str:
+    def _keep_evidence(self, context: Context, challenger: str, result: dict[str, Any]) -> str | None:
         """Log the analysis (counts per arm, the test, its reasons) on the challenger's MLflow run.
 
-        :return: its ``runs:/`` URI, which the ledger row of the decision points to.
+        :return: its ``runs:/`` URI, which the ledger row of the decision points to; ``None`` for a
+            version registered without a run (the verdict is then kept in the ledger row and XCom only).
         """
         artifact = f"{AB_EVIDENCE_DIR}/verdict-{context['ti'].run_id}.json".replace(":", "_")
         with self.hook.activate() as client:
             run_id = client.get_model_version(self.spec.registered_model_name, challenger).run_id
+            if not run_id:
+                self.log.warning("v%s has no MLflow run: the A/B verdict has no evidence file", challenger)
+                return None
             client.log_dict(str(run_id), json.loads(json.dumps(result, default=str)), artifact)
         return f"runs:/{run_id}/{artifact}"
 
