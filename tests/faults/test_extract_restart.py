@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 ROWS, CHUNK = 200_000, 1_000
-AS_OF = "2030-01-01T00:00:00+00:00"
+AS_OF = "2026-10-01T00:00:00+00:00"
 RETRIES, RETRY_DELAY = 3, 5
 STREAMING = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE %s AND pid <> pg_backend_pid()"
 

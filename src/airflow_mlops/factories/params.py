@@ -12,8 +12,8 @@ if TYPE_CHECKING:
 
 
 AS_OF_HELP = (
-    "Read source rows up to this time (ISO 8601). Empty: the DAG run's `run_after` (when it was due), "
-    "the same on every retry of the run."
+    "Read source rows up to this time (ISO 8601, not in the future). Empty: the DAG run's `run_after` "
+    "(when it was due), the same on every retry of the run."
 )
 
 

@@ -66,20 +66,40 @@ def spec_name(spec: PipelineSpec | dict[str, Any]) -> str:
     return spec.name if isinstance(spec, PipelineSpec) else str(spec["name"])
 
 
+AS_OF_SKEW = timedelta(minutes=5)  # clocks of the trigger and the worker may differ by this much
+
+
 def resolve_as_of(value: Any, context: Context) -> datetime:
-    """``as_of`` from a templated value, else the DAG run's ``run_after`` (stable across retries)."""
-    if isinstance(value, datetime):
-        return value
+    """``as_of`` from a templated value, else the DAG run's ``run_after`` (stable across retries).
+
+    :raises AirflowFailException: the value is not a date, or it is in the future (a snapshot "as of"
+        a time still to come would change as rows land, so its digest would not name its data);
+        no retry can fix either.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_mlops.core.snapshot import utc_now
+    from airflow_mlops.core.utc import as_utc
+
+    given: datetime | None = value if isinstance(value, datetime) else None
     if isinstance(value, str) and value.strip():
         try:
-            return datetime.fromisoformat(value.strip())
+            given = datetime.fromisoformat(value.strip())
         except ValueError:
-            raise ValueError(f"as_of: expected an ISO 8601 date or datetime, found {value!r}") from None
+            raise AirflowFailException(
+                f"as_of: expected an ISO 8601 date or datetime (2026-06-01 or 2026-06-01T12:00:00Z), found {value!r}"
+            ) from None
+    if given is not None:
+        now = utc_now()
+        if as_utc(given) > now + AS_OF_SKEW:
+            raise AirflowFailException(
+                f"as_of {given.isoformat()} is in the future (now {now:%Y-%m-%dT%H:%M:%SZ}): a snapshot as of a "
+                "time still to come would change as new rows land; leave it empty for the run's time"
+            )
+        return given
     dag_run = context.get("dag_run")
     run_after = getattr(dag_run, "run_after", None) or context.get("logical_date")
     if run_after is None:
-        from airflow_mlops.core.snapshot import utc_now
-
         return utc_now()
     return datetime.fromisoformat(str(run_after)) if not isinstance(run_after, datetime) else run_after
 

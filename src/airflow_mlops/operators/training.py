@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import ObjectStoragePath
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_mlops.core import tags
+from airflow_mlops.exceptions import TrainingError
 from airflow_mlops.hooks.verdict_metrics import push_training_totals
 from airflow_mlops.links.mlflow import MlflowRunLink
 from airflow_mlops.operators.base import MlopsOperator, airflow_identity, run_trigger
@@ -73,7 +75,10 @@ class TrainModelOperator(MlopsOperator):
         from airflow_mlops.core.training import estimator_params, fit_model, split_frame
 
         ref = DatasetRef.from_xcom(self.dataset)
-        overrides = _overrides(self.hyperparameters)
+        try:
+            overrides = _overrides(self.hyperparameters)
+        except ValueError as err:
+            raise AirflowFailException(f"{err}; fix the form's hyperparameters and trigger again") from None
         trigger = run_trigger(context)
         run_tags = {
             **self.spec.tags,
@@ -89,8 +94,11 @@ class TrainModelOperator(MlopsOperator):
         if monitor_events(trigger):
             run_tags[tags.MONITOR_TRIGGERED] = "true"
         frame = read_snapshot(ObjectStoragePath(ref.uri))
-        split = split_frame(frame, self.spec)
-        model = fit_model(self.spec, split, overrides)
+        try:
+            split = split_frame(frame, self.spec)
+            model = fit_model(self.spec, split, overrides)
+        except TrainingError as err:  # the same snapshot and parameters fail the same way: no retry
+            raise AirflowFailException(str(err)) from err
         train_metrics = {
             f"train_{k}": v
             for k, v in compute_metrics(model, split.x_train, split.y_train, [self.spec.metric.name]).items()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from airflow_mlops.factories.params import training_params
 from airflow_mlops.operators.base import resolve_as_of
 from airflow_mlops.spec import PipelineSpec
@@ -37,3 +39,19 @@ def test_as_of_help_code_and_docs_tell_one_rule() -> None:
     context = task_context()
     assert resolve_as_of(None, context) == resolve_as_of("", context) == context["dag_run"].run_after
     assert "as-of defaults to the DAG run's `run_after`" in (REPO / "docs" / "design.md").read_text()
+
+
+def test_a_wrong_or_future_as_of_fails_the_task_at_once() -> None:
+    """A date that does not parse, or one still to come, is the trigger's mistake: no retry can fix it."""
+    from datetime import UTC, datetime, timedelta
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    context = task_context()
+    with pytest.raises(AirflowFailException, match=r"as_of: expected an ISO 8601 date .* found '2026-13-45'"):
+        resolve_as_of("2026-13-45", context)
+    with pytest.raises(AirflowFailException, match="as_of 2099-01-01T00:00:00 is in the future"):
+        resolve_as_of("2099-01-01T00:00:00", context)
+    soon = datetime.now(UTC) + timedelta(minutes=1)  # within the clock skew allowed
+    assert resolve_as_of(soon.isoformat(), context) == soon
+    assert resolve_as_of("2026-06-01", context) == datetime(2026, 6, 1)

@@ -35,7 +35,7 @@ def _spec(csv: Path, **overrides: Any) -> PipelineSpec:
 
 
 def _train(spec: PipelineSpec, **ctx: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    dataset = ExtractDatasetOperator(task_id="extract", spec=spec, as_of="2030-01-01T00:00:00+00:00").execute(
+    dataset = ExtractDatasetOperator(task_id="extract", spec=spec, as_of="2026-10-01T00:00:00+00:00").execute(
         task_context(task_id="extract", **ctx)
     )
     ValidateDatasetOperator(task_id="validate", spec=spec, dataset=dataset).execute(task_context(task_id="validate"))
@@ -295,7 +295,13 @@ def test_hyperparameter_overrides_are_logged(mlflow_conn: str, customers_csv: Pa
         task_context()
     )
     assert MlflowClient(mlflow_conn).get_run(model["run_id"]).data.params["C"] == "0.05"
-    with pytest.raises(ValueError, match="hyperparameters: expected a JSON object"):
-        TrainModelOperator(task_id="train", spec=spec, dataset=dataset, hyperparameters="C=1").execute(
-            task_context(try_number=3)
-        )
+    wrong = {  # a person's typo: the task fails at once (AirflowFailException), no retry can fix it
+        "C=1": "hyperparameters: expected a JSON object, found 'C=1'; fix the form's hyperparameters",
+        '{"not_a_param": 1}': r"unknown parameter\(s\) \['not_a_param'\]",
+        '{"C": "abc"}': "fitting sklearn.linear_model.LogisticRegression failed: .*'C' parameter",
+    }
+    for given, message in wrong.items():
+        with pytest.raises(AirflowFailException, match=message):
+            TrainModelOperator(task_id="train", spec=spec, dataset=dataset, hyperparameters=given).execute(
+                task_context(try_number=3)
+            )
