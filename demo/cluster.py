@@ -208,10 +208,24 @@ class AirflowCluster:
         self.cli("db", "migrate", timeout=300)
 
     def start(self, components: Iterable[str] = COMPONENTS) -> None:
-        """Start each component as ``airflow <component>`` with its output in ``log_dir``; then the workers."""
-        for name in components:
-            args = [name, "--port", str(self.api_port)] if name == "api-server" else [name]
-            self._spawn(name, args, self.env, self.log_dir / f"{name}.log")
+        """Start each component as ``airflow <component>`` with its output in ``log_dir``; then the workers.
+
+        The api-server comes first, and the others once it answers: tasks talk to its Execution
+        API, so a task queued before it listens failed its first try ("Workload execution failed").
+        """
+        names = list(components)
+        if "api-server" in names:
+            names.remove("api-server")
+            self._spawn(
+                "api-server", ["api-server", "--port", str(self.api_port)], self.env, self.log_dir / "api-server.log"
+            )
+            try:
+                self.wait_for_api()
+            except Exception:
+                self.stop()  # nobody else knows its pid yet
+                raise
+        for name in names:
+            self._spawn(name, [name], self.env, self.log_dir / f"{name}.log")
         for worker in self.workers:
             self.start_worker(worker)
 
