@@ -80,8 +80,12 @@ class PipelineSources:
 
     @property
     def release_dag(self) -> str | None:
-        """The DAG a person promotes a version with (Levels 1 and 2); the gate does it from Level 3."""
-        return {1: f"{self.name}_release", 2: f"{self.name}_promote"}.get(self.spec.level)
+        """The DAG a person promotes a version with: ``_release`` at Level 1, ``_promote`` from Level 2.
+
+        From Level 3 the gate and the A/B test promote; ``_promote`` stays for a person's override.
+        """
+        level = self.spec.level
+        return f"{self.name}_release" if level == 1 else f"{self.name}_promote" if level >= 2 else None
 
     @cached_property
     def mlflow_hook(self) -> MlflowHook:

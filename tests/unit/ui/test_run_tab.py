@@ -26,7 +26,7 @@ def sources(level: int) -> PipelineSources:
         (0, {"level0": "train"}),
         (1, {"train": "train", "release": "release"}),
         (2, {"train": "train", "promote": "release", "watch": "watch"}),
-        (4, {"train": "train", "watch": "watch", "ab_test": "ab_test", "monitor": "monitor"}),
+        (4, {"train": "train", "promote": "release", "watch": "watch", "ab_test": "ab_test", "monitor": "monitor"}),
     ],
 )
 def test_each_dag_of_a_level_has_its_role(level: int, roles: dict[str, str]) -> None:
