@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.core.tracking import quiet_skops_module_scan
 from airflow_mlops.exceptions import ModelRegistryError
 from airflow_mlops.serving.fast_path import compile_model, probe_rows, verify_fast_path
 from airflow_mlops.serving.predictors import FastPredictor, SklearnPredictor, Unsupported, first_line
@@ -162,7 +163,8 @@ class ModelRegistry:
                 ) from err
             try:
                 meta = Model.load(local)
-                model = mlflow.sklearn.load_model(local)
+                with quiet_skops_module_scan():  # about 1,160 warnings a model where Airflow is imported
+                    model = mlflow.sklearn.load_model(local)
                 example = _input_example(meta, local)
             except Exception as err:
                 raise ModelRegistryError(f"loading {cfg.model_name!r} version {version}: {first_line(err)}") from err
