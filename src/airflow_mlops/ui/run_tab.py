@@ -90,6 +90,9 @@ def run_tab(sources: PipelineSources, role: str, dag_id: str, run_id: str) -> di
         gate = results.get("challenge", {}).get("return_value")
         training["gate_reasons"] = [str(r) for r in gate.get("reasons") or []] if isinstance(gate, dict) else []
         training["outcome"] = ab_outcome(history, dag_id, run_id, training.get("version"))
+        extract = results.get("extract", {}).get("return_value")
+        if training["run"] is None and isinstance(extract, dict) and extract.get("digest"):
+            training["snapshot"] = {k: extract.get(k) for k in ("digest", "uri", "rows", "source", "as_of")}
     elif role == "monitor":
         data["verdicts"] = monitor_verdicts(sources, results)
     if role in ("release", "ab_test"):
@@ -110,6 +113,8 @@ def explain_skips(tasks: list[dict[str, Any]], results: dict[str, dict[str, Any]
             task["note"] = task["skip_reason"]
         elif branch is not None and task["task_id"] == branch[0]:
             task["note"] = str(branch[1])
+        elif task["state"] in ("failed", "upstream_failed"):
+            task["note"] = "failed: its log says why" if task["state"] == "failed" else "an upstream task failed"
         elif task["state"] != "skipped":
             task["note"] = ""
         elif branch is not None:

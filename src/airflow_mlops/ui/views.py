@@ -140,6 +140,11 @@ def pipeline_card(sources: PipelineSources) -> dict[str, Any]:
         "drift": latest.get("drift"),
         "quality": latest.get("quality"),
         "training": training,
+        "failed_training": [
+            {"run_id": r.run_id, "tab": f"run?dag_id={quote(r.dag_id)}&run_id={quote(r.run_id)}"}
+            for r in obs.dag_runs
+            if r.dag_id == sources.train_dag and r.state == "failed"
+        ][:5],
         "scorecard": card,
         "train_dag": sources.train_dag,
         "release_dag": sources.release_dag,

@@ -113,6 +113,23 @@ def test_a_level_1_training_run_says_registration_starts_at_level_2(monkeypatch:
     assert "No gate below Level 3" in page
 
 
+def test_a_failed_training_run_shows_the_snapshot_its_extract_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline = sources(4)
+    extract = {"digest": "d298a1" + "0" * 58, "uri": "file:///s/snap.parquet", "rows": 3700, "source": "customers"}
+    monkeypatch.setattr(run_history, "dag_run", lambda d, r: _record(d, {"extract": "success", "train": "failed"}))
+    monkeypatch.setattr(run_history, "task_xcoms", lambda d, r, keys: {"extract": {"return_value": extract}})
+    monkeypatch.setattr(run_tab.views, "ledger_history", lambda s: [])
+    monkeypatch.setattr(
+        run_tab.views, "training_run_tab", lambda s, d, r, h: {"run": None, "version": None, "gate": None}
+    )
+    data = run_tab.run_tab(pipeline, "train", pipeline.train_dag, "bad_hp")
+    page = render(pipeline, pipeline.train_dag, "bad_hp", data)
+    assert "digest <code>d298a1" in page
+    assert "3700 rows" in page
+    assert "No snapshot recorded" not in page
+    assert "failed: its log says why" in page
+
+
 def test_the_ab_outcome_is_the_newest_row_another_run_wrote_about_the_version(monkeypatch: pytest.MonkeyPatch) -> None:
     class Row:
         def __init__(self, row_id: int, to_version: str, dag_id: str, run_id: str) -> None:
@@ -146,6 +163,10 @@ def test_a_skip_without_a_reason_is_explained_by_the_branch_or_the_first_skip() 
         "skipped after retrain_guard skipped",
         "skipped after retrain_guard skipped",
     ]
+
+    failed = _tasks({"extract": "success", "train": "failed", "register": "upstream_failed"}, {})
+    run_tab.explain_skips(failed, {})
+    assert [t["note"] for t in failed] == ["", "failed: its log says why", "an upstream task failed"]
 
     unexplained = _tasks({"train": "success", "deploy": "skipped"}, {})
     run_tab.explain_skips(unexplained, {})

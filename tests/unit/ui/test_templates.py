@@ -44,3 +44,14 @@ def test_the_overview_says_when_a_verdict_is_about_an_earlier_champion() -> None
 
 def test_one_pipeline_needs_no_overview() -> None:
     assert 'class="grid overview"' not in render([_card("churn_auto", 4, 4, "2", "drift")])
+
+
+def test_failed_training_runs_are_listed_with_their_run_tabs() -> None:
+    """The table lists MLflow runs, so a run that failed before training logged one is named below it."""
+    card = _card("churn_auto", 4, 4, "2", None)
+    card["failed_training"] = [{"run_id": "bad_hp", "tab": "run?dag_id=churn_auto_train&run_id=bad_hp"}]
+    page = render([card])
+    assert (
+        'Failed runs of <code>churn_auto_train</code>: <a href="run?dag_id=churn_auto_train&amp;run_id=bad_hp">' in page
+    )
+    assert "Failed runs" not in render([_card("churn_auto", 4, 4, "2", None)])
