@@ -208,8 +208,15 @@ def collapse_repeats(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def trace_chain(sources: PipelineSources, request_id: str) -> list[dict[str, Any]]:
     """The trace of a request as an ordered chain of linked steps."""
+    from airflow_mlops.core.lineage import TraceNotFoundError
+
     chain = sources.trace(request_id)
     prediction, mv, run, airflow = chain["prediction"], chain["model_version"], chain["mlflow_run"], chain["airflow"]
+    if mv.get("name") not in (None, sources.model):  # pipelines may share one prediction log
+        raise TraceNotFoundError(
+            f"request {request_id!r} was answered by model {mv['name']!r}, not by {sources.model!r} of {sources.name}:"
+            " choose the pipeline of that model"
+        )
     dataset, ledger = chain["dataset"], chain.get("ledger") or {}
     holder = ledger.get("champion_at_ts")
     found = trace_steps(chain)

@@ -117,3 +117,18 @@ def test_a_run_of_keep_testing_rows_about_one_challenger_shows_as_its_newest() -
         (3, [], None),  # another challenger: its own row
         (2, [], None),
     ]
+
+
+def test_a_request_of_another_model_is_not_traced_under_this_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two pipelines may share a prediction log; a request answered by the other's model says so."""
+    from airflow_mlops.core.lineage import TraceNotFoundError
+    from airflow_mlops.pipeline_sources import PipelineSources
+    from airflow_mlops.spec import PipelineSpec
+    from airflow_mlops.ui import views
+    from tests.support.specs import spec_dict
+
+    live = PipelineSources(PipelineSpec.from_dict({**spec_dict(level=4), "name": "churn_live"}))
+    chain = {"prediction": {}, "model_version": {"name": "churn_auto"}, "mlflow_run": {}, "airflow": {}}
+    monkeypatch.setattr(PipelineSources, "trace", lambda self, request_id: chain)
+    with pytest.raises(TraceNotFoundError, match="'ab-1' was answered by model 'churn_auto', not by 'churn_live'"):
+        views.trace_chain(live, "ab-1")
