@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +54,10 @@ def parse_time(value: str | None) -> datetime | None:
     if not value or not value.strip():
         return None
     text = UNENCODED_PLUS.sub(r"\1+\2", value.strip()).replace("Z", "+00:00").replace("z", "+00:00")
-    moment = datetime.fromisoformat(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("not a date and time") from None
     try:
         return as_utc(moment)
     except OverflowError as err:
@@ -195,10 +198,17 @@ def history(request: Request, pipeline: str | None = None, at: str | None = None
             moment = parse_time(at)
         except ValueError as err:  # the timeline still shows; only the question is refused
             notice = f"Time {at!r}: {err}. Use a date and time such as 2026-12-01T10:30 (UTC)."
+        now = datetime.now(UTC)
+        if moment is not None and moment > now:
+            notice = f"{moment:%Y-%m-%d %H:%M:%S} UTC is still to come; the answer is for now."
+            moment = now
+        if moment is not None:
+            at = f"{moment:%Y-%m-%dT%H:%M:%S}"  # what the form's datetime-local field can show (UTC)
         try:
             data = views.history(chosen, moment)
         except Exception as err:
-            notice = views.failure("the ledger", err, "Check the spec's ledger connection or [mlops] ledger_url.")
+            failed = views.failure("the ledger", err, "Check the spec's ledger connection or [mlops] ledger_url.")
+            notice = f"{notice} {failed}".strip()
     return page(request, "history.html", "history", sources=sources, chosen=chosen, at=at or "", notice=notice, **data)
 
 

@@ -158,7 +158,12 @@ def test_empty_states_say_what_to_do(client: Any) -> None:
         "promote a version with <code>churn_files_promote</code>" in history or "Could not read the ledger" in history
     )
     bad_time = client.get("/mlops/history?pipeline=churn_files&at=yesterday", headers=auth).text
-    assert "Use a date and time such as" in bad_time
+    assert "Time &#39;yesterday&#39;: not a date and time. Use a date and time such as" in bad_time
+    assert "isoformat" not in bad_time  # Python's own words stay out of the page
+    future = client.get("/mlops/history?pipeline=churn_files&at=2099-01-01T00:00", headers=auth).text
+    assert "2099-01-01 00:00:00 UTC is still to come; the answer is for now." in future
+    offset = client.get("/mlops/history?pipeline=churn_files&at=2026-06-01T12:00%2B02:00", headers=auth).text
+    assert 'name="at" step="1" value="2026-06-01T10:00:00"' in offset  # the field keeps the time, in UTC
     assert "churn_files: ledger timeline" in bad_time  # the timeline still shows; only the question is refused
     unknown = client.get("/mlops/monitoring?pipeline=nope", headers=auth).text
     assert "No pipeline &#39;nope&#39; in the specs folder; pick one of churn_files." in unknown
