@@ -116,6 +116,7 @@ def test_train_params_defaults_and_validation(dagbag: DagBag) -> None:
     assert params.validate() == {"hyperparameters": {}, "as_of": None}
     good = {"hyperparameters": {"C": 0.5}, "as_of": "2026-01-01T00:00:00+00:00"}
     assert params.deep_merge(good).validate() == good
+    assert params.deep_merge({"hyperparameters": None}).validate()["hyperparameters"] is None  # optional in the form
     with pytest.raises(ParamValidationError, match="as_of"):
         params.deep_merge({"as_of": 123}).validate()
     with pytest.raises(ParamValidationError, match="hyperparameters"):

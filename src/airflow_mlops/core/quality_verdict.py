@@ -150,9 +150,11 @@ def _accuracy_reason(live: float, validation: float | None, max_accuracy_drop: f
     if validation is None:
         return f"Live accuracy {live:.4f}: no validation accuracy to hold it against."
     relation = "more than" if degraded else "within"
+    drop = validation - live
+    change = f"a drop of {drop:.4f}, {relation}" if drop >= 0 else f"a rise of {-drop:.4f}, within"
     return (
-        f"Live accuracy {live:.4f} vs validation accuracy {validation:.4f}: a drop of {validation - live:.4f}, "
-        f"{relation} max_accuracy_drop {max_accuracy_drop}."
+        f"Live accuracy {live:.4f} vs validation accuracy {validation:.4f}: {change} max_accuracy_drop "
+        f"{max_accuracy_drop}."
     )
 
 

@@ -22,7 +22,7 @@ def training_params(spec: PipelineSpec) -> dict[str, Param]:
     return {
         "hyperparameters": Param(
             {},
-            type="object",
+            type=["object", "null"],  # optional: Airflow's form marks a field required unless it may be null
             title="Hyperparameter overrides",
             description_md=(
                 f"JSON object merged over `{spec.estimator.class_path}` parameters "

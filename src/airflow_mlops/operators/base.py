@@ -35,6 +35,11 @@ def airflow_identity(context: Context) -> dict[str, str]:
     }
 
 
+def sentences(reasons: list[str]) -> str:
+    """Reasons as one text: each a sentence (a missing full stop added), joined by spaces."""
+    return " ".join(r if r.rstrip().endswith((".", "!", "?", ":")) else f"{r.rstrip()}." for r in reasons if r)
+
+
 def skip(operator: BaseOperator, reason: str) -> NoReturn:
     """Skip the task with ``reason`` in its log and in its XCom ``skip_reason`` (the MLOps run tab shows it).
 

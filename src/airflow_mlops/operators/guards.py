@@ -43,8 +43,10 @@ class RetrainGuardOperator(MlopsOperator):
         trigger = run_trigger(context)
         events = monitor_events(trigger)
         if not events:
+            self.log.info("Training goes ahead: a %s run, not started by a monitor verdict", trigger.get("run_type"))
             return {"trigger": trigger, "guard": "not monitor-triggered"}
         if len(events) < len(trigger.get("asset_events", [])):  # new source data came with the verdicts
+            self.log.info("Training goes ahead: new source data came with %s", describe_events(events))
             return {"trigger": trigger, "guard": "new data in the trigger"}
         verdicts = [e["extra"].get("decision", "?") for e in events]
         with self.hook.activate() as client:

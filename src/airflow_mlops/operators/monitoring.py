@@ -202,7 +202,7 @@ class DataDriftOperator(MlopsOperator):
         predicted = logged_outputs(outputs, "score" if numeric else "prediction")
         answered = int(predicted.notna().sum())
         if answered < self.min_rows:  # e.g. just after a promotion: a handful of outputs is no distribution
-            self.log.info("%s v%s answered %d requests as champion in the window, need %d: no prediction drift",
+            self.log.info("%s v%s answered %d request(s) as champion in the window, need %d: no prediction drift",
                           name, champion, answered, self.min_rows)  # fmt: skip
             return None, None
         prediction = check_drift(

@@ -14,7 +14,7 @@ from airflow_mlops.hooks.ledger import LedgerHook
 from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.hooks.verdict_metrics import push_alias_move
 from airflow_mlops.links.mlflow import MlflowModelVersionLink
-from airflow_mlops.operators.base import airflow_identity, skip
+from airflow_mlops.operators.base import airflow_identity, sentences, skip
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -160,7 +160,7 @@ class PromoteModelOperator(_AliasMover):
                     airflow=airflow_identity(context),
                     idempotency_key=_key(context),
                 )
-                skip(self, f"not promoted ({verdict['decision']}): {'; '.join(reasons)} [ledger {row.id}]")
+                skip(self, f"not promoted ({verdict['decision']}): {sentences(reasons)} [ledger {row.id}]")
             expected: Any = verdict.get("champion_version")
             expected = None if expected in (None, "") else str(expected)
             evidence = verdict.get("evidence_uri")

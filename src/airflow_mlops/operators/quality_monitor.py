@@ -13,7 +13,7 @@ from airflow_mlops.hooks.ledger import LedgerHook
 from airflow_mlops.hooks.source import postgres_connection
 from airflow_mlops.hooks.verdict_metrics import push_quality_verdict
 from airflow_mlops.links.mlflow import MlflowRunLink
-from airflow_mlops.operators.base import MlopsOperator, airflow_identity, skip, spec_name
+from airflow_mlops.operators.base import MlopsOperator, airflow_identity, sentences, skip, spec_name
 from airflow_mlops.operators.evidence import record_evidence
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ class ModelPerformanceOperator(MlopsOperator):
         push_quality_verdict(verdict, self.spec.monitoring.max_accuracy_drop)
         self.log.info("Live quality of %s v%s on the %s: %s", name, champion, span.describe(), _numbers(verdict))
         self.log.debug("Quality verdict: %s", verdict)
-        self.log.info("%s v%s is %s: %s", name, champion, verdict["decision"], " ".join(verdict["reasons"]))
+        self.log.info("%s v%s is %s: %s", name, champion, verdict["decision"], sentences(verdict["reasons"]))
         if verdict["decision"] in ("degraded", "rollback"):
             from airflow_mlops.assets import degradation_asset
 

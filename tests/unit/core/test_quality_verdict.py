@@ -38,6 +38,13 @@ def test_a_champion_within_the_drop_is_healthy_and_not_published() -> None:
     )
 
 
+def test_a_champion_above_its_validation_accuracy_reads_as_a_rise() -> None:
+    (reason,) = _judge(0.9367, 0.90).reasons
+    assert (
+        reason == "Live accuracy 0.9367 vs validation accuracy 0.9000: a rise of 0.0367, within max_accuracy_drop 0.05."
+    )
+
+
 def test_a_champion_below_the_drop_is_degraded_and_published() -> None:
     judgement = _judge(0.80, 0.90)
 
