@@ -27,7 +27,7 @@ assess: install ## The maturity scorecard of every pipeline, from the evidence o
 	$(PY) -m demo.stack assess $(STACK_ARGS)
 
 down: ## Stop everything `make up` started
-	@if [ -x $(PY) ]; then $(PY) -m demo.stack down; else echo "stack: nothing was running"; fi
+	@if [ -x $(PY) ]; then $(PY) -m demo.stack down $(STACK_ARGS); else echo "stack: nothing was running"; fi
 
 test: install ## Start Postgres if needed; ruff, mypy, the strict docs build and the whole test suite
 	./scripts/services.sh

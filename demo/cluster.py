@@ -27,6 +27,17 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
 VENV_BIN = Path(sys.executable).parent
+
+
+def tool(name: str) -> str:
+    """How to run the venv's ``name`` from here, without an activated venv: ``.venv/bin/mlflow``."""
+    path = VENV_BIN / name
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 REPO = Path(__file__).resolve().parents[1]
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"

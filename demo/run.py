@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from demo.closed_loop import ClosedLoop, closed_loop_spec
-from demo.stack import Ports
+from demo.cluster import tool
+from demo.stack import Ports, Stack
 from demo.world import World
 
 if TYPE_CHECKING:
@@ -121,14 +122,15 @@ def summary(loop: ClosedLoop, results: dict[str, Any]) -> str:
         for verdict in checks.values()
         if isinstance(verdict, dict) and verdict.get("report_uri")
     ]
-    lines += ["", "Where to look (`make up` serves all of it in the browser: Airflow, MLflow, Evidently;"]
+    up = Stack(home=loop.home, database=loop.data_db).command("up")
+    lines += ["", f"Where to look (`{up}` serves all of it in the browser: Airflow, MLflow, Evidently;"]
     lines += ["  its scheduler resumes the loop: the watch finds rows newer than the champion's data and retrains)"]
     lines.append(f"  Evidently workspace   {loop.home / 'evidently'}")
     lines += [f"  Evidently report      {uri}" for uri in reports]
-    lines.append(f"  MLflow                mlflow ui --backend-store-uri {loop.tracking_uri}")
+    lines.append(f"  MLflow                {tool('mlflow')} ui --backend-store-uri {loop.tracking_uri}")
     lines.append(f"  Airflow logs          {loop.home / 'airflow' / 'logs'}")
     lines.append(f"  Model server log      {loop.serving.log}")
-    trace = f"airflow-mlops trace ab-0 --dsn '{loop.dsn}' --tracking-uri {loop.tracking_uri}"
+    trace = f"{tool('airflow-mlops')} trace ab-0 --dsn '{loop.dsn}' --tracking-uri {loop.tracking_uri}"
     lines.append(f"  Trace a request       {trace} --ledger-url {loop.ledger_url}")
     return "\n".join(lines)
 
@@ -136,7 +138,6 @@ def summary(loop: ClosedLoop, results: dict[str, Any]) -> str:
 def postgres_for(home: Path) -> EmbeddedPostgres | None:
     """Refuse to run under a live ``make up``; start an embedded Postgres if none answers on 127.0.0.1:5432."""
     from demo.local_postgres import ensure_postgres
-    from demo.stack import Stack
 
     running = Stack(home).running()
     if running:

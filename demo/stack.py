@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-from demo.cluster import VENV_BIN, AirflowCluster
+from demo.cluster import VENV_BIN, AirflowCluster, tool
 from demo.local_postgres import EmbeddedPostgres, answers, ensure_database
 from demo.process_group import Service, describe, port_taken, start_time, stop_groups
 
@@ -377,7 +377,7 @@ class Stack:
             for name in ("api", "mlflow", "serve", "evidently", "postgres")
             if getattr(self.ports, name) != getattr(defaults, name)
         ]
-        return f"python -m demo.stack {action} {' '.join(options)}" if options else f"make {action}"
+        return f"{tool('python')} -m demo.stack {action} {' '.join(options)}" if options else f"make {action}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,7 +58,9 @@ def test_up_twice_then_down(tmp_path: Path) -> None:
         stop = re.search(r"Stop +(.+)", up.stdout)
         flags = [f"--home {home.resolve()}", f"--database {DATABASE}", *(f"--{n}-port {p}" for n, p in ports.items())]
         assert stop is not None, up.stdout  # the stop command of this stack, not `make down` of the default one
-        assert stop.group(1).startswith("python -m demo.stack down ")
+        interpreter, command = stop.group(1).split(" ", 1)  # the venv's python: no activated venv needed
+        assert (REPO / interpreter).is_file(), interpreter
+        assert command.startswith("-m demo.stack down ")
         assert all(flag in stop.group(1) for flag in flags), stop.group(1)
         groups = {name: svc.pid for name, svc in Stack(home).recorded().items()}
         assert set(groups) >= {"api-server", "scheduler", "dag-processor", "triggerer", "mlflow", "model-server"}
