@@ -126,6 +126,8 @@ class ChallengeChampionOperator(MlopsOperator):
                 "holdout": {"rows": len(rows), "source": holdout_note},
                 "champion_health": None if health is None else health.describe(),
             }
+            if champion_model is not None:  # why these numbers differ from the training run's test metrics
+                evidence["reasons"] = [*evidence["reasons"], f"Holdout: {len(rows)} rows, the {holdout_note}."]
             artifact = f"{EVIDENCE_DIR}/verdict-{context['ti'].run_id}.json".replace(":", "_")
             client.log_dict(challenger.run_id, evidence, artifact)
             evidence_uri = f"runs:/{challenger.run_id}/{artifact}"
@@ -142,7 +144,7 @@ class ChallengeChampionOperator(MlopsOperator):
             champion_version,
             verdict.decision,
         )
-        for reason in verdict.reasons:
+        for reason in evidence["reasons"]:
             self.log.info("  %s", reason)
         return {**evidence, "evidence_uri": f"runs:/{challenger.run_id}/{artifact}"}
 

@@ -67,6 +67,8 @@ def test_gate_promotes_only_real_improvements(mlflow_conn: str, customers_csv: P
     assert verdict["decision"] == "reject"
     assert verdict["champion_version"] == "1"
     assert any("roc_auc" in reason for reason in verdict["reasons"])
+    holdout = verdict["holdout"]
+    assert verdict["reasons"][-1] == f"Holdout: {holdout['rows']} rows, the {holdout['source']}."
     with pytest.raises(AirflowSkipException, match="not promoted \\(reject\\)"):
         _promote(verdict, "r2")
     assert str(client.get_model_version_by_alias("churn", "champion").version) == "1"
