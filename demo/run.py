@@ -7,7 +7,7 @@ the prediction log, the labels and the ledger. ``make up`` then opens the same h
 The pipeline is ``dags/pipelines/churn_auto.yaml`` with its schedules removed: the demo triggers
 the monitor and the A/B analysis where the clock would, and waits for what the Assets start.
 
-Usage: ``python -m demo [--home .demo] [--dags dags] [--database mlops_demo]`` from the repository root.
+Usage: ``python -m demo [--home .demo] [--dags dags] [--database mlops_demo] [--mlflow-port 5000]`` from the root.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def monitor(loop: ClosedLoop, run_id: str) -> dict[str, Any]:
     return {"data_drift": drift, "model_quality": quality}
 
 
-def summary(loop: ClosedLoop, results: dict[str, Any]) -> str:
+def summary(loop: ClosedLoop, results: dict[str, Any], ports: Ports | None = None) -> str:
     """The timeline, the ledger, the drift verdicts, the versions and where the reports are."""
     from mlflow import MlflowClient
 
@@ -122,7 +122,7 @@ def summary(loop: ClosedLoop, results: dict[str, Any]) -> str:
         for verdict in checks.values()
         if isinstance(verdict, dict) and verdict.get("report_uri")
     ]
-    up = Stack(home=loop.home, database=loop.data_db).command("up")
+    up = Stack(home=loop.home, ports=ports or Ports(), database=loop.data_db).command("up")
     lines += ["", f"Where to look (`{up}` serves all of it in the browser: Airflow, MLflow, Evidently;"]
     lines += ["  its scheduler resumes the loop: the watch finds rows newer than the champion's data and retrains)"]
     lines.append(f"  Evidently workspace   {loop.home / 'evidently'}")
@@ -166,6 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--dags", type=Path, default=Path("dags"), help="DAG folder with the example pipelines")
     parser.add_argument("--database", default="mlops_demo", help="Postgres database for data, logs and ledger")
+    parser.add_argument(
+        "--mlflow-port",
+        type=int,
+        default=Ports().mlflow,
+        help="the MLflow port of the stack that will show this home (its links point there)",
+    )
     args = parser.parse_args(argv)
 
     import yaml
@@ -186,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         loader=dags / "mlops_pipelines.py",
         data_db=args.database,
         say=lambda line: print(line, flush=True),
-        mlflow_ui_url=f"http://127.0.0.1:{Ports().mlflow}",  # `make up` serves the demo's store there
+        mlflow_ui_url=f"http://127.0.0.1:{args.mlflow_port}",  # `make up` serves the demo's store there
     )
     embedded = postgres_for(loop.home)
     world = World(loop.dsn)
@@ -194,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with loop.report_on_failure():
             results = story(loop, world)
-            text = summary(loop, results)
+            text = summary(loop, results, Ports(mlflow=args.mlflow_port))
     finally:
         loop.stop()
         if embedded is not None:
