@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from airflow_mlops.core import tags as tag_names
+from airflow_mlops.core.utc import as_utc
 
 if TYPE_CHECKING:
     from airflow_mlops.pipeline_sources import PipelineSources
@@ -216,10 +217,32 @@ def _share_time_range(figures: dict[str, Any], times: list[str]) -> None:
         figure["layout"]["xaxis"]["range"] = [(low - pad).strftime(TIME_FORMAT), (high + pad).strftime(TIME_FORMAT)]
 
 
-def _mark_champion_changes(figures: dict[str, Any], points: list[dict[str, Any]]) -> None:
-    """A dotted line, labelled with the new version, where the champion the checks judged changes."""
-    seen = sorted((p["at"], str(p["champion"])) for p in points if judged(p.get("champion")))
-    changes = [(at, version) for (at, version), (_, before) in zip(seen[1:], seen, strict=False) if version != before]
+def champion_moves(sources: PipelineSources) -> list[tuple[str, str]] | None:
+    """``(when, version)`` of every move of the ``champion`` alias in the ledger; ``None`` when it cannot say."""
+    try:
+        rows = sources.ledger.history_if_created(sources.model)
+    except Exception:
+        return None
+    return [
+        (as_utc(r.created_at).strftime(TIME_FORMAT), str(r.to_version))
+        for r in rows
+        if r.alias == tag_names.CHAMPION and r.action in ("promote", "rollback") and r.to_version
+    ]
+
+
+def _mark_champion_changes(
+    figures: dict[str, Any], points: list[dict[str, Any]], moves: list[tuple[str, str]] | None = None
+) -> None:
+    """A dotted line, labelled with the new version, where the champion changed.
+
+    The ledger says when (``moves``); without it, where the champion the checks judged changes.
+    """
+    times = sorted(p["at"] for p in points)
+    if moves is not None:
+        changes = [(at, version) for at, version in moves if times and times[0] < at <= times[-1]]
+    else:
+        seen = sorted((p["at"], str(p["champion"])) for p in points if judged(p.get("champion")))
+        changes = [(at, v) for (at, v), (_, before) in zip(seen[1:], seen, strict=False) if v != before]
     for figure in figures.values():
         layout = figure["layout"]
         layout["shapes"] = [
@@ -246,7 +269,7 @@ def charts(sources: PipelineSources) -> dict[str, Any]:
     if points["quality"]:
         figures["accuracy"] = accuracy_figure(points["quality"], spec.monitoring.max_accuracy_drop)
     _share_time_range(figures, [p["at"] for monitor in points.values() for p in monitor])
-    _mark_champion_changes(figures, [p for monitor in points.values() for p in monitor])
+    _mark_champion_changes(figures, [p for monitor in points.values() for p in monitor], champion_moves(sources))
     verdicts = sorted(
         ((monitor, point) for monitor in ("drift", "quality") for point in points[monitor]),
         key=lambda pair: pair[1]["at"],

@@ -66,3 +66,15 @@ def test_a_new_champion_is_marked_on_every_chart() -> None:
     layout = figures["drift_share"]["layout"]
     assert [(s["x0"], s["type"]) for s in layout["shapes"]] == [("2026-12-04 11:00:00", "line")]
     assert [a["text"] for a in layout["annotations"]] == ["v2"]
+
+
+def test_the_ledger_says_when_the_champion_changed() -> None:
+    """The first verdict on v2 comes after v2 took over; the line sits where the ledger moved the alias."""
+    first, second, third = (_point(f"2026-12-04 1{h}:00:00", "no_drift") for h in (0, 1, 2))
+    second["champion"] = third["champion"] = "2"
+    figures = {"drift_share": monitoring.drift_share_figure([first, second, third], 0.5)}
+    moves = [("2026-12-04 09:00:00", "1"), ("2026-12-04 10:20:00", "2"), ("2026-12-04 13:00:00", "1")]
+    monitoring._mark_champion_changes(figures, [first, second, third], moves)
+    layout = figures["drift_share"]["layout"]
+    assert [s["x0"] for s in layout["shapes"]] == ["2026-12-04 10:20:00"]  # v1's first and a later one: off the chart
+    assert [a["text"] for a in layout["annotations"]] == ["v2"]
