@@ -146,7 +146,7 @@ class AirflowCluster:
     timings: dict[str, float] = field(default_factory=dict)
     _logs: dict[str, IO[bytes]] = field(default_factory=dict)
     _log_paths: dict[str, Path] = field(default_factory=dict)
-    _secrets: tuple[str, str] = field(default_factory=lambda: (secrets.token_hex(32), secrets.token_hex(16)))
+    _secrets: tuple[str, str] = field(default_factory=lambda: (secrets.token_hex(32), secrets.token_hex(32)))
 
     @property
     def sql_alchemy_conn(self) -> str:

@@ -105,7 +105,7 @@ class Stack:
         values = {
             "admin_password": secrets.token_urlsafe(12),
             "jwt_secret": secrets.token_hex(32),
-            "secret_key": secrets.token_hex(16),
+            "secret_key": secrets.token_hex(32),  # 64 bytes: Airflow signs HS512 tokens with it
             "serving_token": secrets.token_urlsafe(24),
         }
         self.state.mkdir(parents=True, exist_ok=True)
