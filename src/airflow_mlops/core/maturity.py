@@ -253,7 +253,7 @@ def monitored(obs: Observations) -> Found:
         return None
     latest = max(obs.monitor_runs, key=lambda m: m.started_at)
     return (
-        f"{len(obs.monitor_runs)} monitor run(s); the newest, {newest:%Y-%m-%d %H:%M},"
+        f"{len(obs.monitor_runs)} drift and quality check(s) in MLflow; the newest, {newest:%Y-%m-%d %H:%M},"
         f" a {latest.monitor} check: {latest.decision}",
         latest.link,
     )
