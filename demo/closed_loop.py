@@ -255,8 +255,11 @@ class ClosedLoop:
         if not rows:
             return None
         value = rows[0][0]
-        while isinstance(value, (str, bytes)):
-            value = json.loads(value)
+        while isinstance(value, (str, bytes)):  # JSON text, perhaps inside a JSON string; a text XCom ends as text
+            try:
+                value = json.loads(value)
+            except ValueError:
+                break
         return value
 
     def next_triggered(self, role: str, seen: set[str], *, timeout: float = 120) -> str:
