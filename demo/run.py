@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.operators.base import sentences
 from demo.closed_loop import ClosedLoop, closed_loop_spec
 from demo.cluster import tool
 from demo.stack import Ports, Stack
@@ -55,7 +56,7 @@ def story(loop: ClosedLoop, world: World) -> dict[str, Any]:
     gate = loop.result("train", retrain, "challenge") or {}
     loop.note(
         f"{retrain}: v{gate.get('challenger_version')} trained; offline gate: {gate.get('decision')} "
-        f"({'; '.join(gate.get('reasons', [])[:2])}); A/B rollout {run['tasks'].get('start_ab_test')}"
+        f"({sentences(gate.get('reasons', [])[:2])}); A/B rollout {run['tasks'].get('start_ab_test')}"
     )
     for extra in sorted(loop.triggered_runs("train") - seen):
         seen.add(extra)
@@ -66,7 +67,7 @@ def story(loop: ClosedLoop, world: World) -> dict[str, Any]:
     loop.traffic(world, 800, phase="ab")
     loop.run("ab_test", "manual__ab_1")
     ab = loop.result("ab_test", "manual__ab_1", "analyse") or {}
-    loop.note(f"{loop.dag('ab_test')} manual__ab_1: {ab.get('decision')} ({'; '.join(ab.get('reasons', [])[:2])})")
+    loop.note(f"{loop.dag('ab_test')} manual__ab_1: {ab.get('decision')} ({sentences(ab.get('reasons', [])[:2])})")
     loop.serving.wait_for({"champion": "2", "challenger": None})
     loop.note("v2 is champion; the server answers with v2 and the split is back to 0")
     results["ab"] = ab
