@@ -105,6 +105,8 @@ class Detection:
         }
 
     def describe(self, threshold: float) -> str:
+        if self.answers == 0:
+            return "Page-Hinkley: no labelled answers of this champion yet: not enough traffic to judge"
         if self.alarm_at is None:
             head = (
                 f"Page-Hinkley: no change in {self.answers} labelled answers (statistic {self.statistic:.1f}, "

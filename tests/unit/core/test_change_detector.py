@@ -45,7 +45,7 @@ def test_errors_outside_zero_one_are_rejected() -> None:
 def test_empty_stream_has_no_alarm() -> None:
     found = detect([], **DEFAULTS)
     assert (found.alarm_at, found.answers, found.error_rate) == (None, 0, 0.0)
-    assert "no change in 0 labelled answers" in found.describe(50.0)
+    assert found.describe(50.0) == "Page-Hinkley: no labelled answers of this champion yet: not enough traffic to judge"
     assert found.blind
     assert "not enough traffic to judge" in found.describe(50.0)
 
