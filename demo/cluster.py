@@ -218,7 +218,7 @@ class AirflowCluster:
             recreate_database(self.database)
         self.cli("db", "migrate", timeout=300)
 
-    def start(self, components: Iterable[str] = COMPONENTS) -> None:
+    def start(self, components: Iterable[str] = COMPONENTS, api_timeout: float = 300) -> None:
         """Start each component as ``airflow <component>`` with its output in ``log_dir``; then the workers.
 
         The api-server comes first, and the others once it answers: tasks talk to its Execution
@@ -231,9 +231,9 @@ class AirflowCluster:
                 "api-server", ["api-server", "--port", str(self.api_port)], self.env, self.log_dir / "api-server.log"
             )
             try:
-                self.wait_for_api()
-            except Exception:
-                self.stop()  # nobody else knows its pid yet
+                self.wait_for_api(timeout=api_timeout)
+            except BaseException:  # Ctrl-C too: the stack records pids only after start() returns
+                self.stop()
                 raise
         for name in names:
             self._spawn(name, [name], self.env, self.log_dir / f"{name}.log")

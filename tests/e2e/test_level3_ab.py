@@ -150,12 +150,13 @@ def test_ab_promotes_the_better_and_rolls_back_the_worse(
         rows = ledger.history("churn")
         for row, analysis in ((rows[1], "ab1"), (rows[2], "ab2")):  # each A/B decision points to its analysis
             assert row.evidence_uri == f"runs:/{client.get_model_version('churn', row.to_version).run_id}/" + (
-                f"ab_test/verdict-{analysis}.json"
+                f"ab_test/verdict-{analysis}-try1.json"
             )
             kept = client.download_artifacts(*row.evidence_uri.removeprefix("runs:/").split("/", 1), str(tmp_path))
             evidence = json.loads(Path(kept).read_text())
             assert (evidence["decision"], evidence["challenger_version"]) == (row.action, row.to_version)
             assert evidence["reasons"] == row.reasons
+            assert "smoke_features" not in evidence  # no request data in the evidence
         history = [(r.alias, r.action, r.from_version, r.to_version) for r in rows]
         assert history == [
             ("champion", "promote", None, "1"),

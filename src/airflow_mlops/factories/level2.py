@@ -47,7 +47,6 @@ def build_promote_dag(spec: PipelineSpec) -> DAG:
             task_id="promote",
             model_name=spec.registered_model_name,
             version="{{ params.version }}",
-            reason="{{ params.reason or '' }}",
             alias=tags.CHAMPION,
             mlflow_conn_id=spec.mlflow.conn_id,
             ledger_conn_id=spec.ledger.conn_id,

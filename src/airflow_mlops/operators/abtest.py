@@ -33,8 +33,8 @@ class ABTestOperator(MlopsOperator):
     :mod:`airflow_mlops.core.champion_health`). ``keep_testing`` and ``rollback`` are
     written to the ledger here; on ``rollback`` the challenger alias is removed and its traffic share
     set to 0. A ``promote`` verdict is returned for :class:`PromoteModelOperator`. Every verdict is
-    also kept as ``ab_test/verdict-<run id>.json`` on the challenger's MLflow run: the ledger row of
-    the decision (and the returned ``evidence_uri``) points to it.
+    also kept as ``ab_test/verdict-<run id>-try<n>.json`` on the challenger's MLflow run: the ledger
+    row of the decision (and the returned ``evidence_uri``) points to it.
 
     :param log_conn_id: Postgres connection of the prediction log and feedback tables.
     :param serving_conn_id: the model server connection (for withdrawing a losing challenger).
@@ -143,16 +143,26 @@ class ABTestOperator(MlopsOperator):
     def _keep_evidence(self, context: Context, challenger: str, result: dict[str, Any]) -> str | None:
         """Log the analysis (counts per arm, the test, its reasons) on the challenger's MLflow run.
 
-        :return: its ``runs:/`` URI, which the ledger row of the decision points to; ``None`` for a
-            version registered without a run (the verdict is then kept in the ledger row and XCom only).
+        The file is named by run and try, so a retry does not rewrite what an earlier try's ledger
+        row points to; it holds no request data (``smoke_features`` stays out).
+
+        :return: its ``runs:/`` URI, which the ledger row of the decision points to; ``None`` when it
+            cannot be written (a version registered without a run, MLflow unreachable): the decision
+            still stands, with its reasons in the ledger row and the XCom.
         """
-        artifact = f"{AB_EVIDENCE_DIR}/verdict-{context['ti'].run_id}.json".replace(":", "_")
-        with self.hook.activate() as client:
-            run_id = client.get_model_version(self.spec.registered_model_name, challenger).run_id
-            if not run_id:
-                self.log.warning("v%s has no MLflow run: the A/B verdict has no evidence file", challenger)
-                return None
-            client.log_dict(str(run_id), json.loads(json.dumps(result, default=str)), artifact)
+        ti = context["ti"]
+        artifact = f"{AB_EVIDENCE_DIR}/verdict-{ti.run_id}-try{ti.try_number}.json".replace(":", "_")
+        kept = {k: v for k, v in result.items() if k != "smoke_features"}
+        try:
+            with self.hook.activate() as client:
+                run_id = client.get_model_version(self.spec.registered_model_name, challenger).run_id
+                if not run_id:
+                    self.log.warning("v%s has no MLflow run: the A/B verdict has no evidence file", challenger)
+                    return None
+                client.log_dict(str(run_id), json.loads(json.dumps(kept, default=str)), artifact)
+        except Exception as err:  # the decision must not wait on the artifact store
+            self.log.warning("The A/B verdict's evidence file was not written (%s): %s", type(err).__name__, err)
+            return None
         return f"runs:/{run_id}/{artifact}"
 
     def _withdraw(self, name: str) -> None:

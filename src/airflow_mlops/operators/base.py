@@ -96,7 +96,11 @@ def resolve_as_of(value: Any, context: Context) -> datetime:
             ) from None
     if given is not None:
         now = utc_now()
-        if as_utc(given) > now + AS_OF_SKEW:
+        try:
+            moment = as_utc(given)
+        except OverflowError:
+            raise AirflowFailException(f"as_of {value!r}: out of the range of dates") from None
+        if moment > now + AS_OF_SKEW:
             raise AirflowFailException(
                 f"as_of {given.isoformat()} is in the future (now {now:%Y-%m-%dT%H:%M:%SZ}): a snapshot as of a "
                 "time still to come would change as new rows land; leave it empty for the run's time"

@@ -113,8 +113,8 @@ class PromoteModelOperator(_AliasMover):
     :param model_name: registered model name. (templated)
     :param version: version to promote; taken from the verdict when one is given. (templated)
     :param verdict: the verdict dict to act on. (templated)
-    :param reason: why a person promotes this version, kept in the ledger with who triggered the run.
-        (templated)
+    :param reason: why a person promotes this version, kept in the ledger with who triggered the run;
+        default: the DAG run's ``reason`` param (the form's field, read as typed, not rendered). (templated)
     :param alias: alias to move.
     :param mlflow_conn_id: MLflow connection.
     :param ledger_conn_id: Postgres connection of the ledger; default SQLite under AIRFLOW_HOME.
@@ -168,7 +168,8 @@ class PromoteModelOperator(_AliasMover):
             version = str(self.version or "").strip()
             if not version.isdigit():
                 raise AirflowFailException(f"version: expected a registry version number, found {self.version!r}")
-            reasons, expected, evidence = _manual_reasons(context, self.reason), ANY, None
+            given = self.reason if self.reason not in (None, "") else (context.get("params") or {}).get("reason")
+            reasons, expected, evidence = _manual_reasons(context, given), ANY, None
         self._check_release_target(version)
         row = self._move(
             context, version=version, action="promote", reasons=reasons, expected_from=expected, evidence_uri=evidence
@@ -245,13 +246,13 @@ class RollbackModelOperator(_AliasMover):
                 self.log.info("Removed alias challenger from rolled-back v%s", version)
 
 
-def _manual_reasons(context: Context, reason: str | None) -> list[str]:
+def _manual_reasons(context: Context, reason: Any) -> list[str]:
     """Who promoted by hand, from which run, and the reason they gave (when they gave one)."""
     ti = context["ti"]
     user = getattr(context.get("dag_run"), "triggering_user_name", None)
     who = f"manual promotion by {user}" if user else "manual promotion"
     reasons = [f"{who} ({ti.dag_id} run {ti.run_id})"]
-    given = " ".join(str(reason or "").split())
+    given = " ".join(str("" if reason is None else reason).split())
     if given:
         reasons.append(f"reason given: {given}")
     return reasons

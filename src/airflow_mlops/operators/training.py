@@ -221,7 +221,6 @@ class SmokeTestModelOperator(MlopsOperator):
         from airflow_mlops.core.tracking import load_packaged_model
         from airflow_mlops.core.training import prepare_features
         from airflow_mlops.core.validation import feature_columns
-        from airflow_mlops.exceptions import TrainingError
 
         model_ref = ModelRef.from_xcom(self.model)
         frame = read_snapshot(ObjectStoragePath(DatasetRef.from_xcom(self.dataset).uri)).head(self.rows)
@@ -229,9 +228,9 @@ class SmokeTestModelOperator(MlopsOperator):
         with self.hook.activate():
             packaged = load_packaged_model(model_ref.model_uri)
             predictions = np.asarray(packaged.predict(sample))
-        if len(predictions) != len(sample):
-            raise TrainingError(f"smoke test: {len(sample)} rows in, {len(predictions)} predictions out")
+        if len(predictions) != len(sample):  # the same package fails the same way: no retry
+            raise AirflowFailException(f"smoke test: {len(sample)} rows in, {len(predictions)} predictions out")
         if predictions.dtype.kind in "fc" and not np.isfinite(predictions).all():
-            raise TrainingError("smoke test: the packaged model returned non-finite predictions")
+            raise AirflowFailException("smoke test: the packaged model returned non-finite predictions")
         self.log.info("Packaged model %s predicted %d rows", model_ref.model_uri, len(predictions))
         return {"model_uri": model_ref.model_uri, "rows": len(predictions)}

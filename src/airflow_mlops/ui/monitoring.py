@@ -218,16 +218,24 @@ def _share_time_range(figures: dict[str, Any], times: list[str]) -> None:
 
 
 def champion_moves(sources: PipelineSources) -> list[tuple[str, str]] | None:
-    """``(when, version)`` of every move of the ``champion`` alias in the ledger; ``None`` when it cannot say."""
+    """``(when, version)`` of every move of the ``champion`` alias in the ledger.
+
+    ``None`` when the ledger cannot say: unreadable, or holding no move (a new or other ledger the
+    pages read), so the charts fall back to the champion the checks judged.
+    """
     try:
         rows = sources.ledger.history_if_created(sources.model)
     except Exception:
         return None
-    return [
+    moves = [
         (as_utc(r.created_at).strftime(TIME_FORMAT), str(r.to_version))
         for r in rows
-        if r.alias == tag_names.CHAMPION and r.action in ("promote", "rollback") and r.to_version
+        if r.alias == tag_names.CHAMPION
+        and r.action in ("promote", "rollback")
+        and r.to_version
+        and r.to_version != r.from_version
     ]
+    return moves or None
 
 
 def _mark_champion_changes(

@@ -52,6 +52,8 @@ def test_a_wrong_or_future_as_of_fails_the_task_at_once() -> None:
         resolve_as_of("2026-13-45", context)
     with pytest.raises(AirflowFailException, match="as_of 2099-01-01T00:00:00 is in the future"):
         resolve_as_of("2099-01-01T00:00:00", context)
+    with pytest.raises(AirflowFailException, match="out of the range of dates"):
+        resolve_as_of("9999-12-31T23:00:00-02:00", context)
     soon = datetime.now(UTC) + timedelta(minutes=1)  # within the clock skew allowed
     assert resolve_as_of(soon.isoformat(), context) == soon
     assert resolve_as_of("2026-06-01", context) == datetime(2026, 6, 1)

@@ -25,10 +25,12 @@ def test_the_verdict_is_logged_on_the_challengers_run_or_skipped_without_one(mlf
     operator = ABTestOperator(task_id="analyse", spec=spec)
     verdict = {"decision": "keep_testing", "reasons": ["n=12 of 100"], "started_at": datetime(2026, 12, 1, tzinfo=UTC)}
 
-    uri = operator._keep_evidence(task_context(task_id="analyse", run_id="scheduled__1:00"), tracked.version, verdict)
-    assert uri == f"runs:/{run.info.run_id}/ab_test/verdict-scheduled__1_00.json"
-    kept = client.download_artifacts(run.info.run_id, "ab_test/verdict-scheduled__1_00.json", str(tmp_path))
+    context = task_context(task_id="analyse", run_id="scheduled__1:00", try_number=2)
+    uri = operator._keep_evidence(context, tracked.version, {**verdict, "smoke_features": [{"plan": "a"}]})
+    assert uri == f"runs:/{run.info.run_id}/ab_test/verdict-scheduled__1_00-try2.json"
+    kept = client.download_artifacts(run.info.run_id, "ab_test/verdict-scheduled__1_00-try2.json", str(tmp_path))
     assert json.loads(Path(kept).read_text()) == {"decision": "keep_testing", "reasons": ["n=12 of 100"],
                                                    "started_at": "2026-12-01 00:00:00+00:00"}  # fmt: skip
 
     assert operator._keep_evidence(task_context(task_id="analyse"), external.version, verdict) is None
+    assert operator._keep_evidence(task_context(task_id="analyse"), "99", verdict) is None  # MLflow refuses: no file

@@ -127,10 +127,8 @@ def test_level2_chain_tracks_registers_and_promotes(mlflow_conn: str, customers_
 
     context = task_context(dag_id="churn_promote", task_id="promote", run_id="manual__p")
     context["dag_run"].triggering_user_name = "alice"
-    operator = PromoteModelOperator(
-        task_id="promote", model_name="churn", version="1", reason="  best recall on\nthe spring data "
-    )
-    promoted = operator.execute(context)
+    context["params"] = {"version": 1, "reason": "  0 regressions on\nthe spring data "}  # the form, as typed
+    promoted = PromoteModelOperator(task_id="promote", model_name="churn", version="1").execute(context)
     assert {k: promoted[k] for k in ("name", "alias", "version", "previous")} == {
         "name": "churn",
         "alias": "champion",
@@ -141,7 +139,7 @@ def test_level2_chain_tracks_registers_and_promotes(mlflow_conn: str, customers_
     (row,) = Ledger(os.environ["AIRFLOW__MLOPS__LEDGER_URL"]).history("churn")
     assert row.reasons == [
         "manual promotion by alice (churn_promote run manual__p)",
-        "reason given: best recall on the spring data",
+        "reason given: 0 regressions on the spring data",
     ]
 
 

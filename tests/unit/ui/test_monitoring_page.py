@@ -78,3 +78,31 @@ def test_the_ledger_says_when_the_champion_changed() -> None:
     layout = figures["drift_share"]["layout"]
     assert [s["x0"] for s in layout["shapes"]] == ["2026-12-04 10:20:00"]  # v1's first and a later one: off the chart
     assert [a["text"] for a in layout["annotations"]] == ["v2"]
+
+
+def test_champion_moves_come_from_the_ledger_or_say_nothing() -> None:
+    """An empty or unreadable ledger gives ``None`` (the charts fall back); a no-op promotion is no move."""
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    def row(minute: int, action: str, before: str | None, after: str, alias: str = "champion") -> Any:
+        at = datetime(2026, 12, 4, 10, minute, tzinfo=UTC)
+        return SimpleNamespace(created_at=at, alias=alias, action=action, from_version=before, to_version=after)
+
+    def sources(rows: Any) -> Any:
+        def history_if_created(model: str) -> Any:
+            if isinstance(rows, Exception):
+                raise rows
+            return rows
+
+        return SimpleNamespace(model="m", ledger=SimpleNamespace(history_if_created=history_if_created))
+
+    rows = [row(0, "promote", None, "1"), row(5, "keep_testing", None, "2", "challenger"),
+            row(9, "promote", "1", "2"), row(12, "promote", "2", "2"), row(20, "rollback", "2", "1")]  # fmt: skip
+    assert monitoring.champion_moves(sources(rows)) == [
+        ("2026-12-04 10:00:00", "1"),
+        ("2026-12-04 10:09:00", "2"),
+        ("2026-12-04 10:20:00", "1"),
+    ]
+    assert monitoring.champion_moves(sources([])) is None
+    assert monitoring.champion_moves(sources(RuntimeError("no such table"))) is None
