@@ -32,7 +32,7 @@ def test_an_overview_links_each_pipeline_with_its_levels_champion_and_verdicts()
     assert '<span class="muted">drift</span> <span class="verdict v-drift">drift</span>' in rows[0]
     assert '<span class="badge warn">Level 0</span>' in rows[1]  # configured 2, achieved 0
     assert "none" in rows[1]
-    assert "from Level 4" in rows[1]
+    assert "monitoring starts at Level 4" in rows[1]
 
 
 def test_the_overview_says_when_a_verdict_is_about_an_earlier_champion() -> None:
