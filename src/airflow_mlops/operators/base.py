@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -14,6 +15,8 @@ from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.spec import PipelineSpec
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from airflow.sdk import Context
 
 STORAGE_SECTION = "mlops"
@@ -38,6 +41,17 @@ def airflow_identity(context: Context) -> dict[str, str]:
 def sentences(reasons: list[str]) -> str:
     """Reasons as one text: each a sentence (a missing full stop added), joined by spaces."""
     return " ".join(r if r.rstrip().endswith((".", "!", "?", ":")) else f"{r.rstrip()}." for r in reasons if r)
+
+
+@contextmanager
+def fail_at_once(*errors: type[Exception]) -> Iterator[None]:
+    """Re-raise ``errors`` as ``AirflowFailException``: the same input fails the same way, so no retry."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        yield
+    except errors as err:
+        raise AirflowFailException(str(err)) from err
 
 
 def skip(operator: BaseOperator, reason: str) -> NoReturn:

@@ -146,7 +146,7 @@ class ChallengeChampionOperator(MlopsOperator):
         )
         for reason in evidence["reasons"]:
             self.log.info("  %s", reason)
-        return {**evidence, "evidence_uri": f"runs:/{challenger.run_id}/{artifact}"}
+        return {**evidence, "evidence_uri": evidence_uri}
 
     def _fresh_rows(self, frame: pd.DataFrame, test_index: Any, as_of: str | None) -> tuple[Any, str]:
         """Test rows newer than the champion's training watermark ``as_of``, if there are enough of them."""

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException
-
 from airflow_mlops.exceptions import TrainingError
 from airflow_mlops.hooks.source import open_source
-from airflow_mlops.operators.base import MlopsOperator
+from airflow_mlops.operators.base import MlopsOperator, fail_at_once
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -30,11 +28,9 @@ class TrainLocalModelOperator(MlopsOperator):
 
         with open_source(self.spec.source) as reader:
             frame = pd.concat(list(reader.chunks(None)), ignore_index=True)
-        try:
+        with fail_at_once(TrainingError):  # the same data and spec fail the same way
             split = split_frame(frame, self.spec)
             model = fit_model(self.spec, split)
-        except TrainingError as err:  # the same data and spec fail the same way: no retry
-            raise AirflowFailException(str(err)) from err
         metrics = compute_metrics(model, split.x_test, split.y_test, [self.spec.metric.name])
         target = self.storage_root() / "level0" / f"model-{context['ti'].run_id}.joblib".replace(":", "_")
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from airflow_mlops.core import tags
 from airflow_mlops.exceptions import TrainingError
 from airflow_mlops.hooks.verdict_metrics import push_training_totals
 from airflow_mlops.links.mlflow import MlflowRunLink
-from airflow_mlops.operators.base import MlopsOperator, airflow_identity, run_trigger
+from airflow_mlops.operators.base import MlopsOperator, airflow_identity, fail_at_once, run_trigger
 from airflow_mlops.refs import DatasetRef, ModelRef
 
 if TYPE_CHECKING:
@@ -94,11 +94,9 @@ class TrainModelOperator(MlopsOperator):
         if monitor_events(trigger):
             run_tags[tags.MONITOR_TRIGGERED] = "true"
         frame = read_snapshot(ObjectStoragePath(ref.uri))
-        try:
+        with fail_at_once(TrainingError):  # the same snapshot and parameters fail the same way
             split = split_frame(frame, self.spec)
             model = fit_model(self.spec, split, overrides)
-        except TrainingError as err:  # the same snapshot and parameters fail the same way: no retry
-            raise AirflowFailException(str(err)) from err
         train_metrics = {
             f"train_{k}": v
             for k, v in compute_metrics(model, split.x_train, split.y_train, [self.spec.metric.name]).items()

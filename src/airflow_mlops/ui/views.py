@@ -15,6 +15,7 @@ from airflow_mlops.assessment import observe, trace_steps
 from airflow_mlops.core import tags as tag_names
 from airflow_mlops.core.maturity import score
 from airflow_mlops.core.utc import as_utc
+from airflow_mlops.ui.monitoring import judged
 
 if TYPE_CHECKING:
     from airflow_mlops.core.ledger import LedgerRow
@@ -110,7 +111,9 @@ def pipeline_card(sources: PipelineSources) -> dict[str, Any]:
             "at": f"{check.started_at:%Y-%m-%d %H:%M}",
             "link": check.link,
             "version": check.champion_version,
-            "stale": champion is not None and check.champion_version not in (None, "None", champion.version),
+            "stale": champion is not None
+            and judged(check.champion_version)
+            and check.champion_version != champion.version,
         }
     training = []
     for run in obs.training_runs[:5]:
