@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _validate(paths: list[str]) -> int:
-    """One line per error (``file: field: expected ..., found ...``); exit 1 when any spec is invalid."""
+    """One line per error (``file: field: expected ..., found ...``); exit 1: a spec is invalid, 2: none found."""
     from pathlib import Path
 
     from airflow_mlops.spec_files import check_spec_files, spec_paths
@@ -52,6 +52,9 @@ def _validate(paths: list[str]) -> int:
         else:
             print(f"{given}: no such file or folder")
             return 2
+    if not files:
+        print(f"validate: no *.yaml or *.yml spec file in {', '.join(paths)}")
+        return 2
     checked = check_spec_files(files)
     for line in checked.error_lines():
         print(line)

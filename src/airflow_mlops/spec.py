@@ -20,14 +20,23 @@ from airflow_mlops.core.metric_catalog import METRICS, Direction, TaskKind, metr
 from airflow_mlops.core.schedules import check_schedule
 from airflow_mlops.exceptions import PipelineSpecError
 from airflow_mlops.settings import mlops_setting
-from airflow_mlops.spec_checks import Hours, Seconds, check_features
+from airflow_mlops.spec_checks import ConnId, Finite, Hours, NonEmpty, Seconds, TagText, check_agreement, check_features
 from airflow_mlops.spec_errors import format_errors
-from airflow_mlops.spec_sql import check_query
-from airflow_mlops.spec_uris import resolve_relative_uris
+from airflow_mlops.spec_sql import check_parameters, check_query
+from airflow_mlops.spec_uris import SpecUriError, resolve_relative_uris
 from airflow_mlops.spec_yaml import SpecFileError, read_spec_yaml
 
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}")  # fullmatch: "$" would let a trailing newline in
 Schedule = Annotated[str | None, AfterValidator(check_schedule)]
+
+
+def _table_name(value: str) -> str:
+    if not is_table_name(value):
+        raise ValueError(f"expected a table name like 'schema.table', found {value!r}")
+    return value
+
+
+TableName = Annotated[str, AfterValidator(_table_name)]
 
 
 class _Strict(BaseModel):
@@ -43,26 +52,20 @@ class PostgresSource(_Strict):
     """
 
     kind: Literal["postgres"]
-    conn_id: str = "postgres_default"
-    table: str | None = None
+    conn_id: ConnId = "postgres_default"
+    table: TableName | None = None
     query: Annotated[str, AfterValidator(check_query)] | None = None
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: Finite = Field(default_factory=dict)
     timestamp_column: str | None = None
     lookback_hours: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
     chunk_size: Annotated[int, Field(ge=1, le=1_000_000)] = 50_000
-
-    @field_validator("table")
-    @classmethod
-    def _table_name(cls, value: str | None) -> str | None:
-        if value is not None and not is_table_name(value):
-            raise ValueError(f"expected a table name like 'schema.table', found {value!r}")
-        return value
 
     @model_validator(mode="after")
     def _table_or_query(self) -> PostgresSource:
         if (self.table is None) == (self.query is None):
             found = "both" if self.table else "neither"
             raise ValueError(f"expected exactly one of 'table' or 'query', found {found}")
+        check_parameters(self.query, self.parameters)
         return self
 
     def describe(self) -> str:
@@ -113,7 +116,7 @@ class EstimatorSpec(_Strict):
     """
 
     class_path: str = Field(alias="class")
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: Finite = Field(default_factory=dict)
 
     model_config = ConfigDict(populate_by_name=True)  # pydantic merges it with _Strict's
 
@@ -150,7 +153,7 @@ class SplitSpec(_Strict):
     """How the held-out split is drawn: ``random`` (seeded) or ``time`` (the newest rows; docs/spec.md)."""
 
     test_size: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
-    seed: int = 42
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 42  # numpy and scikit-learn take no other seed
     strategy: Literal["random", "time"] = "random"
 
 
@@ -167,7 +170,7 @@ class ValidationSpec(_Strict):
 class MlflowSpec(_Strict):
     """Where runs and models go in MLflow."""
 
-    conn_id: str = "mlflow_default"
+    conn_id: ConnId = "mlflow_default"
     experiment: str | None = None
     registered_model: str | None = None
 
@@ -243,21 +246,14 @@ class PromotionPolicy(_Strict):
 class ServingSpec(_Strict):
     """The model server a Level 3+ pipeline deploys to, and where it logs predictions."""
 
-    conn_id: str = "mlops_serving_default"
-    log_conn_id: str = "postgres_default"
-    log_table: str = "mlops_prediction_log"
-    feedback_table: str = "mlops_feedback"
+    conn_id: ConnId = "mlops_serving_default"
+    log_conn_id: ConnId = "postgres_default"
+    log_table: TableName = "mlops_prediction_log"
+    feedback_table: TableName = "mlops_feedback"
     ready_timeout: Annotated[Seconds, Field(gt=0)] = 300.0
     shared_server: bool = False
     """The server serves several models (``airflow-mlops serve --model a --model b``): rollouts and
     the A/B test talk to ``/models/{registered model}/...`` and leave the other models alone."""
-
-    @field_validator("log_table", "feedback_table")
-    @classmethod
-    def _table_name(cls, value: str) -> str:
-        if not is_table_name(value):
-            raise ValueError(f"expected a table name like 'schema.table', found {value!r}")
-        return value
 
 
 class ScoringSpec(_Strict):
@@ -271,7 +267,7 @@ class ScoringSpec(_Strict):
     source: Source | None = None
     table: str | None = None
     uri: str | None = None
-    conn_id: str = "postgres_default"
+    conn_id: ConnId = "postgres_default"
     schedule: Schedule = None
     chunk_rows: Annotated[int, Field(ge=1, le=1_000_000)] = 50_000
     key_column: str | None = None
@@ -371,16 +367,15 @@ class MonitoringSpec(_Strict):
     @model_validator(mode="after")
     def _window_fits(self) -> MonitoringSpec:
         if self.max_window_hours < self.window_hours:
-            raise ValueError(
-                f"max_window_hours ({self.max_window_hours}) is shorter than window_hours ({self.window_hours})"
-            )
+            expected = f"expected at least window_hours ({self.window_hours:g})"
+            raise ValueError(f"max_window_hours: {expected}, found {self.max_window_hours:g}")
         return self
 
 
 class LedgerSpec(_Strict):
     """Where the promotion ledger lives: a Postgres connection, or SQLite under AIRFLOW_HOME."""
 
-    conn_id: str | None = None
+    conn_id: ConnId | None = None
 
 
 class PipelineSpec(_Strict):
@@ -399,7 +394,7 @@ class PipelineSpec(_Strict):
     schedule: Schedule = None
     task: TaskKind = "classification"
     source: Source
-    target: str
+    target: NonEmpty
     features: list[str] | None = Field(default=None, strict=False)  # a tuple from Python code too
     estimator: EstimatorSpec
     metric: MetricSpec
@@ -412,15 +407,15 @@ class PipelineSpec(_Strict):
     serving: ServingSpec = ServingSpec()
     monitoring: MonitoringSpec = MonitoringSpec()
     scoring: ScoringSpec | None = None
-    storage: str | None = None
+    storage: NonEmpty | None = None
     retries: Annotated[int, Field(ge=0, le=10)] = 2
     retry_delay_seconds: Annotated[int, Field(ge=0, le=86_400)] = 60
-    tags: dict[str, str] = Field(default_factory=dict)
+    tags: dict[NonEmpty, TagText] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
+        if not _NAME.fullmatch(value):
             raise ValueError(f"expected letters, digits and underscores starting with a letter, found {value!r}")
         return value
 
@@ -447,19 +442,8 @@ class PipelineSpec(_Strict):
                 raise ValueError(f"{field}: needs source.timestamp_column to tell how new each row is")
         if self.scoring is not None and self.level < 2:
             raise ValueError(f"scoring: expected level 2 or higher for batch scoring, found level {self.level}")
-        self._drift_columns_are_features()
+        check_agreement(self, natural_direction=METRICS[self.metric.name].direction)
         return self
-
-    def _drift_columns_are_features(self) -> None:
-        columns = list(self.monitoring.drift.columns)
-        if self.features is not None:
-            unknown = [c for c in columns if c not in self.features]
-            expected = f"features {self.features}"
-        else:
-            unknown = [c for c in columns if c in (self.target, self.source.timestamp_column)]
-            expected = "feature columns (not the target or the timestamp column)"
-        if unknown:
-            raise ValueError(f"monitoring.drift.columns: expected {expected}, found {unknown} (not a feature)")
 
     @property
     def experiment_name(self) -> str:
@@ -475,7 +459,8 @@ class PipelineSpec(_Strict):
     def from_dict(cls, data: Any, *, origin: str = "<spec>") -> PipelineSpec:
         """Validate ``data``; raise :class:`PipelineSpecError` naming ``origin`` and each bad field."""
         if not isinstance(data, dict):
-            raise PipelineSpecError(f"{origin}: expected a mapping at the top level, found {type(data).__name__}")
+            what = "nothing (an empty document)" if data is None else f"a {type(data).__name__}"
+            raise PipelineSpecError(f"{origin}: expected a mapping of fields at the top level, found {what}")
         try:
             return cls.model_validate(data)
         except ValidationError as err:
@@ -486,7 +471,7 @@ class PipelineSpec(_Strict):
         """Load and validate one spec file."""
         path = Path(path)
         try:
-            data = read_spec_yaml(path)
-        except SpecFileError as err:
+            data = resolve_relative_uris(read_spec_yaml(path), path.parent)
+        except (SpecFileError, SpecUriError) as err:
             raise PipelineSpecError(f"{path}: {err}") from None
-        return cls.from_dict(resolve_relative_uris(data, path.parent), origin=str(path))
+        return cls.from_dict(data, origin=str(path))

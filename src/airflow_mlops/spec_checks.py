@@ -1,14 +1,15 @@
-"""Small rules of the spec models: bounded durations, and a features list that names each column once.
+"""Small rules of the spec models: bounded durations, non-empty text, finite numbers, each feature named once.
 
 A leaf module (it imports nothing of ours), so :mod:`airflow_mlops.spec` stays light.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -22,6 +23,30 @@ Hours = Annotated[float, Field(le=MAX_HOURS)]
 """A duration in hours, at most :data:`MAX_HOURS` (the spec's config already refuses inf and NaN)."""
 Seconds = Annotated[float, Field(le=MAX_HOURS * 3600)]
 """A duration in seconds, at most :data:`MAX_HOURS` hours."""
+NonEmpty = Annotated[str, Field(min_length=1)]
+"""A column name, a path, a tag key: text that is not empty."""
+ConnId = Annotated[str, Field(min_length=1, max_length=250)]
+"""An Airflow connection id (Airflow keeps at most 250 characters)."""
+TagText = Annotated[str, Field(min_length=1, max_length=100)]
+"""A tag value: it becomes a DAG tag, and Airflow refuses tags over 100 characters."""
+
+
+def _finite(value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` if no number in it (at any depth) is ``inf`` or ``NaN``; ``ValueError`` naming the first."""
+    stack: list[tuple[Any, str]] = [(v, str(k)) for k, v in value.items()]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError(f"{path}: expected a finite number, found {item!r}")
+        if isinstance(item, dict):
+            stack.extend((v, f"{path}.{k}") for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, f"{path}.{i}") for i, v in enumerate(item))
+    return value
+
+
+Finite = Annotated[dict[str, Any], AfterValidator(_finite)]
+"""Parameters (an estimator's, a query's): any values, but no ``inf`` or ``NaN`` in them."""
 
 
 def check_features(features: list[str] | None, reserved: Iterable[str | None]) -> None:
@@ -36,6 +61,54 @@ def check_features(features: list[str] | None, reserved: Iterable[str | None]) -
         raise ValueError(f"features: must not contain {clash}")
     if not features:
         raise ValueError("features: expected at least one column, found an empty list")
+    if "" in features:
+        raise ValueError(f"features: expected column names, found an empty one in {features}")
     twice = [column for column, count in Counter(features).items() if count > 1]
     if twice:
         raise ValueError(f"features: expected each column once, found {twice} more than once")
+
+
+def check_agreement(spec: Any, *, natural_direction: str) -> None:
+    """``ValueError`` naming the first settings of a ``PipelineSpec`` that contradict each other.
+
+    Each would otherwise fail only at run time (or mislead): a gate maximising a loss, a sensor that
+    times out before its first poke, predictions and labels in one table.
+    """
+    target, timestamp = spec.target, spec.source.timestamp_column
+    segment, metric, watch, serving = spec.promotion.segment_column, spec.metric, spec.watch, spec.serving
+    contradictions = [
+        (timestamp == target, f"source.timestamp_column: expected a column other than the target, found {target!r}"),
+        (
+            segment is not None and segment in (target, timestamp),
+            f"promotion.segment_column: expected a column other than the target and the timestamp, found {segment!r}",
+        ),
+        (
+            metric.direction not in (None, natural_direction),
+            f"metric.direction: expected {natural_direction!r} for {metric.name} (or no direction), "
+            f"found {metric.direction!r}",
+        ),
+        (
+            watch.poll_interval > watch.timeout,
+            f"watch.poll_interval: expected at most watch.timeout ({watch.timeout:g}), found {watch.poll_interval:g}",
+        ),
+        (
+            serving.log_table == serving.feedback_table,
+            f"serving.feedback_table: expected a table other than serving.log_table, found {serving.log_table!r}",
+        ),
+    ]
+    for contradicts, message in contradictions:
+        if contradicts:
+            raise ValueError(message)
+    _check_drift_columns(spec)
+
+
+def _check_drift_columns(spec: Any) -> None:
+    columns = list(spec.monitoring.drift.columns)
+    if spec.features is not None:
+        unknown = [c for c in columns if c not in spec.features]
+        expected = f"features {spec.features}"
+    else:
+        unknown = [c for c in columns if c in (spec.target, spec.source.timestamp_column)]
+        expected = "feature columns (not the target or the timestamp column)"
+    if unknown:
+        raise ValueError(f"monitoring.drift.columns: expected {expected}, found {unknown} (not a feature)")

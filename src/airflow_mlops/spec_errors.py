@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import reprlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
+    from pydantic_core import ErrorDetails
 
 MAX_FOUND = 200
 """Characters of a ``found ...`` value; past them the value ends in ``...`` (a nested value is cut sooner)."""
@@ -23,18 +25,28 @@ def error_lines(err: ValidationError) -> list[str]:
     lines = []
     for e in err.errors(include_url=False):
         loc = ".".join(str(p) for p in e["loc"] if not _is_union_tag(p))
-        message = " ".join(e["msg"].removeprefix("Value error, ").replace("Input should be", "expected").split())
-        if not loc:
-            lines.append(message)
-        elif e["type"] == "missing":
-            lines.append(f"{loc}: required field is missing")
-        elif e["type"] == "extra_forbidden":
-            lines.append(f"{loc}: unknown field (found {found(e['input'])})")
-        elif "found" in message:
-            lines.append(f"{loc}: {message}")
-        else:
-            lines.append(f"{loc}: {message}, found {found(e.get('input'))}")
+        message = e["msg"].removeprefix("Value error, ").replace("Input should be", "expected")
+        message = _PYDANTIC_ASIDE.sub("", message.replace("String should have", "expected"))
+        lines.append(_line(loc, e, " ".join(message.split())) if loc else message)
     return [_cut(line, MAX_LINE) for line in lines]
+
+
+_PYDANTIC_ASIDE = re.compile(r" or (?:instance of \w+|object to extract fields from)")
+
+
+def _line(loc: str, e: ErrorDetails, message: str) -> str:
+    kind, ctx = e["type"], e.get("ctx", {})
+    if kind == "missing":
+        return f"{loc}: required field is missing"
+    if kind == "extra_forbidden":
+        return f"{loc}: unknown field (found {found(e['input'])})"
+    if kind == "union_tag_not_found":  # a source without its kind
+        return f"{loc}.kind: required field is missing (postgres or files)"
+    if kind == "union_tag_invalid":
+        return f"{loc}.kind: expected one of {ctx.get('expected_tags')}, found {ctx.get('tag')!r}"
+    if "found" in message:
+        return f"{loc}: {message}"
+    return f"{loc}: {message}, found {found(e.get('input'))}"
 
 
 def found(value: Any) -> str:

@@ -19,10 +19,11 @@ if TYPE_CHECKING:
 
 @dataclass
 class SpecFiles:
-    """The valid specs of a set of files, and the error of each invalid file (path -> message)."""
+    """The valid specs of a set of files, where each came from (name -> path), and each invalid file's error."""
 
     specs: list[PipelineSpec] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)
 
     def error_lines(self) -> list[str]:
         """One ``file: field: expected ..., found ...`` line per error, in file order."""
@@ -35,27 +36,48 @@ class SpecFiles:
         return lines
 
 
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
 def spec_paths(folder: Path) -> list[Path]:
-    """The ``*.yaml`` and ``*.yml`` files of ``folder``, sorted."""
-    return sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+    """The ``*.yaml`` and ``*.yml`` files of ``folder`` (any case: ``.YAML`` too), sorted."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in SPEC_SUFFIXES and p.is_file())
 
 
 def check_spec_files(paths: Iterable[str | Path]) -> SpecFiles:
-    """Validate every file; a name used twice is an error of the later file."""
+    """Validate every file (each once); a pipeline or registered model name used twice is an error of the later file.
+
+    Two pipelines promoting into one registered model would move each other's champion.
+    """
     result = SpecFiles()
-    seen: dict[str, str] = {}
-    for path in sorted(Path(p) for p in paths):
+    models: dict[str, str] = {}
+    for path in sorted({Path(p).absolute(): Path(p) for p in paths}.values()):
         try:
             spec = PipelineSpec.from_yaml(path)
         except PipelineSpecError as err:
             result.errors[str(path)] = str(err)
             continue
-        if spec.name in seen:
-            result.errors[str(path)] = f"{path}: name: {spec.name!r} is already used by {seen[spec.name]}"
+        except Exception as err:  # a rule we did not foresee must not hide the other pipelines
+            result.errors[str(path)] = f"{path}: cannot load the spec ({type(err).__name__}: {err})"
             continue
-        seen[spec.name] = str(path)
+        clash = _clash(spec, result.origins, models)
+        if clash:
+            result.errors[str(path)] = f"{path}: {clash}"
+            continue
+        result.origins[spec.name] = models[spec.registered_model_name] = str(path)
         result.specs.append(spec)
     return result
+
+
+def _clash(spec: PipelineSpec, names: dict[str, str], models: dict[str, str]) -> str | None:
+    if spec.name in names:
+        return f"name: {spec.name!r} is already used by {names[spec.name]}"
+    if spec.registered_model_name in models:
+        return (
+            f"mlflow.registered_model: {spec.registered_model_name!r} is already the registered model of "
+            f"{models[spec.registered_model_name]} (two pipelines would move one champion)"
+        )
+    return None
 
 
 def load_specs(paths: Iterable[str | Path]) -> list[PipelineSpec]:

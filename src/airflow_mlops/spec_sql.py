@@ -10,11 +10,15 @@ of ours.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+AS_OF_PARAM = "mlops_as_of"
+SINCE_PARAM = "mlops_since"
+"""Bind parameters extraction sets itself (the run's ``as_of``, the lookback's start): a spec may not."""
+_PLACEHOLDER = re.compile(r"(?<!%)%\((\w+)\)s")
 _DOLLAR_TAG = re.compile(r"\$(?:[^\W\d]\w*)?\$")  # a tag is an identifier: any letter or _, then digits too
 _WORD = re.compile(r"[\w$]")
 _LINE_END = re.compile(r"[\n\r]")
@@ -29,6 +33,21 @@ def check_query(query: str) -> str:
     if next(_tokens(one_statement(query)), None) is None:
         raise ValueError("expected a SQL query, found only comments and ';'")
     return query
+
+
+def placeholders(query: str) -> set[str]:
+    """The names of the ``%(name)s`` bind placeholders of ``query``'s statement (not of what follows its ``;``)."""
+    return set(_PLACEHOLDER.findall(one_statement(query)))
+
+
+def check_parameters(query: str | None, parameters: dict[str, Any]) -> None:
+    """``ValueError`` for a placeholder without a value, or a parameter named as extraction's own."""
+    if reserved := sorted({AS_OF_PARAM, SINCE_PARAM} & set(parameters)):
+        raise ValueError(f"parameters: {reserved} are set by the pipeline (the run's as_of and lookback), found them")
+    if query and (missing := sorted(placeholders(query) - set(parameters))):
+        raise ValueError(
+            f"query: expected a value in 'parameters' for each %(name)s placeholder, found none for {missing}"
+        )
 
 
 def several_statements(query: str) -> bool:

@@ -8,25 +8,39 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
+class SpecUriError(ValueError):
+    """A relative URI that names no path (a NUL character, a symlink loop); the message names the field."""
+
+
 def resolve_relative_uris(data: Any, folder: Path) -> Any:
-    """Make local relative ``source.uri``, ``scoring.source.uri`` and ``scoring.uri`` absolute against ``folder``."""
+    """Make local relative ``source.uri``, ``scoring.source.uri`` and ``scoring.uri`` absolute against ``folder``.
+
+    :raises SpecUriError: such a URI cannot be made a path.
+    """
     if not isinstance(data, dict):
         return data
-    data = {**data, "source": _resolve_source(data.get("source"), folder)}
+    data = {**data, "source": _resolve_source(data.get("source"), folder, "source")}
     scoring = data.get("scoring")
     if isinstance(scoring, dict):
-        scoring = {**scoring, "source": _resolve_source(scoring.get("source"), folder)}
+        scoring = {**scoring, "source": _resolve_source(scoring.get("source"), folder, "scoring.source")}
         if isinstance(scoring.get("uri"), str):
-            scoring["uri"] = _absolute(scoring["uri"], folder)
+            scoring["uri"] = _absolute(scoring["uri"], folder, "scoring.uri")
         data["scoring"] = {k: v for k, v in scoring.items() if k != "source" or v is not None}
     return {k: v for k, v in data.items() if k != "source" or v is not None}
 
 
-def _resolve_source(source: Any, folder: Path) -> Any:
+def _resolve_source(source: Any, folder: Path, where: str) -> Any:
     if isinstance(source, dict) and source.get("kind") == "files" and isinstance(source.get("uri"), str):
-        return {**source, "uri": _absolute(source["uri"], folder)}
+        return {**source, "uri": _absolute(source["uri"], folder, f"{where}.uri")}
     return source
 
 
-def _absolute(uri: str, folder: Path) -> str:
-    return uri if "://" in uri or uri.startswith("/") else f"file://{(folder / uri).resolve()}"
+def _absolute(uri: str, folder: Path, where: str) -> str:
+    if "\0" in uri:
+        raise SpecUriError(f"{where}: expected a path or URI, found a NUL character in {uri!r}")
+    if "://" in uri or uri.startswith("/"):
+        return uri
+    try:
+        return f"file://{(folder / uri).resolve()}"
+    except (OSError, RuntimeError) as err:  # a symlink loop, a path too long
+        raise SpecUriError(f"{where}: cannot resolve {uri!r} against {folder}: {err}") from None

@@ -1,4 +1,4 @@
-"""A spec file's YAML: UTF-8 text, one document, safe tags, no key given twice, no alias bomb.
+"""A spec file's YAML: UTF-8 text, one document, YAML 1.2 core scalars, plain tags, no key given twice, no alias bomb.
 
 A leaf module (it imports nothing of ours): :meth:`airflow_mlops.spec.PipelineSpec.from_yaml` turns
 :class:`SpecFileError` into a :class:`~airflow_mlops.exceptions.PipelineSpecError` naming the file.
@@ -10,6 +10,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import yaml
+from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 if TYPE_CHECKING:
@@ -52,17 +53,58 @@ class _SpecLoader(_BASE):
         node: Node | None = super().get_single_node()
         if node is not None:
             check_expansion(node)
+            check_tags(node)
             check_duplicate_keys(node)
         return node
 
 
-# YAML 1.1 (PyYAML) reads 1e9, 5e-3 and 1.0e9 as strings: it wants a dot and a signed exponent.
-# A spec's numbers follow YAML 1.2 and JSON, so these are floats (strict models take no strings).
-_SpecLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-    list("-+0123456789."),
-)
+# A spec's plain scalars follow YAML 1.2's core schema, as JSON does, not PyYAML's YAML 1.1: only
+# true/false are booleans ("no", "off" and "yes" stay text, so `method: off` is the word off), a
+# number is decimal ("010" is 10, not octal 8; "1:30" is text, not sexagesimal 90), 1e9 and 5e-3 are
+# floats, and a date stays text. Strict models then refuse any text where a number or bool belongs.
+_YAML = "tag:yaml.org,2002:"
+_CORE = {f"{_YAML}{name}" for name in ("bool", "int", "float", "timestamp", "value")}
+_SpecLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in _CORE]
+    for first, resolvers in _BASE.yaml_implicit_resolvers.items()
+}
+for _tag, _pattern, _first in (
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("int", r"^[-+]?[0-9]+$", "-+0123456789"),  # before float: 12 matches both
+    ("float", r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$", "-+.0123456789"),
+    ("float", r"^(?:[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", "-+."),
+):
+    _SpecLoader.add_implicit_resolver(f"{_YAML}{_tag}", re.compile(_pattern), list(_first))
+
+
+def _decimal_int(loader: Any, node: ScalarNode) -> int:
+    text = str(loader.construct_scalar(node))
+    if not re.fullmatch(r"[-+]?[0-9]+", text):
+        raise ConstructorError(None, None, f"expected a decimal integer, found {text!r}", node.start_mark)
+    return int(text)
+
+
+_SpecLoader.add_constructor(f"{_YAML}int", _decimal_int)
+PLAIN_TAGS = frozenset(f"{_YAML}{name}" for name in ("str", "int", "float", "bool", "null", "seq", "map", "merge"))
+"""The tags a spec's values may carry: text, numbers, true/false, null, lists and mappings (no sets, dates, objects)."""
+
+
+def check_tags(root: Node) -> None:
+    """:class:`SpecFileError` naming the first value whose tag is not a plain one (``!!set``, ``!!python/...``)."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.tag not in PLAIN_TAGS:
+            tag = node.tag.replace(_YAML, "!!")
+            raise SpecFileError(
+                f"expected plain values (text, numbers, true/false, lists, mappings), found the tag {tag} "
+                f"at line {node.start_mark.line + 1}"
+            )
+        stack.extend(_children(node))
 
 
 def _children(node: Node) -> list[Node]:

@@ -206,3 +206,32 @@ def test_one_bad_spec_does_not_hide_the_others(tmp_path: Path) -> None:
     assert f"{pipelines / 'pwned.yml'}: invalid pipeline spec" in message
     assert "estimator.class: expected an estimator class under an allowed module, found 'os.system'" in message
     assert f"{pipelines / 'garbage.yaml'}: expected a UTF-8 text YAML file, found binary data" in message
+
+
+def test_a_spec_airflow_refuses_to_build_does_not_hide_the_others(tmp_path: Path, monkeypatch: Any) -> None:
+    """An error no spec rule foresaw, raised while a pipeline's DAGs are built, is that file's import error."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    import airflow_mlops.factories as factories
+
+    pipelines = tmp_path / "pipelines"
+    pipelines.mkdir()
+    shutil.copy(DAGS / "mlops_pipelines.py", tmp_path / "mlops_pipelines.py")
+    shutil.copytree(DAGS / "pipelines" / "data", pipelines / "data")
+    good = (DAGS / "pipelines" / "churn_files.yaml").read_text(encoding="utf-8")
+    (pipelines / "churn_files.yaml").write_text(good, encoding="utf-8")
+    (pipelines / "refused.yaml").write_text(good.replace("name: churn_files", "name: refused"), encoding="utf-8")
+    build = factories.build_pipeline
+
+    def build_or_refuse(spec: Any) -> Any:
+        if spec.name == "refused":
+            raise ValueError("tag cannot be longer than 100 characters")
+        return build(spec)
+
+    monkeypatch.setattr(factories, "build_pipeline", build_or_refuse)
+    bag = DagBag(dag_folder=str(tmp_path))
+
+    assert sorted(bag.dag_ids) == ["churn_files_promote", "churn_files_train", "churn_files_watch"]
+    message = bag.import_errors[str(tmp_path / "mlops_pipelines.py")]
+    assert "1 invalid pipeline spec file(s); the other pipelines loaded" in message
+    assert f"{pipelines / 'refused.yaml'}: cannot build its DAGs (ValueError: tag cannot be longer" in message

@@ -66,6 +66,13 @@ def test_validate_passes_the_example_specs(capsys: pytest.CaptureFixture[str]) -
     assert capsys.readouterr().out == f"{PIPELINES / 'nope.yaml'}: no such file or folder\n"
 
 
+def test_validate_of_a_folder_without_specs_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A CI job pointed at the wrong folder must not pass on "0 valid, 0 invalid"."""
+    (tmp_path / "notes.txt").write_text("not a spec")
+    assert main(["validate", str(tmp_path)]) == 2
+    assert capsys.readouterr().out == f"validate: no *.yaml or *.yml spec file in {tmp_path}\n"
+
+
 def test_validate_imports_no_heavy_module(folder: Path) -> None:
     """A cold process validating specs loads none of mlflow, evidently, sklearn, pandas, numpy, scipy, pyarrow."""
     code = (

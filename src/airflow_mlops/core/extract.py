@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.exceptions import DatasetExtractionError
-from airflow_mlops.spec_sql import one_statement
+from airflow_mlops.spec_sql import AS_OF_PARAM, SINCE_PARAM, one_statement, placeholders
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -21,14 +21,11 @@ if TYPE_CHECKING:
     from airflow_mlops.core.snapshot import StoragePath
     from airflow_mlops.spec import FileSource, PostgresSource
 
-AS_OF_PARAM = "mlops_as_of"
-SINCE_PARAM = "mlops_since"
 
 # Postgres type OIDs -> arrow types, used for columns that are all NULL in the first chunk.
 _PG_TYPES = {16: "bool", 20: "float64", 21: "float64", 23: "float64", 700: "float64", 701: "float64", 1700: "float64"}
 _PG_TIMESTAMPS = {1082, 1114, 1184}
 _PG_TIMESTAMPTZ = 1184
-_PLACEHOLDER = re.compile(r"(?<!%)%\((\w+)\)s")
 
 
 def driver_of(conn: Any) -> Any:
@@ -53,7 +50,7 @@ def missing_parameters(source: PostgresSource) -> list[str]:
     """Names of ``%(name)s`` placeholders in ``source.query`` that ``source.parameters`` lacks."""
     if not source.query:
         return []
-    return sorted(set(_PLACEHOLDER.findall(one_statement(source.query))) - set(source.parameters))
+    return sorted(placeholders(source.query) - set(source.parameters))
 
 
 _PERCENT = re.compile(r"%\(\w+\)s|%%|%")

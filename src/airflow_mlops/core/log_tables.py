@@ -38,13 +38,13 @@ PREDICTION_LOG_COLUMNS = (
     "score",
     "latency_ms",
 )
-TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
+TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?")
 """A plain Postgres identifier, optionally schema-qualified: safe to put in SQL text."""
 
 
 def is_table_name(name: str) -> bool:
     """Whether ``name`` follows :data:`TABLE_NAME`."""
-    return TABLE_NAME.match(name) is not None
+    return TABLE_NAME.fullmatch(name) is not None  # "$" would let a trailing newline in
 
 
 def check_table_name(name: str) -> str:

@@ -71,10 +71,13 @@ def load_pipelines(folder: Path, namespace: MutableMapping[str, Any]) -> list[DA
     errors = dict(checked.errors)
     dags: list[DAG] = []
     for spec in checked.specs:
+        origin = checked.origins[spec.name]
         try:
             dags += build_pipeline(spec)
         except PipelineSpecError as err:
-            errors[spec.name] = str(err)
+            errors[origin] = str(err) if str(err).startswith(origin) else f"{origin}: {err}"
+        except Exception as err:  # Airflow refused a DAG built from it: the other pipelines still load
+            errors[origin] = f"{origin}: cannot build its DAGs ({type(err).__name__}: {err})"
     for dag in dags:
         namespace[dag.dag_id] = dag
     if errors:
