@@ -77,6 +77,11 @@ def check_agreement(spec: Any, *, natural_direction: str) -> None:
     target, timestamp = spec.target, spec.source.timestamp_column
     segment, metric, watch, serving = spec.promotion.segment_column, spec.metric, spec.watch, spec.serving
     contradictions = [
+        (
+            spec.schedule is not None and spec.level < 2,
+            f"schedule: expected level 2 or higher for scheduled training (levels 0 and 1 train when triggered), "
+            f"found level {spec.level}",
+        ),
         (timestamp == target, f"source.timestamp_column: expected a column other than the target, found {target!r}"),
         (
             segment is not None and segment in (target, timestamp),

@@ -97,6 +97,7 @@ def test_tags_other_than_plain_values_are_refused(tmp_path: Path, value: str, ta
             {"estimator": {"class": "sklearn.linear_model.LogisticRegression", "params": {"C": math.nan}}},
             "estimator.params: C: expected a finite number, found nan",
         ),
+        ({"level": 1, "schedule": "0 3 * * *"}, "schedule: expected level 2 or higher for scheduled training"),
         ({"mlflow": {"conn_id": ""}}, "mlflow.conn_id: expected at least 1 character"),
         ({"storage": ""}, "storage: expected at least 1 character"),
     ],
