@@ -86,3 +86,21 @@ def test_failed_rollout_leaves_traffic_on_the_champion(served: Server) -> None:
     with pytest.raises(DeploymentError, match="traffic left on the champion"):
         op.execute_complete(task_context(), {"status": "timeout", "message": "instance lagging"})
     assert served.ready()["challenger_share"] == 0.0
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("storage")
+def test_a_rollout_for_another_model_changes_nothing_on_this_server(served: Server) -> None:
+    """The real server's /ready names its model; a pipeline of another model is refused before any call that changes."""
+    from airflow_mlops.hooks.serving import ServingHook
+
+    ServingHook().set_traffic(0.25)  # this server's own A/B split, which the other pipeline must not touch
+    op = DeployModelOperator(
+        task_id="start_ab_test", version="2", smoke_features=SMOKE, challenger_share=0.5, ready_timeout=3,
+        deferrable=False, registered_model="churn_other",
+    )  # fmt: skip
+    with pytest.raises(DeploymentError, match=r"does not serve 'churn_other': .* serves \['churn'\]"):
+        op.execute(task_context())
+    ready = served.ready()
+    assert (ready["challenger_share"], ready["versions"]) == (0.25, {"champion": "1", "challenger": "2"})
+    assert ServingHook().check_available("churn") == 1

@@ -41,6 +41,7 @@ def _promote_and_deploy(spec: PipelineSpec, source: str, promote_id: str, verdic
         serving_conn_id=spec.serving.conn_id,
         ready_timeout=spec.serving.ready_timeout,
         model=_served_model(spec),
+        registered_model=spec.registered_model_name,
     )
     promote >> deploy
 
@@ -107,6 +108,7 @@ def level_3_parts(
             serving_conn_id=spec.serving.conn_id,
             ready_timeout=spec.serving.ready_timeout,
             model=_served_model(spec),
+            registered_model=spec.registered_model_name,
         )
         _promote_and_deploy(spec, "challenge", "promote_first", gate.output)
         gate >> route >> [rejection, rollout, train.get_task("promote_first")]

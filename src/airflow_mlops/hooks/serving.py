@@ -27,6 +27,16 @@ def loaded_versions(ready: dict[str, Any]) -> dict[str, str]:
     return {}
 
 
+def served_models(ready: dict[str, Any]) -> set[str] | None:
+    """The registered models a ``/ready`` body says its server serves; ``None`` when it does not say."""
+    if isinstance(ready.get("model"), str):  # a single-model server, or one model's path of a shared one
+        return {ready["model"]}
+    models = ready.get("models")
+    if "loaded" in ready and isinstance(models, dict):  # the root of a server of several models
+        return set(models)
+    return None
+
+
 def lagging(state: dict[str, dict[str, str] | str], expected: dict[str, str]) -> list[str]:
     """Instances that do not yet serve ``expected``, each with what they serve instead."""
     behind = []
@@ -121,11 +131,12 @@ class ServingHook(BaseHook):
             raise ServingError(f"{method} {url}{path}: HTTP {response.status_code}: {response.text[:300]}")
         return dict(response.json()) if response.content else {}
 
-    def check_available(self) -> int:
+    def check_available(self, model_name: str | None = None) -> int:
         """Raise :class:`ServingError` unless the connection exists and every instance answers ``/health``.
 
-        Returns the number of instances. A release checks this before it moves an alias it could
-        not then roll out.
+        With ``model_name``, every instance must also serve that registered model
+        (:meth:`check_serves`). Returns the number of instances. A release checks this before it
+        moves an alias it could not then roll out.
         """
         try:
             urls = self.get_conn()
@@ -133,7 +144,27 @@ class ServingHook(BaseHook):
             raise ServingError(f"model server connection {self.serving_conn_id!r}: {err}") from err
         for url in urls:
             self._call("GET", url, "/health")
+        if model_name:
+            self.check_serves(model_name)
         return len(urls)
+
+    def check_serves(self, model_name: str) -> None:
+        """:class:`ServingError` naming each instance whose ``/ready`` names other registered models only.
+
+        A rollout, a traffic change or a withdrawal sent to a server of another model would change
+        that model's split. A server that does not name its models (an older one) passes.
+        """
+        others = []
+        for url in self.get_conn():
+            served = served_models(self._call("GET", url, f"{self.prefix}/ready"))
+            if served is not None and model_name not in served:
+                others.append(f"{url} serves {sorted(served)}")
+        if others:
+            raise ServingError(
+                f"the model server of connection {self.serving_conn_id!r} does not serve {model_name!r}: "
+                f"{'; '.join(others)}. Give the pipeline a serving connection of its own, or serve both from one "
+                "server (airflow-mlops serve --model a --model b, with serving.shared_server: true)"
+            )
 
     def reload(self) -> list[dict[str, Any]]:
         """Ask every instance to re-read the registry aliases now, each even if another failed.

@@ -34,6 +34,8 @@ class DeployModelOperator(BaseOperator):
     :param deferrable: wait in the triggerer.
     :param model: on a server of several models, the registered model to deploy (its calls go to
         ``/models/{model}/...``; the other models are left alone); ``None``: a single-model server.
+    :param registered_model: the registered model this rollout is for: when given, every instance
+        must serve it (its ``/ready`` says which), else the task fails before anything changes.
     """
 
     template_fields: Sequence[str] = ("version", "smoke_features")
@@ -50,6 +52,7 @@ class DeployModelOperator(BaseOperator):
         ready_timeout: float = 300.0,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         model: str | None = None,
+        registered_model: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -63,6 +66,7 @@ class DeployModelOperator(BaseOperator):
         self.ready_timeout = ready_timeout
         self.deferrable = deferrable
         self.model = model
+        self.registered_model = registered_model
 
     @cached_property
     def hook(self) -> ServingHook:
@@ -74,6 +78,11 @@ class DeployModelOperator(BaseOperator):
         return {self.arm: str(version)}
 
     def execute(self, context: Context) -> Any:
+        if self.registered_model:
+            try:
+                self.hook.check_serves(self.registered_model)
+            except ServingError as err:  # nothing changed yet: no withdrawal, it would touch the other model
+                raise DeploymentError(f"{err}; nothing was changed") from err
         self._guarded(self._reload)
         if self.deferrable:
             from airflow_mlops.triggers.serving import ServingReadyTrigger

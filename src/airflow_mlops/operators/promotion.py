@@ -190,7 +190,7 @@ class PromoteModelOperator(_AliasMover):
         from airflow_mlops.hooks.serving import ServingHook
 
         try:
-            instances = ServingHook(serving_conn_id=self.serving_conn_id).check_available()
+            instances = ServingHook(serving_conn_id=self.serving_conn_id).check_available(self.model_name)
         except ServingError as err:
             raise DeploymentError(
                 f"cannot release {self.model_name} v{version}: {err}; the {self.alias} alias was not moved "

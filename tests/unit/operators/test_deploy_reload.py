@@ -1,4 +1,4 @@
-"""DeployModelOperator when a reload outlasts the connection's timeout: readiness decides, not the timeout."""
+"""DeployModelOperator against stand-in servers: a slow reload (readiness decides), a server of another model."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ class SlowLoader(ThreadingHTTPServer):
         self.load_seconds, self.loads = load_seconds, loads
         self.versions = {"champion": "1"}
         self.share: float | None = None
+        self.model = "churn"
+        self.reloads = 0
 
     @property
     def url(self) -> str:
@@ -46,11 +48,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def do_GET(self) -> None:
-        self._answer({"versions": self.server.versions})
+        self._answer({"model": self.server.model, "versions": self.server.versions})
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
         if self.path == "/admin/reload":
+            self.server.reloads += 1
             time.sleep(self.server.load_seconds)
             if self.server.loads is not None:
                 self.server.versions = {**self.server.versions, "challenger": self.server.loads}
@@ -88,10 +91,10 @@ def slow_server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
         yield server
 
 
-def _deploy(ready_timeout: float) -> DeployModelOperator:
+def _deploy(ready_timeout: float, registered_model: str | None = None) -> DeployModelOperator:
     return DeployModelOperator(
         task_id="start_ab_test", version="2", smoke_features={"x": 1.0}, challenger_share=0.2,
-        ready_timeout=ready_timeout, deferrable=False,
+        ready_timeout=ready_timeout, deferrable=False, registered_model=registered_model,
     )  # fmt: skip
 
 
@@ -118,3 +121,24 @@ def test_a_timed_out_instance_does_not_keep_the_others_from_reloading(monkeypatc
         result = _deploy(ready_timeout=10).execute(task_context())
     assert result["deployed"] == {"challenger": "2"}
     assert (slow.share, fast.share) == (0.2, 0.2)
+
+
+@pytest.mark.parametrize("slow_server", [(0.0, "2")], indirect=True)
+def test_a_server_of_another_model_is_refused_before_anything_changes(slow_server: SlowLoader) -> None:
+    """Two pipelines on one single-model server: the rollout of the second must not touch the first's split."""
+    slow_server.model = "churn_auto"
+    with pytest.raises(
+        DeploymentError, match=r"does not serve 'churn_live': http://127.0.0.1:\d+ serves \['churn_auto'\]"
+    ):
+        _deploy(ready_timeout=5, registered_model="churn_live").execute(task_context())
+    assert (slow_server.reloads, slow_server.share) == (0, None)  # no reload, no withdrawal: the split is untouched
+    result = _deploy(ready_timeout=5, registered_model="churn_auto").execute(task_context())
+    assert result["deployed"] == {"challenger": "2"}
+
+
+def test_served_models_reads_every_kind_of_ready_body() -> None:
+    from airflow_mlops.hooks.serving import served_models
+
+    assert served_models({"model": "a", "versions": {"champion": "1"}}) == {"a"}
+    assert served_models({"ready": True, "loaded": 1, "models": {"a": {"state": "loaded"}, "b": {}}}) == {"a", "b"}
+    assert served_models({"versions": {"champion": "1"}}) is None  # a server that does not say: not refused
