@@ -20,7 +20,17 @@ from airflow_mlops.core.metric_catalog import METRICS, Direction, TaskKind, metr
 from airflow_mlops.core.schedules import check_schedule
 from airflow_mlops.exceptions import PipelineSpecError
 from airflow_mlops.settings import mlops_setting
-from airflow_mlops.spec_checks import ConnId, Finite, Hours, NonEmpty, Seconds, TagText, check_agreement, check_features
+from airflow_mlops.spec_checks import (
+    ConnId,
+    Finite,
+    Hours,
+    NonEmpty,
+    RegistryName,
+    Seconds,
+    TagText,
+    check_agreement,
+    check_features,
+)
 from airflow_mlops.spec_errors import format_errors
 from airflow_mlops.spec_sql import check_parameters, check_query
 from airflow_mlops.spec_uris import SpecUriError, resolve_relative_uris
@@ -171,8 +181,8 @@ class MlflowSpec(_Strict):
     """Where runs and models go in MLflow."""
 
     conn_id: ConnId = "mlflow_default"
-    experiment: str | None = None
-    registered_model: str | None = None
+    experiment: NonEmpty | None = None
+    registered_model: RegistryName | None = None
 
 
 class WatchSpec(_Strict):

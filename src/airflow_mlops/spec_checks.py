@@ -27,6 +27,16 @@ NonEmpty = Annotated[str, Field(min_length=1)]
 """A column name, a path, a tag key: text that is not empty."""
 ConnId = Annotated[str, Field(min_length=1, max_length=250)]
 """An Airflow connection id (Airflow keeps at most 250 characters)."""
+
+
+def _registry_name(value: str) -> str:
+    if not value.strip() or value.strip() in (".", "..") or any(c in "/:" or ord(c) < 32 for c in value):
+        raise ValueError(f"expected a name without '/', ':' or control characters (MLflow's rule), found {value!r}")
+    return value
+
+
+RegistryName = Annotated[str, Field(max_length=256), AfterValidator(_registry_name)]
+"""A registered model's name as MLflow takes it; it is also a path segment of the model server's URLs."""
 TagText = Annotated[str, Field(min_length=1, max_length=100)]
 """A tag value: it becomes a DAG tag, and Airflow refuses tags over 100 characters."""
 
