@@ -104,3 +104,26 @@ def test_a_rollout_for_another_model_changes_nothing_on_this_server(served: Serv
     ready = served.ready()
     assert (ready["challenger_share"], ready["versions"]) == (0.25, {"champion": "1", "challenger": "2"})
     assert ServingHook().check_available("churn") == 1
+
+
+@pytest.mark.integration
+def test_a_server_with_no_champion_yet_passes_the_model_check(
+    mlflow_conn: str, tables: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the first release /ready answers 503; the promotion's check still reads which model it serves."""
+    from airflow_mlops.exceptions import ServingError
+    from airflow_mlops.hooks.serving import ServingHook
+
+    server = Server(mlflow_conn, tables, tmp_path)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MLOPS_SERVING_DEFAULT",
+        json.dumps({"conn_type": "mlops_serving", "host": server.url, "password": TOKEN}),
+    )
+    try:
+        server.wait_for({"champion": None})
+        assert server.ready()["ready"] is False
+        assert ServingHook().check_available("churn") == 1
+        with pytest.raises(ServingError, match=r"does not serve 'churn_other'"):
+            ServingHook().check_available("churn_other")
+    finally:
+        server.stop()

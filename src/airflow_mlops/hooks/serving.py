@@ -110,7 +110,13 @@ class ServingHook(BaseHook):
         return True, f"{len(self.get_conn())} model server instance(s) answered"
 
     def _call(
-        self, method: str, url: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        url: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        answered: tuple[int, ...] = (),
     ) -> dict[str, Any]:
         import requests
 
@@ -127,7 +133,7 @@ class ServingHook(BaseHook):
             ) from err
         except requests.RequestException as err:
             raise ServingError(f"{method} {url}{path}: unreachable: {err}") from err
-        if response.status_code >= 400:
+        if response.status_code >= 400 and response.status_code not in answered:
             raise ServingError(f"{method} {url}{path}: HTTP {response.status_code}: {response.text[:300]}")
         return dict(response.json()) if response.content else {}
 
@@ -156,7 +162,8 @@ class ServingHook(BaseHook):
         """
         others = []
         for url in self.get_conn():
-            served = served_models(self._call("GET", url, f"{self.prefix}/ready"))
+            # 503 is an answer too: a server with no champion yet (a first release) still names its model
+            served = served_models(self._call("GET", url, f"{self.prefix}/ready", answered=(503,)))
             if served is not None and model_name not in served:
                 others.append(f"{url} serves {sorted(served)}")
         if others:

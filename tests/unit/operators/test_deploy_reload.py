@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_mlops.exceptions import DeploymentError
+from airflow_mlops.exceptions import DeploymentError, ServingError
 from airflow_mlops.operators.deploy import DeployModelOperator
 from tests.support.context import task_context
 
@@ -29,6 +29,7 @@ class SlowLoader(ThreadingHTTPServer):
         self.share: float | None = None
         self.model = "churn"
         self.reloads = 0
+        self.ready_status = 200  # 503: no champion loaded yet, as a real server answers before a first release
 
     @property
     def url(self) -> str:
@@ -38,9 +39,9 @@ class SlowLoader(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: SlowLoader
 
-    def _answer(self, body: dict[str, Any]) -> None:
+    def _answer(self, body: dict[str, Any], status: int = 200) -> None:
         data = json.dumps(body).encode()
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -48,7 +49,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def do_GET(self) -> None:
-        self._answer({"model": self.server.model, "versions": self.server.versions})
+        status = self.server.ready_status if self.path == "/ready" else 200
+        self._answer({"model": self.server.model, "versions": self.server.versions}, status)
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
@@ -142,3 +144,15 @@ def test_served_models_reads_every_kind_of_ready_body() -> None:
     assert served_models({"model": "a", "versions": {"champion": "1"}}) == {"a"}
     assert served_models({"ready": True, "loaded": 1, "models": {"a": {"state": "loaded"}, "b": {}}}) == {"a", "b"}
     assert served_models({"versions": {"champion": "1"}}) is None  # a server that does not say: not refused
+
+
+@pytest.mark.parametrize("slow_server", [(0.0, "2")], indirect=True)
+def test_a_server_with_no_champion_yet_is_checked_by_its_503_body(slow_server: SlowLoader) -> None:
+    """Before a first release /ready answers 503, naming its model all the same: the check reads it, not the code."""
+    from airflow_mlops.hooks.serving import ServingHook
+
+    slow_server.ready_status = 503
+    ServingHook().check_serves("churn")
+    assert ServingHook().check_available("churn") == 1
+    with pytest.raises(ServingError, match=r"does not serve 'churn_live'"):
+        ServingHook().check_available("churn_live")
