@@ -25,6 +25,7 @@ from airflow_mlops.spec_checks import (
     Finite,
     Hours,
     NonEmpty,
+    PathText,
     RegistryName,
     Seconds,
     TagText,
@@ -88,7 +89,7 @@ class FileSource(_Strict):
     """A CSV or parquet file read through Airflow's ObjectStoragePath (local, s3://...); ``lookback_hours`` as above."""
 
     kind: Literal["files"]
-    uri: str
+    uri: PathText
     format: Literal["csv", "parquet"] | None = None
     timestamp_column: str | None = None
     lookback_hours: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
@@ -276,7 +277,7 @@ class ScoringSpec(_Strict):
 
     source: Source | None = None
     table: str | None = None
-    uri: str | None = None
+    uri: PathText | None = None
     conn_id: ConnId = "postgres_default"
     schedule: Schedule = None
     chunk_rows: Annotated[int, Field(ge=1, le=1_000_000)] = 50_000

@@ -30,13 +30,28 @@ ConnId = Annotated[str, Field(min_length=1, max_length=250)]
 
 
 def _registry_name(value: str) -> str:
-    if not value.strip() or value.strip() in (".", "..") or any(c in "/:" or ord(c) < 32 for c in value):
+    """MLflow's rules for a registered model name (``mlflow.utils.validation``), as registration would apply them."""
+    if not value.strip():
+        raise ValueError(f"expected a name, found {value!r}")
+    if any(c in "/:" or ord(c) < 32 for c in value):
         raise ValueError(f"expected a name without '/', ':' or control characters (MLflow's rule), found {value!r}")
+    if value.startswith("..") or value == ".":
+        raise ValueError(
+            f"expected a name that is not '.' and does not start with '..' (MLflow's rule), found {value!r}"
+        )
+    return value
+
+
+def _no_nul(value: str) -> str:
+    if "\0" in value:
+        raise ValueError(f"expected a path or URI, found a NUL character in {value!r}")
     return value
 
 
 RegistryName = Annotated[str, Field(max_length=256), AfterValidator(_registry_name)]
 """A registered model's name as MLflow takes it; it is also a path segment of the model server's URLs."""
+PathText = Annotated[str, Field(min_length=1), AfterValidator(_no_nul)]
+"""A path or URI: not empty, no NUL character (no file system takes one)."""
 TagText = Annotated[str, Field(min_length=1, max_length=100)]
 """A tag value: it becomes a DAG tag, and Airflow refuses tags over 100 characters."""
 
@@ -81,11 +96,11 @@ def check_features(features: list[str] | None, reserved: Iterable[str | None]) -
 def check_agreement(spec: Any, *, natural_direction: str) -> None:
     """``ValueError`` naming the first settings of a ``PipelineSpec`` that contradict each other.
 
-    Each would otherwise fail only at run time (or mislead): a gate maximising a loss, a sensor that
-    times out before its first poke, predictions and labels in one table.
+    Each would otherwise fail only at run time (or mislead): a gate maximising a loss, a training
+    schedule no DAG of the level follows, predictions and labels in one table.
     """
     target, timestamp = spec.target, spec.source.timestamp_column
-    segment, metric, watch, serving = spec.promotion.segment_column, spec.metric, spec.watch, spec.serving
+    segment, metric, serving = spec.promotion.segment_column, spec.metric, spec.serving
     contradictions = [
         (
             spec.schedule is not None and spec.level < 2,
@@ -101,10 +116,6 @@ def check_agreement(spec: Any, *, natural_direction: str) -> None:
             metric.direction not in (None, natural_direction),
             f"metric.direction: expected {natural_direction!r} for {metric.name} (or no direction), "
             f"found {metric.direction!r}",
-        ),
-        (
-            watch.poll_interval > watch.timeout,
-            f"watch.poll_interval: expected at most watch.timeout ({watch.timeout:g}), found {watch.poll_interval:g}",
         ),
         (
             serving.log_table == serving.feedback_table,

@@ -31,6 +31,7 @@ def error_lines(err: ValidationError) -> list[str]:
     return [_cut(line, MAX_LINE) for line in lines]
 
 
+_YAML11_BOOLEANS = frozenset({"yes", "no", "on", "off", "y", "n"})
 _PYDANTIC_ASIDE = re.compile(r" or (?:instance of \w+|object to extract fields from)")
 
 
@@ -44,9 +45,10 @@ def _line(loc: str, e: ErrorDetails, message: str) -> str:
         return f"{loc}.kind: required field is missing (postgres or files)"
     if kind == "union_tag_invalid":
         return f"{loc}.kind: expected one of {ctx.get('expected_tags')}, found {ctx.get('tag')!r}"
-    if "found" in message:
-        return f"{loc}: {message}"
-    return f"{loc}: {message}, found {found(e.get('input'))}"
+    line = f"{loc}: {message}" if "found" in message else f"{loc}: {message}, found {found(e.get('input'))}"
+    if kind == "bool_type" and str(e.get("input")).lower() in _YAML11_BOOLEANS:
+        line += " (write true or false: yes, no, on and off are text, as in YAML 1.2 and JSON)"
+    return line
 
 
 def found(value: Any) -> str:

@@ -40,8 +40,13 @@ SPEC_SUFFIXES = (".yaml", ".yml")
 
 
 def spec_paths(folder: Path) -> list[Path]:
-    """The ``*.yaml`` and ``*.yml`` files of ``folder`` (any case: ``.YAML`` too), sorted."""
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in SPEC_SUFFIXES and p.is_file())
+    """The ``*.yaml`` and ``*.yml`` entries of ``folder`` (any case: ``.YAML`` too), sorted; none if it is no folder.
+
+    A broken symlink is kept: reading it reports the file rather than dropping it unseen.
+    """
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in SPEC_SUFFIXES and not p.is_dir())
 
 
 def check_spec_files(paths: Iterable[str | Path]) -> SpecFiles:

@@ -60,8 +60,9 @@ class _SpecLoader(_BASE):
 
 # A spec's plain scalars follow YAML 1.2's core schema, as JSON does, not PyYAML's YAML 1.1: only
 # true/false are booleans ("no", "off" and "yes" stay text, so `method: off` is the word off), a
-# number is decimal ("010" is 10, not octal 8; "1:30" is text, not sexagesimal 90), 1e9 and 5e-3 are
-# floats, and a date stays text. Strict models then refuse any text where a number or bool belongs.
+# number is decimal ("010" is 10, not octal 8; "1:30" is text, not sexagesimal 90; 1_000 is 1000
+# as in Python; 0x10 and 0o10 stay text), 1e9 and 5e-3 are floats, and a date stays text. Strict
+# models then refuse any text where a number or bool belongs.
 _YAML = "tag:yaml.org,2002:"
 _CORE = {f"{_YAML}{name}" for name in ("bool", "int", "float", "timestamp", "value")}
 _SpecLoader.yaml_implicit_resolvers = {
@@ -70,8 +71,8 @@ _SpecLoader.yaml_implicit_resolvers = {
 }
 for _tag, _pattern, _first in (
     ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
-    ("int", r"^[-+]?[0-9]+$", "-+0123456789"),  # before float: 12 matches both
-    ("float", r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$", "-+.0123456789"),
+    ("int", r"^[-+]?[0-9](?:_?[0-9])*$", "-+0123456789"),  # before float: 12 matches both; 1_000 as in Python
+    ("float", r"^[-+]?(?:\.[0-9]+|[0-9](?:_?[0-9])*(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$", "-+.0123456789"),
     ("float", r"^(?:[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", "-+."),
 ):
     _SpecLoader.add_implicit_resolver(f"{_YAML}{_tag}", re.compile(_pattern), list(_first))
@@ -79,7 +80,7 @@ for _tag, _pattern, _first in (
 
 def _decimal_int(loader: Any, node: ScalarNode) -> int:
     text = str(loader.construct_scalar(node))
-    if not re.fullmatch(r"[-+]?[0-9]+", text):
+    if not re.fullmatch(r"[-+]?[0-9](?:_?[0-9])*", text):
         raise ConstructorError(None, None, f"expected a decimal integer, found {text!r}", node.start_mark)
     return int(text)
 

@@ -32,9 +32,15 @@ def _write(folder: Path, file: str, extra: str = "", **overrides: Any) -> Path:
 
 def test_yaml_scalars_follow_the_core_schema(tmp_path: Path) -> None:
     """``off`` is the word off, ``010`` is ten, ``1:30`` and a date stay text: no YAML 1.1 conversions."""
-    extra = "split: {seed: 010}\nmonitoring: {change_detector: {method: off}}\ntags: {since: 2024-01-01, team: no}\n"
-    spec = PipelineSpec.from_yaml(_write(tmp_path, "p.yaml", extra, level=4))
+    extra = (
+        "split: {seed: 010}\nmonitoring: {change_detector: {method: off}}\ntags: {since: 2024-01-01, team: no}\n"
+        "estimator: {class: sklearn.linear_model.LogisticRegression, params: {max_iter: 1_000, tol: 1_0.5e-4}}\n"
+    )
+    base = {k: v for k, v in spec_dict(level=4).items() if k != "estimator"}
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(base) + extra, encoding="utf-8")
+    spec = PipelineSpec.from_yaml(tmp_path / "p.yaml")
     assert spec.split.seed == 10
+    assert spec.estimator.params == {"max_iter": 1000, "tol": 10.5e-4}
     assert spec.monitoring.change_detector.method == "off"
     assert spec.tags == {"since": "2024-01-01", "team": "no"}
 
@@ -42,7 +48,7 @@ def test_yaml_scalars_follow_the_core_schema(tmp_path: Path) -> None:
     with pytest.raises(PipelineSpecError) as err:
         PipelineSpec.from_yaml(path)
     assert "monitoring.window_hours: expected a valid number, found '1:30'" in str(err.value)
-    assert "serving.shared_server: expected a valid boolean, found 'yes'" in str(err.value)
+    assert "serving.shared_server: expected a valid boolean, found 'yes' (write true or false" in str(err.value)
 
 
 @pytest.mark.parametrize(
@@ -90,17 +96,15 @@ def test_tags_other_than_plain_values_are_refused(tmp_path: Path, value: str, ta
             "metric.direction: expected 'maximize' for roc_auc (or no direction), found 'minimize'",
         ),
         (
-            {"watch": {"poll_interval": 1000, "timeout": 10}},
-            "watch.poll_interval: expected at most watch.timeout (10), found 1000",
-        ),
-        (
             {"estimator": {"class": "sklearn.linear_model.LogisticRegression", "params": {"C": math.nan}}},
             "estimator.params: C: expected a finite number, found nan",
         ),
         ({"level": 1, "schedule": "0 3 * * *"}, "schedule: expected level 2 or higher for scheduled training"),
         ({"mlflow": {"registered_model": "../../etc/passwd"}}, "mlflow.registered_model: expected a name without '/'"),
         ({"mlflow": {"registered_model": "churn:v2"}}, "found 'churn:v2'"),
-        ({"mlflow": {"registered_model": " "}}, "found ' '"),
+        ({"mlflow": {"registered_model": " "}}, "mlflow.registered_model: expected a name, found ' '"),
+        ({"mlflow": {"registered_model": "..churn"}}, "does not start with '..' (MLflow's rule), found '..churn'"),
+        ({"source": {"kind": "files", "uri": "/data/x\0.csv"}}, "source.uri: expected a path or URI, found a NUL"),
         ({"mlflow": {"experiment": ""}}, "mlflow.experiment: expected at least 1 character"),
         ({"mlflow": {"conn_id": ""}}, "mlflow.conn_id: expected at least 1 character"),
         ({"storage": ""}, "storage: expected at least 1 character"),
@@ -182,3 +186,13 @@ def test_an_unforeseen_failure_of_one_file_does_not_hide_the_others(
     checked = check_spec_files([good, bad])
     assert [s.name for s in checked.specs] == ["churn"]
     assert checked.errors == {str(bad): f"{bad}: cannot load the spec (RuntimeError: something no rule foresaw)"}
+
+
+def test_a_missing_folder_has_no_specs_and_a_broken_link_is_reported(tmp_path: Path) -> None:
+    assert spec_paths(tmp_path / "nope") == []
+    os.symlink(tmp_path / "gone.yaml", tmp_path / "dangling.yaml")
+    assert spec_paths(tmp_path) == [tmp_path / "dangling.yaml"]
+    checked = check_spec_files(spec_paths(tmp_path))
+    assert checked.errors[str(tmp_path / "dangling.yaml")].endswith(
+        "cannot read the spec file: No such file or directory"
+    )

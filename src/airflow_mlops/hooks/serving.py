@@ -135,7 +135,15 @@ class ServingHook(BaseHook):
             raise ServingError(f"{method} {url}{path}: unreachable: {err}") from err
         if response.status_code >= 400 and response.status_code not in answered:
             raise ServingError(f"{method} {url}{path}: HTTP {response.status_code}: {response.text[:300]}")
-        return dict(response.json()) if response.content else {}
+        try:
+            answer = response.json() if response.content else {}
+        except ValueError:  # an HTML error page of a proxy in front of the server
+            answer = None
+        if not isinstance(answer, dict):
+            raise ServingError(
+                f"{method} {url}{path}: HTTP {response.status_code}: not a JSON object: {response.text[:300]!r}"
+            )
+        return answer
 
     def check_available(self, model_name: str | None = None) -> int:
         """Raise :class:`ServingError` unless the connection exists and every instance answers ``/health``.
@@ -163,9 +171,12 @@ class ServingHook(BaseHook):
         others = []
         for url in self.get_conn():
             # 503 is an answer too: a server with no champion yet (a first release) still names its model
-            served = served_models(self._call("GET", url, f"{self.prefix}/ready", answered=(503,)))
+            body = self._call("GET", url, f"{self.prefix}/ready", answered=(503,))
+            served = served_models(body)
             if served is not None and model_name not in served:
                 others.append(f"{url} serves {sorted(served)}")
+            elif "loaded" in body and not self.prefix:  # its root path takes no model calls
+                others.append(f"{url} serves several models {sorted(served or ())}: set serving.shared_server: true")
         if others:
             raise ServingError(
                 f"the model server of connection {self.serving_conn_id!r} does not serve {model_name!r}: "

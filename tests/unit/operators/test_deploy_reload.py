@@ -30,6 +30,8 @@ class SlowLoader(ThreadingHTTPServer):
         self.model = "churn"
         self.reloads = 0
         self.ready_status = 200  # 503: no champion loaded yet, as a real server answers before a first release
+        self.ready_body: dict[str, Any] | None = None
+        self.ready_page: bytes | None = None
 
     @property
     def url(self) -> str:
@@ -50,7 +52,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         status = self.server.ready_status if self.path == "/ready" else 200
-        self._answer({"model": self.server.model, "versions": self.server.versions}, status)
+        if self.path == "/ready" and self.server.ready_page is not None:  # a proxy's error page, not JSON
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(self.server.ready_page)))
+            self.end_headers()
+            self.wfile.write(self.server.ready_page)
+            return
+        body = self.server.ready_body or {"model": self.server.model, "versions": self.server.versions}
+        self._answer(body, status)
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
@@ -156,3 +165,18 @@ def test_a_server_with_no_champion_yet_is_checked_by_its_503_body(slow_server: S
     assert ServingHook().check_available("churn") == 1
     with pytest.raises(ServingError, match=r"does not serve 'churn_live'"):
         ServingHook().check_available("churn_live")
+
+
+@pytest.mark.parametrize("slow_server", [(0.0, "2")], indirect=True)
+def test_a_server_of_several_models_needs_shared_server_and_an_html_page_is_named(slow_server: SlowLoader) -> None:
+    """Its root path takes no model calls (the alias would move, then the rollout fail); a proxy page is no answer."""
+    from airflow_mlops.hooks.serving import ServingHook
+
+    slow_server.ready_body = {"ready": True, "loaded": 2, "models": {"churn": {}, "churn_auto": {}}}
+    with pytest.raises(
+        ServingError, match=r"serves several models \['churn', 'churn_auto'\]: set serving.shared_server"
+    ):
+        ServingHook().check_available("churn")
+    slow_server.ready_body, slow_server.ready_status, slow_server.ready_page = None, 503, b"<html>Bad gateway</html>"
+    with pytest.raises(ServingError, match=r"/ready: HTTP 503: not a JSON object: '<html>Bad gateway</html>'"):
+        ServingHook().check_available("churn")
