@@ -157,7 +157,7 @@ def static_kind(module: str, name: str) -> tuple[Kind, str]:
     ``unknown`` when the module has no Python source to read or resolves names dynamically.
     """
     if _find_module_source(module) is None:
-        raise ImportError(f"module {module!r} is not installed")
+        raise ImportError(_missing_module(module))
     for _ in range(_MAX_REEXPORT_HOPS):
         source = _find_module_source(module)
         if not source:
@@ -172,6 +172,16 @@ def static_kind(module: str, name: str) -> tuple[Kind, str]:
         if not module:
             return "other", target  # ``from . import submodule``
     return "unknown", module
+
+
+def _missing_module(module: str) -> str:
+    """Why ``module`` cannot be read: not installed, or a path that goes past a module (``pkg.Class.method``)."""
+    parts = module.split(".")
+    for end in range(len(parts) - 1, 0, -1):
+        if _find_module_source(".".join(parts[:end])) is not None:
+            parent = ".".join(parts[:end])
+            return f"no module {module!r}: {parent!r} has no submodule {parts[end]!r} (expected 'module.Class')"
+    return f"module {module!r} is not installed"
 
 
 def _binding(source: str, module: str, name: str) -> Binding | None:
