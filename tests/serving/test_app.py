@@ -302,16 +302,27 @@ async def test_sticky_routing_share_and_traffic_changes(serving_store: Store, re
             ({"challenger_share": "half"}, "body.challenger_share: expected a number between 0 and 1, found 'half'"),
             ({"share": 0.5}, 'body: expected {"challenger_share": number in [0, 1]'),
             ({"challenger_share": 0.5, "shadow": "yes"}, "body.shadow: expected a boolean, found 'yes'"),
+            ({"challenger_share": 10**400}, "body.challenger_share: expected a number between 0 and 1, found 1000"),
         ]:
             response = await client.post("/admin/traffic", json=payload, headers=ADMIN)
             assert response.status_code == 422
             assert message in response.json()["detail"]
         assert runtime.router.challenger_share == 0.0
+        huge = next(k for k, v in row.items() if isinstance(v, float))  # a 400-digit literal, not a 500 from float()
+        response = await client.post("/predict", json={"features": {**row, huge: 10**400}})
+        assert response.status_code == 422, response.text
+        assert f"features.{huge}: expected a double within ±3.4e38" in response.json()["detail"]
 
         smoke = {"features": row, "key": "smoke-test"}  # share is 0: only a forced arm reaches the challenger
         forced = await client.post("/predict", json=smoke, headers={**ADMIN, "X-Mlops-Arm": "challenger"})
         assert (forced.json()["arm"], forced.json()["version"]) == ("challenger", "2")
         response = await client.post("/predict", json=smoke, headers={"X-Mlops-Arm": "challenger"})
+        assert response.status_code == 401
+        batch = {"rows": [{"features": row, "key": k} for k in keys[:5]]}
+        forced = await client.post("/predict/batch", json=batch, headers={**ADMIN, "X-Mlops-Arm": "challenger"})
+        assert forced.status_code == 200, forced.text
+        assert {(p["arm"], p["version"]) for p in forced.json()["predictions"]} == {("challenger", "2")}
+        response = await client.post("/predict/batch", json=batch, headers={"X-Mlops-Arm": "challenger"})
         assert response.status_code == 401
         response = await client.post("/predict", json=smoke, headers={**ADMIN, "X-Mlops-Arm": "both"})
         assert response.status_code == 422

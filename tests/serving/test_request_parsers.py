@@ -185,6 +185,14 @@ def test_parse_batch_row_reports_bad_ids_where_they_are() -> None:
     assert [e.loc for e in errors] == [("body", "rows[4].request_id"), ("body", "rows[4].key")]
 
 
+def test_parse_batch_row_refuses_a_misspelled_field() -> None:
+    """A typo of request_id or key would be dropped and the row logged under an id the server made."""
+    errors: list[FieldError] = []
+    parse_batch_row({"features": {"a": 1}, "request_idd": "typo", "kee": "k"}, 3, "b", errors)
+    expected = "unexpected field (expected features, request_id, key (or request_key))"
+    assert [(e.loc, e.msg) for e in errors] == [(("rows", 3, "request_idd"), expected), (("rows", 3, "kee"), expected)]
+
+
 # ----- POST /feedback ------------------------------------------------------------------------
 
 
@@ -212,6 +220,12 @@ def test_parse_feedback_reads_one_label_or_many() -> None:
         ({"request_id": "r", "label": float("nan")}, "body.label: expected a finite number"),
         ({"request_id": "r", "label": 1, "ts": 0}, "body.ts: unexpected field (expected request_id, label)"),
         ({"items": [{"request_id": "a", "label": 1}, 5]}, 'items[1]: expected {"request_id": str, "label": value}'),
+        (
+            {"items": [{"request_id": "a", "label": 1}], "request_id": "b", "label": 0},
+            "body.request_id: unexpected field (expected items alone (a label beside it would be dropped)); "
+            "body.label: unexpected field (expected items alone (a label beside it would be dropped))",
+        ),
+        ({"items": "x"}, 'body.items: expected a list of {"request_id": str, "label": value}'),
     ],
 )
 def test_parse_feedback_refuses_bad_items(body: Any, detail: str) -> None:

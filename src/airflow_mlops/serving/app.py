@@ -98,4 +98,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    runtime: ServingRuntime = request.app.state.runtime  # counted, so the 5xx alert sees it
+    runtime.metrics.inc("mlops_serving_requests_total", (("endpoint", "any"), ("arm", "none"), ("status", "500")))
     return error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")

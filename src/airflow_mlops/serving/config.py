@@ -156,6 +156,8 @@ def check_seconds(name: str, value: float, note: str = "", *, positive: bool = F
 
 def check_share(value: Any) -> float:
     """A traffic share in [0, 1] (bools and non-numbers rejected)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
+    if (
+        isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0
+    ):  # no float(): a 400-digit int overflows it
         raise ValueError(f"challenger_share: expected a number between 0 and 1, found {value!r}")
     return float(value)

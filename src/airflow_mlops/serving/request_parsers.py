@@ -171,6 +171,8 @@ def parse_batch_row(item: Any, index: int, batch_id: str, errors: list[FieldErro
     if type(item) is dict and type(item.get("features")) is dict:
         request_id = text_id(item.get("request_id"), f"rows[{index}].request_id", errors)
         key = text_id(item.get("key", item.get("request_key")), f"rows[{index}].key", errors)
+        if len(item) > 1:  # a misspelled request_id or key would be dropped, and the row logged without it
+            errors += _unexpected(item, _SINGLE_FIELDS, loc, "features, request_id, key (or request_key)")
         return BatchRow(item["features"], (*loc, "features"), request_id or f"{batch_id}-{index}", key)
     return BatchRow(item, loc, f"{batch_id}-{index}", None)
 
@@ -203,11 +205,18 @@ def _feedback_entry_errors(entry: Any, loc: Loc) -> list[FieldError]:
 
 def parse_feedback(body: Any) -> list[tuple[str, Any]]:
     """``{"request_id": str, "label": value}`` or ``{"items": [...]}`` as ``(request_id, label)`` pairs."""
-    if type(body) is dict and "items" in body and isinstance(body["items"], list):
-        entries: list[tuple[Loc, Any]] = [(("items", i), entry) for i, entry in enumerate(body["items"])]
+    errors: list[FieldError] = []
+    if type(body) is dict and "items" in body:
+        items = body["items"]
+        if not isinstance(items, list):
+            errors.append(
+                FieldError(("body", "items"), "body", 'expected a list of {"request_id": str, "label": value}')
+            )
+            items = []
+        entries: list[tuple[Loc, Any]] = [(("items", i), entry) for i, entry in enumerate(items)]
+        errors += _unexpected(body, ("items",), ("body",), "items alone (a label beside it would be dropped)")
     else:
         entries = [(("body",), body)]
-    errors: list[FieldError] = []
     for loc, entry in entries:
         errors += _feedback_entry_errors(entry, loc)
     if errors or not entries:

@@ -20,6 +20,10 @@ from typing import Any
 NUMERIC_KINDS = frozenset({"double", "float", "long", "integer"})
 _STRING_KINDS = frozenset({"string", "binary", "datetime"})
 _NAN = float("nan")
+FLOAT32_MAX = 3.4028234663852886e38
+"""The largest float32: tree models cast their input to float32, and a larger double fails in them."""
+INT_BOUND = {"long": 2**63, "integer": 2**31}
+"""``-bound <= value < bound`` for the signature's 64- and 32-bit integer columns."""
 _MISSING = object()
 _MAX_LISTED = 20
 
@@ -29,7 +33,7 @@ class FieldError:
     """One problem in a request: where (``loc``), what kind, and a sentence naming the field."""
 
     loc: tuple[str | int, ...]
-    kind: str  # missing | extra | type | null | not_finite | body
+    kind: str  # missing | extra | type | null | not_finite | range | body
     msg: str
     arm: str | None = None  # the arm(s) and version(s) the problem is about, when arms' signatures differ
 
@@ -211,13 +215,14 @@ class InputSchema:
                     if value != value:
                         if required:
                             errors.append(FieldError((*loc, name), "null", _null_msg(kind)))
-                    elif value in (math.inf, -math.inf):
-                        errors.append(
-                            FieldError((*loc, name), "not_finite", f"expected a finite {kind}, found {value!r}")
-                        )
+                    elif not -FLOAT32_MAX <= value <= FLOAT32_MAX:  # inf, or more than a float32 model takes
+                        errors.append(_out_of_range((*loc, name), kind, value))
                     append(value)
                 elif cls is int:
-                    append(float(value))
+                    if -FLOAT32_MAX <= value <= FLOAT32_MAX:
+                        append(float(value))
+                    else:  # float() of a 400-digit literal raises
+                        errors.append(_out_of_range((*loc, name), kind, value))
                 elif value is None:
                     if required:
                         errors.append(FieldError((*loc, name), "null", _null_msg(kind)))
@@ -238,7 +243,11 @@ class InputSchema:
                 else:
                     errors.append(FieldError((*loc, name), "type", f"expected {kind}, found {_describe(value)}"))
             elif kind == "long" or kind == "integer":
-                if cls is int:
+                if (cls is int or (cls is float and value.is_integer())) and not -INT_BOUND[kind] <= value < INT_BOUND[
+                    kind
+                ]:
+                    errors.append(_out_of_range((*loc, name), kind, value))
+                elif cls is int:
                     append(value)
                 elif cls is float and value.is_integer():
                     append(int(value))
@@ -273,6 +282,18 @@ class InputSchema:
                 if k not in index and (accepted is None or k not in accepted)
             )
         return row if len(errors) == before else None
+
+
+def _out_of_range(loc: tuple[str | int, ...], kind: str, value: float) -> FieldError:
+    if isinstance(value, float) and math.isinf(value):
+        return FieldError(loc, "not_finite", f"expected a finite {kind}, found {value!r}")
+    bound = (
+        "±3.4e38 (what a float32 model, a tree ensemble, can take)"
+        if kind in ("double", "float")
+        else (f"the {kind} range, below {INT_BOUND[kind]:.3g} in magnitude")
+    )
+    shown = f"{value:.6g}" if isinstance(value, float) else f"{str(value)[:20]}... ({len(str(value))} digits)"
+    return FieldError(loc, "range", f"expected a {kind} within {bound}, found {shown}")
 
 
 def _null_msg(kind: str) -> str:

@@ -284,14 +284,31 @@ class PredictRoutes:
     # ----- POST /predict/batch ---------------------------------------------------------------
 
     async def predict_batch(self, request: Request) -> Response:
-        """Many rows in one request, each routed by its own key or id, one model call per arm."""
+        """Many rows in one request, each routed by its own key or id (or all to the admin's ``X-Mlops-Arm``)."""
         started = time.perf_counter()
-        return await self.batch_body(await request.body(), request.headers.get("x-request-id"), None, started)
+        forced = request.headers.get("x-mlops-arm")
+        if forced is not None:
+            try:
+                if self.rt.models is None:
+                    raise not_ready(self.rt)
+                forced = self.forced_arm(request, forced, self.rt.models)
+            except RequestError as err:
+                return self._refuse("predict_batch", "none", started, err)
+        raw = await request.body()
+        return await self.batch_body(raw, request.headers.get("x-request-id"), None, started, forced=forced)
 
     async def batch_body(
-        self, raw: bytes, request_id_header: str | None, key_header: str | None, started: float
+        self,
+        raw: bytes,
+        request_id_header: str | None,
+        key_header: str | None,
+        started: float,
+        forced: str | None = None,
     ) -> Response:
-        """``/predict/batch`` from the body and the ``X-Request-Id`` header (the ASGI front calls it directly)."""
+        """``/predict/batch`` from the body and the ``X-Request-Id`` header (the ASGI front calls it directly).
+
+        ``forced``: the arm every row goes to, already authorized (the admin's ``X-Mlops-Arm``).
+        """
         rt = self.rt
         try:
             batch = parse_batch(parse_json(raw)[1], rt.config.max_batch_rows)
@@ -300,7 +317,9 @@ class PredictRoutes:
             models = rt.models
             if models is None:
                 raise not_ready(rt)
-            plan, groups = self._plan(models, batch.rows, batch_id)
+            if forced == CHALLENGER and models.challenger is None:  # unloaded since the header was checked
+                raise RequestError(409, "no_challenger", "X-Mlops-Arm: challenger, but no challenger is loaded")
+            plan, groups = self._plan(models, batch.rows, batch_id, forced)
             ids = [row.request_id for row, _, _ in plan]
             claimed = [rid for i, rid in enumerate(ids) if given or rid != f"{batch_id}-{i}"]
             taken = rt.recent_ids.claim_all(claimed)
@@ -347,23 +366,23 @@ class PredictRoutes:
         return json_response(payload)
 
     def _plan(
-        self, models: ModelSet, items: list[Any], batch_id: str
+        self, models: ModelSet, items: list[Any], batch_id: str, forced: str | None = None
     ) -> tuple[list[tuple[BatchRow, str, int]], dict[str, list[list[Any]]]]:
         """Route and validate every row: ``(row, arm, slot in its arm's group)`` and the groups to score."""
         has_challenger = models.challenger is not None
-        inputs = self.rt.arm_inputs(models)
         router = self.rt.router
         plan: list[tuple[BatchRow, str, int]] = []
         groups: dict[str, list[list[Any]]] = {CHAMPION: [], CHALLENGER: []}
         errors: list[FieldError] = []
         for i, item in enumerate(items):
             row = parse_batch_row(item, i, batch_id, errors)
-            arm = router.arm(row.key or row.request_id, has_challenger)
-            arm_rows = inputs.validate(row.features, row.loc, errors)
+            arm = forced or router.arm(row.key or row.request_id, has_challenger)
+            model = models.challenger if arm == CHALLENGER and models.challenger is not None else models.champion
+            checked = self.validate_row(models, model, arm, forced is not None, row.features, row.loc, errors)
             slot = -1
-            if arm_rows is not None and arm_rows[arm] is not None:
+            if checked is not None:
                 slot = len(groups[arm])
-                groups[arm].append(arm_rows[arm])
+                groups[arm].append(checked)
             plan.append((row, arm, slot))
         if errors:
             raise RequestError(422, "invalid_features", f"invalid rows: {summarize(errors)}", errors)
