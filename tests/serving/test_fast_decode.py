@@ -135,6 +135,9 @@ def test_fast_path_takes_the_common_bodies_and_declines_the_rest() -> None:
         b'{"features": {"age": 1, "visits": 2, "plan": "p", "extra info": {"k\\u0000": 1}}}',  # NUL in a key
         b'{"features": {"age": 1, "visits": 2, "plan": "p", "extra info": 0, "zip": 1}}',
         b'{"features": {"age": 1, "visits": 2, "plan": "p", "extra info": 0}, "key": "a", "request_key": "b"}',
+        b'{"features": {"age": 1e308, "visits": 2, "plan": "p", "extra info": 0}}',  # beyond a float32 model
+        b'{"features": {"age": 1, "visits": 9223372036854775808, "plan": "p", "extra info": 0}}',  # beyond int64
+        b'{"features": {"age": 1' + b"0" * 400 + b', "visits": 2, "plan": "p", "extra info": 0}}',
     ):
         assert DECODER.decode(declined) is None, declined
 

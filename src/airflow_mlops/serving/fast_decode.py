@@ -15,23 +15,26 @@ this path only makes the common case fast. msgspec itself refuses an unpaired su
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
 from airflow_mlops.serving.request_parsers import ok_id
-from airflow_mlops.serving.schema import unstorable_within
+from airflow_mlops.serving.schema import FLOAT32_MAX, INT_BOUND, unstorable_within
 
 if TYPE_CHECKING:
     from airflow_mlops.serving.schema import InputSchema
 
 _NAN = float("nan")
 # signature kind -> (msgspec type of a required column, the row value a missing optional one gets)
+# Numbers carry the Python check's bounds (a float32 model's range, the column's integer width), so
+# what this path accepts the model can take; a value outside them takes the Python path's 422.
+_DOUBLE = Annotated[float, msgspec.Meta(ge=-FLOAT32_MAX, le=FLOAT32_MAX)]
 _TYPES: dict[str, tuple[Any, Any]] = {
-    "double": (float, _NAN),
-    "float": (float, _NAN),
-    "long": (int, _NAN),
-    "integer": (int, _NAN),
+    "double": (_DOUBLE, _NAN),
+    "float": (_DOUBLE, _NAN),
+    "long": (Annotated[int, msgspec.Meta(ge=-INT_BOUND["long"], le=INT_BOUND["long"] - 1)], _NAN),
+    "integer": (Annotated[int, msgspec.Meta(ge=-INT_BOUND["integer"], le=INT_BOUND["integer"] - 1)], _NAN),
     "string": (str, None),
     "binary": (str, None),
     "datetime": (str, None),
