@@ -144,6 +144,17 @@ async def test_bad_protocol_bodies_get_each_protocols_error_with_the_predict_sta
             422,
             "inputs.monthly_usage.data[0]: expected a FP64 value, found str 'x'",
         ),
+        (  # 300 is no INT8: the datatype's range is checked, not only its sign
+            infer,
+            {
+                "inputs": [
+                    {**t, "datatype": "INT8", "data": [300]} if t["name"] == "tenure_months" else t
+                    for t in v2_inputs([row])
+                ]
+            },
+            422,
+            "expected a INT8 value, found int 300",
+        ),
         (infer, {"inputs": [*v2_inputs([row]), *v2_inputs([row])[:1]]}, 422, "input 'tenure_months' given twice"),
         (infer, {"inputs": v2_inputs([row]), "outputs": [{"name": "x"}]}, 422, "unknown output 'x'"),
         ("/v2/models/nope/infer", {"inputs": v2_inputs([row])}, 404, "unknown model 'nope'"),

@@ -87,10 +87,20 @@ def test_text_id_names_a_bad_id(value: Any, kind: str, msg: str) -> None:
     assert errors == [FieldError(("body", "key"), kind, msg)]
 
 
-@pytest.mark.parametrize("value", ["r-1", "x" * MAX_ID, "ünï", None])
+@pytest.mark.parametrize("value", ["r-1", "x" * MAX_ID, None])
 def test_a_header_id_within_the_body_rule_is_taken(value: str | None) -> None:
     assert header_id(value, "X-Request-Id") == value
     assert ok_id(value)
+
+
+@pytest.mark.parametrize("value", ["caf\xc3\xa9", "ünï"])
+def test_a_header_id_must_be_ascii(value: str) -> None:
+    """Header bytes arrive as Latin-1, so the UTF-8 of "café" reads "cafÃ©" and its feedback would not match."""
+    err = _refused(header_id, value, "X-Request-Id")
+    assert err.detail == (
+        f"X-Request-Id: expected ASCII (send a non-ASCII id as the body's request_id or key), found {value!r}"
+    )
+    assert ok_id(value)  # in a body, where JSON says which characters it holds, the same id is fine
 
 
 @pytest.mark.parametrize(
@@ -201,6 +211,7 @@ ROW_ID_RULE = "expected a non-empty string of at most 221 characters (a request 
 
 def test_parse_feedback_reads_one_label_or_many() -> None:
     assert parse_feedback({"request_id": "r1", "label": 1}) == [("r1", 1)]
+    assert parse_feedback({"request_id": 123, "label": 1}) == [("123", 1)]  # as /predict takes an integer id
     row_id = "r" * 200 + "-99999"  # row 99,999 of a batch whose request_id has the most characters allowed
     assert parse_feedback({"request_id": row_id, "label": 1}) == [(row_id, 1)]
     items = {"items": [{"request_id": "a", "label": "yes"}, {"request_id": "b", "label": False}]}

@@ -37,6 +37,12 @@ _BINARY = {
 V2_DATATYPES = frozenset({*_BINARY, "BYTES"})
 _FLOAT_TYPES = frozenset({"FP16", "FP32", "FP64"})
 _INT_TYPES = frozenset(t for t in _BINARY if "INT" in t)
+_INT_RANGES = {  # the values each integer datatype holds: INT8 takes -128 to 127
+    t: (0, 2 ** (8 * struct.calcsize(_BINARY[t])) - 1)
+    if t.startswith("U")
+    else (-(2 ** (8 * struct.calcsize(_BINARY[t]) - 1)), 2 ** (8 * struct.calcsize(_BINARY[t]) - 1) - 1)
+    for t in _INT_TYPES
+}
 
 
 @dataclass(frozen=True)
@@ -289,7 +295,8 @@ def _fits(value: Any, datatype: str) -> bool:
     if datatype in _FLOAT_TYPES:
         return kind is float or kind is int
     if datatype in _INT_TYPES:
-        return kind is int and (value >= 0 or not datatype.startswith("U"))
+        low, high = _INT_RANGES[datatype]
+        return kind is int and low <= value <= high
     if datatype == "BOOL":
         return kind is bool
     return kind is str

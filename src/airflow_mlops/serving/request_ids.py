@@ -71,6 +71,9 @@ def header_id(value: str | None, header: str) -> str | None:
     (:func:`~airflow_mlops.serving.request_parsers.text_id`); so are ``X-Request-Id`` and ``X-Request-Key``.
     """
     errors: list[FieldError] = []
+    if value is not None and not value.isascii():  # header bytes arrive as Latin-1: "café" would read "cafÃ©"
+        detail = f"{header}: expected ASCII (send a non-ASCII id as the body's request_id or key), found {value!r}"
+        raise RequestError(422, "invalid_request", detail)
     if value is not None and text_id(value, header, errors, "header") is None:
         raise RequestError(422, "invalid_request", summarize(errors), errors)
     return value

@@ -194,6 +194,8 @@ def _feedback_entry_errors(entry: Any, loc: Loc) -> list[FieldError]:
         return [FieldError(loc, "body", 'expected {"request_id": str, "label": value}')]
     errors = []
     request_id = entry.get("request_id")
+    if type(request_id) is int:  # as /predict takes an integer id (and stores its text)
+        request_id = str(request_id)
     if not isinstance(request_id, str) or not request_id or len(request_id) > MAX_ROW_ID:
         message = f"expected a non-empty string of at most {MAX_ROW_ID} characters (a request id or a batch row's)"
         errors.append(FieldError((*loc, "request_id"), "body", message))
