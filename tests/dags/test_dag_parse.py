@@ -142,26 +142,32 @@ def test_parse_does_not_import_heavy_modules() -> None:
     assert report["heavy"] == []
 
 
+def _dag_folder(tmp_path: Path) -> Path:
+    """A DAG folder with both DAG files of dags/ (the loader and the spec check) and the example data."""
+    for name in ("mlops_pipelines.py", "mlops_pipeline_specs.py"):
+        shutil.copy(DAGS / name, tmp_path / name)
+    shutil.copytree(DAGS / "pipelines" / "data", tmp_path / "pipelines" / "data")
+    return tmp_path / "pipelines"
+
+
 def test_bad_spec_is_an_import_error_naming_file_and_fields(tmp_path: Path) -> None:
-    """An invalid YAML spec makes the loader file an import error that names the spec and each bad field."""
+    """An invalid YAML spec is the spec check file's import error, naming the spec and each bad field."""
     from airflow.dag_processing.dagbag import DagBag
 
-    (tmp_path / "pipelines").mkdir()
-    loader = tmp_path / "mlops_pipelines.py"
-    shutil.copy(DAGS / "mlops_pipelines.py", loader)
-    bad = tmp_path / "pipelines" / "broken.yaml"
+    pipelines = _dag_folder(tmp_path)
+    bad = pipelines / "broken.yaml"
     text = (DAGS / "pipelines" / "churn_files.yaml").read_text(encoding="utf-8")
     text = text.replace("level: 2", "level: 7").replace(
         "sklearn.linear_model.LogisticRegression", "sklearn.linear_model.Nope"
     )
     bad.write_text(text, encoding="utf-8")
-    shutil.copytree(DAGS / "pipelines" / "data", tmp_path / "pipelines" / "data")
 
     bag = DagBag(dag_folder=str(tmp_path))
 
     assert bag.dag_ids == []
-    assert list(bag.import_errors) == [str(loader)]
-    message = bag.import_errors[str(loader)]
+    check = str(tmp_path / "mlops_pipeline_specs.py")
+    assert list(bag.import_errors) == [check]  # not the loader's: every DAG of a file with one goes stale
+    message = bag.import_errors[check]
     assert str(bad) in message
     lines = message.splitlines()
     level = next(line for line in lines if line.strip().startswith("level:"))
@@ -173,14 +179,10 @@ def test_bad_spec_is_an_import_error_naming_file_and_fields(tmp_path: Path) -> N
 
 
 def test_one_bad_spec_does_not_hide_the_others(tmp_path: Path) -> None:
-    """Good pipelines keep loading; the DAG file's import error names each bad YAML file and its field."""
+    """Good pipelines keep loading from the loader, which has no import error; the check file names each bad one."""
     from airflow.dag_processing.dagbag import DagBag
 
-    pipelines = tmp_path / "pipelines"
-    pipelines.mkdir()
-    loader = tmp_path / "mlops_pipelines.py"
-    shutil.copy(DAGS / "mlops_pipelines.py", loader)
-    shutil.copytree(DAGS / "pipelines" / "data", pipelines / "data")
+    pipelines = _dag_folder(tmp_path)
     good = (DAGS / "pipelines" / "churn_files.yaml").read_text(encoding="utf-8")
     (pipelines / "churn_files.yaml").write_text(good, encoding="utf-8")
     (pipelines / "every_day.yaml").write_text(
@@ -198,8 +200,9 @@ def test_one_bad_spec_does_not_hide_the_others(tmp_path: Path) -> None:
     bag = DagBag(dag_folder=str(tmp_path))
 
     assert sorted(bag.dag_ids) == ["churn_files_promote", "churn_files_train", "churn_files_watch"]
-    assert list(bag.import_errors) == [str(loader)]
-    message = bag.import_errors[str(loader)]
+    check = str(tmp_path / "mlops_pipeline_specs.py")
+    assert list(bag.import_errors) == [check]
+    message = bag.import_errors[check]
     assert "3 invalid pipeline spec file(s); the other pipelines loaded" in message
     assert f"{pipelines / 'every_day.yaml'}: invalid pipeline spec" in message
     assert "schedule: expected a cron expression of five fields" in message
@@ -208,16 +211,15 @@ def test_one_bad_spec_does_not_hide_the_others(tmp_path: Path) -> None:
     assert f"{pipelines / 'garbage.yaml'}: expected a UTF-8 text YAML file, found binary data" in message
 
 
-def test_a_spec_airflow_refuses_to_build_does_not_hide_the_others(tmp_path: Path, monkeypatch: Any) -> None:
-    """An error no spec rule foresaw, raised while a pipeline's DAGs are built, is that file's import error."""
+def test_a_spec_airflow_refuses_to_build_does_not_hide_the_others(
+    tmp_path: Path, monkeypatch: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An error no spec rule foresaw, raised while a pipeline's DAGs are built, skips that pipeline alone."""
     from airflow.dag_processing.dagbag import DagBag
 
     import airflow_mlops.factories as factories
 
-    pipelines = tmp_path / "pipelines"
-    pipelines.mkdir()
-    shutil.copy(DAGS / "mlops_pipelines.py", tmp_path / "mlops_pipelines.py")
-    shutil.copytree(DAGS / "pipelines" / "data", pipelines / "data")
+    pipelines = _dag_folder(tmp_path)
     good = (DAGS / "pipelines" / "churn_files.yaml").read_text(encoding="utf-8")
     (pipelines / "churn_files.yaml").write_text(good, encoding="utf-8")
     (pipelines / "refused.yaml").write_text(good.replace("name: churn_files", "name: refused"), encoding="utf-8")
@@ -229,9 +231,11 @@ def test_a_spec_airflow_refuses_to_build_does_not_hide_the_others(tmp_path: Path
         return build(spec)
 
     monkeypatch.setattr(factories, "build_pipeline", build_or_refuse)
-    bag = DagBag(dag_folder=str(tmp_path))
+    with caplog.at_level("ERROR", logger="airflow_mlops.factories"):
+        bag = DagBag(dag_folder=str(tmp_path))
 
     assert sorted(bag.dag_ids) == ["churn_files_promote", "churn_files_train", "churn_files_watch"]
-    message = bag.import_errors[str(tmp_path / "mlops_pipelines.py")]
-    assert "1 invalid pipeline spec file(s); the other pipelines loaded" in message
-    assert f"{pipelines / 'refused.yaml'}: cannot build its DAGs (ValueError: tag cannot be longer" in message
+    assert bag.import_errors == {}
+    assert f"Pipeline spec {pipelines / 'refused.yaml'} was skipped: its DAGs cannot be built (ValueError: tag" in (
+        caplog.text
+    )

@@ -7,10 +7,11 @@ DAG folder of Level 2 specs never loads the Level 3 and 4 operators at parse tim
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING
 
 from airflow_mlops.exceptions import PipelineSpecError
-from airflow_mlops.factories.invalid_specs import invalid_specs_dag
+from airflow_mlops.factories.invalid_specs import report_invalid_specs
 from airflow_mlops.spec_files import check_spec_files, spec_paths
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from airflow_mlops.spec import PipelineSpec
 
 LEVELS = (0, 1, 2, 3, 4)
+log = logging.getLogger(__name__)
 
 __all__ = [
     "build_level_0",
@@ -32,6 +34,7 @@ __all__ = [
     "build_level_4",
     "build_pipeline",
     "load_pipelines",
+    "report_invalid_specs",
 ]
 
 
@@ -61,26 +64,24 @@ def build_pipeline(spec: PipelineSpec) -> list[DAG]:
 
 
 def load_pipelines(folder: Path, namespace: MutableMapping[str, Any]) -> list[DAG]:
-    """Build every ``*.yaml``/``*.yml`` spec in ``folder`` and put the DAGs into ``namespace``.
+    """Build every valid ``*.yaml``/``*.yml`` spec in ``folder`` and put the DAGs into ``namespace``.
 
-    Call it from a DAG file with ``globals()``. A bad spec does not hide the others: the valid
-    pipelines load, and Airflow shows an import error for the DAG file that names each invalid
-    YAML file and its fields (see :mod:`airflow_mlops.factories.invalid_specs`).
+    Call it from a DAG file with ``globals()``. An invalid spec is skipped here (with a warning in
+    the parse log), not raised: Airflow marks every DAG of a file that has an import error stale,
+    so one bad spec would stop all the pipelines. :func:`report_invalid_specs`, called from a DAG
+    file of its own, makes the invalid specs that file's import error. A spec whose DAGs Airflow
+    refuses to build is skipped and logged as an error, the others still load.
     """
     checked = check_spec_files(spec_paths(folder))
-    errors = dict(checked.errors)
+    for path in checked.errors:
+        log.warning("Pipeline spec %s is invalid and was skipped (the spec check DAG file names why)", path)
     dags: list[DAG] = []
     for spec in checked.specs:
-        origin = checked.origins[spec.name]
         try:
             dags += build_pipeline(spec)
-        except PipelineSpecError as err:
-            errors[origin] = str(err) if str(err).startswith(origin) else f"{origin}: {err}"
         except Exception as err:  # Airflow refused a DAG built from it: the other pipelines still load
-            errors[origin] = f"{origin}: cannot build its DAGs ({type(err).__name__}: {err})"
+            log.error("Pipeline spec %s was skipped: its DAGs cannot be built (%s: %s)",
+                      checked.origins[spec.name], type(err).__name__, err)  # fmt: skip
     for dag in dags:
         namespace[dag.dag_id] = dag
-    if errors:
-        sentinel = invalid_specs_dag(errors)
-        namespace[sentinel.dag_id] = sentinel
     return dags

@@ -1,31 +1,30 @@
-"""How invalid spec files reach Airflow's import errors without hiding the valid pipelines.
+"""How invalid spec files reach Airflow's import errors without stopping the valid pipelines.
 
-A DAG file that raises loses every DAG it built. Instead, the loader leaves one
-:class:`InvalidSpecsDag` in the file's namespace: Airflow validates each DAG it collects before
-bagging it, this one fails that validation with the error of every bad YAML file, and Airflow
-records the message as the import error of the DAG file while the valid DAGs load.
+Airflow marks every DAG of a file with an import error stale: its runs stop and the UI hides it.
+So the loader DAG file (:func:`~airflow_mlops.factories.load_pipelines`) skips an invalid spec,
+and a second DAG file, which defines no DAG, calls :func:`report_invalid_specs` on the same
+folder: its import error lists each invalid YAML file with its errors, under that file's name,
+while the valid pipelines run.
 """
 
 from __future__ import annotations
 
-from airflow.sdk import DAG
+from typing import TYPE_CHECKING
 
 from airflow_mlops.exceptions import PipelineSpecError
-from airflow_mlops.factories.base import START_DATE
+from airflow_mlops.spec_files import check_spec_files, spec_paths
 
-INVALID_SPECS_DAG_ID = "mlops_invalid_pipeline_specs"
-
-
-class InvalidSpecsDag(DAG):
-    """Stands for the invalid spec files of a folder; Airflow's validation of it raises their errors."""
-
-    def validate(self) -> None:
-        """Raise :class:`PipelineSpecError` listing each invalid file and its errors."""
-        raise PipelineSpecError(self.description or "invalid pipeline specs")
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
-def invalid_specs_dag(errors: dict[str, str]) -> InvalidSpecsDag:
-    """A DAG whose validation fails with one block per invalid file (each names the file)."""
-    count = len(errors)
-    message = "\n".join([f"{count} invalid pipeline spec file(s); the other pipelines loaded:", *errors.values()])
-    return InvalidSpecsDag(dag_id=INVALID_SPECS_DAG_ID, schedule=None, start_date=START_DATE, description=message)
+def invalid_specs_message(errors: dict[str, str]) -> str:
+    """One block per invalid file (each names the file), under a line that counts them."""
+    return "\n".join([f"{len(errors)} invalid pipeline spec file(s); the other pipelines loaded:", *errors.values()])
+
+
+def report_invalid_specs(folder: Path) -> None:
+    """Raise :class:`PipelineSpecError` naming every invalid spec of ``folder``; nothing when all are valid."""
+    checked = check_spec_files(spec_paths(folder))
+    if checked.errors:
+        raise PipelineSpecError(invalid_specs_message(checked.errors))
