@@ -44,17 +44,23 @@ def specs_folder() -> Path:
 
 
 def load_pipeline_specs(folder: Path | None = None) -> list[PipelineSpec]:
-    """Every valid spec in ``folder`` (default :func:`specs_folder`), sorted by name; invalid files are skipped.
+    """Every valid spec in ``folder`` (default :func:`specs_folder`), sorted by name; invalid files are skipped."""
+    return check_pipeline_specs(folder)[0]
 
-    The DAG parse reports an invalid spec as an import error of its own, so one bad file does not
-    hide the other pipelines here either.
+
+def check_pipeline_specs(folder: Path | None = None) -> tuple[list[PipelineSpec], list[Path]]:
+    """The valid specs in ``folder`` (default :func:`specs_folder`), sorted by name, and the invalid files.
+
+    The DAG parse names why each file is invalid (the spec check file's import error); the pages
+    list the files, so a pipeline missing from them is not a mystery.
     """
     from airflow_mlops.spec_files import check_spec_files, spec_paths
 
     folder = folder or specs_folder()
     if not folder.is_dir():
-        return []
-    return sorted(check_spec_files(spec_paths(folder)).specs, key=lambda s: s.name)
+        return [], []
+    checked = check_spec_files(spec_paths(folder))
+    return sorted(checked.specs, key=lambda s: s.name), [Path(p) for p in checked.errors]
 
 
 @dataclass

@@ -66,19 +66,26 @@ def parse_time(value: str | None) -> datetime | None:
 
 def _pipelines() -> tuple[list[PipelineSources], str]:
     """Sources of every spec in the specs folder, and a notice when there are none."""
-    from airflow_mlops.pipeline_sources import PipelineSources, load_pipeline_specs, specs_folder
+    from airflow_mlops.pipeline_sources import PipelineSources, check_pipeline_specs, specs_folder
 
     folder = specs_folder()
     try:
-        specs = load_pipeline_specs(folder)
+        specs, invalid = check_pipeline_specs(folder)
     except Exception as err:
         return [], f"The pipeline specs in {folder} do not load: {err}"
+    notice = (
+        f"Not shown: {len(invalid)} invalid spec file(s) in {folder} ({', '.join(p.name for p in invalid)}). "
+        "Airflow's Dags page names each mistake (the import error of mlops_pipeline_specs.py), "
+        "and so does airflow-mlops validate."
+        if invalid
+        else ""
+    )
     if not specs:
         return [], (
             f"No pipeline specs in {folder}. Put spec YAML files there (see dags/pipelines/ in the repository) "
-            "or set [mlops] specs_folder."
-        )
-    return [PipelineSources(s) for s in specs], ""
+            f"or set [mlops] specs_folder. {notice}"
+        ).strip()
+    return [PipelineSources(s) for s in specs], notice
 
 
 def _chosen(sources: list[PipelineSources], name: str | None, notice: str) -> tuple[PipelineSources | None, str]:
@@ -284,8 +291,10 @@ def run_tab(request: Request, dag_id: str = "", run_id: str = "") -> HTMLRespons
     if not dag_id or not run_id:
         chosen, notice = None, "This page is a DAG run's MLOps tab: open a pipeline's DAG run and pick its MLOps tab."
     elif chosen is None or role is None:  # a specs folder that does not load says so first
-        notice = notice or f"{dag_id} is not a DAG of a pipeline in the specs folder, so MLOps has nothing on this run."
+        unknown = f"{dag_id} is not a DAG of a pipeline in the specs folder, so MLOps has nothing on this run."
+        notice = notice if not sources and notice else f"{unknown} {notice}".strip()
     else:
+        notice = ""  # the run's own pipeline loads: another file's mistake is the Pipelines page's news
         try:
             data = run_tabs.run_tab(chosen, role, dag_id, run_id)
         except Exception as err:

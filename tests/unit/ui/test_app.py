@@ -31,6 +31,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     specs = tmp / "pipelines"
     shutil.copytree(REPO / "dags" / "pipelines" / "data", specs / "data")
     shutil.copy(REPO / "dags" / "pipelines" / "churn_files.yaml", specs / "churn_files.yaml")
+    (specs / "broken.yaml").write_text("name: broken\nlevel: 9\n")  # listed as not shown, never a failure
     (tmp / "passwords.json").write_text(json.dumps(USERS))
     env = {
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
@@ -210,3 +211,12 @@ def test_importing_the_plugin_loads_no_heavy_module_and_touches_no_database() ->
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[-3:-1] == ["[]", "mlops"]
+
+
+def test_an_invalid_spec_file_is_named_on_the_pipelines_page(client: Any) -> None:
+    client.cookies.set("_token", token(client, "admin"))
+    page = client.get("/mlops/pipelines")
+    assert page.status_code == 200
+    assert "Not shown: 1 invalid spec file(s) in" in page.text
+    assert "(broken.yaml). Airflow&#39;s Dags page names each mistake" in page.text
+    assert "churn_files" in page.text  # the valid pipeline is still there
