@@ -40,11 +40,16 @@ def placeholders(query: str) -> set[str]:
     return set(_PLACEHOLDER.findall(one_statement(query)))
 
 
+def missing_placeholders(query: str | None, parameters: dict[str, Any]) -> list[str]:
+    """The ``%(name)s`` placeholders of ``query`` that ``parameters`` has no value for, sorted."""
+    return sorted(placeholders(query) - set(parameters)) if query else []
+
+
 def check_parameters(query: str | None, parameters: dict[str, Any]) -> None:
     """``ValueError`` for a placeholder without a value, or a parameter named as extraction's own."""
     if reserved := sorted({AS_OF_PARAM, SINCE_PARAM} & set(parameters)):
         raise ValueError(f"parameters: {reserved} are set by the pipeline (the run's as_of and lookback), found them")
-    if query and (missing := sorted(placeholders(query) - set(parameters))):
+    if missing := missing_placeholders(query, parameters):
         raise ValueError(
             f"query: expected a value in 'parameters' for each %(name)s placeholder, found none for {missing}"
         )

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.exceptions import DatasetExtractionError
-from airflow_mlops.spec_sql import AS_OF_PARAM, SINCE_PARAM, one_statement, placeholders
+from airflow_mlops.spec_sql import AS_OF_PARAM, SINCE_PARAM, missing_placeholders, one_statement
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -48,9 +48,7 @@ def _error_line(err: BaseException) -> str:
 
 def missing_parameters(source: PostgresSource) -> list[str]:
     """Names of ``%(name)s`` placeholders in ``source.query`` that ``source.parameters`` lacks."""
-    if not source.query:
-        return []
-    return sorted(placeholders(source.query) - set(source.parameters))
+    return missing_placeholders(source.query, source.parameters)
 
 
 _PERCENT = re.compile(r"%\(\w+\)s|%%|%")
