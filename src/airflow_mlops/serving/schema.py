@@ -243,14 +243,11 @@ class InputSchema:
                 else:
                     errors.append(FieldError((*loc, name), "type", f"expected {kind}, found {_describe(value)}"))
             elif kind == "long" or kind == "integer":
-                if (cls is int or (cls is float and value.is_integer())) and not -INT_BOUND[kind] <= value < INT_BOUND[
-                    kind
-                ]:
-                    errors.append(_out_of_range((*loc, name), kind, value))
-                elif cls is int:
-                    append(value)
-                elif cls is float and value.is_integer():
-                    append(int(value))
+                if cls is int or (cls is float and value.is_integer()):
+                    if -INT_BOUND[kind] <= value < INT_BOUND[kind]:
+                        append(value if cls is int else int(value))
+                    else:
+                        errors.append(_out_of_range((*loc, name), kind, value))
                 elif value is None or (cls is float and value != value):
                     if required:
                         errors.append(FieldError((*loc, name), "null", _null_msg(kind)))
