@@ -1,9 +1,11 @@
 """Check a chunk of rows against a model's input columns, vectorised, naming a sample of the bad rows.
 
-A row is bad when a required column is null, a value has the wrong type, a number is not finite,
-or an integer column holds a fraction. Numeric columns that already have a numeric dtype are
-checked together as one float matrix (the common case, and the fast one); other columns one by one.
-Only when a chunk has bad rows are its first few re-checked column by column to describe them.
+A row is bad when a required column is null, a value has the wrong type, a number is not finite or
+outside its column's range (a float32 for ``double``/``float``, as tree models cast to it; 64 or 32
+bits for ``long``/``integer``), or an integer column holds a fraction: the model server's rules.
+Numeric columns that already have a numeric dtype are checked together as one float matrix (the
+common case, and the fast one); other columns one by one. Only when a chunk has bad rows are its
+first few re-checked column by column to describe them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ NUMERIC_KINDS = frozenset({"double", "float", "long", "integer"})
 INTEGER_KINDS = frozenset({"long", "integer"})
 STRING_KINDS = frozenset({"string", "binary", "datetime"})
 SAMPLE_SIZE = 5
+FLOAT32_MAX = 3.4028234663852886e38
+"""The largest float32: tree models cast their input to float32, and a larger double fails in them."""
+INT_BOUND = {"long": 2**63, "integer": 2**31}
+"""``-bound <= value < bound`` for the signature's 64- and 32-bit integer columns."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,18 +36,86 @@ class FeatureColumn:
     required: bool = True
 
 
+def value_range(kind: str) -> tuple[float, float]:
+    """The smallest and largest float64 a numeric ``kind`` column takes, both included.
+
+    For ``long`` that is -2**63 to 2**63 - 1024, the largest float64 below 2**63.
+    """
+    import numpy as np
+
+    bound = INT_BOUND.get(kind)
+    if bound is None:
+        return -FLOAT32_MAX, FLOAT32_MAX
+    return -float(bound), float(np.nextafter(float(bound), 0.0))
+
+
+def range_problem(kind: str) -> str:
+    """What a value outside ``kind``'s range is told."""
+    if kind in INT_BOUND:
+        return f"expected a whole number within the {kind} range ({INT_BOUND[kind].bit_length() - 1}-bit)"
+    return "expected a number within ±3.4e38 (what a float32 model, a tree ensemble, can take)"
+
+
+def _as_numbers(column: pd.Series) -> pd.Series:
+    """``column`` as numbers (integers stay integers), non-numbers NaN; an integer beyond float64 is ±1.8e308."""
+    import pandas as pd
+
+    try:
+        numbers = pd.to_numeric(column, errors="coerce")
+        if numbers.dtype.kind not in "iu":
+            numbers = numbers.astype("float64")
+        return numbers
+    except OverflowError:  # an object column holding a 400-digit integer
+        return column.map(_one_float).astype("float64")
+
+
+def _one_float(value: Any) -> float:
+    import sys
+
+    import pandas as pd
+
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except OverflowError:
+            return sys.float_info.max if value > 0 else -sys.float_info.max
+    return float(pd.to_numeric(pd.Series([value], dtype=object), errors="coerce").astype("float64").iloc[0])
+
+
+def _outside(numbers: pd.Series, kind: str) -> pd.Series:
+    """Where ``numbers`` (integers compared exactly) leave ``kind``'s range; NaN and infinities are not counted."""
+    import numpy as np
+    import pandas as pd
+
+    if numbers.dtype.kind == "i":  # int64 holds nothing outside long, or a float32
+        if kind != "integer":
+            return pd.Series(False, index=numbers.index)
+        return (numbers < -INT_BOUND[kind]) | (numbers >= INT_BOUND[kind])
+    if numbers.dtype.kind == "u":
+        return numbers > INT_BOUND.get(kind, 2**64) - 1
+    low, high = value_range(kind)
+    return np.isfinite(numbers) & ((numbers > high) | (numbers < low))
+
+
 def _numeric(column: pd.Series, col: FeatureColumn) -> tuple[pd.Series, list[tuple[Any, str]]]:
-    """The column as float64, and (mask, problem) pairs for values that are not (finite, whole) numbers."""
+    """The column as float64, and (mask, problem) pairs for values that are not (finite, whole, in range) numbers."""
     import numpy as np
     import pandas as pd
 
     if column.dtype == bool:
         values = pd.Series(np.nan, index=column.index)
+        outside = pd.Series(False, index=column.index)
         wrong = column.notna()
     else:
-        values = pd.to_numeric(column, errors="coerce").astype("float64")
+        numbers = _as_numbers(column)
+        values = numbers.astype("float64")
+        outside = _outside(numbers, col.kind)
         wrong = values.isna() & column.notna()
-    problems = [(wrong, f"expected a number ({col.kind})"), (np.isinf(values), "expected a finite number")]
+    problems = [
+        (wrong, f"expected a number ({col.kind})"),
+        (np.isinf(values), "expected a finite number"),
+        (outside, range_problem(col.kind)),
+    ]
     if col.kind in INTEGER_KINDS:
         problems.append((values.notna() & ~np.isinf(values) & (values != np.floor(values)), "expected a whole number"))
     return values, problems
@@ -62,24 +136,43 @@ def _typed(column: pd.Series, col: FeatureColumn) -> tuple[pd.Series, list[tuple
     return column, problems
 
 
-def _block_bad(matrix: np.ndarray, block: list[FeatureColumn], whole: list[bool]) -> np.ndarray:
-    """Bad rows of a float matrix of numeric columns: not finite (required) or infinite, or a fraction."""
+def _block_bad(matrix: np.ndarray, block: list[FeatureColumn], dtype_kinds: list[str]) -> np.ndarray:
+    """Bad rows of a float matrix of numeric columns: not finite (required) or infinite, out of range, or a fraction."""
     import numpy as np
 
     required = [c.required for c in block]
-    fractions = [j for j, (c, w) in enumerate(zip(block, whole, strict=True)) if c.kind in INTEGER_KINDS and not w]
-    if all(required) and not fractions and np.isfinite(matrix.sum(axis=1)).all():
-        # a row sum is finite only if every value in the row is: one pass, no per-cell mask
+    pairs = list(zip(block, dtype_kinds, strict=True))
+    fractions = [j for j, (c, k) in enumerate(pairs) if c.kind in INTEGER_KINDS and k == "f"]
+    # an int64 column holds nothing outside long (as float64, its maximum rounds up to 2**63)
+    ranges = [(-np.inf, np.inf) if (c.kind == "long" and k == "i") else value_range(c.kind) for c, k in pairs]
+    low, high = np.array([r[0] for r in ranges]), np.array([r[1] for r in ranges])
+    if (
+        all(required)
+        and not fractions
+        and np.isfinite(matrix.sum(axis=1)).all()  # a row sum is finite only if every value in the row is
+        and _within(matrix, low, high)
+    ):
         return np.zeros(len(matrix), dtype=bool)
     finite = np.isfinite(matrix)
     if all(required):
         bad = ~finite.all(axis=1)
     else:
         bad = ~finite[:, required].all(axis=1) | np.isinf(matrix[:, [not r for r in required]]).any(axis=1)
+    with np.errstate(invalid="ignore"):  # NaN compares as False
+        bad |= ((matrix > high) | (matrix < low)).any(axis=1)
     if fractions:
         part = matrix[:, fractions]
         bad |= (finite[:, fractions] & (part != np.floor(part))).any(axis=1)
     return np.asarray(bad)
+
+
+def _within(matrix: np.ndarray, low: np.ndarray, high: np.ndarray) -> bool:
+    """Whether every finite column of ``matrix`` keeps to its range (per column only if the whole does not)."""
+    if not matrix.size:
+        return True
+    if matrix.max() <= high.min() and matrix.min() >= low.max():
+        return True
+    return bool((matrix.max(axis=0) <= high).all() and (matrix.min(axis=0) >= low).all())
 
 
 def check_chunk(
@@ -102,7 +195,7 @@ def check_chunk(
     matrix = np.ascontiguousarray(source.to_numpy(dtype=np.float64, na_value=np.nan)) if block else None
     bad = np.zeros(len(frame), dtype=bool)
     if matrix is not None:
-        bad |= _block_bad(matrix, block, [kinds[c.name] in "iu" for c in block])
+        bad |= _block_bad(matrix, block, [kinds[c.name] for c in block])
     data: dict[str, Any] = {}
     for col in columns:
         if col.name in names:

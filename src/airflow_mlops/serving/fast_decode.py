@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
+from airflow_mlops.core.row_checks import FLOAT32_MAX, INT_BOUND
 from airflow_mlops.serving.request_parsers import ok_id
-from airflow_mlops.serving.schema import FLOAT32_MAX, INT_BOUND, unstorable_within
+from airflow_mlops.serving.schema import unstorable_within
 
 if TYPE_CHECKING:
     from airflow_mlops.serving.schema import InputSchema

@@ -17,13 +17,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_mlops.core.row_checks import FLOAT32_MAX, INT_BOUND
+
 NUMERIC_KINDS = frozenset({"double", "float", "long", "integer"})
 _STRING_KINDS = frozenset({"string", "binary", "datetime"})
 _NAN = float("nan")
-FLOAT32_MAX = 3.4028234663852886e38
-"""The largest float32: tree models cast their input to float32, and a larger double fails in them."""
-INT_BOUND = {"long": 2**63, "integer": 2**31}
-"""``-bound <= value < bound`` for the signature's 64- and 32-bit integer columns."""
 _MISSING = object()
 _MAX_LISTED = 20
 

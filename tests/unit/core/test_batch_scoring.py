@@ -149,3 +149,28 @@ def test_integer_columns_and_optional_numbers_in_the_matrix_path() -> None:
     assert bad == 1
     assert sample == [{"row": 1, "column": "x", "problem": "expected a finite number", "value": "inf"}]
     assert features["n"].tolist() == [1.0, 3.0]
+
+
+def test_values_beyond_a_columns_range_are_bad_rows_as_on_the_server() -> None:
+    """A double beyond float32 (a tree model fails on it) and a 33-bit ``integer`` are left out, in both paths."""
+    columns = [FeatureColumn("n", "integer"), FeatureColumn("x", "double"), FeatureColumn("y", "double")]
+    frame = pd.DataFrame({"n": [1, 2**31, 3, -(2**31)], "x": [0.5, 0.5, -1e39, 3.4e38], "y": [1.0, 2.0, 3.0, 4.0]})
+    _, good, bad, sample = check_chunk(frame, columns, offset=0)
+    assert good.tolist() == [True, False, False, True]
+    assert bad == 2
+    assert [(p["row"], p["column"]) for p in sample] == [(1, "n"), (2, "x")]
+    assert "integer range (31-bit)" in sample[0]["problem"]
+    assert "float32" in sample[1]["problem"]
+    objects = frame.astype({"x": object})
+    objects.loc[1, "x"] = 10**400  # float() of it overflows: a bad row, not an OverflowError
+    _, good, bad, sample = check_chunk(objects, columns, offset=0)
+    assert good.tolist() == [True, False, False, True]
+    assert {(p["row"], p["column"]) for p in sample} == {(1, "n"), (1, "x"), (2, "x")}
+
+
+def test_long_columns_take_any_int64_and_refuse_2_to_the_63() -> None:
+    columns = [FeatureColumn("n", "long")]
+    frame = pd.DataFrame({"n": [np.iinfo(np.int64).max, np.iinfo(np.int64).min]})
+    assert check_chunk(frame, columns, offset=0)[2] == 0
+    as_float = pd.DataFrame({"n": [2.0**63, -(2.0**63), 2.0**62]})
+    assert check_chunk(as_float, columns, offset=0)[1].tolist() == [False, True, True]
