@@ -393,7 +393,10 @@ async def test_prediction_log_and_feedback_in_postgres(
         response = await client.post("/feedback", json={"request_id": "r1", "label": 1})
         assert response.status_code == 200, response.text
         response = await client.post("/feedback", json={"request_id": "r1", "label": 0})  # a correction wins
-        assert response.json() == {"stored": 1, "request_ids": ["r1"], "matched": 1, "pending": [], "repeated": []}
+        expected = {"stored": 1, "request_ids": ["r1"], "matched": 1, "pending": [], "repeated": [], "replaced": ["r1"]}
+        assert response.json() == expected
+        response = await client.post("/feedback", json={"request_id": "r1", "label": 0})  # the same label again
+        assert response.json()["replaced"] == []
         items = [{"request_id": f"r{i}", "label": i % 2} for i in range(2, 12)]
         assert (await client.post("/feedback", json={"items": items})).json()["stored"] == 10
         with pg_conn.cursor() as cur:
@@ -420,7 +423,7 @@ async def test_prediction_log_and_feedback_in_postgres(
         assert "mlops_serving_log_rows_written_total 35" in metrics
         assert "mlops_serving_log_queue_depth 0" in metrics
         assert f'mlops_serving_model_info{{model="{name}",arm="challenger",version="2",fast_path="true"}} 1' in metrics
-        assert 'mlops_serving_feedback_total{outcome="matched"} 12' in metrics
+        assert 'mlops_serving_feedback_total{outcome="matched"} 13' in metrics
         assert runtime.ready_payload()["logging"]["written"] == 35
 
 

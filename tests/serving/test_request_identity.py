@@ -138,10 +138,12 @@ async def test_feedback_checks_labels_and_reports_what_it_stored(
         assert response.status_code == 200
         assert response.json() == {
             "stored": 2, "request_ids": ["f0", "f1"], "matched": 2, "pending": [], "repeated": ["f0"],
+            "replaced": [],
         }  # fmt: skip
         unknown = await client.post("/feedback", json={"request_id": "never-served", "label": 1})
         assert unknown.json() == {
             "stored": 1, "request_ids": ["never-served"], "matched": 0, "pending": ["never-served"], "repeated": [],
+            "replaced": [],
         }  # fmt: skip
         metrics = (await client.get("/metrics")).text
     with pg_conn.cursor() as cur:

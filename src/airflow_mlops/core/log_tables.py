@@ -96,9 +96,17 @@ FEEDBACK_DDL = feedback_ddl()
 
 
 def feedback_upsert_sql(table: str = FEEDBACK_TABLE) -> str:
-    """The upsert statement for one feedback row ``(request_id, label_json, ts)``."""
+    """Upsert feedback rows ``(request_id, label_json, ts)``; returns the ids whose stored label changed.
+
+    Every part of the statement sees the table as it was before it, so ``changed`` compares each
+    new label with the one it replaces (a label sent again unchanged is not a change).
+    """
     check_table_name(table)
     return (
-        f"INSERT INTO {table} (request_id, label, ts) VALUES %s "
-        "ON CONFLICT (request_id) DO UPDATE SET label = EXCLUDED.label, ts = EXCLUDED.ts"
+        "WITH new (request_id, label, ts) AS (VALUES %s), "
+        f"changed AS (SELECT f.request_id FROM {table} f JOIN new n USING (request_id) "
+        "WHERE f.label IS DISTINCT FROM n.label::jsonb), "
+        f"upsert AS (INSERT INTO {table} (request_id, label, ts) SELECT request_id, label::jsonb, ts FROM new "
+        "ON CONFLICT (request_id) DO UPDATE SET label = EXCLUDED.label, ts = EXCLUDED.ts) "
+        "SELECT request_id FROM changed"
     )

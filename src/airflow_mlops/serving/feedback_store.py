@@ -23,11 +23,12 @@ from airflow_mlops.serving.pg_connection import PgConnection
 
 @dataclass(frozen=True)
 class FeedbackResult:
-    """What one upsert stored: the ids (one label each), and which of them the log does not hold yet."""
+    """What one upsert stored: ids (one label each), not yet logged, twice in the call, correcting a label."""
 
     request_ids: list[str]
     pending: list[str]
     repeated: list[str]
+    replaced: list[str]
 
 
 class FeedbackStore:
@@ -58,7 +59,9 @@ class FeedbackStore:
         conn = self._conn.get()
         try:
             with conn, conn.cursor() as cur:
-                execute_values(cur, self._sql, [(rid, json_text(label), now) for rid, label in latest.items()])
+                changed = execute_values(
+                    cur, self._sql, [(rid, json_text(label), now) for rid, label in latest.items()], fetch=True
+                )
                 cur.execute(
                     f"SELECT DISTINCT request_id FROM {self.log_table} WHERE request_id = ANY(%s) AND arm <> 'shadow'",
                     (list(latest),),
@@ -67,7 +70,13 @@ class FeedbackStore:
         except Exception:
             self._conn.reset()
             raise
-        return FeedbackResult(list(latest), [rid for rid in latest if rid not in logged], repeated)
+        replaced = {row[0] for row in changed}
+        return FeedbackResult(
+            list(latest),
+            [rid for rid in latest if rid not in logged],
+            repeated,
+            [rid for rid in latest if rid in replaced],
+        )
 
     async def close(self) -> None:
         """Close the connection."""

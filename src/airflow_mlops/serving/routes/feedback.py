@@ -30,7 +30,8 @@ class FeedbackRoutes:
 
         ``stored`` counts the labels written (an id twice in the body is one label, the last, and
         is listed in ``repeated``); ``pending`` lists the ids whose prediction the log does not hold
-        (yet), ``matched`` counts the others.
+        (yet), ``matched`` counts the others; ``replaced`` lists the ids whose earlier, different
+        label this one corrected.
         """
         rt = self.rt
         started = time.perf_counter()
@@ -64,5 +65,6 @@ class FeedbackRoutes:
             "matched": stored - pending,
             "pending": result.pending,
             "repeated": result.repeated,
+            "replaced": result.replaced,
         }
         return json_response(payload)
