@@ -86,12 +86,16 @@ def _as_proba(output: NDArray[Any], n_classes: int, metric: str) -> Floats:
                 f"{metric}: 1-D probabilities need exactly 2 classes, found {n_classes}; "
                 "pass the 2-D predict_proba output"
             )
-        return np.column_stack([1.0 - p, p])
+        p = np.column_stack([1.0 - p, p])
     if p.ndim != 2 or p.shape[1] != n_classes:
         raise ValueError(
             f"{metric}: expected probabilities of shape (rows, {n_classes}) in sorted class order, "
             f"found shape {p.shape}; pass `classes` if the holdout lacks a class"
         )
+    finite = np.isfinite(p).all(axis=1)
+    if not finite.all():  # argsort would rank a NaN as the highest score
+        row = int(np.flatnonzero(~finite)[0])
+        raise ValueError(f"{metric}: expected finite probabilities, found {p[row].tolist()} at holdout row {row}")
     return p
 
 
