@@ -173,9 +173,10 @@ class DataDriftOperator(MlopsOperator):
         return outputs, reference
 
     def _features(self, rows: list[dict[str, Any]], profile: Any, name: str, champion: str) -> Any:
-        """The window's profiled features as a DataFrame; a feature missing from the log or the profile is an error."""
+        """The window's profiled features as a DataFrame in the reference's dtypes; a feature missing is an error."""
         import pandas as pd
 
+        from airflow_mlops.core.drift.alignment import as_profiled
         from airflow_mlops.core.drift.prediction import PREDICTION_COLUMN
 
         features = [c for c in profile.columns if c != PREDICTION_COLUMN]
@@ -188,7 +189,7 @@ class DataDriftOperator(MlopsOperator):
             raise ValueError(
                 f"monitoring.drift.columns: {unknown} are not features of {name} v{champion} (it has {features})"
             )
-        return current[features]
+        return as_profiled(current[features], profile)
 
     def _prediction_drift(self, profile: Any, outputs: Any, name: str, champion: str) -> tuple[Any, Any]:
         """The prediction-drift check and the logged outputs it saw, or ``(None, None)`` when not measured."""

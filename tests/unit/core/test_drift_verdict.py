@@ -103,3 +103,24 @@ def test_reasons_list_features_before_predictions() -> None:
     assert len(reasons) == 2
     assert reasons[0].startswith("2 of 2 features drifted (share 1.00 >= 0.5)")
     assert reasons[1].startswith("predictions drifted")
+
+
+def test_a_window_that_tested_no_feature_is_not_called_clean() -> None:
+    """Every feature skipped (e.g. empty in the window): ``insufficient_data`` with each reason, not ``no_drift``."""
+    from datetime import UTC, datetime
+
+    from airflow_mlops.core.drift.check import DriftResult
+    from airflow_mlops.core.drift.verdict import drift_verdict
+
+    result = DriftResult(
+        {}, 0.5, 0, 0.0, False, 300, {"x": "empty in the window (all null, NaN or inf): nothing to judge"}
+    )
+    verdict = drift_verdict(
+        model_name="m", champion_version="1", window_rows=300, since=datetime(2026, 1, 1, tzinfo=UTC),
+        result=result, prediction=None, publish_prediction=False,
+    )  # fmt: skip
+    assert verdict["decision"] == "insufficient_data"
+    assert verdict["skipped"] == result.skipped
+    assert verdict["reasons"] == [
+        "no feature could be tested (1 of 1): x: empty in the window (all null, NaN or inf): nothing to judge"
+    ]

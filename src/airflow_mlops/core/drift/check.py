@@ -9,9 +9,10 @@ values (or the ``overrides``), computes the score against the profile and applie
 threshold and verdict rule (see :mod:`airflow_mlops.core.drift.methods` for the rules and their
 source lines). The dataset drifts when the share of drifted columns is >= ``drift_share``.
 
-Columns Evidently's preset leaves out (datetime, unknown dtypes) and text columns (Evidently runs a
-text-content classifier on them) are reported in ``skipped`` and do not count toward the share.
-An empty column (all NaN/inf) fails the check, as it fails Evidently's report.
+Columns Evidently's preset leaves out (datetime, unknown dtypes), text columns (Evidently runs a
+text-content classifier on them) and empty columns (all null, NaN or inf on either side, where
+Evidently's report fails) are reported in ``skipped``, each with its reason, and do not count
+toward the share.
 """
 
 from __future__ import annotations
@@ -306,9 +307,9 @@ def _column_drift(ref: ColumnProfile, acc: _Current, override: Override) -> Colu
     if (ref.numeric is not None or is_numeric_dtype(ref.dtype)) != (cur.values is not None):
         raise ValueError(f"column {name!r}: the reference dtype is {ref.dtype}, the current dtype is {cur.dtype}")
     if ref.n == 0:
-        raise ValueError(f"column {name!r} is empty (all NaN/inf) in the reference")
+        return "empty in the reference (all null, NaN or inf): nothing to compare with"
     if cur.n == 0:
-        raise ValueError(f"column {name!r} is empty (all NaN/inf) in the current window")
+        return "empty in the window (all null, NaN or inf): nothing to judge"
     if cur.kind == "categorical" and ref.numeric is None and ref.counts is None:
         return f"categorical now, but the reference was {ref.kind}: no value counts in the profile"
 

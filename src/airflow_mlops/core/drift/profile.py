@@ -300,6 +300,9 @@ def _profile_column(name: str, series: pd.Series, exact_limit: int) -> ColumnPro
     profile = ColumnProfile(name, dtype, kind, n, len(series) - n, len(counts))
     if kind == "categorical":
         profile.counts = {_json_scalar(name, k): int(v) for k, v in counts.items()}
+    elif len(counts) <= COUNTS_LIMIT and all(_json_safe(k) for k in counts.index):
+        # text or unknown here, yet a window of the same values may be categorical (the kind is the window's)
+        profile.counts = {_json_scalar(name, k): int(v) for k, v in counts.items()}
     return profile
 
 
@@ -346,6 +349,12 @@ def _block_sizes(n: int, blocks: int) -> FloatArray:
 def _first_last_str(series: pd.Series) -> bool:
     valid = series.dropna()
     return bool(len(valid)) and isinstance(valid.iloc[0], str) and isinstance(valid.iloc[-1], str)
+
+
+def _json_safe(value: Any) -> bool:
+    if hasattr(value, "item"):
+        value = value.item()
+    return isinstance(value, bool | int | str) or (isinstance(value, float) and math.isfinite(value))
 
 
 def _json_scalar(column: str, value: Any) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.verdict import json_number
+from airflow_mlops.core.windows import INSUFFICIENT
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
 def drift_reasons(result: DriftResult, prediction: ColumnDrift | None, publish_prediction: bool) -> list[str]:
     """One sentence per drift found: the features (with share and bound), then the predictions."""
     reasons = []
+    if result.skipped:
+        untested = "; ".join(f"{name}: {why}" for name, why in result.skipped.items())
+        lead = "no feature could be tested" if not result.columns else "not tested"
+        reasons.append(f"{lead} ({len(result.skipped)} of {len(result.skipped) + len(result.columns)}): {untested}")
     if result.dataset_drift:
         reasons.append(
             f"{result.n_drifted} of {len(result.columns)} features drifted (share {result.share:.2f} >= "
@@ -43,7 +48,11 @@ def drift_verdict(
     prediction: ColumnDrift | None,
     publish_prediction: bool,
 ) -> dict[str, Any]:
-    """The verdict of one window: ``decision`` (``drift`` or ``no_drift``), the numbers behind it and the reasons.
+    """The verdict of one window: ``decision``, the numbers behind it and the reasons.
+
+    ``decision`` is ``drift`` or ``no_drift``; it is ``insufficient_data`` when no feature could be
+    tested (each skipped, e.g. empty in the window) and the predictions did not drift: a window
+    that tested nothing is not a clean one. ``skipped`` names each untested feature and why.
 
     :param result: the fast check of the window's features.
     :param prediction: the check of the champion's logged outputs, or ``None`` when it was not measured.
@@ -51,8 +60,9 @@ def drift_verdict(
     """
     prediction_drift = None if prediction is None else bool(prediction.drifted)
     drift = result.dataset_drift or (bool(prediction_drift) and publish_prediction)
+    blind = not result.columns and not drift
     return {
-        "decision": "drift" if drift else "no_drift",
+        "decision": "drift" if drift else INSUFFICIENT if blind else "no_drift",
         "model_name": model_name,
         "champion_version": champion_version,
         "window_rows": window_rows,
@@ -60,6 +70,7 @@ def drift_verdict(
         "share": result.share,
         "drift_share": result.drift_share,
         "drifted_columns": result.drifted_columns,
+        "skipped": dict(result.skipped),
         "dataset_drift": result.dataset_drift,
         "prediction_drift": prediction_drift,
         "prediction": None if prediction is None else _prediction_numbers(prediction),

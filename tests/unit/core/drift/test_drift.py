@@ -296,14 +296,22 @@ def test_bad_input_fails_with_the_column_name() -> None:
     cur = frame(500, 1)
     with pytest.raises(ValueError, match=r"no column\(s\) \['flag'\]"):
         check_drift(prof, [cur.drop(columns="flag")])
-    cur["x"] = np.nan
-    with pytest.raises(ValueError, match="'x' is empty"):
-        check_drift(prof, cur)
     cur["x"] = "text"
     with pytest.raises(ValueError, match="reference dtype is float64"):
         check_drift(prof, cur, columns=["x"])
     with pytest.raises(ValueError, match="empty"):
         check_drift(prof, [])
+
+
+def test_an_empty_column_is_skipped_with_its_reason_and_the_others_judged() -> None:
+    """All NaN in the window (an optional feature nobody sent) fails Evidently's report; here it is named."""
+    prof = ReferenceProfile.from_frame(frame(500, 0))
+    cur = frame(500, 1)
+    cur["x"] = np.nan
+    result = check_drift(prof, cur)
+    assert result.skipped["x"] == "empty in the window (all null, NaN or inf): nothing to judge"
+    assert "x" not in result.columns
+    assert len(result.columns) == len(cur.columns) - 1
 
 
 def test_override_of_the_wrong_kind_names_the_column() -> None:
