@@ -306,7 +306,7 @@ async def test_protocol_request_ids_name_one_answer_logged_durably_before_it_lea
             assert response.status_code == 409
             assert response.json()["error_code"] == "INVALID_STATE"
             assert "already named an answer of this server" in response.json()["message"]
-        assert repeats[1].json()["message"].startswith("2 request ids 'inv-2-0', 'inv-2-1' already named")
+        assert repeats[1].json()["message"].startswith("3 request ids 'inv-2', 'inv-2-0', 'inv-2-1' already named")
         for body, headers in (
             ({"id": "v2-1", "inputs": v2_inputs(rows[1:2])}, {}),  # the body's id
             ({"inputs": v2_inputs(rows[1:2])}, {"X-Request-Id": "v2-1"}),  # the header, when the body has none

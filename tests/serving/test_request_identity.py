@@ -96,8 +96,6 @@ async def test_request_id_and_key_headers_follow_the_body_rule(
     async with serving(config_for(serving_store, name, challenger_share=0.5)) as (client, _):
         for path, body in requests:
             for header in ("X-Request-Id", "X-Request-Key"):
-                if path == "/predict/batch" and header == "X-Request-Key":
-                    continue  # a batch routes each row by its own key
                 response = await client.post(path, json=body, headers={header: "x" * 9000})
                 assert response.status_code == 422, (path, header, response.text)
                 assert f"header.{header}: {limit}" in response.text, response.text
@@ -107,6 +105,39 @@ async def test_request_id_and_key_headers_follow_the_body_rule(
             "/predict", json={"features": row, "request_id": "r1"}, headers={"X-Request-Id": ""}
         )
         assert body_wins.status_code == 200  # the header is not read when the body names the request
+
+
+async def test_header_ids_protocol_names_and_batch_keys(serving_store: Store, register: Callable[..., str]) -> None:
+    """A UTF-8 header id is refused on the fast path too; a protocol name answers once whatever its row
+    count; a v2 id no header can carry is answered without the header; X-Request-Key routes a batch's rows."""
+    name = register(champion=0, challenger=1)
+    rows = complete_rows(serving_store.frame, 3)
+    v2 = {"id": "日本-v", "inputs": [
+        {"name": c, "datatype": "BYTES" if isinstance(v, str) else "FP64", "shape": [1], "data": [v]}
+        for c, v in rows[0].items()
+    ]}  # fmt: skip
+    async with serving(config_for(serving_store, name, challenger_share=0.5)) as (client, _):
+        utf8 = await client.post("/predict", json={"features": rows[0]}, headers={"X-Request-Id": "café-1".encode()})
+        assert utf8.status_code == 422, utf8.text  # it was answered as 'cafÃ©-1', which no feedback matches
+        assert "X-Request-Id: expected ASCII" in utf8.json()["detail"]
+        for first, then in ((1, 2), (2, 1), (2, 3)):
+            named = {"X-Request-Id": f"q{first}{then}"}
+            response = await client.post("/invocations", json={"dataframe_records": rows[:first]}, headers=named)
+            assert response.status_code == 200, response.text
+            repeat = await client.post("/invocations", json={"dataframe_records": rows[:then]}, headers=named)
+            assert repeat.status_code == 409, (first, then, repeat.text)
+        answer = await client.post(f"/v2/models/{name}/infer", json=v2)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["id"] == "日本-v"
+        assert "x-request-id" not in answer.headers
+        single = await client.post("/predict", json={"features": rows[0], "key": "customer-7"})
+        batch = await client.post(
+            "/predict/batch",
+            json={"rows": [{"features": r} for r in rows * 4]},
+            headers={"X-Request-Key": "customer-7"},
+        )
+        assert batch.status_code == 200, batch.text
+        assert {p["arm"] for p in batch.json()["predictions"]} == {single.json()["arm"]}
 
 
 async def test_feedback_checks_labels_and_reports_what_it_stored(

@@ -26,9 +26,12 @@ def _same(label: Any, value: Any) -> bool:
 
 
 def check_labels(items: list[tuple[str, Any]], models: ModelSet | None) -> None:
-    """422 naming every label that is not a class of the served models (or not a number for a regressor)."""
+    """422 naming every label that is not a class of the served models (or not a number for a regressor).
+
+    503 while no model is loaded: a label nobody can check is not stored (it would count as a wrong answer).
+    """
     if models is None:
-        return
+        raise RequestError(503, "not_ready", "no model loaded yet: a label is checked against its classes; retry")
     classes = served_classes(models)
     name = models.champion.name
     errors: list[FieldError] = []

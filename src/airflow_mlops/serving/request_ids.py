@@ -64,6 +64,11 @@ def repeated_ids(request_ids: list[str]) -> RequestError:
     return RequestError(409, "duplicate_request_id", detail, extra={"request_ids": request_ids[:100]})
 
 
+def header_safe(value: str) -> bool:
+    """Whether ``value`` can be sent back as a header value: printable ASCII (no control character)."""
+    return value.isascii() and value.isprintable()
+
+
 def header_id(value: str | None, header: str) -> str | None:
     """The request id or key of header ``header`` (None if absent), under the body's rule: 422 naming it.
 

@@ -12,7 +12,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.serving.durable_log import DurableLogWriter, SpoolFull
@@ -54,6 +54,14 @@ def new_request_id() -> str:
     a random place like a UUID4 would.
     """
     return "%026x" % (time.time_ns() << 40 | random.getrandbits(40))  # noqa: UP031  # half the f-string's cost
+
+
+def _header_ok(value: str | None) -> bool:
+    """Whether a header's request id or key passes :func:`~airflow_mlops.serving.request_ids.header_id` (None: absent).
+
+    Header bytes arrive as Latin-1, so a UTF-8 ``café`` reads ``cafÃ©``: only ASCII is taken.
+    """
+    return value is None or (value.isascii() and ok_id(value))
 
 
 def not_ready(runtime: ServingRuntime) -> RequestError:
@@ -134,10 +142,10 @@ class PredictRoutes:
         if fast is None:
             return None
         row, given, key = fast
+        if not (given is not None or _header_ok(request_id_header)) or not (key is not None or _header_ok(key_header)):
+            return None  # a header id or key the header rule refuses (non-ASCII, too long): the Python path names it
         given = given or request_id_header
         key = key or key_header
-        if (request_id_header is not None or key_header is not None) and not (ok_id(given) and ok_id(key)):
-            return None  # a header id or key a body could not carry: the Python path names it (422)
         request_id = given or new_request_id()
         challenger = models.challenger
         if challenger is None:
@@ -295,7 +303,10 @@ class PredictRoutes:
             except RequestError as err:
                 return self._refuse("predict_batch", "none", started, err)
         raw = await request.body()
-        return await self.batch_body(raw, request.headers.get("x-request-id"), None, started, forced=forced)
+        headers = request.headers
+        return await self.batch_body(
+            raw, headers.get("x-request-id"), headers.get("x-request-key"), started, forced=forced
+        )
 
     async def batch_body(
         self,
@@ -307,19 +318,21 @@ class PredictRoutes:
     ) -> Response:
         """``/predict/batch`` from the body and the ``X-Request-Id`` header (the ASGI front calls it directly).
 
+        ``key_header`` (``X-Request-Key``) is the routing key of every row that names none.
         ``forced``: the arm every row goes to, already authorized (the admin's ``X-Mlops-Arm``).
         """
         rt = self.rt
         try:
             batch = parse_batch(parse_json(raw)[1], rt.config.max_batch_rows)
             given = batch.request_id or header_id(request_id_header, "X-Request-Id")
+            default_key = header_id(key_header, "X-Request-Key")
             batch_id = given or new_request_id()
             models = rt.models
             if models is None:
                 raise not_ready(rt)
             if forced == CHALLENGER and models.challenger is None:  # unloaded since the header was checked
                 raise RequestError(409, "no_challenger", "X-Mlops-Arm: challenger, but no challenger is loaded")
-            plan, groups = self._plan(models, batch.rows, batch_id, forced)
+            plan, groups = self._plan(models, batch.rows, batch_id, forced, default_key)
             ids = [row.request_id for row, _, _ in plan]
             claimed = [rid for i, rid in enumerate(ids) if given or rid != f"{batch_id}-{i}"]
             taken = rt.recent_ids.claim_all(claimed)
@@ -366,9 +379,12 @@ class PredictRoutes:
         return json_response(payload)
 
     def _plan(
-        self, models: ModelSet, items: list[Any], batch_id: str, forced: str | None = None
+        self, models: ModelSet, items: list[Any], batch_id: str, forced: str | None = None, key: str | None = None
     ) -> tuple[list[tuple[BatchRow, str, int]], dict[str, list[list[Any]]]]:
-        """Route and validate every row: ``(row, arm, slot in its arm's group)`` and the groups to score."""
+        """Route and validate every row: ``(row, arm, slot in its arm's group)`` and the groups to score.
+
+        ``key`` is the routing key of a row that names none.
+        """
         has_challenger = models.challenger is not None
         router = self.rt.router
         plan: list[tuple[BatchRow, str, int]] = []
@@ -376,6 +392,8 @@ class PredictRoutes:
         errors: list[FieldError] = []
         for i, item in enumerate(items):
             row = parse_batch_row(item, i, batch_id, errors)
+            if row.key is None and key is not None:
+                row = replace(row, key=key)
             arm = forced or router.arm(row.key or row.request_id, has_challenger)
             model = models.challenger if arm == CHALLENGER and models.challenger is not None else models.champion
             checked = self.validate_row(models, model, arm, forced is not None, row.features, row.loc, errors)

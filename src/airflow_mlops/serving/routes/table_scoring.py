@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.serving.request_ids import header_id, repeated_ids
+from airflow_mlops.serving.request_ids import header_id, header_safe, repeated_ids
 from airflow_mlops.serving.request_parsers import RequestError
 from airflow_mlops.serving.routes.predict import PredictRoutes, log_failed, log_room, new_request_id, not_ready
 from airflow_mlops.serving.routing import CHALLENGER
@@ -49,8 +49,13 @@ class Scored:
     latency_ms: float
 
     def headers(self) -> dict[str, str]:
-        """Response headers naming the request id, arm and version (for feedback and A/B analysis)."""
-        return {"X-Request-Id": self.request_id, "X-Mlops-Arm": self.arm, "X-Mlops-Model-Version": self.model.version}
+        """Response headers naming the request id, arm and version (for feedback and A/B analysis).
+
+        A body-given id that a header cannot carry (non-ASCII, a control character) is left out: the
+        answer's body names it.
+        """
+        named = {"X-Request-Id": self.request_id} if header_safe(self.request_id) else {}
+        return {**named, "X-Mlops-Arm": self.arm, "X-Mlops-Model-Version": self.model.version}
 
 
 class TableScorer:
@@ -107,8 +112,12 @@ class TableScorer:
         return Scored(request_id, model, arm, outputs, latency_ms)
 
     def _claim(self, request_id: str, rows: int) -> list[str]:
-        """Claim the log row ids of a client-named request (``<id>``, or ``<id>-<i>`` per row); 409 if taken."""
-        ids = [request_id] if rows == 1 else [f"{request_id}-{i}" for i in range(rows)]
+        """Claim the log row ids of a client-named request (``<id>``, or ``<id>-<i>`` per row); 409 if taken.
+
+        A request of several rows also claims ``<id>`` itself, so the name answers once whatever the
+        row count of a repeat (1 row, then 2, would otherwise log ``Q`` and ``Q-0``, ``Q-1``).
+        """
+        ids = [request_id] if rows == 1 else [request_id, *(f"{request_id}-{i}" for i in range(rows))]
         taken = self.rt.recent_ids.claim_all(ids)
         if taken:
             raise repeated_ids(taken)
