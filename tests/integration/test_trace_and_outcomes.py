@@ -117,4 +117,4 @@ def test_trace_cli_reports_unknown_request(mlflow_conn: str, capsys: pytest.Capt
     MlflowClient(mlflow_conn).search_experiments()  # trace refuses a sqlite: store that does not exist yet
     code = main(["trace", "missing-id", "--dsn", PG_DSN, "--tracking-uri", mlflow_conn])
     assert code == 1
-    assert "request 'missing-id': no prediction with this id" in capsys.readouterr().out
+    assert "request 'missing-id': no prediction with this id" in capsys.readouterr().err

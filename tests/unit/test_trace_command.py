@@ -17,7 +17,17 @@ if TYPE_CHECKING:
 
 def _trace(capsys: pytest.CaptureFixture[str], *options: str) -> tuple[int, str]:
     code = main(["trace", "req-1", *options])
-    return code, capsys.readouterr().out
+    return code, capsys.readouterr().err
+
+
+def _mlflow_db(folder: Path, name: str = "mlflow.db") -> Path:
+    """A SQLite file with MLflow's ``experiments`` table: what the store check looks for."""
+    import sqlite3
+
+    path = folder / name
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE IF NOT EXISTS experiments (experiment_id INTEGER)")
+    return path
 
 
 @pytest.fixture
@@ -38,8 +48,7 @@ def silent_server() -> Iterator[str]:
 )
 def test_a_wrong_dsn_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path, dsn: str, found: str) -> None:
     """A DSN that does not parse or connect names the option and the driver's first line, no traceback."""
-    store = tmp_path / "mlflow.db"
-    store.touch()
+    store = _mlflow_db(tmp_path)
     code, out = _trace(capsys, "--dsn", dsn, "--tracking-uri", f"sqlite:///{store}")
     assert code == 2
     assert out.startswith(f"trace: --dsn: cannot connect to the prediction log: {found}")
@@ -50,7 +59,7 @@ def test_a_missing_sqlite_store_is_refused_and_not_created(capsys: pytest.Captur
     """A sqlite: URI for a file that does not exist is refused; no empty MLflow database appears."""
     for option in ("--tracking-uri", "--registry-uri", "--ledger-url"):
         uris = {"--tracking-uri": f"sqlite:///{tmp_path / 'ok.db'}", option: f"sqlite:///{tmp_path / 'missing.db'}"}
-        (tmp_path / "ok.db").touch()
+        _mlflow_db(tmp_path, "ok.db")
         code, out = _trace(capsys, "--dsn", "host=127.0.0.1 port=1", *[x for item in uris.items() for x in item])
         assert code == 2
         missing = f"sqlite:///{tmp_path / 'missing.db'}"
@@ -72,8 +81,7 @@ def test_a_ledger_url_that_is_no_database_url_says_so(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, url: str
 ) -> None:
     """The ledger is a database, not an MLflow store: the message says what a ledger URL looks like."""
-    store = tmp_path / "mlflow.db"
-    store.touch()
+    store = _mlflow_db(tmp_path)
     code, out = _trace(
         capsys, "--dsn", "host=127.0.0.1 port=1", "--tracking-uri", f"sqlite:///{store}", "--ledger-url", url
     )
@@ -82,3 +90,47 @@ def test_a_ledger_url_that_is_no_database_url_says_so(
         f"trace: --ledger-url {url}: expected a database URL such as sqlite:////path/to/mlops-ledger.db "
         "or postgresql://user@host/db\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("uri", "found"),
+    [
+        ("sqlite:///{empty}", "expected an MLflow database, found no MLflow tables in the file"),
+        ("sqlite:///{text}", "cannot read it as SQLite: file is not a database"),
+        ("postgresql://postgres:secret@127.0.0.1:1/mlflow", "cannot connect: (psycopg"),
+        ("ftp://example.org/x", "expected an MLflow store URI (http(s)://, sqlite:///, postgresql://, mysql://"),
+    ],
+)
+def test_a_store_trace_cannot_read_is_one_line_and_nothing_is_created(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, uri: str, found: str
+) -> None:
+    """An empty SQLite file got MLflow's ~70 tables; an unreachable Postgres took 107 s and two tracebacks."""
+    empty, text = tmp_path / "empty.db", tmp_path / "notes.db"
+    empty.touch()
+    text.write_text("not sqlite " * 100)
+    uri = uri.format(empty=empty, text=text)
+    started = time.monotonic()
+    code, err = _trace(capsys, "--dsn", "host=127.0.0.1 port=1", "--tracking-uri", uri)
+    assert time.monotonic() - started < 15
+    assert code == 2
+    assert err.count("\n") == 1
+    assert found in err, err
+    assert "secret" not in err
+    assert empty.stat().st_size == 0
+
+
+def test_a_folder_store_mlflow_refuses_is_its_first_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """MLflow 3 refuses a folder store when the client is built: that was a traceback before the walk began."""
+    import psycopg2
+
+    from tests.support.serving import DSN
+
+    try:
+        psycopg2.connect(DSN, connect_timeout=2).close()
+    except psycopg2.Error:
+        pytest.fail(f"Postgres at {DSN} is needed (scripts/services.sh starts it)")
+    (tmp_path / "mlruns").mkdir()
+    code, err = _trace(capsys, "--dsn", DSN, "--tracking-uri", str(tmp_path / "mlruns"))
+    assert code == 2
+    assert err.startswith(f"trace: --tracking-uri {tmp_path / 'mlruns'}: MlflowException: "), err
+    assert err.count("\n") == 1
