@@ -15,11 +15,14 @@ def main(argv: list[str] | None = None) -> int:
     validate = commands.add_parser("validate", help="check pipeline spec files with the rules of the DAG parse")
     validate.add_argument("paths", nargs="+", metavar="PATH", help="spec files, or folders of *.yaml/*.yml specs")
     trace = commands.add_parser("trace", help="walk a served prediction back to its model, run and data")
-    trace.add_argument("request_id")
+    trace.add_argument("request_id", help="the request id of a served answer (or batch-... of a batch prediction)")
     trace.add_argument("--dsn", required=True, help="libpq connection string of the prediction log database")
     trace.add_argument("--tracking-uri", required=True, help="MLflow tracking URI")
     trace.add_argument("--registry-uri", default=None, help="MLflow registry URI (default: tracking URI)")
     trace.add_argument("--ledger-url", default=None, help="SQLAlchemy URL of the promotion ledger")
+    trace.add_argument(
+        "--log-table", default=None, help="the prediction log table (serving.log_table; default mlops_prediction_log)"
+    )
     trace.add_argument("--batch-table", default=None, help="table of batch predictions, for ids starting with batch-")
     _add_assess(commands)
     from airflow_mlops.serving.server import add_arguments as add_serve_arguments
@@ -87,7 +90,12 @@ def _trace(args: argparse.Namespace) -> int:
 def _add_assess(commands: Any) -> None:
     assess = commands.add_parser("assess", help="grade each pipeline against the MLOps maturity levels from evidence")
     assess.add_argument("pipelines", nargs="*", help="pipeline names (default: every spec in the specs folder)")
-    assess.add_argument("--specs", type=Path, default=None, help="folder of pipeline specs (default: see docs)")
+    assess.add_argument(
+        "--specs",
+        type=Path,
+        default=None,
+        help="folder of pipeline specs (default: [mlops] specs_folder, else the dags folder's pipelines/)",
+    )
     assess.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -100,11 +108,19 @@ def _assess(args: argparse.Namespace) -> int:
 
     folder = args.specs or specs_folder()
     if not folder.is_dir():
-        print(f"assess: {folder}: no such folder", file=sys.stderr)
+        found = "a file" if folder.exists() else "no such folder"
+        hint = "" if args.specs else " (give --specs FOLDER)"
+        print(f"assess: {folder}: expected a folder of pipeline specs, found {found}{hint}", file=sys.stderr)
         return 2
     checked = check_spec_files(spec_paths(folder))
     for line in checked.error_lines():  # an invalid spec is named, not skipped in silence; stdout stays the cards
         print(f"assess: skipped {line}", file=sys.stderr)
+    known = sorted(s.name for s in checked.specs)
+    unknown = [name for name in args.pipelines if name not in known]
+    if unknown:  # a mistyped name is not left out in silence
+        found = ", ".join(known) or "none"
+        print(f"assess: no valid pipeline spec named {', '.join(unknown)} in {folder}; found: {found}", file=sys.stderr)
+        return 2
     specs = sorted((s for s in checked.specs if not args.pipelines or s.name in args.pipelines), key=lambda s: s.name)
     if not specs:
         named = " named " + ", ".join(args.pipelines) if args.pipelines else ""

@@ -22,7 +22,22 @@ PIPELINES = REPO / "dags" / "pipelines"
 def test_a_missing_specs_folder_is_named(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code = main(["assess", "--specs", str(tmp_path / "nowhere")])
     assert code == 2
-    assert capsys.readouterr().err == f"assess: {tmp_path / 'nowhere'}: no such folder\n"
+    assert (
+        capsys.readouterr().err
+        == f"assess: {tmp_path / 'nowhere'}: expected a folder of pipeline specs, found no such folder\n"
+    )
+    (tmp_path / "a.yaml").write_text("name: a\n")
+    assert main(["assess", "--specs", str(tmp_path / "a.yaml")]) == 2
+    assert capsys.readouterr().err.endswith("expected a folder of pipeline specs, found a file\n")
+
+
+def test_a_pipeline_name_that_is_no_spec_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    """``assess churn_files nosuch`` printed churn_files' card and said nothing of the typo."""
+    code = main(["assess", "--specs", str(PIPELINES), "churn_files", "nosuch"])
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    assert err.startswith(f"assess: no valid pipeline spec named nosuch in {PIPELINES}; found: ")
+    assert "churn_files" in err
 
 
 def test_an_invalid_spec_is_reported_not_skipped(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -134,3 +134,12 @@ def test_a_folder_store_mlflow_refuses_is_its_first_line(capsys: pytest.CaptureF
     assert code == 2
     assert err.startswith(f"trace: --tracking-uri {tmp_path / 'mlruns'}: MlflowException: "), err
     assert err.count("\n") == 1
+
+
+def test_a_log_table_option_takes_a_table_name_only(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """``--log-table`` traces a pipeline whose spec sets ``serving.log_table``; a name that is no table is refused."""
+    store = _mlflow_db(tmp_path)
+    code, err = _trace(capsys, "--dsn", "host=127.0.0.1 port=1", "--tracking-uri", f"sqlite:///{store}",
+                       "--log-table", "log; DROP TABLE x")  # fmt: skip
+    assert code == 2
+    assert err == "trace: --log-table: expected a table name like 'schema.table', found 'log; DROP TABLE x'\n"

@@ -112,9 +112,16 @@ def config_from_args(args: argparse.Namespace, model: str | None = None) -> Serv
     """
     tracking_uri, registry_uri = args.tracking_uri, args.registry_uri
     if args.mlflow_conn_id:
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
         from airflow_mlops.hooks.mlflow import MlflowHook
 
-        settings = MlflowHook(args.mlflow_conn_id).settings
+        try:
+            settings = MlflowHook(args.mlflow_conn_id).settings
+        except AirflowNotFoundException:
+            raise SystemExit(
+                f"airflow-mlops serve: --mlflow-conn-id {args.mlflow_conn_id}: no such Airflow connection"
+            ) from None
         tracking_uri = tracking_uri or settings["tracking_uri"]
         registry_uri = registry_uri or settings["registry_uri"]
         for var, key in (
@@ -132,7 +139,7 @@ def config_from_args(args: argparse.Namespace, model: str | None = None) -> Serv
         model = args.model[0]
     spool_name = model if not is_multi(args) else "models"
     try:
-        return ServingConfig(
+        config = ServingConfig(
             model_name=model,
             tracking_uri=tracking_uri,
             registry_uri=registry_uri,
@@ -156,6 +163,24 @@ def config_from_args(args: argparse.Namespace, model: str | None = None) -> Serv
         )
     except ValueError as err:
         raise SystemExit(f"airflow-mlops serve: {err}") from err
+    _check_sqlite_stores(tracking_uri, registry_uri)  # after the options: a bad value is named first
+    return config
+
+
+def _check_sqlite_stores(tracking_uri: str, registry_uri: str | None) -> None:
+    """Exit unless each ``sqlite:`` store exists and holds MLflow's tables.
+
+    A mistyped path would start a server on a new, empty database that is never ready. A server
+    store (HTTP, Postgres) may be down at start: the server waits for it.
+    """
+    from airflow_mlops.store_uri import StoreUriError, check_sqlite, sqlite_file
+
+    for option, uri in (("--tracking-uri", tracking_uri), ("--registry-uri", registry_uri)):
+        if uri and uri.startswith("sqlite:"):
+            try:
+                check_sqlite(option, uri, sqlite_file(option, uri))
+            except StoreUriError as err:
+                raise SystemExit(f"airflow-mlops serve: {err}") from None
 
 
 def is_multi(args: argparse.Namespace) -> bool:
@@ -170,12 +195,13 @@ def configs_from_args(args: argparse.Namespace) -> tuple[list[ServingConfig], Po
     first = config_from_args(args, args.model[0] if args.model else "models")
     names = list(dict.fromkeys(args.model))
     if args.model_prefix or args.model_tag:
+        from airflow_mlops.exceptions import ModelRegistryError
         from airflow_mlops.serving.models import registered_model_names
 
         try:
             found = registered_model_names(first, prefix=args.model_prefix, tag=args.model_tag)
-        except ValueError as err:
-            raise SystemExit(f"airflow-mlops serve: {err}") from err
+        except (ValueError, ModelRegistryError) as err:  # a bad prefix or tag; the registry did not answer
+            raise SystemExit(f"airflow-mlops serve: {err}") from None
         names.extend(n for n in found if n not in names)
     if not names:
         raise SystemExit(
@@ -190,6 +216,8 @@ def configs_from_args(args: argparse.Namespace) -> tuple[list[ServingConfig], Po
 
 def serve_from_args(args: argparse.Namespace) -> None:
     """Serve what the options ask for: one model, or several from one process."""
+    for var, value in _MLFLOW_DEFAULTS.items():  # before any registry call: listing by prefix or tag is one
+        os.environ.setdefault(var, value)
     if is_multi(args):
         configs, settings = configs_from_args(args)
         run(configs[0], host=args.host, port=args.port, log_level=args.log_level, multi=(configs, settings))

@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+@pytest.fixture(autouse=True)
+def _store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sqlite:///x.db`` in the working folder, with MLflow's ``experiments`` table (serve checks for it)."""
+    monkeypatch.chdir(tmp_path)
+    with sqlite3.connect(tmp_path / "x.db") as db:
+        db.execute("CREATE TABLE experiments (experiment_id INTEGER)")
 
 
 def _args(*argv: str) -> argparse.Namespace:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -74,3 +78,26 @@ def test_durations_and_bounds_are_checked_in_the_config_too() -> None:
         PoolSettings(max_memory_mb=float("nan"))
     config = ServingConfig(model_name="m", tracking_uri="sqlite:///x.db", poll_seconds=0, drain_timeout=0)
     assert (config.poll_seconds, config.drain_timeout) == (0, 0)
+
+
+def test_a_missing_or_empty_sqlite_store_is_refused_before_serving(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mistyped path started a server on a new, empty MLflow database, never ready."""
+    from airflow_mlops.serving.server import config_from_args
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match=r"--tracking-uri sqlite:///x.db: expected an existing SQLite database file"):
+        config_from_args(_args())
+    (tmp_path / "x.db").touch()
+    with pytest.raises(SystemExit, match="found no MLflow tables in the file"):
+        config_from_args(_args())
+    assert (tmp_path / "x.db").read_bytes() == b""
+
+
+def test_an_unknown_mlflow_connection_is_one_line() -> None:
+    from airflow_mlops.serving.server import config_from_args
+
+    args = _args("--mlflow-conn-id", "no_such_connection_here")
+    with pytest.raises(SystemExit, match="--mlflow-conn-id no_such_connection_here: no such Airflow connection"):
+        config_from_args(args)
