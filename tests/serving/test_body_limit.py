@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from starlette.applications import Starlette
@@ -16,8 +16,12 @@ from airflow_mlops.serving.body_limit import BodyLimitMiddleware
 from airflow_mlops.serving.config import DEFAULT_MAX_BATCH_ROWS, ServingConfig, body_limit_for
 from airflow_mlops.serving.request_parsers import parse_batch
 from airflow_mlops.serving.server import add_arguments, config_from_args
+from tests.support.mlflow_files import mlflow_tables_db
 from tests.support.paths import REPO
 from tests.support.serving import FEATURES
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def _full_batch(rows: int) -> bytes:
@@ -36,15 +40,16 @@ async def _echo(request: Request) -> JSONResponse:
     return JSONResponse({"rows": len(batch.rows)})
 
 
-def test_defaults_agree() -> None:
+def test_defaults_agree(tmp_path: Path) -> None:
     """Built from the defaults (config or command line), the body limit is that of a full batch."""
+    store = f"sqlite:///{mlflow_tables_db(tmp_path / 'x.db')}"
     config = ServingConfig(model_name="m", tracking_uri="sqlite:///x.db")
     assert config.max_body_bytes == config.body_limit == body_limit_for(DEFAULT_MAX_BATCH_ROWS)
     import argparse
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    args = parser.parse_args(["--model", "m", "--tracking-uri", "sqlite:///x.db", "--max-batch-rows", "20000"])
+    args = parser.parse_args(["--model", "m", "--tracking-uri", store, "--max-batch-rows", "20000"])
     assert config_from_args(args).body_limit == body_limit_for(20_000)
     given: Any = ServingConfig(model_name="m", tracking_uri="sqlite:///x.db", max_body_bytes=5000)
     assert given.body_limit == 5000

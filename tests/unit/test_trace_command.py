@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from airflow_mlops.cli import main
+from tests.support.mlflow_files import mlflow_tables_db
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -21,13 +22,7 @@ def _trace(capsys: pytest.CaptureFixture[str], *options: str) -> tuple[int, str]
 
 
 def _mlflow_db(folder: Path, name: str = "mlflow.db") -> Path:
-    """A SQLite file with MLflow's ``experiments`` table: what the store check looks for."""
-    import sqlite3
-
-    path = folder / name
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE IF NOT EXISTS experiments (experiment_id INTEGER)")
-    return path
+    return mlflow_tables_db(folder / name)
 
 
 @pytest.fixture

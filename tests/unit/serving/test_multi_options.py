@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sqlite3
 from typing import TYPE_CHECKING
 
 import pytest
+
+from tests.support.mlflow_files import mlflow_tables_db
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -16,8 +17,7 @@ if TYPE_CHECKING:
 def _store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``sqlite:///x.db`` in the working folder, with MLflow's ``experiments`` table (serve checks for it)."""
     monkeypatch.chdir(tmp_path)
-    with sqlite3.connect(tmp_path / "x.db") as db:
-        db.execute("CREATE TABLE experiments (experiment_id INTEGER)")
+    mlflow_tables_db(tmp_path / "x.db")
 
 
 def _args(*argv: str) -> argparse.Namespace:
