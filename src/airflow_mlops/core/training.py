@@ -246,7 +246,18 @@ def prepare_features(x: pd.DataFrame) -> pd.DataFrame:
 
 
 def fit_model(spec: PipelineSpec, split: Split, overrides: dict[str, Any] | None = None) -> Any:
-    """Build and fit the model on the training part of ``split``."""
+    """Build and fit the model on the training part of ``split``.
+
+    A feature with no value in the training part (a column added lately, under a time split) is a
+    :class:`TrainingError`: scikit-learn's imputer would drop it in silence, or fail without its name.
+    """
+    empty = [str(c) for c in split.x_train.columns if not split.x_train[c].notna().any()]
+    if empty:
+        raise TrainingError(
+            f"feature(s) {empty} have no value in the training part of the split ({len(split.x_train)} rows, "
+            f"split.strategy {spec.split.strategy}): the model cannot learn from them; leave them out of "
+            "'features' until older rows have values"
+        )
     model = build_model(spec, split.x_train, overrides)
     try:
         model.fit(split.x_train, split.y_train)

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from airflow_mlops.core.row_checks import FLOAT32_MAX
 from airflow_mlops.exceptions import DatasetValidationError
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ def validate_frame(frame: pd.DataFrame, spec: PipelineSpec) -> ValidationReport:
         report.failures.append(f"expected at least {rules.min_rows} rows, found {len(frame)}")
     _check_no_datetime_features(frame, spec, report)
     _check_null_rates(frame, spec, report)
+    _check_feature_values(frame, spec, report)
     _check_target(frame, spec, report)
     _check_dtypes(frame, spec, report)
     return report
@@ -113,6 +115,55 @@ def _check_null_rates(frame: pd.DataFrame, spec: PipelineSpec, report: Validatio
         elif rate > limit:
             report.failures.append(f"feature {column!r}: null rate {rate:.1%} exceeds max_null_rate {limit:.1%}")
     report.checks.append(f"feature null rates <= {limit:.0%}")
+
+
+def _check_feature_values(frame: pd.DataFrame, spec: PipelineSpec, report: ValidationReport) -> None:
+    """Numbers a model can fit (finite, within a float32), and no column mixing numbers and text.
+
+    scikit-learn refuses both at fit time without naming the column ("Input X contains infinity",
+    "Encoders require their input argument must be uniformly strings or numbers").
+    """
+    report.checks.append("feature values finite, within ±3.4e38, one kind per column")
+    for column in feature_columns(spec, list(frame.columns)):
+        problem = _value_problem(frame[column])
+        if problem:
+            report.failures.append(f"feature {column!r}: {problem}")
+
+
+def _value_problem(series: pd.Series) -> str | None:
+    import numpy as np
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return None
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = np.isinf(values) | (np.abs(np.nan_to_num(values)) > FLOAT32_MAX)
+        if not bad.any():
+            return None
+        where = np.flatnonzero(bad)
+        return (
+            f"{len(where)} value(s) infinite or beyond ±3.4e38, which no model fits "
+            f"(e.g. {float(values[where[0]])!r} at row {_row(series.index[where[0]])}); fix or drop them in the source"
+        )
+    kind = pd.api.types.infer_dtype(series, skipna=True)
+    if kind not in ("mixed", "mixed-integer"):
+        return None
+    present = series.dropna()
+    is_text = present.map(lambda v: isinstance(v, str)).astype(bool)
+    if is_text.all():
+        return None
+    other = present[~is_text]
+    shown = f"{other.iloc[0]!r} at row {_row(other.index[0])}"
+    if is_text.any():
+        shown += f" and {present[is_text].iloc[0]!r} at row {_row(present[is_text].index[0])}"
+    return f"expected numbers or text, found a mix ({shown}); make the column one kind in the source"
+
+
+def _row(label: object) -> str:
+    """A row label as a person reads it (``3``, not ``np.int64(3)``)."""
+    item = getattr(label, "item", None)
+    return repr(item() if callable(item) else label)
 
 
 def _check_target(frame: pd.DataFrame, spec: PipelineSpec, report: ValidationReport) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
@@ -61,6 +62,16 @@ def test_out_of_time_split_keeps_rows_without_a_time_for_training(customers_fram
     frame.loc[frame.index[-5:], "updated_at"] = pd.NaT
     split = split_frame(frame, PipelineSpec.from_dict(spec_dict(split={"strategy": "time"})))
     assert set(frame.index[-5:]) <= set(split.x_train.index)
+
+
+def test_a_feature_with_no_value_in_the_training_part_is_named(customers_frame: pd.DataFrame) -> None:
+    """A column added lately has values only in the newest rows: the imputer dropped it in silence."""
+    frame = customers_frame.copy()
+    stamps = pd.to_datetime(frame["updated_at"], utc=True)
+    frame.loc[stamps < stamps.quantile(0.85), "monthly_usage"] = np.nan
+    spec = PipelineSpec.from_dict(spec_dict(split={"strategy": "time"}))
+    with pytest.raises(TrainingError, match=r"feature\(s\) \['monthly_usage'\] have no value in the training part"):
+        fit_model(spec, split_frame(frame, spec))
 
 
 def test_out_of_time_split_errors_name_the_column_and_the_fix(customers_frame: pd.DataFrame) -> None:

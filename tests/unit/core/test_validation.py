@@ -97,3 +97,24 @@ def test_text_that_only_starts_like_a_date_is_categorical(customers_frame: pd.Da
     frame["code"] = ["2025-Q1", "v2025-03-01", "2025"] * (len(frame) // 3) + ["x"] * (len(frame) % 3)
     spec = PipelineSpec.from_dict(spec_dict(features=["tenure_months", "code"]))
     assert validate_frame(frame, spec).ok
+
+
+def test_values_no_model_fits_are_named_before_training(spec: PipelineSpec, customers_frame: pd.DataFrame) -> None:
+    """scikit-learn failed at fit time naming no column: an infinity, a number beyond float32, numbers with text."""
+    frame = customers_frame.copy()
+    frame.loc[5, "monthly_usage"] = np.inf
+    frame.loc[7, "monthly_charge"] = -1e39
+    frame["plan"] = frame["plan"].astype(object)
+    frame.loc[3, "plan"] = 7
+    failures = validate_frame(frame, spec).failures
+    assert (
+        "feature 'monthly_usage': 1 value(s) infinite or beyond ±3.4e38, which no model fits (e.g. inf at row 5)"
+        in (failures[0])
+    )
+    assert failures[1].startswith("feature 'monthly_charge': 1 value(s) infinite or beyond ±3.4e38")
+    first_text = frame["plan"].iloc[0]
+    assert failures[2] == (
+        f"feature 'plan': expected numbers or text, found a mix (7 at row 3 and {first_text!r} at row 0); "
+        "make the column one kind in the source"
+    )
+    assert len(failures) == 3
