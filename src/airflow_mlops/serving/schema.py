@@ -72,16 +72,29 @@ def summarize(errors: list[FieldError]) -> str:
             if err.kind == kind:
                 name = repr(err.loc[-1]) + (f" ({err.arm})" if err.arm else "")
                 grouped.setdefault(loc_text(err.loc[:-1]), []).append(name)
+        places: dict[tuple[str, ...], list[str]] = {}  # rows lacking the same columns: one part, not one a row
         for where, names in grouped.items():
-            listed = ", ".join(names[:_MAX_LISTED]) + (
-                f" (+{len(names) - _MAX_LISTED} more)" if len(names) > _MAX_LISTED else ""
+            places.setdefault(tuple(names), []).append(where)
+        for columns, wheres in list(places.items())[:_MAX_LISTED]:
+            listed = ", ".join(columns[:_MAX_LISTED]) + (
+                f" (+{len(columns) - _MAX_LISTED} more)" if len(columns) > _MAX_LISTED else ""
             )
-            parts.append(f"{where}: {label} {listed}")
+            parts.append(f"{_places(wheres)}: {label} {listed}")
+        if len(places) > _MAX_LISTED:
+            parts.append(f"... and {len(places) - _MAX_LISTED} more places with other {label}")
     others = [e for e in errors if e.kind not in ("missing", "extra")]
     parts.extend(f"{loc_text(e.loc)}: {e.msg}" for e in others[:_MAX_LISTED])
     if len(others) > _MAX_LISTED:
         parts.append(f"... and {len(others) - _MAX_LISTED} more")
     return "; ".join(parts)
+
+
+def _places(wheres: list[str]) -> str:
+    """``rows[0].features`` alone, or ``rows[0].features, rows[1].features, ... (10000 places)``."""
+    if len(wheres) == 1:
+        return wheres[0]
+    shown = ", ".join(wheres[:3])
+    return f"{shown}, ... ({len(wheres)} places)" if len(wheres) > 3 else shown
 
 
 def unstorable(text: str) -> str | None:
