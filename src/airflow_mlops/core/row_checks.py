@@ -2,7 +2,10 @@
 
 A row is bad when a required column is null, a value has the wrong type, a number is not finite or
 outside its column's range (a float32 for ``double``/``float``, as tree models cast to it; 64 or 32
-bits for ``long``/``integer``), or an integer column holds a fraction: the model server's rules.
+bits for ``long``/``integer``), or an integer column holds a fraction, as on the model server. A
+batch reads the kind of source training read, so a number column takes what training took: booleans
+as 1 and 0 (:func:`~airflow_mlops.core.training.prepare_features`), and text that reads as a number
+(a file column with one bad cell is all text; the bad cell alone is a bad row).
 Numeric columns that already have a numeric dtype are checked together as one float matrix (the
 common case, and the fast one); other columns one by one. Only when a chunk has bad rows are its
 first few re-checked column by column to describe them.
@@ -102,10 +105,10 @@ def _numeric(column: pd.Series, col: FeatureColumn) -> tuple[pd.Series, list[tup
     import numpy as np
     import pandas as pd
 
-    if column.dtype == bool:
-        values = pd.Series(np.nan, index=column.index)
+    if column.dtype == bool:  # as training read it (prepare_features): 1.0 and 0.0
+        values = column.astype("float64")
         outside = pd.Series(False, index=column.index)
-        wrong = column.notna()
+        wrong = pd.Series(False, index=column.index)
     else:
         numbers = _as_numbers(column)
         values = numbers.astype("float64")

@@ -174,3 +174,14 @@ def test_long_columns_take_any_int64_and_refuse_2_to_the_63() -> None:
     assert check_chunk(frame, columns, offset=0)[2] == 0
     as_float = pd.DataFrame({"n": [2.0**63, -(2.0**63), 2.0**62]})
     assert check_chunk(as_float, columns, offset=0)[1].tolist() == [False, True, True]
+
+
+def test_a_boolean_source_column_scores_as_training_read_it() -> None:
+    """Training made a boolean feature 1.0/0.0 (a ``double`` in the signature); batch refused every row of it."""
+    columns = [FeatureColumn("flag", "double"), FeatureColumn("x", "double")]
+    for flags in ([True, False, True], pd.array([True, None, False], dtype="boolean"), [True, None, False]):
+        frame = pd.DataFrame({"flag": flags, "x": [1.0, 2.0, 3.0]})
+        features, good, bad, _ = check_chunk(frame, [FeatureColumn("flag", "double", required=False), columns[1]], 0)
+        assert bad == 0, flags
+        assert features["flag"].tolist()[0] == 1.0
+        assert features["flag"].tolist()[2] in (0.0, 1.0)
