@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -49,6 +50,11 @@ def validate_frame(frame: pd.DataFrame, spec: PipelineSpec) -> ValidationReport:
     rules = spec.validation
     report = ValidationReport(rows=len(frame))
     columns = list(frame.columns)
+    report.checks.append("column names unique")
+    twice = sorted(str(c) for c, n in Counter(columns).items() if n > 1)
+    if twice:  # a query selecting a column twice: every later check would read a table, not a column
+        report.failures.append(f"column name(s) {twice} appear more than once; name each column once in the source")
+        return report
 
     required = [spec.target, *feature_columns(spec, columns), *rules.required_columns]
     missing = [c for c in dict.fromkeys(required) if c not in columns]

@@ -72,8 +72,11 @@ def window_start(
 
     :param newest: times of the newest rows at or before ``end`` and no older than ``max_window_hours``
         before it, newest first; at least the first ``min_rows`` of them (more are ignored).
-    :raises ValueError: ``max_window_hours`` is shorter than ``window_hours``, or ``newest`` is not newest first.
+    :raises ValueError: ``min_rows`` below 1, ``max_window_hours`` shorter than ``window_hours``, or
+        ``newest`` not newest first.
     """
+    if min_rows < 1:
+        raise ValueError(f"min_rows: expected at least 1, found {min_rows}")
     if max_window_hours < window_hours:
         raise ValueError(f"max_window_hours {max_window_hours} is shorter than window_hours {window_hours}")
     if any(a < b for a, b in zip(newest, newest[1:], strict=False)):

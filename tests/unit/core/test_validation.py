@@ -118,3 +118,10 @@ def test_values_no_model_fits_are_named_before_training(spec: PipelineSpec, cust
         "make the column one kind in the source"
     )
     assert len(failures) == 3
+
+
+def test_a_column_named_twice_is_named(spec: PipelineSpec, customers_frame: pd.DataFrame) -> None:
+    """``SELECT plan, plan``: every check read a two-column frame for the name and failed with AttributeError."""
+    frame = pd.concat([customers_frame, customers_frame[["plan"]]], axis=1)
+    failures = validate_frame(frame, spec).failures
+    assert failures == ["column name(s) ['plan'] appear more than once; name each column once in the source"]

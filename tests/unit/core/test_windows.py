@@ -59,3 +59,15 @@ def test_bad_bounds_and_unsorted_rows_are_errors() -> None:
 def test_label_delay_ends_the_judged_window_earlier() -> None:
     assert judged_until(END, 6) == END - timedelta(hours=6)
     assert judged_until(END, 0) == END
+
+
+def test_min_rows_below_one_is_refused() -> None:
+    """``min_rows=0`` on an operator widened to the oldest row, or raised IndexError without rows."""
+    from datetime import UTC, datetime
+
+    import pytest
+
+    from airflow_mlops.core.windows import window_start
+
+    with pytest.raises(ValueError, match="min_rows: expected at least 1, found 0"):
+        window_start(end=datetime(2026, 1, 2, tzinfo=UTC), window_hours=24, max_window_hours=168, min_rows=0, newest=[])
