@@ -44,25 +44,32 @@ def _validate(paths: list[str]) -> int:
     """One line per error (``file: field: expected ..., found ...``); exit 1: a spec is invalid, 2: none found."""
     from pathlib import Path
 
-    from airflow_mlops.spec_files import check_spec_files, spec_paths
+    from airflow_mlops.spec_files import SPEC_SUFFIXES, check_spec_files, spec_paths
 
     files: list[Path] = []
+    unread: list[Path] = []  # named on the command line, but no DAG folder would read them
     for given in map(Path, paths):
         if given.is_dir():
             files += spec_paths(given)
-        elif given.exists():
-            files.append(given)
-        else:
+        elif not given.exists() and not given.is_symlink():
             print(f"{given}: no such file or folder")
             return 2
-    if not files:
+        elif given.suffix.lower() in SPEC_SUFFIXES:
+            files.append(given)
+        else:
+            unread.append(given)
+    if not files and not unread:
         print(f"validate: no *.yaml or *.yml spec file in {', '.join(paths)}")
         return 2
     checked = check_spec_files(files)
+    for path in unread:
+        found = path.suffix or "no suffix"
+        print(f"{path}: expected a *.yaml or *.yml file, found {found}: the DAG parse reads no other")
     for line in checked.error_lines():
         print(line)
-    print(f"validate: {len(checked.specs)} valid, {len(checked.errors)} invalid spec file(s)")
-    return 1 if checked.errors else 0
+    invalid = len(checked.errors) + len(unread)
+    print(f"validate: {len(checked.specs)} valid, {invalid} invalid spec file(s)")
+    return 1 if invalid else 0
 
 
 def _serve(args: argparse.Namespace) -> int:

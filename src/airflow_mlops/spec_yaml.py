@@ -7,6 +7,7 @@ A leaf module (it imports nothing of ours): :meth:`airflow_mlops.spec.PipelineSp
 from __future__ import annotations
 
 import re
+import stat
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -24,6 +25,9 @@ make a file of a few hundred bytes hold millions of values, which validation wou
 print. A real spec holds hundreds.
 """
 
+MAX_FILE_BYTES = 1 << 20
+"""A spec file's size limit (1 MiB): a real spec is a few KiB; a larger one only costs every DAG parse."""
+
 _BASE: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when PyYAML was built with it
 _MERGE = "tag:yaml.org,2002:merge"
 
@@ -35,6 +39,13 @@ class SpecFileError(ValueError):
 def read_spec_yaml(path: Path) -> Any:
     """The YAML document of ``path``, read with a safe loader that refuses duplicate keys and alias bombs."""
     try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO would block the read, and the DAG parse with it
+            raise SpecFileError(f"expected a regular file, found {_file_kind(info.st_mode)}")
+        if info.st_size > MAX_FILE_BYTES:
+            raise SpecFileError(
+                f"expected a spec file of at most {MAX_FILE_BYTES >> 20} MiB, found {info.st_size / (1 << 20):.1f} MiB"
+            )
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
         raise SpecFileError(f"expected a UTF-8 text YAML file, found binary data ({err.reason})") from None
@@ -42,8 +53,14 @@ def read_spec_yaml(path: Path) -> Any:
         raise SpecFileError(f"cannot read the spec file: {err.strerror or err}") from None
     try:
         return yaml.load(text, Loader=_SpecLoader)  # noqa: S506  # a safe loader
-    except yaml.YAMLError as err:
-        raise SpecFileError(f"not valid YAML: {' '.join(str(err).split())}") from None
+    except yaml.YAMLError as err:  # the marks name '<unicode string>': the caller names the file
+        message = " ".join(str(err).replace('in "<unicode string>", ', "").split())
+        raise SpecFileError(f"not valid YAML: {message}") from None
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "a device file")
 
 
 class _SpecLoader(_BASE):
@@ -133,8 +150,8 @@ def check_expansion(root: Node) -> int:
             sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
             if sizes[key] > MAX_VALUES:
                 raise SpecFileError(
-                    f"expected at most {MAX_VALUES:,} values once YAML aliases (*name) are expanded, found "
-                    f"{sizes[key]:,} in the value at line {node.start_mark.line + 1}"
+                    f"expected at most {MAX_VALUES:,} values (keys, scalars, lists and mappings, any YAML "
+                    f"alias *name expanded), found {sizes[key]:,} in the value at line {node.start_mark.line + 1}"
                 )
         elif key in open_nodes:
             raise SpecFileError(

@@ -73,6 +73,17 @@ def test_validate_of_a_folder_without_specs_fails(tmp_path: Path, capsys: pytest
     assert capsys.readouterr().out == f"validate: no *.yaml or *.yml spec file in {tmp_path}\n"
 
 
+def test_validate_of_a_file_no_dag_folder_reads_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``validate churn.json`` said "1 valid", and the DAG parse, which reads *.yaml and *.yml only, never loaded it."""
+    spec = next(iter(sorted(PIPELINES.glob("*.yaml")))).read_text(encoding="utf-8")
+    (tmp_path / "churn.json").write_text(spec, encoding="utf-8")
+    assert main(["validate", str(tmp_path / "churn.json")]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"{tmp_path / 'churn.json'}: expected a *.yaml or *.yml file, found .json: the DAG parse reads no other",
+        "validate: 0 valid, 1 invalid spec file(s)",
+    ]
+
+
 def test_validate_imports_no_heavy_module(folder: Path) -> None:
     """A cold process validating specs loads none of mlflow, evidently, sklearn, pandas, numpy, scipy, pyarrow."""
     code = (
@@ -103,8 +114,8 @@ def test_validate_alias_bomb_and_duplicate_key_are_one_short_line_each(
     out = capsys.readouterr().out
     assert len(out) < 1000
     assert out.splitlines() == [
-        f"{tmp_path / 'bomb.yaml'}: expected at most 100,000 values once YAML aliases (*name) are expanded, "
-        f"found 597,871 in the value at line {len(kept) + 7}",
+        f"{tmp_path / 'bomb.yaml'}: expected at most 100,000 values (keys, scalars, lists and mappings, any YAML "
+        f"alias *name expanded), found 597,871 in the value at line {len(kept) + 7}",
         f"{tmp_path / 'twice.yaml'}: level: given twice (lines 3 and {good.count(chr(10)) + 1})",
         "validate: 0 valid, 2 invalid spec file(s)",
     ]

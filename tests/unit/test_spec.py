@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -251,13 +252,20 @@ def test_binary_spec_file_is_one_line_naming_the_file(tmp_path: Path, content: b
 def test_unreadable_and_non_yaml_files_are_one_line(tmp_path: Path) -> None:
     """A folder in place of a file, or YAML that does not parse, is one line naming the file."""
     (tmp_path / "dir.yaml").mkdir()
-    with pytest.raises(PipelineSpecError, match=r"dir.yaml: cannot read the spec file: Is a directory$"):
+    with pytest.raises(PipelineSpecError, match=r"dir.yaml: expected a regular file, found a folder$"):
         PipelineSpec.from_yaml(tmp_path / "dir.yaml")
+    os.mkfifo(tmp_path / "pipe.yaml")  # reading it would block the DAG parse until a writer came
+    with pytest.raises(PipelineSpecError, match=r"pipe.yaml: expected a regular file, found a FIFO \(named pipe\)$"):
+        PipelineSpec.from_yaml(tmp_path / "pipe.yaml")
+    (tmp_path / "huge.yaml").write_text("name: churn\ndescription: " + "x" * (2 << 20) + "\n", encoding="utf-8")
+    with pytest.raises(PipelineSpecError, match=r"huge.yaml: expected a spec file of at most 1 MiB, found 2.0 MiB$"):
+        PipelineSpec.from_yaml(tmp_path / "huge.yaml")
     (tmp_path / "tabs.yaml").write_text("name: [unclosed\n", encoding="utf-8")
     with pytest.raises(PipelineSpecError) as err:
         PipelineSpec.from_yaml(tmp_path / "tabs.yaml")
     assert str(err.value).startswith(f"{tmp_path / 'tabs.yaml'}: not valid YAML: ")
     assert "\n" not in str(err.value)
+    assert "<unicode string>" not in str(err.value)
 
 
 def test_monitoring_windows_and_detector_defaults() -> None:
@@ -291,7 +299,7 @@ def test_alias_bomb_is_refused_in_one_line_naming_the_file(tmp_path: Path) -> No
     with pytest.raises(PipelineSpecError) as err:
         PipelineSpec.from_yaml(path)
     message = str(err.value)
-    assert message.startswith(f"{path}: expected at most 100,000 values once YAML aliases (*name) are expanded, found ")
+    assert message.startswith(f"{path}: expected at most 100,000 values (keys, scalars, lists and mappings, any YAML ")
     assert "\n" not in message
     assert len(message) < 300
 
