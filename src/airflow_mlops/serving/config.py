@@ -108,8 +108,11 @@ class ServingConfig:
         check_seconds("poll_seconds", self.poll_seconds, " (0 disables polling)")
         check_seconds("drain_timeout", self.drain_timeout)
         check_seconds("retry_seconds", self.retry_seconds, positive=True)
-        check_table_name(self.log_table)
-        check_table_name(self.feedback_table)
+        for field_name, table in (("log_table", self.log_table), ("feedback_table", self.feedback_table)):
+            try:
+                check_table_name(table)
+            except ValueError as err:
+                raise ValueError(f"{field_name}: {err}") from None
         if self.log_durability not in LOG_DURABILITY:
             raise ValueError(f"log_durability: expected spool or memory, found {self.log_durability!r}")
         if self.log_spool_max_bytes < 1 << 20:

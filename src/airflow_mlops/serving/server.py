@@ -162,9 +162,23 @@ def config_from_args(args: argparse.Namespace, model: str | None = None) -> Serv
             log_spool_max_bytes=args.log_spool_max_bytes,
         )
     except ValueError as err:
-        raise SystemExit(f"airflow-mlops serve: {err}") from err
+        raise SystemExit(f"airflow-mlops serve: {_as_option(str(err))}") from err
     _check_sqlite_stores(tracking_uri, registry_uri)  # after the options: a bad value is named first
     return config
+
+
+_OPTIONS = frozenset(
+    {"model", "tracking_uri", "registry_uri", "poll_seconds", "challenger_share", "max_body_bytes", "max_batch_rows",
+     "log_table", "feedback_table", "log_flush_rows", "log_flush_ms", "log_durability", "log_spool_dir",
+     "log_spool_max_bytes", "drain_timeout"}
+)  # fmt: skip
+"""The config fields an option of ``serve`` sets under its own name (``--poll-seconds``)."""
+
+
+def _as_option(message: str) -> str:
+    """A config error (``poll_seconds: expected ...``) in the option's words (``--poll-seconds: expected ...``)."""
+    field_name, sep, rest = message.partition(": ")
+    return f"--{field_name.replace('_', '-')}: {rest}" if sep and field_name in _OPTIONS else message
 
 
 def _check_sqlite_stores(tracking_uri: str, registry_uri: str | None) -> None:

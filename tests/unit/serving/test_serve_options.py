@@ -51,12 +51,21 @@ def test_ports_and_log_levels_a_server_can_use_are_taken() -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--poll-seconds", "nan"], "poll_seconds: expected a number of seconds >= 0 (0 disables polling), found nan"),
-        (["--poll-seconds", "inf"], "poll_seconds: expected a number of seconds >= 0 (0 disables polling), found inf"),
-        (["--poll-seconds", "-1"], "poll_seconds: expected a number of seconds >= 0 (0 disables polling), found -1.0"),
-        (["--drain-timeout", "nan"], "drain_timeout: expected a number of seconds >= 0, found nan"),
-        (["--drain-timeout", "inf"], "drain_timeout: expected a number of seconds >= 0, found inf"),
-        (["--drain-timeout", "-5"], "drain_timeout: expected a number of seconds >= 0, found -5.0"),
+        (
+            ["--poll-seconds", "nan"],
+            "--poll-seconds: expected a number of seconds >= 0 (0 disables polling), found nan",
+        ),
+        (
+            ["--poll-seconds", "inf"],
+            "--poll-seconds: expected a number of seconds >= 0 (0 disables polling), found inf",
+        ),
+        (
+            ["--poll-seconds", "-1"],
+            "--poll-seconds: expected a number of seconds >= 0 (0 disables polling), found -1.0",
+        ),
+        (["--drain-timeout", "nan"], "--drain-timeout: expected a number of seconds >= 0, found nan"),
+        (["--drain-timeout", "inf"], "--drain-timeout: expected a number of seconds >= 0, found inf"),
+        (["--drain-timeout", "-5"], "--drain-timeout: expected a number of seconds >= 0, found -5.0"),
     ],
 )
 def test_a_duration_that_is_not_a_finite_number_of_seconds_is_refused(argv: list[str], message: str) -> None:
@@ -101,3 +110,13 @@ def test_an_unknown_mlflow_connection_is_one_line() -> None:
     args = _args("--mlflow-conn-id", "no_such_connection_here")
     with pytest.raises(SystemExit, match="--mlflow-conn-id no_such_connection_here: no such Airflow connection"):
         config_from_args(args)
+
+
+def test_a_bad_table_names_its_option() -> None:
+    """The message read "table name: expected ...", naming neither --log-table nor --feedback-table."""
+    from airflow_mlops.serving.server import config_from_args
+
+    with pytest.raises(SystemExit, match=r"airflow-mlops serve: --feedback-table: table name: expected an identifier"):
+        config_from_args(_args("--feedback-table", "x; drop"))
+    with pytest.raises(SystemExit, match=r"airflow-mlops serve: --challenger-share: expected a number between 0 and 1"):
+        config_from_args(_args("--challenger-share", "2"))
