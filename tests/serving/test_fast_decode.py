@@ -177,3 +177,21 @@ def test_an_unpaired_surrogate_escape_is_declined_and_named_by_the_python_path(s
     for schema, decoder in DECODERS:
         assert decoder.decode(raw) is None
         assert _python_path(raw, schema) is None
+
+
+@pytest.mark.parametrize(
+    ("literal", "taken"),
+    [
+        ("340282346638528859811704183484516925441", True),  # rounds to the float32 maximum: the model takes it
+        ("340282356779733661637539395458142568448", False),  # rounds above it
+        ("-340282346638528859811704183484516925441", True),
+        ("1" + "0" * 400, False),
+    ],
+)
+def test_an_integer_at_the_float32_edge_gets_one_answer_from_both_paths(literal: str, taken: bool) -> None:
+    """The fast path compared the rounded float, the Python path the exact integer: 200 and 422 for one body."""
+    body = '{"features": {"age": %s, "visits": 1, "plan": "basic", "extra info": 0}}' % literal  # noqa: UP031
+    slow = _python_path(body.encode())
+    assert (slow is not None) == taken, body
+    fast = DECODER.decode(body.encode())
+    assert fast is None or (slow is not None and _rows_equal(fast[0], slow[0]))

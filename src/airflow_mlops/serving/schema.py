@@ -22,6 +22,7 @@ from airflow_mlops.core.row_checks import FLOAT32_MAX, INT_BOUND
 NUMERIC_KINDS = frozenset({"double", "float", "long", "integer"})
 _STRING_KINDS = frozenset({"string", "binary", "datetime"})
 _NAN = float("nan")
+_HUGE_INT = 2**1000  # below float64's maximum: float() of a smaller integer cannot overflow
 _MISSING = object()
 _MAX_LISTED = 20
 
@@ -230,9 +231,12 @@ class InputSchema:
                         errors.append(_out_of_range((*loc, name), kind, value))
                     append(value)
                 elif cls is int:
-                    if -FLOAT32_MAX <= value <= FLOAT32_MAX:
-                        append(float(value))
-                    else:  # float() of a 400-digit literal raises
+                    # compared as the float the model gets, as the fast decoder does: an integer that
+                    # rounds to the float32 maximum is that maximum (float() of a 400-digit one raises)
+                    number = float(value) if -_HUGE_INT < value < _HUGE_INT else math.inf
+                    if -FLOAT32_MAX <= number <= FLOAT32_MAX:
+                        append(number)
+                    else:
                         errors.append(_out_of_range((*loc, name), kind, value))
                 elif value is None:
                     if required:
