@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -250,7 +251,14 @@ class Ledger:
         return [_row(r._mapping) for r in rows]
 
     def history_if_created(self, model_name: str) -> list[LedgerRow]:
-        """Every row of a model, oldest first; none where nothing has created the tables yet."""
+        """Every row of a model, oldest first; none where nothing has created the tables yet.
+
+        Only reads: a SQLite ledger file that does not exist is not created (connecting would).
+        """
+        url = self.engine.url
+        file = url.database if url.get_backend_name() == "sqlite" else None
+        if file not in (None, "", ":memory:") and not Path(str(file)).exists():
+            return []
         if not sa.inspect(self.engine).has_table(LEDGER_TABLE):
             return []
         return self.history(model_name)

@@ -80,6 +80,7 @@ def test_history_before_any_row_is_empty_only_where_no_tables_exist(tmp_path: Pa
     """A ledger nothing has written to has no rows; reading it does not create the tables."""
     book = Ledger(f"sqlite:///{tmp_path / 'fresh.db'}")
     assert book.history_if_created("m") == []
+    assert not (tmp_path / "fresh.db").exists()  # assess and the UI only read: no empty file appears
     with pytest.raises(Exception, match="no such table"):
         book.history("m")
     book.create_schema()
