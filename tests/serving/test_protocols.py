@@ -59,6 +59,8 @@ async def test_all_four_mlflow_formats_answer_what_predict_answers(
             assert response.headers["x-mlops-model-version"] == "1"
         records = await client.post("/invocations", json={"inputs": rows[:2]})  # inputs as records
         assert records.json() == {"predictions": expected[:2]}
+        one_row = await client.post("/invocations", json={"inputs": rows[0]})  # a dict of scalars, as MLflow reads it
+        assert one_row.json() == {"predictions": expected[:1]}, one_row.text
         assert (await client.get("/ping")).status_code == 200
 
 

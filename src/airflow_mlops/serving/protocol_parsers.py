@@ -147,7 +147,9 @@ def _record_rows(records: Any, loc: Loc, errors: list[FieldError]) -> list[Any]:
 
 
 def _column_rows(columns: dict[str, Any], loc: Loc, errors: list[FieldError]) -> list[Any]:
-    """``{column: [values]}`` (all lists of one length) as row objects."""
+    """``{column: [values]}`` (all lists of one length) as row objects; ``{column: value}`` is one row, as in MLflow."""
+    if columns and all(type(v) not in (list, dict) for v in columns.values()):
+        return [columns]  # MLflow's _enforce_schema reads a dict of scalars as one row
     lengths = {len(v) for v in columns.values() if type(v) is list}
     if not columns or len(lengths) != 1 or any(type(v) is not list for v in columns.values()):
         errors.append(FieldError(loc, "body", "expected an object of column -> list of values, all of one length"))
