@@ -69,3 +69,20 @@ async def test_a_full_batch_of_the_example_features_passes_the_body_limit() -> N
         too_big = body + b" " * (limit - len(body) + 1)
         response = await client.post("/predict/batch", content=too_big, headers={"Content-Type": "application/json"})
         assert response.status_code == 413
+
+
+async def test_a_compressed_body_is_named_not_read_as_bad_utf8() -> None:
+    """``Content-Encoding: gzip`` got "request body is not UTF-8"; the encoding is named, with a 415."""
+    import gzip
+
+    app = Starlette(routes=[Route("/predict/batch", _echo, methods=["POST"])])
+    app.add_middleware(BodyLimitMiddleware, max_bytes=1 << 20)
+    body = json.dumps({"rows": [{"features": {"x": 1}}]}).encode()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://serve") as client:
+        response = await client.post(
+            "/predict/batch", content=gzip.compress(body), headers={"Content-Encoding": "gzip"}
+        )
+        assert response.status_code == 415
+        assert response.json()["detail"] == "Content-Encoding 'gzip' is not supported: send the body uncompressed"
+        plain = await client.post("/predict/batch", content=body, headers={"Content-Encoding": "identity"})
+        assert plain.status_code == 200

@@ -47,9 +47,11 @@ class BodyLimitMiddleware:
     def _check_length(self, scope: Scope) -> tuple[bool, tuple[int, str, str] | None]:
         """``(declared, refusal)``: a valid Content-Length within the limit came; the refusal if not.
 
-        The refusal is ``(status, error, detail)`` for an invalid header or one over the limit;
-        without the header (a chunked body) it is ``(False, None)`` and the body is counted.
+        The refusal is ``(status, error, detail)`` for an invalid header or one over the limit, or a
+        compressed body (``Content-Encoding`` other than identity: 415); without the header (a
+        chunked body) it is ``(False, None)`` and the body is counted.
         """
+        declared: tuple[bool, tuple[int, str, str] | None] = (False, None)
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
@@ -59,5 +61,9 @@ class BodyLimitMiddleware:
                 if length > self.max_bytes:
                     detail = f"request body of {length} bytes exceeds the limit of {self.max_bytes} bytes"
                     return False, (413, "payload_too_large", detail)
-                return length >= 0, None
-        return False, None
+                declared = (length >= 0, None)
+            elif name == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
+                # a compressed body would read as "not UTF-8": say what is wrong instead
+                detail = f"Content-Encoding {value.decode('latin-1')!r} is not supported: send the body uncompressed"
+                return False, (415, "unsupported_media_type", detail)
+        return declared

@@ -73,7 +73,8 @@ async def _answer(
 def _headers(headers: list[tuple[bytes, bytes]]) -> tuple[int, str | None, str | None]:
     """``(Content-Length, X-Request-Id, X-Request-Key)``; length -1 when Starlette's layers must answer.
 
-    That is: no length or an invalid one (chunked), or ``X-Mlops-Arm`` (a forced arm needs the token).
+    That is: no length or an invalid one (chunked), ``X-Mlops-Arm`` (a forced arm needs the token),
+    or a ``Content-Encoding`` (the body-limit layer refuses a compressed body with 415).
     """
     length = -1
     request_id = key = None
@@ -84,7 +85,7 @@ def _headers(headers: list[tuple[bytes, bytes]]) -> tuple[int, str | None, str |
             request_id = value.decode("latin-1")
         elif name == b"x-request-key" and key is None:
             key = value.decode("latin-1")
-        elif name == b"x-mlops-arm" or name == b"transfer-encoding":
+        elif name == b"x-mlops-arm" or name == b"transfer-encoding" or name == b"content-encoding":
             return -1, None, None
     return length, request_id, key
 

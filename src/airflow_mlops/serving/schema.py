@@ -142,6 +142,8 @@ def _describe(value: Any) -> str:
         return "array"
     if isinstance(value, dict):
         return "object"
+    if value is None:
+        return "null"
     return type(value).__name__
 
 
