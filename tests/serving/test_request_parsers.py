@@ -186,6 +186,10 @@ def test_parse_batch_row_takes_its_own_id_or_numbers_one() -> None:
     )
     assert parse_batch_row({"a": 1}, 2, "b", errors) == BatchRow({"a": 1}, ("rows", 2), "b-2", None)
     assert errors == []
+    # features as a list is the envelope filled wrong, not bare features: "unexpected column(s) 'features',
+    # 'request_id'" sent the client looking in the wrong place; the schema now names rows[3].features
+    misfilled = parse_batch_row({"features": [1, 2], "request_id": "q"}, 3, "b", errors)
+    assert misfilled == BatchRow([1, 2], ("rows", 3, "features"), "q", None)
 
 
 def test_parse_batch_row_reports_bad_ids_where_they_are() -> None:

@@ -168,7 +168,7 @@ def parse_batch_row(item: Any, index: int, batch_id: str, errors: list[FieldErro
     A row without its own request id gets ``<batch_id>-<index>``. Bad ids are added to ``errors``.
     """
     loc: Loc = ("rows", index)
-    if type(item) is dict and type(item.get("features")) is dict:
+    if type(item) is dict and type(item.get("features")) in (dict, list):  # a list: the envelope, misfilled
         request_id = text_id(item.get("request_id"), f"rows[{index}].request_id", errors)
         key = text_id(item.get("key", item.get("request_key")), f"rows[{index}].key", errors)
         if len(item) > 1:  # a misspelled request_id or key would be dropped, and the row logged without it
