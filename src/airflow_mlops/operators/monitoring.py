@@ -189,7 +189,10 @@ class DataDriftOperator(MlopsOperator):
             raise ValueError(
                 f"monitoring.drift.columns: {unknown} are not features of {name} v{champion} (it has {features})"
             )
-        return as_profiled(current[features], profile)
+        aligned, notes = as_profiled(current[features], profile)
+        for column, note in notes.items():
+            self.log.warning("Drift window of %s v%s, feature %r: %s", name, champion, column, note)
+        return aligned
 
     def _prediction_drift(self, profile: Any, outputs: Any, name: str, champion: str) -> tuple[Any, Any]:
         """The prediction-drift check and the logged outputs it saw, or ``(None, None)`` when not measured."""
