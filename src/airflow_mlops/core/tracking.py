@@ -61,11 +61,13 @@ def quiet_skops_module_scan() -> Iterator[None]:
     To name an object without ``__module__`` (a numpy or scipy ufunc), skops' ``whichmodule`` reads
     the name from every module in ``sys.modules``; each Airflow shim module answers with a
     ``DeprecatedImportWarning`` (a ``FutureWarning``), about 1,160 per model. The filter matches
-    that category, Airflow's message and skops' module, and lasts only for the ``with`` block.
+    that category, Airflow's message and skops' module only, so it is added (once: ``filterwarnings``
+    replaces an equal entry) and kept: ``warnings.catch_warnings`` would swap the process-wide filter
+    list and restore it on exit, which is not thread-safe (the model server loads models on a thread
+    beside the ones answering requests).
     """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"The `airflow\.", category=FutureWarning, module=r"skops\.io\.")
-        yield
+    warnings.filterwarnings("ignore", message=r"The `airflow\.", category=FutureWarning, module=r"skops\.io\.")
+    yield
 
 
 PIP_UNPINNED_NOTICE = "Failed to resolve installed pip version"

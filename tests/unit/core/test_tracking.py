@@ -94,8 +94,11 @@ def test_the_pip_unpinned_notice_alone_is_dropped_and_only_in_its_block() -> Non
     ]
 
 
-def test_the_filter_is_scoped_to_skops_and_its_block() -> None:
-    """Inside the block our warnings and Airflow's (raised from anywhere but skops) still show; after it, all do."""
+def test_the_filter_is_scoped_to_skops() -> None:
+    """Our warnings and Airflow's (raised from anywhere but skops) still show, inside the block and after it.
+
+    The filter is kept after the block (``catch_warnings`` is not thread-safe), and it is added once.
+    """
     import airflow.utils.timezone as shim
 
     with warnings.catch_warnings(record=True) as recorded:
@@ -109,6 +112,9 @@ def test_the_filter_is_scoped_to_skops_and_its_block() -> None:
         recorded.clear()
         getattr(shim, "utcnow", None)
         assert len(_shim_warnings(recorded)) == 1
+        with quiet_skops_module_scan(), quiet_skops_module_scan():
+            pass
+        assert sum(f[2] is FutureWarning and "skops" in str(f[3]) for f in warnings.filters) == 1
 
 
 def test_trusted_types_alone_is_quiet(customers_frame: pd.DataFrame) -> None:
