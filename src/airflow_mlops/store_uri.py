@@ -10,7 +10,7 @@ stores with it; ``airflow-mlops serve`` checks a ``sqlite:`` store (a server wai
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 TIMEOUT_SECONDS = 5
 
@@ -26,6 +26,17 @@ def one_line(err: BaseException) -> str:
 
 
 _DATABASES = ("postgresql", "mysql", "mssql")
+_REMOTE = ("databricks", "databricks-uc", "uc")
+
+
+def shown(uri: str) -> str:
+    """``uri`` with the password of its user part masked (``postgresql://u:***@host/db``)."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=user + host))
 
 
 def check_store_uri(option: str, uri: str) -> None:
@@ -33,49 +44,68 @@ def check_store_uri(option: str, uri: str) -> None:
     parts = urlsplit(uri)
     scheme = parts.scheme.split("+")[0]
     if scheme == "sqlite":
-        check_sqlite(option, uri, sqlite_file(option, uri))
+        path = sqlite_path(uri)
+        if path is None or not path.is_file():
+            raise StoreUriError(f"{option} {uri}: expected an existing SQLite database file, found none")
+        check_sqlite(option, uri, str(path))
     elif scheme in _DATABASES:
         _check_database(option, uri, scheme)
     elif scheme in ("http", "https"):
         _ping(option, uri)
-    elif scheme == "databricks" or uri == "databricks":
+    elif scheme in _REMOTE or uri in _REMOTE:
         return
     elif scheme in ("", "file"):
-        if not Path(parts.path or uri).exists():
-            raise StoreUriError(f"{option} {uri}: expected an existing MLflow file store, found none")
+        folder = unquote(parts.path) if scheme == "file" else uri
+        if not Path(folder).exists():
+            raise StoreUriError(f"{option} {shown(uri)}: expected an existing MLflow file store, found none")
     else:
         raise StoreUriError(
-            f"{option} {uri}: expected an MLflow store URI (http(s)://, sqlite:///, postgresql://, mysql://, "
-            f"databricks, or a folder), found the scheme {parts.scheme!r}"
+            f"{option} {shown(uri)}: expected an MLflow store URI (http(s)://, sqlite:///, postgresql://, "
+            f"mysql://, databricks, or a folder), found the scheme {parts.scheme!r}"
         )
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The file of a ``sqlite:`` URI, its query string (``?timeout=20``) left out; None in memory or unparsable."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        database = make_url(uri).database
+    except (ArgumentError, ValueError):
+        return None
+    return None if database in (None, "", ":memory:") else Path(str(database))
 
 
 def sqlite_file(option: str, uri: str) -> str:
     """The path of a ``sqlite:///`` URI's file; :class:`StoreUriError` if there is no such file."""
-    path = uri.split(":///", 1)[1] if ":///" in uri else ""
-    if not path or path == ":memory:" or not Path(path).is_file():
+    path = sqlite_path(uri)
+    if path is None or not path.is_file():
         raise StoreUriError(f"{option} {uri}: expected an existing SQLite database file, found none")
-    return path
+    return str(path)
 
 
-def check_sqlite(option: str, uri: str, path: str) -> None:
-    """:class:`StoreUriError` unless the SQLite file at ``path`` holds MLflow's tables (read-only)."""
+def check_sqlite(option: str, uri: str, path: str, *, allow_empty: bool = False) -> None:
+    """:class:`StoreUriError` unless the SQLite file at ``path`` holds MLflow's tables (read-only).
+
+    ``allow_empty`` also takes a file with no table at all (MLflow sets it up on first use).
+    """
     import sqlite3
 
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=TIMEOUT_SECONDS) as db:
-            found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'experiments'").fetchone()
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.Error as err:
         raise StoreUriError(f"{option} {uri}: cannot read it as SQLite: {one_line(err)}") from None
-    if found is None:
-        raise StoreUriError(f"{option} {uri}: expected an MLflow database, found no MLflow tables in the file")
+    if "experiments" not in tables and not (allow_empty and not tables):
+        found = "no tables" if not tables else f"{len(tables)} other table(s), e.g. {sorted(tables)[0]!r}"
+        raise StoreUriError(f"{option} {uri}: expected an MLflow database, found {found} in the file")
 
 
 def _check_database(option: str, uri: str, scheme: str) -> None:
     import sqlalchemy as sa
     from sqlalchemy.pool import NullPool
 
-    shown = sa.engine.make_url(uri).render_as_string(hide_password=True)
     timeout = {"connect_timeout": TIMEOUT_SECONDS} if scheme in ("postgresql", "mysql") else {}
     try:
         engine = sa.create_engine(uri, poolclass=NullPool, connect_args=timeout)
@@ -84,20 +114,29 @@ def _check_database(option: str, uri: str, scheme: str) -> None:
                 found = sa.inspect(conn).has_table("experiments")
         finally:
             engine.dispose()
-    except Exception as err:  # the driver's own error (unreachable, auth, no such database), or no driver
-        raise StoreUriError(f"{option} {shown}: cannot connect: {one_line(err)}") from None
+    except Exception as err:  # the URL does not parse, the driver's own error (unreachable, auth), or no driver
+        raise StoreUriError(f"{option} {shown(uri)}: cannot connect: {one_line(err)}") from None
     if not found:
-        raise StoreUriError(f"{option} {shown}: expected an MLflow database, found no MLflow tables")
+        raise StoreUriError(f"{option} {shown(uri)}: expected an MLflow database, found no MLflow tables")
 
 
 def _ping(option: str, uri: str) -> None:
+    """Refuse a server that does not answer; any HTTP answer will do (auth and paths are MLflow's to check).
+
+    TLS follows MLflow's settings: ``MLFLOW_TRACKING_INSECURE_TLS``, ``MLFLOW_TRACKING_SERVER_CERT_PATH``.
+    """
+    import os
+
     import requests
 
+    verify: bool | str = True
+    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+        verify = False
+    elif os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH"):
+        verify = os.environ["MLFLOW_TRACKING_SERVER_CERT_PATH"]
     try:
-        answer = requests.get(f"{uri.rstrip('/')}/health", timeout=TIMEOUT_SECONDS)
+        requests.get(f"{uri.rstrip('/')}/health", timeout=TIMEOUT_SECONDS, verify=verify)
     except requests.RequestException as err:
-        raise StoreUriError(f"{option} {uri}: no answer within {TIMEOUT_SECONDS}s ({type(err).__name__})") from None
-    if answer.status_code >= 400:
         raise StoreUriError(
-            f"{option} {uri}: expected an MLflow tracking server, found HTTP {answer.status_code} on /health"
-        )
+            f"{option} {shown(uri)}: no answer within {TIMEOUT_SECONDS}s ({type(err).__name__})"
+        ) from None

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow_mlops.core.log_tables import PREDICTION_LOG_TABLE, is_table_name
-from airflow_mlops.store_uri import TIMEOUT_SECONDS, StoreUriError, check_store_uri, one_line, sqlite_file
+from airflow_mlops.store_uri import TIMEOUT_SECONDS, StoreUriError, check_store_uri, one_line, shown, sqlite_file
 
 if TYPE_CHECKING:
     import argparse
@@ -38,15 +38,16 @@ def _run(args: argparse.Namespace) -> int:
     from airflow_mlops.core.lineage import TraceNotFoundError, trace
 
     registry_uri = args.registry_uri or args.tracking_uri
-    for option, uri in (("--tracking-uri", args.tracking_uri), ("--registry-uri", registry_uri)):
-        check_store_uri(option, uri)
+    check_store_uri("--tracking-uri", args.tracking_uri)
+    if registry_uri != args.tracking_uri:  # the same store is not checked (and waited for) twice
+        check_store_uri("--registry-uri", registry_uri)
     tables = {"--log-table": getattr(args, "log_table", None), "--batch-table": getattr(args, "batch_table", None)}
     for option, table in tables.items():
         if table is not None and not is_table_name(table):
             raise TraceInputError(f"{option}: expected a table name like 'schema.table', found {table!r}")
     if args.ledger_url:
         check_ledger_url(args.ledger_url)
-    conn = _connect(args.dsn)  # first: the cheapest check, and nothing else is opened if it fails
+    conn = _connect(args.dsn)  # before MLflow's client and the ledger: nothing else is opened if it fails
     try:
         client = _client(args.tracking_uri, registry_uri)
         ledger = _ledger(args.ledger_url)
@@ -89,7 +90,7 @@ def _client(tracking_uri: str, registry_uri: str) -> Any:
     try:
         return MlflowClient(tracking_uri, registry_uri)
     except Exception as err:  # e.g. MLflow 3 refusing a folder store: its first line, not a traceback
-        raise TraceInputError(f"--tracking-uri {tracking_uri}: {type(err).__name__}: {one_line(err)}") from None
+        raise TraceInputError(f"--tracking-uri {shown(tracking_uri)}: {type(err).__name__}: {one_line(err)}") from None
 
 
 def _ledger(url: str | None) -> Any:

@@ -90,9 +90,11 @@ def test_a_ledger_url_that_is_no_database_url_says_so(
 @pytest.mark.parametrize(
     ("uri", "found"),
     [
-        ("sqlite:///{empty}", "expected an MLflow database, found no MLflow tables in the file"),
+        ("sqlite:///{empty}", "expected an MLflow database, found no tables in the file"),
         ("sqlite:///{text}", "cannot read it as SQLite: file is not a database"),
         ("postgresql://postgres:secret@127.0.0.1:1/mlflow", "cannot connect: (psycopg"),
+        ("postgresql://postgres:secret@127.0.0.1:abc/mlflow", "cannot connect: "),
+        ("https://user:secret@127.0.0.1:1", "no answer within 5s"),
         ("ftp://example.org/x", "expected an MLflow store URI (http(s)://, sqlite:///, postgresql://, mysql://"),
     ],
 )
@@ -138,3 +140,13 @@ def test_a_log_table_option_takes_a_table_name_only(capsys: pytest.CaptureFixtur
                        "--log-table", "log; DROP TABLE x")  # fmt: skip
     assert code == 2
     assert err == "trace: --log-table: expected a table name like 'schema.table', found 'log; DROP TABLE x'\n"
+
+
+def test_a_sqlite_uri_with_a_query_string_is_read_as_its_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``sqlite:///mlflow.db?timeout=20`` was taken for a file named ``mlflow.db?timeout=20`` and refused."""
+    store = _mlflow_db(tmp_path)
+    code, err = _trace(capsys, "--dsn", "host=127.0.0.1 port=1", "--tracking-uri", f"sqlite:///{store}?timeout=20")
+    assert code == 2
+    assert err.startswith("trace: --dsn: cannot connect to the prediction log: "), err  # the store passed

@@ -6,6 +6,7 @@ import argparse
 import gc
 import logging
 import os
+import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -182,19 +183,32 @@ def _as_option(message: str) -> str:
 
 
 def _check_sqlite_stores(tracking_uri: str, registry_uri: str | None) -> None:
-    """Exit unless each ``sqlite:`` store exists and holds MLflow's tables.
+    """Exit if a ``sqlite:`` store is a file that is no MLflow store; say so if it does not exist yet.
 
-    A mistyped path would start a server on a new, empty database that is never ready. A server
-    store (HTTP, Postgres) may be down at start: the server waits for it.
+    A server may start before the first pipeline run creates its store (the demo does), so a
+    missing file is a warning naming the path (a mistyped one stays not ready). An existing file
+    that holds tables but none of MLflow's, or is not SQLite, is refused: MLflow would add its
+    tables to another application's database.
     """
-    from airflow_mlops.store_uri import StoreUriError, check_sqlite, sqlite_file
+    from airflow_mlops.store_uri import StoreUriError, check_sqlite, sqlite_path
 
     for option, uri in (("--tracking-uri", tracking_uri), ("--registry-uri", registry_uri)):
-        if uri and uri.startswith("sqlite:"):
-            try:
-                check_sqlite(option, uri, sqlite_file(option, uri))
-            except StoreUriError as err:
-                raise SystemExit(f"airflow-mlops serve: {err}") from None
+        if not uri or not uri.startswith("sqlite:"):
+            continue
+        path = sqlite_path(uri)
+        if path is None:
+            continue  # in memory
+        if not path.exists():
+            print(
+                f"airflow-mlops serve: {option} {uri}: no such file yet; the server starts and waits for a "
+                "pipeline run to create the store (if none will, check the path)",
+                file=sys.stderr,
+            )
+            continue
+        try:
+            check_sqlite(option, uri, str(path), allow_empty=True)
+        except StoreUriError as err:
+            raise SystemExit(f"airflow-mlops serve: {err}") from None
 
 
 def is_multi(args: argparse.Namespace) -> bool:

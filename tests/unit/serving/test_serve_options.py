@@ -89,19 +89,28 @@ def test_durations_and_bounds_are_checked_in_the_config_too() -> None:
     assert (config.poll_seconds, config.drain_timeout) == (0, 0)
 
 
-def test_a_missing_or_empty_sqlite_store_is_refused_before_serving(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_sqlite_store_of_another_application_is_refused_and_a_missing_one_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A mistyped path started a server on a new, empty MLflow database, never ready."""
+    """MLflow would add its tables to another application's database; a missing store is legitimate (the
+    server may start before the first pipeline run creates it) but named, so a mistyped path shows."""
+    import sqlite3
+
     from airflow_mlops.serving.server import config_from_args
 
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit, match=r"--tracking-uri sqlite:///x.db: expected an existing SQLite database file"):
+    assert config_from_args(_args()).tracking_uri == "sqlite:///x.db"
+    assert "--tracking-uri sqlite:///x.db: no such file yet; the server starts and waits" in capsys.readouterr().err
+    assert not (tmp_path / "x.db").exists()
+    (tmp_path / "x.db").touch()  # empty: MLflow sets it up
+    config_from_args(_args())
+    with sqlite3.connect(tmp_path / "x.db") as db:
+        db.execute("CREATE TABLE invoices (id INTEGER)")
+    with pytest.raises(SystemExit, match=r"expected an MLflow database, found 1 other table\(s\), e.g. 'invoices'"):
         config_from_args(_args())
-    (tmp_path / "x.db").touch()
-    with pytest.raises(SystemExit, match="found no MLflow tables in the file"):
-        config_from_args(_args())
-    assert (tmp_path / "x.db").read_bytes() == b""
+    (tmp_path / "y.db").write_text("not sqlite " * 100)
+    with pytest.raises(SystemExit, match="cannot read it as SQLite: file is not a database"):
+        config_from_args(_args("--tracking-uri", "sqlite:///y.db?timeout=20"))
 
 
 def test_an_unknown_mlflow_connection_is_one_line() -> None:
