@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.exceptions import TrainingError
@@ -31,7 +32,8 @@ class TrainLocalModelOperator(MlopsOperator):
         with fail_at_once(TrainingError):  # the same data and spec fail the same way
             split = split_frame(frame, self.spec)
             model = fit_model(self.spec, split)
-        metrics = compute_metrics(model, split.x_test, split.y_test, [self.spec.metric.name])
+        scores = compute_metrics(model, split.x_test, split.y_test, [self.spec.metric.name])
+        metrics = {k: v for k, v in scores.items() if math.isfinite(v)}  # NaN (undefined) cannot travel in XCom
         target = self.storage_root() / "level0" / f"model-{context['ti'].run_id}.joblib".replace(":", "_")
         target.parent.mkdir(parents=True, exist_ok=True)
         with target.open("wb") as handle:  # type: ignore[no-untyped-call]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import ObjectStoragePath
@@ -100,6 +101,7 @@ class TrainModelOperator(MlopsOperator):
         train_metrics = {
             f"train_{k}": v
             for k, v in compute_metrics(model, split.x_train, split.y_train, [self.spec.metric.name]).items()
+            if math.isfinite(v)  # undefined (NaN) is left out: it cannot travel in XCom
         }
         identity = airflow_identity(context)
         with self.hook.activate():
@@ -176,14 +178,19 @@ class EvaluateModelOperator(MlopsOperator):
         with self.hook.activate() as client:
             model = load_model(model_ref.model_uri)
             names = [m for m in metrics_for(self.spec.task) if _applicable(m, model)]
-            metrics = {f"test_{k}": v for k, v in compute_metrics(model, split.x_test, split.y_test, names).items()}
+            scores = compute_metrics(model, split.x_test, split.y_test, names)
+            undefined = sorted(k for k, v in scores.items() if not math.isfinite(v))
+            if undefined:  # e.g. ROC AUC on a held-out part of one class; NaN cannot travel in XCom either
+                self.log.warning("Held-out %s undefined on these %d rows: not logged", undefined, len(split.x_test))
+            metrics = {f"test_{k}": v for k, v in scores.items() if k not in undefined}
             for key, value in metrics.items():
                 client.log_metric(model_ref.run_id, key, value)
             client.set_tag(model_ref.run_id, tags.TEST_ROWS, str(len(split.x_test)))
             client.set_tag(model_ref.run_id, tags.TEST_SPLIT, held_out)
         self.mlflow_run_url = self.hook.run_url(model_ref.experiment_id or "0", model_ref.run_id)
         primary = f"test_{self.spec.metric.name}"
-        self.log.info("Held-out %s = %.4f on %d rows (%s)", primary, metrics[primary], len(split.x_test), held_out)
+        if primary in metrics:
+            self.log.info("Held-out %s = %.4f on %d rows (%s)", primary, metrics[primary], len(split.x_test), held_out)
         return ModelRef.from_xcom({**model_ref.as_xcom(), "metrics": {**model_ref.metrics, **metrics}}).as_xcom()
 
 
