@@ -285,6 +285,29 @@ def test_level0_saves_a_model_file(mlflow_conn: str, customers_csv: Path) -> Non
     assert MlflowClient(mlflow_conn).search_runs(["0"]) == []
 
 
+@pytest.mark.usefixtures("storage")
+def test_a_metric_undefined_on_the_held_out_part_stays_out_of_mlflow_and_xcom(
+    mlflow_conn: str, customers_frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Newest rows all of one class under a time split: ROC AUC is undefined (NaN), which XCom cannot carry."""
+    import json
+
+    frame = customers_frame.copy()
+    stamps = pd.to_datetime(frame["updated_at"], utc=True)
+    frame.loc[stamps >= stamps.quantile(0.75), "churned"] = 0
+    csv = tmp_path / "one_class_tail.csv"
+    frame.to_csv(csv, index=False)
+    spec = _spec(csv, split={"strategy": "time"})
+    dataset, model = _train(spec)
+    evaluated = EvaluateModelOperator(task_id="evaluate", spec=spec, model=model, dataset=dataset).execute(
+        task_context(task_id="evaluate")
+    )
+    json.dumps(evaluated, allow_nan=False)  # what the task SDK's XCom push requires
+    assert "test_roc_auc" not in evaluated["metrics"]
+    assert evaluated["metrics"]["test_accuracy"] > 0.5
+    assert "test_roc_auc" not in MlflowClient(mlflow_conn).get_run(model["run_id"]).data.metrics
+
+
 def test_hyperparameter_overrides_are_logged(mlflow_conn: str, customers_csv: Path, storage: Path) -> None:
     """Params-form overrides reach the estimator and the MLflow params; bad JSON is refused."""
     spec = _spec(customers_csv)
