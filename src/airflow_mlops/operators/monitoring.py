@@ -112,7 +112,10 @@ class DataDriftOperator(MlopsOperator):
                 monitor="drift", spec=self.spec, context=context, verdict=verdict,
                 build=lambda: self._report(context, champion, sample, current, result, prediction, predicted),
                 mlflow_hook=self.hook, evidently_conn_id=self.evidently_conn_id,
-                metrics={"drift_share": float(result.share), "drifted_columns": float(result.n_drifted)},
+                metrics=(
+                    {"drift_share": float(result.share), "drifted_columns": float(result.n_drifted)}
+                    if verdict["decision"] != INSUFFICIENT else {}  # nothing tested: no point on the chart
+                ),
                 summarize=_evidently_drift,
             )
         )  # fmt: skip

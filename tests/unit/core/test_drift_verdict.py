@@ -120,6 +120,7 @@ def test_a_window_that_tested_no_feature_is_not_called_clean() -> None:
         result=result, prediction=None, publish_prediction=False,
     )  # fmt: skip
     assert verdict["decision"] == "insufficient_data"
+    assert verdict["share"] is None  # charted as no measurement, not as a clean 0.0
     assert verdict["skipped"] == result.skipped
     assert verdict["reasons"] == [
         "no feature could be tested (1 of 1): x: empty in the window (all null, NaN or inf): nothing to judge"

@@ -67,7 +67,7 @@ def drift_verdict(
         "champion_version": champion_version,
         "window_rows": window_rows,
         "since": since.isoformat(),
-        "share": result.share,
+        "share": None if blind else result.share,  # a share of no tested feature is no measurement
         "drift_share": result.drift_share,
         "drifted_columns": result.drifted_columns,
         "skipped": dict(result.skipped),
