@@ -65,39 +65,53 @@ def _as_numbers(column: pd.Series) -> pd.Series:
 
     try:
         numbers = pd.to_numeric(column, errors="coerce")
-        if numbers.dtype.kind not in "iu":
-            numbers = numbers.astype("float64")
-        return numbers
-    except OverflowError:  # an object column holding a 400-digit integer
-        return column.map(_one_float).astype("float64")
+    except OverflowError:  # an object column holding a 400-digit integer: it alone is taken apart
+        huge = column.map(lambda v: isinstance(v, int) and not isinstance(v, bool) and abs(v) >= _HUGE)
+        numbers = pd.to_numeric(column.where(~huge, None), errors="coerce").astype("float64")
+        numbers[huge] = [_FLOAT_MAX if v > 0 else -_FLOAT_MAX for v in column[huge]]
+    return numbers if numbers.dtype.kind in "iu" else numbers.astype("float64")
 
 
-def _one_float(value: Any) -> float:
-    import sys
+_HUGE = 2**1000  # float() of a smaller integer cannot overflow
+_FLOAT_MAX = 1.7976931348623157e308
 
+
+def _exact_outside(column: pd.Series, kind: str) -> pd.Series | None:
+    """Where the Python or numpy integers of ``column`` leave an integer ``kind``'s range, compared exactly.
+
+    None when the column holds no integers to compare (floats are compared after the cast).
+    """
     import pandas as pd
 
-    if isinstance(value, int) and not isinstance(value, bool):
-        try:
-            return float(value)
-        except OverflowError:
-            return sys.float_info.max if value > 0 else -sys.float_info.max
-    return float(pd.to_numeric(pd.Series([value], dtype=object), errors="coerce").astype("float64").iloc[0])
+    bound = INT_BOUND.get(kind)
+    if bound is None:
+        return None
+    if column.dtype.kind in "iu":  # numpy or nullable (Int64: a missing value is not outside)
+        outside = (column < -bound) | (column > bound - 1) if column.dtype.kind == "i" else column > bound - 1
+        return outside.fillna(False).astype(bool)
+    if column.dtype != object:
+        return None
+    return pd.Series(
+        [isinstance(v, int) and not isinstance(v, bool) and not -bound <= v < bound for v in column],
+        index=column.index,
+    )
 
 
-def _outside(numbers: pd.Series, kind: str) -> pd.Series:
-    """Where ``numbers`` (integers compared exactly) leave ``kind``'s range; NaN and infinities are not counted."""
+def _outside(column: pd.Series, numbers: pd.Series, kind: str) -> pd.Series:
+    """Where ``column`` (read as ``numbers``) leaves ``kind``'s range; NaN and infinities are not counted.
+
+    Integers are compared exactly (2**63 - 1 is a long, 2**63 is not, though both are 2**63 as floats).
+    """
     import numpy as np
-    import pandas as pd
 
-    if numbers.dtype.kind == "i":  # int64 holds nothing outside long, or a float32
-        if kind != "integer":
-            return pd.Series(False, index=numbers.index)
-        return (numbers < -INT_BOUND[kind]) | (numbers >= INT_BOUND[kind])
-    if numbers.dtype.kind == "u":
-        return numbers > INT_BOUND.get(kind, 2**64) - 1
+    exact = _exact_outside(column, kind)
+    values = numbers.astype("float64")
     low, high = value_range(kind)
-    return np.isfinite(numbers) & ((numbers > high) | (numbers < low))
+    floats = np.isfinite(values) & ((values > high) | (values < low))
+    if exact is None:
+        return floats
+    is_int = column.map(lambda v: isinstance(v, int) and not isinstance(v, bool)) if column.dtype == object else None
+    return exact | (floats & ~is_int) if is_int is not None else exact
 
 
 def _numeric(column: pd.Series, col: FeatureColumn) -> tuple[pd.Series, list[tuple[Any, str]]]:
@@ -112,7 +126,7 @@ def _numeric(column: pd.Series, col: FeatureColumn) -> tuple[pd.Series, list[tup
     else:
         numbers = _as_numbers(column)
         values = numbers.astype("float64")
-        outside = _outside(numbers, col.kind)
+        outside = _outside(column, numbers, col.kind)
         wrong = values.isna() & column.notna()
     problems = [
         (wrong, f"expected a number ({col.kind})"),
@@ -140,21 +154,21 @@ def _typed(column: pd.Series, col: FeatureColumn) -> tuple[pd.Series, list[tuple
 
 
 def _block_bad(matrix: np.ndarray, block: list[FeatureColumn], dtype_kinds: list[str]) -> np.ndarray:
-    """Bad rows of a float matrix of numeric columns: not finite (required) or infinite, out of range, or a fraction."""
+    """Bad rows of a float matrix of numeric columns: not finite (required) or infinite, out of range, or a fraction.
+
+    Integer-dtype columns of an integer kind are range-checked exactly by the caller (as floats,
+    2**63 - 1 and 2**63 are one number), so their float range here is unbounded.
+    """
     import numpy as np
 
     required = [c.required for c in block]
     pairs = list(zip(block, dtype_kinds, strict=True))
     fractions = [j for j, (c, k) in enumerate(pairs) if c.kind in INTEGER_KINDS and k == "f"]
-    # an int64 column holds nothing outside long (as float64, its maximum rounds up to 2**63)
-    ranges = [(-np.inf, np.inf) if (c.kind == "long" and k == "i") else value_range(c.kind) for c, k in pairs]
+    exact = [c.kind in INTEGER_KINDS and k in "iu" for c, k in pairs]
+    ranges = [(-np.inf, np.inf) if e else value_range(c.kind) for e, (c, _) in zip(exact, pairs, strict=True)]
     low, high = np.array([r[0] for r in ranges]), np.array([r[1] for r in ranges])
-    if (
-        all(required)
-        and not fractions
-        and np.isfinite(matrix.sum(axis=1)).all()  # a row sum is finite only if every value in the row is
-        and _within(matrix, low, high)
-    ):
+    # NaN and the infinities fail the range test too, so a clean chunk is two passes (max, min)
+    if all(required) and not fractions and _within(matrix, low, high):
         return np.zeros(len(matrix), dtype=bool)
     finite = np.isfinite(matrix)
     if all(required):
@@ -170,10 +184,18 @@ def _block_bad(matrix: np.ndarray, block: list[FeatureColumn], dtype_kinds: list
 
 
 def _within(matrix: np.ndarray, low: np.ndarray, high: np.ndarray) -> bool:
-    """Whether every finite column of ``matrix`` keeps to its range (per column only if the whole does not)."""
+    """Whether every value of ``matrix`` is finite and keeps to its column's range (NaN fails: max and min are NaN).
+
+    Two whole-matrix passes; per column only when the whole is beyond the tightest range.
+    """
+    import numpy as np
+
     if not matrix.size:
         return True
-    if matrix.max() <= high.min() and matrix.min() >= low.max():
+    top, bottom = matrix.max(), matrix.min()
+    if not (np.isfinite(top) and np.isfinite(bottom)):
+        return False
+    if top <= high.min() and bottom >= low.max():
         return True
     return bool((matrix.max(axis=0) <= high).all() and (matrix.min(axis=0) >= low).all())
 
@@ -199,6 +221,11 @@ def check_chunk(
     bad = np.zeros(len(frame), dtype=bool)
     if matrix is not None:
         bad |= _block_bad(matrix, block, [kinds[c.name] for c in block])
+        for c in block:  # integer columns of an integer kind: their range, compared exactly
+            if c.kind in INTEGER_KINDS and kinds[c.name] in "iu":
+                outside = _exact_outside(frame[c.name], c.kind)
+                if outside is not None and (c.kind == "integer" or kinds[c.name] == "u"):
+                    bad |= outside.to_numpy(dtype=bool)
     data: dict[str, Any] = {}
     for col in columns:
         if col.name in names:

@@ -185,3 +185,38 @@ def test_a_boolean_source_column_scores_as_training_read_it() -> None:
         assert bad == 0, flags
         assert features["flag"].tolist()[0] == 1.0
         assert features["flag"].tolist()[2] in (0.0, 1.0)
+
+
+def test_integer_ranges_are_compared_exactly_whatever_holds_the_integers() -> None:
+    """As floats 2**63 - 1 and 2**63 are one number: a valid long was refused, an invalid one let through."""
+    columns = [FeatureColumn("n", "integer", required=False), FeatureColumn("l", "long", required=False)]
+    typed = pd.DataFrame(
+        {
+            "n": pd.array([1, None, 2**31, -(2**31)], dtype="Int64"),
+            "l": np.array([2**63 - 1, 0, 2**63, 5], dtype=np.uint64),
+        }
+    )
+    _, good, _, sample = check_chunk(typed, columns, offset=0)
+    assert good.tolist() == [True, True, False, True]
+    assert {(p["row"], p["column"]) for p in sample} == {(2, "n"), (2, "l")}
+    objects = pd.DataFrame(
+        {
+            "n": pd.Series([1, 2**31 - 1, 2**31, "x"], dtype=object),
+            "l": pd.Series([2**63 - 1, -(2**63) - 1, 3, None], dtype=object),
+        }
+    )
+    _, good, _, sample = check_chunk(objects, columns, offset=0)
+    assert good.tolist() == [True, False, False, False]
+    assert [(p["row"], p["column"]) for p in sample] == [(1, "l"), (2, "n"), (3, "n")]
+
+
+def test_one_huge_integer_in_an_object_column_is_one_bad_row() -> None:
+    """float() of a 400-digit integer overflows: that cell alone is taken apart, the others converted at once."""
+    values = pd.Series(np.arange(1000, dtype=float), dtype=object)
+    values[7] = 10**400
+    values[8] = -(10**400)
+    features, good, bad, sample = check_chunk(pd.DataFrame({"x": values}), [FeatureColumn("x", "double")], offset=0)
+    assert bad == 2
+    assert np.flatnonzero(~good).tolist() == [7, 8]
+    assert features["x"].tolist()[7] == 9.0
+    assert sample[0]["problem"].startswith("expected a number within ±3.4e38")
