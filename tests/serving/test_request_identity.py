@@ -126,6 +126,10 @@ async def test_header_ids_protocol_names_and_batch_keys(serving_store: Store, re
             assert response.status_code == 200, response.text
             repeat = await client.post("/invocations", json={"dataframe_records": rows[:then]}, headers=named)
             assert repeat.status_code == 409, (first, then, repeat.text)
+        batch_named = await client.post("/predict/batch", json={"rows": rows[:2], "request_id": "bq"})
+        assert batch_named.status_code == 200, batch_named.text  # rows bq-0 and bq-1: the name bq is taken too
+        again = await client.post("/invocations", json={"dataframe_records": rows[:1]}, headers={"X-Request-Id": "bq"})
+        assert again.status_code == 409, again.text
         answer = await client.post(f"/v2/models/{name}/infer", json=v2)
         assert answer.status_code == 200, answer.text
         assert answer.json()["id"] == "日本-v"

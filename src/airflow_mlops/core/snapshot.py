@@ -141,6 +141,12 @@ def _stream(
             if chunk.empty:
                 continue
             if writer is None:
+                twice = sorted({str(c) for c in chunk.columns[chunk.columns.duplicated()]})
+                if twice:  # pyarrow's "Duplicate column names found" names none of them
+                    raise DatasetExtractionError(
+                        f"the source returns column(s) {twice} more than once; name each column once "
+                        "(in a query: SELECT a, a AS a_again ...)"
+                    )
                 writer = pq.ParquetWriter(handle, _initial_schema(chunk, fallback_types))
             table = _to_arrow(chunk, writer.schema)
             streamed.add(table.to_pandas(), timestamp_column)

@@ -149,8 +149,9 @@ def _value_problem(series: pd.Series) -> str | None:
             return None
         where = np.flatnonzero(bad)
         return (
-            f"{len(where)} value(s) infinite or beyond ±3.4e38, which no model fits "
-            f"(e.g. {float(values[where[0]])!r} at row {_row(series.index[where[0]])}); fix or drop them in the source"
+            f"{len(where)} value(s) infinite or beyond ±3.4e38, e.g. {float(values[where[0]])!r} at row "
+            f"{_row(series.index[where[0]])} (scikit-learn refuses an infinity, a tree model anything beyond "
+            "float32); fix or drop them in the source"
         )
     kind = pd.api.types.infer_dtype(series, skipna=True)
     if kind not in ("mixed", "mixed-integer"):

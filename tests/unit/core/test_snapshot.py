@@ -64,3 +64,11 @@ def test_failure_midway_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(DatasetExtractionError, match="column types"):
         write_snapshot(chunks, ObjectStoragePath(f"file://{tmp_path}"), source="src")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_column_returned_twice_is_named_and_leaves_nothing(tmp_path: Path) -> None:
+    """``SELECT plan, plan``: pyarrow said "Duplicate column names found" without naming one."""
+    chunk = pd.DataFrame([[1, "a", "a"]], columns=["id", "plan", "plan"])
+    with pytest.raises(DatasetExtractionError, match=r"the source returns column\(s\) \['plan'\] more than once"):
+        write_snapshot([chunk], ObjectStoragePath(f"file://{tmp_path}"), source="src")
+    assert list(tmp_path.iterdir()) == []

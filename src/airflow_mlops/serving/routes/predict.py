@@ -56,12 +56,12 @@ def new_request_id() -> str:
     return "%026x" % (time.time_ns() << 40 | random.getrandbits(40))  # noqa: UP031  # half the f-string's cost
 
 
-def _header_ok(value: str | None) -> bool:
-    """Whether a header's request id or key passes :func:`~airflow_mlops.serving.request_ids.header_id` (None: absent).
+def _header_ok(value: str) -> bool:
+    """Whether a header's request id or key passes :func:`~airflow_mlops.serving.request_ids.header_id`.
 
     Header bytes arrive as Latin-1, so a UTF-8 ``café`` reads ``cafÃ©``: only ASCII is taken.
     """
-    return value is None or (value.isascii() and ok_id(value))
+    return value.isascii() and ok_id(value)
 
 
 def not_ready(runtime: ServingRuntime) -> RequestError:
@@ -142,7 +142,9 @@ class PredictRoutes:
         if fast is None:
             return None
         row, given, key = fast
-        if not (given is not None or _header_ok(request_id_header)) or not (key is not None or _header_ok(key_header)):
+        if (given is None and request_id_header is not None and not _header_ok(request_id_header)) or (
+            key is None and key_header is not None and not _header_ok(key_header)
+        ):
             return None  # a header id or key the header rule refuses (non-ASCII, too long): the Python path names it
         given = given or request_id_header
         key = key or key_header
@@ -335,6 +337,8 @@ class PredictRoutes:
             plan, groups = self._plan(models, batch.rows, batch_id, forced, default_key)
             ids = [row.request_id for row, _, _ in plan]
             claimed = [rid for i, rid in enumerate(ids) if given or rid != f"{batch_id}-{i}"]
+            if given and any(rid == f"{batch_id}-{i}" for i, rid in enumerate(ids)):
+                claimed.append(given)  # its rows are named after it: the name answers once, as a protocol request's
             taken = rt.recent_ids.claim_all(claimed)
             if taken:
                 raise repeated_ids(taken)
