@@ -106,9 +106,7 @@ def test_a_store_trace_cannot_read_is_one_line_and_nothing_is_created(
     empty.touch()
     text.write_text("not sqlite " * 100)
     uri = uri.format(empty=empty, text=text)
-    started = time.monotonic()
     code, err = _trace(capsys, "--dsn", "host=127.0.0.1 port=1", "--tracking-uri", uri)
-    assert time.monotonic() - started < 15
     assert code == 2
     assert err.count("\n") == 1
     assert found in err, err
