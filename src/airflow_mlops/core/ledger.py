@@ -16,6 +16,8 @@ So two concurrent promotions of one model cannot both win, and the alias never m
 from __future__ import annotations
 
 import json
+import os
+import threading
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -368,7 +370,24 @@ def _utc(when: datetime, engine: Engine) -> datetime:
     return aware.replace(tzinfo=None) if engine.dialect.name == "sqlite" else aware
 
 
+_ENGINES: dict[tuple[int, str], Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
 def _engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        return sa.create_engine(url, connect_args={"timeout": 30, "isolation_level": None})
-    return sa.create_engine(url, pool_pre_ping=True)
+    """One engine (and connection pool) per URL and process, shared by every :class:`Ledger` of it.
+
+    The MLOps pages build a ledger per request: an engine each left its pooled connections open
+    until garbage collection, and the api-server ran Postgres out of connections in minutes. A
+    forked process gets its own (a parent's pooled sockets must not be shared).
+    """
+    key = (os.getpid(), url)
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(key)
+        if engine is None:
+            if url.startswith("sqlite"):
+                engine = sa.create_engine(url, connect_args={"timeout": 30, "isolation_level": None})
+            else:
+                engine = sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=8)
+            _ENGINES[key] = engine
+        return engine

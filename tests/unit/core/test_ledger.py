@@ -176,3 +176,21 @@ def test_rejections_are_recorded_without_moving(ledger: Ledger) -> None:
     assert (row.action, row.from_version, row.to_version) == ("reject", "1", "2")
     assert ledger.head(model, "champion") == "1"
     assert ledger.holder_at(model, datetime.now(UTC)).to_version == "1"  # type: ignore[union-attr]
+
+
+def test_a_ledger_per_request_shares_one_pool_of_connections() -> None:
+    """The MLOps pages build a ledger per request: an engine each ran the api-server's Postgres out of connections."""
+    import gc
+
+    import psycopg2
+
+    url = "postgresql+psycopg2://postgres@127.0.0.1:5432/mlops_test?application_name=ledger_pool_test"
+    for _ in range(40):
+        Ledger(url).history_if_created("nobody")
+    gc.collect()
+    assert Ledger(url).engine is Ledger(url).engine
+    with psycopg2.connect("host=127.0.0.1 user=postgres dbname=mlops_test") as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ledger_pool_test'")
+        open_connections = cur.fetchone()[0]
+    assert open_connections <= 2  # the pool's size, not one a request
+    Ledger(url).engine.dispose()
