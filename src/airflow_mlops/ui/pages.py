@@ -198,7 +198,7 @@ def pipelines(request: Request) -> HTMLResponse:
 def history(request: Request, pipeline: str | None = None, at: str | None = None) -> HTMLResponse:
     sources, notice = _pipelines()
     chosen, notice = _chosen(sources, pipeline, notice)
-    data: dict[str, Any] = {"rows": [], "answer": None}
+    data: dict[str, Any] = {"rows": [], "answer": None, "unread": False}
     if chosen is not None:
         moment = None
         try:
@@ -216,6 +216,7 @@ def history(request: Request, pipeline: str | None = None, at: str | None = None
         except Exception as err:
             failed = views.failure("the ledger", err, "Check the spec's ledger connection or [mlops] ledger_url.")
             notice = f"{notice} {failed}".strip()
+            data["unread"] = True  # the timeline is unknown, not empty: no "no ledger row yet" under the error
     return page(request, "history.html", "history", sources=sources, chosen=chosen, at=at or "", notice=notice, **data)
 
 

@@ -220,3 +220,18 @@ def test_an_invalid_spec_file_is_named_on_the_pipelines_page(client: Any) -> Non
     assert "Not shown: 1 invalid spec file(s) in" in page.text
     assert "(broken.yaml). Airflow&#39;s Dags page names each mistake" in page.text
     assert "churn_files" in page.text  # the valid pipeline is still there
+
+
+def test_a_ledger_that_cannot_be_read_is_not_called_empty(client: Any, monkeypatch: Any) -> None:
+    """With Postgres refusing clients, the page said it could not read the ledger, then "No ledger row yet"."""
+    from airflow_mlops.ui import views
+
+    def refuse(*_: Any) -> Any:
+        raise RuntimeError("FATAL: sorry, too many clients already")
+
+    monkeypatch.setattr(views, "history", refuse)
+    auth = {"Authorization": f"Bearer {token(client, 'viewer')}"}
+    page = client.get("/mlops/history?pipeline=churn_files", headers=auth).text
+    assert "too many clients already" in page
+    assert "The timeline could not be read (above)." in page
+    assert "No ledger row for" not in page
