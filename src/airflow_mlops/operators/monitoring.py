@@ -77,6 +77,7 @@ class DataDriftOperator(MlopsOperator):
         self.report_rows = report_rows
         self.mlflow_run_url = ""
         self.reference_version: str | None = None
+        self.prediction_untested: str | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core.drift import check_drift
@@ -102,7 +103,9 @@ class DataDriftOperator(MlopsOperator):
             "window": span.as_dict(), "reference_version": self.reference_version,
             **evidence_keys(),
         }  # fmt: skip
-        reasons = " ".join(verdict.get("reasons") or [])
+        if self.prediction_untested:  # said, not left to read as "tested, nothing found"
+            verdict["reasons"] = [*verdict["reasons"], self.prediction_untested]
+        reasons = "; ".join(verdict.get("reasons") or [])
         self.log.info(
             "Drift check of %s v%s on the %s: %s. %s", name, champion, span.describe(), verdict["decision"], reasons
         )
@@ -204,6 +207,7 @@ class DataDriftOperator(MlopsOperator):
 
         if outputs is None:
             self.log.info("%s v%s has no profile of its held-out outputs: prediction drift skipped", name, champion)
+            self.prediction_untested = "prediction drift not tested: the champion has no profile of its outputs"
             return None, None
         numeric = profile.columns[PREDICTION_COLUMN].dtype.startswith("float")
         predicted = logged_outputs(outputs, "score" if numeric else "prediction")
@@ -211,6 +215,10 @@ class DataDriftOperator(MlopsOperator):
         if answered < self.min_rows:  # e.g. just after a promotion: a handful of outputs is no distribution
             self.log.info("%s v%s answered %d request(s) as champion in the window, need %d: no prediction drift",
                           name, champion, answered, self.min_rows)  # fmt: skip
+            self.prediction_untested = (
+                f"prediction drift not tested: v{champion} answered {answered} of the {self.min_rows} requests "
+                "it needs as champion in the window"
+            )
             return None, None
         prediction = check_drift(
             profile, predicted.to_frame(), columns=[PREDICTION_COLUMN],

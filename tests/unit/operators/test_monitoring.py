@@ -284,3 +284,22 @@ def test_prediction_drift_overrides_failures_and_old_champions(
     assert old["evidently_snapshot_id"] is None
     assert "evidence_error" not in old
     assert json.loads(_artifact_text(old["verdict_uri"]))["decision"] == "no_drift"
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("storage", "workspace")
+def test_an_untested_prediction_drift_is_said_in_the_verdict(
+    mlflow_conn: str, customers_csv: Path, pg_conn: Any, log_table: str
+) -> None:
+    """Traffic answered by another version leaves the champion too few outputs: said, not read as "no drift"."""
+    spec = PipelineSpec.from_dict(
+        spec_dict(source={"kind": "files", "uri": f"file://{customers_csv}"}, serving={"log_table": log_table})
+    )
+    _setup(spec)
+    rows = customers(400, seed=5)
+    _serve(pg_conn, log_table, rows.to_dict(orient="records"), "other", _champion_scores(rows), version="9")
+    verdict = DataDriftOperator(task_id="drift", spec=spec, window_hours=1, min_rows=300).execute(task_context())
+    assert verdict["prediction"] is None
+    assert verdict["reasons"][-1] == (
+        "prediction drift not tested: v1 answered 0 of the 300 requests it needs as champion in the window"
+    )
