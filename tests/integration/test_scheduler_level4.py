@@ -161,7 +161,7 @@ def _drive(loop: ClosedLoop, world: World) -> None:
     ab = loop.result("ab_test", "manual__ab_1", "analyse")
     assert ab["decision"] == "promote", ab["reasons"]
     branch = loop.result("ab_test", "manual__ab_1", "route", tags.BRANCH_XCOM)
-    assert branch == "the verdict is promote: follows promote"
+    assert branch == "the A/B verdict is promote: follows promote"
     _agree(loop, "2", None)
 
     # 6. v2 is made to degrade: labels say its answers are wrong. The monitor rolls back to v1.
@@ -170,7 +170,7 @@ def _drive(loop: ClosedLoop, world: World) -> None:
     quality = loop.result("monitor", "manual__monitor_4", "model_quality")
     assert quality["decision"] == "rollback", quality
     taken = loop.result("monitor", "manual__monitor_4", "route", tags.BRANCH_XCOM)
-    assert taken == "the verdict is rollback: follows rollback"
+    assert taken == "the quality verdict is rollback: follows rollback"
     assert quality["predecessor_version"] == "1"
     replayed = quality["predecessor_replay"]  # v1 scored on the very requests v2 answered
     assert replayed["rows"] == 400

@@ -91,6 +91,7 @@ def level_3_parts(
             on_promote="start_ab_test",
             on_cold_start="promote_first",
             otherwise="record_rejection",
+            verdict_name="gate's verdict",
         )
         rejection = PromoteModelOperator(
             task_id="record_rejection",
@@ -125,7 +126,9 @@ def level_3_parts(
             serving_conn_id=spec.serving.conn_id,
             shared_server=spec.serving.shared_server,
         )
-        route = VerdictBranchOperator(task_id="route", verdict=analyse.output, on_promote="promote")
+        route = VerdictBranchOperator(
+            task_id="route", verdict=analyse.output, on_promote="promote", verdict_name="A/B verdict"
+        )
         _promote_and_deploy(spec, "analyse", "promote", analyse.output)
         analyse >> route >> ab_dag.get_task("promote")
     return train, tasks, [*others, ab_dag]

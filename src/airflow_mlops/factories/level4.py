@@ -78,7 +78,9 @@ def build_level_4(spec: PipelineSpec) -> list[DAG]:
             trigger_rule=TriggerRule.ALL_DONE,
         )
         quality >> drift
-        route = VerdictBranchOperator(task_id="route", verdict=quality.output, on_rollback="rollback")
+        route = VerdictBranchOperator(
+            task_id="route", verdict=quality.output, on_rollback="rollback", verdict_name="quality verdict"
+        )
         rollback = RollbackModelOperator(
             task_id="rollback",
             model_name=spec.registered_model_name,

@@ -180,6 +180,8 @@ class VerdictBranchOperator(BaseBranchOperator):
     :param on_cold_start: task id(s) to run when the verdict promotes the first model.
     :param on_rollback: task id(s) to run when the verdict says roll back.
     :param otherwise: task id(s) to run for any other decision.
+    :param verdict_name: what the verdict is, in the branch's explanation ("the quality verdict is
+        insufficient_data: no task follows it"), so the run tab does not read as another card's verdict.
     """
 
     template_fields: Sequence[str] = ("verdict",)
@@ -192,10 +194,12 @@ class VerdictBranchOperator(BaseBranchOperator):
         on_cold_start: str | list[str] | None = None,
         on_rollback: str | list[str] | None = None,
         otherwise: str | list[str] | None = None,
+        verdict_name: str = "verdict",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.verdict = verdict
+        self.verdict_name = verdict_name
         self.on_promote = on_promote
         self.on_cold_start = on_cold_start
         self.on_rollback = on_rollback
@@ -206,7 +210,8 @@ class VerdictBranchOperator(BaseBranchOperator):
         decision = verdict.get("decision")
         chosen = self._branch(verdict, decision)
         followed = [chosen] if isinstance(chosen, str) else list(chosen or [])
-        taken = f"the verdict is {decision}: {'follows ' + ', '.join(followed) if followed else 'no task follows it'}"
+        then = "follows " + ", ".join(followed) if followed else "no task follows it"
+        taken = f"the {self.verdict_name} is {decision}: {then}"
         self.log.info("Branch: %s; the other branches are skipped", taken)
         context["ti"].xcom_push(key=tags.BRANCH_XCOM, value=taken)  # the MLOps run tab explains the skips with it
         return chosen

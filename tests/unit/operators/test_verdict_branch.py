@@ -47,3 +47,16 @@ def test_a_decision_with_no_branch_follows_nothing() -> None:
     context = task_context(task_id="route")
     assert operator.choose_branch(context) is None  # type: ignore[arg-type]
     assert context["ti"].pushed[tags.BRANCH_XCOM] == "the verdict is healthy: no task follows it"
+
+
+def test_the_branch_names_whose_verdict_it_routes_on() -> None:
+    """Beside a Drift card saying "drift", "the verdict is insufficient_data" read as the drift verdict's."""
+    operator = VerdictBranchOperator(
+        task_id="route",
+        verdict={"decision": "insufficient_data"},
+        on_rollback="rollback",
+        verdict_name="quality verdict",
+    )
+    context = task_context(task_id="route")
+    assert operator.choose_branch(context) is None  # type: ignore[arg-type]
+    assert context["ti"].pushed[tags.BRANCH_XCOM] == "the quality verdict is insufficient_data: no task follows it"
