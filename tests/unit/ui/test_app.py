@@ -235,3 +235,20 @@ def test_a_ledger_that_cannot_be_read_is_not_called_empty(client: Any, monkeypat
     assert "too many clients already" in page
     assert "The timeline could not be read (above)." in page
     assert "No ledger row for" not in page
+
+
+def test_the_verdict_table_says_why(client: Any, monkeypatch: Any) -> None:
+    """The page said "its reason is in the verdict", and the table showed only the badge."""
+    from airflow_mlops.ui import monitoring
+
+    point = {
+        "at": "2026-12-04 10:00:00", "run_id": "abc", "decision": "insufficient_data", "metrics": {},
+        "verdict": {"decision": "insufficient_data", "reasons": ["not enough traffic to judge (min_rows 200)"]},
+        "mlflow_link": "", "report_link": "", "champion": "2",
+    }  # fmt: skip
+    figures = {"drift_share": {}, "column_drift": {}, "accuracy": {}}
+    data = {"points": {"drift": [], "quality": [point]}, "figures": figures, "verdicts": [("quality", point)]}
+    monkeypatch.setattr(monitoring, "charts", lambda sources: data)
+    auth = {"Authorization": f"Bearer {token(client, 'viewer')}"}
+    page = client.get("/mlops/monitoring?pipeline=churn_files", headers=auth).text
+    assert '<td class="why">not enough traffic to judge (min_rows 200)</td>' in page
