@@ -77,7 +77,6 @@ class DataDriftOperator(MlopsOperator):
         self.report_rows = report_rows
         self.mlflow_run_url = ""
         self.reference_version: str | None = None
-        self.prediction_untested: str | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core.drift import check_drift
@@ -94,7 +93,7 @@ class DataDriftOperator(MlopsOperator):
         result = check_drift(
             profile, current, columns=list(current.columns), overrides=rules.overrides(), drift_share=rules.share
         )
-        prediction, predicted = self._prediction_drift(profile, outputs, name, champion)
+        prediction, predicted, untested = self._prediction_drift(profile, outputs, name, champion)
         verdict = {
             **drift_verdict(
                 model_name=name, champion_version=champion, window_rows=len(rows), since=since, result=result,
@@ -103,8 +102,8 @@ class DataDriftOperator(MlopsOperator):
             "window": span.as_dict(), "reference_version": self.reference_version,
             **evidence_keys(),
         }  # fmt: skip
-        if self.prediction_untested:  # said, not left to read as "tested, nothing found"
-            verdict["reasons"] = [*verdict["reasons"], self.prediction_untested]
+        if untested:  # said, not left to read as "tested, nothing found"
+            verdict["reasons"] = [*verdict["reasons"], untested]
         reasons = "; ".join(verdict.get("reasons") or [])
         self.log.info(
             "Drift check of %s v%s on the %s: %s. %s", name, champion, span.describe(), verdict["decision"], reasons
@@ -200,31 +199,31 @@ class DataDriftOperator(MlopsOperator):
             self.log.warning("Drift window of %s v%s, feature %r: %s", name, champion, column, note)
         return aligned
 
-    def _prediction_drift(self, profile: Any, outputs: Any, name: str, champion: str) -> tuple[Any, Any]:
-        """The prediction-drift check and the logged outputs it saw, or ``(None, None)`` when not measured."""
+    def _prediction_drift(self, profile: Any, outputs: Any, name: str, champion: str) -> tuple[Any, Any, str | None]:
+        """The prediction-drift check and the logged outputs it saw, or ``(None, None, why not)`` when not measured."""
         from airflow_mlops.core.drift import check_drift
         from airflow_mlops.core.drift.prediction import PREDICTION_COLUMN, logged_outputs
 
+        untested = None
         if outputs is None:
-            self.log.info("%s v%s has no profile of its held-out outputs: prediction drift skipped", name, champion)
-            self.prediction_untested = "prediction drift not tested: the champion has no profile of its outputs"
-            return None, None
-        numeric = profile.columns[PREDICTION_COLUMN].dtype.startswith("float")
-        predicted = logged_outputs(outputs, "score" if numeric else "prediction")
-        answered = int(predicted.notna().sum())
-        if answered < self.min_rows:  # e.g. just after a promotion: a handful of outputs is no distribution
-            self.log.info("%s v%s answered %d request(s) as champion in the window, need %d: no prediction drift",
-                          name, champion, answered, self.min_rows)  # fmt: skip
-            self.prediction_untested = (
-                f"prediction drift not tested: v{champion} answered {answered} of the {self.min_rows} requests "
-                "it needs as champion in the window"
-            )
-            return None, None
+            untested = "prediction drift not tested: the champion has no profile of its outputs"
+        else:
+            numeric = profile.columns[PREDICTION_COLUMN].dtype.startswith("float")
+            predicted = logged_outputs(outputs, "score" if numeric else "prediction")
+            answered = int(predicted.notna().sum())
+            if answered < self.min_rows:  # e.g. just after a promotion: a handful of outputs is no distribution
+                untested = (
+                    f"prediction drift not tested: v{champion} answered {answered} of the {self.min_rows} requests "
+                    "it needs as champion in the window"
+                )
+        if untested:
+            self.log.info("%s v%s: %s", name, champion, untested)
+            return None, None, untested
         prediction = check_drift(
             profile, predicted.to_frame(), columns=[PREDICTION_COLUMN],
             overrides={PREDICTION_COLUMN: self.spec.monitoring.drift.prediction.as_override()},
         ).columns[PREDICTION_COLUMN]  # fmt: skip
-        return prediction, predicted
+        return prediction, predicted, None
 
     def _report(
         self, context: Context, champion: str, sample: Any, current: Any, result: Any, prediction: Any, predicted: Any
