@@ -44,10 +44,7 @@ def check_store_uri(option: str, uri: str) -> None:
     parts = urlsplit(uri)
     scheme = parts.scheme.split("+")[0]
     if scheme == "sqlite":
-        path = sqlite_path(uri)
-        if path is None or not path.is_file():
-            raise StoreUriError(f"{option} {uri}: expected an existing SQLite database file, found none")
-        check_sqlite(option, uri, str(path))
+        check_sqlite(option, uri, sqlite_file(option, uri))
     elif scheme in _DATABASES:
         _check_database(option, uri, scheme)
     elif scheme in ("http", "https"):

@@ -28,6 +28,8 @@ FLOAT32_MAX = 3.4028234663852886e38
 """The largest float32: tree models cast their input to float32, and a larger double fails in them."""
 INT_BOUND = {"long": 2**63, "integer": 2**31}
 """``-bound <= value < bound`` for the signature's 64- and 32-bit integer columns."""
+FLOAT_SAFE_INT = 2**1000
+"""``float()`` of an integer smaller in magnitude cannot overflow (float64 reaches about 2**1024)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +68,12 @@ def _as_numbers(column: pd.Series) -> pd.Series:
     try:
         numbers = pd.to_numeric(column, errors="coerce")
     except OverflowError:  # an object column holding a 400-digit integer: it alone is taken apart
-        huge = column.map(lambda v: isinstance(v, int) and not isinstance(v, bool) and abs(v) >= _HUGE)
+        huge = column.map(lambda v: isinstance(v, int) and not isinstance(v, bool) and abs(v) >= FLOAT_SAFE_INT)
         numbers = pd.to_numeric(column.where(~huge, None), errors="coerce").astype("float64")
         numbers[huge] = [_FLOAT_MAX if v > 0 else -_FLOAT_MAX for v in column[huge]]
     return numbers if numbers.dtype.kind in "iu" else numbers.astype("float64")
 
 
-_HUGE = 2**1000  # float() of a smaller integer cannot overflow
 _FLOAT_MAX = 1.7976931348623157e308
 
 

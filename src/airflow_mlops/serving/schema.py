@@ -17,12 +17,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_mlops.core.row_checks import FLOAT32_MAX, INT_BOUND
+from airflow_mlops.core.row_checks import FLOAT32_MAX, FLOAT_SAFE_INT, INT_BOUND
 
 NUMERIC_KINDS = frozenset({"double", "float", "long", "integer"})
 _STRING_KINDS = frozenset({"string", "binary", "datetime"})
 _NAN = float("nan")
-_HUGE_INT = 2**1000  # below float64's maximum: float() of a smaller integer cannot overflow
 _MISSING = object()
 _MAX_LISTED = 20
 
@@ -235,7 +234,7 @@ class InputSchema:
                 elif cls is int:
                     # compared as the float the model gets, as the fast decoder does: an integer that
                     # rounds to the float32 maximum is that maximum (float() of a 400-digit one raises)
-                    number = float(value) if -_HUGE_INT < value < _HUGE_INT else math.inf
+                    number = float(value) if -FLOAT_SAFE_INT < value < FLOAT_SAFE_INT else math.inf
                     if -FLOAT32_MAX <= number <= FLOAT32_MAX:
                         append(number)
                     else:
