@@ -94,8 +94,16 @@ def _trace(args: argparse.Namespace) -> int:
 # --- assess: the maturity scorecard ------------------------------------------------------------
 
 
+EVIDENCE_UNREADABLE = 3  # assess's exit code when a scorecard could not read some of its evidence
+
+
 def _add_assess(commands: Any) -> None:
-    assess = commands.add_parser("assess", help="grade each pipeline against the MLOps maturity levels from evidence")
+    assess = commands.add_parser(
+        "assess",
+        help="grade each pipeline against the MLOps maturity levels from evidence",
+        epilog="exit codes: 0 every scorecard read its evidence; 1 no valid spec; 2 no such folder or pipeline;"
+        " 3 some evidence could not be read (the '!' lines)",
+    )
     assess.add_argument("pipelines", nargs="*", help="pipeline names (default: every spec in the specs folder)")
     assess.add_argument(
         "--specs",
@@ -134,9 +142,10 @@ def _assess(args: argparse.Namespace) -> int:
         print(f"assess: no valid pipeline specs{named} in {folder}", file=sys.stderr)
         return 1
     cards = [assess(PipelineSources(spec)) for spec in specs]
+    unreadable = EVIDENCE_UNREADABLE if any(card.problems for card in cards) else 0
     if args.json:
         print(json.dumps([card.as_dict() for card in cards], indent=2, default=str))
-        return 0
+        return unreadable
     for card in cards:
         print(f"{card.pipeline}: Level {card.achieved} achieved ({card.achieved_name})")
         for p in card.practices:
@@ -150,7 +159,7 @@ def _assess(args: argparse.Namespace) -> int:
             " with the Airflow configuration the pipelines run under (connections, metadata database)",
             file=sys.stderr,
         )
-    return 0
+    return unreadable
 
 
 if __name__ == "__main__":

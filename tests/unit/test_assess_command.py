@@ -54,13 +54,13 @@ def test_an_invalid_spec_is_reported_not_skipped(capsys: pytest.CaptureFixture[s
 def test_unreadable_evidence_ends_with_a_hint(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A '!' line (evidence it could not read) is followed by what to do; a clean run prints no hint."""
+    """A '!' line (evidence it could not read) is followed by what to do and exit code 3; a clean run by neither."""
     shutil.copy(PIPELINES / "churn_files.yaml", tmp_path / "churn_files.yaml")
     practice = PracticeResult(1, "data_digest", "versioned data digest", False, "no training run")
     for problems in (["MLflow: AirflowNotFoundException: no mlflow_default"], []):
         card = Scorecard("churn_files", 0, [practice], problems)
         monkeypatch.setattr(assessment, "assess", lambda sources, card=card: card)
-        assert main(["assess", "--specs", str(tmp_path)]) == 0
+        assert main(["assess", "--specs", str(tmp_path)]) == (3 if problems else 0)
         out, err = capsys.readouterr()
         lines = out.splitlines()
         assert lines[0] == "churn_files: Level 0 achieved (No MLOps)"
@@ -76,7 +76,7 @@ def test_json_stays_json_when_a_spec_is_invalid(
     (tmp_path / "broken.yaml").write_text("name: broken\nlevel: 9\n")
     card = Scorecard("churn_files", 0, [], ["ledger: OperationalError: no such table"])
     monkeypatch.setattr(assessment, "assess", lambda sources: card)
-    assert main(["assess", "--json", "--specs", str(tmp_path)]) == 0
+    assert main(["assess", "--json", "--specs", str(tmp_path)]) == 3  # the card could not read its ledger
     out, err = capsys.readouterr()
     assert [c["pipeline"] for c in json.loads(out)] == ["churn_files"]
     assert err.startswith(f"assess: skipped {tmp_path / 'broken.yaml'}: ")
