@@ -32,6 +32,7 @@ MAX_RUNS = 200
 
 def _problem(obs: Observations, what: str, err: BaseException) -> None:
     obs.problems.append(f"{what}: {type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}")
+    obs.unreadable.append(what)
 
 
 def collect_mlflow(sources: PipelineSources, obs: Observations) -> None:

@@ -147,7 +147,10 @@ def _assess(args: argparse.Namespace) -> int:
         print(json.dumps([card.as_dict() for card in cards], indent=2, default=str))
         return unreadable
     for card in cards:
-        print(f"{card.pipeline}: Level {card.achieved} achieved ({card.achieved_name})")
+        if card.partial:
+            print(f"{card.pipeline}: at least Level {card.achieved} ({card.achieved_name}); some evidence could not be read")
+        else:
+            print(f"{card.pipeline}: Level {card.achieved} achieved ({card.achieved_name})")
         for p in card.practices:
             print(f"  {'✔' if p.met else '✘'} L{p.level} {p.title:<48} {p.evidence}")
         for problem in card.problems:

@@ -108,6 +108,7 @@ class Observations:
     :param trace: ``None`` when no prediction was traced, else which steps of the chain were found.
     :param newest_prediction: when the newest logged prediction was made, if any.
     :param spec_level: the spec's ``level:``, when known; the DAGs a missing practice names exist from its level.
+    :param unreadable: the systems whose evidence could not be read (``problems`` says why).
     """
 
     name: str
@@ -122,6 +123,7 @@ class Observations:
     trace_request: str | None = None
     newest_prediction: datetime | None = None
     problems: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,11 @@ class Scorecard:
     achieved: int
     practices: list[PracticeResult]
     problems: list[str]
+
+    @property
+    def partial(self) -> bool:
+        """Whether some evidence could not be read: the achieved level is then a lower bound."""
+        return bool(self.problems)
 
     @property
     def achieved_name(self) -> str:

@@ -149,6 +149,8 @@ def pipeline_card(sources: PipelineSources) -> dict[str, Any]:
             if r.dag_id == sources.train_dag and r.state == "failed"
         ][:5],
         "scorecard": card,
+        "problems": obs.problems,  # the scorecard's, and the ledger holder's read after it was scored
+        "mlflow_unread": "MLflow" in obs.unreadable,  # champion, challenger, verdicts and training runs unknown
         "train_dag": sources.train_dag,
         "release_dag": sources.release_dag,
         "monitor_dag": f"{spec.name}_monitor",

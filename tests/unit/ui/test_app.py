@@ -237,6 +237,23 @@ def test_a_ledger_that_cannot_be_read_is_not_called_empty(client: Any, monkeypat
     assert "No ledger row for" not in page
 
 
+def test_a_registry_that_cannot_be_read_draws_no_conclusion(client: Any, monkeypatch: Any) -> None:
+    """MLflow refusing: the page said "achieved Level 0" and "No champion yet" under the problem line."""
+    from airflow_mlops import assessment
+
+    def refuse(*_: Any) -> None:
+        raise ConnectionError("MLflow refused the connection")
+
+    monkeypatch.setattr(assessment, "COLLECTORS", (("MLflow", refuse), *assessment.COLLECTORS[1:]))
+    auth = {"Authorization": f"Bearer {token(client, 'viewer')}"}
+    page = client.get("/mlops/pipelines", headers=auth).text
+    assert '<div class="notice">MLflow: ConnectionError: MLflow refused the connection</div>' in page
+    assert "at least Level 0 · some evidence could not be read" in page
+    assert "Unknown: the registry could not be read." in page
+    for conclusion in ("achieved Level", "No champion yet", "No training run yet", "No monitor run yet"):
+        assert conclusion not in page
+
+
 def test_the_verdict_table_says_why(client: Any, monkeypatch: Any) -> None:
     """The page said "its reason is in the verdict", and the table showed only the badge."""
     from airflow_mlops.ui import monitoring

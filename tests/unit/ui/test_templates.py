@@ -15,6 +15,7 @@ def _card(name: str, level: int, achieved: int, champion: str | None, drift: str
         "holder": None, "challenger": None, "challenger_share": None, "drift": drift and verdict, "quality": None,
         "training": [], "train_dag": f"{name}_train", "release_dag": None, "monitor_dag": f"{name}_monitor",
         "scorecard": {"achieved": achieved, "achieved_name": "x", "practices": [], "problems": []},
+        "problems": [], "mlflow_unread": False,
     }  # fmt: skip
 
 
@@ -55,3 +56,22 @@ def test_failed_training_runs_are_listed_with_their_run_tabs() -> None:
         'Failed runs of <code>churn_auto_train</code>: <a href="run?dag_id=churn_auto_train&amp;run_id=bad_hp">' in page
     )
     assert "Failed runs" not in render([_card("churn_auto", 4, 4, "2", None)])
+
+
+def test_unreadable_evidence_makes_the_level_a_lower_bound_and_nothing_is_called_missing() -> None:
+    """With MLflow refusing, the card said "achieved Level 0", "No champion yet" and "No training run yet"."""
+    card = _card("churn_auto", 4, 0, None, None)
+    card |= {"problems": ["MLflow: ConnectionError: refused"], "mlflow_unread": True}
+    page = render([card, _card("churn_files", 2, 2, "1", None)])
+    overview, cards = page.split("</table>", 1)
+    cards, readable = cards.split('id="pipeline-churn_files"')
+    row = overview.split("<tr>")[2]
+    assert 'title="some evidence could not be read: the level is a lower bound">at least Level 0</span>' in row
+    assert row.count('<span class="muted">unknown</span>') == 3  # champion, challenger, verdicts
+    assert '<span class="badge warn">at least Level 0 · some evidence could not be read</span>' in cards
+    assert '<div class="notice">MLflow: ConnectionError: refused</div>' in cards
+    assert cards.count("Unknown: the registry could not be read.") == 2
+    assert cards.count("Unknown: MLflow could not be read.") == 2  # verdicts and training runs
+    for missing in ("No champion yet", "No challenger", "No monitor run yet", "No training run yet", "achieved Level 0"):
+        assert missing not in cards
+    assert "achieved Level 2" in readable  # the readable pipeline keeps its conclusion
