@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_mlops.core.maturity import Scorecard
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,27 +145,28 @@ def _assess(args: argparse.Namespace) -> int:
         print(f"assess: no valid pipeline specs{named} in {folder}", file=sys.stderr)
         return 1
     cards = [assess(PipelineSources(spec)) for spec in specs]
-    unreadable = EVIDENCE_UNREADABLE if any(card.problems for card in cards) else 0
+    unreadable = EVIDENCE_UNREADABLE if any(card.partial for card in cards) else 0
     if args.json:
         print(json.dumps([card.as_dict() for card in cards], indent=2, default=str))
         return unreadable
+    _print_cards(cards)
+    return unreadable
+
+
+def _print_cards(cards: list[Scorecard]) -> None:
     for card in cards:
-        if card.partial:
-            print(f"{card.pipeline}: at least Level {card.achieved} ({card.achieved_name}); some evidence could not be read")
-        else:
-            print(f"{card.pipeline}: Level {card.achieved} achieved ({card.achieved_name})")
+        print(card.headline)
         for p in card.practices:
             print(f"  {'✔' if p.met else '✘'} L{p.level} {p.title:<48} {p.evidence}")
         for problem in card.problems:
             print(f"  ! {problem}")
         print()
-    if any(card.problems for card in cards):
+    if any(card.partial for card in cards):
         print(
             "assess: '!' marks evidence it could not read, so practices may show ✘ for want of it; run it"
             " with the Airflow configuration the pipelines run under (connections, metadata database)",
             file=sys.stderr,
         )
-    return unreadable
 
 
 if __name__ == "__main__":

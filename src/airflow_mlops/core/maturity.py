@@ -153,6 +153,14 @@ class Scorecard:
         return bool(self.problems)
 
     @property
+    def headline(self) -> str:
+        """``<pipeline>: Level N achieved (<name>)``, or ``at least Level N`` when some evidence could not be read."""
+        if self.partial:
+            unread = "some evidence could not be read"
+            return f"{self.pipeline}: at least Level {self.achieved} ({self.achieved_name}); {unread}"
+        return f"{self.pipeline}: Level {self.achieved} achieved ({self.achieved_name})"
+
+    @property
     def achieved_name(self) -> str:
         """The achieved level's name in the maturity model."""
         return LEVEL_NAMES[self.achieved]
