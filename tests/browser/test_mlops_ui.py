@@ -249,6 +249,7 @@ def test_files_training_from_the_params_form_reaches_success_and_links_to_mlflow
     tab = login(browser, stack["base"], "viewer")
     tab.goto(f"{stack['base']}/mlops/run?dag_id={dag}&run_id={quote(run_id)}", wait_until="networkidle")
     assert mlflow_run_id[:12] in tab.content()
+    assert "started by manual" in tab.locator(".fact").first.inner_text()  # the trigger form's run
     shot(tab, "05-run-tab")
 
 

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core import tags as tag_names
+from airflow_mlops.core.run_trigger import from_tag
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -41,13 +42,7 @@ class TrainingRun:
     @property
     def trigger(self) -> dict[str, Any]:
         """The decoded ``mlops.trigger`` tag (run type and triggering Asset events)."""
-        import json
-
-        try:
-            value = json.loads(self.tags.get(tag_names.TRIGGER) or "{}")
-        except ValueError:
-            return {}
-        return value if isinstance(value, dict) else {}
+        return from_tag(self.tags.get(tag_names.TRIGGER))
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,22 @@ def describe_events(events: Iterable[Mapping[str, Any]]) -> str:
     return "; ".join(parts) or "no Asset event"
 
 
+def started_by(trigger: Mapping[str, Any]) -> str:
+    """What started a run, in one line: its run type, and for an Asset-triggered run the events behind it."""
+    run_type = str(trigger.get("run_type") or "?")
+    events = trigger.get("asset_events") or []
+    return f"{run_type}: {describe_events(events)}" if events else run_type
+
+
+def from_tag(value: str | None) -> dict[str, Any]:
+    """The trigger back from its MLflow tag; ``{}`` when there is none or it was cut short."""
+    try:
+        trigger = json.loads(value or "{}")
+    except ValueError:
+        return {}
+    return trigger if isinstance(trigger, dict) else {}
+
+
 def as_tag(trigger: Mapping[str, Any], limit: int = 4000) -> str:
     """The trigger as an MLflow tag value (JSON, cut to ``limit`` characters)."""
     return json.dumps(trigger, default=str)[:limit]

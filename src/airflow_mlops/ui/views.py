@@ -14,6 +14,7 @@ from urllib.parse import quote
 from airflow_mlops.assessment import observe, trace_steps
 from airflow_mlops.core import tags as tag_names
 from airflow_mlops.core.maturity import score
+from airflow_mlops.core.run_trigger import from_tag, started_by
 from airflow_mlops.core.utc import as_utc
 from airflow_mlops.ui.monitoring import judged
 
@@ -128,7 +129,7 @@ def pipeline_card(sources: PipelineSources) -> dict[str, Any]:
                     run.tags.get(tag_names.AIRFLOW_DAG_ID), run.tags.get(tag_names.AIRFLOW_RUN_ID)
                 ),
                 "digest": (run.tags.get(tag_names.DATASET_DIGEST) or "")[:16],
-                "trigger": trigger.get("run_type", "?"),
+                "trigger": started_by(trigger),
             }
         )
     return {
@@ -305,6 +306,7 @@ def training_run_tab(
                 "snapshot": tags.get(tag_names.DATASET_URI),
                 "source": tags.get(tag_names.DATASET_SOURCE),
                 "metrics": {k: round(v, 4) for k, v in sorted(run.data.metrics.items())},
+                "started_by": started_by(from_tag(tags.get(tag_names.TRIGGER))) if tags.get(tag_names.TRIGGER) else "",
             }
             versions = client.search_model_versions(f"name = '{sources.model}' and run_id = '{run.info.run_id}'")
             if versions:
