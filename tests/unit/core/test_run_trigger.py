@@ -22,7 +22,8 @@ def test_an_asset_triggered_run_names_the_verdict_and_the_monitor_run_behind_it(
         ],
     }
     assert started_by(from_tag(as_tag(trigger))) == (
-        "asset_triggered: x-mlops://churn_auto/drift (drift) from churn_auto_monitor · scheduled__2026-12-05T06:00:00+00:00"
+        "asset_triggered: x-mlops://churn_auto/drift (drift)"
+        " from churn_auto_monitor · scheduled__2026-12-05T06:00:00+00:00"
     )
 
 
