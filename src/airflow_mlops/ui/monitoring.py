@@ -178,11 +178,12 @@ def accuracy_figure(points: list[dict[str, Any]], max_drop: float) -> dict[str, 
             },
             {
                 "type": "scatter",
-                "mode": "lines",
+                "mode": "lines+markers",  # a dash per run: the newest run's bar shows even after a step
                 "name": f"bar: validation accuracy − {max_drop:g}",
                 "x": xs,
                 "y": bar,
                 "line": {"dash": "dash", "color": "#7f8c8d", "shape": "hv"},
+                "marker": {"symbol": "line-ew", "size": 14, "line": {"width": 2, "color": "#7f8c8d"}},
                 "hoverinfo": "skip",
             },
         ],

@@ -56,6 +56,8 @@ def test_charts_share_a_time_axis_and_mark_each_drifted_feature() -> None:
         (late["at"], "plan"),
     ]
     assert drifted["customdata"] == [["", "", "drift", "champion v1"]]  # a click opens that run's report
+    bar = figures[2]["data"][1]
+    assert (bar["line"]["shape"], bar["mode"]) == ("hv", "lines+markers")  # the newest run's bar is a dash, not a tick
 
 
 def test_a_new_champion_is_marked_on_every_chart() -> None:
