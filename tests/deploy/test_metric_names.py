@@ -129,7 +129,8 @@ def scraped_names(
             for i, row in enumerate(rows):
                 await client.post("/predict", json={"features": row, "request_id": f"r{i}"})
             await client.post("/predict", json={"features": {"nope": 1}})
-            await client.post("/predict_batch", json={"instances": rows[:5]})
+            batch = await client.post("/predict/batch", json={"rows": rows[:5]})
+            assert batch.status_code == 200, batch.text
             await client.post("/feedback", json={"request_id": "r0", "label": 1})
             return str((await client.get("/metrics")).text)
 

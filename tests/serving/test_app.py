@@ -177,7 +177,8 @@ async def test_bad_requests_get_clear_4xx_and_the_server_stays_up(
         assert response.status_code == 200
         assert runtime.metrics.value("mlops_serving_requests_total", endpoint="predict", status="422") >= 9
         metrics = (await client.get("/metrics")).text
-        assert 'mlops_serving_requests_total{endpoint="predict",arm="none",status="400"} 6' in metrics
+        model = f'model="{runtime.config.model_name}"'  # every series names its model, as a multi-model server's
+        assert f'mlops_serving_requests_total{{{model},endpoint="predict",arm="none",status="400"}} 6' in metrics
 
 
 async def test_json_nested_too_deeply_is_a_400_on_every_route(
@@ -295,7 +296,7 @@ async def test_sticky_routing_share_and_traffic_changes(serving_store: Store, re
         await client.post("/admin/traffic", json={"challenger_share": 0}, headers=ADMIN)
         got = [(await client.post("/predict", json={"features": row, "key": k})).json()["arm"] for k in keys[:20]]
         assert set(got) == {"champion"}
-        assert "mlops_serving_challenger_share 0" in (await client.get("/metrics")).text
+        assert f'mlops_serving_challenger_share{{model="{name}"}} 0' in (await client.get("/metrics")).text
 
         for payload, message in [
             ({"challenger_share": 1.5}, "body.challenger_share: expected a number between 0 and 1, found 1.5"),
@@ -423,7 +424,7 @@ async def test_prediction_log_and_feedback_in_postgres(
         assert "mlops_serving_log_rows_written_total 35" in metrics
         assert "mlops_serving_log_queue_depth 0" in metrics
         assert f'mlops_serving_model_info{{model="{name}",arm="challenger",version="2",fast_path="true"}} 1' in metrics
-        assert 'mlops_serving_feedback_total{outcome="matched"} 13' in metrics
+        assert f'mlops_serving_feedback_total{{model="{name}",outcome="matched"}} 13' in metrics
         assert runtime.ready_payload()["logging"]["written"] == 35
 
 

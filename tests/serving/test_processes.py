@@ -168,8 +168,8 @@ async def test_registry_down_during_reload_keeps_the_last_good_models(
             assert ready.json()["registry"]["ok"] is False
             assert f"reading model {name!r} from the registry failed" in ready.json()["registry"]["error"]
             metrics = (await client.get("/metrics")).text
-            assert "mlops_serving_registry_up 0" in metrics
-            assert 'mlops_serving_reloads_total{trigger="admin",outcome="error"} 1' in metrics
+            assert f'mlops_serving_registry_up{{model="{name}"}} 0' in metrics
+            assert f'mlops_serving_reloads_total{{model="{name}",trigger="admin",outcome="error"}} 1' in metrics
             served = [(await client.post("/predict", json={"features": row, "key": f"k{i}"})) for i in range(20)]
             assert {r.status_code for r in served} == {200}
             assert {r.json()["version"] for r in served} == {"1", "2"}
@@ -180,7 +180,7 @@ async def test_registry_down_during_reload_keeps_the_last_good_models(
             response = await client.post("/admin/reload", headers=ADMIN)
             assert response.status_code == 200, response.text
             assert response.json()["versions"] == {"champion": "3", "challenger": "2"}
-            assert "mlops_serving_registry_up 1" in (await client.get("/metrics")).text
+            assert f'mlops_serving_registry_up{{model="{name}"}} 1' in (await client.get("/metrics")).text
 
             os.killpg(group, signal.SIGTERM)  # registry gone: connection refused
             mlflow_server.wait(20)

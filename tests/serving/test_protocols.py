@@ -188,9 +188,17 @@ async def test_bad_protocol_bodies_get_each_protocols_error_with_the_predict_sta
             "error": f"unknown model 'nope': this server serves {name!r}"
         }
         metrics = runtime.render_metrics()
-        assert 'mlops_serving_requests_total{endpoint="invocations",arm="none",status="422"} 4' in metrics
-        assert 'mlops_serving_requests_total{endpoint="invocations",arm="champion",status="422"} 1' in metrics
-        assert 'mlops_serving_requests_total{endpoint="v2_infer",arm="none",status="404"} 1' in metrics
+        assert (
+            f'mlops_serving_requests_total{{model="{name}",endpoint="invocations",arm="none",status="422"}} 4'
+            in metrics
+        )
+        assert (
+            f'mlops_serving_requests_total{{model="{name}",endpoint="invocations",arm="champion",status="422"}} 1'
+            in metrics
+        )
+        assert (
+            f'mlops_serving_requests_total{{model="{name}",endpoint="v2_infer",arm="none",status="404"}} 1' in metrics
+        )
 
 
 async def test_protocol_requests_are_split_and_logged_like_predict(
@@ -337,8 +345,8 @@ async def test_protocol_request_ids_name_one_answer_logged_durably_before_it_lea
     # the server has stopped and drained its spool: the table holds every answer, once
     logged = await _logged_ids(pg_conn, tables[0])
     assert logged == ["inv-1", "inv-2-0", "inv-2-1", "m-retry", "v2-1", "v2-h-0", "v2-h-1", "v2-retry"]
-    assert 'mlops_serving_requests_total{endpoint="invocations",arm="none",status="409"} 2' in metrics
-    assert 'mlops_serving_requests_total{endpoint="v2_infer",arm="none",status="409"} 2' in metrics
+    assert f'mlops_serving_requests_total{{model="{name}",endpoint="invocations",arm="none",status="409"}} 2' in metrics
+    assert f'mlops_serving_requests_total{{model="{name}",endpoint="v2_infer",arm="none",status="409"}} 2' in metrics
 
 
 async def _logged_ids(pg_conn: Any, table: str) -> list[str]:
@@ -374,5 +382,10 @@ async def test_a_full_log_spool_refuses_protocol_requests_and_frees_their_ids(
         # no answer was given: the ids are free for a retry; the answered ones stay taken
         assert [runtime.recent_ids.claim(rid) for rid in (f"f{answered}-0", "v2-full", "f0-0")] == [True, True, False]
         metrics = runtime.render_metrics()
-    assert 'mlops_serving_requests_total{endpoint="invocations",arm="champion",status="503"} 1' in metrics
-    assert 'mlops_serving_requests_total{endpoint="v2_infer",arm="champion",status="503"} 1' in metrics
+    assert (
+        f'mlops_serving_requests_total{{model="{name}",endpoint="invocations",arm="champion",status="503"}} 1'
+        in metrics
+    )
+    assert (
+        f'mlops_serving_requests_total{{model="{name}",endpoint="v2_infer",arm="champion",status="503"}} 1' in metrics
+    )

@@ -184,5 +184,5 @@ async def test_feedback_checks_labels_and_reports_what_it_stored(
     with pg_conn.cursor() as cur:
         cur.execute(f"SELECT request_id, label FROM {tables[1]} ORDER BY request_id")
         assert cur.fetchall() == [("f0", 0), ("f1", 0), ("never-served", 1)]  # the last label of f0 wins
-    assert 'mlops_serving_feedback_total{outcome="matched"} 2' in metrics
-    assert 'mlops_serving_feedback_total{outcome="pending"} 1' in metrics
+    assert f'mlops_serving_feedback_total{{model="{name}",outcome="matched"}} 2' in metrics
+    assert f'mlops_serving_feedback_total{{model="{name}",outcome="pending"}} 1' in metrics

@@ -158,6 +158,9 @@ def test_metrics_text_format() -> None:
     assert 'mlops_serving_request_latency_seconds_count{endpoint="predict",arm="champion"} 2' in lines
     assert "mlops_serving_log_queue_depth 4" in lines
     assert "mlops_serving_challenger_share 0.25" in lines
+    labelled = metrics.render([], base=(("model", "churn"),)).splitlines()  # a server's model goes first
+    assert 'mlops_serving_requests_total{model="churn",endpoint="predict",arm="champion",status="200"} 2' in labelled
+    assert 'mlops_serving_request_latency_seconds_count{model="churn",endpoint="predict",arm="champion"} 2' in labelled
     assert metrics.value("mlops_serving_requests_total", status="200") == 2
 
 

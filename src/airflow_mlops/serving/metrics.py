@@ -22,7 +22,7 @@ HELP = {
     "mlops_serving_predictions_total": ("counter", "Rows scored, by arm (shadow included)."),
     "mlops_serving_request_latency_seconds": ("histogram", "Server-side request latency by endpoint and arm."),
     "mlops_serving_predict_batch_rows": ("histogram", "Rows per model call (micro-batches and batch requests)."),
-    "mlops_serving_shadow_errors_total": ("counter", "Shadow scorings that failed (input invalid for the challenger)."),
+    "mlops_serving_shadow_errors_total": ("counter", "Shadow scorings that failed, by reason."),
     "mlops_serving_reloads_total": ("counter", "Registry reloads by trigger and outcome (changed, unchanged, error)."),
     "mlops_serving_registry_up": ("gauge", "1 if the last registry reload succeeded, else 0."),
     "mlops_serving_last_reload_success_timestamp_seconds": ("gauge", "Unix time of the last successful reload."),
@@ -115,12 +115,16 @@ class Metrics:
         wanted = set(labels.items())
         return sum(v for (n, lbl), v in self.counters.items() if n == name and wanted <= set(lbl))
 
-    def render(self, gauges: Iterable[tuple[str, Labels, float]] = ()) -> str:
-        """All series in the text exposition format; ``gauges`` are computed by the caller now."""
+    def render(self, gauges: Iterable[tuple[str, Labels, float]] = (), base: Labels = ()) -> str:
+        """All series in the text exposition format; ``gauges`` are computed by the caller now.
+
+        ``base`` labels go first on every counter and histogram series (a server's ``model``).
+        """
         series: dict[str, list[str]] = {}
         for (name, labels), value in sorted(self.counters.items()):
-            series.setdefault(name, []).append(f"{name}{_labels(labels)} {_num(value)}")
-        for (name, labels), hist in sorted(self.histograms.items(), key=lambda item: item[0]):
+            series.setdefault(name, []).append(f"{name}{_labels(base + labels)} {_num(value)}")
+        for (name, own), hist in sorted(self.histograms.items(), key=lambda item: item[0]):
+            labels = base + own
             lines = series.setdefault(name, [])
             cumulative = 0
             for bound, count in zip((*hist.bounds, float("inf")), hist.counts, strict=True):

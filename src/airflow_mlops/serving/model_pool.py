@@ -29,7 +29,7 @@ from airflow_mlops.serving.metrics import Metrics
 from airflow_mlops.serving.models import ModelRegistry
 from airflow_mlops.serving.request_ids import RecentIds
 from airflow_mlops.serving.routing import Router
-from airflow_mlops.serving.runtime import ServingRuntime, SharedState, log_writer_for
+from airflow_mlops.serving.runtime import LOG_SERIES, ServingRuntime, SharedState, log_writer_for
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -286,7 +286,7 @@ class ModelPool:
                 gauges.append(("mlops_serving_shadow_enabled", label, 1.0 if router.shadow else 0.0))
                 continue
             for metric, labels, value in slot.runtime.gauges():
-                if metric.startswith("mlops_serving_log_"):
+                if metric.startswith(LOG_SERIES):
                     shared_log.append((metric, labels, value))
                 elif any(k == "model" for k, _ in labels):
                     gauges.append((metric, labels, value))

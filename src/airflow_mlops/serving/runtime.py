@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _SHADOW_MAX_QUEUE = 50_000
+LOG_SERIES = "mlops_serving_log_"  # the prediction log's gauges: one log per process, shared by its models
 
 
 class ServingRuntime:
@@ -308,7 +309,13 @@ class ServingRuntime:
         return status
 
     def render_metrics(self) -> str:
-        return self.metrics.render(self.gauges())
+        """Every series with the ``model`` label a multi-model server gives it; the prediction log's without."""
+        model = (("model", self.config.model_name),)
+        gauges = [
+            (name, labels if name.startswith(LOG_SERIES) or labels[:1] == model else model + labels, value)
+            for name, labels, value in self.gauges()
+        ]
+        return self.metrics.render(gauges, base=model)
 
     def gauges(self) -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
         """The gauges of ``/metrics``, computed now."""
