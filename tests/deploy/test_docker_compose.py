@@ -257,6 +257,15 @@ def test_tasks_push_to_the_pushgateway_and_share_the_evidently_workspace(
     assert _mounts(services["evidently-ui"])["/opt/airflow/mlops-data"] == shared
 
 
+def test_every_worker_writes_one_promotion_ledger(services: dict[str, dict[str, Any]]) -> None:
+    """A spec without ``ledger:`` used SQLite under AIRFLOW_HOME: a separate, unmounted file in each container."""
+    urls = {services[name]["environment"]["AIRFLOW__MLOPS__LEDGER_URL"] for name in AIRFLOW_SERVICES}
+    assert len(urls) == 1
+    (url,) = urls
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.hostname, parts.path) == ("postgresql+psycopg2", "postgres", "/mlops")
+
+
 def test_grafana_is_provisioned(services: dict[str, dict[str, Any]]) -> None:
     """Grafana gets the Prometheus datasource and the dashboard folder from deploy/grafana."""
     mounts = _mounts(services["grafana"])
