@@ -177,8 +177,11 @@ async def test_writer_copies_batches_and_a_retried_batch_is_not_duplicated(
         writer.append(tuple(row))
     writer.append(tuple(_row(999)))
     assert await writer.flush_once()
+    writer.append(tuple(_row(1, prediction=0, ts=rows[1].ts + 60)))  # another answer under an id the table holds
+    assert await writer.flush_once()
     assert await writer.stop(5) == 0
     assert writer.written == 302  # what the table holds: the 50 replayed rows are skipped, not counted
+    assert writer.dropped_by == {"queue_full": 0, "duplicate_id": 1, "rejected": 0}  # the other answer is not
     with pg_conn.cursor() as cur:
         cur.execute(f"SELECT count(*), count(DISTINCT request_id) FROM {table}")
         assert cur.fetchone() == (302, 301)
@@ -214,6 +217,7 @@ def test_queue_is_bounded() -> None:
         writer.append(tuple(_row(i)))
     assert writer.depth == 5
     assert writer.dropped == 3
+    assert writer.dropped_by == {"queue_full": 3, "duplicate_id": 0, "rejected": 0}
     assert [row[0] for row in writer._queue] == ["r3", "r4", "r5", "r6", "r7"]  # the oldest go first
 
 

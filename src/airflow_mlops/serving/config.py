@@ -65,6 +65,8 @@ class ServingConfig:
         third of the throughput, over the 10% a default may cost, so it is a choice (docs/serving.md).
     :param log_spool_dir: the spool folder; ``None``: :func:`default_spool_dir`.
     :param log_spool_max_bytes: the spool's bound; at it, predictions get 503 until Postgres catches up.
+    :param log_max_queue: with ``log_durability: memory``, the rows that may wait for Postgres; beyond
+        it the oldest are dropped and counted (``mlops_serving_log_rows_dropped_total{reason="queue_full"}``).
     :param recent_ids: how many client-given request ids are remembered to refuse a repeat with 409.
     """
 
@@ -101,10 +103,7 @@ class ServingConfig:
             raise ValueError("tracking_uri: an MLflow tracking URI is required")
         check_share(self.challenger_share)
         self.max_body_bytes = self.body_limit
-        if self.max_body_bytes < 1:
-            raise ValueError(f"max_body_bytes: expected a positive number of bytes, found {self.max_body_bytes}")
-        if self.max_batch_rows < 1:
-            raise ValueError(f"max_batch_rows: expected a positive number, found {self.max_batch_rows}")
+        self._check_sizes()
         check_seconds("poll_seconds", self.poll_seconds, " (0 disables polling)")
         check_seconds("drain_timeout", self.drain_timeout)
         check_seconds("retry_seconds", self.retry_seconds, positive=True)
@@ -115,11 +114,21 @@ class ServingConfig:
                 raise ValueError(f"{field_name}: {err}") from None
         if self.log_durability not in LOG_DURABILITY:
             raise ValueError(f"log_durability: expected spool or memory, found {self.log_durability!r}")
+        if self.admin_token is None:
+            self.admin_token = os.environ.get(ADMIN_TOKEN_ENV) or None
+
+    def _check_sizes(self) -> None:
+        """Bytes and row counts: each bound at least one (the spool's at least 1 MiB)."""
+        for name, count, unit in (
+            ("max_body_bytes", self.max_body_bytes, " of bytes"),
+            ("max_batch_rows", self.max_batch_rows, ""),
+            ("log_max_queue", self.log_max_queue, " of rows"),
+        ):
+            if count is None or count < 1:
+                raise ValueError(f"{name}: expected a positive number{unit}, found {count}")
         if self.log_spool_max_bytes < 1 << 20:
             found = self.log_spool_max_bytes
             raise ValueError(f"log_spool_max_bytes: expected at least 1 MiB (1048576), found {found}")
-        if self.admin_token is None:
-            self.admin_token = os.environ.get(ADMIN_TOKEN_ENV) or None
 
     @property
     def body_limit(self) -> int:

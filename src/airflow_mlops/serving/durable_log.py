@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.log_tables import PREDICTION_LOG_TABLE, check_table_name, prediction_log_ddl
 from airflow_mlops.serving.log_rows import plain_rows
-from airflow_mlops.serving.log_shipper import WriteResult, WriterProcess, write_rows
+from airflow_mlops.serving.log_shipper import DROP_REASONS, WriteResult, WriterProcess, write_rows
 from airflow_mlops.serving.pg_connection import PgConnection
 from airflow_mlops.serving.spool import Record, Segment, Spool
 
@@ -98,7 +98,7 @@ class DurableLogWriter:
         self._stopping = False
         self.written = 0
         self.duplicates = 0
-        self.dropped = 0
+        self.dropped_by = dict.fromkeys(DROP_REASONS, 0)  # rows not stored, by why (see DROP_REASONS)
         self.errors = 0
         self.refused = 0
         self.last_error: str | None = None
@@ -110,6 +110,11 @@ class DurableLogWriter:
     def depth(self) -> int:
         """Rows in the spool not yet confirmed by Postgres (the ones of this tick included)."""
         return self.spool.depth_rows + len(self._pending)
+
+    @property
+    def dropped(self) -> int:
+        """Rows not stored, for any of :data:`~airflow_mlops.serving.log_shipper.DROP_REASONS`."""
+        return sum(self.dropped_by.values())
 
     @property
     def depth_bytes(self) -> int:
@@ -226,7 +231,8 @@ class DurableLogWriter:
         self.down_since = None
         self.written += result.stored
         self.duplicates += result.duplicates
-        self.dropped += result.conflicts + len(result.rejected)
+        self.dropped_by["duplicate_id"] += result.conflicts
+        self.dropped_by["rejected"] += len(result.rejected)
         for line in result.rejected:
             log.error("prediction log: dropped a row Postgres cannot store: %s", line)
         if result.conflicts:

@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DSN_ENV = "MLOPS_LOG_WRITER_DSN"
+# Why a prediction log row was not stored: the memory queue was full (the oldest row goes), another
+# answer holds its request id, or Postgres refused the row.
+DROP_REASONS = ("queue_full", "duplicate_id", "rejected")
 _COLUMNS = ", ".join(PREDICTION_LOG_COLUMNS)
 
 
@@ -254,7 +257,7 @@ class PredictionLogWriter:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.written = 0
-        self.dropped = 0
+        self.dropped_by = dict.fromkeys(DROP_REASONS, 0)  # rows not stored, by why (see DROP_REASONS)
         self.errors = 0
         self.last_error: str | None = None
 
@@ -263,12 +266,17 @@ class PredictionLogWriter:
         """Rows waiting to be written."""
         return len(self._queue)
 
+    @property
+    def dropped(self) -> int:
+        """Rows not stored, for any of :data:`DROP_REASONS`."""
+        return sum(self.dropped_by.values())
+
     def append(self, row: tuple[Any, ...]) -> None:
         """Queue one row: a :class:`LogRow` or a plain tuple of its fields (cheap; request path)."""
         queue = self._queue
         if len(queue) >= self.max_queue:
             queue.popleft()
-            self.dropped += 1
+            self.dropped_by["queue_full"] += 1
         queue.append(row)
         if len(queue) >= self.flush_rows:
             self._wake.set()
@@ -314,7 +322,8 @@ class PredictionLogWriter:
             log.warning("prediction log: writing %d rows to %s failed: %s", count, self.table, self.last_error)
             return False
         self.written += result.stored
-        self.dropped += result.conflicts + len(result.rejected)
+        self.dropped_by["duplicate_id"] += result.conflicts
+        self.dropped_by["rejected"] += len(result.rejected)
         for line in result.rejected:
             log.error("prediction log: dropped a row Postgres cannot store: %s", line)
         return True

@@ -33,8 +33,8 @@ HELP = {
     "mlops_serving_log_rows_written_total": ("counter", "Prediction log rows written to Postgres."),
     "mlops_serving_log_rows_dropped_total": (
         "counter",
-        "Prediction log rows not stored: the memory queue was full, Postgres refused the row, or another "
-        "answer held its request id.",
+        "Prediction log rows not stored, by reason: queue_full (the memory queue was full), duplicate_id "
+        "(another answer held its request id), rejected (Postgres refused the row).",
     ),
     "mlops_serving_log_write_errors_total": ("counter", "Failed prediction log batch writes (rows are retried)."),
     "mlops_serving_feedback_total": ("counter", "Feedback labels by outcome (matched, pending, error)."),

@@ -295,6 +295,7 @@ class ServingRuntime:
             "queue_depth": writer.depth,
             "written": writer.written,
             "dropped": writer.dropped,
+            "dropped_by": dict(writer.dropped_by),
             "write_errors": writer.errors,
             "last_error": writer.last_error,
         }
@@ -344,7 +345,8 @@ class ServingRuntime:
         gauges.append(("mlops_serving_log_queue_depth", (), float(writer.depth if writer else 0)))
         if writer is not None:
             gauges.append(("mlops_serving_log_rows_written_total", (), float(writer.written)))
-            gauges.append(("mlops_serving_log_rows_dropped_total", (), float(writer.dropped)))
+            for reason, count in writer.dropped_by.items():
+                gauges.append(("mlops_serving_log_rows_dropped_total", (("reason", reason),), float(count)))
             gauges.append(("mlops_serving_log_write_errors_total", (), float(writer.errors)))
         if isinstance(writer, DurableLogWriter):
             gauges.append(("mlops_serving_log_spool_bytes", (), float(writer.depth_bytes)))

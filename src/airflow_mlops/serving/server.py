@@ -93,6 +93,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="memory",
         help="memory: rows wait in memory (default); spool: answer once the log row is on local disk",
     )
+    parser.add_argument(
+        "--log-max-queue",
+        type=int,
+        default=ServingConfig.log_max_queue,
+        help="with --log-durability memory: rows that may wait for Postgres; beyond it the oldest are dropped"
+        " (default: 200000)",
+    )
     parser.add_argument("--log-spool-dir", help="spool folder (default: $AIRFLOW_HOME/serving-spool/MODEL-PORT)")
     parser.add_argument(
         "--log-spool-max-bytes",
@@ -161,6 +168,7 @@ def config_from_args(args: argparse.Namespace, model: str | None = None) -> Serv
             log_durability=args.log_durability,
             log_spool_dir=args.log_spool_dir or str(default_spool_dir(spool_name, args.port)),
             log_spool_max_bytes=args.log_spool_max_bytes,
+            log_max_queue=args.log_max_queue,
         )
     except ValueError as err:
         raise SystemExit(f"airflow-mlops serve: {_as_option(str(err))}") from err
@@ -171,7 +179,7 @@ def config_from_args(args: argparse.Namespace, model: str | None = None) -> Serv
 _OPTIONS = frozenset(
     {"model", "tracking_uri", "registry_uri", "poll_seconds", "challenger_share", "max_body_bytes", "max_batch_rows",
      "log_table", "feedback_table", "log_flush_rows", "log_flush_ms", "log_durability", "log_spool_dir",
-     "log_spool_max_bytes", "drain_timeout"}
+     "log_spool_max_bytes", "log_max_queue", "drain_timeout"}
 )  # fmt: skip
 """The config fields an option of ``serve`` sets under its own name (``--poll-seconds``)."""
 

@@ -66,6 +66,7 @@ def test_ports_and_log_levels_a_server_can_use_are_taken() -> None:
         (["--drain-timeout", "nan"], "--drain-timeout: expected a number of seconds >= 0, found nan"),
         (["--drain-timeout", "inf"], "--drain-timeout: expected a number of seconds >= 0, found inf"),
         (["--drain-timeout", "-5"], "--drain-timeout: expected a number of seconds >= 0, found -5.0"),
+        (["--log-max-queue", "0"], "--log-max-queue: expected a positive number of rows, found 0"),
     ],
 )
 def test_a_duration_that_is_not_a_finite_number_of_seconds_is_refused(argv: list[str], message: str) -> None:
@@ -87,6 +88,9 @@ def test_durations_and_bounds_are_checked_in_the_config_too() -> None:
         PoolSettings(max_memory_mb=float("nan"))
     config = ServingConfig(model_name="m", tracking_uri="sqlite:///x.db", poll_seconds=0, drain_timeout=0)
     assert (config.poll_seconds, config.drain_timeout) == (0, 0)
+    from airflow_mlops.serving.server import config_from_args
+
+    assert config_from_args(_args("--log-max-queue", "500")).log_max_queue == 500
 
 
 def test_a_sqlite_store_of_another_application_is_refused_and_a_missing_one_named(
