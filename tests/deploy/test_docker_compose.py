@@ -266,6 +266,12 @@ def test_every_worker_writes_one_promotion_ledger(services: dict[str, dict[str, 
     assert (parts.scheme, parts.hostname, parts.path) == ("postgresql+psycopg2", "postgres", "/mlops")
 
 
+def test_the_pushgateway_keeps_the_verdicts_across_a_restart(services: dict[str, dict[str, Any]]) -> None:
+    gateway = services["pushgateway"]
+    file = _option(_as_args(gateway["command"]), "--persistence.file")
+    assert any(file.startswith(inside + "/") for inside in _mounts(gateway))  # on a volume, not in the container
+
+
 def test_grafana_is_provisioned(services: dict[str, dict[str, Any]]) -> None:
     """Grafana gets the Prometheus datasource and the dashboard folder from deploy/grafana."""
     mounts = _mounts(services["grafana"])

@@ -118,6 +118,7 @@ class DistributedLoop(ClosedLoop):
                 "/mlflow/artifacts": self.home / "mlflow-artifacts",
                 "/etc/prometheus": self.home / "prometheus",
                 "/prometheus": self.home / "prometheus-data",
+                "/pushgateway": self.home / "pushgateway",
             },
             variables={"MLOPS_SERVED_MODEL": self.name, "MLOPS_ADMIN_TOKEN": self.token},
         )
@@ -136,6 +137,7 @@ class DistributedLoop(ClosedLoop):
     def _start_services(self, compose: dict[str, Any]) -> None:
         """The Pushgateway, MLflow, Prometheus and the model-server replicas, each once it answers."""
         self.shared.mkdir(parents=True)
+        (self.home / "pushgateway").mkdir()
         self._spawn(compose, "pushgateway", "/-/ready")
         self._spawn(compose, "mlflow", "/health", extra=MLFLOW_WORKERS)
         self.native.prometheus_config(
