@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 PROMETHEUS_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
+MODEL_SERVER = PROMETHEUS_DIR.parent / "k8s" / "model-server.yaml"
 INSTALL_HINT = "promtool is not on PATH; run scripts/services.sh (apt-get install -y prometheus)"
 
 
@@ -26,6 +27,23 @@ def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
 def test_prometheus_config_is_valid() -> None:
     result = _promtool("check", "config", "prometheus.yml")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_kubernetes_config_scrapes_the_same_jobs_from_the_headless_service() -> None:
+    """alerts.yml and the dashboard select job="model-server": on Kubernetes the job must have that name too."""
+    result = _promtool("check", "config", "kubernetes.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = {
+        name: {job["job_name"]: job for job in yaml.safe_load((PROMETHEUS_DIR / name).read_text())["scrape_configs"]}
+        for name in ("prometheus.yml", "kubernetes.yml")
+    }
+    assert jobs["kubernetes.yml"].keys() == jobs["prometheus.yml"].keys()
+    (discovery,) = jobs["kubernetes.yml"]["model-server"]["dns_sd_configs"]
+    manifest = [d for d in yaml.safe_load_all(MODEL_SERVER.read_text()) if d and d["kind"] == "Service"]
+    pods = next(d for d in manifest if d["spec"].get("clusterIP") == "None")
+    assert pods["spec"]["publishNotReadyAddresses"] is True  # a pod with no champion yet is scraped and reloaded
+    assert discovery["names"] == [f"{pods['metadata']['name']}.{pods['metadata']['namespace']}.svc.cluster.local"]
+    assert discovery["port"] == pods["spec"]["ports"][0]["port"]
 
 
 def test_alert_rules_are_valid() -> None:

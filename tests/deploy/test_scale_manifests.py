@@ -52,3 +52,10 @@ def test_model_server_replicas_sit_behind_a_service_with_ready_as_readiness() ->
         assert service["spec"]["selector"].items() <= labels.items()
         assert service["spec"]["ports"][0]["targetPort"] == "http"
     assert docs[("Service", "model-server-pods")]["spec"]["clusterIP"] == "None"
+    security = pod["spec"]["securityContext"]
+    assert security["runAsNonRoot"]
+    assert isinstance(security["runAsUser"], int)  # numeric: the kubelet can check it is not root
+    assert security["runAsUser"] != 0
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    drain = 30 + 30  # uvicorn's graceful shutdown (--drain-timeout) and the prediction log's drain
+    assert pod["spec"]["terminationGracePeriodSeconds"] > drain

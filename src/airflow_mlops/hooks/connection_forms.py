@@ -24,7 +24,7 @@ MLFLOW_FORM: dict[str, Any] = {
 SERVING_FORM: dict[str, Any] = {
     "hidden_fields": ["schema", "login", "port", "extra"],
     "relabeling": {"host": "Server URLs (comma separated)", "password": "Admin token"},
-    "placeholders": {"host": "http://serve-1:8000,http://serve-2:8000"},
+    "placeholders": {"host": "http://serve-1:8000,http://serve-2:8000 or dns+http://model-server-pods:8000"},
 }
 
 EVIDENTLY_FORM: dict[str, Any] = {

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import socket
 import time
 from functools import cached_property
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from airflow.sdk import BaseHook
 
@@ -46,6 +48,32 @@ def lagging(state: dict[str, dict[str, str] | str], expected: dict[str, str]) ->
     return behind
 
 
+DNS_PREFIX = "dns+"  # dns+http://name:port: every address the name resolves to (a headless Service's pods)
+
+
+def replica_urls(urls: list[str]) -> list[str]:
+    """``urls`` with each ``dns+http://name:port`` replaced by one URL per address ``name`` resolves to now.
+
+    Replicas come and go (a Kubernetes Deployment), so the name is resolved at every call.
+    :raises ServingError: a name that resolves to no address.
+    """
+    found: list[str] = []
+    for url in urls:
+        if not url.startswith(DNS_PREFIX):
+            found.append(url)
+            continue
+        parts = urlsplit(url.removeprefix(DNS_PREFIX))
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as err:
+            raise ServingError(f"{url}: {parts.hostname!r} resolves to no address ({err})") from err
+        for address in sorted({str(info[4][0]) for info in infos}):
+            host = f"[{address}]" if ":" in address else address
+            found.append(urlunsplit((parts.scheme, f"{host}:{port}", parts.path, "", "")))
+    return found
+
+
 def model_prefix(model: str | None) -> str:
     """``/models/{model}`` (the name URL-quoted), or ``""`` for a single-model server."""
     if not model:
@@ -58,7 +86,8 @@ def model_prefix(model: str | None) -> str:
 class ServingHook(BaseHook):
     """Talk to every instance of the model server behind a connection of type ``mlops_serving``.
 
-    The host holds one base URL or several, comma separated (``http://serve-1:8000,http://serve-2:8000``);
+    The host holds one base URL or several, comma separated (``http://serve-1:8000,http://serve-2:8000``),
+    or ``dns+http://name:8000`` for every address a name resolves to (a Kubernetes headless Service);
     the password is the admin token.
 
     :param serving_conn_id: the serving connection.
@@ -97,8 +126,8 @@ class ServingHook(BaseHook):
         return {"urls": urls, "token": conn.password or "", "timeout": float(conn.extra_dejson.get("timeout", 10))}
 
     def get_conn(self) -> list[str]:
-        """The instance base URLs."""
-        return list(self.settings["urls"])
+        """The instance base URLs (a ``dns+`` URL resolved to its addresses now)."""
+        return replica_urls(self.settings["urls"])
 
     def test_connection(self) -> tuple[bool, str]:
         """Ask every instance for ``/health``."""
@@ -245,6 +274,10 @@ class ServingHook(BaseHook):
         import httpx
 
         settings = self.settings_from(await self.aget_connection(self.serving_conn_id))
+        try:
+            urls = await asyncio.to_thread(replica_urls, settings["urls"])
+        except ServingError as err:
+            return {url: str(err) for url in settings["urls"]}
 
         async def one(client: httpx.AsyncClient, url: str) -> dict[str, str] | str:
             try:
@@ -256,5 +289,5 @@ class ServingHook(BaseHook):
             return loaded_versions(response.json())
 
         async with httpx.AsyncClient(timeout=settings["timeout"]) as client:
-            results = await asyncio.gather(*(one(client, url) for url in settings["urls"]))
-        return dict(zip(settings["urls"], results, strict=True))
+            results = await asyncio.gather(*(one(client, url) for url in urls))
+        return dict(zip(urls, results, strict=True))

@@ -180,3 +180,49 @@ def test_a_server_of_several_models_needs_shared_server_and_an_html_page_is_name
     slow_server.ready_body, slow_server.ready_status, slow_server.ready_page = None, 503, b"<html>Bad gateway</html>"
     with pytest.raises(ServingError, match=r"/ready: HTTP 503: not a JSON object: '<html>Bad gateway</html>'"):
         ServingHook().check_available("churn")
+
+
+def test_a_dns_name_stands_for_every_address_it_resolves_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``dns+http://name:port``: a headless Service's pods, resolved at every call (pure logic: getaddrinfo faked)."""
+    import socket
+
+    from airflow_mlops.exceptions import ServingError
+    from airflow_mlops.hooks.serving import replica_urls
+
+    pods = {"model-server-pods.ml": ["10.0.0.7", "10.0.0.5", "10.0.0.7", "fd00::9"]}
+
+    def resolve(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
+        if host not in pods:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port)) for address in pods[host]]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    assert replica_urls(["dns+http://model-server-pods.ml:8000", "http://other:9000"]) == [
+        "http://10.0.0.5:8000",
+        "http://10.0.0.7:8000",
+        "http://[fd00::9]:8000",
+        "http://other:9000",
+    ]
+    pods["model-server-pods.ml"] = ["10.0.0.8"]  # a rollout replaced the pods: the next call sees the new one
+    assert replica_urls(["dns+http://model-server-pods.ml:8000"]) == ["http://10.0.0.8:8000"]
+    with pytest.raises(ServingError, match=r"dns\+http://gone:8000: 'gone' resolves to no address"):
+        replica_urls(["dns+http://gone:8000"])
+
+
+@pytest.mark.parametrize("slow_server", [(0.0, "2")], indirect=True)
+def test_a_reload_through_a_dns_name_reaches_the_replica(
+    slow_server: SlowLoader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_mlops.hooks.serving import ServingHook
+
+    port = slow_server.server_address[1]
+    conn = {"conn_type": "mlops_serving", "host": f"dns+http://127.0.0.1:{port}", "password": "t"}
+    monkeypatch.setenv("AIRFLOW_CONN_MLOPS_SERVING_DEFAULT", json.dumps(conn))
+    hook = ServingHook()
+    assert hook.get_conn() == [slow_server.url]
+    hook.reload()
+    assert slow_server.reloads == 1
+    assert hook.ready() == [{"model": "churn", "versions": {"champion": "1", "challenger": "2"}}]
+    import asyncio
+
+    assert asyncio.run(hook.ainstance_versions()) == {slow_server.url: {"champion": "1", "challenger": "2"}}
