@@ -42,6 +42,18 @@ def append_customers(conn: Any, frame: pd.DataFrame, *, table: str = "public.cus
     return len(frame)
 
 
+def existing_rows(conn: Any, table: str) -> int:
+    """How many rows ``table`` holds (0 when it does not exist)."""
+    from psycopg2 import sql
+
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)", (table,))
+        if cursor.fetchone()[0] is None:
+            return 0
+        cursor.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(*table.split("."))))
+        return int(cursor.fetchone()[0])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Seed ``--table`` over ``--dsn`` and print how many rows went in."""
     parser = argparse.ArgumentParser(
@@ -51,11 +63,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", default="public.customers")
     parser.add_argument("--rows", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--if-empty", action="store_true", help="add nothing when the table already holds rows")
     args = parser.parse_args(argv)
 
     import psycopg2
 
     with psycopg2.connect(args.dsn) as conn:
+        held = existing_rows(conn, args.table) if args.if_empty else 0
+        if held:
+            print(f"seed: {args.table} already holds {held} rows; nothing added")
+            return 0
         added = seed_customers(conn, table=args.table, rows=args.rows, seed=args.seed)
     print(f"seed: added {added} rows to {args.table}")
     return 0

@@ -292,3 +292,31 @@ def test_airflow_services_mount_plugins(services: dict[str, dict[str, Any]]) -> 
     """The ``./plugins`` folder stays mounted into every Airflow service."""
     for name in sorted(AIRFLOW_SERVICES):
         assert Path(_mounts(services[name])["/opt/airflow/plugins"]) == REPO_ROOT / "plugins"
+
+
+@pytest.mark.integration
+def test_the_example_data_job_loads_the_customers_once() -> None:
+    """``seed-data`` run as its compose command says (natively, on a fresh database): 3000 rows, then nothing."""
+    import uuid
+
+    import psycopg2
+
+    from demo.cluster import drop_database, recreate_database
+    from tests.support.compose_native import NativeTopology, load_compose
+
+    database = f"mlops_seed_{uuid.uuid4().hex[:8]}"
+    recreate_database(database)
+    try:
+        topology = NativeTopology(ports={"postgres": 5432, "redis": 6379}, databases={"mlops": database}, redis_db=0)
+        seed = topology.service(load_compose(), "seed-data")
+        said = [
+            subprocess.run(seed.command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=True).stdout
+            for _ in range(2)
+        ]
+        assert said == ["seed: added 3000 rows to public.customers\n",
+                        "seed: public.customers already holds 3000 rows; nothing added\n"]  # fmt: skip
+        with psycopg2.connect(host="127.0.0.1", user="postgres", dbname=database) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*), count(DISTINCT customer_id) FROM public.customers")
+            assert cur.fetchone() == (3000, 3000)
+    finally:
+        drop_database(database)
