@@ -18,6 +18,10 @@ USER airflow
 COPY --chown=airflow:0 pyproject.toml uv.lock README.md /opt/airflow/provider/
 COPY --chown=airflow:0 src /opt/airflow/provider/src
 
+# The MLOps pages of the Airflow UI ([core] plugins_folder is /opt/airflow/plugins in this image):
+# a deployment from the image alone (Helm) has them; docker-compose.yaml mounts ./plugins over it.
+COPY --chown=airflow:0 plugins/mlops_plugin.py /opt/airflow/plugins/mlops_plugin.py
+
 # Pin apache-airflow so pip can never up- or downgrade the image's Airflow.
 # pandas<3: evidently 0.7 does not import on pandas 3.
 RUN pip install --no-cache-dir \
