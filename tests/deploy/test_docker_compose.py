@@ -133,6 +133,7 @@ def test_airflow_services_share_secret_and_executor(
     """All Airflow services use one JWT secret, CeleryExecutor and the same metadata DB."""
     shared_keys = (
         "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__API__SECRET_KEY",  # otherwise each container draws its own, and worker logs are refused
         "AIRFLOW__CORE__EXECUTOR",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",

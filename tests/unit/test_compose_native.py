@@ -28,7 +28,11 @@ def topology() -> NativeTopology:
         ports=PORTS,
         databases={"airflow": "af_x", "mlflow": "mlflow_x", "mlops": "mlops_x"},
         redis_db=7,
-        paths={"/opt/airflow/mlops-data": Path("/tmp/shared"), "/mlflow/artifacts": Path("/tmp/art")},
+        paths={
+            "/opt/airflow/mlops-data": Path("/tmp/shared"),
+            "/mlflow/artifacts": Path("/tmp/art"),
+            "/pushgateway": Path("/tmp/gateway"),
+        },  # fmt: skip
         variables={"MLOPS_SERVED_MODEL": "dist_churn"},
     )
 
@@ -80,7 +84,12 @@ def test_airflow_services_run_airflow_and_foreign_images_run_debian_binaries(
     worker = topology.service(compose, "airflow-worker").command
     assert (Path(worker[0]).name, *worker[1:]) == ("airflow", "celery", "worker")
     gateway = topology.service(compose, "pushgateway").command
-    assert gateway == ["/usr/bin/prometheus-pushgateway", "--web.listen-address=127.0.0.1:29091"]
+    assert gateway == [
+        "/usr/bin/prometheus-pushgateway",
+        "--persistence.file=/tmp/gateway/metrics",  # the volume's folder
+        "--persistence.interval=5m",
+        "--web.listen-address=127.0.0.1:29091",
+    ]
     prometheus = topology.service(compose, "prometheus").command
     assert prometheus[0] == "/usr/bin/prometheus"
     assert prometheus[-1] == "--web.listen-address=127.0.0.1:29090"
