@@ -59,7 +59,7 @@ class FileChangeSensor(BaseSensorOperator):
         return super().execute(context)
 
     def poke(self, context: Context) -> PokeReturnValue:
-        from airflow_mlops.triggers.file_change import current_file_key
+        from airflow_mlops.triggers.file_change import current_file_key, settled_file_key
 
         try:
             key = current_file_key(self.uri)
@@ -67,6 +67,9 @@ class FileChangeSensor(BaseSensorOperator):
             self.log.info("%s does not exist yet", self.uri)
             return PokeReturnValue(False)
         changed = key != (self.last_key or None)
+        if changed and settled_file_key(self.uri, key) is None:
+            self.log.info("%s: key %s is still changing; waiting for it to hold still", self.uri, key)
+            return PokeReturnValue(False)
         self.log.info(
             "%s: key %s (last %s): %s", self.uri, key, self.last_key or "none", "changed" if changed else "unchanged"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from airflow_mlops.triggers.polling import PollingTrigger
@@ -18,10 +19,23 @@ def current_file_key(uri: str) -> str:
     return file_key(path.fs.info(path.path))
 
 
+SETTLE_SECONDS = 1.0  # a changed key must hold this long: a file still being written changes again
+
+
+def settled_file_key(uri: str, key: str) -> str | None:
+    """``key`` if the file still has it after :data:`SETTLE_SECONDS`, else ``None`` (it is still being written)."""
+    time.sleep(SETTLE_SECONDS)
+    try:
+        return key if current_file_key(uri) == key else None
+    except FileNotFoundError:
+        return None
+
+
 class FileChangeTrigger(PollingTrigger):
     """Poll a file until its content key (checksum, etag, or size and mtime) differs from ``last_key``.
 
-    A missing file is waited for, like an unchanged one. ``serialize()`` returns the constructor's
+    The new key must hold for :data:`SETTLE_SECONDS`, so a file caught while it is being written (a
+    truncated CSV) is not reported until it holds still. A missing file is waited for, like an unchanged one. ``serialize()`` returns the constructor's
     exact arguments; the stat runs in a worker thread, so the triggerer's event loop never blocks.
 
     :param uri: the file, as an ``ObjectStoragePath`` URI (``file:///data/x.csv``, ``s3://conn@bucket/x.csv``).
@@ -46,5 +60,7 @@ class FileChangeTrigger(PollingTrigger):
         except FileNotFoundError:
             return None, f"{self.uri} does not exist"
         if key != self.last_key:
+            if await asyncio.to_thread(settled_file_key, self.uri, key) is None:
+                return None, f"{self.uri} is still changing"
             return {"uri": self.uri, "key": key}, ""
         return None, f"{self.uri} unchanged since {self.last_key}"

@@ -121,3 +121,41 @@ def test_files_pipeline_gets_a_watch_dag_that_updates_its_source_asset(data_file
     assert "include_prior_dates=True" in str(sensor.last_key)
     assert ".get('key')" in str(sensor.last_key)
     assert (sensor.mode, sensor.soft_fail, sensor.deferrable) == ("reschedule", True, spec.watch.deferrable)
+
+
+async def test_a_file_still_being_written_is_reported_once_it_holds_still(data_file: Path) -> None:
+    """The trigger caught a CSV mid-write (truncated, size 0) and fired with a key the finished file no longer had."""
+    trigger = FileChangeTrigger(uri=f"file://{data_file}", last_key=current_file_key(f"file://{data_file}"),
+                                poll_interval=0.1, timeout=60)  # fmt: skip
+    waiting = asyncio.create_task(_first_event(trigger))
+    with data_file.open("a") as out:  # a writer appending a row every 0.3 s, for 2.4 s
+        for i in range(8):
+            out.write(f"{10 + i},1\n")
+            out.flush()
+            await asyncio.sleep(0.3)
+            assert not waiting.done(), f"reported after {i + 1} of 8 rows"
+    event = await waiting
+    assert event.payload["key"] == current_file_key(f"file://{data_file}")  # the finished file's key
+    assert data_file.read_text().count("\n") == 2 + 8  # the header, one row, and the 8 appended
+
+
+def test_the_poking_sensor_waits_for_a_file_to_hold_still_too(data_file: Path) -> None:
+    import threading
+    import time
+
+    sensor = _sensor(data_file, current_file_key(f"file://{data_file}"))
+    appended = threading.Event()
+
+    def append_during_the_settle_time() -> None:
+        time.sleep(0.4)
+        with data_file.open("a") as out:
+            out.write("99,0\n")
+        appended.set()
+
+    data_file.write_text(data_file.read_text() + "98,1\n")
+    threading.Thread(target=append_during_the_settle_time).start()
+    assert not sensor.poke(task_context()).is_done  # it changed again within the settle time
+    appended.wait(5)
+    result = sensor.poke(task_context())
+    assert result.is_done
+    assert result.xcom_value["key"] == current_file_key(f"file://{data_file}")
