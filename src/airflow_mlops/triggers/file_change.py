@@ -35,8 +35,9 @@ class FileChangeTrigger(PollingTrigger):
     """Poll a file until its content key (checksum, etag, or size and mtime) differs from ``last_key``.
 
     The new key must hold for :data:`SETTLE_SECONDS`, so a file caught while it is being written (a
-    truncated CSV) is not reported until it holds still. A missing file is waited for, like an unchanged one. ``serialize()`` returns the constructor's
-    exact arguments; the stat runs in a worker thread, so the triggerer's event loop never blocks.
+    truncated CSV) is not reported until it holds still. A missing file is waited for, like an
+    unchanged one. ``serialize()`` returns the constructor's exact arguments; the stat runs in a
+    worker thread, so the triggerer's event loop never blocks.
 
     :param uri: the file, as an ``ObjectStoragePath`` URI (``file:///data/x.csv``, ``s3://conn@bucket/x.csv``).
     :param last_key: the key seen last time; empty means any existing file counts as changed.

@@ -136,7 +136,7 @@ async def test_a_file_still_being_written_is_reported_once_it_holds_still(data_f
             assert not waiting.done(), f"reported after {i + 1} of 8 rows"
     event = await waiting
     assert event.payload["key"] == current_file_key(f"file://{data_file}")  # the finished file's key
-    assert data_file.read_text().count("\n") == 2 + 8  # the header, one row, and the 8 appended
+    assert (await asyncio.to_thread(data_file.read_text)).count("\n") == 2 + 8  # the header, a row, 8 appended
 
 
 def test_the_poking_sensor_waits_for_a_file_to_hold_still_too(data_file: Path) -> None:
