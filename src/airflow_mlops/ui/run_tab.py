@@ -126,7 +126,11 @@ def explain_skips(tasks: list[dict[str, Any]], results: dict[str, dict[str, Any]
 
 
 def ab_outcome(history: list[Any], dag_id: str, run_id: str, version: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The newest ledger row (of ``history``) about this run's version written by another run, or ``None``."""
+    """The newest ledger row (of ``history``) about this run's version written by another run, or ``None``.
+
+    Its ``by`` says who wrote it (:func:`decided_by`): the A/B analysis, or a person who promoted the
+    version by hand while it was in its test.
+    """
     if not version:
         return None
     rows = [
@@ -134,7 +138,20 @@ def ab_outcome(history: list[Any], dag_id: str, run_id: str, version: dict[str, 
         for r in history
         if r.to_version == version["version"] and (r.airflow_dag_id, r.airflow_run_id) != (dag_id, run_id)
     ]
-    return views.ledger_row(rows[-1]) if rows else None
+    if not rows:
+        return None
+    outcome = views.ledger_row(rows[-1])
+    outcome["by"] = decided_by(rows[-1].airflow_dag_id)
+    return outcome
+
+
+def decided_by(dag_id: str | None) -> str:
+    """Who wrote a ledger row, from its DAG: the A/B analysis, a person's promotion, the monitor, or a training run."""
+    role = (dag_id or "").rsplit("_", 1)[-1] if dag_id else ""
+    if dag_id and dag_id.endswith("_ab_test"):
+        return "the A/B analysis"
+    return {"promote": "a manual promotion", "release": "a manual release", "monitor": "the monitor's rollback",
+            "train": "a later training run's gate"}.get(role, "a ledger row")  # fmt: skip
 
 
 def monitor_verdicts(sources: PipelineSources, results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

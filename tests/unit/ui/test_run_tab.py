@@ -139,8 +139,25 @@ def test_the_ab_outcome_is_the_newest_row_another_run_wrote_about_the_version(mo
     monkeypatch.setattr(run_tab.views, "ledger_row", lambda row: {"id": row.id})
     assert run_tab.ab_outcome(rows, "p_train", "t1", None) is None
     assert run_tab.ab_outcome(rows[:2], "p_train", "t1", {"version": "3"}) is None  # only its own gate row
-    assert run_tab.ab_outcome(rows, "p_train", "t1", {"version": "3"}) == {"id": 2}
-    assert run_tab.ab_outcome([*rows, Row(3, "3", "p_ab_test", "a2")], "p_train", "t1", {"version": "3"}) == {"id": 3}
+    assert run_tab.ab_outcome(rows, "p_train", "t1", {"version": "3"}) == {"id": 2, "by": "the A/B analysis"}
+    later = [*rows, Row(3, "3", "p_ab_test", "a2")]
+    assert run_tab.ab_outcome(later, "p_train", "t1", {"version": "3"}) == {"id": 3, "by": "the A/B analysis"}
+    # a person promoted the version while it was in its test: not called an A/B outcome
+    manual = [*rows, Row(5, "3", "p_promote", "manual__1")]
+    assert run_tab.ab_outcome(manual, "p_train", "t1", {"version": "3"}) == {"id": 5, "by": "a manual promotion"}
+
+
+def test_a_manual_promotion_during_the_test_is_not_called_its_a_b_outcome(monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline = sources(4)
+    version = {"version": "3", "aliases": ["champion"], "link": "", "gate": "promote", "gate_champion": "2",
+               "gate_evidence": None, "gate_evidence_link": ""}  # fmt: skip
+    outcome = {"id": 7, "action": "promote", "created": "2026-12-05 07:19:42 UTC", "by": "a manual promotion"}
+    data = {"role": "train", "role_text": "trains a model", "found": True, "state": "success", "tasks": [],
+            "problems": [], "training": {"run": None, "version": version, "gate": None, "gate_reasons": [],
+                                         "outcome": outcome}}  # fmt: skip
+    page = render(pipeline, pipeline.train_dag, "t1", data)
+    assert "Then a manual promotion: <span" in page
+    assert "A/B outcome" not in page
 
 
 def _tasks(states: dict[str, str], reasons: dict[str, str]) -> list[dict[str, Any]]:
