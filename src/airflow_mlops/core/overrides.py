@@ -11,6 +11,9 @@ import math
 from typing import Any
 
 _MAX_DEPTH = 20
+# Parameters whose value names a place on disk: a Pipeline's ``memory`` is a joblib cache folder
+# that fitted transformers are pickled to and loaded back from.
+FILE_PARAMS = frozenset({"memory"})
 
 
 def check_overrides(overrides: dict[str, Any], known: dict[str, Any]) -> dict[str, Any]:
@@ -21,6 +24,11 @@ def check_overrides(overrides: dict[str, Any], known: dict[str, Any]) -> dict[st
             f"hyperparameters: unknown parameter(s) {unknown}; expected names from get_params(): {sorted(known)}"
         )
     for key, value in overrides.items():
+        if str(key).rsplit("__", 1)[-1] in FILE_PARAMS:
+            raise ValueError(
+                f"hyperparameters.{key}: cannot be set from a trigger: it names a folder scikit-learn loads "
+                "pickles from (set it in the spec's estimator.params)"
+            )
         problem = _json_problem(value, 0)
         if problem:
             raise ValueError(f"hyperparameters.{key}: expected a JSON value, found {problem}")

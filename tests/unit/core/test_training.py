@@ -285,3 +285,14 @@ def test_describe_split_says_which_rows_were_held_out() -> None:
     assert describe_split(PipelineSpec.from_dict(spec_dict(split={"strategy": "time"}))) == "the newest by 'updated_at'"
     random = PipelineSpec.from_dict(spec_dict(split={"seed": 7}))
     assert describe_split(random) == "random, seed 7, stratified"
+
+
+@pytest.mark.parametrize("key", ["memory", "model__memory"])
+def test_a_trigger_cannot_point_a_pipeline_cache_at_a_folder(key: str) -> None:
+    """A Pipeline's ``memory`` is a joblib folder: fitted steps are pickled there and loaded back on a hit."""
+    from airflow_mlops.core.overrides import check_overrides
+
+    known = {"memory": None, "model__memory": None, "model__C": 1.0}
+    with pytest.raises(ValueError, match=rf"hyperparameters.{key}: cannot be set from a trigger: it names a folder"):
+        check_overrides({key: "/tmp/cache"}, known)
+    assert check_overrides({"model__C": 0.5}, known) == {"model__C": 0.5}
