@@ -33,7 +33,8 @@ def training_params(spec: PipelineSpec) -> dict[str, Param]:
             None,
             type=["null", "string"],
             format="date-time",
-            pattern=r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$",
+            # empty too: the help says an empty field means the run's time (the API may send "" for it)
+            pattern=r"^(\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?)?$",
             title="As of",
             description_md=AS_OF_HELP,
         ),

@@ -80,6 +80,24 @@ def run_trigger(context: Context) -> dict[str, Any]:
     return describe_trigger(getattr(dag_run, "run_type", None), context.get("triggering_asset_events"))
 
 
+def check_run_conf(context: Context) -> None:
+    """Fail at once when the run's conf names a key its DAG has no Param for (a mistyped key was ignored in silence).
+
+    :raises AirflowFailException: naming the unknown keys and the DAG's Params.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    conf = getattr(context.get("dag_run"), "conf", None) or {}
+    params = context.get("params") or {}
+    unknown = sorted(str(key) for key in conf if key not in params)
+    if unknown:
+        known = ", ".join(sorted(params)) or "none"
+        raise AirflowFailException(
+            f"the run's conf names {', '.join(unknown)}, which this DAG has no Param for (its Params: {known}); "
+            "trigger it again with those names"
+        )
+
+
 def spec_name(spec: PipelineSpec | dict[str, Any]) -> str:
     """The pipeline name of a spec or of its dict form."""
     return spec.name if isinstance(spec, PipelineSpec) else str(spec["name"])

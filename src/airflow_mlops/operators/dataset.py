@@ -8,7 +8,7 @@ from airflow.sdk import ObjectStoragePath
 
 from airflow_mlops.assets import dataset_asset
 from airflow_mlops.hooks.source import open_source
-from airflow_mlops.operators.base import MlopsOperator, resolve_as_of, spec_name
+from airflow_mlops.operators.base import MlopsOperator, check_run_conf, resolve_as_of, spec_name
 from airflow_mlops.refs import DatasetRef
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ class ExtractDatasetOperator(MlopsOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core.snapshot import write_snapshot
 
+        check_run_conf(context)  # the train DAG's first task: a mistyped form key fails before any work
         source = self.spec.source
         as_of = resolve_as_of(self.as_of, context) if source.timestamp_column else None
         window = f", the {source.lookback_hours:g} h up to as_of" if source.lookback_hours else ""

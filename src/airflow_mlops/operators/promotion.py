@@ -14,7 +14,7 @@ from airflow_mlops.hooks.ledger import LedgerHook
 from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.hooks.verdict_metrics import push_alias_move
 from airflow_mlops.links.mlflow import MlflowModelVersionLink
-from airflow_mlops.operators.base import airflow_identity, sentences, skip
+from airflow_mlops.operators.base import airflow_identity, check_run_conf, sentences, skip
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -143,6 +143,7 @@ class PromoteModelOperator(_AliasMover):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core.ledger import ANY
 
+        check_run_conf(context)
         if self.verdict:
             verdict = dict(self.verdict)
             version = str(verdict["challenger_version"])

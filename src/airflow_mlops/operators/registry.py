@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlops.assets import model_asset
 from airflow_mlops.core import tags
 from airflow_mlops.links.mlflow import MlflowModelVersionLink
-from airflow_mlops.operators.base import MlopsOperator, airflow_identity, spec_name
+from airflow_mlops.operators.base import MlopsOperator, airflow_identity, check_run_conf, spec_name
 from airflow_mlops.refs import ModelRef
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ class RegisterModelOperator(MlopsOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core.registry import register_version
 
+        check_run_conf(context)
         ref = ModelRef.from_xcom(self.model)
         if not ref.run_id:
             raise ValueError("model.run_id: expected the MLflow run id of a trained model, found nothing")

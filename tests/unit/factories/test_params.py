@@ -57,3 +57,31 @@ def test_a_wrong_or_future_as_of_fails_the_task_at_once() -> None:
     soon = datetime.now(UTC) + timedelta(minutes=1)  # within the clock skew allowed
     assert resolve_as_of(soon.isoformat(), context) == soon
     assert resolve_as_of("2026-06-01", context) == datetime(2026, 6, 1)
+
+
+def test_the_form_takes_an_empty_as_of_as_its_help_says() -> None:
+    """``{"as_of": ""}`` from the API was refused by the pattern, though empty means the run's time."""
+    from airflow.sdk.exceptions import ParamValidationError
+
+    as_of = training_params(PipelineSpec.from_dict(spec_dict()))["as_of"]
+    assert [as_of.resolve(given) for given in ("", None, "2026-06-01")] == ["", None, "2026-06-01"]
+    with pytest.raises(ParamValidationError, match="does not match"):
+        as_of.resolve("yesterday")
+
+
+def test_a_conf_key_the_dag_has_no_param_for_fails_the_run_at_once() -> None:
+    """``{"hyperparamters": ...}`` (a typo) ran with the spec's values and no word of it."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_mlops.operators.base import check_run_conf
+
+    context = task_context()
+    context["params"] = {"hyperparameters": {}, "as_of": None}
+    context["dag_run"].conf = {"hyperparamters": {"C": 2}, "as_of": None}
+    with pytest.raises(AirflowFailException, match=r"conf names hyperparamters, which this DAG has no Param for "
+                       r"\(its Params: as_of, hyperparameters\)"):  # fmt: skip
+        check_run_conf(context)
+    context["dag_run"].conf = {"hyperparameters": {"C": 2}}
+    check_run_conf(context)
+    context["dag_run"].conf = None  # a scheduled or Asset-triggered run
+    check_run_conf(context)
