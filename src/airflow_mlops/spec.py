@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from airflow_mlops.core.drift.methods import DEFAULT_DRIFT_SHARE, METHODS
-from airflow_mlops.core.importing import check_estimator_path, parse_allowed_modules
+from airflow_mlops.core.importing import NESTED_ESTIMATOR_PARAMS, check_estimator_path, parse_allowed_modules
 from airflow_mlops.core.log_tables import is_table_name
 from airflow_mlops.core.metric_catalog import METRICS, Direction, TaskKind, metrics_for, of_other_task
 from airflow_mlops.core.schedules import check_schedule
@@ -139,6 +139,18 @@ class EstimatorSpec(_Strict):
         except ImportError as err:
             raise ValueError(f"expected an estimator class under an allowed module, found {value!r} ({err})") from None
         return value
+
+    @model_validator(mode="after")
+    def _no_nested_estimator(self) -> EstimatorSpec:
+        """A scikit-learn meta-estimator needs estimator objects, which YAML cannot give (a user's factory can)."""
+        nested = ", ".join(f"params.{name}" for name in sorted(set(self.params) & NESTED_ESTIMATOR_PARAMS))
+        if nested and self.class_path.split(".", 1)[0] == "sklearn":
+            raise ValueError(
+                f"{nested}: a meta-estimator's nested estimators cannot be given in YAML (only text reaches "
+                "them); name a function that builds the whole model as estimator.class, its module listed in "
+                "[mlops] allowed_estimator_modules"
+            )
+        return self
 
 
 class MetricSpec(_Strict):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.core.importing import import_estimator, parse_allowed_modules
+from airflow_mlops.core.importing import NESTED_ESTIMATOR_PARAMS, import_estimator, parse_allowed_modules
 from airflow_mlops.core.overrides import check_overrides
 from airflow_mlops.core.validation import DATETIME_ADVICE, datetime_features, feature_columns
 from airflow_mlops.exceptions import TrainingError
@@ -165,7 +165,29 @@ def _estimator_from_spec(spec: PipelineSpec) -> Any:
         raise TrainingError(
             f"estimator.class: expected a scikit-learn estimator, {path} built a {type(estimator).__name__}"
         )
+    built = estimator.get_params(deep=False)
+    for name, value in spec.estimator.params.items():
+        if name in NESTED_ESTIMATOR_PARAMS and name in built and _names_an_estimator_in_text(built[name]):
+            raise TrainingError(
+                f"estimator.params.{name}: {path} needs an estimator object there, and a YAML spec can only give "
+                f"it {type(value).__name__} {value!r}; name a function that builds the whole model as "
+                "estimator.class instead (its module in [mlops] allowed_estimator_modules)"
+            )
     return estimator
+
+
+def _names_an_estimator_in_text(value: Any) -> bool:
+    """Whether a nested-estimator parameter holds text where an estimator object belongs."""
+    if isinstance(value, str):
+        return True
+    if isinstance(value, list | tuple):
+        return any(
+            isinstance(item, str)
+            or (isinstance(item, list | tuple) and len(item) > 1 and isinstance(item[1], str)
+                and item[1] not in ("drop", "passthrough"))
+            for item in value
+        )  # fmt: skip
+    return False
 
 
 def _check_task(estimator: Any, spec: PipelineSpec) -> None:

@@ -296,3 +296,23 @@ def test_a_trigger_cannot_point_a_pipeline_cache_at_a_folder(key: str) -> None:
     with pytest.raises(ValueError, match=rf"hyperparameters.{key}: cannot be set from a trigger: it names a folder"):
         check_overrides({key: "/tmp/cache"}, known)
     assert check_overrides({"model__C": 0.5}, known) == {"model__C": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("class_path", "params"),
+    [
+        ("sklearn.model_selection.GridSearchCV",
+         {"estimator": "sklearn.linear_model.LogisticRegression", "param_grid": {"C": [1, 2]}}),
+        ("sklearn.ensemble.VotingClassifier", {"estimators": [["lr", "sklearn.linear_model.LogisticRegression"]]}),
+    ],
+)  # fmt: skip
+def test_a_nested_estimator_written_as_text_is_refused_by_name(
+    customers_frame: pd.DataFrame, class_path: str, params: dict[str, object]
+) -> None:
+    """It passed validate and failed the train task with sklearn's '__sklearn_tags__' AttributeError, retried."""
+    (name,) = params.keys() - {"param_grid"}
+    with pytest.raises(PipelineSpecError, match=rf"estimator: params.{name}: a meta-estimator's nested estimators"):
+        PipelineSpec.from_dict(spec_dict(estimator={"class": class_path, "params": params}))
+    spec = _bypassing_parse(PipelineSpec.from_dict(spec_dict()), class_path, params)
+    with pytest.raises(TrainingError, match=rf"estimator.params.{name}: {class_path} needs an estimator object there"):
+        fit_model(spec, split_frame(customers_frame, spec))
