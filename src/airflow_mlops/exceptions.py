@@ -15,6 +15,10 @@ class DatasetExtractionError(MlopsError):
     """Data could not be extracted from its source (bad query, missing table, empty result)."""
 
 
+class EmptyExtractionError(DatasetExtractionError):
+    """The source holds no rows for the run's window: the same window gives none on a retry."""
+
+
 class DatasetValidationError(MlopsError):
     """An extracted dataset failed a validation check; nothing downstream may use it."""
 
@@ -33,6 +37,10 @@ class ModelRegistryError(MlopsError):
 
 class ModelVersionNotFoundError(ModelRegistryError):
     """The registry has no such model version: a wrong input, which no retry fixes."""
+
+
+class TrainingRunNotFoundError(ModelRegistryError):
+    """MLflow has no such run, or the run logged no model: a wrong input, which no retry fixes."""
 
 
 class ServingError(MlopsError):

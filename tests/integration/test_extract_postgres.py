@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_mlops.exceptions import DatasetExtractionError, PipelineSpecError
+from airflow_mlops.exceptions import DatasetExtractionError, EmptyExtractionError, PipelineSpecError
 from airflow_mlops.operators.dataset import ExtractDatasetOperator
 from airflow_mlops.spec import PipelineSpec
 from tests.support.context import task_context
@@ -217,7 +218,7 @@ def test_sql_in_a_parameter_value_is_only_a_value(customers_table: str, pg_conn:
     query = f"SELECT * FROM {customers_table} WHERE region = %(region)s"
     evil = f"eu'; DROP TABLE {customers_table}; --"
 
-    with pytest.raises(DatasetExtractionError, match=r"returned no rows \(as of 2026-01-01T12:00:00\+00:00\)"):
+    with pytest.raises(AirflowFailException, match=r"returned no rows \(as of 2026-01-01T12:00:00\+00:00\)"):
         extract(postgres_source(query=query, parameters={"region": evil}))
 
     with pg_conn.cursor() as cur:
@@ -251,9 +252,10 @@ def test_missing_table_names_the_relation(storage: Path, pg_conn: Any) -> None:
 
 
 def test_empty_result_says_no_rows_as_of(customers_table: str, storage: Path) -> None:
-    """An ``as_of`` before every row fails with 'no rows' and the as-of time; no file is left."""
-    with pytest.raises(DatasetExtractionError) as info:
+    """An ``as_of`` before every row fails at once (no retry) with 'no rows' and the as-of time; no file is left."""
+    with pytest.raises(AirflowFailException) as info:
         extract(postgres_source(table=customers_table), as_of="2025-06-01T00:00:00+00:00")
+    assert isinstance(info.value.__cause__, EmptyExtractionError)
     assert str(info.value) == (
         f"postgres://postgres_default table {customers_table}: "
         "the extraction returned no rows (as of 2025-06-01T00:00:00+00:00)"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_mlops.exceptions import DatasetExtractionError
+from airflow_mlops.exceptions import DatasetExtractionError, EmptyExtractionError
 from airflow_mlops.refs import DatasetRef
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ def write_snapshot(
     digest, columns, watermark = streamed.digest, streamed.columns, streamed.watermark
     if digest.rows == 0:
         incoming.unlink(missing_ok=True)
-        raise DatasetExtractionError(f"{source}: the extraction returned no rows" + _as_of_note(as_of))
+        raise EmptyExtractionError(f"{source}: the extraction returned no rows" + _as_of_note(as_of))
     hexdigest = digest.hexdigest(columns)
     final = root / f"{hexdigest}.parquet"
     if final.exists():

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import ObjectStoragePath
 
 from airflow_mlops.assets import dataset_asset
+from airflow_mlops.exceptions import DatasetValidationError, EmptyExtractionError
 from airflow_mlops.hooks.source import open_source
-from airflow_mlops.operators.base import MlopsOperator, check_run_conf, resolve_as_of, spec_name
+from airflow_mlops.operators.base import MlopsOperator, check_run_conf, fail_at_once, resolve_as_of, spec_name
 from airflow_mlops.refs import DatasetRef
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ class ExtractDatasetOperator(MlopsOperator):
         source = self.spec.source
         as_of = resolve_as_of(self.as_of, context) if source.timestamp_column else None
         window = f", the {source.lookback_hours:g} h up to as_of" if source.lookback_hours else ""
-        with open_source(source, postgres_conn_id=self.postgres_conn_id) as reader:
+        with fail_at_once(EmptyExtractionError), open_source(source, postgres_conn_id=self.postgres_conn_id) as reader:
             ref = write_snapshot(
                 reader.chunks(as_of),
                 self.storage_root() / "datasets",
@@ -85,6 +86,7 @@ class ValidateDatasetOperator(MlopsOperator):
 
         ref = DatasetRef.from_xcom(self.dataset)
         frame = read_snapshot(ObjectStoragePath(ref.uri))
-        report = require_valid(frame, self.spec, where=f"{self.spec.name} snapshot {ref.digest[:12]}")
+        with fail_at_once(DatasetValidationError):  # the same snapshot fails the same checks
+            report = require_valid(frame, self.spec, where=f"{self.spec.name} snapshot {ref.digest[:12]}")
         self.log.info("Dataset %s passed %d checks on %d rows", ref.digest[:12], len(report.checks), report.rows)
         return {"digest": ref.digest, "rows": report.rows, "checks": report.checks}

@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.assets import model_asset
 from airflow_mlops.core import tags
+from airflow_mlops.exceptions import TrainingRunNotFoundError
 from airflow_mlops.links.mlflow import MlflowModelVersionLink
-from airflow_mlops.operators.base import MlopsOperator, airflow_identity, check_run_conf, spec_name
+from airflow_mlops.operators.base import MlopsOperator, airflow_identity, check_run_conf, fail_at_once, spec_name
 from airflow_mlops.refs import ModelRef
 
 if TYPE_CHECKING:
@@ -46,7 +47,8 @@ class RegisterModelOperator(MlopsOperator):
             raise ValueError("model.run_id: expected the MLflow run id of a trained model, found nothing")
         with self.hook.activate() as client:
             if not ref.model_uri:
-                ref = _complete_from_run(client, ref)
+                with fail_at_once(TrainingRunNotFoundError):  # a release of a run id that names no model
+                    ref = _complete_from_run(client, ref)
             run_tags = {
                 **airflow_identity(context),
                 tags.PIPELINE: self.spec.name,
@@ -75,10 +77,12 @@ def _complete_from_run(client: Any, ref: ModelRef) -> ModelRef:
     try:
         run = client.get_run(ref.run_id)
     except MlflowException as err:
-        raise ModelRegistryError(f"run_id: no MLflow run {ref.run_id!r}: {err.message}") from err
+        missing = err.error_code == "RESOURCE_DOES_NOT_EXIST"  # else MLflow may be away: a retry can help
+        error = TrainingRunNotFoundError if missing else ModelRegistryError
+        raise error(f"run_id: no MLflow run {ref.run_id!r}: {err.message}") from err
     uri = run.data.tags.get(tags.MODEL_URI)
     if not uri:
-        raise ModelRegistryError(f"run_id: run {ref.run_id!r} has no model logged by TrainModelOperator")
+        raise TrainingRunNotFoundError(f"run_id: run {ref.run_id!r} has no model logged by TrainModelOperator")
     return ModelRef.from_xcom(
         {
             **ref.as_xcom(),
