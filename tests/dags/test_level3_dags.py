@@ -40,6 +40,16 @@ def test_ab_dag_promotes_only_through_the_branch() -> None:
     assert ab.timetable.expression in ("@hourly", "0 * * * *")
 
 
+def test_a_manual_promotion_rolls_the_new_champion_out_with_the_split_reset() -> None:
+    """At Level 2 ``promote`` only moves the alias; from Level 3 the servers load it and the A/B split goes to 0."""
+    assert [t.task_id for t in {d.dag_id: d for d in build_level_2(_spec(2))}["churn_promote"].tasks] == ["promote"]
+    promote = {d.dag_id: d for d in build_level_3(_spec(3))}["churn_promote"]
+    deploy = promote.get_task("deploy")
+    assert deploy.upstream_task_ids == {"promote"}
+    assert (deploy.arm, deploy.version, deploy.smoke_features) == ("champion", "{{ params.version }}", None)
+    assert "share of traffic back at 0" in (promote.doc_md or "")
+
+
 def test_every_task_retries_as_the_spec_says() -> None:
     """Deploy tasks are no MlopsOperator, yet they take the spec's retries and retry delay too."""
     spec = PipelineSpec.from_dict(spec_dict(level=3, schedule="0 5 * * *", retries=4, retry_delay_seconds=45))

@@ -46,6 +46,30 @@ def _promote_and_deploy(spec: PipelineSpec, source: str, promote_id: str, verdic
     promote >> deploy
 
 
+def _deploy_manual_promotions(spec: PipelineSpec, promote_dag: DAG) -> None:
+    """A person's promotion (``<name>_promote``) also rolls the new champion out, with the A/B split reset to 0.
+
+    Without it the servers kept the old split, and an A/B test of the promoted version went on
+    against itself until the next reload.
+    """
+    with promote_dag:
+        deploy = DeployModelOperator(
+            task_id="deploy",
+            arm=tags.CHAMPION,
+            version="{{ params.version }}",
+            smoke_features=None,
+            serving_conn_id=spec.serving.conn_id,
+            ready_timeout=spec.serving.ready_timeout,
+            model=_served_model(spec),
+            registered_model=spec.registered_model_name,
+        )
+        promote_dag.get_task("promote") >> deploy
+    promote_dag.doc_md = (
+        f"{promote_dag.doc_md} Then `deploy` makes every model server load it as champion, with the "
+        "challenger's share of traffic back at 0."
+    )
+
+
 def _served_model(spec: PipelineSpec) -> str | None:
     """The model's name on a server of several models (``serving.shared_server``), else None."""
     return spec.registered_model_name if spec.serving.shared_server else None
@@ -114,6 +138,7 @@ def level_3_parts(
         _promote_and_deploy(spec, "challenge", "promote_first", gate.output)
         gate >> route >> [rejection, rollout, train.get_task("promote_first")]
 
+    _deploy_manual_promotions(spec, next(d for d in others if d.dag_id == dag_id(spec, "promote")))
     ab_doc = (
         f"Level {spec.level}: judges the live A/B test on the logged predictions and their labels: promotes "
         "the challenger (ledger, alias, split reset), keeps testing, or rolls it back."

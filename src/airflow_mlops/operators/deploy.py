@@ -27,7 +27,7 @@ class DeployModelOperator(BaseOperator):
 
     :param arm: ``challenger`` (A/B rollout) or ``champion`` (a new champion, share reset to 0).
     :param version: the version the arm must serve. (templated)
-    :param smoke_features: one feature row for the smoke request. (templated)
+    :param smoke_features: one feature row for the smoke request; empty: no smoke request. (templated)
     :param challenger_share: traffic share for the challenger after a successful rollout.
     :param serving_conn_id: connection of type ``mlops_serving``.
     :param ready_timeout: seconds to wait for every instance.
@@ -132,7 +132,9 @@ class DeployModelOperator(BaseOperator):
 
     def _finish(self) -> dict[str, Any]:
         expected = self._expected()
-        for url in self.hook.get_conn():
+        if not self.smoke_features:  # a person's promotion of a version its training run smoke-tested
+            self.log.info("No smoke request: no feature row was given")
+        for url in self.hook.get_conn() if self.smoke_features else []:
             answer = self._guarded(
                 lambda url=url: self.hook.predict(url, dict(self.smoke_features), key="smoke-test", arm=self.arm)
             )

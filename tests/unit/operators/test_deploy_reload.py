@@ -29,6 +29,7 @@ class SlowLoader(ThreadingHTTPServer):
         self.share: float | None = None
         self.model = "churn"
         self.reloads = 0
+        self.predictions = 0
         self.ready_status = 200  # 503: no champion loaded yet, as a real server answers before a first release
         self.ready_body: dict[str, Any] | None = None
         self.ready_page: bytes | None = None
@@ -73,6 +74,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.share = body["challenger_share"]
             self._answer({"challenger_share": self.server.share})
         else:  # /predict, forced to the challenger arm by the smoke request
+            self.server.predictions += 1
             self._answer({"version": self.server.versions.get("challenger"), "prediction": 1})
 
     def log_message(self, *args: Any) -> None:
@@ -226,3 +228,13 @@ def test_a_reload_through_a_dns_name_reaches_the_replica(
     import asyncio
 
     assert asyncio.run(hook.ainstance_versions()) == {slow_server.url: {"champion": "1", "challenger": "2"}}
+
+
+@pytest.mark.parametrize("slow_server", [(0.0, None)], indirect=True)
+def test_a_manual_promotion_rolls_out_the_champion_without_a_smoke_row(slow_server: SlowLoader) -> None:
+    """``<name>_promote`` at Level 3+ has no feature row: the servers reload, the split goes to 0, no smoke request."""
+    slow_server.share = 0.2  # an A/B test was running
+    deploy = DeployModelOperator(task_id="deploy", arm="champion", version="1", smoke_features=None,
+                                 ready_timeout=5, deferrable=False, registered_model="churn")  # fmt: skip
+    assert deploy.execute(task_context())["deployed"] == {"champion": "1"}
+    assert (slow_server.reloads, slow_server.predictions, slow_server.share) == (1, 0, 0.0)
