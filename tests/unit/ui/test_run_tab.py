@@ -100,17 +100,22 @@ def test_a_run_the_metadata_database_cannot_answer_for_is_a_notice(monkeypatch: 
     ]
 
 
-def test_a_level_1_training_run_says_registration_starts_at_level_2(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_level_1_training_run_says_how_it_is_released(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It said "registration starts at Level 2" and "the version waits as challenger": Level 1 has neither."""
     pipeline = sources(1)
     monkeypatch.setattr(run_history, "dag_run", lambda d, r: _record(d, {"train": "success"}))
     monkeypatch.setattr(run_history, "task_xcoms", lambda d, r, keys: {})
-    training = {"run": None, "version": None, "gate": None}
+    run = {"run_id": "2a3687" + "0" * 26, "link": "", "digest": "d", "snapshot": "", "source": "", "metrics": {}}
     monkeypatch.setattr(run_tab.views, "ledger_history", lambda s: [])
-    monkeypatch.setattr(run_tab.views, "training_run_tab", lambda s, d, r, history: dict(training))
-    data = run_tab.run_tab(pipeline, "train", pipeline.train_dag, "r1")
-    page = render(pipeline, pipeline.train_dag, "r1", data)
-    assert "No version registered by this run (registration starts at Level 2)." in page
-    assert "No gate below Level 3" in page
+    for trained in (run, None):
+        training = {"run": trained, "version": None, "gate": None}
+        monkeypatch.setattr(run_tab.views, "training_run_tab", lambda s, d, r, history, t=training: dict(t))
+        page = render(pipeline, pipeline.train_dag, "r1", run_tab.run_tab(pipeline, "train", pipeline.train_dag, "r1"))
+        assert f"No gate at Level 1: a person releases a run with <code>{pipeline.release_dag}</code>." in page
+        for wrong in ("registration starts at Level 2", "waits as <code>challenger</code>", "No gate below Level 3"):
+            assert wrong not in page
+        released = f"model as <code>champion</code> (its form takes the run id <code>{run['run_id']}</code>)"
+        assert (released in page) is (trained is not None)
 
 
 def test_a_failed_training_run_shows_the_snapshot_its_extract_made(monkeypatch: pytest.MonkeyPatch) -> None:
