@@ -67,7 +67,7 @@ class PostgresSource(_Strict):
     table: TableName | None = None
     query: Annotated[str, AfterValidator(check_query)] | None = None
     parameters: Finite = Field(default_factory=dict)
-    timestamp_column: str | None = None
+    timestamp_column: NonEmpty | None = None
     lookback_hours: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
     chunk_size: Annotated[int, Field(ge=1, le=1_000_000)] = 50_000
 
@@ -91,7 +91,7 @@ class FileSource(_Strict):
     kind: Literal["files"]
     uri: PathText
     format: Literal["csv", "parquet"] | None = None
-    timestamp_column: str | None = None
+    timestamp_column: NonEmpty | None = None
     lookback_hours: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
     chunk_size: Annotated[int, Field(ge=1, le=1_000_000)] = 50_000
 
@@ -249,7 +249,7 @@ class PromotionPolicy(_Strict):
     min_improvement: Annotated[float, Field(ge=0.0)] = 0.0
     relative: bool = False
     guards: dict[str, Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict)
-    segment_column: str | None = None
+    segment_column: NonEmpty | None = None
     segment_tolerance: Annotated[float, Field(ge=0.0)] = 0.02
     confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
     bootstrap_samples: Annotated[int, Field(ge=100, le=100_000)] = 1000
@@ -293,7 +293,7 @@ class ScoringSpec(_Strict):
     conn_id: ConnId = "postgres_default"
     schedule: Schedule = None
     chunk_rows: Annotated[int, Field(ge=1, le=1_000_000)] = 50_000
-    key_column: str | None = None
+    key_column: NonEmpty | None = None
     max_bad_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
 
     @model_validator(mode="after")

@@ -93,6 +93,39 @@ def check_features(features: list[str] | None, reserved: Iterable[str | None]) -
         raise ValueError(f"features: expected each column once, found {twice} more than once")
 
 
+def same_table(a: str | None, b: str | None) -> bool:
+    """Whether two table names name one Postgres table.
+
+    Unquoted names fold to lower case, and an unqualified one is found in ``public`` (the default search path).
+    """
+    if not a or not b:
+        return False
+
+    def qualified(name: str) -> str:
+        name = name.lower()
+        return name if "." in name else f"public.{name}"
+
+    return qualified(a) == qualified(b)
+
+
+def _scoring_clashes(spec: Any) -> list[tuple[bool, str]]:
+    """Batch predictions written over the data they score, or into the serving log or feedback tables."""
+    scoring = spec.scoring
+    if scoring is None or not scoring.table:
+        return []
+    source = scoring.source or spec.source
+    others = [
+        ("the scored source table", getattr(source, "table", None)),
+        ("serving.log_table", spec.serving.log_table),
+        ("serving.feedback_table", spec.serving.feedback_table),
+    ]
+    return [
+        (same_table(scoring.table, table), f"scoring.table: expected a table other than {what} ({table!r}), "
+                                           f"found {scoring.table!r}")
+        for what, table in others
+    ]  # fmt: skip
+
+
 def check_agreement(spec: Any, *, natural_direction: str) -> None:
     """``ValueError`` naming the first settings of a ``PipelineSpec`` that contradict each other.
 
@@ -118,9 +151,11 @@ def check_agreement(spec: Any, *, natural_direction: str) -> None:
             f"found {metric.direction!r}",
         ),
         (
-            serving.log_table == serving.feedback_table,
-            f"serving.feedback_table: expected a table other than serving.log_table, found {serving.log_table!r}",
+            same_table(serving.log_table, serving.feedback_table),
+            f"serving.feedback_table: expected a table other than serving.log_table ({serving.log_table!r}), "
+            f"found {serving.feedback_table!r}",
         ),
+        *_scoring_clashes(spec),
     ]
     for contradicts, message in contradictions:
         if contradicts:

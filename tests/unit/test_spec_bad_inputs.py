@@ -89,8 +89,32 @@ def test_tags_other_than_plain_values_are_refused(tmp_path: Path, value: str, ta
         ),
         (
             {"serving": {"log_table": "t", "feedback_table": "t"}},
-            "serving.feedback_table: expected a table other than serving.log_table, found 't'",
+            "serving.feedback_table: expected a table other than serving.log_table ('t'), found 't'",
         ),
+        # unquoted names fold to lower case, and an unqualified one is public's: one table each time
+        ({"serving": {"log_table": "public.T", "feedback_table": "public.t"}}, "found 'public.t'"),
+        (
+            {"serving": {"log_table": "mlops_feedback", "feedback_table": "public.mlops_feedback"}},
+            "serving.feedback_table: expected a table other than serving.log_table ('mlops_feedback')",
+        ),
+        (
+            {
+                "level": 2,
+                "scoring": {"table": "public.Customers"},
+                "source": {"kind": "postgres", "table": "customers"},
+            },
+            "scoring.table: expected a table other than the scored source table ('customers'), found 'public.Custo"
+        ),
+        (
+            {"level": 2, "scoring": {"table": "mlops_prediction_log"}},
+            "scoring.table: expected a table other than serving.log_table ('mlops_prediction_log')",
+        ),
+        (
+            {"source": {"kind": "postgres", "table": "t", "timestamp_column": ""}},
+            "source.timestamp_column: expected at least 1 character",
+        ),
+        ({"promotion": {"segment_column": ""}}, "promotion.segment_column: expected at least 1 character"),
+        ({"level": 2, "scoring": {"uri": "/tmp/out", "key_column": ""}}, "scoring.key_column: expected at least 1"),
         (
             {"metric": {"name": "roc_auc", "direction": "minimize"}},
             "metric.direction: expected 'maximize' for roc_auc (or no direction), found 'minimize'",
