@@ -103,7 +103,7 @@ def test_tags_other_than_plain_values_are_refused(tmp_path: Path, value: str, ta
                 "scoring": {"table": "public.Customers"},
                 "source": {"kind": "postgres", "table": "customers"},
             },
-            "scoring.table: expected a table other than the scored source table ('customers'), found 'public.Custo"
+            "scoring.table: expected a table other than the scored source table ('customers'), found 'public.Custo",
         ),
         (
             {"level": 2, "scoring": {"table": "mlops_prediction_log"}},
