@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.core.run_trigger import describe_events, monitor_events
 from airflow_mlops.operators.base import sentences
 from demo.closed_loop import ClosedLoop, closed_loop_spec
 from demo.cluster import tool
@@ -51,8 +52,10 @@ def story(loop: ClosedLoop, world: World) -> dict[str, Any]:
         loop.note("monitoring.retrain_on_drift is 'always' here: drift retrains even while quality reads healthy")
 
     retrain = loop.next_triggered("train", seen)
-    loop.note(f"the scheduler started {loop.dag('train')} {retrain} on the monitor's Asset event")
     run = loop.wait("train", retrain)
+    guard = loop.result("train", retrain, "retrain_guard") or {}
+    events = describe_events(monitor_events(guard.get("trigger") or {}))
+    loop.note(f"the scheduler started {loop.dag('train')} {retrain} on the monitor's Asset event: {events}")
     gate = loop.result("train", retrain, "challenge") or {}
     loop.note(
         f"{retrain}: v{gate.get('challenger_version')} trained; offline gate: {gate.get('decision')} "
