@@ -63,7 +63,7 @@ def test_a_share_below_the_bound_and_steady_predictions_are_no_drift() -> None:
     assert verdict["dataset_drift"] is False
     assert verdict["drifted_columns"] == ["a"]
     assert verdict["prediction_drift"] is False
-    assert verdict["reasons"] == []
+    assert verdict["reasons"] == ["1 of 3 features drifted (share 0.33 < 0.5): ['a']"]  # a clean window says why
 
 
 def test_drifted_predictions_alone_publish_when_the_spec_says_so() -> None:
@@ -76,7 +76,10 @@ def test_drifted_predictions_alone_publish_when_the_spec_says_so() -> None:
     assert verdict["prediction"] == {
         "method": "ks", "score": 0.001, "threshold": 0.05, "n_current": 400, "n_reference": 500,
     }  # fmt: skip
-    assert verdict["reasons"] == ["predictions drifted (K-S p_value 0.001, threshold 0.05)"]
+    assert verdict["reasons"] == [
+        "0 of 2 features drifted (share 0.00 < 0.5)",
+        "predictions drifted (K-S p_value 0.001, threshold 0.05)",
+    ]
 
 
 def test_drifted_predictions_are_reported_but_not_published_when_publish_is_false() -> None:
@@ -85,6 +88,7 @@ def test_drifted_predictions_are_reported_but_not_published_when_publish_is_fals
     assert verdict["decision"] == "no_drift"
     assert verdict["prediction_drift"] is True
     assert verdict["reasons"] == [
+        "0 of 2 features drifted (share 0.00 < 0.5)",
         "predictions drifted (K-S p_value 0.001, threshold 0.05); "
         "not published (monitoring.drift.prediction.publish is false)"
     ]

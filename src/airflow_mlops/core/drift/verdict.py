@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 def drift_reasons(result: DriftResult, prediction: ColumnDrift | None, publish_prediction: bool) -> list[str]:
-    """One sentence per drift found: the features (with share and bound), then the predictions."""
+    """One sentence per finding: untested features, the features' share against its bound, then the predictions."""
     reasons = []
     if result.skipped:
         untested = "; ".join(f"{name}: {why}" for name, why in result.skipped.items())
@@ -29,6 +29,12 @@ def drift_reasons(result: DriftResult, prediction: ColumnDrift | None, publish_p
         reasons.append(
             f"{result.n_drifted} of {len(result.columns)} features drifted (share {result.share:.2f} >= "
             f"{result.drift_share}): {result.drifted_columns}"
+        )
+    elif result.columns:  # a clean window says why too: its share against the bound
+        drifted = f": {result.drifted_columns}" if result.drifted_columns else ""
+        reasons.append(
+            f"{result.n_drifted} of {len(result.columns)} features drifted (share {result.share:.2f} < "
+            f"{result.drift_share}){drifted}"
         )
     if prediction is not None and prediction.drifted:
         reasons.append(
