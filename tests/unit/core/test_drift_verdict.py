@@ -90,7 +90,7 @@ def test_drifted_predictions_are_reported_but_not_published_when_publish_is_fals
     assert verdict["reasons"] == [
         "0 of 2 features drifted (share 0.00 < 0.5)",
         "predictions drifted (K-S p_value 0.001, threshold 0.05); "
-        "not published (monitoring.drift.prediction.publish is false)"
+        "not published (monitoring.drift.prediction.publish is false)",
     ]
 
 
