@@ -84,8 +84,8 @@ def monitor(loop: ClosedLoop, run_id: str) -> dict[str, Any]:
     quality = loop.result("monitor", run_id, "model_quality") or {"decision": run["tasks"].get("model_quality")}
     accuracy = quality.get("live_accuracy")
     loop.note(
-        f"{loop.dag('monitor')} {run_id}: drift {drift.get('decision')} (share {drift.get('share', 0):.2f}, "
-        f"columns {drift.get('drifted_columns', [])}); quality {quality.get('decision')}"
+        f"{loop.dag('monitor')} {run_id}: drift check {drift.get('decision')} (share {drift.get('share', 0):.2f}, "
+        f"columns {drift.get('drifted_columns', [])}); quality check {quality.get('decision')}"
         + (
             f" (live accuracy {accuracy:.3f} vs validation {quality.get('validation_accuracy', 0):.3f})"
             if accuracy

@@ -30,7 +30,7 @@ def test_an_overview_links_each_pipeline_with_its_levels_champion_and_verdicts()
     assert 'id="pipeline-churn_files"' in page  # where the second link leads
     rows = overview.split("<tr>")[2:]
     assert "v2" in rows[0]
-    assert '<span class="muted">drift</span> <span class="verdict v-drift">drift</span>' in rows[0]
+    assert '<span class="muted">drift check</span> <span class="verdict v-drift">drift</span>' in rows[0]
     assert '<span class="badge warn">Level 0</span>' in rows[1]  # configured 2, achieved 0
     assert "none" in rows[1]
     assert "monitoring starts at Level 4" in rows[1]
