@@ -70,6 +70,8 @@ def _validate(paths: list[str]) -> int:
         print(f"{path}: expected a *.yaml or *.yml file, found {found}: the DAG parse reads no other")
     for line in checked.error_lines():
         print(line)
+    for line in checked.note_lines():  # valid, but a section its level ignores: said, not failed
+        print(line)
     invalid = len(checked.errors) + len(unread)
     print(f"validate: {len(checked.specs)} valid, {invalid} invalid spec file(s)")
     return 1 if invalid else 0

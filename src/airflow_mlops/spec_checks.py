@@ -173,3 +173,16 @@ def _check_drift_columns(spec: Any) -> None:
         expected = "feature columns (not the target or the timestamp column)"
     if unknown:
         raise ValueError(f"monitoring.drift.columns: expected {expected}, found {unknown} (not a feature)")
+
+
+# The sections a level's DAGs read, from the level they start at.
+SECTION_LEVELS = {"watch": 2, "promotion": 3, "serving": 3, "monitoring": 4}
+
+
+def unused_sections(spec: Any) -> list[str]:
+    """A note per section the spec sets that no DAG of its level reads (kept, and used once the level rises)."""
+    return [
+        f"{section}: has no effect at level {spec.level} (it is read from level {level} on)"
+        for section, level in SECTION_LEVELS.items()
+        if section in spec.model_fields_set and spec.level < level
+    ]

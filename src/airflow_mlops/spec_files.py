@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from airflow_mlops.exceptions import PipelineSpecError
 from airflow_mlops.spec import PipelineSpec
+from airflow_mlops.spec_checks import unused_sections
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -24,6 +25,12 @@ class SpecFiles:
     specs: list[PipelineSpec] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     origins: dict[str, str] = field(default_factory=dict)
+
+    def note_lines(self) -> list[str]:
+        """One ``file: note: ...`` line per section a valid spec sets but its level does not read."""
+        return [
+            f"{self.origins[spec.name]}: note: {note}" for spec in self.specs for note in unused_sections(spec)
+        ]
 
     def error_lines(self) -> list[str]:
         """One ``file: field: expected ..., found ...`` line per error, in file order."""
