@@ -28,9 +28,7 @@ class SpecFiles:
 
     def note_lines(self) -> list[str]:
         """One ``file: note: ...`` line per section a valid spec sets but its level does not read."""
-        return [
-            f"{self.origins[spec.name]}: note: {note}" for spec in self.specs for note in unused_sections(spec)
-        ]
+        return [f"{self.origins[spec.name]}: note: {note}" for spec in self.specs for note in unused_sections(spec)]
 
     def error_lines(self) -> list[str]:
         """One ``file: field: expected ..., found ...`` line per error, in file order."""
