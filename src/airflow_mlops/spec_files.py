@@ -82,6 +82,15 @@ def check_spec_files(paths: Iterable[str | Path]) -> SpecFiles:
 def _clash(spec: PipelineSpec, names: dict[str, str], models: dict[str, str]) -> str | None:
     if spec.name in names:
         return f"name: {spec.name!r} is already used by {names[spec.name]}"
+    same_name = next((path for name, path in names.items() if name.lower() == spec.name.lower()), None)
+    if same_name:  # DAG ids differ, but files, tags and case-insensitive stores would not tell them apart
+        return f"name: {spec.name!r} differs only in case from a pipeline of {same_name}"
+    model = next((m for m in models if m.lower() == spec.registered_model_name.lower()), None)
+    if model is not None and model != spec.registered_model_name:
+        return (
+            f"mlflow.registered_model: {spec.registered_model_name!r} differs only in case from the registered "
+            f"model {model!r} of {models[model]} (a case-insensitive registry would hold one model)"
+        )
     if spec.registered_model_name in models:
         return (
             f"mlflow.registered_model: {spec.registered_model_name!r} is already the registered model of "

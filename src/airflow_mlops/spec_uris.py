@@ -13,7 +13,7 @@ class SpecUriError(ValueError):
 
 
 def resolve_relative_uris(data: Any, folder: Path) -> Any:
-    """Make local relative ``source.uri``, ``scoring.source.uri`` and ``scoring.uri`` absolute against ``folder``.
+    """Make local relative paths absolute against ``folder``: the source, scoring and ``storage`` URIs.
 
     :raises SpecUriError: such a URI cannot be made a path.
     """
@@ -26,6 +26,8 @@ def resolve_relative_uris(data: Any, folder: Path) -> Any:
         if isinstance(scoring.get("uri"), str):
             scoring["uri"] = _absolute(scoring["uri"], folder, "scoring.uri")
         data["scoring"] = {k: v for k, v in scoring.items() if k != "source" or v is not None}
+    if isinstance(data.get("storage"), str) and data["storage"]:  # each process would resolve it from its own cwd
+        data["storage"] = _absolute(data["storage"], folder, "storage")
     return {k: v for k, v in data.items() if k != "source" or v is not None}
 
 
@@ -40,6 +42,8 @@ def _absolute(uri: str, folder: Path, where: str) -> str:
         raise SpecUriError(f"{where}: expected a path or URI, found a NUL character in {uri!r}")
     if "://" in uri or uri.startswith("/"):
         return uri
+    if uri.startswith("~"):
+        raise SpecUriError(f"{where}: expected a path or URI; '~' is not expanded (write the full path), found {uri!r}")
     try:
         return f"file://{(folder / uri).resolve()}"
     except (OSError, RuntimeError) as err:  # a symlink loop, a path too long

@@ -44,7 +44,8 @@ def read_spec_yaml(path: Path) -> Any:
             raise SpecFileError(f"expected a regular file, found {_file_kind(info.st_mode)}")
         if info.st_size > MAX_FILE_BYTES:
             raise SpecFileError(
-                f"expected a spec file of at most {MAX_FILE_BYTES >> 20} MiB, found {info.st_size / (1 << 20):.1f} MiB"
+                f"expected a spec file of at most {MAX_FILE_BYTES >> 20} MiB ({MAX_FILE_BYTES} bytes), "
+                f"found {info.st_size} bytes"
             )
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
