@@ -171,6 +171,11 @@ class Scorecard:
         }
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 param``, ``3 params``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 Found = tuple[str, str] | None  # (evidence, link) when the practice is met
 
 
@@ -205,7 +210,10 @@ def tracked_runs(obs: Observations) -> Found:
     if not full:
         return None
     run = full[0]
-    text = f"run {run.run_id[:12]}: {run.params} params, {run.metrics} metrics, {run.dataset_inputs} dataset input(s)"
+    text = (
+        f"run {run.run_id[:12]}: {_count(run.params, 'param')}, {_count(run.metrics, 'metric')}, "
+        f"{_count(run.dataset_inputs, 'dataset input')}"
+    )
     return text, run.link
 
 
