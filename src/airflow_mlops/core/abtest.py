@@ -257,7 +257,7 @@ def judge_ab(
     evidence: dict[str, Any] = {
         "test": ab.test,
         "confidence": confidence,
-        "alpha": alpha,
+        "alpha": round(alpha, 12),  # 1 - 0.95 is 0.050000000000000044 in binary
         "min_improvement": min_improvement,
         "min_samples_per_arm": ab.min_samples_per_arm,
         "challenger_share": ab.challenger_share,

@@ -132,8 +132,9 @@ class TrainModelOperator(MlopsOperator):
             push_training_totals(mlflow.MlflowClient(), experiment_id, self.spec.name, self.spec.registered_model_name)
         self.mlflow_run_url = self.hook.run_url(experiment_id, run_id)
         self.log.info(
-            "Trained %s on %d rows: %s; MLflow run %s", self.spec.name, len(split.x_train), train_metrics, run_id
-        )
+            "Trained %s on %d rows (%s); MLflow run %s", self.spec.name, len(split.x_train),
+            ", ".join(f"{name} {value:.4g}" for name, value in sorted(train_metrics.items())) or "no metric", run_id,
+        )  # fmt: skip
         return ModelRef(
             name=self.spec.registered_model_name,
             run_id=run_id,
