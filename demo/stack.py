@@ -351,6 +351,8 @@ class Stack:
                 state = "running (not started here)" if answers("127.0.0.1", self.ports.postgres) else state
             lines.append(f"  {name:<14} {state:<26} {svc.url if svc else ''}".rstrip())
         api = recorded.get("api-server")
+        if not any(svc.alive() for svc in recorded.values()):  # nothing runs: no URL to open, nothing to stop
+            return "\n".join([*lines, "", f"  Nothing of this stack runs; start it with {self.command('up')}"])
         lines += [
             "",
             f"  Airflow UI     {api.url if api else self.url(self.ports.api)}"

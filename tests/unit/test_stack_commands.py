@@ -21,3 +21,11 @@ def test_a_serving_token_that_starts_with_a_dash_reaches_the_server(tmp_path: Pa
     parser = argparse.ArgumentParser(exit_on_error=False)
     add_arguments(parser)
     assert parser.parse_args(command[2:]).admin_token == "-Xy_dash"
+
+
+def test_status_of_a_stopped_stack_offers_no_url_or_login(tmp_path: Path) -> None:
+    """It printed "Airflow UI http://127.0.0.1:8080 login: admin / ..." and "Stop make down" with nothing running."""
+    report = Stack(home=tmp_path).report()
+    assert "Nothing of this stack runs; start it with" in report
+    assert "login:" not in report
+    assert "Stop" not in report
