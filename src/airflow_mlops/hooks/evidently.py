@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import threading
+import uuid
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -22,6 +23,22 @@ if TYPE_CHECKING:
     from evidently.ui.workspace import Project, WorkspaceBase
 
 _PROJECT_LOCK = threading.Lock()
+# The panels a pipeline's project starts with: (tab, title, metric, value label), by task. Evidently
+# opens a project on its dashboard, which is empty until panels are added.
+DASHBOARD_PANELS: dict[str, list[tuple[str, str, str, str | None]]] = {
+    "drift": [
+        ("Drift", "Share of drifted features (monitor runs)", "DriftedColumnsCount", "share"),
+        ("Drift", "Drifted features (monitor runs)", "DriftedColumnsCount", "count"),
+    ],
+    "classification": [
+        ("Quality", "Live accuracy (labelled answers)", "Accuracy", None),
+        ("Quality", "Live F1 (labelled answers)", "F1Score", None),
+    ],
+    "regression": [
+        ("Quality", "Live mean absolute error (labelled answers)", "MAE", "mean"),
+        ("Quality", "Live RMSE (labelled answers)", "RMSE", None),
+    ],
+}
 
 
 def default_workspace_path() -> str:
@@ -159,11 +176,45 @@ class EvidentlyHook(BaseHook):
                 finally:
                     fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def add_snapshot(self, project: str, snapshot: Snapshot, *, name: str | None = None) -> SnapshotInfo:
-        """Add ``snapshot`` (a Report run) to the project ``project``, creating the project if needed."""
+    def add_snapshot(
+        self, project: str, snapshot: Snapshot, *, name: str | None = None, task: str | None = None
+    ) -> SnapshotInfo:
+        """Add ``snapshot`` (a Report run) to the project ``project``, creating the project if needed.
+
+        With ``task`` (``classification`` or ``regression``), a project whose dashboard has no panel
+        gets the drift and quality panels of :data:`DASHBOARD_PANELS`; one a person arranged is left alone.
+        """
         target = self.project(project, description=f"airflow-provider-mlops pipeline {project}")
+        if task is not None:
+            self._default_dashboard(target, task)
         ref = self.workspace.add_run(target.id, snapshot, name=name)
         return SnapshotInfo(str(ref.id), str(target.id), project, str(ref.url))
+
+    def _default_dashboard(self, project: Project, task: str) -> None:
+        """Give an empty dashboard the panels of :data:`DASHBOARD_PANELS` (a failure only costs the panels).
+
+        The model is saved whole: Evidently 0.7.23's ``add_panel`` lists a panel twice in a tab that exists.
+        """
+        from evidently.sdk.models import DashboardModel, DashboardTabModel, PanelMetric
+        from evidently.sdk.panels import line_plot_panel
+
+        try:
+            with self._creation_lock():
+                if project.dashboard.model().panels:
+                    return
+                tabs: dict[str, DashboardTabModel] = {}
+                panels = []
+                for tab, title, metric, value in [*DASHBOARD_PANELS["drift"], *DASHBOARD_PANELS.get(task, [])]:
+                    labels = {"value_type": value} if value else {}
+                    legend = title.split(" (")[0]
+                    panel = line_plot_panel(title, [PanelMetric(legend=legend, metric=metric, metric_labels=labels)])
+                    panels.append(panel)
+                    tabs.setdefault(tab, DashboardTabModel(id=uuid.uuid4(), title=tab, panels=[])).panels.append(
+                        panel.id
+                    )
+                self.workspace.save_dashboard(project.id, DashboardModel(tabs=list(tabs.values()), panels=panels))
+        except Exception as err:  # the snapshot matters, the panels do not
+            self.log.warning("Evidently project %s: its dashboard panels were not added: %s", project.name, err)
 
     def test_connection(self) -> tuple[bool, str]:
         """Open the workspace and list its projects."""

@@ -105,7 +105,9 @@ def record_evidence(
             if evidently_conn_id is not None:
                 name = f"{monitor} {spec.registered_model_name} v{verdict.get('champion_version')}"
                 hook = EvidentlyHook(evidently_conn_id)
-                stored = within(WORKSPACE_TIMEOUT, lambda: hook.add_snapshot(spec.name, snapshot, name=name))
+                stored = within(
+                    WORKSPACE_TIMEOUT, lambda: hook.add_snapshot(spec.name, snapshot, name=name, task=spec.task)
+                )
                 evidence.update(stored.as_dict())
     except Exception as err:
         log.warning("Evidently %s report for %s failed; the verdict stands: %s", monitor, spec.name, err)

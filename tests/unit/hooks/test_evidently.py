@@ -91,6 +91,34 @@ def test_projects_are_get_or_create_and_snapshots_land_in_them(monkeypatch: pyte
     assert ok, message
 
 
+def test_a_new_project_gets_drift_and_quality_panels_and_a_arranged_one_is_left_alone(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Evidently opened each pipeline's project on "This dashboard is currently empty"."""
+    from evidently.sdk.panels import text_panel
+    from evidently.ui.workspace import Workspace
+
+    hook = _conn(monkeypatch, host=str(tmp_path / "ws"))
+    hook.add_snapshot("churn", drift_snapshot(), task="classification")
+    hook.add_snapshot("churn", drift_snapshot(), task="classification")  # not twice
+    project = next(p for p in Workspace(str(tmp_path / "ws")).list_projects() if p.name == "churn")
+    model = project.dashboard.model()
+    assert [(t.title, len(t.panels), len(set(t.panels))) for t in model.tabs] == [("Drift", 2, 2), ("Quality", 2, 2)]
+    panels = {p.title: [(v.metric, v.metric_labels) for v in p.values] for p in model.panels}
+    assert panels == {
+        "Share of drifted features (monitor runs)": [
+            ("evidently:metric_v2:DriftedColumnsCount", {"value_type": "share"})
+        ],
+        "Drifted features (monitor runs)": [("evidently:metric_v2:DriftedColumnsCount", {"value_type": "count"})],
+        "Live accuracy (labelled answers)": [("evidently:metric_v2:Accuracy", {})],
+        "Live F1 (labelled answers)": [("evidently:metric_v2:F1Score", {})],
+    }
+    mine = hook.project("prices")
+    mine.dashboard.add_panel(text_panel("my notes"), tab="Mine")
+    hook.add_snapshot("prices", drift_snapshot(), task="regression")
+    assert [p.title for p in mine.dashboard.model().panels] == ["my notes"]
+
+
 def test_local_connection_folder_is_created(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A connection naming a folder that does not exist yet gets it created on first use."""
     hook = _conn(monkeypatch, host=f"file://{tmp_path / 'new' / 'ws'}")
