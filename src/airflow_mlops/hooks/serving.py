@@ -243,8 +243,8 @@ class ServingHook(BaseHook):
         ]
 
     def ready(self) -> list[dict[str, Any]]:
-        """Every instance's ``/ready`` body."""
-        return [self._call("GET", url, f"{self.prefix}/ready") for url in self.get_conn()]
+        """Every instance's ``/ready`` body; a 503 is one too (no champion loaded yet: a pod still starting)."""
+        return [self._call("GET", url, f"{self.prefix}/ready", answered=(503,)) for url in self.get_conn()]
 
     def predict(
         self, url: str, features: dict[str, Any], key: str | None = None, arm: str | None = None

@@ -88,7 +88,9 @@ def check_run_conf(context: Context) -> None:
     from airflow.sdk.exceptions import AirflowFailException
 
     conf = getattr(context.get("dag_run"), "conf", None) or {}
-    params = context.get("params") or {}
+    # not context["params"]: Airflow copies every conf key into it (dag_run_conf_overrides_params)
+    declared = (getattr(context.get(owner), "params", None) or {} for owner in ("dag", "task"))
+    params = {name for group in declared for name in group}
     unknown = sorted(str(key) for key in conf if key not in params)
     if unknown:
         known = ", ".join(sorted(params)) or "none"

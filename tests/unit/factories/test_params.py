@@ -70,18 +70,30 @@ def test_the_form_takes_an_empty_as_of_as_its_help_says() -> None:
 
 
 def test_a_conf_key_the_dag_has_no_param_for_fails_the_run_at_once() -> None:
-    """``{"hyperparamters": ...}`` (a typo) ran with the spec's values and no word of it."""
+    """``{"hyperparamters": ...}`` (a typo) ran with the spec's values and no word of it.
+
+    The context is built as Airflow's task runner builds it: ``process_params`` copies every conf key
+    into ``params``, so the check reads the DAG's and the task's declared Params instead.
+    """
+    from airflow.sdk.definitions.param import process_params
     from airflow.sdk.exceptions import AirflowFailException
 
+    from airflow_mlops.factories import build_pipeline
     from airflow_mlops.operators.base import check_run_conf
 
-    context = task_context()
-    context["params"] = {"hyperparameters": {}, "as_of": None}
-    context["dag_run"].conf = {"hyperparamters": {"C": 2}, "as_of": None}
+    train = next(d for d in build_pipeline(PipelineSpec.from_dict(spec_dict(level=2))) if d.dag_id == "churn_train")
+    task = train.get_task("extract")
+
+    def context_of(conf: dict[str, object] | None) -> dict[str, object]:
+        context = task_context()
+        context["dag_run"].conf = conf
+        context |= {"dag": train, "task": task, "params": process_params(train, task, conf, suppress_exception=False)}
+        return context
+
+    typo = context_of({"hyperparamters": {"C": 2}, "as_of": None})
+    assert "hyperparamters" in typo["params"]  # what made the first version of the check pass every typo
     with pytest.raises(AirflowFailException, match=r"conf names hyperparamters, which this DAG has no Param for "
                        r"\(its Params: as_of, hyperparameters\)"):  # fmt: skip
-        check_run_conf(context)
-    context["dag_run"].conf = {"hyperparameters": {"C": 2}}
-    check_run_conf(context)
-    context["dag_run"].conf = None  # a scheduled or Asset-triggered run
-    check_run_conf(context)
+        check_run_conf(typo)
+    check_run_conf(context_of({"hyperparameters": {"C": 2}}))
+    check_run_conf(context_of(None))  # a scheduled or Asset-triggered run

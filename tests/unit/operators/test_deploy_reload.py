@@ -238,3 +238,22 @@ def test_a_manual_promotion_rolls_out_the_champion_without_a_smoke_row(slow_serv
                                  ready_timeout=5, deferrable=False, registered_model="churn")  # fmt: skip
     assert deploy.execute(task_context())["deployed"] == {"champion": "1"}
     assert (slow_server.reloads, slow_server.predictions, slow_server.share) == (1, 0, 0.0)
+
+
+@pytest.mark.parametrize("slow_server", [(0.0, None)], indirect=True)
+def test_waiting_for_readiness_waits_through_a_503(slow_server: SlowLoader) -> None:
+    """A pod with no champion yet answers /ready with 503 (dns+http reaches not-ready pods): wait, don't fail."""
+    from airflow_mlops.hooks.serving import ServingHook
+
+    slow_server.ready_status, slow_server.versions = 503, {}  # starting: no champion loaded yet
+
+    def loaded() -> None:
+        slow_server.ready_status, slow_server.versions = 200, {"champion": "1"}
+
+    timer = threading.Timer(1.0, loaded)
+    timer.start()
+    try:
+        ServingHook().wait_ready({"champion": "1"}, timeout=10, poll_interval=0.2)
+    finally:
+        timer.cancel()
+    assert slow_server.ready_status == 200  # it waited for the load, and did not fail on the first 503
