@@ -67,9 +67,10 @@ class FileChangeSensor(BaseSensorOperator):
             self.log.info("%s does not exist yet", self.uri)
             return PokeReturnValue(False)
         changed = key != (self.last_key or None)
-        if changed and settled_file_key(self.uri, key) is None:
-            self.log.info("%s: key %s is still changing; waiting for it to hold still", self.uri, key)
-            return PokeReturnValue(False)
+        if changed:
+            key, settled = settled_file_key(self.uri, key)
+            if not settled:
+                self.log.warning("%s kept changing while it was checked; reporting its key %s as it is", self.uri, key)
         self.log.info(
             "%s: key %s (last %s): %s", self.uri, key, self.last_key or "none", "changed" if changed else "unchanged"
         )

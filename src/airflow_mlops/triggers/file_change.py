@@ -20,24 +20,34 @@ def current_file_key(uri: str) -> str:
 
 
 SETTLE_SECONDS = 1.0  # a changed key must hold this long: a file still being written changes again
+SETTLE_TRIES = 3  # a file that keeps changing (appended to all the time) is reported after this many
 
 
-def settled_file_key(uri: str, key: str) -> str | None:
-    """``key`` if the file still has it after :data:`SETTLE_SECONDS`, else ``None`` (it is still being written)."""
-    time.sleep(SETTLE_SECONDS)
-    try:
-        return key if current_file_key(uri) == key else None
-    except FileNotFoundError:
-        return None
+def settled_file_key(uri: str, key: str) -> tuple[str, bool]:
+    """The file's key once it held for :data:`SETTLE_SECONDS` (checked up to :data:`SETTLE_TRIES` times).
+
+    :return: the newest key, and whether it held still; a file that never did is reported anyway,
+        so a file written to all the time still starts its pipeline.
+    """
+    for _ in range(SETTLE_TRIES):
+        time.sleep(SETTLE_SECONDS)
+        try:
+            newer = current_file_key(uri)
+        except FileNotFoundError:  # replaced by a rename in progress: the next look finds it
+            continue
+        if newer == key:
+            return key, True
+        key = newer
+    return key, False
 
 
 class FileChangeTrigger(PollingTrigger):
     """Poll a file until its content key (checksum, etag, or size and mtime) differs from ``last_key``.
 
     The new key must hold for :data:`SETTLE_SECONDS`, so a file caught while it is being written (a
-    truncated CSV) is not reported until it holds still. A missing file is waited for, like an
-    unchanged one. ``serialize()`` returns the constructor's exact arguments; the stat runs in a
-    worker thread, so the triggerer's event loop never blocks.
+    truncated CSV) is reported once it holds still (or after :data:`SETTLE_TRIES` tries). A missing
+    file is waited for, like an unchanged one. ``serialize()`` returns the constructor's exact
+    arguments; the stat runs in a worker thread, so the triggerer's event loop never blocks.
 
     :param uri: the file, as an ``ObjectStoragePath`` URI (``file:///data/x.csv``, ``s3://conn@bucket/x.csv``).
     :param last_key: the key seen last time; empty means any existing file counts as changed.
@@ -61,7 +71,9 @@ class FileChangeTrigger(PollingTrigger):
         except FileNotFoundError:
             return None, f"{self.uri} does not exist"
         if key != self.last_key:
-            if await asyncio.to_thread(settled_file_key, self.uri, key) is None:
-                return None, f"{self.uri} is still changing"
+            key, settled = await asyncio.to_thread(settled_file_key, self.uri, key)
+            if not settled:
+                self.log.warning("%s kept changing for %d s; reporting its key %s as it is", self.uri,
+                                 SETTLE_SECONDS * SETTLE_TRIES, key)  # fmt: skip
             return {"uri": self.uri, "key": key}, ""
         return None, f"{self.uri} unchanged since {self.last_key}"

@@ -154,8 +154,19 @@ def test_the_poking_sensor_waits_for_a_file_to_hold_still_too(data_file: Path) -
 
     data_file.write_text(data_file.read_text() + "98,1\n")
     threading.Thread(target=append_during_the_settle_time).start()
-    assert not sensor.poke(task_context()).is_done  # it changed again within the settle time
-    appended.wait(5)
-    result = sensor.poke(task_context())
+    result = sensor.poke(task_context())  # it changed again within the settle time: the poke waits it out
+    assert appended.is_set()
     assert result.is_done
-    assert result.xcom_value["key"] == current_file_key(f"file://{data_file}")
+    assert result.xcom_value["key"] == current_file_key(f"file://{data_file}")  # the key after the second write
+
+
+def test_a_file_that_never_holds_still_is_reported_after_the_tries(
+    data_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file appended to all the time must still start its pipeline (the first version waited forever)."""
+    from airflow_mlops.triggers import file_change
+
+    keys = iter(f"k{i}" for i in range(100))
+    monkeypatch.setattr(file_change, "current_file_key", lambda uri: next(keys))
+    monkeypatch.setattr(file_change, "SETTLE_SECONDS", 0.01)
+    assert file_change.settled_file_key("file:///x", "k") == ("k2", False)
