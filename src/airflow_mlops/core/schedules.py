@@ -31,3 +31,19 @@ def check_schedule(value: str | None) -> str | None:
     except Exception:  # croniter raises CroniterBadDateError (or others) when no date matches
         raise ValueError(f"expected a schedule that fires, found {value!r} (no date matches it)") from None
     return value
+
+
+def longest_gap_seconds(schedule: str | None, *, runs: int = 400) -> float | None:
+    """The longest time between two runs of ``schedule`` over its next ``runs`` runs; ``None`` when unscheduled.
+
+    A weekday cron has a gap of a weekend, a quarterly one of about 92 days: what "late" means for it.
+    """
+    if schedule is None:
+        return None
+    from datetime import UTC, datetime
+
+    from croniter import croniter
+
+    times = croniter(PRESETS.get(schedule, schedule), datetime(2026, 1, 1, tzinfo=UTC))
+    fires = [float(times.get_next(float)) for _ in range(runs + 1)]
+    return max(later - earlier for earlier, later in zip(fires, fires[1:], strict=False))

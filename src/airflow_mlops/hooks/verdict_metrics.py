@@ -46,6 +46,9 @@ GAUGES: dict[str, str] = {
     "mlops_pipeline_drifted_columns": "Number of drifted features in the last drift check.",
     "mlops_pipeline_drift_detected": "1 when the last drift check decided drift, else 0.",
     "mlops_pipeline_drift_checked_timestamp_seconds": "Unix time of the last drift verdict.",
+    "mlops_pipeline_monitor_interval_seconds": (
+        "The longest gap between two scheduled monitor runs; NaN for a monitor run only by hand."
+    ),
     "mlops_pipeline_live_accuracy": "The champion's live accuracy on labelled predictions in the last quality check.",
     "mlops_pipeline_live_accuracy_bar": "Validation accuracy minus max_accuracy_drop; NaN when there is no bar.",
     "mlops_pipeline_quality_degraded": "1 when the last quality check decided degraded or rollback, else 0.",
@@ -108,8 +111,12 @@ def push(pipeline: str, gauges: Mapping[str, float], counters: Mapping[str, floa
     return True
 
 
-def push_drift_verdict(verdict: Mapping[str, Any]) -> bool:
-    """The drift monitor's verdict (:func:`~airflow_mlops.core.drift.verdict.drift_verdict`) or its "too few rows"."""
+def push_drift_verdict(verdict: Mapping[str, Any], monitor_interval: float | None = None) -> bool:
+    """The drift monitor's verdict (:func:`~airflow_mlops.core.drift.verdict.drift_verdict`) or its "too few rows".
+
+    ``monitor_interval``: the longest gap between scheduled monitor runs (``None``: run by hand),
+    which tells ``MlopsMonitorVerdictStale`` when a verdict is late.
+    """
     judged = verdict["decision"] != INSUFFICIENT
     return push(
         str(verdict["model_name"]),
@@ -119,6 +126,7 @@ def push_drift_verdict(verdict: Mapping[str, Any]) -> bool:
             "mlops_pipeline_drifted_columns": float(len(verdict["drifted_columns"])) if judged else math.nan,
             "mlops_pipeline_drift_detected": 1.0 if verdict["decision"] == "drift" else 0.0,
             "mlops_pipeline_drift_checked_timestamp_seconds": time.time(),
+            "mlops_pipeline_monitor_interval_seconds": math.nan if monitor_interval is None else monitor_interval,
             "mlops_pipeline_champion_version": _version(verdict["champion_version"]),
             **_window("drift", verdict.get("window")),
         },

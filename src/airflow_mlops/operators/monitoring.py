@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.assets import drift_alias, drift_asset
 from airflow_mlops.core import tags
+from airflow_mlops.core.schedules import longest_gap_seconds
 from airflow_mlops.core.windows import INSUFFICIENT, Window, window_start
 from airflow_mlops.hooks.evidently import EvidentlyHook
 from airflow_mlops.hooks.source import postgres_connection
@@ -122,7 +123,7 @@ class DataDriftOperator(MlopsOperator):
             )
         )  # fmt: skip
         self.mlflow_run_url = verdict["monitor_run_url"] or ""
-        push_drift_verdict(verdict)
+        push_drift_verdict(verdict, longest_gap_seconds(self.spec.monitoring.schedule))
         if verdict["decision"] == "drift":
             for outlet in self.outlets:
                 context["outlet_events"][outlet].add(drift_asset(self.spec.name), extra=verdict)
@@ -160,7 +161,7 @@ class DataDriftOperator(MlopsOperator):
             )
         )  # fmt: skip
         self.mlflow_run_url = verdict["monitor_run_url"] or ""
-        push_drift_verdict(verdict)
+        push_drift_verdict(verdict, longest_gap_seconds(self.spec.monitoring.schedule))
         return verdict
 
     def _window(self, name: str, since: datetime) -> tuple[Any, tuple[str, Any, Any]]:
