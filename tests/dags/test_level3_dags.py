@@ -48,6 +48,7 @@ def test_a_manual_promotion_rolls_the_new_champion_out_with_the_split_reset() ->
     assert deploy.upstream_task_ids == {"promote"}
     assert (deploy.arm, deploy.version, deploy.smoke_features) == ("champion", "{{ params.version }}", None)
     assert "share of traffic back at 0" in (promote.doc_md or "")
+    assert promote.get_task("promote").serving_conn_id == "mlops_serving_default"  # checked before the alias moves
 
 
 def test_every_task_retries_as_the_spec_says() -> None:

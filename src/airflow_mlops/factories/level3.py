@@ -52,6 +52,9 @@ def _deploy_manual_promotions(spec: PipelineSpec, promote_dag: DAG) -> None:
     Without it the servers kept the old split, and an A/B test of the promoted version went on
     against itself until the next reload.
     """
+    promote = promote_dag.get_task("promote")
+    if isinstance(promote, PromoteModelOperator):  # the servers must answer before the alias moves
+        promote.serving_conn_id = spec.serving.conn_id
     with promote_dag:
         deploy = DeployModelOperator(
             task_id="deploy",
@@ -63,7 +66,7 @@ def _deploy_manual_promotions(spec: PipelineSpec, promote_dag: DAG) -> None:
             model=_served_model(spec),
             registered_model=spec.registered_model_name,
         )
-        promote_dag.get_task("promote") >> deploy
+        promote >> deploy
     promote_dag.doc_md = (
         f"{promote_dag.doc_md} Then `deploy` makes every model server load it as champion, with the "
         "challenger's share of traffic back at 0."
