@@ -93,36 +93,41 @@ def check_features(features: list[str] | None, reserved: Iterable[str | None]) -
         raise ValueError(f"features: expected each column once, found {twice} more than once")
 
 
-def same_table(a: str | None, b: str | None) -> bool:
-    """Whether two table names name one Postgres table.
+def same_table(a: str | None, b: str | None, *, b_quoted: bool = False) -> bool:
+    """Whether two table names, written unquoted, name one Postgres table.
 
-    Unquoted names fold to lower case, and an unqualified one is found in ``public`` (the default search path).
+    Unquoted names fold to lower case, and an unqualified one is found in ``public`` (the default
+    search path). With ``b_quoted``, ``b`` is read as written (the extraction quotes its source table).
     """
     if not a or not b:
         return False
 
-    def qualified(name: str) -> str:
-        name = name.lower()
+    def qualified(name: str, fold: bool) -> str:
+        name = name.lower() if fold else name
         return name if "." in name else f"public.{name}"
 
-    return qualified(a) == qualified(b)
+    return qualified(a, True) == qualified(b, not b_quoted)
 
 
 def _scoring_clashes(spec: Any) -> list[tuple[bool, str]]:
-    """Batch predictions written over the data they score, or into the serving log or feedback tables."""
+    """Batch predictions written over the data they score, or into the serving log or feedback tables.
+
+    Only tables reached through the same connection can be one table.
+    """
     scoring = spec.scoring
     if scoring is None or not scoring.table:
         return []
     source = scoring.source or spec.source
+    log_conn = spec.serving.log_conn_id
     others = [
-        ("the scored source table", getattr(source, "table", None)),
-        ("serving.log_table", spec.serving.log_table),
-        ("serving.feedback_table", spec.serving.feedback_table),
+        ("the scored source table", getattr(source, "table", None), getattr(source, "conn_id", None), True),
+        ("serving.log_table", spec.serving.log_table, log_conn, False),
+        ("serving.feedback_table", spec.serving.feedback_table, log_conn, False),
     ]
     return [
-        (same_table(scoring.table, table), f"scoring.table: expected a table other than {what} ({table!r}), "
-                                           f"found {scoring.table!r}")
-        for what, table in others
+        (scoring.conn_id == conn_id and same_table(scoring.table, table, b_quoted=quoted),
+         f"scoring.table: expected a table other than {what} ({table!r} on {conn_id}), found {scoring.table!r}")
+        for what, table, conn_id, quoted in others
     ]  # fmt: skip
 
 

@@ -64,6 +64,15 @@ def test_tags_other_than_plain_values_are_refused(tmp_path: Path, value: str, ta
         PipelineSpec.from_yaml(tmp_path / "p.yaml")
 
 
+def test_a_scoring_table_of_another_database_or_a_quoted_source_of_another_case_is_no_clash() -> None:
+    """Tables reached through two connections are two tables; the extraction quotes its source table."""
+    other_db = spec_dict(level=2, scoring={"table": "customers", "conn_id": "analytics"},
+                         source={"kind": "postgres", "table": "public.customers", "conn_id": "warehouse"})  # fmt: skip
+    PipelineSpec.from_dict(other_db)
+    quoted = spec_dict(level=2, scoring={"table": "customers"}, source={"kind": "postgres", "table": "Customers"})
+    PipelineSpec.from_dict(quoted)  # "Customers" (quoted, as read) and customers (unquoted, as written)
+
+
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
@@ -103,11 +112,11 @@ def test_tags_other_than_plain_values_are_refused(tmp_path: Path, value: str, ta
                 "scoring": {"table": "public.Customers"},
                 "source": {"kind": "postgres", "table": "customers"},
             },
-            "scoring.table: expected a table other than the scored source table ('customers'), found 'public.Custo",
+            "scoring.table: expected a table other than the scored source table ('customers' on postgres_default)",
         ),
         (
             {"level": 2, "scoring": {"table": "mlops_prediction_log"}},
-            "scoring.table: expected a table other than serving.log_table ('mlops_prediction_log')",
+            "scoring.table: expected a table other than serving.log_table ('mlops_prediction_log' on postgres_default)",
         ),
         (
             {"source": {"kind": "postgres", "table": "t", "timestamp_column": ""}},
