@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -332,3 +333,17 @@ def test_hyperparameter_overrides_are_logged(mlflow_conn: str, customers_csv: Pa
             TrainModelOperator(task_id="train", spec=spec, dataset=dataset, hyperparameters=given).execute(
                 task_context(try_number=3)
             )
+
+
+@pytest.mark.usefixtures("storage")
+def test_no_rows_fail_at_once_for_a_given_as_of_and_retry_at_the_runs_own_time(customers_csv: Path) -> None:
+    """Before a time a person gave, no rows stay none; at the run's time rows may still land (a reloading table)."""
+    from airflow_mlops.exceptions import EmptyExtractionError
+
+    spec = _spec(customers_csv)
+    with pytest.raises(AirflowFailException, match="the extraction returned no rows"):
+        ExtractDatasetOperator(task_id="extract", spec=spec, as_of="2001-01-01").execute(task_context())
+    early_run = task_context()
+    early_run["dag_run"].run_after = datetime(2001, 1, 1, tzinfo=UTC)  # a scheduled run before any row
+    with pytest.raises(EmptyExtractionError, match="the extraction returned no rows"):  # Airflow retries it
+        ExtractDatasetOperator(task_id="extract", spec=spec).execute(early_run)
