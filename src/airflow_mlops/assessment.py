@@ -121,7 +121,13 @@ def collect_dag_runs(sources: PipelineSources, obs: Observations) -> None:
 
 
 def collect_trace(sources: PipelineSources, obs: Observations) -> None:
-    """Trace the newest logged prediction and note which links of the chain were found."""
+    """Trace the newest logged prediction and note which links of the chain were found.
+
+    Below Level 3 nothing is served, so there is no prediction log to read (and no connection to it
+    need exist).
+    """
+    if sources.spec.level < 3:
+        return
     try:
         newest = sources.newest_requests(limit=1)
     except Exception as err:

@@ -143,7 +143,8 @@ class EstimatorSpec(_Strict):
     @model_validator(mode="after")
     def _no_nested_estimator(self) -> EstimatorSpec:
         """A scikit-learn meta-estimator needs estimator objects, which YAML cannot give (a user's factory can)."""
-        nested = ", ".join(f"params.{name}" for name in sorted(set(self.params) & NESTED_ESTIMATOR_PARAMS))
+        given = {name for name, value in self.params.items() if value is not None}  # null: the class's default
+        nested = ", ".join(f"params.{name}" for name in sorted(given & NESTED_ESTIMATOR_PARAMS))
         if nested and self.class_path.split(".", 1)[0] == "sklearn":
             raise ValueError(
                 f"{nested}: a meta-estimator's nested estimators cannot be given in YAML (only text reaches "

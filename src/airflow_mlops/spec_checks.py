@@ -180,8 +180,9 @@ def _check_drift_columns(spec: Any) -> None:
         raise ValueError(f"monitoring.drift.columns: expected {expected}, found {unknown} (not a feature)")
 
 
-# The sections a level's DAGs read, from the level they start at.
-SECTION_LEVELS = {"watch": 2, "promotion": 3, "serving": 3, "monitoring": 4}
+# Sections no DAG reads below a level. (``monitoring`` and ``serving`` are not among them: training
+# reads ``monitoring.drift.report_rows`` at every level, ``assess`` and ``trace`` read the serving log.)
+SECTION_LEVELS = {"watch": 2, "promotion": 3}
 
 
 def unused_sections(spec: Any) -> list[str]:

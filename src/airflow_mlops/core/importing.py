@@ -22,10 +22,12 @@ Kind = Literal["class", "function", "other", "unknown"]
 DEFAULT_ESTIMATOR_MODULES = ("sklearn",)
 # Parameters of scikit-learn's meta-estimators that take estimator objects (GridSearchCV, stacking,
 # voting, one-vs-rest, calibration, Pipeline, ColumnTransformer, FeatureUnion, ...): a YAML spec
-# can only give them text, so such a model is built by a declared factory function instead.
+# can only give them text, so such a model is built by a declared factory function instead (null,
+# the class's own default, is fine).
 NESTED_ESTIMATOR_PARAMS = frozenset(
-    {"estimator", "base_estimator", "estimators", "final_estimator", "steps", "transformers", "transformer_list"}
-)
+    {"estimator", "base_estimator", "estimators", "final_estimator", "steps", "transformers", "transformer_list",
+     "regressor", "transformer"}
+)  # fmt: skip
 _MAX_REEXPORT_HOPS = 8
 
 

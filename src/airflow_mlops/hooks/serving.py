@@ -63,12 +63,16 @@ def replica_urls(urls: list[str]) -> list[str]:
             found.append(url)
             continue
         parts = urlsplit(url.removeprefix(DNS_PREFIX))
+        if not parts.hostname:
+            raise ServingError(f"{url}: expected dns+http://name:port, found no name")
         port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
             infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError) as err:
             raise ServingError(f"{url}: {parts.hostname!r} resolves to no address ({err})") from err
-        for address in sorted({str(info[4][0]) for info in infos}):
+        v4 = {str(info[4][0]) for info in infos if info[0] == socket.AF_INET}
+        v6 = {str(info[4][0]) for info in infos if info[0] == socket.AF_INET6}
+        for address in sorted(v4 or v6):  # a dual-stack pod has both: call it once
             host = f"[{address}]" if ":" in address else address
             found.append(urlunsplit((parts.scheme, f"{host}:{port}", parts.path, "", "")))
     return found

@@ -129,7 +129,7 @@ def pipeline_card(sources: PipelineSources) -> dict[str, Any]:
                     run.tags.get(tag_names.AIRFLOW_DAG_ID), run.tags.get(tag_names.AIRFLOW_RUN_ID)
                 ),
                 "digest": (run.tags.get(tag_names.DATASET_DIGEST) or "")[:16],
-                "trigger": started_by(trigger),
+                "trigger": started_by(trigger) if trigger else "?",  # a tag cut short decodes to nothing
             }
         )
     return {
@@ -306,7 +306,7 @@ def training_run_tab(
                 "snapshot": tags.get(tag_names.DATASET_URI),
                 "source": tags.get(tag_names.DATASET_SOURCE),
                 "metrics": {k: round(v, 4) for k, v in sorted(run.data.metrics.items())},
-                "started_by": started_by(from_tag(tags.get(tag_names.TRIGGER))) if tags.get(tag_names.TRIGGER) else "",
+                "started_by": started_by(trigger) if (trigger := from_tag(tags.get(tag_names.TRIGGER))) else "",
             }
             versions = client.search_model_versions(f"name = '{sources.model}' and run_id = '{run.info.run_id}'")
             if versions:

@@ -316,3 +316,14 @@ def test_a_nested_estimator_written_as_text_is_refused_by_name(
     spec = _bypassing_parse(PipelineSpec.from_dict(spec_dict()), class_path, params)
     with pytest.raises(TrainingError, match=rf"estimator.params.{name}: {class_path} needs an estimator object there"):
         fit_model(spec, split_frame(customers_frame, spec))
+
+
+def test_a_nested_estimator_left_at_its_default_and_a_regressor_as_text() -> None:
+    """``estimator: null`` is BaggingClassifier's own default (kept valid); TransformedTargetRegressor's
+    ``regressor`` given as text is refused like the others."""
+    bagging = {"class": "sklearn.ensemble.BaggingClassifier", "params": {"estimator": None, "n_estimators": 5}}
+    PipelineSpec.from_dict(spec_dict(estimator=bagging))
+    wrapped = {"class": "sklearn.compose.TransformedTargetRegressor", "params": {"regressor": "LinearRegression"}}
+    with pytest.raises(PipelineSpecError, match="estimator: params.regressor: a meta-estimator's nested estimators"):
+        PipelineSpec.from_dict(spec_dict(task="regression", target="tenure_months", estimator=wrapped,
+                                         metric={"name": "rmse"}))  # fmt: skip

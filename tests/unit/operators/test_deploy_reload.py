@@ -191,20 +191,23 @@ def test_a_dns_name_stands_for_every_address_it_resolves_to(monkeypatch: pytest.
     from airflow_mlops.exceptions import ServingError
     from airflow_mlops.hooks.serving import replica_urls
 
-    pods = {"model-server-pods.ml": ["10.0.0.7", "10.0.0.5", "10.0.0.7", "fd00::9"]}
+    pods = {"model-server-pods.ml": ["10.0.0.7", "10.0.0.5", "10.0.0.7", "fd00::9"], "v6.ml": ["fd00::9", "fd00::3"]}
 
     def resolve(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
         if host not in pods:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port)) for address in pods[host]]
+        family = {False: socket.AF_INET, True: socket.AF_INET6}
+        return [(family[":" in a], socket.SOCK_STREAM, 6, "", (a, port)) for a in pods[host]]
 
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
     assert replica_urls(["dns+http://model-server-pods.ml:8000", "http://other:9000"]) == [
-        "http://10.0.0.5:8000",
+        "http://10.0.0.5:8000",  # each pod once: its IPv6 address too would reload and smoke-test it twice
         "http://10.0.0.7:8000",
-        "http://[fd00::9]:8000",
         "http://other:9000",
     ]
+    assert replica_urls(["dns+http://v6.ml:8000"]) == ["http://[fd00::3]:8000", "http://[fd00::9]:8000"]
+    with pytest.raises(ServingError, match=r"dns\+http://:8000: expected dns\+http://name:port, found no name"):
+        replica_urls(["dns+http://:8000"])
     pods["model-server-pods.ml"] = ["10.0.0.8"]  # a rollout replaced the pods: the next call sees the new one
     assert replica_urls(["dns+http://model-server-pods.ml:8000"]) == ["http://10.0.0.8:8000"]
     with pytest.raises(ServingError, match=r"dns\+http://gone:8000: 'gone' resolves to no address"):

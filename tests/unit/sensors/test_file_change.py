@@ -139,25 +139,17 @@ async def test_a_file_still_being_written_is_reported_once_it_holds_still(data_f
     assert (await asyncio.to_thread(data_file.read_text)).count("\n") == 2 + 8  # the header, a row, 8 appended
 
 
-def test_the_poking_sensor_waits_for_a_file_to_hold_still_too(data_file: Path) -> None:
-    import threading
-    import time
+def test_the_poking_sensor_waits_for_a_file_to_hold_still_too(data_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A poke that sees a new key looks again after the settle time and reports the key the file ended with."""
+    from airflow_mlops.triggers import file_change
 
-    sensor = _sensor(data_file, current_file_key(f"file://{data_file}"))
-    appended = threading.Event()
-
-    def append_during_the_settle_time() -> None:
-        time.sleep(0.4)
-        with data_file.open("a") as out:
-            out.write("99,0\n")
-        appended.set()
-
-    data_file.write_text(data_file.read_text() + "98,1\n")
-    threading.Thread(target=append_during_the_settle_time).start()
-    result = sensor.poke(task_context())  # it changed again within the settle time: the poke waits it out
-    assert appended.is_set()
+    sensor = _sensor(data_file, "old")
+    seen = iter(["mid-write", "finished", "finished"])  # the poke's read, then the settle checks
+    monkeypatch.setattr(file_change, "current_file_key", lambda uri: next(seen))
+    monkeypatch.setattr(file_change, "SETTLE_SECONDS", 0.01)
+    result = sensor.poke(task_context())
     assert result.is_done
-    assert result.xcom_value["key"] == current_file_key(f"file://{data_file}")  # the key after the second write
+    assert result.xcom_value["key"] == "finished"
 
 
 def test_a_file_that_never_holds_still_is_reported_after_the_tries(
