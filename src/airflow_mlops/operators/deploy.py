@@ -132,9 +132,10 @@ class DeployModelOperator(BaseOperator):
 
     def _finish(self) -> dict[str, Any]:
         expected = self._expected()
+        urls: list[str] = self._guarded(self.hook.get_conn)  # resolved once: a dns+ name may list other pods later
         if not self.smoke_features:  # a person's promotion of a version its training run smoke-tested
             self.log.info("No smoke request: no feature row was given")
-        for url in self.hook.get_conn() if self.smoke_features else []:
+        for url in urls if self.smoke_features else []:
             answer = self._guarded(
                 lambda url=url: self.hook.predict(url, dict(self.smoke_features), key="smoke-test", arm=self.arm)
             )
@@ -143,10 +144,8 @@ class DeployModelOperator(BaseOperator):
                 raise DeploymentError(f"smoke request to {url} was answered by {answer}, expected {expected}")
         share = self.challenger_share if self.arm == tags.CHALLENGER else 0.0
         self._guarded(lambda: self.hook.set_traffic(share))
-        self.log.info(
-            "Deployed %s to %d instance(s); challenger share %.2f", expected, len(self.hook.get_conn()), share
-        )
-        return {"deployed": expected, "challenger_share": share, "instances": self.hook.get_conn()}
+        self.log.info("Deployed %s to %d instance(s); challenger share %.2f", expected, len(urls), share)
+        return {"deployed": expected, "challenger_share": share, "instances": urls}
 
     def _guarded(self, step: Any) -> Any:
         try:
