@@ -31,6 +31,7 @@ from airflow_mlops.spec_checks import (
     TagText,
     check_agreement,
     check_features,
+    check_nested_estimators,
 )
 from airflow_mlops.spec_errors import format_errors
 from airflow_mlops.spec_sql import check_parameters, check_query
@@ -142,15 +143,7 @@ class EstimatorSpec(_Strict):
 
     @model_validator(mode="after")
     def _no_nested_estimator(self) -> EstimatorSpec:
-        """A scikit-learn meta-estimator needs estimator objects, which YAML cannot give (a user's factory can)."""
-        given = {name for name, value in self.params.items() if value is not None}  # null: the class's default
-        nested = ", ".join(f"params.{name}" for name in sorted(given & NESTED_ESTIMATOR_PARAMS))
-        if nested and self.class_path.split(".", 1)[0] == "sklearn":
-            raise ValueError(
-                f"{nested}: a meta-estimator's nested estimators cannot be given in YAML (only text reaches "
-                "them); name a function that builds the whole model as estimator.class, its module listed in "
-                "[mlops] allowed_estimator_modules"
-            )
+        check_nested_estimators(self.class_path, self.params, NESTED_ESTIMATOR_PARAMS)
         return self
 
 

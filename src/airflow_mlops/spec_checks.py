@@ -192,3 +192,18 @@ def unused_sections(spec: Any) -> list[str]:
         for section, level in SECTION_LEVELS.items()
         if section in spec.model_fields_set and spec.level < level
     ]
+
+
+def check_nested_estimators(class_path: str, params: dict[str, Any], nested_params: frozenset[str]) -> None:
+    """A scikit-learn meta-estimator needs estimator objects, which YAML cannot give (a user's factory can).
+
+    ``nested_params``: the parameter names that take estimator objects.
+    """
+    given = {name for name, value in params.items() if value is not None}  # null: the class's own default
+    nested = ", ".join(f"params.{name}" for name in sorted(given & nested_params))
+    if nested and class_path.split(".", 1)[0] == "sklearn":
+        raise ValueError(
+            f"{nested}: a meta-estimator's nested estimators cannot be given in YAML (only text reaches "
+            "them); name a function that builds the whole model as estimator.class, its module listed in "
+            "[mlops] allowed_estimator_modules"
+        )
