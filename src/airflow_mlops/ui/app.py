@@ -35,7 +35,10 @@ def create_app() -> FastAPI:
         openapi_url=None,
     )
     app.include_router(router)
+    from starlette.exceptions import HTTPException as RoutingError  # what a path with no route raises
+
     app.add_exception_handler(HTTPException, _login_for_browsers)
+    app.add_exception_handler(RoutingError, _login_for_browsers)
     return app
 
 
@@ -47,9 +50,14 @@ async def _login_for_browsers(request: Request, exc: Exception) -> Response:
 
     if not isinstance(exc, StarletteHTTPException):  # registered for HTTPException only
         raise exc
-    if exc.status_code == 401 and "text/html" in request.headers.get("accept", ""):
+    browser = "text/html" in request.headers.get("accept", "")
+    if exc.status_code == 401 and browser:
         site = str(request.scope.get("root_path", "")).removesuffix("/mlops")  # the api-server's own prefix
         return RedirectResponse(f"{site}/api/v2/auth/login?{urlencode({'next': str(request.url)})}")
+    if exc.status_code == 404 and browser and exc.detail == "Not Found":  # no route: a page, not {"detail": ...}
+        from airflow_mlops.ui.pages import not_found
+
+        return not_found(request)
     return await http_exception_handler(request, exc)
 
 

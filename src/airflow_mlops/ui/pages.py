@@ -165,6 +165,14 @@ def page(request: Request, template: str, tab: str, **context: Any) -> HTMLRespo
     return TEMPLATES.TemplateResponse(request, template, {"tabs": TABS, "tab": tab, **context})
 
 
+def not_found(request: Request) -> HTMLResponse:
+    """The page a browser gets for a path of no page: where the pages are (links relative to the pages' root)."""
+    root = str(request.scope.get("root_path", "")).rstrip("/") + "/"
+    response = page(request, "not_found.html", "", path=request.url.path, base_href=root)
+    response.status_code = 404
+    return response
+
+
 @router.get("/", include_in_schema=False)
 def index() -> RedirectResponse:
     return RedirectResponse("pipelines")

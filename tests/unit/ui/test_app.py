@@ -269,3 +269,17 @@ def test_the_verdict_table_says_why(client: Any, monkeypatch: Any) -> None:
     auth = {"Authorization": f"Bearer {token(client, 'viewer')}"}
     page = client.get("/mlops/monitoring?pipeline=churn_files", headers=auth).text
     assert '<td class="why">not enough traffic to judge (min_rows 200)</td>' in page
+
+
+def test_a_path_of_no_page_is_a_page_for_a_browser_and_json_for_a_client(client: Any) -> None:
+    """A browser got {"detail": "Not Found"} for /mlops/doesnotexist; it gets a page that links the others."""
+    auth = {"Authorization": f"Bearer {token(client, 'viewer')}"}
+    browser = client.get("/mlops/some/deep/path", headers={**auth, "Accept": "text/html"})
+    assert browser.status_code == 404
+    assert "There is no MLOps page <code>/mlops/some/deep/path</code>" in browser.text
+    assert '<base href="/mlops/">' in browser.text  # the links resolve from the pages' root, however deep
+    assert '<a href="pipelines">Pipelines</a>' in browser.text
+    api = client.get("/mlops/some/deep/path", headers=auth)
+    assert (api.status_code, api.json()) == (404, {"detail": "Not Found"})
+    missing = client.get("/mlops/static/nope.js", headers={**auth, "Accept": "text/html"})
+    assert missing.json()["detail"] == "no static file 'nope.js'"  # a route's own 404 keeps its words
