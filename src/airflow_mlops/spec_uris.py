@@ -37,10 +37,25 @@ def _resolve_source(source: Any, folder: Path, where: str) -> Any:
     return source
 
 
+def _known_scheme(uri: str, where: str) -> str:
+    """``uri`` if fsspec (what ``ObjectStoragePath`` opens it with) knows its scheme; a typo failed only at run time."""
+    from fsspec.registry import known_implementations
+
+    scheme = uri.split("://", 1)[0].lower()
+    if scheme not in known_implementations:
+        raise SpecUriError(
+            f"{where}: expected a path or a URI of a filesystem fsspec knows (file, s3, gs, az, abfs, hdfs, "
+            f"http, ...), found the scheme {scheme!r} in {uri!r}"
+        )
+    return uri
+
+
 def _absolute(uri: str, folder: Path, where: str) -> str:
     if "\0" in uri:
         raise SpecUriError(f"{where}: expected a path or URI, found a NUL character in {uri!r}")
-    if "://" in uri or uri.startswith("/"):
+    if "://" in uri:
+        return _known_scheme(uri, where)
+    if uri.startswith("/"):
         return uri
     if uri.startswith("~"):
         raise SpecUriError(f"{where}: expected a path or URI; '~' is not expanded (write the full path), found {uri!r}")

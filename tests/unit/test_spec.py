@@ -114,6 +114,9 @@ def test_a_relative_storage_resolves_against_the_spec_folder_and_a_tilde_is_refu
     """``storage: relative/dir`` meant each process's own working directory; ``~/x.csv`` became <folder>/~/x.csv."""
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(spec_dict(storage="snapshots")))
     assert PipelineSpec.from_yaml(tmp_path / "p.yaml").storage == f"file://{tmp_path / 'snapshots'}"
+    (tmp_path / "x.yaml").write_text(yaml.safe_dump(spec_dict(source={"kind": "files", "uri": "sftp3://h/x.csv"})))
+    with pytest.raises(PipelineSpecError, match=r"source.uri: expected a path or a URI of a filesystem fsspec knows"):
+        PipelineSpec.from_yaml(tmp_path / "x.yaml")  # a typo of the scheme failed only at run time
     (tmp_path / "t.yaml").write_text(yaml.safe_dump(spec_dict(source={"kind": "files", "uri": "~/data.csv"})))
     with pytest.raises(PipelineSpecError, match=r"source.uri: expected a path or URI; '~' is not expanded"):
         PipelineSpec.from_yaml(tmp_path / "t.yaml")
