@@ -100,7 +100,13 @@ def _decimal_int(loader: Any, node: ScalarNode) -> int:
     text = str(loader.construct_scalar(node))
     if not re.fullmatch(r"[-+]?[0-9](?:_?[0-9])*", text):
         raise ConstructorError(None, None, f"expected a decimal integer, found {text!r}", node.start_mark)
+    if len(text) > MAX_INT_DIGITS:  # Python refuses to read it, with advice for programmers
+        found = f"an integer of {len(text)} digits"
+        raise ConstructorError(None, None, f"expected a number, found {found}", node.start_mark)
     return int(text)
+
+
+MAX_INT_DIGITS = 4000  # below Python's own limit on reading an integer (4300 digits)
 
 
 _SpecLoader.add_constructor(f"{_YAML}int", _decimal_int)

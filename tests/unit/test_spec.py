@@ -271,6 +271,13 @@ def test_binary_spec_file_is_one_line_naming_the_file(tmp_path: Path, content: b
     assert "\n" not in message
 
 
+def test_an_integer_too_long_to_read_names_its_line(tmp_path: Path) -> None:
+    """It said "cannot load the spec (ValueError: Exceeds the limit ...; use sys.set_int_max_str_digits()"."""
+    (tmp_path / "big.yaml").write_text("name: churn\nlevel: 1\nretries: " + "9" * 5000 + "\n")
+    with pytest.raises(PipelineSpecError, match=r"expected a number, found an integer of 5000 digits line 3"):
+        PipelineSpec.from_yaml(tmp_path / "big.yaml")
+
+
 def test_unreadable_and_non_yaml_files_are_one_line(tmp_path: Path) -> None:
     """A folder in place of a file, or YAML that does not parse, is one line naming the file."""
     (tmp_path / "dir.yaml").mkdir()
