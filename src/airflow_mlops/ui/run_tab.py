@@ -89,7 +89,7 @@ def run_tab(sources: PipelineSources, role: str, dag_id: str, run_id: str) -> di
         data["training"] = training = views.training_run_tab(sources, dag_id, run_id, history)
         gate = results.get("challenge", {}).get("return_value")
         training["gate_reasons"] = [str(r) for r in gate.get("reasons") or []] if isinstance(gate, dict) else []
-        training["outcome"] = ab_outcome(history, dag_id, run_id, training.get("version"))
+        training["outcome"] = ab_outcome(sources, history, dag_id, run_id, training.get("version"))
         extract = results.get("extract", {}).get("return_value")
         if training["run"] is None and isinstance(extract, dict) and extract.get("digest"):
             training["snapshot"] = {k: extract.get(k) for k in ("digest", "uri", "rows", "source", "as_of")}
@@ -125,7 +125,9 @@ def explain_skips(tasks: list[dict[str, Any]], results: dict[str, dict[str, Any]
             task["note"] = ""
 
 
-def ab_outcome(history: list[Any], dag_id: str, run_id: str, version: dict[str, Any] | None) -> dict[str, Any] | None:
+def ab_outcome(
+    sources: PipelineSources, history: list[Any], dag_id: str, run_id: str, version: dict[str, Any] | None
+) -> dict[str, Any] | None:
     """The newest ledger row (of ``history``) about this run's version written by another run, or ``None``.
 
     Its ``by`` says who wrote it (:func:`decided_by`): the A/B analysis, or a person who promoted the
@@ -141,17 +143,17 @@ def ab_outcome(history: list[Any], dag_id: str, run_id: str, version: dict[str, 
     if not rows:
         return None
     outcome = views.ledger_row(rows[-1])
-    outcome["by"] = decided_by(rows[-1].airflow_dag_id)
+    outcome["by"] = decided_by(sources, rows[-1].airflow_dag_id)
     return outcome
 
 
-def decided_by(dag_id: str | None) -> str:
-    """Who wrote a ledger row, from its DAG: the A/B analysis, a person's promotion, the monitor, or a training run."""
-    role = (dag_id or "").rsplit("_", 1)[-1] if dag_id else ""
-    if dag_id and dag_id.endswith("_ab_test"):
-        return "the A/B analysis"
-    return {"promote": "a manual promotion", "release": "a manual release", "monitor": "the monitor's rollback",
-            "train": "a later training run's gate"}.get(role, "a ledger row")  # fmt: skip
+def decided_by(sources: PipelineSources, dag_id: str | None) -> str:
+    """Who wrote a ledger row, from the role of its DAG (:func:`dag_role`) in the pipeline."""
+    role = dag_role(sources, dag_id) if dag_id else None
+    release = "a manual release" if sources.spec.level == 1 else "a manual promotion"
+    words = {"ab_test": "the A/B analysis", "release": release, "monitor": "the monitor's rollback",
+             "train": "a later training run's gate"}  # fmt: skip
+    return words.get(role or "", "a ledger row")
 
 
 def monitor_verdicts(sources: PipelineSources, results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

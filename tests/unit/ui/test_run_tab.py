@@ -140,16 +140,28 @@ def test_the_ab_outcome_is_the_newest_row_another_run_wrote_about_the_version(mo
         def __init__(self, row_id: int, to_version: str, dag_id: str, run_id: str) -> None:
             self.id, self.to_version, self.airflow_dag_id, self.airflow_run_id = row_id, to_version, dag_id, run_id
 
-    rows = [Row(4, "2", "p_ab_test", "a0"), Row(1, "3", "p_train", "t1"), Row(2, "3", "p_ab_test", "a1")]
+    rows = [Row(4, "2", "churn_ab_test", "a0"), Row(1, "3", "churn_train", "t1"), Row(2, "3", "churn_ab_test", "a1")]
     monkeypatch.setattr(run_tab.views, "ledger_row", lambda row: {"id": row.id})
-    assert run_tab.ab_outcome(rows, "p_train", "t1", None) is None
-    assert run_tab.ab_outcome(rows[:2], "p_train", "t1", {"version": "3"}) is None  # only its own gate row
-    assert run_tab.ab_outcome(rows, "p_train", "t1", {"version": "3"}) == {"id": 2, "by": "the A/B analysis"}
-    later = [*rows, Row(3, "3", "p_ab_test", "a2")]
-    assert run_tab.ab_outcome(later, "p_train", "t1", {"version": "3"}) == {"id": 3, "by": "the A/B analysis"}
+    pipeline = sources(4)
+    assert run_tab.ab_outcome(pipeline, rows, "churn_train", "t1", None) is None
+    assert (
+        run_tab.ab_outcome(pipeline, rows[:2], "churn_train", "t1", {"version": "3"}) is None
+    )  # only its own gate row
+    assert run_tab.ab_outcome(pipeline, rows, "churn_train", "t1", {"version": "3"}) == {
+        "id": 2,
+        "by": "the A/B analysis",
+    }
+    later = [*rows, Row(3, "3", "churn_ab_test", "a2")]
+    assert run_tab.ab_outcome(pipeline, later, "churn_train", "t1", {"version": "3"}) == {
+        "id": 3,
+        "by": "the A/B analysis",
+    }
     # a person promoted the version while it was in its test: not called an A/B outcome
-    manual = [*rows, Row(5, "3", "p_promote", "manual__1")]
-    assert run_tab.ab_outcome(manual, "p_train", "t1", {"version": "3"}) == {"id": 5, "by": "a manual promotion"}
+    manual = [*rows, Row(5, "3", "churn_promote", "manual__1")]
+    assert run_tab.ab_outcome(pipeline, manual, "churn_train", "t1", {"version": "3"}) == {
+        "id": 5,
+        "by": "a manual promotion",
+    }
 
 
 def test_a_manual_promotion_during_the_test_is_not_called_its_a_b_outcome(monkeypatch: pytest.MonkeyPatch) -> None:
