@@ -116,3 +116,34 @@ def test_the_serving_panels_answer_for_one_model_and_for_several(tmp_path: Path)
         [binary, "test", "rules", "dashboard_test.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_promotion_annotations_mark_the_first_champion_move_too(tmp_path: Path) -> None:
+    """A pipeline's totals reach the Pushgateway with its first move: the series starts at 1, no increase."""
+    binary = shutil.which("promtool")
+    if binary is None:
+        pytest.fail(INSTALL_HINT, pytrace=False)
+    annotations = {a["name"]: a.get("expr") for a in json.loads(DASHBOARD.read_text())["annotations"]["list"]}
+    pushed = 'job="mlops", pipeline="{}"'
+    series = [  # "new": first promoted at 5m, again at 15m, rolled back at 25m; "old": pushed before the range
+        {"series": f"mlops_pipeline_promotions_total{{{pushed.format('new')}}}", "values": "_x5 1x9 2x20"},
+        {"series": f"mlops_pipeline_rollbacks_total{{{pushed.format('new')}}}", "values": "_x5 0x19 1x10"},
+        {"series": f"mlops_pipeline_promotions_total{{{pushed.format('old')}}}", "values": "3x34"},
+        {"series": f"mlops_pipeline_rollbacks_total{{{pushed.format('old')}}}", "values": "1x34"},
+    ]
+    marked = [{"labels": "{" + pushed.format("new") + "}", "value": 1}]
+    checks = [
+        {"expr": f"count by (job, pipeline) ({annotations[name]})", "eval_time": at, "exp_samples": marked if hit else []}
+        for name, at, hit in [
+            ("Promotions", "6m", True), ("Rollbacks", "6m", False), ("Promotions", "10m", False),
+            ("Promotions", "16m", True), ("Rollbacks", "16m", False),
+            ("Rollbacks", "25m", True), ("Promotions", "25m", False),
+        ]
+    ]  # fmt: skip
+    tests = {"rule_files": [], "evaluation_interval": "1m",
+             "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": checks}]}  # fmt: skip
+    (tmp_path / "annotations_test.yml").write_text(yaml.safe_dump(tests, sort_keys=False))
+    result = subprocess.run(
+        [binary, "test", "rules", "annotations_test.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
