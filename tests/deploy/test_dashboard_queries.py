@@ -133,11 +133,11 @@ def test_the_promotion_annotations_mark_the_first_champion_move_too(tmp_path: Pa
     ]
     marked = [{"labels": "{" + pushed.format("new") + "}", "value": 1}]
     checks = [
-        {"expr": f"count by (job, pipeline) ({annotations[name]})", "eval_time": at, "exp_samples": marked if hit else []}
+        {"expr": f"count by (job, pipeline) ({annotations[name]})", "eval_time": at, "exp_samples": hit * marked}
         for name, at, hit in [
-            ("Promotions", "6m", True), ("Rollbacks", "6m", False), ("Promotions", "10m", False),
-            ("Promotions", "16m", True), ("Rollbacks", "16m", False),
-            ("Rollbacks", "25m", True), ("Promotions", "25m", False),
+            ("Promotions", "6m", 1), ("Rollbacks", "6m", 0), ("Promotions", "10m", 0),
+            ("Promotions", "16m", 1), ("Rollbacks", "16m", 0),
+            ("Rollbacks", "25m", 1), ("Promotions", "25m", 0),
         ]
     ]  # fmt: skip
     tests = {"rule_files": [], "evaluation_interval": "1m",
