@@ -401,7 +401,8 @@ class PipelineSpec(_Strict):
     ``name`` gives the DAG ids and the defaults of the MLflow experiment and registered model;
     ``features`` default to every column but the target and the timestamp; ``schedule`` is the
     training cron (level 2 and up); ``storage`` (snapshots) defaults to ``[mlops] storage_uri``;
-    ``retries`` apply to the steps that talk to external systems. Each section is documented on its
+    ``retries`` apply to the steps that talk to external systems, ``task_timeout_minutes`` to every
+    task but the watch sensors (``watch.timeout``); null means no limit. Each section is documented on its
     own model above and in docs/spec.md.
     """
 
@@ -427,6 +428,7 @@ class PipelineSpec(_Strict):
     storage: NonEmpty | None = None
     retries: Annotated[int, Field(ge=0, le=10)] = 2
     retry_delay_seconds: Annotated[int, Field(ge=0, le=86_400)] = 60
+    task_timeout_minutes: Annotated[int, Field(ge=1, le=525_600)] | None = 360
     tags: dict[NonEmpty, TagText] = Field(default_factory=dict)
 
     @field_validator("name")

@@ -160,6 +160,11 @@ def check_agreement(spec: Any, *, natural_direction: str) -> None:
             f"serving.feedback_table: expected a table other than serving.log_table ({serving.log_table!r}), "
             f"found {serving.feedback_table!r}",
         ),
+        (
+            spec.task_timeout_minutes is not None and serving.ready_timeout >= spec.task_timeout_minutes * 60,
+            f"serving.ready_timeout: expected less than task_timeout_minutes ({spec.task_timeout_minutes} min), "
+            f"found {serving.ready_timeout:g} s: the deploy task would be stopped while it waits",
+        ),
         *_scoring_clashes(spec),
     ]
     for contradicts, message in contradictions:

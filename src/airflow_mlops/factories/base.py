@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, CronTriggerTimetable
 
+from airflow_mlops.operators.base import task_timeout
+
 if TYPE_CHECKING:
     from airflow_mlops.spec import PipelineSpec
 
@@ -50,7 +52,12 @@ def new_dag(
         tags=["mlops", f"level-{spec.level}", spec.name, *spec.tags.values()],
         description=(spec.description or f"{spec.name}: {role}")[:200],
         doc_md=doc or None,
-        # Every task, not only the MlopsOperator ones (deploy, sensors), retries as the spec says.
-        default_args={"retries": spec.retries, "retry_delay": timedelta(seconds=spec.retry_delay_seconds)},
+        # Every task, not only the MlopsOperator ones (deploy, sensors), retries as the spec says, and a task
+        # that hangs (a query that never returns) fails instead of holding the DAG's one active run for ever.
+        default_args={
+            "retries": spec.retries,
+            "retry_delay": timedelta(seconds=spec.retry_delay_seconds),
+            "execution_timeout": task_timeout(spec),
+        },
         **kwargs,
     )

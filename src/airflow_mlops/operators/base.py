@@ -147,6 +147,12 @@ def resolve_as_of(value: Any, context: Context) -> datetime:
     return datetime.fromisoformat(str(run_after)) if not isinstance(run_after, datetime) else run_after
 
 
+def task_timeout(spec: PipelineSpec) -> timedelta | None:
+    """Airflow's ``execution_timeout`` of a pipeline's tasks: ``task_timeout_minutes``, ``None`` for no limit."""
+    minutes = spec.task_timeout_minutes
+    return None if minutes is None else timedelta(minutes=minutes)
+
+
 class MlopsOperator(BaseOperator):
     """Base of the pipeline operators: holds the spec and builds the hook and storage root.
 
@@ -162,6 +168,7 @@ class MlopsOperator(BaseOperator):
         self.spec = spec if isinstance(spec, PipelineSpec) else PipelineSpec.from_dict(spec)
         kwargs.setdefault("retries", self.spec.retries)
         kwargs.setdefault("retry_delay", timedelta(seconds=self.spec.retry_delay_seconds))
+        kwargs.setdefault("execution_timeout", task_timeout(self.spec))
         super().__init__(**kwargs)
         self.mlflow_conn_id = mlflow_conn_id or self.spec.mlflow.conn_id
 
