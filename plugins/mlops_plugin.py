@@ -1,34 +1,11 @@
-"""The MLOps pages in the Airflow UI: a thin plugin over :mod:`airflow_mlops.ui`.
+"""The MLOps pages in the Airflow UI (``airflow_mlops.ui.plugin``).
 
-Point ``[core] plugins_folder`` (``AIRFLOW__CORE__PLUGINS_FOLDER``) at this folder. Importing it
-builds the FastAPI app (no database, no network, no mlflow/pandas); the api-server mounts it under
-``/mlops``, where every route requires an authenticated Airflow user.
+Airflow registers every plugin class a module of its ``[core] plugins_folder`` holds: this folder's
+(``make up`` sets it), or a copy of this file in your own.
 """
 
 from __future__ import annotations
 
-from airflow.plugins_manager import AirflowPlugin
+from airflow_mlops.ui.plugin import MlopsPlugin
 
-from airflow_mlops.ui.app import SlashRedirect, create_app
-
-
-class MlopsPlugin(AirflowPlugin):
-    """The ``mlops`` plugin: the pages, an "MLOps" navigation entry and a tab on DAG runs."""
-
-    name = "mlops"
-    fastapi_apps = [{"app": create_app(), "url_prefix": "/mlops", "name": "MLOps pages"}]
-    fastapi_root_middlewares = [{"middleware": SlashRedirect, "kwargs": {"prefix": "/mlops"}, "name": "MLOps /mlops"}]
-    external_views = [
-        {
-            "name": "MLOps",
-            "href": "mlops/pipelines",
-            "destination": "nav",
-            "url_route": "mlops",
-        },
-        {
-            "name": "MLOps",
-            "href": "mlops/run?dag_id={DAG_ID}&run_id={RUN_ID}",
-            "destination": "dag_run",
-            "url_route": "mlops_run",
-        },
-    ]
+__all__ = ["MlopsPlugin"]
