@@ -81,6 +81,7 @@ def test_triggers_are_registered(airflow_cli: Any) -> None:
         "airflow_mlops.triggers.new_data",
         "airflow_mlops.triggers.model_alias",
         "airflow_mlops.triggers.serving",
+        "airflow_mlops.triggers.file_change",
     }
 
 
@@ -149,3 +150,16 @@ def test_every_operator_module_is_advertised() -> None:
     found = {f"airflow_mlops.operators.{m.name}" for m in pkgutil.iter_modules(operators.__path__)}
     plumbing = {"airflow_mlops.operators.base", "airflow_mlops.operators.evidence"}
     assert found - plumbing <= listed
+
+
+def test_every_sensor_and_trigger_module_is_advertised() -> None:
+    """Each module under sensors/ and triggers/ is listed in the provider info, but the shared polling loop."""
+    import pkgutil
+
+    import airflow_mlops.sensors as sensors
+    import airflow_mlops.triggers as triggers
+
+    for kind, package in (("sensors", sensors), ("triggers", triggers)):
+        listed = {m for entry in _provider_info()[kind] for m in entry["python-modules"]}
+        found = {f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(package.__path__)}
+        assert found - {"airflow_mlops.triggers.polling"} == listed

@@ -41,6 +41,11 @@ def get_provider_info() -> dict[str, Any]:
                 "external-doc-url": "https://docs.evidentlyai.com/",
                 "tags": ["software"],
             },
+            {
+                "integration-name": "Object Storage",
+                "external-doc-url": "https://airflow.apache.org/docs/apache-airflow/stable/core-concepts/objectstorage.html",
+                "tags": ["software"],
+            },
         ],
         "connection-types": [
             {
@@ -107,7 +112,8 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "MLflow",
                 "python-modules": [f"{_PKG}.sensors.new_data", f"{_PKG}.sensors.model_alias"],
-            }
+            },
+            {"integration-name": "Object Storage", "python-modules": [f"{_PKG}.sensors.file_change"]},
         ],
         "triggers": [
             {
@@ -117,7 +123,8 @@ def get_provider_info() -> dict[str, Any]:
                     f"{_PKG}.triggers.model_alias",
                     f"{_PKG}.triggers.serving",
                 ],
-            }
+            },
+            {"integration-name": "Object Storage", "python-modules": [f"{_PKG}.triggers.file_change"]},
         ],
         "extra-links": [f"{_PKG}.links.mlflow.MlflowRunLink", f"{_PKG}.links.mlflow.MlflowModelVersionLink"],
         "config": {
@@ -156,6 +163,14 @@ def get_provider_info() -> dict[str, Any]:
                         "version_added": "0.1.0",
                         "type": "string",
                         "example": "/data/evidently",
+                        "default": None,
+                    },
+                    "specs_folder": {
+                        "description": "Folder of the pipeline spec files the MLOps pages and "
+                        "``airflow-mlops assess`` read (default: the dags folder's pipelines/).",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "/opt/airflow/dags/pipelines",
                         "default": None,
                     },
                     "pushgateway_url": {

@@ -70,7 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--registry-uri", help="MLflow registry URI (default: the tracking URI)")
     parser.add_argument("--mlflow-conn-id", help="take the URIs and credentials from this Airflow connection")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=port_number, default=8080, help="1 to 65535; 0: any free port")
+    parser.add_argument(
+        "--port",
+        type=port_number,
+        default=8000,
+        help="1 to 65535 (default 8000; Airflow's api-server has 8080); 0: any free",
+    )
     parser.add_argument("--postgres-dsn", help="libpq DSN for the prediction log and feedback (omit: no logging)")
     parser.add_argument("--admin-token", help=f"bearer token for /admin/* (default: ${ADMIN_TOKEN_ENV})")
     parser.add_argument("--poll-seconds", type=float, default=30.0, help="re-read aliases this often (0: never)")
@@ -267,7 +272,7 @@ def run(
     config: ServingConfig,
     *,
     host: str = "127.0.0.1",
-    port: int = 8080,
+    port: int = 8000,
     log_level: str = "info",
     multi: tuple[list[ServingConfig], PoolSettings] | None = None,
 ) -> None:
