@@ -16,17 +16,22 @@ from airflow_mlops.hooks.connection_forms import SERVING_FORM
 
 
 def loaded_versions(ready: dict[str, Any]) -> dict[str, str]:
-    """``{arm: version}`` from a ``/ready`` body (``{"models": {"champion": {"version": "3"}, ...}}``)."""
+    """``{arm: version}`` from a ``/ready`` body (``{"models": {"champion": {"version": "3"}, ...}}``).
+
+    A challenger the server could not load adds ``challenger_error`` (its reason), for a wait to show.
+    """
+    found: dict[str, str] = {}
     for key in ("models", "versions", "arms"):
         arms = ready.get(key)
         if isinstance(arms, dict):
-            found = {}
             for arm, value in arms.items():
                 version = value.get("version") if isinstance(value, dict) else value
                 if version is not None:
                     found[arm] = str(version)
-            return found
-    return {}
+            break
+    if isinstance(ready.get("challenger_error"), str):
+        found["challenger_error"] = ready["challenger_error"]
+    return found
 
 
 def served_models(ready: dict[str, Any]) -> set[str] | None:

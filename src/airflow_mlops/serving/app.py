@@ -10,7 +10,7 @@ Endpoints
 ``GET  /ready``            200 with loaded versions per arm and the split once a champion is loaded, else 503
 ``GET  /metrics``          Prometheus text format
 ``POST /admin/reload``     re-read the aliases now (bearer token)
-``POST /admin/traffic``    ``{"challenger_share": x, "shadow"?: bool}`` (bearer token)
+``POST /admin/traffic``    ``{"challenger_share": x, "shadow"?: bool}`` (bearer token; kept as a registry tag)
 ``POST /invocations``      MLflow's scoring protocol (:mod:`~airflow_mlops.serving.routes.invocations`)
 ``/v2/...``                the Open Inference Protocol v2 (:mod:`~airflow_mlops.serving.routes.v2`)
 

@@ -80,6 +80,7 @@ class ModelSet:
     champion: LoadedModel
     challenger: LoadedModel | None
     challenger_alias_version: str | None = None
+    challenger_error: str | None = None  # why the challenger alias's version is not served
 
     def versions(self) -> dict[str, str | None]:
         return {"champion": self.champion.version, "challenger": self.challenger.version if self.challenger else None}
@@ -91,6 +92,7 @@ class ModelRegistry:
     def __init__(self, config: ServingConfig, client: Any = None) -> None:
         self.config = config
         self._client: Any = client  # an MlflowClient to share (a multi-model server), else made on first use
+        self.tags: dict[str, str] = {}  # the registered model's tags, as of the last read of its aliases
 
     @property
     def client(self) -> Any:
@@ -110,10 +112,19 @@ class ModelRegistry:
             raise ModelRegistryError(
                 f"reading model {self.config.model_name!r} from the registry failed: {first_line(err)}"
             ) from err
+        self.tags = {str(k): str(v) for k, v in (registered.tags or {}).items()}
         return {str(k): str(v) for k, v in (registered.aliases or {}).items()}
 
+    def set_tag(self, key: str, value: str) -> None:
+        """Set a tag of the registered model."""
+        self.client.set_registered_model_tag(self.config.model_name, key, value)
+
     def resolve(self, current: ModelSet | None) -> ModelSet:
-        """The model set the aliases point at now, reusing loaded versions; ``current`` if unchanged."""
+        """The model set the aliases point at now, reusing loaded versions; ``current`` if unchanged.
+
+        A challenger version that fails to load is left out (``challenger_error`` says why): the
+        champion, a promotion or a rollback included, is served all the same.
+        """
         cfg = self.config
         aliases = self.aliases()
         champion_version = aliases.get(cfg.champion_alias)
@@ -133,10 +144,20 @@ class ModelRegistry:
         if current is not None:
             loaded = {m.version: m for m in (current.champion, current.challenger) if m is not None}
         champion = loaded.get(champion_version) or self.load(champion_version)
-        challenger = None
+        challenger, error = None, None
         if effective_challenger is not None:
-            challenger = loaded.get(effective_challenger) or self.load(effective_challenger)
-        return ModelSet(champion, challenger, challenger_version)
+            try:
+                challenger = loaded.get(effective_challenger) or self.load(effective_challenger)
+            except ModelRegistryError as err:
+                error = f"challenger version {effective_challenger} not served: {err}"
+        if (
+            current is not None
+            and current.champion is champion
+            and current.challenger is challenger
+            and (current.challenger_alias_version, current.challenger_error) == (challenger_version, error)
+        ):
+            return current
+        return ModelSet(champion, challenger, challenger_version, error)
 
     def load(self, version: str) -> LoadedModel:
         """Download and load one version; check the fast path against scikit-learn before using it."""

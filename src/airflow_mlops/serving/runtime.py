@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.exceptions import ModelRegistryError
+from airflow_mlops.serving import traffic_tag
 from airflow_mlops.serving.arm_inputs import ArmInputs
 from airflow_mlops.serving.batching import MicroBatcher
 from airflow_mlops.serving.durable_log import DurableLogWriter
@@ -22,8 +23,10 @@ from airflow_mlops.serving.feedback_store import FeedbackStore
 from airflow_mlops.serving.log_shipper import PredictionLogWriter
 from airflow_mlops.serving.metrics import Metrics
 from airflow_mlops.serving.models import ModelRegistry
+from airflow_mlops.serving.predictors import first_line
 from airflow_mlops.serving.request_ids import RecentIds
 from airflow_mlops.serving.routing import CHALLENGER, CHAMPION, SHADOW, Router
+from airflow_mlops.serving.traffic_tag import TRAFFIC_TAG
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -70,6 +73,9 @@ class ServingRuntime:
         self._inputs: ArmInputs | None = None
         self._inputs_key: tuple[ModelSet, bool] | None = None
         self.lost_on_shutdown = 0
+        self._traffic_seen: str | None = None  # the registry's traffic tag as last applied (or overruled)
+        self._traffic_lock = asyncio.Lock()
+        self._traffic_writes: set[asyncio.Task[None]] = set()
 
     # ----- lifecycle -------------------------------------------------------------------------
 
@@ -140,7 +146,10 @@ class ServingRuntime:
                 log.warning("reload (%s) failed, %s: %s", trigger, serving, message)
                 return False, message
             self.registry_status.update(ok=True, error=None, last_success=time.time())
+            self._follow_traffic_tag()
             changed = new is not current
+            if new.challenger_error and new.challenger_error != (current.challenger_error if current else None):
+                log.warning("reload (%s): %s", trigger, new.challenger_error)
             if changed:
                 self.models = new
                 log.info("now serving %s (reload: %s)", versions_text(new), trigger)
@@ -154,6 +163,42 @@ class ServingRuntime:
             outcome = "changed" if changed else "unchanged"
             self.metrics.inc("mlops_serving_reloads_total", (("trigger", trigger), ("outcome", outcome)))
             return changed, None
+
+    def _follow_traffic_tag(self) -> None:
+        """Apply the registry's traffic split when it changed since last seen (at startup: when there is one)."""
+        text = self.registry.tags.get(TRAFFIC_TAG)
+        if text is None or text == self._traffic_seen:
+            return
+        self._traffic_seen = text
+        split = traffic_tag.decode(text)
+        if split is not None:
+            self.router.set(challenger_share=split[0], shadow=split[1])
+            log.info("traffic from the registry: challenger_share=%s shadow=%s", *split)
+
+    def keep_traffic(self) -> None:
+        """Write the split to the registry in the background, for restarts and the other replicas.
+
+        The answer does not wait for the registry. Until the write succeeds, the tag's older value is
+        no change to follow, so a poll does not undo this split; a failed write is a warning.
+        """
+        self._traffic_seen = self.registry.tags.get(TRAFFIC_TAG)
+        task = asyncio.get_running_loop().create_task(self._write_traffic(), name="traffic-tag")
+        self._traffic_writes.add(task)
+        task.add_done_callback(self._traffic_writes.discard)
+
+    async def _write_traffic(self) -> None:
+        async with self._traffic_lock:  # one write at a time, each of the split as it is then: the last one wins
+            text = traffic_tag.encode(self.router.challenger_share, self.router.shadow)
+            if text == self._traffic_seen:
+                return
+            try:
+                await asyncio.to_thread(self.registry.set_tag, TRAFFIC_TAG, text)
+            except Exception as err:
+                log.warning(
+                    "could not keep the traffic split in the registry (a restart reverts it): %s", first_line(err)
+                )
+                return
+            self.registry.tags[TRAFFIC_TAG] = self._traffic_seen = text
 
     async def wait_ready(self, seconds: float = 60.0) -> ModelSet:
         """Wait until a champion is loaded (for tests and embedding)."""
@@ -274,6 +319,7 @@ class ServingRuntime:
                 "challenger": models.challenger.describe() if models and models.challenger else None,
             },
             "challenger_alias_version": models.challenger_alias_version if models else None,
+            "challenger_error": models.challenger_error if models else None,
             "challenger_share": router.challenger_share,
             "shadow": router.shadow,
             "effective_challenger_share": router.challenger_share if has_challenger and not router.shadow else 0.0,
@@ -341,6 +387,7 @@ class ServingRuntime:
                         ("fast_path", str(model.fast_path).lower()),
                     )
                     gauges.append(("mlops_serving_model_info", labels, 1.0))
+            gauges.append(("mlops_serving_challenger_load_failed", (), 1.0 if models.challenger_error else 0.0))
         writer = self.log_writer
         gauges.append(("mlops_serving_log_queue_depth", (), float(writer.depth if writer else 0)))
         if writer is not None:

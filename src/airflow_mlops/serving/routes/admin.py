@@ -61,5 +61,6 @@ class AdminRoutes:
             return rejection(err)
         rt.router.set(challenger_share=share, shadow=shadow)
         log.info("traffic: challenger_share=%s shadow=%s", rt.router.challenger_share, rt.router.shadow)
+        rt.keep_traffic()
         rt.observe_request("admin_traffic", "none", 200, started)
         return json_response(rt.ready_payload())
