@@ -371,7 +371,7 @@ def test_cli_serves_several_models_and_the_hook_and_deploy_operator_work_per_mod
     finally:
         server.stop()
     # the hook's and the smoke request, two Triton requests and two /predict
-    assert "prediction log drained: 6 rows written, 0 lost" in server.tail(), server.tail()
+    assert "prediction log stopped: 6 rows written since the start, 0 lost at shutdown" in server.tail(), server.tail()
 
 
 async def test_protocol_paths_reach_the_model_they_name(serving_store: Store, register: Callable[..., str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -195,7 +196,9 @@ async def test_writer_copies_batches_and_a_retried_batch_is_not_duplicated(
 
 @pytest.mark.integration
 @pytest.mark.parametrize("process", [True, False], ids=["writer-process", "writer-thread"])
-async def test_database_down_keeps_rows_and_reports_them_lost_at_shutdown(process: bool) -> None:
+async def test_database_down_keeps_rows_and_reports_them_lost_at_shutdown(
+    process: bool, caplog: pytest.LogCaptureFixture
+) -> None:
     writer = PredictionLogWriter(
         "host=127.0.0.1 port=1 user=postgres dbname=none connect_timeout=1", table="t_nowhere", process=process
     )
@@ -206,15 +209,19 @@ async def test_database_down_keeps_rows_and_reports_them_lost_at_shutdown(proces
     assert writer.depth == 20
     assert writer.errors == 1
     assert "OperationalError" in (writer.last_error or "") or "Connection refused" in (writer.last_error or "")
+    assert "writing 20 rows to t_nowhere failed (20 wait, 0 dropped so far for a full queue)" in caplog.text
     started = time.monotonic()
     assert await writer.stop(drain_timeout=0.5) == 20
     assert time.monotonic() - started < 10
 
 
-def test_queue_is_bounded() -> None:
+def test_queue_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
     writer = PredictionLogWriter(DSN, table="t_unused", max_queue=5, process=False)
     for i in range(8):
         writer.append(tuple(_row(i)))
+    warnings = [r.getMessage() for r in caplog.records if "the oldest are dropped" in r.getMessage()]
+    assert warnings == ["prediction log: 5 rows wait, the queue's bound (--log-max-queue): the oldest are dropped "
+                        "until t_unused takes rows again (counted in mlops_serving_log_rows_dropped_total)"]  # fmt: skip
     assert writer.depth == 5
     assert writer.dropped == 3
     assert writer.dropped_by == {"queue_full": 3, "duplicate_id": 0, "rejected": 0}
@@ -233,3 +240,21 @@ def test_a_row_postgres_cannot_store_does_not_block_the_others(pg_conn: Any, tab
         cur.execute(f"SELECT request_id FROM {table} ORDER BY request_id")
         assert [r[0] for r in cur.fetchall()] == ["r0", "r2"]
     assert write_rows(PgConnection(DSN, prediction_log_ddl(table)), table, [tuple(_row(3))]).rejected == []
+
+
+@pytest.mark.integration
+async def test_a_write_that_works_again_clears_the_error_and_says_so(
+    tables: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="airflow_mlops.serving.log_shipper")
+    writer = PredictionLogWriter(DSN, table=tables[0], max_queue=3, process=False)
+    writer.last_error = "OperationalError: the server was down"  # as a failed write leaves it
+    for i in range(5):
+        writer.append(tuple(_row(i)))
+    assert await writer.flush_once()
+    assert writer.last_error is None
+    assert f"prediction log: writing to {tables[0]} works again; 0 rows wait" in caplog.text
+    for i in range(5, 10):
+        writer.append(tuple(_row(i)))
+    assert caplog.text.count("the oldest are dropped") == 2  # once per episode: the write between ended the first
+    await writer.stop(drain_timeout=5)

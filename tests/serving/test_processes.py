@@ -128,7 +128,9 @@ async def test_serve_process_survives_bad_input_and_drains_the_log_on_sigterm(
     assert len(logged) == 401
     assert set(logged) == {"first"} | {f"load-{i}" for i in range(400)}
     assert sorted(logged[f"load-{i}"] for i in range(400)) == sorted(arms)
-    assert "prediction log drained: 401 rows written, 0 lost" in log.read_text()
+    assert "prediction log stopped: 401 rows written since the start, 0 lost at shutdown; dropped before: none" in (
+        log.read_text()
+    )
 
 
 async def test_registry_down_during_reload_keeps_the_last_good_models(

@@ -228,7 +228,9 @@ class DurableLogWriter:
             self.last_error = f"{type(err).__name__}: {str(err).strip()[:300]}"
             log.warning("prediction log: shipping to %s failed, rows kept: %s", self.table, self.last_error)
             return None
-        self.down_since = None
+        if self.down_since is not None:
+            log.info("prediction log: shipping to %s works again", self.table)
+        self.down_since, self.last_error = None, None
         self.written += result.stored
         self.duplicates += result.duplicates
         self.dropped_by["duplicate_id"] += result.conflicts

@@ -259,7 +259,8 @@ class PredictionLogWriter:
         self.written = 0
         self.dropped_by = dict.fromkeys(DROP_REASONS, 0)  # rows not stored, by why (see DROP_REASONS)
         self.errors = 0
-        self.last_error: str | None = None
+        self.last_error: str | None = None  # of the failing writes; cleared when a write succeeds again
+        self._dropping = False  # rows are being dropped for a full queue (warned once per episode)
 
     @property
     def depth(self) -> int:
@@ -276,6 +277,13 @@ class PredictionLogWriter:
         queue = self._queue
         if len(queue) >= self.max_queue:
             queue.popleft()
+            if not self._dropping:
+                self._dropping = True
+                log.warning(
+                    "prediction log: %d rows wait, the queue's bound (--log-max-queue): the oldest are dropped "
+                    "until %s takes rows again (counted in mlops_serving_log_rows_dropped_total)",
+                    self.max_queue, self.table,
+                )  # fmt: skip
             self.dropped_by["queue_full"] += 1
         queue.append(row)
         if len(queue) >= self.flush_rows:
@@ -319,8 +327,14 @@ class PredictionLogWriter:
             queue.extendleft(reversed(rows))
             self.errors += 1
             self.last_error = f"{type(err).__name__}: {str(err).strip()[:300]}"
-            log.warning("prediction log: writing %d rows to %s failed: %s", count, self.table, self.last_error)
+            log.warning(
+                "prediction log: writing %d rows to %s failed (%d wait, %d dropped so far for a full queue): %s",
+                count, self.table, len(queue), self.dropped_by["queue_full"], self.last_error,
+            )  # fmt: skip
             return False
+        if self.last_error is not None or self._dropping:
+            log.info("prediction log: writing to %s works again; %d rows wait", self.table, len(queue))
+            self.last_error, self._dropping = None, False
         self.written += result.stored
         self.dropped_by["duplicate_id"] += result.conflicts
         self.dropped_by["rejected"] += len(result.rejected)

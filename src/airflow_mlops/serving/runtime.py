@@ -110,8 +110,13 @@ class ServingRuntime:
         if not self._owns_log:
             return
         if self.log_writer is not None:
-            self.lost_on_shutdown = await self.log_writer.stop(self.config.drain_timeout)
-            log.info("prediction log drained: %d rows written, %d lost", self.log_writer.written, self.lost_on_shutdown)
+            writer = self.log_writer
+            self.lost_on_shutdown = await writer.stop(self.config.drain_timeout)
+            dropped = ", ".join(f"{count} {why}" for why, count in writer.dropped_by.items() if count) or "none"
+            log.info(
+                "prediction log stopped: %d rows written since the start, %d lost at shutdown; dropped before: %s",
+                writer.written, self.lost_on_shutdown, dropped,
+            )  # fmt: skip
         if self.feedback is not None:
             await self.feedback.close()
 
