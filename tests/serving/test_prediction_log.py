@@ -220,8 +220,10 @@ def test_queue_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
     for i in range(8):
         writer.append(tuple(_row(i)))
     warnings = [r.getMessage() for r in caplog.records if "the oldest are dropped" in r.getMessage()]
-    assert warnings == ["prediction log: 5 rows wait, the queue's bound (--log-max-queue): the oldest are dropped "
-                        "until t_unused takes rows again (counted in mlops_serving_log_rows_dropped_total)"]  # fmt: skip
+    assert warnings == [
+        "prediction log: 5 rows wait, the queue's bound (--log-max-queue): the oldest are dropped "
+        "until t_unused takes rows again (counted in mlops_serving_log_rows_dropped_total)"
+    ]
     assert writer.depth == 5
     assert writer.dropped == 3
     assert writer.dropped_by == {"queue_full": 3, "duplicate_id": 0, "rejected": 0}
