@@ -49,6 +49,7 @@ def test_parse_json_returns_text_and_value() -> None:
         (b'\xff{"a": 1}', "request body is not UTF-8: 'utf-8' codec can't decode byte 0xff in position 0"),
         (b'{"features": ' + b"[" * 5000 + b"]" * 5000 + b"}", "malformed JSON: arrays and objects nested too deeply"),
         (b"[" * 100_000, "malformed JSON: arrays and objects nested too deeply"),
+        (b'{"features": {"age": ' + b"9" * 5000 + b"}}", "malformed JSON: an integer of more than 4300 digits"),
     ],
 )
 def test_parse_json_refuses_what_is_not_json(body: bytes, detail: str) -> None:

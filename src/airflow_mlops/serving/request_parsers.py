@@ -76,6 +76,9 @@ def parse_json(body: bytes) -> tuple[str, Any]:
     except UnicodeDecodeError as err:
         raise RequestError(400, "malformed_json", f"request body is not UTF-8: {err}") from err
     except ValueError as err:
+        if "int_max_str_digits" in str(err):  # Python's own advice (raise the process's limit) is not the client's
+            detail = "malformed JSON: an integer of more than 4300 digits (no feature value needs so many)"
+            raise RequestError(400, "malformed_json", detail) from err
         raise RequestError(400, "malformed_json", f"malformed JSON: {err}") from err
     except RecursionError as err:  # json's parser recurses once per array or object level
         detail = "malformed JSON: arrays and objects nested too deeply (a request needs a few levels)"
