@@ -70,6 +70,7 @@ class LoadedModel:
             "fast_path": self.fast_path,
             "fast_path_note": self.fast_path_note,
             "loaded_at": self.loaded_at,
+            "signature": self.schema.describe(),  # a request must carry every active arm's required columns
         }
 
 
