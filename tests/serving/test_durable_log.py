@@ -138,3 +138,24 @@ def test_a_second_server_on_the_same_spool_is_refused(tmp_path: Path) -> None:
             await first.stop(0.1)
 
     asyncio.run(both())
+
+
+def test_the_startup_log_says_where_answers_go(tmp_path: Path) -> None:
+    from airflow_mlops.serving.config import ServingConfig
+    from airflow_mlops.serving.log_shipper import PredictionLogWriter
+    from airflow_mlops.serving.runtime import logging_text
+
+    config = ServingConfig(model_name="churn", tracking_uri="sqlite:///unused.db", log_table="churn_log")
+    assert logging_text(config, None) == (
+        "prediction log: off (no --postgres-dsn): no answer is logged, /feedback answers 503"
+    )
+    memory = PredictionLogWriter(DSN, table="churn_log", max_queue=500, process=False)
+    assert logging_text(config, memory) == (
+        "prediction log: table churn_log, in memory (up to 500 rows wait; "
+        "a crash loses those, --log-durability spool keeps them)"
+    )
+    spool = DurableLogWriter(DSN, tmp_path / "spool", table="churn_log", process=False)
+    assert (
+        logging_text(config, spool)
+        == f"prediction log: table churn_log, each answer on disk in {tmp_path / 'spool'} first"
+    )

@@ -85,6 +85,8 @@ class ServingRuntime:
         self._shadow_wake = asyncio.Event()
         self.batcher = MicroBatcher(self.metrics)
         self.batcher.start()
+        if self._owns_log:
+            log.info("%s", logging_text(self.config, self.log_writer))
         if self.log_writer is not None and self._owns_log:
             self.log_writer.start()
         self._tasks = [
@@ -437,6 +439,18 @@ def log_writer_for(config: ServingConfig, dsn: str) -> PredictionLogWriter | Dur
         flush_rows=config.log_flush_rows,
         flush_ms=config.log_flush_ms,
         max_queue=config.log_max_queue,
+    )
+
+
+def logging_text(config: ServingConfig, writer: PredictionLogWriter | DurableLogWriter | None) -> str:
+    """Where answered predictions go, for the startup log."""
+    if writer is None:
+        return "prediction log: off (no --postgres-dsn): no answer is logged, /feedback answers 503"
+    if isinstance(writer, DurableLogWriter):
+        return f"prediction log: table {config.log_table}, each answer on disk in {writer.spool.folder} first"
+    return (
+        f"prediction log: table {config.log_table}, in memory (up to {writer.max_queue} rows wait; "
+        "a crash loses those, --log-durability spool keeps them)"
     )
 
 
