@@ -29,7 +29,14 @@ from airflow_mlops.serving.metrics import Metrics
 from airflow_mlops.serving.models import ModelRegistry
 from airflow_mlops.serving.request_ids import RecentIds
 from airflow_mlops.serving.routing import Router
-from airflow_mlops.serving.runtime import LOG_SERIES, ServingRuntime, SharedState, log_writer_for
+from airflow_mlops.serving.runtime import (
+    LOG_SERIES,
+    ServingRuntime,
+    SharedState,
+    log_writer_for,
+    logging_text,
+    stopped_text,
+)
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -138,6 +145,7 @@ class ModelPool:
     # ----- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        log.info("%s", logging_text(next(iter(self.slots.values())).config, self.log_writer))
         if self.log_writer is not None:
             self.log_writer.start()
         if self.settings.warmup:
@@ -161,7 +169,7 @@ class ModelPool:
         if self.log_writer is not None:
             drain = max(s.config.drain_timeout for s in self.slots.values())
             self.lost_on_shutdown = await self.log_writer.stop(drain)
-            log.info("prediction log drained: %d rows written, %d lost", self.log_writer.written, self.lost_on_shutdown)
+            log.info("%s", stopped_text(self.log_writer, self.lost_on_shutdown))
         if self.feedback is not None:
             await self.feedback.close()
 

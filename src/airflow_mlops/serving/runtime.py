@@ -112,13 +112,8 @@ class ServingRuntime:
         if not self._owns_log:
             return
         if self.log_writer is not None:
-            writer = self.log_writer
-            self.lost_on_shutdown = await writer.stop(self.config.drain_timeout)
-            dropped = ", ".join(f"{count} {why}" for why, count in writer.dropped_by.items() if count) or "none"
-            log.info(
-                "prediction log stopped: %d rows written since the start, %d lost at shutdown; dropped before: %s",
-                writer.written, self.lost_on_shutdown, dropped,
-            )  # fmt: skip
+            self.lost_on_shutdown = await self.log_writer.stop(self.config.drain_timeout)
+            log.info("%s", stopped_text(self.log_writer, self.lost_on_shutdown))
         if self.feedback is not None:
             await self.feedback.close()
 
@@ -451,6 +446,15 @@ def logging_text(config: ServingConfig, writer: PredictionLogWriter | DurableLog
     return (
         f"prediction log: table {config.log_table}, in memory (up to {writer.max_queue} rows wait; "
         "a crash loses those, --log-durability spool keeps them)"
+    )
+
+
+def stopped_text(writer: PredictionLogWriter | DurableLogWriter, lost: int) -> str:
+    """What the prediction log did, for the shutdown log: written, lost at shutdown, dropped before."""
+    dropped = ", ".join(f"{count} {why}" for why, count in writer.dropped_by.items() if count) or "none"
+    return (
+        f"prediction log stopped: {writer.written} rows written since the start, {lost} lost at shutdown; "
+        f"dropped before: {dropped}"
     )
 
 
