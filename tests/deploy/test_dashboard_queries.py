@@ -91,6 +91,20 @@ def _serving_targets() -> list[tuple[str, str, str]]:
     ]
 
 
+def _promtool_test(folder: Path, series: list[dict[str, str]], checks: list[dict[str, Any]]) -> None:
+    """``promtool test rules`` of ``checks`` (PromQL expressions and their expected samples) on ``series``."""
+    binary = shutil.which("promtool")
+    if binary is None:
+        pytest.fail(INSTALL_HINT, pytrace=False)
+    tests = {"rule_files": [], "evaluation_interval": "1m",
+             "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": checks}]}  # fmt: skip
+    (folder / "queries_test.yml").write_text(yaml.safe_dump(tests, sort_keys=False))
+    result = subprocess.run(
+        [binary, "test", "rules", "queries_test.yml"], cwd=folder, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_every_serving_panel_is_checked() -> None:
     legends = [("error rate " if title.startswith("Error") and "{{" in legend else "") + legend
                for title, legend, _ in _serving_targets()]  # fmt: skip
@@ -98,9 +112,6 @@ def test_every_serving_panel_is_checked() -> None:
 
 
 def test_the_serving_panels_answer_for_one_model_and_for_several(tmp_path: Path) -> None:
-    binary = shutil.which("promtool")
-    if binary is None:
-        pytest.fail(INSTALL_HINT, pytrace=False)
     checks: list[dict[str, Any]] = []
     for title, legend, expr in _serving_targets():
         key = ("error rate " if title.startswith("Error") and "{{" in legend else "") + legend
@@ -109,20 +120,11 @@ def test_the_serving_panels_answer_for_one_model_and_for_several(tmp_path: Path)
             for labels, value in EXPECTED[key]
         ]
         checks.append({"expr": expr.replace("$__rate_interval", "5m"), "eval_time": "10m", "exp_samples": samples})
-    tests = {"rule_files": [], "evaluation_interval": "1m",
-             "tests": [{"interval": "1m", "input_series": SERIES, "promql_expr_test": checks}]}  # fmt: skip
-    (tmp_path / "dashboard_test.yml").write_text(yaml.safe_dump(tests, sort_keys=False))
-    result = subprocess.run(
-        [binary, "test", "rules", "dashboard_test.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    _promtool_test(tmp_path, SERIES, checks)
 
 
 def test_the_promotion_annotations_mark_the_first_champion_move_too(tmp_path: Path) -> None:
     """A pipeline's totals reach the Pushgateway with its first move: the series starts at 1, no increase."""
-    binary = shutil.which("promtool")
-    if binary is None:
-        pytest.fail(INSTALL_HINT, pytrace=False)
     annotations = {a["name"]: a.get("expr") for a in json.loads(DASHBOARD.read_text())["annotations"]["list"]}
     pushed = 'job="mlops", pipeline="{}"'
     series = [  # "new": first promoted at 5m, again at 15m, rolled back at 25m; "old": pushed before the range
@@ -140,10 +142,4 @@ def test_the_promotion_annotations_mark_the_first_champion_move_too(tmp_path: Pa
             ("Rollbacks", "25m", 1), ("Promotions", "25m", 0),
         ]
     ]  # fmt: skip
-    tests = {"rule_files": [], "evaluation_interval": "1m",
-             "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": checks}]}  # fmt: skip
-    (tmp_path / "annotations_test.yml").write_text(yaml.safe_dump(tests, sort_keys=False))
-    result = subprocess.run(
-        [binary, "test", "rules", "annotations_test.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    _promtool_test(tmp_path, series, checks)
