@@ -48,7 +48,7 @@ class RegisterModelOperator(MlopsOperator):
         with self.hook.activate() as client:
             if not ref.model_uri:
                 with fail_at_once(TrainingRunNotFoundError):  # a release of a run id that names no model
-                    ref = _complete_from_run(client, ref)
+                    ref = _complete_from_run(client, ref, self.spec.name)
             run_tags = {
                 **airflow_identity(context),
                 tags.PIPELINE: self.spec.name,
@@ -68,8 +68,12 @@ class RegisterModelOperator(MlopsOperator):
         return ModelRef.from_xcom({**ref.as_xcom(), "version": str(version.version)}).as_xcom()
 
 
-def _complete_from_run(client: Any, ref: ModelRef) -> ModelRef:
-    """Fill model URI, dataset digest and metrics of a ref that names only a run (Level 1 release)."""
+def _complete_from_run(client: Any, ref: ModelRef, pipeline: str) -> ModelRef:
+    """Fill model URI, dataset digest and metrics of a ref that names only a run of ``pipeline`` (Level 1 release).
+
+    A run of another pipeline is refused: its model was trained on another source, which the new
+    version's tags (this pipeline's) would misstate.
+    """
     from mlflow.exceptions import MlflowException
 
     from airflow_mlops.exceptions import ModelRegistryError
@@ -83,6 +87,12 @@ def _complete_from_run(client: Any, ref: ModelRef) -> ModelRef:
     uri = run.data.tags.get(tags.MODEL_URI)
     if not uri:
         raise TrainingRunNotFoundError(f"run_id: run {ref.run_id!r} has no model logged by TrainModelOperator")
+    trained_by = run.data.tags.get(tags.PIPELINE)
+    if trained_by != pipeline:
+        raise TrainingRunNotFoundError(
+            f"run_id: run {ref.run_id!r} was trained by pipeline {trained_by!r}, not {pipeline!r}: "
+            f"release a run of {pipeline}_train (its MLflow run id); nothing was registered"
+        )
     return ModelRef.from_xcom(
         {
             **ref.as_xcom(),

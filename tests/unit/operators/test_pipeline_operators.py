@@ -222,6 +222,17 @@ def test_release_by_run_id(mlflow_conn: str, customers_csv: Path) -> None:
             task_id="release", spec=spec, model={"name": "churn", "run_id": "f" * 32, "model_uri": ""}
         ).execute(task_context())
     assert isinstance(missing.value.__cause__, TrainingRunNotFoundError)
+    other = _spec(customers_csv, level=1).model_copy(update={"name": "churn_other"})
+    foreign = (
+        rf"run_id: run '{model['run_id']}' was trained by pipeline 'churn', not 'churn_other': "
+        r"release a run of churn_other_train \(its MLflow run id\); nothing was registered"
+    )
+    with pytest.raises(AirflowFailException, match=foreign):
+        RegisterModelOperator(
+            task_id="release", spec=other, alias="champion",
+            model={"name": "churn_other", "run_id": model["run_id"], "model_uri": ""},
+        ).execute(task_context())  # fmt: skip
+    assert MlflowClient(mlflow_conn).search_registered_models(filter_string="name = 'churn_other'") == []
 
 
 @pytest.mark.usefixtures("storage")
