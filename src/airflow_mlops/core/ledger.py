@@ -70,6 +70,10 @@ class PromotionConflictError(MlopsError):
     """The alias moved since the caller looked (another promotion won the race)."""
 
 
+class AliasUnchangedError(MlopsError):
+    """The alias is already at the version asked for: a move would record nothing that happened."""
+
+
 @dataclass(frozen=True)
 class LedgerRow:
     """One ledger entry."""
@@ -132,12 +136,15 @@ class Ledger:
         evidence_uri: str | None = None,
         airflow: dict[str, str] | None = None,
         idempotency_key: str | None = None,
+        refuse_unchanged: bool = False,
     ) -> LedgerRow:
         """Move ``alias`` to ``to_version`` and record it, atomically (see the module docstring).
 
         :param apply: ``apply(previous, new)`` moves the alias in the registry.
         :param revert: ``revert(previous)`` puts it back if the commit fails.
         :param expected_from: the version the caller saw; :data:`ANY` skips the check.
+        :param refuse_unchanged: raise :class:`AliasUnchangedError` when the ledger already has the alias
+            at ``to_version`` (a retry of the same move, by ``idempotency_key``, still returns its row).
         """
         if action not in MOVES:
             raise ValueError(f"action: expected one of {MOVES}, found {action!r}")
@@ -150,6 +157,8 @@ class Ledger:
                         conn.rollback()
                         return _row(done._mapping)
                 current = _head(conn, model_name, alias)
+                if refuse_unchanged and current == str(to_version):
+                    raise AliasUnchangedError(f"{model_name}@{alias} is already version {current}; nothing was changed")
                 if expected_from is not ANY and current != expected_from:
                     raise PromotionConflictError(
                         f"{model_name}@{alias} is at version {current}, expected {expected_from}: "

@@ -65,7 +65,8 @@ class _AliasMover(BaseOperator):
         expected_from: Any,
         evidence_uri: str | None = None,
     ) -> LedgerRow:
-        from airflow_mlops.core.registry import check_ready, restore_alias
+        from airflow_mlops.core.ledger import AliasUnchangedError
+        from airflow_mlops.core.registry import alias_version, check_ready, restore_alias
 
         ledger: Ledger = self.ledger_hook.get_conn()
         identity = airflow_identity(context)
@@ -75,24 +76,31 @@ class _AliasMover(BaseOperator):
                 check_ready(client, self.model_name, version)
             except ModelVersionNotFoundError as err:  # a wrong version: fail now, no retry
                 raise AirflowFailException(f"{err}; the {self.alias} alias was not moved") from None
+            # Moving the alias to where ledger and registry both have it would record a change that
+            # never happened; where only the ledger has it (the alias was set by hand), it syncs the registry.
+            unchanged = alias_version(client, self.model_name, self.alias) == version
 
             def apply(previous: str | None, new: str) -> None:
                 client.set_model_version_tag(self.model_name, new, f"mlops.{self.alias}.{action}d_by", key)
                 client.set_registered_model_alias(self.model_name, self.alias, new)
 
-            row = ledger.move_alias(
-                model_name=self.model_name,
-                alias=self.alias,
-                to_version=version,
-                action=action,
-                reasons=reasons,
-                apply=apply,
-                revert=lambda previous: restore_alias(client, self.model_name, self.alias, previous),
-                expected_from=expected_from,
-                evidence_uri=evidence_uri,
-                airflow=identity,
-                idempotency_key=key,
-            )
+            try:
+                row = ledger.move_alias(
+                    model_name=self.model_name,
+                    alias=self.alias,
+                    to_version=version,
+                    action=action,
+                    reasons=reasons,
+                    apply=apply,
+                    revert=lambda previous: restore_alias(client, self.model_name, self.alias, previous),
+                    expected_from=expected_from,
+                    evidence_uri=evidence_uri,
+                    airflow=identity,
+                    idempotency_key=key,
+                    refuse_unchanged=unchanged,
+                )
+            except AliasUnchangedError as err:  # a person's no-op: no retry makes it a move
+                raise AirflowFailException(str(err)) from None
         self.mlflow_model_version_url = self.hook.model_version_url(self.model_name, version)
         push_alias_move(ledger, self.model_name, self.alias, version)
         self.log.info(

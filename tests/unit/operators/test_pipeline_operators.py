@@ -205,6 +205,21 @@ def test_promote_rejects_unknown_version(mlflow_conn: str, customers_csv: Path) 
 
 
 @pytest.mark.usefixtures("storage")
+@pytest.mark.usefixtures("mlflow_conn")
+def test_promoting_the_champion_again_is_refused_but_a_retry_of_the_same_run_is_not(customers_csv: Path) -> None:
+    """A no-op promotion (v1 -> v1) would put a move that never happened into the history."""
+    spec = _spec(customers_csv)
+    _, model = _train(spec)
+    RegisterModelOperator(task_id="register", spec=spec, model=model).execute(task_context())
+    first = PromoteModelOperator(task_id="promote", model_name="churn", version=1).execute(task_context(run_id="a"))
+    again = PromoteModelOperator(task_id="promote", model_name="churn", version=1).execute(task_context(run_id="a"))
+    assert again["ledger_id"] == first["ledger_id"]  # the retry finds its own row
+    with pytest.raises(AirflowFailException, match="churn@champion is already version 1; nothing was changed"):
+        PromoteModelOperator(task_id="promote", model_name="churn", version=1).execute(task_context(run_id="b"))
+    assert [row.to_version for row in Ledger(os.environ["AIRFLOW__MLOPS__LEDGER_URL"]).history("churn")] == ["1"]
+
+
+@pytest.mark.usefixtures("storage")
 def test_release_by_run_id(mlflow_conn: str, customers_csv: Path) -> None:
     """Level 1 release: a run id alone is enough to register its model as champion."""
     spec = _spec(customers_csv, level=1)
