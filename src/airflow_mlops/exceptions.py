@@ -15,6 +15,10 @@ class DatasetExtractionError(MlopsError):
     """Data could not be extracted from its source (bad query, missing table, empty result)."""
 
 
+class QueryRejectedError(DatasetExtractionError):
+    """Postgres refused the query itself (an unknown column or table, a type or syntax error): no retry helps."""
+
+
 class EmptyExtractionError(DatasetExtractionError):
     """The source holds no rows for the run's window: the same window gives none on a retry."""
 

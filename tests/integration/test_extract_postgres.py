@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_mlops.exceptions import DatasetExtractionError, EmptyExtractionError, PipelineSpecError
+from airflow_mlops.exceptions import (
+    DatasetExtractionError,
+    EmptyExtractionError,
+    PipelineSpecError,
+    QueryRejectedError,
+)
 from airflow_mlops.operators.dataset import ExtractDatasetOperator
 from airflow_mlops.spec import PipelineSpec
 from tests.support.context import task_context
@@ -231,10 +236,11 @@ def test_sql_in_a_parameter_value_is_only_a_value(customers_table: str, pg_conn:
 
 
 def test_syntax_error_names_the_source(customers_table: str, storage: Path) -> None:
-    """A malformed query fails naming the connection and query, saying the query failed."""
+    """A malformed query fails at once (no retry helps) naming the connection and query, saying the query failed."""
     query = f"SELEC * FROM {customers_table}"
-    with pytest.raises(DatasetExtractionError) as info:
+    with pytest.raises(AirflowFailException) as info:
         extract(postgres_source(query=query))
+    assert isinstance(info.value.__cause__, QueryRejectedError)
     message = str(info.value)
     assert message.startswith(f"postgres://postgres_default query {query!r}: query failed:")
     assert "syntax error at or near" in message
@@ -242,9 +248,10 @@ def test_syntax_error_names_the_source(customers_table: str, storage: Path) -> N
 
 
 def test_missing_table_names_the_relation(storage: Path, pg_conn: Any) -> None:
-    """A table that does not exist fails naming the relation."""
-    with pytest.raises(DatasetExtractionError) as info:
+    """A table that does not exist fails at once naming the relation."""
+    with pytest.raises(AirflowFailException) as info:
         extract(postgres_source(table="no_such_table_mlops"))
+    assert isinstance(info.value.__cause__, QueryRejectedError)
     message = str(info.value)
     assert message.startswith("postgres://postgres_default table no_such_table_mlops: query failed:")
     assert 'relation "no_such_table_mlops" does not exist' in message
@@ -300,15 +307,13 @@ def test_iter_postgres_errors_name_the_source(customers_table: str, driver: str)
         finally:
             conn.close()
 
-    with pytest.raises(
-        DatasetExtractionError, match=r'table no_such_table_mlops: query failed: .*"no_such_table_mlops"'
-    ):
+    with pytest.raises(QueryRejectedError, match=r'table no_such_table_mlops: query failed: .*"no_such_table_mlops"'):
         first_chunk(table="no_such_table_mlops")
     query = f"SELECT * FROM {customers_table} WHERE plan = %(plan)s"
     with pytest.raises(DatasetExtractionError, match=r"bind parameter 'plan' which is not in 'parameters'"):
         first_chunk({"parameters": {}}, query=query, parameters={"plan": "basic"})
     query = f"SELECT customer_id FROM {customers_table}"
-    with pytest.raises(DatasetExtractionError, match=r"query failed: column \"updated_at\" does not exist"):
+    with pytest.raises(QueryRejectedError, match=r"query failed: column \"updated_at\" does not exist"):
         first_chunk(query=query)
 
 

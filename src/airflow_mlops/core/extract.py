@@ -8,7 +8,7 @@ import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.exceptions import DatasetExtractionError
+from airflow_mlops.exceptions import DatasetExtractionError, QueryRejectedError
 from airflow_mlops.spec_sql import AS_OF_PARAM, SINCE_PARAM, missing_placeholders, one_statement
 
 if TYPE_CHECKING:
@@ -44,6 +44,19 @@ def _sql_module(conn: Any) -> Any:
 def _error_line(err: BaseException) -> str:
     primary = getattr(getattr(err, "diag", None), "message_primary", None)  # same in psycopg 3 and psycopg2
     return (primary or str(err)).strip().splitlines()[0]
+
+
+# SQLSTATE classes of a query Postgres refuses as written, whatever the moment: 42 (an unknown column
+# or table, a syntax error, no privilege) and 22 (a value of the wrong type, a division by zero).
+# Other failures (a lost connection, a lock timeout, a server shutting down) may pass on a retry.
+_REJECTED_CLASSES = ("42", "22")
+
+
+def query_failed(where: str, err: BaseException) -> DatasetExtractionError:
+    """The error for a failed query: :class:`QueryRejectedError` when its SQLSTATE says no retry helps."""
+    code = str(getattr(err, "sqlstate", None) or getattr(err, "pgcode", None) or "")
+    error = QueryRejectedError if code[:2] in _REJECTED_CLASSES else DatasetExtractionError
+    return error(f"{where}: query failed: {_error_line(err)}")
 
 
 def missing_parameters(source: PostgresSource) -> list[str]:
@@ -120,7 +133,7 @@ def iter_postgres(conn: Any, source: PostgresSource, as_of: datetime | None) -> 
             cursor.execute(query, params)
             rows = cursor.fetchmany(source.chunk_size)
         except driver_of(conn).Error as err:
-            raise DatasetExtractionError(f"{where}: query failed: {_error_line(err)}") from err
+            raise query_failed(where, err) from err
         except KeyError as err:
             raise DatasetExtractionError(
                 f"{where}: the query uses bind parameter {err} which is not in 'parameters'"
@@ -292,8 +305,7 @@ class PostgresReader:
             raise DatasetExtractionError(f"{self.source.describe()}: {err}") from err
         except Exception as err:
             self.conn.rollback()
-            message = (getattr(err, "pgerror", None) or str(err)).strip().splitlines()[0]
-            raise DatasetExtractionError(f"{self.source.describe()}: query failed: {message}") from err
+            raise query_failed(self.source.describe(), err) from err
 
     def count_labelled_rows(self, target: str, watermark: str | None) -> int:
         """Rows with a ``target`` label stamped after ``watermark`` (all labelled rows if ``None``)."""

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import ObjectStoragePath
 
 from airflow_mlops.assets import dataset_asset
-from airflow_mlops.exceptions import DatasetValidationError, EmptyExtractionError
+from airflow_mlops.exceptions import DatasetValidationError, EmptyExtractionError, QueryRejectedError
 from airflow_mlops.hooks.source import open_source
 from airflow_mlops.operators.base import MlopsOperator, check_run_conf, fail_at_once, resolve_as_of, spec_name
 from airflow_mlops.refs import DatasetRef
@@ -50,7 +50,7 @@ class ExtractDatasetOperator(MlopsOperator):
         # no rows before a time a person gave stays so; at the run's own time rows may still land (late
         # rows, a table an ETL job reloads), so that is retried
         given = isinstance(self.as_of, str) and bool(self.as_of.strip()) and source.timestamp_column is not None
-        final = (EmptyExtractionError,) if given else ()
+        final = (QueryRejectedError, EmptyExtractionError) if given else (QueryRejectedError,)
         with fail_at_once(*final), open_source(source, postgres_conn_id=self.postgres_conn_id) as reader:
             ref = write_snapshot(
                 reader.chunks(as_of),
