@@ -55,5 +55,9 @@ class ServingTimeoutError(ServingError):
     """The model server took the call but did not answer within the connection's ``timeout``."""
 
 
+class WrongServerError(ServingError):
+    """The connection's model server serves other registered models: a setting to change, not a retry."""
+
+
 class DeploymentError(MlopsError):
     """A rollout step failed; traffic was left on the champion."""

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
 from airflow_mlops.exceptions import DeploymentError
 from airflow_mlops.operators.deploy import DeployModelOperator
@@ -99,7 +99,7 @@ def test_a_rollout_for_another_model_changes_nothing_on_this_server(served: Serv
         task_id="start_ab_test", version="2", smoke_features=SMOKE, challenger_share=0.5, ready_timeout=3,
         deferrable=False, registered_model="churn_other",
     )  # fmt: skip
-    with pytest.raises(DeploymentError, match=r"does not serve 'churn_other': .* serves \['churn'\]"):
+    with pytest.raises(AirflowFailException, match=r"does not serve 'churn_other': .* serves \['churn'\]"):
         op.execute(task_context())
     ready = served.ready()
     assert (ready["challenger_share"], ready["versions"]) == (0.25, {"champion": "1", "challenger": "2"})

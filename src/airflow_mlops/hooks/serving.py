@@ -11,7 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from airflow.sdk import BaseHook
 
-from airflow_mlops.exceptions import ServingError, ServingTimeoutError
+from airflow_mlops.exceptions import ServingError, ServingTimeoutError, WrongServerError
 from airflow_mlops.hooks.connection_forms import SERVING_FORM
 
 
@@ -201,7 +201,7 @@ class ServingHook(BaseHook):
         return len(urls)
 
     def check_serves(self, model_name: str) -> None:
-        """:class:`ServingError` naming each instance whose ``/ready`` names other registered models only.
+        """:class:`WrongServerError` naming each instance whose ``/ready`` names other registered models only.
 
         A rollout, a traffic change or a withdrawal sent to a server of another model would change
         that model's split. A server that does not name its models (an older one) passes.
@@ -216,7 +216,7 @@ class ServingHook(BaseHook):
             elif "loaded" in body and not self.prefix:  # its root path takes no model calls
                 others.append(f"{url} serves several models {sorted(served or ())}: set serving.shared_server: true")
         if others:
-            raise ServingError(
+            raise WrongServerError(
                 f"the model server of connection {self.serving_conn_id!r} does not serve {model_name!r}: "
                 f"{'; '.join(others)}. Give the pipeline a serving connection of its own, or serve both from one "
                 "server (airflow-mlops serve --model a --model b, with serving.shared_server: true)"

@@ -195,16 +195,19 @@ class PromoteModelOperator(_AliasMover):
         """Fail before anything moves when the rollout that follows could not reach the model server."""
         if not self.serving_conn_id:
             return
-        from airflow_mlops.exceptions import DeploymentError, ServingError
+        from airflow_mlops.exceptions import DeploymentError, ServingError, WrongServerError
         from airflow_mlops.hooks.serving import ServingHook
 
         try:
             instances = ServingHook(serving_conn_id=self.serving_conn_id).check_available(self.model_name)
         except ServingError as err:
-            raise DeploymentError(
+            message = (
                 f"cannot release {self.model_name} v{version}: {err}; the {self.alias} alias was not moved "
                 "and nothing was written to the ledger"
-            ) from err
+            )
+            if isinstance(err, WrongServerError):  # the connection's setting: no retry changes it
+                raise AirflowFailException(message) from err
+            raise DeploymentError(message) from err
         self.log.info("Model server %s answers on %d instance(s)", self.serving_conn_id, instances)
 
 

@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_mlops.exceptions import DeploymentError, ServingError
 from airflow_mlops.operators.deploy import DeployModelOperator
@@ -140,9 +141,10 @@ def test_a_timed_out_instance_does_not_keep_the_others_from_reloading(monkeypatc
 def test_a_server_of_another_model_is_refused_before_anything_changes(slow_server: SlowLoader) -> None:
     """Two pipelines on one single-model server: the rollout of the second must not touch the first's split."""
     slow_server.model = "churn_auto"
-    with pytest.raises(
-        DeploymentError, match=r"does not serve 'churn_live': http://127.0.0.1:\d+ serves \['churn_auto'\]"
-    ):
+    refused = (
+        r"does not serve 'churn_live': http://127.0.0.1:\d+ serves \['churn_auto'\].*the model server was not changed"
+    )
+    with pytest.raises(AirflowFailException, match=refused):  # a setting to change: no retry
         _deploy(ready_timeout=5, registered_model="churn_live").execute(task_context())
     assert (slow_server.reloads, slow_server.share) == (0, None)  # no reload, no withdrawal: the split is untouched
     result = _deploy(ready_timeout=5, registered_model="churn_auto").execute(task_context())
