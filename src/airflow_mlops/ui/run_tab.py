@@ -90,6 +90,7 @@ def run_tab(sources: PipelineSources, role: str, dag_id: str, run_id: str) -> di
         gate = results.get("challenge", {}).get("return_value")
         training["gate_reasons"] = [str(r) for r in gate.get("reasons") or []] if isinstance(gate, dict) else []
         training["outcome"] = ab_outcome(sources, history, dag_id, run_id, training.get("version"))
+        training["route"] = gate_route(data["tasks"])
         extract = results.get("extract", {}).get("return_value")
         if training["run"] is None and isinstance(extract, dict) and extract.get("digest"):
             training["snapshot"] = {k: extract.get(k) for k in ("digest", "uri", "rows", "source", "as_of")}
@@ -98,7 +99,33 @@ def run_tab(sources: PipelineSources, role: str, dag_id: str, run_id: str) -> di
     if role in ("release", "ab_test"):
         rows = [r for r in views.ledger_history(sources) if (r.airflow_dag_id, r.airflow_run_id) == (dag_id, run_id)]
         data["ledger"] = [views.ledger_row(r) for r in rows]
+        deploy = next((t for t in data["tasks"] if t["task_id"] == "deploy"), None)
+        data["undeployed"] = bool(rows) and deploy is not None and deploy["state"] in ("failed", "upstream_failed")
     return data
+
+
+# What a Level 3+ training run does with a version its gate passed: the A/B test, or a first promotion.
+GATE_ROUTES = {
+    "start_ab_test": ("Passed to the live A/B test as challenger.", "was not rolled out to the A/B test"),
+    "promote_first": ("No champion yet: promoted as the first champion and deployed.", "is not champion"),
+}
+
+
+def gate_route(tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    """What became of a version the gate passed, by the route task's state; ``ab``: the A/B outcome follows."""
+    states = {t["task_id"]: t["state"] for t in tasks}
+    for task_id, (done, undone) in GATE_ROUTES.items():
+        state = states.get(task_id)
+        if state == "success":
+            return {"text": done, "ab": task_id == "start_ab_test"}
+        if state in ("failed", "upstream_failed"):
+            return {"text": f"The gate passed it, but {task_id} failed: the version {undone} (its log says why).",
+                    "ab": False}  # fmt: skip
+        if state not in (None, "skipped", "none", "removed"):
+            return {"text": f"Next: {task_id} ({state}).", "ab": False}
+    if not any(task_id in states for task_id in GATE_ROUTES):  # a DAG of another shape: the A/B path
+        return {"text": GATE_ROUTES["start_ab_test"][0], "ab": True}
+    return {"text": "Neither the A/B test nor a first promotion ran.", "ab": False}
 
 
 def explain_skips(tasks: list[dict[str, Any]], results: dict[str, dict[str, Any]]) -> None:

@@ -171,7 +171,7 @@ def test_a_manual_promotion_during_the_test_is_not_called_its_a_b_outcome(monkey
     outcome = {"id": 7, "action": "promote", "created": "2026-12-05 07:19:42 UTC", "by": "a manual promotion"}
     data = {"role": "train", "role_text": "trains a model", "found": True, "state": "success", "tasks": [],
             "problems": [], "training": {"run": None, "version": version, "gate": None, "gate_reasons": [],
-                                         "outcome": outcome}}  # fmt: skip
+                                         "outcome": outcome, "route": run_tab.gate_route([])}}  # fmt: skip
     page = render(pipeline, pipeline.train_dag, "t1", data)
     assert "Then a manual promotion: <span" in page
     assert "A/B outcome" not in page
@@ -210,3 +210,39 @@ def test_a_skip_without_a_reason_is_explained_by_the_branch_or_the_first_skip() 
 def render(pipeline: PipelineSources, dag_id: str, run_id: str, data: dict[str, Any]) -> str:
     template = TEMPLATES.get_template("run.html")
     return template.render(tabs=TABS, tab="", chosen=pipeline, dag_id=dag_id, run_id=run_id, notice="", data=data)
+
+
+@pytest.mark.parametrize(
+    ("states", "text", "ab"),
+    [
+        ({"start_ab_test": "success", "promote_first": "skipped"}, "Passed to the live A/B test as challenger.", True),
+        ({"start_ab_test": "skipped", "promote_first": "success"},
+         "No champion yet: promoted as the first champion and deployed.", False),
+        ({"start_ab_test": "skipped", "promote_first": "failed"},
+         "The gate passed it, but promote_first failed: the version is not champion (its log says why).", False),
+        ({"start_ab_test": "up_for_retry", "promote_first": "skipped"}, "Next: start_ab_test (up_for_retry).", False),
+        ({"start_ab_test": "skipped", "promote_first": "skipped"}, "Neither the A/B test nor a first promotion ran.",
+         False),
+        ({"train": "success"}, "Passed to the live A/B test as challenger.", True),
+    ],
+)  # fmt: skip
+def test_a_passed_gate_says_which_route_the_version_took(states: dict[str, str], text: str, ab: bool) -> None:
+    """A failed cold start said "Passed to the live A/B test", which it never was."""
+    from airflow_mlops.ui.run_tab import gate_route
+
+    assert gate_route([{"task_id": t, "state": s} for t, s in states.items()]) == {"text": text, "ab": ab}
+
+
+def test_a_promotion_whose_rollout_failed_says_the_server_still_serves_the_old_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pipeline = sources(4)
+    row = {"id": 3, "action": "promote", "change": "champion v2 → v1", "created": "2026-12-05 10:44:12 UTC",
+           "reasons": ["manual"]}  # fmt: skip
+    tasks = [{"task_id": "promote", "state": "success", "note": "", "link": ""},
+             {"task_id": "deploy", "state": "failed", "note": "failed: its log says why", "link": ""}]  # fmt: skip
+    data = {"role": "release", "role_text": "promotes", "found": True, "state": "failed", "tasks": tasks,
+            "problems": [], "ledger": [row], "undeployed": True}  # fmt: skip
+    dag = f"{pipeline.spec.name}_promote"
+    assert "The alias moved, but the rollout failed:" in render(pipeline, dag, "p1", data)
+    assert "The alias moved" not in render(pipeline, dag, "p1", {**data, "undeployed": False})
