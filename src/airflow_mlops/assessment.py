@@ -72,8 +72,10 @@ def collect_mlflow(sources: PipelineSources, obs: Observations) -> None:
     versions = sorted(client.search_model_versions(f"name = '{sources.model}'"), key=lambda v: -int(v.version))
     aliases: dict[str, list[str]] = {}
     if versions:  # search results carry no aliases in every store: the registered model has them all
-        for alias, version in (client.get_registered_model(sources.model).aliases or {}).items():
+        registered = client.get_registered_model(sources.model)
+        for alias, version in (registered.aliases or {}).items():
             aliases.setdefault(str(version), []).append(alias)
+        obs.model_tags = {str(k): str(v) for k, v in (registered.tags or {}).items()}
     for index, mv in enumerate(versions):
         obs.versions.append(
             ModelVersion(

@@ -111,6 +111,7 @@ class Observations:
     spec_level: int | None = None
     training_runs: list[TrainingRun] = field(default_factory=list)
     versions: list[ModelVersion] = field(default_factory=list)
+    model_tags: dict[str, str] = field(default_factory=dict)  # the registered model's
     ledger: list[LedgerEntry] = field(default_factory=list)
     monitor_runs: list[MonitorRun] = field(default_factory=list)
     dag_runs: list[DagRun] = field(default_factory=list)

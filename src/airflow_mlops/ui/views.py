@@ -140,7 +140,7 @@ def pipeline_card(sources: PipelineSources) -> dict[str, Any]:
         "champion": None if champion is None else {"version": champion.version, "link": champion.link},
         "holder": holder,
         "challenger": None if challenger is None else {"version": challenger.version, "link": challenger.link},
-        "challenger_share": spec.promotion.ab.challenger_share if spec.level >= 3 else None,
+        "split": served_split(obs.model_tags, spec.promotion.ab.challenger_share if spec.level >= 3 else None),
         "drift": latest.get("drift"),
         "quality": latest.get("quality"),
         "training": training,
@@ -156,6 +156,17 @@ def pipeline_card(sources: PipelineSources) -> dict[str, Any]:
         "release_dag": sources.release_dag,
         "monitor_dag": f"{spec.name}_monitor",
     }
+
+
+def served_split(model_tags: dict[str, str], spec_share: float | None) -> dict[str, Any] | None:
+    """The challenger's traffic as the model servers last set it (their registry tag), else the spec's A/B share."""
+    from airflow_mlops.serving import traffic_tag
+
+    text = model_tags.get(traffic_tag.TRAFFIC_TAG)
+    split = traffic_tag.decode(text) if text is not None else None
+    if split is not None:
+        return {"share": split[0], "shadow": split[1], "served": True}
+    return None if spec_share is None else {"share": spec_share, "shadow": False, "served": False}
 
 
 def _experiment_id(sources: PipelineSources) -> str | None:

@@ -12,7 +12,7 @@ def _card(name: str, level: int, achieved: int, champion: str | None, drift: str
     return {
         "name": name, "description": "", "level": level, "model": name,
         "champion": champion and {"version": champion, "link": ""},
-        "holder": None, "challenger": None, "challenger_share": None, "drift": drift and verdict, "quality": None,
+        "holder": None, "challenger": None, "split": None, "drift": drift and verdict, "quality": None,
         "training": [], "train_dag": f"{name}_train", "release_dag": None, "monitor_dag": f"{name}_monitor",
         "scorecard": {"achieved": achieved, "achieved_name": "x", "practices": [], "problems": []},
         "problems": [], "mlflow_unread": False,
@@ -75,3 +75,23 @@ def test_unreadable_evidence_makes_the_level_a_lower_bound_and_nothing_is_called
     for missing in ("No champion yet", "No challenger", "No monitor run yet", "No training run yet", "achieved Level"):
         assert missing not in cards
     assert "achieved Level 2" in readable  # the readable pipeline keeps its conclusion
+
+
+def test_the_challenger_card_shows_the_split_the_servers_set_not_the_spec_s() -> None:
+    from airflow_mlops.serving.traffic_tag import TRAFFIC_TAG, encode
+    from airflow_mlops.ui.views import served_split
+
+    card = _card("churn_auto", 4, 4, "2", None)
+    card["challenger"] = {"version": "3", "link": ""}
+    shown = {
+        "served": served_split({TRAFFIC_TAG: encode(0.25, False)}, 0.2),
+        "ended": served_split({TRAFFIC_TAG: encode(0.0, False)}, 0.2),
+        "shadow": served_split({TRAFFIC_TAG: encode(0.2, True)}, 0.2),
+        "unset": served_split({}, 0.2),
+    }
+    pages = {key: render([{**card, "split": split}]) for key, split in shown.items()}
+    assert "traffic share 25% on the model server</p>" in pages["served"]
+    assert "traffic share 0% on the model server (no A/B test running)" in pages["ended"]
+    assert "shadow: scores every request, answers none" in pages["shadow"]
+    assert "the spec's A/B share: 20% (no server has set a split yet)" in pages["unset"]
+    assert served_split({}, None) is None  # below Level 3 there is no A/B share to show
