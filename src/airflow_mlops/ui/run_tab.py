@@ -99,6 +99,8 @@ def run_tab(sources: PipelineSources, role: str, dag_id: str, run_id: str) -> di
     if role in ("release", "ab_test"):
         rows = [r for r in views.ledger_history(sources) if (r.airflow_dag_id, r.airflow_run_id) == (dag_id, run_id)]
         data["ledger"] = [views.ledger_row(r) for r in rows]
+        released = results.get("register_and_release", {}).get("return_value")  # Level 1: no ledger
+        data["released"] = released if isinstance(released, dict) and released.get("version") else None
         deploy = next((t for t in data["tasks"] if t["task_id"] == "deploy"), None)
         data["undeployed"] = bool(rows) and deploy is not None and deploy["state"] in ("failed", "upstream_failed")
     return data

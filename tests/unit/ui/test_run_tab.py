@@ -246,3 +246,14 @@ def test_a_promotion_whose_rollout_failed_says_the_server_still_serves_the_old_v
     dag = f"{pipeline.spec.name}_promote"
     assert "The alias moved, but the rollout failed:" in render(pipeline, dag, "p1", data)
     assert "The alias moved" not in render(pipeline, dag, "p1", {**data, "undeployed": False})
+
+
+def test_a_level_1_release_names_the_run_and_version_it_released(monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline = sources(1)
+    released = {"name": "churn", "version": "2", "run_id": "dfa8b1bd", "model_uri": "runs:/dfa8b1bd/model"}
+    tasks = [{"task_id": "register_and_release", "state": "success", "note": "", "link": ""}]
+    data = {"role": "release", "role_text": "releases", "found": True, "state": "success", "tasks": tasks,
+            "problems": [], "ledger": [], "released": released, "undeployed": False}  # fmt: skip
+    page = render(pipeline, pipeline.release_dag, "r1", data)
+    assert "MLflow run <code>dfa8b1bd</code> as churn v2, now <code>champion</code>." in page
+    assert "This run wrote no ledger row" not in page

@@ -95,3 +95,11 @@ def test_the_challenger_card_shows_the_split_the_servers_set_not_the_spec_s() ->
     assert "shadow: scores every request, answers none" in pages["shadow"]
     assert "the spec's A/B share: 20% (no server has set a split yet)" in pages["unset"]
     assert served_split({}, None) is None  # below Level 3 there is no A/B share to show
+
+
+def test_a_level_1_champion_is_not_called_set_outside_the_pipeline() -> None:
+    card = {**_card("churn_devops", 1, 1, "2", None), "release_dag": "churn_devops_release"}
+    page = render([card])
+    assert "released with <code>churn_devops_release</code> (Level 1 keeps no ledger" in page
+    assert "the alias was set outside the pipeline" not in page
+    assert "the alias was set outside the pipeline" in render([_card("churn_auto", 4, 4, "2", None)])
