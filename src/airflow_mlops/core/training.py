@@ -142,7 +142,8 @@ def build_model(spec: PipelineSpec, x: pd.DataFrame, overrides: dict[str, Any] |
         try:
             estimator.set_params(**check_overrides(overrides, estimator.get_params(deep=True)))
         except ValueError as err:
-            raise TrainingError(f"estimator.params for {spec.estimator.class_path}: {err}") from err
+            # the run's form, not the spec: say so, or a person looks for the mistake in the YAML
+            raise TrainingError(f"the run's {err} (of {spec.estimator.class_path}, not the spec's)") from err
     _seed(estimator, spec.split.seed)
     if isinstance(estimator, Pipeline):
         return estimator
