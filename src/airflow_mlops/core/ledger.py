@@ -157,13 +157,13 @@ class Ledger:
                         conn.rollback()
                         return _row(done._mapping)
                 current = _head(conn, model_name, alias)
-                if refuse_unchanged and current == str(to_version):
-                    raise AliasUnchangedError(f"{model_name}@{alias} is already version {current}; nothing was changed")
                 if expected_from is not ANY and current != expected_from:
                     raise PromotionConflictError(
                         f"{model_name}@{alias} is at version {current}, expected {expected_from}: "
                         "another promotion won; nothing was changed"
                     )
+                if refuse_unchanged and current == str(to_version):
+                    raise AliasUnchangedError(f"{model_name}@{alias} is already version {current}; nothing was changed")
                 new_id = _insert(
                     conn,
                     model_name=model_name,

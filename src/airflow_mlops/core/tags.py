@@ -16,6 +16,7 @@ CHALLENGER = "challenger"
 
 SKIP_REASON_XCOM = "skip_reason"  # not an MLflow name: the XCom key a skipped task leaves its reason under
 BRANCH_XCOM = "branch_taken"  # not an MLflow name: the XCom key a verdict branch leaves its choice under
+FAILURE_XCOM = "failure"  # not an MLflow name: the XCom key a failed task leaves its error under
 
 # Training runs and registered versions: who made them, from which data.
 PIPELINE = "mlops.pipeline"

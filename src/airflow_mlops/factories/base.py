@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, CronTriggerTimetable
 
-from airflow_mlops.operators.base import task_timeout
+from airflow_mlops.operators.base import record_failure, task_timeout
 
 if TYPE_CHECKING:
     from airflow_mlops.spec import PipelineSpec
@@ -58,6 +58,7 @@ def new_dag(
             "retries": spec.retries,
             "retry_delay": timedelta(seconds=spec.retry_delay_seconds),
             "execution_timeout": task_timeout(spec),
+            "on_failure_callback": record_failure,  # the MLOps run tab shows the error
         },
         **kwargs,
     )

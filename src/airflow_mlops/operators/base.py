@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -78,6 +79,27 @@ def run_trigger(context: Context) -> dict[str, Any]:
 
     dag_run = context.get("dag_run")
     return describe_trigger(getattr(dag_run, "run_type", None), context.get("triggering_asset_events"))
+
+
+def record_failure(context: Context) -> None:
+    """``on_failure_callback``: leave the error as XCom ``failure``, for the MLOps run tab (Airflow keeps none).
+
+    A task killed from outside (out of memory, a lost worker) runs no callback and leaves none.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_mlops.exceptions import MlopsError
+
+    error = context.get("exception")
+    if error is None:
+        return
+    text = str(error).strip()
+    if not isinstance(error, AirflowFailException | MlopsError) or not text:  # ours are sentences already
+        text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    try:
+        context["ti"].xcom_push(key=tags.FAILURE_XCOM, value=text[:2000])
+    except Exception as err:  # the run tab then says only that the task failed
+        logging.getLogger(__name__).warning("Could not record the failure for the MLOps run tab: %s", err)
 
 
 def check_run_conf(context: Context) -> None:
@@ -169,6 +191,7 @@ class MlopsOperator(BaseOperator):
         kwargs.setdefault("retries", self.spec.retries)
         kwargs.setdefault("retry_delay", timedelta(seconds=self.spec.retry_delay_seconds))
         kwargs.setdefault("execution_timeout", task_timeout(self.spec))
+        kwargs.setdefault("on_failure_callback", record_failure)
         super().__init__(**kwargs)
         self.mlflow_conn_id = mlflow_conn_id or self.spec.mlflow.conn_id
 

@@ -64,7 +64,7 @@ def run_tab(sources: PipelineSources, role: str, dag_id: str, run_id: str) -> di
     try:
         record = run_history.dag_run(dag_id, run_id)
         if record is not None:
-            keys = ("return_value", tag_names.SKIP_REASON_XCOM, tag_names.BRANCH_XCOM)
+            keys = ("return_value", tag_names.SKIP_REASON_XCOM, tag_names.BRANCH_XCOM, tag_names.FAILURE_XCOM)
             results = run_history.task_xcoms(dag_id, run_id, keys)
     except Exception as err:
         data["problems"].append(views.failure("Airflow's record of this run", err, "Check the metadata database."))
@@ -77,6 +77,7 @@ def run_tab(sources: PipelineSources, role: str, dag_id: str, run_id: str) -> di
                     "task_id": task_id,
                     "state": state or "none",
                     "skip_reason": results.get(task_id, {}).get(tag_names.SKIP_REASON_XCOM),
+                    "failure": results.get(task_id, {}).get(tag_names.FAILURE_XCOM),
                     "link": views.airflow_run_link(dag_id, run_id, task_id),
                 }
                 for task_id, state in record.tasks.items()
@@ -142,8 +143,10 @@ def explain_skips(tasks: list[dict[str, Any]], results: dict[str, dict[str, Any]
             task["note"] = task["skip_reason"]
         elif branch is not None and task["task_id"] == branch[0]:
             task["note"] = str(branch[1])
-        elif task["state"] in ("failed", "upstream_failed"):
-            task["note"] = "failed: its log says why" if task["state"] == "failed" else "an upstream task failed"
+        elif task["state"] == "failed":
+            task["note"] = f"failed: {task['failure']}" if task.get("failure") else "failed: its log says why"
+        elif task["state"] == "upstream_failed":
+            task["note"] = "an upstream task failed"
         elif task["state"] != "skipped":
             task["note"] = ""
         elif branch is not None:

@@ -257,3 +257,14 @@ def test_a_level_1_release_names_the_run_and_version_it_released(monkeypatch: py
     page = render(pipeline, pipeline.release_dag, "r1", data)
     assert "MLflow run <code>dfa8b1bd</code> as churn v2, now <code>champion</code>." in page
     assert "This run wrote no ledger row" not in page
+
+
+def test_a_failed_task_says_the_error_it_left() -> None:
+    tasks = _tasks({"extract": "failed", "validate": "upstream_failed", "train": "failed"}, {})
+    tasks[0]["failure"] = 'postgres://db table customers: query failed: column "support_calls" does not exist'
+    run_tab.explain_skips(tasks, {})
+    assert [t["note"] for t in tasks] == [
+        'failed: postgres://db table customers: query failed: column "support_calls" does not exist',
+        "an upstream task failed",
+        "failed: its log says why",  # killed from outside: no callback left an error
+    ]

@@ -1,0 +1,77 @@
+"""A failed task leaves its error as XCom ``failure`` (Airflow keeps none), for the MLOps run tab."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_mlops.exceptions import DatasetExtractionError
+from airflow_mlops.operators.base import record_failure
+
+DAG_FILE = '''"""A DAG of one failing task."""
+from airflow.sdk import DAG
+from airflow.providers.standard.operators.python import PythonOperator
+from airflow_mlops.operators.base import record_failure
+
+
+def extract():
+    from airflow_mlops.exceptions import DatasetExtractionError
+
+    raise DatasetExtractionError('postgres://db table t: query failed: column "a" does not exist')
+
+
+with DAG("failing", schedule=None, default_args={"on_failure_callback": record_failure, "retries": 0}):
+    PythonOperator(task_id="extract", python_callable=extract)
+'''
+
+
+class _TI:
+    def __init__(self) -> None:
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+
+@pytest.mark.parametrize(
+    ("error", "text"),
+    [
+        (AirflowFailException("run_id: no MLflow run 'f'"), "run_id: no MLflow run 'f'"),
+        (DatasetExtractionError("table t: query failed"), "table t: query failed"),
+        (KeyError("plan"), "KeyError: 'plan'"),  # not one of ours: its type says what it is
+        (TimeoutError(), "TimeoutError"),
+    ],
+)
+def test_the_error_is_left_as_one_line_a_person_can_read(error: BaseException, text: str) -> None:
+    ti = _TI()
+    record_failure({"ti": ti, "exception": error})  # type: ignore[typeddict-item]
+    assert ti.pushed == {"failure": text}
+
+
+def test_a_real_failed_run_keeps_the_error_in_its_xcom(tmp_path: Path) -> None:
+    (tmp_path / "dags").mkdir()
+    (tmp_path / "dags" / "failing.py").write_text(DAG_FILE)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path / "home"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(tmp_path / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'a.db'}",
+    }
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    migrate = subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=600)
+    assert migrate.returncode == 0, migrate.stderr
+    subprocess.run([airflow, "dags", "test", "failing"], env=env, capture_output=True, text=True, timeout=600)
+    with sqlite3.connect(tmp_path / "a.db") as db:
+        rows = db.execute("SELECT task_id, key, value FROM xcom").fetchall()
+    assert [(task, key, json.loads(value)) for task, key, value in rows] == [
+        ("extract", "failure", 'postgres://db table t: query failed: column "a" does not exist')
+    ]
