@@ -122,8 +122,8 @@ def gate_route(tasks: list[dict[str, Any]]) -> dict[str, Any]:
         if state == "success":
             return {"text": done, "ab": task_id == "start_ab_test"}
         if state in ("failed", "upstream_failed"):
-            return {"text": f"The gate passed it, but {task_id} failed: the version {undone} (its log says why).",
-                    "ab": False}  # fmt: skip
+            text = f"The gate passed it, but {task_id} failed: the version {undone} (the task below says why)."
+            return {"text": text, "ab": False}
         if state not in (None, "skipped", "none", "removed"):
             return {"text": f"Next: {task_id} ({state}).", "ab": False}
     if not any(task_id in states for task_id in GATE_ROUTES):  # a DAG of another shape: the A/B path
