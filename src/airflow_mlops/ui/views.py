@@ -149,6 +149,11 @@ def pipeline_card(sources: PipelineSources) -> dict[str, Any]:
             for r in obs.dag_runs
             if r.dag_id == sources.train_dag and r.state == "failed"
         ][:5],
+        "failed_other": [  # a failed promotion, release, A/B analysis or monitor run
+            {"dag_id": r.dag_id, "run_id": r.run_id, "tab": f"run?dag_id={quote(r.dag_id)}&run_id={quote(r.run_id)}"}
+            for r in obs.dag_runs
+            if r.dag_id != sources.train_dag and r.state == "failed"
+        ][:5],
         "scorecard": card,
         "problems": obs.problems,  # the scorecard's, and the ledger holder's read after it was scored
         "mlflow_unread": "MLflow" in obs.unreadable,  # champion, challenger, verdicts and training runs unknown

@@ -56,6 +56,13 @@ def test_failed_training_runs_are_listed_with_their_run_tabs() -> None:
         'Failed runs of <code>churn_auto_train</code>: <a href="run?dag_id=churn_auto_train&amp;run_id=bad_hp">' in page
     )
     assert "Failed runs" not in render([_card("churn_auto", 4, 4, "2", None)])
+    card["failed_other"] = [
+        {"dag_id": "churn_auto_promote", "run_id": "v1", "tab": "run?dag_id=churn_auto_promote&run_id=v1"}
+    ]
+    assert (
+        'Failed runs of its other DAGs: <a href="run?dag_id=churn_auto_promote&amp;run_id=v1"><code>churn_auto_promote'
+        in render([card])
+    )
 
 
 def test_unreadable_evidence_makes_the_level_a_lower_bound_and_nothing_is_called_missing() -> None:
