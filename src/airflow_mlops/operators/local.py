@@ -38,5 +38,6 @@ class TrainLocalModelOperator(MlopsOperator):
         target.parent.mkdir(parents=True, exist_ok=True)
         with target.open("wb") as handle:  # type: ignore[no-untyped-call]
             joblib.dump(model, handle)
-        self.log.info("Saved %s; held-out metrics: %s", target, metrics)
+        shown = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items()) or "none defined"
+        self.log.info("Saved %s; held-out metrics on %d rows: %s", target, len(split.y_test), shown)
         return {"model_path": str(target), "metrics": metrics, "rows": len(frame)}
