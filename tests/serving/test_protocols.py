@@ -379,6 +379,12 @@ async def test_a_full_log_spool_refuses_protocol_requests_and_frees_their_ids(
         infer = await client.post(f"/v2/models/{name}/infer", json={"id": "v2-full", "inputs": v2_inputs(rows[:1])})
         assert infer.status_code == 503
         assert infer.json()["error"].startswith("the prediction log spool is full (")
+        ready = await client.get("/ready")  # a load balancer should send predictions to another replica
+        assert (ready.status_code, ready.json()["ready"], ready.json()["logging"]["spool_max_bytes"]) == (
+            503,
+            False,
+            1 << 20,
+        )
         # no answer was given: the ids are free for a retry; the answered ones stay taken
         assert [runtime.recent_ids.claim(rid) for rid in (f"f{answered}-0", "v2-full", "f0-0")] == [True, True, False]
         metrics = runtime.render_metrics()

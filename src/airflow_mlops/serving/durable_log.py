@@ -121,9 +121,14 @@ class DurableLogWriter:
         """Bytes in the spool not yet confirmed by Postgres."""
         return self.spool.depth_bytes
 
+    @property
+    def full(self) -> bool:
+        """The spool is at its bound: a prediction now would be refused (503)."""
+        return self.spool.depth_bytes >= self.max_bytes
+
     def check_room(self) -> None:
         """Raise :class:`SpoolFull` if the spool is at its bound (before any work is done for a request)."""
-        if self.spool.depth_bytes >= self.max_bytes:
+        if self.full:
             self.refused += 1
             since = f" since {time.strftime('%H:%M:%S', time.gmtime(self.down_since))} UTC" if self.down_since else ""
             raise SpoolFull(

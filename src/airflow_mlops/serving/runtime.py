@@ -313,7 +313,9 @@ class ServingRuntime:
         router = self.router
         has_challenger = models is not None and models.challenger is not None
         payload: dict[str, Any] = {
-            "ready": models is not None,
+            # a full log spool refuses every prediction: not ready, so a load balancer sends them elsewhere
+            "ready": models is not None
+            and not (isinstance(self.log_writer, DurableLogWriter) and self.log_writer.full),
             "model": self.config.model_name,
             "versions": models.versions() if models else {"champion": None, "challenger": None},
             "arms": {
