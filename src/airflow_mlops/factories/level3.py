@@ -32,6 +32,7 @@ def _promote_and_deploy(spec: PipelineSpec, source: str, promote_id: str, verdic
         mlflow_conn_id=spec.mlflow.conn_id,
         ledger_conn_id=spec.ledger.conn_id,
         serving_conn_id=spec.serving.conn_id,
+        serving_model=_served_model(spec),
     )
     deploy = DeployModelOperator(
         task_id=f"deploy_{promote_id}",
@@ -55,6 +56,7 @@ def _deploy_manual_promotions(spec: PipelineSpec, promote_dag: DAG) -> None:
     promote = promote_dag.get_task("promote")
     if isinstance(promote, PromoteModelOperator):  # the servers must answer before the alias moves
         promote.serving_conn_id = spec.serving.conn_id
+        promote.serving_model = _served_model(spec)
     with promote_dag:
         deploy = DeployModelOperator(
             task_id="deploy",

@@ -129,6 +129,8 @@ class PromoteModelOperator(_AliasMover):
     :param serving_conn_id: the model server the new champion is rolled out to next; when given, the
         connection must exist and every instance answer ``/health`` before the alias moves, so a
         release that cannot be deployed leaves the champion and the ledger unchanged.
+    :param serving_model: on a server of several models (``serving.shared_server``), the model's
+        name there (its calls go to ``/models/{name}/...``); ``None``: a single-model server.
     """
 
     template_fields: Sequence[str] = ("model_name", "version", "verdict", "reason")
@@ -140,6 +142,7 @@ class PromoteModelOperator(_AliasMover):
         verdict: Any = None,
         reason: str | None = None,
         serving_conn_id: str | None = None,
+        serving_model: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -147,6 +150,7 @@ class PromoteModelOperator(_AliasMover):
         self.verdict = verdict
         self.reason = reason
         self.serving_conn_id = serving_conn_id
+        self.serving_model = serving_model
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core.ledger import ANY
@@ -199,7 +203,8 @@ class PromoteModelOperator(_AliasMover):
         from airflow_mlops.hooks.serving import ServingHook
 
         try:
-            instances = ServingHook(serving_conn_id=self.serving_conn_id).check_available(self.model_name)
+            hook = ServingHook(serving_conn_id=self.serving_conn_id, model=self.serving_model)
+            instances = hook.check_available(self.model_name)
         except ServingError as err:
             message = (
                 f"cannot release {self.model_name} v{version}: {err}; the {self.alias} alias was not moved "

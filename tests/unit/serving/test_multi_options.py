@@ -119,3 +119,6 @@ def test_spec_shared_server_points_rollouts_and_the_ab_test_at_the_model(shared:
     for task_id in ("start_ab_test", "deploy_promote_first", "deploy_promote"):
         assert tasks[task_id].hook.prefix == prefix, task_id
     assert tasks["analyse"].serving_hook.prefix == prefix
+    promotions = [t for dag in build_pipeline(spec) for t in dag.tasks if t.task_id in ("promote_first", "promote")]
+    assert len(promotions) == 3  # the gate's first promotion, the A/B decision's, a person's
+    assert {t.serving_model for t in promotions} == {spec.registered_model_name if shared else None}
