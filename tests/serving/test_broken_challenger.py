@@ -55,3 +55,35 @@ async def test_a_broken_challenger_is_left_out_and_the_champion_moves_all_the_sa
         assert ready["versions"] == {"champion": "3", "challenger": "2"}
         assert ready["challenger_error"] is None
         assert f'mlops_serving_challenger_load_failed{{model="{name}"}} 0' in (await client.get("/metrics")).text
+
+
+async def test_any_load_failure_is_left_out_and_a_poll_does_not_load_it_again(
+    serving_store: Store, register: Callable[..., str]
+) -> None:
+    name = register(champion=0, challenger=None)
+    async with serving(config_for(serving_store, name)) as (client, runtime):
+        registry = runtime.registry
+        real_load, tries = registry.load, []
+
+        def load(version: str) -> object:
+            tries.append(version)
+            if version == "2":  # not a registry error: a signature the server cannot read, say
+                raise ValueError("a tensor-based signature has no column names")
+            return real_load(version)
+
+        registry.load = load  # type: ignore[method-assign]
+        from airflow_mlops.hooks.mlflow import MlflowHook
+
+        with MlflowHook("serving_mlflow").activate() as mlflow_client:
+            mlflow_client.set_registered_model_alias(name, "challenger", "2")
+            mlflow_client.set_registered_model_alias(name, "champion", "3")
+        ready = (await client.post("/admin/reload", headers=ADMIN)).json()
+        assert ready["versions"] == {"champion": "3", "challenger": None}
+        assert ready["challenger_error"] == (
+            "challenger version 2 not served: ValueError: a tensor-based signature has no column names"
+        )
+        assert tries == ["3", "2"]
+        changed, error = await runtime.reload("poll")  # within the back-off: no second download
+        assert (changed, error, tries) == (False, None, ["3", "2"])
+        await runtime.reload("admin")  # a person asks: tried again at once
+        assert tries == ["3", "2", "2"]

@@ -87,6 +87,9 @@ class ModelSet:
         return {"champion": self.champion.version, "challenger": self.challenger.version if self.challenger else None}
 
 
+CHALLENGER_RETRY_SECONDS = 300.0  # a challenger version that failed to load is tried again this often
+
+
 class ModelRegistry:
     """Read aliases and load versions of one registered model."""
 
@@ -94,6 +97,8 @@ class ModelRegistry:
         self.config = config
         self._client: Any = client  # an MlflowClient to share (a multi-model server), else made on first use
         self.tags: dict[str, str] = {}  # the registered model's tags, as of the last read of its aliases
+        # the challenger version that failed to load: (version, why, monotonic time of the next try)
+        self._failed: tuple[str, str, float] | None = None
 
     @property
     def client(self) -> Any:
@@ -120,11 +125,13 @@ class ModelRegistry:
         """Set a tag of the registered model."""
         self.client.set_registered_model_tag(self.config.model_name, key, value)
 
-    def resolve(self, current: ModelSet | None) -> ModelSet:
+    def resolve(self, current: ModelSet | None, *, retry_failed: bool = False) -> ModelSet:
         """The model set the aliases point at now, reusing loaded versions; ``current`` if unchanged.
 
-        A challenger version that fails to load is left out (``challenger_error`` says why): the
-        champion, a promotion or a rollback included, is served all the same.
+        A challenger version that fails to load, for any reason, is left out (``challenger_error``
+        says why): the champion, a promotion or a rollback included, is served all the same. It is
+        tried again after :data:`CHALLENGER_RETRY_SECONDS` (a poll does not download it each time),
+        or at once with ``retry_failed`` (``/admin/reload``).
         """
         cfg = self.config
         aliases = self.aliases()
@@ -147,18 +154,35 @@ class ModelRegistry:
         champion = loaded.get(champion_version) or self.load(champion_version)
         challenger, error = None, None
         if effective_challenger is not None:
-            try:
-                challenger = loaded.get(effective_challenger) or self.load(effective_challenger)
-            except ModelRegistryError as err:
-                error = f"challenger version {effective_challenger} not served: {err}"
-        if (
+            challenger, error = self._challenger(effective_challenger, loaded, retry_failed)
+        if (  # the same versions and the same failure (by version: its text may name a temporary folder)
             current is not None
             and current.champion is champion
             and current.challenger is challenger
-            and (current.challenger_alias_version, current.challenger_error) == (challenger_version, error)
+            and current.challenger_alias_version == challenger_version
+            and (current.challenger_error is None) == (error is None)
         ):
             return current
         return ModelSet(champion, challenger, challenger_version, error)
+
+    def _challenger(
+        self, version: str, loaded: dict[str, LoadedModel], retry_failed: bool
+    ) -> tuple[LoadedModel | None, str | None]:
+        """The challenger ``version``, or ``None`` and why it is not served."""
+        if version in loaded:
+            return loaded[version], None
+        failed = self._failed
+        if failed is not None and failed[0] == version and not retry_failed and time.monotonic() < failed[2]:
+            return None, failed[1]
+        try:
+            model = self.load(version)
+        except Exception as err:  # whatever fails (a download, a signature we cannot read), the champion is served
+            detail = str(err) if isinstance(err, ModelRegistryError) else first_line(err)
+            why = f"challenger version {version} not served: {detail}"
+            self._failed = (version, why, time.monotonic() + CHALLENGER_RETRY_SECONDS)
+            return None, why
+        self._failed = None
+        return model, None
 
     def load(self, version: str) -> LoadedModel:
         """Download and load one version; check the fast path against scikit-learn before using it."""

@@ -139,7 +139,7 @@ class ServingRuntime:
             current = self.models
             self.registry_status["last_attempt"] = time.time()
             try:
-                new = await asyncio.to_thread(self.registry.resolve, current)
+                new = await asyncio.to_thread(self.registry.resolve, current, retry_failed=trigger == "admin")
             except Exception as err:
                 message = str(err) if isinstance(err, ModelRegistryError) else f"{type(err).__name__}: {err}"
                 self.registry_status.update(ok=False, error=message)
