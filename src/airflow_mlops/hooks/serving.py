@@ -293,9 +293,13 @@ class ServingHook(BaseHook):
                 response = await client.get(f"{url}{self.prefix}/ready")
             except httpx.HTTPError as err:
                 return f"{type(err).__name__}: {err}"
-            if response.status_code != 200:
+            # 503 is an answer too (no champion yet, or a full log spool): its body says what is loaded
+            if response.status_code not in (200, 503):
                 return f"HTTP {response.status_code}"
-            return loaded_versions(response.json())
+            try:
+                return loaded_versions(response.json())
+            except ValueError:  # not JSON: not our server's /ready
+                return f"HTTP {response.status_code}"
 
         async with httpx.AsyncClient(timeout=settings["timeout"]) as client:
             results = await asyncio.gather(*(one(client, url) for url in urls))

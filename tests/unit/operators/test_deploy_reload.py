@@ -262,3 +262,17 @@ def test_waiting_for_readiness_waits_through_a_503(slow_server: SlowLoader) -> N
     finally:
         timer.cancel()
     assert slow_server.ready_status == 200  # it waited for the load, and did not fail on the first 503
+
+
+@pytest.mark.parametrize("slow_server", [(0.0, "2")], indirect=True)
+def test_the_deferred_wait_reads_versions_from_a_503_ready_as_the_sync_wait_does(slow_server: SlowLoader) -> None:
+    """A server whose log spool is full answers /ready with 503 and its versions: a rollout still sees them."""
+    import asyncio
+
+    from airflow_mlops.hooks.serving import ServingHook
+
+    slow_server.ready_status = 503
+    ServingHook().reload()
+    assert asyncio.run(ServingHook().ainstance_versions()) == {slow_server.url: {"champion": "1", "challenger": "2"}}
+    slow_server.ready_page = b"<html>502 Bad Gateway</html>"
+    assert asyncio.run(ServingHook().ainstance_versions()) == {slow_server.url: "HTTP 503"}
