@@ -102,8 +102,10 @@ def run_tab(sources: PipelineSources, role: str, dag_id: str, run_id: str) -> di
         data["ledger"] = [views.ledger_row(r) for r in rows]
         released = results.get("register_and_release", {}).get("return_value")  # Level 1: no ledger
         data["released"] = released if isinstance(released, dict) and released.get("version") else None
-        deploy = next((t for t in data["tasks"] if t["task_id"] == "deploy"), None)
-        data["undeployed"] = bool(rows) and deploy is not None and deploy["state"] in ("failed", "upstream_failed")
+        data["undeployed"] = bool(rows) and any(  # deploy (a person's promotion), deploy_promote (the A/B decision's)
+            t["task_id"] in ("deploy", "deploy_promote") and t["state"] in ("failed", "upstream_failed")
+            for t in data["tasks"]
+        )
     return data
 
 
@@ -119,6 +121,10 @@ def gate_route(tasks: list[dict[str, Any]]) -> dict[str, Any]:
     states = {t["task_id"]: t["state"] for t in tasks}
     for task_id, (done, undone) in GATE_ROUTES.items():
         state = states.get(task_id)
+        rollout = states.get(f"deploy_{task_id}")  # a first promotion is rolled out by a task of its own
+        if state == "success" and rollout in ("failed", "upstream_failed"):
+            text = f"Promoted as the first champion, but deploy_{task_id} failed: the model server does not serve it"
+            return {"text": text + " yet (the task below says why).", "ab": False}
         if state == "success":
             return {"text": done, "ab": task_id == "start_ab_test"}
         if state in ("failed", "upstream_failed"):

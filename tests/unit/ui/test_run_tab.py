@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -221,6 +222,9 @@ def render(pipeline: PipelineSources, dag_id: str, run_id: str, data: dict[str, 
         ({"start_ab_test": "skipped", "promote_first": "failed"},
          "The gate passed it, but promote_first failed: the version is not champion (the task below says why).", False),
         ({"start_ab_test": "up_for_retry", "promote_first": "skipped"}, "Next: start_ab_test (up_for_retry).", False),
+        ({"start_ab_test": "skipped", "promote_first": "success", "deploy_promote_first": "failed"},
+         "Promoted as the first champion, but deploy_promote_first failed: the model server does not serve it yet "
+         "(the task below says why).", False),
         ({"start_ab_test": "skipped", "promote_first": "skipped"}, "Neither the A/B test nor a first promotion ran.",
          False),
         ({"train": "success"}, "Passed to the live A/B test as challenger.", True),
@@ -268,3 +272,31 @@ def test_a_failed_task_says_the_error_it_left() -> None:
         "an upstream task failed",
         "failed: its log says why",  # killed from outside: no callback left an error
     ]
+
+
+@pytest.mark.parametrize(
+    ("states", "undeployed"),
+    [
+        ({"promote": "success", "deploy": "failed"}, True),  # a person's promotion
+        ({"analyse": "success", "route": "success", "promote": "success", "deploy_promote": "failed"}, True),
+        ({"promote": "success", "deploy": "success"}, False),
+        ({"promote": "failed", "deploy": "upstream_failed"}, False),  # no ledger row: the alias did not move
+    ],
+)
+def test_undeployed_is_a_moved_alias_whose_rollout_failed(
+    monkeypatch: pytest.MonkeyPatch, states: dict[str, str], undeployed: bool
+) -> None:
+    from airflow_mlops import run_history
+    from airflow_mlops.core.ledger import LedgerRow
+
+    pipeline = sources(4)
+    dag, run = f"{pipeline.spec.name}_ab_test", "r1"
+    moved = LedgerRow(id=1, model_name="churn", alias="champion", action="promote", from_version="1", to_version="2",
+                      reasons=[], evidence_uri=None, airflow_dag_id=dag, airflow_run_id=run, airflow_task_id="promote",
+                      idempotency_key=None, created_at=datetime(2026, 12, 5, tzinfo=UTC))  # fmt: skip
+    rows = [moved] if states["promote"] == "success" else []
+    record = run_history.RunRecord(dag, run, "manual", "failed", None, None, {}, dict(states))
+    monkeypatch.setattr(run_history, "dag_run", lambda d, r: record)
+    monkeypatch.setattr(run_history, "task_xcoms", lambda d, r, keys=(): {})
+    monkeypatch.setattr(run_tab.views, "ledger_history", lambda s: rows)
+    assert run_tab.run_tab(pipeline, "ab_test", dag, run)["undeployed"] is undeployed
