@@ -93,6 +93,23 @@ class PipelineSources:
         level = self.spec.level
         return f"{self.name}_release" if level == 1 else f"{self.name}_promote" if level >= 2 else None
 
+    @property
+    def dag_roles(self) -> dict[str, str]:
+        """Each DAG id of the pipeline -> its role: train, release, watch, ab_test, monitor or score."""
+        name, level = self.name, self.spec.level
+        roles = {self.train_dag: "train"}
+        if self.release_dag:
+            roles[self.release_dag] = "release"
+        if level >= 2:
+            roles[f"{name}_watch"] = "watch"
+        if level >= 3:
+            roles[f"{name}_ab_test"] = "ab_test"
+        if level >= 4:
+            roles[f"{name}_monitor"] = "monitor"
+        if self.spec.scoring is not None:
+            roles[f"{name}_score"] = "score"
+        return roles
+
     @cached_property
     def mlflow_hook(self) -> MlflowHook:
         """The hook of the spec's MLflow connection."""

@@ -31,19 +31,7 @@ MONITOR_TASKS = {"data_drift": "drift", "model_quality": "quality"}
 
 def dag_role(sources: PipelineSources, dag_id: str) -> str | None:
     """The role of ``dag_id`` in the pipeline (a key of :data:`ROLES`), or ``None``."""
-    name, level = sources.name, sources.spec.level
-    roles = {sources.train_dag: "train"}
-    if sources.release_dag:
-        roles[sources.release_dag] = "release"
-    if level >= 2:
-        roles[f"{name}_watch"] = "watch"
-    if level >= 3:
-        roles[f"{name}_ab_test"] = "ab_test"
-    if level >= 4:
-        roles[f"{name}_monitor"] = "monitor"
-    if sources.spec.scoring is not None:
-        roles[f"{name}_score"] = "score"
-    return roles.get(dag_id)
+    return sources.dag_roles.get(dag_id)
 
 
 def pipeline_of(sources: list[PipelineSources], dag_id: str) -> tuple[PipelineSources | None, str | None]:

@@ -152,7 +152,7 @@ def pipeline_card(sources: PipelineSources) -> dict[str, Any]:
         "failed_other": [  # a failed promotion, release, A/B analysis or monitor run
             {"dag_id": r.dag_id, "run_id": r.run_id, "tab": f"run?dag_id={quote(r.dag_id)}&run_id={quote(r.run_id)}"}
             for r in obs.dag_runs
-            if r.dag_id != sources.train_dag and r.state == "failed"
+            if r.dag_id != sources.train_dag and r.state == "failed" and r.dag_id in sources.dag_roles
         ][:5],
         "scorecard": card,
         "problems": obs.problems,  # the scorecard's, and the ledger holder's read after it was scored

@@ -110,3 +110,22 @@ def test_a_level_1_champion_is_not_called_set_outside_the_pipeline() -> None:
     assert "released with <code>churn_devops_release</code> (Level 1 keeps no ledger" in page
     assert "the alias was set outside the pipeline" not in page
     assert "the alias was set outside the pipeline" in render([_card("churn_auto", 4, 4, "2", None)])
+
+
+def test_failed_runs_of_another_pipeline_sharing_the_name_prefix_are_not_listed(monkeypatch: Any) -> None:
+    """``dag_runs('churn')`` matches ``churn_live_*`` by prefix: only the pipeline's own DAGs count."""
+    from airflow_mlops.core.maturity import DagRun, Observations
+    from airflow_mlops.pipeline_sources import PipelineSources
+    from airflow_mlops.spec import PipelineSpec
+    from airflow_mlops.ui import views
+    from tests.support.specs import spec_dict
+
+    sources = PipelineSources(PipelineSpec.from_dict(spec_dict(level=4)))
+    obs = Observations(name="churn", spec_level=4)
+    for dag in ("churn_promote", "churn_live_promote", "churn_monitor", "churn_train"):
+        obs.dag_runs.append(DagRun(dag_id=dag, run_id=f"r_{dag}", run_type="manual", state="failed"))
+    monkeypatch.setattr(views, "observe", lambda s, **kw: obs)
+    monkeypatch.setattr(views, "ledger_history", lambda s: [])
+    card = views.pipeline_card(sources)
+    assert [f["dag_id"] for f in card["failed_other"]] == ["churn_promote", "churn_monitor"]
+    assert [f["run_id"] for f in card["failed_training"]] == ["r_churn_train"]
