@@ -15,6 +15,8 @@ In shadow mode the champion answers every request and the challenger scores it a
 from __future__ import annotations
 
 import hashlib
+import math
+import time
 
 from airflow_mlops.serving.config import check_share
 
@@ -38,12 +40,17 @@ class Router:
         self._salt_bytes = self.salt.encode()[:16]
         self.challenger_share = check_share(challenger_share)
         self.shadow = bool(shadow)
+        self.set_at = -math.inf  # Unix time the split was set (the command line's: before any other)
 
-    def set(self, challenger_share: float | None = None, shadow: bool | None = None) -> None:
+    def set(
+        self, challenger_share: float | None = None, shadow: bool | None = None, *, set_at: float | None = None
+    ) -> None:
+        """Change the split; ``set_at`` (default: now) is when it was set, by this replica or another."""
         if challenger_share is not None:
             self.challenger_share = check_share(challenger_share)
         if shadow is not None:
             self.shadow = bool(shadow)
+        self.set_at = time.time() if set_at is None else set_at
 
     def arm(self, key: str, has_challenger: bool) -> str:
         """``champion`` or ``challenger`` for this key (always champion without a challenger or in shadow mode)."""

@@ -41,6 +41,9 @@ _SHADOW_MAX_QUEUE = 50_000
 LOG_SERIES = "mlops_serving_log_"  # the prediction log's gauges: one log per process, shared by its models
 
 
+TRAFFIC_WRITE_WAIT_SECONDS = 5.0  # how long a stopping server waits for its traffic split to reach the registry
+
+
 class ServingRuntime:
     """State of one server process: models, router, log writer, metrics and background tasks."""
 
@@ -73,7 +76,6 @@ class ServingRuntime:
         self._inputs: ArmInputs | None = None
         self._inputs_key: tuple[ModelSet, bool] | None = None
         self.lost_on_shutdown = 0
-        self._traffic_seen: str | None = None  # the registry's traffic tag as last applied (or overruled)
         self._traffic_lock = asyncio.Lock()
         self._traffic_writes: set[asyncio.Task[None]] = set()
 
@@ -106,6 +108,8 @@ class ServingRuntime:
             except Exception:
                 log.exception("background task %s failed", task.get_name())
         self._tasks = []
+        if self._traffic_writes:  # a split just set: let it reach the registry, for the replica that replaces this one
+            await asyncio.wait(self._traffic_writes, timeout=TRAFFIC_WRITE_WAIT_SECONDS)
         self._score_shadow()
         if self.batcher is not None:
             await self.batcher.stop()
@@ -167,40 +171,37 @@ class ServingRuntime:
             return changed, None
 
     def _follow_traffic_tag(self) -> None:
-        """Apply the registry's traffic split when it changed since last seen (at startup: when there is one)."""
-        text = self.registry.tags.get(TRAFFIC_TAG)
-        if text is None or text == self._traffic_seen:
+        """Apply the registry's traffic split when it was set after the split this replica has.
+
+        Each split carries the time it was set (``set_at``), kept on the router: a tag read before
+        this replica's own newer split was written, or a stale one after a write that failed, is
+        older and not followed.
+        """
+        split = traffic_tag.decode(self.registry.tags.get(TRAFFIC_TAG))
+        if split is None or split.set_at <= self.router.set_at:
             return
-        self._traffic_seen = text
-        split = traffic_tag.decode(text)
-        if split is not None:
-            self.router.set(challenger_share=split[0], shadow=split[1])
-            log.info("traffic from the registry: challenger_share=%s shadow=%s", *split)
+        self.router.set(challenger_share=split.challenger_share, shadow=split.shadow, set_at=split.set_at)
+        log.info("traffic from the registry: challenger_share=%s shadow=%s", split.challenger_share, split.shadow)
 
     def keep_traffic(self) -> None:
         """Write the split to the registry in the background, for restarts and the other replicas.
 
-        The answer does not wait for the registry. Until the write succeeds, the tag's older value is
-        no change to follow, so a poll does not undo this split; a failed write is a warning.
+        The answer does not wait for the registry; a failed write is a warning.
         """
-        self._traffic_seen = self.registry.tags.get(TRAFFIC_TAG)
         task = asyncio.get_running_loop().create_task(self._write_traffic(), name="traffic-tag")
         self._traffic_writes.add(task)
         task.add_done_callback(self._traffic_writes.discard)
 
     async def _write_traffic(self) -> None:
         async with self._traffic_lock:  # one write at a time, each of the split as it is then: the last one wins
-            text = traffic_tag.encode(self.router.challenger_share, self.router.shadow)
-            if text == self._traffic_seen:
-                return
+            router = self.router
+            text = traffic_tag.encode(router.challenger_share, router.shadow, router.set_at)
             try:
                 await asyncio.to_thread(self.registry.set_tag, TRAFFIC_TAG, text)
             except Exception as err:
                 log.warning(
                     "could not keep the traffic split in the registry (a restart reverts it): %s", first_line(err)
                 )
-                return
-            self.registry.tags[TRAFFIC_TAG] = self._traffic_seen = text
 
     async def wait_ready(self, seconds: float = 60.0) -> ModelSet:
         """Wait until a champion is loaded (for tests and embedding)."""

@@ -167,10 +167,9 @@ def served_split(model_tags: dict[str, str], spec_share: float | None) -> dict[s
     """The challenger's traffic as the model servers last set it (their registry tag), else the spec's A/B share."""
     from airflow_mlops.serving import traffic_tag
 
-    text = model_tags.get(traffic_tag.TRAFFIC_TAG)
-    split = traffic_tag.decode(text) if text is not None else None
+    split = traffic_tag.decode(model_tags.get(traffic_tag.TRAFFIC_TAG))
     if split is not None:
-        return {"share": split[0], "shadow": split[1], "served": True}
+        return {"share": split.challenger_share, "shadow": split.shadow, "served": True}
     return None if spec_share is None else {"share": spec_share, "shadow": False, "served": False}
 
 

@@ -91,9 +91,9 @@ def test_the_challenger_card_shows_the_split_the_servers_set_not_the_spec_s() ->
     card = _card("churn_auto", 4, 4, "2", None)
     card["challenger"] = {"version": "3", "link": ""}
     shown = {
-        "served": served_split({TRAFFIC_TAG: encode(0.25, False)}, 0.2),
-        "ended": served_split({TRAFFIC_TAG: encode(0.0, False)}, 0.2),
-        "shadow": served_split({TRAFFIC_TAG: encode(0.2, True)}, 0.2),
+        "served": served_split({TRAFFIC_TAG: encode(0.25, False, 1.0)}, 0.2),
+        "ended": served_split({TRAFFIC_TAG: encode(0.0, False, 1.0)}, 0.2),
+        "shadow": served_split({TRAFFIC_TAG: encode(0.2, True, 1.0)}, 0.2),
         "unset": served_split({}, 0.2),
     }
     pages = {key: render([{**card, "split": split}]) for key, split in shown.items()}
