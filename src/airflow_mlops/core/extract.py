@@ -46,16 +46,19 @@ def _error_line(err: BaseException) -> str:
     return (primary or str(err)).strip().splitlines()[0]
 
 
-# SQLSTATE classes of a query Postgres refuses as written, whatever the moment: 42 (an unknown column
-# or table, a syntax error, no privilege) and 22 (a value of the wrong type, a division by zero).
-# Other failures (a lost connection, a lock timeout, a server shutting down) may pass on a retry.
+# SQLSTATE classes of a query Postgres refuses as written, whatever the moment: 42 (an unknown column,
+# a syntax error) and 22 (a value of the wrong type, a division by zero). Other failures (a lost
+# connection, a lock timeout, a server shutting down) may pass on a retry, and so may a missing table
+# (an ETL job drops and recreates it) and a missing privilege (a GRANT fixes it).
 _REJECTED_CLASSES = ("42", "22")
+_RETRYABLE_CODES = ("42P01", "42501")  # undefined_table, insufficient_privilege
 
 
 def query_failed(where: str, err: BaseException) -> DatasetExtractionError:
     """The error for a failed query: :class:`QueryRejectedError` when its SQLSTATE says no retry helps."""
     code = str(getattr(err, "sqlstate", None) or getattr(err, "pgcode", None) or "")
-    error = QueryRejectedError if code[:2] in _REJECTED_CLASSES else DatasetExtractionError
+    rejected = code[:2] in _REJECTED_CLASSES and code not in _RETRYABLE_CODES
+    error = QueryRejectedError if rejected else DatasetExtractionError
     return error(f"{where}: query failed: {_error_line(err)}")
 
 

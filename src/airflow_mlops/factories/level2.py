@@ -106,7 +106,7 @@ def _watch_kwargs(spec: PipelineSpec) -> dict[str, Any]:
         "deferrable": spec.watch.deferrable,
         "poke_interval": spec.watch.poll_interval,
         "timeout": spec.watch.timeout,
-        "execution_timeout": None,  # watch.timeout bounds the wait; a deferred wait would end at the task timeout
+        "execution_timeout": None,  # watch.timeout bounds the wait, not the pipeline's task timeout
         "mode": "reschedule",
         "soft_fail": True,
         "outlets": [source_asset(spec.name)],

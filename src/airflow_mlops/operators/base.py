@@ -96,6 +96,10 @@ def record_failure(context: Context) -> None:
     text = str(error).strip()
     if not isinstance(error, AirflowFailException | MlopsError) or not text:  # ours are sentences already
         text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    if type(error).__name__ == "AirflowTaskTimeout":  # say which setting stopped it
+        task = context.get("task")
+        limit = getattr(task, "execution_timeout", None)
+        text = f"the task ran longer than its execution_timeout ({limit}; the spec's task_timeout_minutes): {text}"
     try:
         context["ti"].xcom_push(key=tags.FAILURE_XCOM, value=text[:2000])
     except Exception as err:  # the run tab then says only that the task failed

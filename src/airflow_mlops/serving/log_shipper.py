@@ -332,9 +332,11 @@ class PredictionLogWriter:
                 count, self.table, len(queue), self.dropped_by["queue_full"], self.last_error,
             )  # fmt: skip
             return False
-        if self.last_error is not None or self._dropping:
+        if self.last_error is not None:
             log.info("prediction log: writing to %s works again; %d rows wait", self.table, len(queue))
-            self.last_error, self._dropping = None, False
+            self.last_error = None
+        if self._dropping and len(queue) < self.max_queue // 2:  # caught up: a new drop is a new episode
+            self._dropping = False
         self.written += result.stored
         self.dropped_by["duplicate_id"] += result.conflicts
         self.dropped_by["rejected"] += len(result.rejected)

@@ -24,7 +24,8 @@ class _Psycopg2Error(Exception):
     ("error", "rejected"),
     [
         (_Psycopg3Error("42703"), True),  # undefined column
-        (_Psycopg3Error("42P01"), True),  # undefined table
+        (_Psycopg3Error("42P01"), False),  # undefined table: an ETL job may be recreating it
+        (_Psycopg2Error("42501"), False),  # insufficient privilege: a GRANT fixes it
         (_Psycopg2Error("42601"), True),  # syntax error
         (_Psycopg2Error("22012"), True),  # division by zero
         (_Psycopg3Error("08006"), False),  # connection failure

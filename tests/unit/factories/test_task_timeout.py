@@ -55,6 +55,7 @@ def test_a_deploy_wait_as_long_as_the_task_timeout_is_refused() -> None:
         PipelineSpec.from_dict(spec)
     spec["serving"]["ready_timeout"] = 299
     assert PipelineSpec.from_dict(spec).task_timeout_minutes == 5
+    assert PipelineSpec.from_dict(spec_dict(level=2, task_timeout_minutes=4)).task_timeout_minutes == 4  # no deploy
 
 
 def test_the_postgres_watch_has_no_task_timeout_either() -> None:

@@ -56,6 +56,22 @@ def test_the_error_is_left_as_one_line_a_person_can_read(error: BaseException, t
     assert ti.pushed == {"failure": text}
 
 
+def test_a_timeout_names_the_setting_that_stopped_the_task() -> None:
+    from datetime import timedelta
+
+    from airflow.sdk.exceptions import AirflowTaskTimeout
+
+    class _Task:
+        execution_timeout = timedelta(hours=6)
+
+    ti = _TI()
+    record_failure({"ti": ti, "task": _Task(), "exception": AirflowTaskTimeout("Timeout, PID: 4242")})  # type: ignore[typeddict-item]
+    assert ti.pushed == {
+        "failure": "the task ran longer than its execution_timeout (6:00:00; the spec's task_timeout_minutes): "
+        "AirflowTaskTimeout: Timeout, PID: 4242"
+    }
+
+
 def test_a_real_failed_run_keeps_the_error_in_its_xcom(tmp_path: Path) -> None:
     (tmp_path / "dags").mkdir()
     (tmp_path / "dags" / "failing.py").write_text(DAG_FILE)
