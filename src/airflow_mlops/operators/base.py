@@ -55,6 +55,19 @@ def fail_at_once(*errors: type[Exception]) -> Iterator[None]:
         raise AirflowFailException(str(err)) from err
 
 
+def serving_failure(message: str, err: Exception) -> Exception:
+    """The error a failed model-server check raises, with ``message``.
+
+    ``AirflowFailException`` when ``err`` says the server is not the one expected (the connection's
+    setting: no retry changes it), else ``DeploymentError``, which is retried.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_mlops.exceptions import DeploymentError, WrongServerError
+
+    return AirflowFailException(message) if isinstance(err, WrongServerError) else DeploymentError(message)
+
+
 def skip(operator: BaseOperator, reason: str) -> NoReturn:
     """Skip the task with ``reason`` in its log and in its XCom ``skip_reason`` (the MLOps run tab shows it).
 
@@ -86,7 +99,7 @@ def record_failure(context: Context) -> None:
 
     A task killed from outside (out of memory, a lost worker) runs no callback and leaves none.
     """
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout
 
     from airflow_mlops.exceptions import MlopsError
 
@@ -96,7 +109,7 @@ def record_failure(context: Context) -> None:
     text = str(error).strip()
     if not isinstance(error, AirflowFailException | MlopsError) or not text:  # ours are sentences already
         text = f"{type(error).__name__}: {text}" if text else type(error).__name__
-    if type(error).__name__ == "AirflowTaskTimeout":  # say which setting stopped it
+    if isinstance(error, AirflowTaskTimeout):  # say which setting stopped it
         task = context.get("task")
         limit = getattr(task, "execution_timeout", None)
         text = f"the task ran longer than its execution_timeout ({limit}; the spec's task_timeout_minutes): {text}"

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, conf
 
 from airflow_mlops.core import tags
-from airflow_mlops.exceptions import DeploymentError, ServingError, ServingTimeoutError, WrongServerError
+from airflow_mlops.exceptions import DeploymentError, ServingError, ServingTimeoutError
 from airflow_mlops.hooks.serving import ServingHook
+from airflow_mlops.operators.base import serving_failure
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -82,12 +83,7 @@ class DeployModelOperator(BaseOperator):
             try:
                 self.hook.check_serves(self.registered_model)
             except ServingError as err:  # the server is not changed yet: no withdrawal, it would touch the other model
-                message = f"{err}; the model server was not changed"
-                if isinstance(err, WrongServerError):  # the connection's setting: no retry changes it
-                    from airflow.sdk.exceptions import AirflowFailException
-
-                    raise AirflowFailException(message) from err
-                raise DeploymentError(message) from err
+                raise serving_failure(f"{err}; the model server was not changed", err) from err
         self._guarded(self._reload)
         if self.deferrable:
             from airflow_mlops.triggers.serving import ServingReadyTrigger

@@ -14,7 +14,7 @@ from airflow_mlops.hooks.ledger import LedgerHook
 from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.hooks.verdict_metrics import push_alias_move
 from airflow_mlops.links.mlflow import MlflowModelVersionLink
-from airflow_mlops.operators.base import airflow_identity, check_run_conf, sentences, skip
+from airflow_mlops.operators.base import airflow_identity, check_run_conf, sentences, serving_failure, skip
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -199,7 +199,7 @@ class PromoteModelOperator(_AliasMover):
         """Fail before anything moves when the rollout that follows could not reach the model server."""
         if not self.serving_conn_id:
             return
-        from airflow_mlops.exceptions import DeploymentError, ServingError, WrongServerError
+        from airflow_mlops.exceptions import ServingError
         from airflow_mlops.hooks.serving import ServingHook
 
         try:
@@ -210,9 +210,7 @@ class PromoteModelOperator(_AliasMover):
                 f"cannot release {self.model_name} v{version}: {err}; the {self.alias} alias was not moved "
                 "and nothing was written to the ledger"
             )
-            if isinstance(err, WrongServerError):  # the connection's setting: no retry changes it
-                raise AirflowFailException(message) from err
-            raise DeploymentError(message) from err
+            raise serving_failure(message, err) from err
         self.log.info("Model server %s answers on %d instance(s)", self.serving_conn_id, instances)
 
 

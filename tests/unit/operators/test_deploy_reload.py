@@ -276,3 +276,16 @@ def test_the_deferred_wait_reads_versions_from_a_503_ready_as_the_sync_wait_does
     assert asyncio.run(ServingHook().ainstance_versions()) == {slow_server.url: {"champion": "1", "challenger": "2"}}
     slow_server.ready_page = b"<html>502 Bad Gateway</html>"
     assert asyncio.run(ServingHook().ainstance_versions()) == {slow_server.url: "HTTP 503"}
+
+
+def test_only_a_wrong_server_fails_without_retry() -> None:
+    """A server that serves another model is a setting; an unreachable one may come back, so it is retried."""
+    from airflow_mlops.exceptions import DeploymentError, ServingError, WrongServerError
+    from airflow_mlops.operators.base import serving_failure
+
+    wrong = serving_failure("no: wrong", WrongServerError("serves ['b']"))
+    assert isinstance(wrong, AirflowFailException)
+    assert str(wrong) == "no: wrong"
+    down = serving_failure("no: down", ServingError("connection refused"))
+    assert isinstance(down, DeploymentError)
+    assert not isinstance(down, AirflowFailException)
