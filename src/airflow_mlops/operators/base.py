@@ -119,6 +119,14 @@ def record_failure(context: Context) -> None:
         logging.getLogger(__name__).warning("Could not record the failure for the MLOps run tab: %s", err)
 
 
+def with_record_failure(callbacks: Any) -> Any:
+    """``on_failure_callback`` with :func:`record_failure` first: a task's own callbacks run too, not instead."""
+    if callbacks is None:
+        return record_failure
+    others = list(callbacks) if isinstance(callbacks, list | tuple) else [callbacks]
+    return [record_failure, *(c for c in others if c is not record_failure)]
+
+
 def check_run_conf(context: Context) -> None:
     """Fail at once when the run's conf names a key its DAG has no Param for (a mistyped key was ignored in silence).
 
@@ -208,7 +216,7 @@ class MlopsOperator(BaseOperator):
         kwargs.setdefault("retries", self.spec.retries)
         kwargs.setdefault("retry_delay", timedelta(seconds=self.spec.retry_delay_seconds))
         kwargs.setdefault("execution_timeout", task_timeout(self.spec))
-        kwargs.setdefault("on_failure_callback", record_failure)
+        kwargs["on_failure_callback"] = with_record_failure(kwargs.get("on_failure_callback"))
         super().__init__(**kwargs)
         self.mlflow_conn_id = mlflow_conn_id or self.spec.mlflow.conn_id
 

@@ -91,3 +91,22 @@ def test_a_real_failed_run_keeps_the_error_in_its_xcom(tmp_path: Path) -> None:
     assert [(task, key, json.loads(value)) for task, key, value in rows] == [
         ("extract", "failure", 'postgres://db table t: query failed: column "a" does not exist')
     ]
+
+
+def test_a_task_s_own_failure_callback_runs_beside_the_run_tab_s() -> None:
+    """A callback passed to an MLOps operator is kept: the run tab's ``record_failure`` runs first, then it."""
+    from airflow_mlops.operators.base import with_record_failure
+    from airflow_mlops.operators.dataset import ExtractDatasetOperator
+    from airflow_mlops.spec import PipelineSpec
+    from tests.support.specs import spec_dict
+
+    def page_me(context: Any) -> None: ...
+
+    spec = PipelineSpec.from_dict(spec_dict(level=2))
+    assert ExtractDatasetOperator(task_id="a", spec=spec).on_failure_callback == [record_failure]
+    assert ExtractDatasetOperator(task_id="b", spec=spec, on_failure_callback=page_me).on_failure_callback == [
+        record_failure,
+        page_me,
+    ]
+    assert with_record_failure([record_failure, page_me]) == [record_failure, page_me]  # not twice
+    assert with_record_failure(None) is record_failure
