@@ -76,9 +76,12 @@ def dag_runs(pipeline: str, *, limit: int = 200) -> list[RunRecord]:
     tasks: dict[tuple[str, str], dict[str, str | None]] = {}
     if found:
         run_ids = {str(r[1]) for r in found}
-        for dag_id, run_id, task_id, state in _rows(
-            "SELECT dag_id, run_id, task_id, state FROM task_instance WHERE dag_id LIKE :prefix",
+        for dag_id, run_id, task_id, state in _rows(  # the task instances of those runs only, not of every run kept
+            "SELECT ti.dag_id, ti.run_id, ti.task_id, ti.state FROM task_instance ti JOIN"
+            " (SELECT dag_id, run_id FROM dag_run WHERE dag_id LIKE :prefix ORDER BY id DESC LIMIT :limit) r"
+            " ON ti.dag_id = r.dag_id AND ti.run_id = r.run_id",
             prefix=f"{pipeline}_%",
+            limit=limit,
         ):
             if run_id in run_ids:
                 tasks.setdefault((dag_id, run_id), {})[task_id] = state

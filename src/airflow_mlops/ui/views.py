@@ -149,6 +149,14 @@ def pipeline_card(sources: PipelineSources) -> dict[str, Any]:
             for r in obs.dag_runs
             if r.dag_id == sources.train_dag and r.state == "failed"
         ][:5],
+        "last_training": next(  # newest first: a failed one is why there is no champion yet
+            (
+                {"run_id": r.run_id, "state": r.state, "tab": f"run?dag_id={quote(r.dag_id)}&run_id={quote(r.run_id)}"}
+                for r in obs.dag_runs
+                if r.dag_id == sources.train_dag
+            ),
+            None,
+        ),
         "failed_other": [  # a failed promotion, release, A/B analysis or monitor run
             {"dag_id": r.dag_id, "run_id": r.run_id, "tab": f"run?dag_id={quote(r.dag_id)}&run_id={quote(r.run_id)}"}
             for r in obs.dag_runs
