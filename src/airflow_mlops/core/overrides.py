@@ -16,6 +16,22 @@ _MAX_DEPTH = 20
 FILE_PARAMS = frozenset({"memory"})
 
 
+def parse_overrides(value: Any) -> dict[str, Any]:
+    """The form's ``hyperparameters`` as a dict: empty for nothing, a JSON object's text decoded; else ValueError."""
+    if value in (None, "", {}):
+        return {}
+    if isinstance(value, str):
+        import json
+
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(f"hyperparameters: expected a JSON object, found {value!r}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"hyperparameters: expected a JSON object, found {type(value).__name__}")
+    return value
+
+
 def check_overrides(overrides: dict[str, Any], known: dict[str, Any]) -> dict[str, Any]:
     """Return ``overrides`` if every key is in ``known`` and every value is JSON; else raise ValueError."""
     unknown = sorted(str(k) for k in overrides if k not in known)

@@ -136,6 +136,19 @@ def build_model(spec: PipelineSpec, x: pd.DataFrame, overrides: dict[str, Any] |
     """
     from sklearn.pipeline import Pipeline
 
+    estimator = configured_estimator(spec, overrides)
+    _seed(estimator, spec.split.seed)
+    if isinstance(estimator, Pipeline):
+        return estimator
+    return Pipeline([("preprocess", build_preprocessor(x)), ("model", estimator)])
+
+
+def configured_estimator(spec: PipelineSpec, overrides: dict[str, Any] | None = None) -> Any:
+    """The spec's estimator, unfitted, checked against the task, with the run's ``overrides`` set.
+
+    Cheap (nothing is fitted): the train DAG's first task calls it too, so a mistyped form fails
+    before the extract. :raises TrainingError: naming the spec's or the form's mistake.
+    """
     estimator = _estimator_from_spec(spec)
     _check_task(estimator, spec)
     if overrides:
@@ -144,10 +157,7 @@ def build_model(spec: PipelineSpec, x: pd.DataFrame, overrides: dict[str, Any] |
         except ValueError as err:
             # the run's form, not the spec: say so, or a person looks for the mistake in the YAML
             raise TrainingError(f"the run's {err} (of {spec.estimator.class_path}, not the spec's)") from err
-    _seed(estimator, spec.split.seed)
-    if isinstance(estimator, Pipeline):
-        return estimator
-    return Pipeline([("preprocess", build_preprocessor(x)), ("model", estimator)])
+    return estimator
 
 
 def _estimator_from_spec(spec: PipelineSpec) -> Any:

@@ -147,6 +147,34 @@ def check_run_conf(context: Context) -> None:
         )
 
 
+def check_run_hyperparameters(context: Context, spec: PipelineSpec) -> None:
+    """Fail at once when the run's ``hyperparameters`` would fail ``train``: the train DAG's first task calls it.
+
+    Nothing is fitted (the estimator is only built with them), so a mistyped name in the trigger
+    form fails in seconds, not after the extract and the validation.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_mlops.core.overrides import parse_overrides
+    from airflow_mlops.exceptions import TrainingError
+
+    params = context.get("params") or {}
+    if "hyperparameters" not in params:
+        return
+    try:
+        overrides = parse_overrides(params["hyperparameters"])
+    except ValueError as err:
+        raise AirflowFailException(f"{err}; fix the form's hyperparameters and trigger again") from None
+    if not overrides:
+        return
+    from airflow_mlops.core.training import configured_estimator
+
+    try:
+        configured_estimator(spec, overrides)
+    except TrainingError as err:
+        raise AirflowFailException(str(err)) from None
+
+
 def spec_name(spec: PipelineSpec | dict[str, Any]) -> str:
     """The pipeline name of a spec or of its dict form."""
     return spec.name if isinstance(spec, PipelineSpec) else str(spec["name"])

@@ -9,6 +9,7 @@ from airflow.sdk import ObjectStoragePath
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_mlops.core import tags
+from airflow_mlops.core.overrides import parse_overrides
 from airflow_mlops.exceptions import TrainingError
 from airflow_mlops.hooks.verdict_metrics import push_training_totals
 from airflow_mlops.links.mlflow import MlflowRunLink
@@ -19,21 +20,6 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.sdk import Context
-
-
-def _overrides(value: Any) -> dict[str, Any]:
-    if value in (None, "", {}):
-        return {}
-    if isinstance(value, str):
-        import json
-
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise ValueError(f"hyperparameters: expected a JSON object, found {value!r}") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"hyperparameters: expected a JSON object, found {type(value).__name__}")
-    return value
 
 
 class TrainModelOperator(MlopsOperator):
@@ -77,7 +63,7 @@ class TrainModelOperator(MlopsOperator):
 
         ref = DatasetRef.from_xcom(self.dataset)
         try:
-            overrides = _overrides(self.hyperparameters)
+            overrides = parse_overrides(self.hyperparameters)
         except ValueError as err:
             raise AirflowFailException(f"{err}; fix the form's hyperparameters and trigger again") from None
         trigger = run_trigger(context)

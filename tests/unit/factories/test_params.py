@@ -97,3 +97,27 @@ def test_a_conf_key_the_dag_has_no_param_for_fails_the_run_at_once() -> None:
         check_run_conf(typo)
     check_run_conf(context_of({"hyperparameters": {"C": 2}}))
     check_run_conf(context_of(None))  # a scheduled or Asset-triggered run
+
+
+def test_a_hyperparameter_the_estimator_lacks_fails_the_first_task_not_train() -> None:
+    """A mistyped name in the form failed only in ``train``, after the extract and the validation had run."""
+    from airflow.sdk.definitions.param import process_params
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_mlops.factories import build_pipeline
+    from airflow_mlops.operators.base import check_run_hyperparameters
+
+    spec = PipelineSpec.from_dict(spec_dict(level=2))
+    train = next(d for d in build_pipeline(spec) if d.dag_id == "churn_train")
+    task = train.get_task("extract")
+
+    def context_of(conf: dict[str, object] | None) -> dict[str, object]:
+        return {"params": process_params(train, task, conf, suppress_exception=False)}
+
+    with pytest.raises(AirflowFailException, match=r"the run's hyperparameters: unknown parameter\(s\) \['c'\]"):
+        check_run_hyperparameters(context_of({"hyperparameters": {"c": 2}}), spec)  # type: ignore[arg-type]
+    with pytest.raises(AirflowFailException, match="hyperparameters: expected a JSON object, found 'C=2'"):
+        check_run_hyperparameters({"params": {"hyperparameters": "C=2"}}, spec)  # type: ignore[typeddict-item]
+    check_run_hyperparameters(context_of({"hyperparameters": {"C": 2}}), spec)  # type: ignore[arg-type]
+    check_run_hyperparameters(context_of(None), spec)  # type: ignore[arg-type]  # a scheduled run: the spec's
+    check_run_hyperparameters({}, spec)  # type: ignore[arg-type]  # a DAG with no such Param (promote, release)
