@@ -20,6 +20,8 @@ from airflow_mlops.core.log_tables import (
 from airflow_mlops.serving.log_rows import json_text
 from airflow_mlops.serving.pg_connection import PgConnection
 
+STATEMENT_TIMEOUT_SECONDS = 10.0
+
 
 @dataclass(frozen=True)
 class FeedbackResult:
@@ -39,10 +41,19 @@ class FeedbackStore:
     within a second or so; while Postgres was down, after the spool drained).
     """
 
-    def __init__(self, dsn: str, *, table: str = FEEDBACK_TABLE, log_table: str = PREDICTION_LOG_TABLE) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        table: str = FEEDBACK_TABLE,
+        log_table: str = PREDICTION_LOG_TABLE,
+        timeout_seconds: float = STATEMENT_TIMEOUT_SECONDS,
+    ) -> None:
         self.table = check_table_name(table)
         self.log_table = check_table_name(log_table)
-        self._conn = PgConnection(dsn, feedback_ddl(table) + prediction_log_ddl(log_table))
+        # a client waits on the answer: a table lock or a slow database is a 503 it can retry, not a hung call
+        ddl = feedback_ddl(table) + prediction_log_ddl(log_table)
+        self._conn = PgConnection(dsn, ddl, statement_timeout_ms=max(1, round(timeout_seconds * 1000)))
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedback")
         self._sql = feedback_upsert_sql(table)
 

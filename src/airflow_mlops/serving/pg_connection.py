@@ -11,15 +11,21 @@ log = logging.getLogger(__name__)
 class PgConnection:
     """One psycopg2 connection, used by one thread, reopened after a failure."""
 
-    def __init__(self, dsn: str, ddl: str) -> None:
+    def __init__(self, dsn: str, ddl: str, *, statement_timeout_ms: int | None = None) -> None:
         self.dsn, self.ddl = dsn, ddl
+        self.statement_timeout_ms = statement_timeout_ms
         self._conn: Any = None
 
     def get(self) -> Any:
         import psycopg2
 
         if self._conn is None or self._conn.closed:
-            conn = psycopg2.connect(self.dsn, connect_timeout=5, application_name="airflow-mlops-serve")
+            options = (
+                {}
+                if self.statement_timeout_ms is None
+                else {"options": f"-c statement_timeout={self.statement_timeout_ms}"}
+            )
+            conn = psycopg2.connect(self.dsn, connect_timeout=5, application_name="airflow-mlops-serve", **options)
             for attempt in range(3):
                 try:
                     with conn, conn.cursor() as cur:

@@ -1,0 +1,37 @@
+"""A feedback write stuck behind a table lock ends in an error the route answers 503 with, not a hung request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg2
+import pytest
+
+from airflow_mlops.serving.feedback_store import FeedbackStore
+from tests.support.postgres import PG_DSN
+
+
+async def test_a_locked_feedback_table_fails_the_write_and_the_next_one_works(tables: tuple[str, str]) -> None:
+    log_table, feedback_table = tables
+    store = FeedbackStore(PG_DSN, table=feedback_table, log_table=log_table, timeout_seconds=0.5)
+    try:
+        assert (await store.upsert([("r1", 1)])).request_ids == ["r1"]  # creates the tables
+        locker: Any = psycopg2.connect(PG_DSN)
+        try:
+            with locker.cursor() as cur:  # held until rollback: an ALTER TABLE or a VACUUM FULL elsewhere
+                cur.execute(f"LOCK TABLE {feedback_table} IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(psycopg2.errors.QueryCanceled, match="statement timeout"):
+                await store.upsert([("r2", 0)])
+        finally:
+            locker.rollback()
+            locker.close()
+        assert (await store.upsert([("r2", 0)])).request_ids == ["r2"]  # a new connection, no timeout left behind
+    finally:
+        await store.close()
+    check: Any = psycopg2.connect(PG_DSN)
+    try:
+        with check.cursor() as cur:
+            cur.execute(f"SELECT request_id, label FROM {feedback_table} ORDER BY request_id")
+            assert cur.fetchall() == [("r1", 1), ("r2", 0)]  # the refused write left nothing half-done
+    finally:
+        check.close()
