@@ -163,7 +163,7 @@ def test_binary_copy_stores_what_the_insert_fallback_stores(pg_conn: Any, tables
 @pytest.mark.integration
 @pytest.mark.parametrize("process", [True, False], ids=["writer-process", "writer-thread"])
 async def test_writer_copies_batches_and_a_retried_batch_is_not_duplicated(
-    pg_conn: Any, tables: tuple[str, str], process: bool
+    pg_conn: Any, tables: tuple[str, str], process: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     table = tables[0]
     writer = PredictionLogWriter(DSN, table=table, flush_rows=10_000, flush_ms=60_000, process=process)
@@ -183,6 +183,7 @@ async def test_writer_copies_batches_and_a_retried_batch_is_not_duplicated(
     assert await writer.stop(5) == 0
     assert writer.written == 302  # what the table holds: the 50 replayed rows are skipped, not counted
     assert writer.dropped_by == {"queue_full": 0, "duplicate_id": 1, "rejected": 0}  # the other answer is not
+    assert "1 rows not stored: another answer already holds their request id ('r1')" in caplog.text  # names it
     with pg_conn.cursor() as cur:
         cur.execute(f"SELECT count(*), count(DISTINCT request_id) FROM {table}")
         assert cur.fetchone() == (302, 301)
@@ -213,6 +214,14 @@ async def test_database_down_keeps_rows_and_reports_them_lost_at_shutdown(
     started = time.monotonic()
     assert await writer.stop(drain_timeout=0.5) == 20
     assert time.monotonic() - started < 10
+
+
+def test_a_conflict_line_names_the_first_ids_and_counts_the_rest() -> None:
+    from airflow_mlops.serving.log_shipper import WriteResult
+
+    assert WriteResult(conflicts=7, conflict_ids=["a", "b"]).conflict_text() == (
+        "7 rows not stored: another answer already holds their request id ('a', 'b' and 5 more)"
+    )
 
 
 def test_queue_is_bounded(caplog: pytest.LogCaptureFixture) -> None:

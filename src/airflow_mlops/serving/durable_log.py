@@ -243,9 +243,7 @@ class DurableLogWriter:
         for line in result.rejected:
             log.error("prediction log: dropped a row Postgres cannot store: %s", line)
         if result.conflicts:
-            log.error(
-                "prediction log: %d rows not stored: another answer already holds their request id", result.conflicts
-            )
+            log.error("prediction log: %s", result.conflict_text())
         for record in batch:
             self.spool.release(record)
         self.spool.delete_shipped(self._syncing)

@@ -42,6 +42,7 @@ DSN_ENV = "MLOPS_LOG_WRITER_DSN"
 # Why a prediction log row was not stored: the memory queue was full (the oldest row goes), another
 # answer holds its request id, or Postgres refused the row.
 DROP_REASONS = ("queue_full", "duplicate_id", "rejected")
+CONFLICT_IDS_LOGGED = 5
 _COLUMNS = ", ".join(PREDICTION_LOG_COLUMNS)
 
 
@@ -56,7 +57,14 @@ class WriteResult:
     stored: int = 0
     duplicates: int = 0
     conflicts: int = 0
+    conflict_ids: list[str] = field(default_factory=list)  # the first few, for the log line
     rejected: list[str] = field(default_factory=list)
+
+    def conflict_text(self) -> str:
+        """The log line for the conflicts, naming the first request ids."""
+        more = f" and {self.conflicts - len(self.conflict_ids)} more" if self.conflicts > len(self.conflict_ids) else ""
+        ids = ", ".join(repr(i) for i in self.conflict_ids)
+        return f"{self.conflicts} rows not stored: another answer already holds their request id ({ids}{more})"
 
 
 def write_rows(connection: PgConnection, table: str, rows: list[tuple[Any, ...]]) -> WriteResult:
@@ -99,11 +107,16 @@ def _merge(conn: Any, table: str, data: bytes, count: int) -> WriteResult:
         cur.execute(f"INSERT INTO {table} ({_COLUMNS}) SELECT {_COLUMNS} FROM mlops_log_stage ON CONFLICT DO NOTHING")
         stored = max(0, cur.rowcount)
         cur.execute(
-            f"SELECT count(*) FROM mlops_log_stage s WHERE NOT EXISTS (SELECT 1 FROM {table} t "
+            f"SELECT s.request_id FROM mlops_log_stage s WHERE NOT EXISTS (SELECT 1 FROM {table} t "
             "WHERE t.request_id = s.request_id AND t.arm = s.arm AND abs(extract(epoch FROM t.ts - s.ts)) < 0.001)"
         )
-        conflicts = int(cur.fetchone()[0])
-    return WriteResult(stored=stored, duplicates=max(0, count - stored - conflicts), conflicts=conflicts)
+        lost = [str(row[0]) for row in cur.fetchall()]
+    return WriteResult(
+        stored=stored,
+        duplicates=max(0, count - stored - len(lost)),
+        conflicts=len(lost),
+        conflict_ids=lost[:CONFLICT_IDS_LOGGED],
+    )
 
 
 def _insert_each(conn: Any, table: str, rows: list[tuple[Any, ...]]) -> WriteResult:
@@ -342,6 +355,8 @@ class PredictionLogWriter:
         self.dropped_by["rejected"] += len(result.rejected)
         for line in result.rejected:
             log.error("prediction log: dropped a row Postgres cannot store: %s", line)
+        if result.conflicts:
+            log.error("prediction log: %s", result.conflict_text())
         return True
 
     async def stop(self, drain_timeout: float = 30.0) -> int:
