@@ -179,6 +179,11 @@ async def test_bad_requests_get_clear_4xx_and_the_server_stays_up(
         metrics = (await client.get("/metrics")).text
         model = f'model="{runtime.config.model_name}"'  # every series names its model, as a multi-model server's
         assert f'mlops_serving_requests_total{{{model},endpoint="predict",arm="none",status="400"}} 6' in metrics
+        for status, count in (("413", 2), ("404", 1), ("405", 1)):  # refused before an endpoint took them: counted
+            assert (
+                f'mlops_serving_requests_total{{{model},endpoint="any",arm="none",status="{status}"}} {count}'
+                in metrics
+            )
 
 
 async def test_json_nested_too_deeply_is_a_400_on_every_route(

@@ -76,7 +76,8 @@ async def test_a_compressed_body_is_named_not_read_as_bad_utf8() -> None:
     import gzip
 
     app = Starlette(routes=[Route("/predict/batch", _echo, methods=["POST"])])
-    app.add_middleware(BodyLimitMiddleware, max_bytes=1 << 20)
+    refused: list[int] = []
+    app.add_middleware(BodyLimitMiddleware, max_bytes=1 << 20, on_refused=refused.append)
     body = json.dumps({"rows": [{"features": {"x": 1}}]}).encode()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://serve") as client:
         response = await client.post(
@@ -86,3 +87,4 @@ async def test_a_compressed_body_is_named_not_read_as_bad_utf8() -> None:
         assert response.json()["detail"] == "Content-Encoding 'gzip' is not supported: send the body uncompressed"
         plain = await client.post("/predict/batch", content=body, headers={"Content-Encoding": "identity"})
         assert plain.status_code == 200
+    assert refused == [415]  # the requests metric counts it

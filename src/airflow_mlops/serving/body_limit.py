@@ -9,15 +9,18 @@ from starlette.exceptions import HTTPException
 from airflow_mlops.serving.responses import protocol_error
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodyLimitMiddleware:
     """Answer 413 for bodies over ``max_bytes``: from Content-Length before reading, else while streaming."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, on_refused: Callable[[int], None] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.on_refused = on_refused  # counts a refusal (its status) in the requests metric
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -25,6 +28,8 @@ class BodyLimitMiddleware:
             return
         declared, refused = self._check_length(scope)
         if refused is not None:
+            if self.on_refused is not None:
+                self.on_refused(refused[0])
             await protocol_error(scope["path"], *refused)(scope, receive, send)
             return
         if declared:  # the HTTP server delivers no more than a valid Content-Length: nothing to count
