@@ -133,3 +133,20 @@ def test_a_bad_table_names_its_option() -> None:
         config_from_args(_args("--feedback-table", "x; drop"))
     with pytest.raises(SystemExit, match=r"airflow-mlops serve: --challenger-share: expected a number between 0 and 1"):
         config_from_args(_args("--challenger-share", "2"))
+
+
+def test_a_registry_outage_logs_one_warning_a_poll_not_urllib3_s_retry_line_too() -> None:
+    import logging
+
+    from airflow_mlops.serving.server import quiet_retry_warnings
+
+    pool = logging.getLogger("urllib3.connectionpool")
+    before = pool.level
+    try:
+        quiet_retry_warnings("debug")  # asked for everything: left as it is
+        assert pool.level == before
+        quiet_retry_warnings("info")
+        assert not pool.isEnabledFor(logging.WARNING)
+        assert pool.isEnabledFor(logging.ERROR)
+    finally:
+        pool.setLevel(before)
