@@ -268,6 +268,18 @@ def serve_from_args(args: argparse.Namespace) -> None:
         run(config_from_args(args), host=args.host, port=args.port, log_level=args.log_level)
 
 
+def check_spools(configs: list[ServingConfig]) -> None:
+    """Exit with the reason, in one line, when a log spool folder cannot be used (before uvicorn starts)."""
+    from airflow_mlops.serving.spool import Spool, SpoolError
+
+    for config in configs:
+        if config.postgres_dsn and config.log_durability == "spool":
+            try:
+                Spool.check(config.spool_dir, config.log_table)
+            except SpoolError as err:
+                raise SystemExit(f"airflow-mlops serve: {err}") from None
+
+
 def quiet_retry_warnings(log_level: str) -> None:
     """Keep urllib3's "Retrying ..." line out of the log below ``debug``.
 
@@ -303,6 +315,7 @@ def run(
     gc.set_threshold(50_000, 20, 100)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     quiet_retry_warnings(log_level)
+    check_spools([config] if multi is None else multi[0])
     app = create_app(config) if multi is None else create_multi_app(*multi)
     options: dict[str, Any] = {
         "host": host,

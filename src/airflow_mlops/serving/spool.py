@@ -112,6 +112,9 @@ class Spool:
         """Lock the folder, check its table, read what an earlier process left, start a new segment."""
         self.folder.mkdir(parents=True, exist_ok=True)
         self._lock()
+        assert self._lock_fd is not None
+        os.ftruncate(self._lock_fd, 0)  # who holds it, for the next process's refusal
+        os.pwrite(self._lock_fd, f"{os.getpid()}\n".encode(), 0)
         try:
             self._check_table()
             for path in sorted(self.folder.glob("segment-*.spool")):
@@ -121,6 +124,21 @@ class Spool:
         except BaseException:
             self.close()
             raise
+
+    @classmethod
+    def check(cls, folder: Path | str, table: str) -> None:
+        """Raise :class:`SpoolError` now if :meth:`open` would (another process, another table); change nothing.
+
+        The server calls it before it starts, so the reason is one line, not a failed startup's traceback.
+        """
+        spool = cls(folder, table)
+        if not spool.folder.is_dir():
+            return
+        spool._lock()
+        try:
+            spool._table_conflict()
+        finally:
+            spool.close()
 
     def _lock(self) -> None:
         path = self.folder / "lock"
@@ -134,11 +152,9 @@ class Spool:
                 f"log spool {self.folder} is in use by another process (pid {holder}); "
                 "give each server its own --log-spool-dir"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lock_fd = fd
 
-    def _check_table(self) -> None:
+    def _table_conflict(self) -> None:
         marker = self.folder / "table"
         has_segments = any(self.folder.glob("segment-*.spool"))
         if marker.exists() and has_segments:
@@ -148,7 +164,10 @@ class Spool:
                     f"log spool {self.folder} holds unshipped rows for table {found!r}, not {self.table!r}: "
                     f"start with --log-table {found} to ship them, or choose another --log-spool-dir"
                 )
-        marker.write_text(self.table + "\n")
+
+    def _check_table(self) -> None:
+        self._table_conflict()
+        (self.folder / "table").write_text(self.table + "\n")
 
     def _recover(self, path: Path) -> Segment:
         """A segment left by an earlier process: its valid records; a torn tail is cut off."""

@@ -117,9 +117,14 @@ def test_a_second_process_cannot_use_the_same_folder(tmp_path: Path) -> None:
     other = Spool(tmp_path, "log")
     with pytest.raises(SpoolError, match=rf"log spool {tmp_path} is in use by another process \(pid {os.getpid()}\)"):
         other.open()
+    with pytest.raises(SpoolError, match=r"is in use by another process"):
+        Spool.check(tmp_path, "log")  # what the server asks before it starts
     spool.close()
     other.open()  # free again once the first one closed
     other.close()
+    Spool.check(tmp_path, "log")
+    Spool.check(tmp_path / "not-yet", "log")  # a folder the first start creates
+    assert not (tmp_path / "not-yet").exists()
 
 
 def test_rows_left_for_another_table_are_not_shipped_into_this_one(tmp_path: Path) -> None:
@@ -129,3 +134,5 @@ def test_rows_left_for_another_table_are_not_shipped_into_this_one(tmp_path: Pat
     spool.close()
     with pytest.raises(SpoolError, match=r"unshipped rows for table 'log_a', not 'log_b': start with --log-table"):
         Spool(tmp_path, "log_b").open()
+    with pytest.raises(SpoolError, match=r"unshipped rows for table 'log_a', not 'log_b'"):
+        Spool.check(tmp_path, "log_b")
