@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo up assess down test test-unit lint format docs bench clean
+.PHONY: help install demo up assess down test test-unit lint format docs bench constraints clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,6 +28,10 @@ assess: install ## The maturity scorecard of every pipeline, from the evidence o
 
 down: ## Stop everything `make up` started
 	@if [ -x $(PY) ]; then $(PY) -m demo.stack down $(STACK_ARGS); else echo "stack: nothing was running"; fi
+
+constraints: ## Re-export deploy/constraints.txt from uv.lock (the Docker image installs under it)
+	uv export --frozen --no-dev --extra all --no-hashes --no-emit-project --format requirements-txt \
+		--output-file deploy/constraints.txt
 
 test: install ## Start Postgres if needed; ruff, mypy, the strict docs build and the whole test suite
 	./scripts/services.sh
