@@ -139,11 +139,14 @@ def test_failed_runs_of_another_pipeline_sharing_the_name_prefix_are_not_listed(
 def test_no_champion_after_a_failed_first_training_says_so_not_to_trigger_it() -> None:
     """ "No champion yet: trigger churn_auto_train" misled a user whose first training had just failed."""
     card = _card("churn_auto", 4, 0, None, None)
+    card["failed_training"] = [{"run_id": "first", "tab": "run?dag_id=churn_auto_train&run_id=first"}]
     card["last_training"] = {"run_id": "first", "state": "failed", "tab": "run?dag_id=churn_auto_train&run_id=first"}
     page = render([card])
     assert (
         'No champion yet: the last run of <code>churn_auto_train</code> failed (<a href="run?dag_id=churn_auto_train'
         '&amp;run_id=first"><code>first</code></a>: its MLOps tab says which task and why)'
     ) in page
+    assert "No training run yet" not in page  # the failed run is listed below
+    assert "No training run has logged a model yet." in page
     card["last_training"]["state"] = "running"
     assert "the gate promotes the first model" in render([card])
