@@ -93,7 +93,7 @@ def test_level2_score_dag_scores_with_the_champion(dagbag: DagBag) -> None:
     assert [task.task_id for task in dag.tasks] == ["score"]
     task = dag.tasks[0]
     assert isinstance(task, BatchPredictOperator)
-    assert (task.model_name, task.alias, task.destination_table) == (
+    assert (task.model_name, task.alias, task.destination_table.value) == (  # spec text: literal(), never rendered
         "churn_postgres",
         "champion",
         "public.churn_scores",

@@ -21,7 +21,7 @@ def test_score_dag_runs_on_the_source_asset(level: int) -> None:
     assert score.doc_md.startswith(f"Level {level}: runs when `x-mlops://churn/source` updates: scores /nonexist")
     assert "parquet files in `file:///tmp/scores`" in score.doc_md
     task = score.tasks[0]
-    assert (task.destination_uri, task.destination_table, task.key_column) == ("file:///tmp/scores", None, "id")
+    assert (task.destination_uri.value, task.destination_table, task.key_column) == ("file:///tmp/scores", None, "id")
 
 
 def test_no_scoring_section_no_score_dag() -> None:

@@ -15,6 +15,18 @@ if TYPE_CHECKING:
 START_DATE = datetime(2025, 1, 1, tzinfo=UTC)
 
 
+def spec_text(value: Any) -> Any:
+    """A spec value for a templated field, rendered as it is: spec text is data, never a Jinja template.
+
+    The DAGs render natively (``NativeEnvironment``, not sandboxed), so ``{{ ... }}`` in a query, a
+    path or a name would run as Python on the worker, and a Postgres array literal (``'{{1,2}}'``)
+    would fail to render. ``None`` stays ``None`` (operators check it).
+    """
+    from airflow.sdk.definitions.template import literal
+
+    return None if value is None else literal(value)
+
+
 def dag_id(spec: PipelineSpec, role: str) -> str:
     """``<pipeline>_<role>``, e.g. ``churn_train``."""
     return f"{spec.name}_{role}"

@@ -8,7 +8,7 @@ from airflow.sdk import AssetOrTimeSchedule
 
 from airflow_mlops.assets import source_asset
 from airflow_mlops.core import tags
-from airflow_mlops.factories.base import cron_timetable, dag_id, new_dag
+from airflow_mlops.factories.base import cron_timetable, dag_id, new_dag, spec_text
 from airflow_mlops.factories.level1 import build_training_dag
 from airflow_mlops.factories.params import promote_params
 from airflow_mlops.factories.scoring import build_score_dag
@@ -45,7 +45,7 @@ def build_promote_dag(spec: PipelineSpec) -> DAG:
     with new_dag(spec, "promote", params=promote_params(), doc=doc) as dag:
         PromoteModelOperator(
             task_id="promote",
-            model_name=spec.registered_model_name,
+            model_name=spec_text(spec.registered_model_name),
             version="{{ params.version }}",
             alias=tags.CHAMPION,
             mlflow_conn_id=spec.mlflow.conn_id,
@@ -69,7 +69,9 @@ def build_watch_dag(spec: PipelineSpec) -> DAG | None:
             f"update of `{asset.uri}`, which starts `{dag_id(spec, 'train')}`."
         )
         with new_dag(spec, "watch", schedule=spec.watch.schedule, doc=doc) as dag:
-            FileChangeSensor(task_id=WATCH_TASK, uri=source.uri, last_key=_previous("key"), **_watch_kwargs(spec))
+            FileChangeSensor(
+                task_id=WATCH_TASK, uri=spec_text(source.uri), last_key=_previous("key"), **_watch_kwargs(spec)
+            )
         return dag
     if not source.timestamp_column:
         return None
@@ -83,8 +85,8 @@ def build_watch_dag(spec: PipelineSpec) -> DAG | None:
             task_id=WATCH_TASK,
             postgres_conn_id=source.conn_id,
             table=source.table,
-            query=source.query,
-            parameters=source.parameters,
+            query=spec_text(source.query),
+            parameters=spec_text(source.parameters),
             timestamp_column=source.timestamp_column,
             watermark=_previous("watermark"),
             min_rows=spec.watch.min_new_rows,

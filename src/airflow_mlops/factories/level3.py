@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.assets import source_asset
 from airflow_mlops.core import tags
-from airflow_mlops.factories.base import dag_id, new_dag
+from airflow_mlops.factories.base import dag_id, new_dag, spec_text
 from airflow_mlops.factories.level2 import level_2_parts, runs_on
 from airflow_mlops.operators.abtest import ABTestOperator, VerdictBranchOperator
 from airflow_mlops.operators.challenge import ChallengeChampionOperator
@@ -27,7 +27,7 @@ def _promote_and_deploy(spec: PipelineSpec, source: str, promote_id: str, verdic
     """PromoteModelOperator (ledger) then a rollout of the new champion with the split reset to 0."""
     promote = PromoteModelOperator(
         task_id=promote_id,
-        model_name=spec.registered_model_name,
+        model_name=spec_text(spec.registered_model_name),
         verdict=verdict,
         mlflow_conn_id=spec.mlflow.conn_id,
         ledger_conn_id=spec.ledger.conn_id,
@@ -124,7 +124,7 @@ def level_3_parts(
         )
         rejection = PromoteModelOperator(
             task_id="record_rejection",
-            model_name=spec.registered_model_name,
+            model_name=spec_text(spec.registered_model_name),
             verdict=gate.output,
             mlflow_conn_id=spec.mlflow.conn_id,
             ledger_conn_id=spec.ledger.conn_id,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from airflow.sdk import AssetOrTimeSchedule, TriggerRule
 
 from airflow_mlops.assets import degradation_asset, drift_asset, source_asset
-from airflow_mlops.factories.base import cron_timetable, dag_id, new_dag
+from airflow_mlops.factories.base import cron_timetable, dag_id, new_dag, spec_text
 from airflow_mlops.factories.level2 import runs_on
 from airflow_mlops.factories.level3 import level_3_parts
 from airflow_mlops.operators.abtest import VerdictBranchOperator
@@ -83,7 +83,7 @@ def build_level_4(spec: PipelineSpec) -> list[DAG]:
         )
         rollback = RollbackModelOperator(
             task_id="rollback",
-            model_name=spec.registered_model_name,
+            model_name=spec_text(spec.registered_model_name),
             reasons="{{ ['live accuracy of v%s: its predecessor v%s, replayed on the same requests, does better' % "
             "(ti.xcom_pull(task_ids='model_quality')['champion_version'], "
             "ti.xcom_pull(task_ids='model_quality')['predecessor_version'])] }}",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from airflow_mlops.assets import source_asset
 from airflow_mlops.core import tags
-from airflow_mlops.factories.base import cron_timetable, new_dag
+from airflow_mlops.factories.base import cron_timetable, new_dag, spec_text
 from airflow_mlops.operators.batch import BatchPredictOperator
 
 if TYPE_CHECKING:
@@ -36,8 +36,8 @@ def build_score_dag(spec: PipelineSpec) -> DAG | None:
             task_id="score",
             source=source,
             model_name=spec.registered_model_name,
-            destination_table=scoring.table,
-            destination_uri=scoring.uri,
+            destination_table=spec_text(scoring.table),
+            destination_uri=spec_text(scoring.uri),
             destination_conn_id=scoring.conn_id,
             key_column=scoring.key_column,
             chunk_rows=scoring.chunk_rows,
