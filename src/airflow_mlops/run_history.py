@@ -67,7 +67,7 @@ def _json(value: Any) -> dict[str, Any]:
 def dag_runs(pipeline: str, *, limit: int = 200) -> list[RunRecord]:
     """The newest runs of every ``<pipeline>_*`` DAG, newest first, with their task states."""
     found = _rows(
-        "SELECT dag_id, run_id, run_type, state, start_date, end_date, conf FROM dag_run"
+        "SELECT dag_id, run_id, run_type, state, start_date, end_date, conf, id FROM dag_run"
         " WHERE dag_id LIKE :prefix ORDER BY id DESC LIMIT :limit",
         prefix=f"{pipeline}_%",
         limit=limit,
@@ -76,12 +76,12 @@ def dag_runs(pipeline: str, *, limit: int = 200) -> list[RunRecord]:
     tasks: dict[tuple[str, str], dict[str, str | None]] = {}
     if found:
         run_ids = {str(r[1]) for r in found}
-        for dag_id, run_id, task_id, state in _rows(  # the task instances of those runs only, not of every run kept
-            "SELECT ti.dag_id, ti.run_id, ti.task_id, ti.state FROM task_instance ti JOIN"
-            " (SELECT dag_id, run_id FROM dag_run WHERE dag_id LIKE :prefix ORDER BY id DESC LIMIT :limit) r"
-            " ON ti.dag_id = r.dag_id AND ti.run_id = r.run_id",
+        for dag_id, run_id, task_id, state in _rows(  # the task instances of those runs (and newer), not of all kept
+            "SELECT ti.dag_id, ti.run_id, ti.task_id, ti.state FROM task_instance ti"
+            " JOIN dag_run r ON ti.dag_id = r.dag_id AND ti.run_id = r.run_id"
+            " WHERE r.dag_id LIKE :prefix AND r.id >= :oldest",
             prefix=f"{pipeline}_%",
-            limit=limit,
+            oldest=min(int(r[7]) for r in found),
         ):
             if run_id in run_ids:
                 tasks.setdefault((dag_id, run_id), {})[task_id] = state

@@ -10,6 +10,8 @@ import pytest
 from airflow_mlops.serving.feedback_store import FeedbackStore
 from tests.support.postgres import PG_DSN
 
+pytestmark = pytest.mark.integration  # a real Postgres
+
 
 async def test_a_locked_feedback_table_fails_the_write_and_the_next_one_works(tables: tuple[str, str]) -> None:
     log_table, feedback_table = tables

@@ -123,7 +123,7 @@ def with_record_failure(callbacks: Any) -> Any:
     """``on_failure_callback`` with :func:`record_failure` first: a task's own callbacks run too, not instead."""
     if callbacks is None:
         return record_failure
-    others = list(callbacks) if isinstance(callbacks, list | tuple) else [callbacks]
+    others = list(callbacks) if isinstance(callbacks, list | tuple | set | frozenset) else [callbacks]
     return [record_failure, *(c for c in others if c is not record_failure)]
 
 
@@ -148,10 +148,11 @@ def check_run_conf(context: Context) -> None:
 
 
 def check_run_hyperparameters(context: Context, spec: PipelineSpec) -> None:
-    """Fail at once when the run's ``hyperparameters`` would fail ``train``: the train DAG's first task calls it.
+    """Fail at once when the run's ``hyperparameters`` name a parameter the estimator lacks, or are not JSON.
 
-    Nothing is fitted (the estimator is only built with them), so a mistyped name in the trigger
-    form fails in seconds, not after the extract and the validation.
+    The train DAG's first task calls it. Nothing is fitted (the estimator is only built with them),
+    so a mistyped name in the trigger form fails in seconds, not after the extract and the
+    validation; a value scikit-learn refuses (``C: "abc"``) still fails when ``train`` fits.
     """
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -244,7 +245,8 @@ class MlopsOperator(BaseOperator):
         kwargs.setdefault("retries", self.spec.retries)
         kwargs.setdefault("retry_delay", timedelta(seconds=self.spec.retry_delay_seconds))
         kwargs.setdefault("execution_timeout", task_timeout(self.spec))
-        kwargs["on_failure_callback"] = with_record_failure(kwargs.get("on_failure_callback"))
+        given = (kwargs.get("default_args") or {}).get("on_failure_callback")  # a DAG's or task group's
+        kwargs["on_failure_callback"] = with_record_failure(kwargs.get("on_failure_callback", given))
         super().__init__(**kwargs)
         self.mlflow_conn_id = mlflow_conn_id or self.spec.mlflow.conn_id
 

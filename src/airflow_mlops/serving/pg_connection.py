@@ -20,12 +20,7 @@ class PgConnection:
         import psycopg2
 
         if self._conn is None or self._conn.closed:
-            options = (
-                {}
-                if self.statement_timeout_ms is None
-                else {"options": f"-c statement_timeout={self.statement_timeout_ms}"}
-            )
-            conn = psycopg2.connect(self.dsn, connect_timeout=5, application_name="airflow-mlops-serve", **options)
+            conn = psycopg2.connect(self.dsn, connect_timeout=5, application_name="airflow-mlops-serve")
             for attempt in range(3):
                 try:
                     with conn, conn.cursor() as cur:
@@ -37,6 +32,9 @@ class PgConnection:
                     conn.rollback()
                     if attempt == 2:
                         raise
+            if self.statement_timeout_ms is not None:  # after the DDL, which may wait on the log table's writers
+                with conn, conn.cursor() as cur:
+                    cur.execute("SET statement_timeout = %s", (self.statement_timeout_ms,))
             self._conn = conn
         return self._conn
 

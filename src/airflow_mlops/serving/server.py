@@ -286,8 +286,12 @@ def quiet_retry_warnings(log_level: str) -> None:
     With the registry down, every poll logged it and then the reload's own warning, which names the
     failure and what is still served: two warnings a poll for one fact.
     """
-    if log_level.lower() != "debug":
-        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    if log_level.lower() != "debug":  # its other warnings (a full connection pool) still show
+        logging.getLogger("urllib3.connectionpool").addFilter(_not_a_retry)
+
+
+def _not_a_retry(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Retrying")
 
 
 def run(

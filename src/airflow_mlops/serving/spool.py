@@ -127,9 +127,11 @@ class Spool:
 
     @classmethod
     def check(cls, folder: Path | str, table: str) -> None:
-        """Raise :class:`SpoolError` now if :meth:`open` would (another process, another table); change nothing.
+        """Raise :class:`SpoolError` now if :meth:`open` would (another process, another table).
 
-        The server calls it before it starts, so the reason is one line, not a failed startup's traceback.
+        The server calls it before it starts, so the reason is one line, not a failed startup's
+        traceback. It reads the folder and takes its lock for a moment (creating the lock file, as
+        ``open`` would); a process that takes the folder between the two still fails in ``open``.
         """
         spool = cls(folder, table)
         if not spool.folder.is_dir():

@@ -95,6 +95,8 @@ def test_a_real_failed_run_keeps_the_error_in_its_xcom(tmp_path: Path) -> None:
 
 def test_a_task_s_own_failure_callback_runs_beside_the_run_tab_s() -> None:
     """A callback passed to an MLOps operator is kept: the run tab's ``record_failure`` runs first, then it."""
+    from airflow.sdk import DAG
+
     from airflow_mlops.operators.base import with_record_failure
     from airflow_mlops.operators.dataset import ExtractDatasetOperator
     from airflow_mlops.spec import PipelineSpec
@@ -109,4 +111,6 @@ def test_a_task_s_own_failure_callback_runs_beside_the_run_tab_s() -> None:
         page_me,
     ]
     assert with_record_failure([record_failure, page_me]) == [record_failure, page_me]  # not twice
+    with DAG("paging", schedule=None, default_args={"on_failure_callback": page_me}):  # the usual place for one
+        assert ExtractDatasetOperator(task_id="c", spec=spec).on_failure_callback == [record_failure, page_me]
     assert with_record_failure(None) is record_failure

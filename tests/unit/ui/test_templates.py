@@ -150,3 +150,8 @@ def test_no_champion_after_a_failed_first_training_says_so_not_to_trigger_it() -
     assert "No training run has logged a model yet." in page
     card["last_training"]["state"] = "running"
     assert "the gate promotes the first model" in render([card])
+    baseline = {
+        **_card("churn_baseline", 0, 0, None, None),
+        "last_training": {**card["last_training"], "state": "failed"},
+    }
+    assert "Level 0 saves a model file and registers no version" in render([baseline])  # no champion to miss
