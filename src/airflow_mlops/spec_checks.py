@@ -6,6 +6,7 @@ A leaf module (it imports nothing of ours), so :mod:`airflow_mlops.spec` stays l
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -25,8 +26,20 @@ Seconds = Annotated[float, Field(le=MAX_HOURS * 3600)]
 """A duration in seconds, at most :data:`MAX_HOURS` hours."""
 NonEmpty = Annotated[str, Field(min_length=1)]
 """A column name, a path, a tag key: text that is not empty."""
-ConnId = Annotated[str, Field(min_length=1, max_length=250)]
-"""An Airflow connection id (Airflow keeps at most 250 characters)."""
+_CONN_ID = re.compile(r"^[\w#!()\-.:/\\]+$")  # Airflow's own rule (airflow.models.connection.RE_SANITIZE_CONN_ID)
+
+
+def _conn_id(value: str) -> str:
+    if not _CONN_ID.match(value):
+        raise ValueError(
+            f"expected an Airflow connection id (letters, digits and _ # ! ( ) - . : / \\, no spaces: Airflow "
+            f"refuses any other), found {value!r}"
+        )
+    return value
+
+
+ConnId = Annotated[str, Field(min_length=1, max_length=250), AfterValidator(_conn_id)]
+"""An Airflow connection id (Airflow keeps at most 250 characters and refuses other characters)."""
 
 
 def _registry_name(value: str) -> str:
@@ -194,11 +207,32 @@ SECTION_LEVELS = {"watch": 2, "promotion": 3}
 
 def unused_sections(spec: Any) -> list[str]:
     """A note per section the spec sets that no DAG of its level reads (kept, and used once the level rises)."""
-    return [
+    notes = [
         f"{section}: has no effect at level {spec.level} (it is read from level {level} on)"
         for section, level in SECTION_LEVELS.items()
         if section in spec.model_fields_set and spec.level < level
     ]
+    if spec.level < 4 and "monitoring" in spec.model_fields_set:
+        monitoring = spec.monitoring
+        unread = [f"monitoring.{name}" for name in sorted(monitoring.model_fields_set) if name != "drift"]
+        unread += [f"monitoring.drift.{name}" for name in sorted(monitoring.drift.model_fields_set - {"report_rows"})]
+        if unread:
+            notes.append(
+                f"{', '.join(unread)}: no effect at level {spec.level} (monitoring runs from level 4 on; "
+                "below it only monitoring.drift.report_rows is read, by training)"
+            )
+    source = spec.source
+    if (
+        "watch" in spec.model_fields_set
+        and spec.level >= 2
+        and source.kind == "postgres"
+        and not source.timestamp_column
+    ):
+        notes.append(
+            "watch: has no effect: a Postgres source is watched for rows newer than source.timestamp_column, "
+            "which is not set, so no <name>_watch DAG is built"
+        )
+    return notes
 
 
 def check_nested_estimators(class_path: str, params: dict[str, Any], nested_params: frozenset[str]) -> None:

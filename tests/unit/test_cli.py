@@ -10,6 +10,7 @@ import sys
 from typing import TYPE_CHECKING
 
 import pytest
+import yaml
 
 from airflow_mlops.cli import main
 from tests.support.paths import REPO
@@ -74,10 +75,32 @@ def test_a_section_its_level_does_not_read_is_a_note_not_an_error(
     good = (PIPELINES / "churn_files.yaml").read_text(encoding="utf-8")
     (tmp_path / "p.yaml").write_text(good + "monitoring: {window_hours: 1}\npromotion: {confidence: 0.9}\n")
     assert main(["validate", str(tmp_path)]) == 0
-    assert capsys.readouterr().out.splitlines() == [  # monitoring.drift.report_rows is read by training: no note
+    assert capsys.readouterr().out.splitlines() == [
         f"{tmp_path / 'p.yaml'}: note: promotion: has no effect at level 2 (it is read from level 3 on)",
+        f"{tmp_path / 'p.yaml'}: note: monitoring.window_hours: no effect at level 2 (monitoring runs from level 4 "
+        "on; below it only monitoring.drift.report_rows is read, by training)",
         "validate: 1 valid, 0 invalid spec file(s)",
     ]
+    (tmp_path / "p.yaml").write_text(good + "monitoring: {drift: {report_rows: 1000}}\n")
+    assert main(["validate", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines() == ["validate: 1 valid, 0 invalid spec file(s)"]  # read by training
+
+
+def test_validate_builds_each_estimator_as_train_would(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A misspelled parameter or a regressor for a classification task passed validate and failed in train."""
+    shutil.copytree(PIPELINES / "data", tmp_path / "data")
+    good = (PIPELINES / "churn_files.yaml").read_text(encoding="utf-8")
+    spec = yaml.safe_load(good)
+    spec["estimator"] = {"class": "sklearn.ensemble.RandomForestRegressor", "params": {"n_estimators": 10}}
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(spec))
+    assert main(["validate", str(tmp_path)]) == 0  # the rules of the DAG parse, which imports no scikit-learn
+    capsys.readouterr()
+    assert main(["validate", "--build", str(tmp_path)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(
+        f"{tmp_path / 'p.yaml'}: estimator.class: task is 'classification', so expected a classifier"
+    )
+    assert out[-1] == "validate: 0 valid, 1 invalid spec file(s)"
 
 
 def test_validate_of_a_folder_without_specs_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

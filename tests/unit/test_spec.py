@@ -569,3 +569,22 @@ def test_query_with_a_quoted_semicolon_validates() -> None:
     )
     message = _error(source={"kind": "postgres", "query": "select 1; drop table t"})
     assert "source.query: expected a single SQL statement, found several" in message
+
+
+@pytest.mark.parametrize("conn_id", ["postgres default", "pg;drop", "mlflow\tdefault", "a,b"])
+def test_a_connection_id_airflow_would_refuse_is_refused_here(conn_id: str) -> None:
+    """``conn_id: postgres default`` was accepted: no such connection can exist, and the task failed looking it up."""
+    with pytest.raises(PipelineSpecError, match=r"mlflow.conn_id: expected an Airflow connection id"):
+        PipelineSpec.from_dict(spec_dict(mlflow={"conn_id": conn_id}))
+
+
+def test_a_watch_on_a_postgres_source_without_a_timestamp_column_is_a_note() -> None:
+    from airflow_mlops.spec_checks import unused_sections
+
+    spec = PipelineSpec.from_dict(
+        spec_dict(source={"kind": "postgres", "table": "public.c"}, watch={"schedule": "@hourly"})
+    )
+    assert unused_sections(spec) == [
+        "watch: has no effect: a Postgres source is watched for rows newer than source.timestamp_column, which is "
+        "not set, so no <name>_watch DAG is built"
+    ]

@@ -147,12 +147,13 @@ def check_run_conf(context: Context) -> None:
         )
 
 
-def check_run_hyperparameters(context: Context, spec: PipelineSpec) -> None:
-    """Fail at once when the run's ``hyperparameters`` name a parameter the estimator lacks, or are not JSON.
+def check_estimator_builds(context: Context, spec: PipelineSpec) -> None:
+    """Fail at once when the estimator ``train`` would fit cannot be built: the train DAG's first task calls it.
 
-    The train DAG's first task calls it. Nothing is fitted (the estimator is only built with them),
-    so a mistyped name in the trigger form fails in seconds, not after the extract and the
-    validation; a value scikit-learn refuses (``C: "abc"``) still fails when ``train`` fits.
+    It builds the spec's estimator with the run's ``hyperparameters`` (nothing is fitted), so a
+    parameter the class lacks, an estimator that does not fit the task, or a mistyped name in the
+    trigger form fails in seconds, not after the extract and the validation. A value scikit-learn
+    refuses (``C: "abc"``) still fails when ``train`` fits.
     """
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -160,14 +161,10 @@ def check_run_hyperparameters(context: Context, spec: PipelineSpec) -> None:
     from airflow_mlops.exceptions import TrainingError
 
     params = context.get("params") or {}
-    if "hyperparameters" not in params:
-        return
     try:
-        overrides = parse_overrides(params["hyperparameters"])
+        overrides = parse_overrides(params.get("hyperparameters"))
     except ValueError as err:
         raise AirflowFailException(f"{err}; fix the form's hyperparameters and trigger again") from None
-    if not overrides:
-        return
     from airflow_mlops.core.training import configured_estimator
 
     try:

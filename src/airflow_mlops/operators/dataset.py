@@ -11,8 +11,8 @@ from airflow_mlops.exceptions import DatasetValidationError, EmptyExtractionErro
 from airflow_mlops.hooks.source import open_source
 from airflow_mlops.operators.base import (
     MlopsOperator,
+    check_estimator_builds,
     check_run_conf,
-    check_run_hyperparameters,
     fail_at_once,
     resolve_as_of,
     spec_name,
@@ -51,7 +51,7 @@ class ExtractDatasetOperator(MlopsOperator):
         from airflow_mlops.core.snapshot import write_snapshot
 
         check_run_conf(context)  # the train DAG's first task: a mistyped form key fails before any work
-        check_run_hyperparameters(context, self.spec)  # and so does a hyperparameter name the estimator lacks
+        check_estimator_builds(context, self.spec)  # and so does an estimator train could not build
         source = self.spec.source
         as_of = resolve_as_of(self.as_of, context) if source.timestamp_column else None
         window = f", the {source.lookback_hours:g} h up to as_of" if source.lookback_hours else ""

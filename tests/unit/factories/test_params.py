@@ -105,7 +105,7 @@ def test_a_hyperparameter_the_estimator_lacks_fails_the_first_task_not_train() -
     from airflow.sdk.exceptions import AirflowFailException
 
     from airflow_mlops.factories import build_pipeline
-    from airflow_mlops.operators.base import check_run_hyperparameters
+    from airflow_mlops.operators.base import check_estimator_builds
 
     spec = PipelineSpec.from_dict(spec_dict(level=2))
     train = next(d for d in build_pipeline(spec) if d.dag_id == "churn_train")
@@ -115,9 +115,13 @@ def test_a_hyperparameter_the_estimator_lacks_fails_the_first_task_not_train() -
         return {"params": process_params(train, task, conf, suppress_exception=False)}
 
     with pytest.raises(AirflowFailException, match=r"the run's hyperparameters: unknown parameter\(s\) \['c'\]"):
-        check_run_hyperparameters(context_of({"hyperparameters": {"c": 2}}), spec)  # type: ignore[arg-type]
+        check_estimator_builds(context_of({"hyperparameters": {"c": 2}}), spec)  # type: ignore[arg-type]
     with pytest.raises(AirflowFailException, match="hyperparameters: expected a JSON object, found 'C=2'"):
-        check_run_hyperparameters({"params": {"hyperparameters": "C=2"}}, spec)  # type: ignore[typeddict-item]
-    check_run_hyperparameters(context_of({"hyperparameters": {"C": 2}}), spec)  # type: ignore[arg-type]
-    check_run_hyperparameters(context_of(None), spec)  # type: ignore[arg-type]  # a scheduled run: the spec's
-    check_run_hyperparameters({}, spec)  # type: ignore[arg-type]  # a DAG with no such Param (promote, release)
+        check_estimator_builds({"params": {"hyperparameters": "C=2"}}, spec)  # type: ignore[typeddict-item]
+    check_estimator_builds(context_of({"hyperparameters": {"C": 2}}), spec)  # type: ignore[arg-type]
+    check_estimator_builds(context_of(None), spec)  # type: ignore[arg-type]  # a scheduled run: the spec's
+    check_estimator_builds({}, spec)  # type: ignore[arg-type]  # a DAG with no such Param (promote, release)
+    typo = PipelineSpec.from_dict(spec_dict(estimator={"class": "sklearn.linear_model.LogisticRegression",
+                                                       "params": {"max_iters": 300}}))  # fmt: skip
+    with pytest.raises(AirflowFailException, match=r"estimator.params for sklearn.linear_model.LogisticRegression: "):
+        check_estimator_builds({}, typo)  # type: ignore[arg-type]  # the spec's own mistake, before the extract
