@@ -435,7 +435,7 @@ class PipelineSpec(_Strict):
     @classmethod
     def _name(cls, value: str) -> str:
         if not _NAME.fullmatch(value):
-            raise ValueError(f"expected letters, digits and underscores starting with a letter, found {value!r}")
+            raise ValueError(f"expected ASCII letters, digits and underscores starting with a letter, found {value!r}")
         return value
 
     @model_validator(mode="after")

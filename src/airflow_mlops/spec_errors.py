@@ -46,9 +46,25 @@ def _line(loc: str, e: ErrorDetails, message: str) -> str:
     if kind == "union_tag_invalid":
         return f"{loc}.kind: expected one of {ctx.get('expected_tags')}, found {ctx.get('tag')!r}"
     line = f"{loc}: {message}" if "found" in message else f"{loc}: {message}, found {found(e.get('input'))}"
-    if kind == "bool_type" and str(e.get("input")).lower() in _YAML11_BOOLEANS:
+    given = e.get("input")
+    if kind == "bool_type" and str(given).lower() in _YAML11_BOOLEANS:
         line += " (write true or false: yes, no, on and off are text, as in YAML 1.2 and JSON)"
+    elif kind in _NUMBER_ERRORS and isinstance(given, str) and _is_number(given):
+        line += " (quoted, so text: remove the quotes)"
+    elif given is None and kind in ("dict_type", "list_type", "string_type", "model_type"):
+        line += " (the key has no value: give one, or leave the key out)"
     return line
+
+
+_NUMBER_ERRORS = frozenset({"int_type", "int_parsing", "float_type", "float_parsing"})
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def found(value: Any) -> str:

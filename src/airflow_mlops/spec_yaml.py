@@ -56,6 +56,10 @@ def read_spec_yaml(path: Path) -> Any:
         return yaml.load(text, Loader=_SpecLoader)  # noqa: S506  # a safe loader
     except yaml.YAMLError as err:  # the marks name '<unicode string>': the caller names the file
         message = " ".join(str(err).replace('in "<unicode string>", ', "").split())
+        mark = getattr(err, "problem_mark", None)
+        lines = text.splitlines()
+        if mark is not None and mark.line < len(lines) and "\t" in lines[mark.line][: mark.column + 1]:
+            message += f" (line {mark.line + 1} holds a tab: YAML indents with spaces only)"
         raise SpecFileError(f"not valid YAML: {message}") from None
 
 

@@ -78,7 +78,7 @@ def test_a_scoring_table_of_another_database_or_a_quoted_source_of_another_case_
     [
         (
             {"name": "churn\n"},
-            "name: expected letters, digits and underscores starting with a letter, found 'churn\\n'",
+            "name: expected ASCII letters, digits and underscores starting with a letter, found 'churn\\n'",
         ),
         ({"source": {"kind": "postgres", "table": "public.t\n"}}, "found 'public.t\\n'"),
         ({"serving": {"log_table": "log\n"}}, "serving.log_table: expected a table name"),
@@ -229,3 +229,32 @@ def test_a_missing_folder_has_no_specs_and_a_broken_link_is_reported(tmp_path: P
     assert checked.errors[str(tmp_path / "dangling.yaml")].endswith(
         "cannot read the spec file: No such file or directory"
     )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "hint"),
+    [
+        ({"level": "2"}, "level: expected a valid integer, found '2' (quoted, so text: remove the quotes)"),
+        ({"validation": {"min_rows": "1e3"}}, "found '1e3' (quoted, so text: remove the quotes)"),
+        (
+            {"estimator": {"class": "sklearn.linear_model.LogisticRegression", "params": None}},
+            "estimator.params: expected a valid dictionary, found None (the key has no value: give one, or leave",
+        ),
+        (
+            {"estimator": {"class": "nosuchpkg.Model"}},
+            "module 'nosuchpkg' is not installed, and 'nosuchpkg' is not an allowed estimator module (allowed:",
+        ),
+    ],
+)
+def test_a_message_says_what_the_user_wrote_that_looks_right(overrides: dict[str, Any], hint: str) -> None:
+    """'2' looked like a number, a bare key like an empty one, an uninstalled module like the only problem."""
+    with pytest.raises(PipelineSpecError) as info:
+        PipelineSpec.from_dict(spec_dict(**overrides))
+    assert hint in str(info.value)
+
+
+def test_a_tab_in_the_indentation_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "churn.yaml"
+    path.write_text("name: churn\nlevel: 2\nestimator:\n\tclass: x\n")
+    with pytest.raises(PipelineSpecError, match=r"line 4 holds a tab: YAML indents with spaces only"):
+        PipelineSpec.from_yaml(path)

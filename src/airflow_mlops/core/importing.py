@@ -99,9 +99,12 @@ def check_estimator_path(path: str, allowed: AllowedModules) -> None:
     """
     module, name = split_path(path)
     if not allowed.allows_class(module):
-        if importlib.util.find_spec(module.split(".")[0]) is None:
-            raise ImportError(f"module {module.split('.')[0]!r} is not installed")
-        raise _not_allowed(module, allowed)
+        refused = _not_allowed(module, allowed)
+        if importlib.util.find_spec(module.split(".")[0]) is None:  # both, or installing it only meets the other
+            raise ImportError(
+                f"module {module.split('.')[0]!r} is not installed, and {str(refused).removeprefix('module ')}"
+            )
+        raise refused
     kind, origin = static_kind(module, name)
     _check_kind(kind, origin, path, allowed)
 
