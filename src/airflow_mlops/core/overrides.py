@@ -36,8 +36,10 @@ def check_overrides(overrides: dict[str, Any], known: dict[str, Any]) -> dict[st
     """Return ``overrides`` if every key is in ``known`` and every value is JSON; else raise ValueError."""
     unknown = sorted(str(k) for k in overrides if k not in known)
     if unknown:
+        hints = [f"{k!r}: did you mean {m!r}?" for k in unknown for m in closest_name(k, [str(n) for n in known])]
         raise ValueError(
-            f"hyperparameters: unknown parameter(s) {unknown}; expected names from get_params(): {sorted(known)}"
+            f"hyperparameters: unknown parameter(s) {unknown}{' (' + '; '.join(hints) + ')' if hints else ''}; "
+            f"expected names from get_params(): {sorted(known)}"
         )
     for key, value in overrides.items():
         if str(key).rsplit("__", 1)[-1] in FILE_PARAMS:
@@ -49,6 +51,16 @@ def check_overrides(overrides: dict[str, Any], known: dict[str, Any]) -> dict[st
         if problem:
             raise ValueError(f"hyperparameters.{key}: expected a JSON value, found {problem}")
     return overrides
+
+
+def closest_name(name: str, known: list[str]) -> list[str]:
+    """The known name ``name`` most likely meant: the same but for case, else the closest spelling."""
+    same_case = [k for k in known if k.lower() == name.lower()]
+    if same_case:
+        return same_case[:1]
+    import difflib
+
+    return difflib.get_close_matches(name, known, n=1, cutoff=0.8)
 
 
 def _json_problem(value: Any, depth: int) -> str | None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.importing import NESTED_ESTIMATOR_PARAMS, import_estimator, parse_allowed_modules
-from airflow_mlops.core.overrides import check_overrides
+from airflow_mlops.core.overrides import check_overrides, closest_name
 from airflow_mlops.core.validation import DATETIME_ADVICE, datetime_features, feature_columns
 from airflow_mlops.exceptions import TrainingError
 from airflow_mlops.settings import mlops_setting
@@ -171,7 +171,9 @@ def _estimator_from_spec(spec: PipelineSpec) -> Any:
     try:
         estimator = factory(**spec.estimator.params)
     except TypeError as err:
-        raise TrainingError(f"estimator.params for {path}: {err}") from err
+        raise TrainingError(
+            f"estimator.params for {path}: {err}{_params_hint(factory, spec.estimator.params)}"
+        ) from err
     if not isinstance(estimator, BaseEstimator):
         raise TrainingError(
             f"estimator.class: expected a scikit-learn estimator, {path} built a {type(estimator).__name__}"
@@ -185,6 +187,22 @@ def _estimator_from_spec(spec: PipelineSpec) -> Any:
                 "estimator.class instead (its module in [mlops] allowed_estimator_modules)"
             )
     return estimator
+
+
+def _params_hint(factory: Any, params: dict[str, Any]) -> str:
+    """``; it takes ...`` (with a likely meant name) when ``params`` name one ``factory`` does not take, else ``""``."""
+    import inspect
+
+    try:
+        taken = [p.name for p in inspect.signature(factory).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    except (TypeError, ValueError):
+        return ""
+    unknown = [name for name in params if name not in taken]
+    if not unknown or len(taken) != len(inspect.signature(factory).parameters):
+        return ""
+    meant = [m for k in unknown for m in closest_name(k, taken)]
+    hint = f" (did you mean {', '.join(map(repr, meant))}?)" if meant else ""
+    return f"{hint}; it takes {sorted(taken)}"
 
 
 def _names_an_estimator_in_text(value: Any) -> bool:

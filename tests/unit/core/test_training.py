@@ -327,3 +327,17 @@ def test_a_nested_estimator_left_at_its_default_and_a_regressor_as_text() -> Non
     with pytest.raises(PipelineSpecError, match="estimator: params.regressor: a meta-estimator's nested estimators"):
         PipelineSpec.from_dict(spec_dict(task="regression", target="tenure_months", estimator=wrapped,
                                          metric={"name": "rmse"}))  # fmt: skip
+
+
+def test_a_misspelled_parameter_is_named_with_the_one_meant() -> None:
+    """``max_iters`` in the spec, ``c`` in the form: the message names ``max_iter`` and ``C``."""
+    from airflow_mlops.core.training import configured_estimator
+
+    spec = PipelineSpec.from_dict(
+        spec_dict(estimator={"class": "sklearn.linear_model.LogisticRegression", "params": {"max_iters": 300}})
+    )
+    with pytest.raises(TrainingError, match=r"'max_iters' \(did you mean 'max_iter'\?\); it takes \['C', "):
+        configured_estimator(spec)
+    good = PipelineSpec.from_dict(spec_dict())
+    with pytest.raises(TrainingError, match=r"unknown parameter\(s\) \['c'\] \('c': did you mean 'C'\?\)"):
+        configured_estimator(good, {"c": 1})
