@@ -101,6 +101,9 @@ def _estimator_errors(specs: list[Any], origins: dict[str, Any]) -> list[str]:
             configured_estimator(spec)
         except TrainingError as err:
             lines.append(f"{origins[spec.name]}: {err}")
+        except Exception as err:  # a declared factory module that fails to import or to run: still one line
+            lines.append(f"{origins[spec.name]}: estimator.class: building {spec.estimator.class_path} failed: "
+                         f"{type(err).__name__}: {err}")  # fmt: skip
     return lines
 
 

@@ -30,10 +30,9 @@ _CONN_ID = re.compile(r"^[\w#!()\-.:/\\]+$")  # Airflow's own rule (airflow.mode
 
 
 def _conn_id(value: str) -> str:
-    if not _CONN_ID.match(value):
+    if not _CONN_ID.fullmatch(value):
         raise ValueError(
-            f"expected an Airflow connection id (letters, digits and _ # ! ( ) - . : / \\, no spaces: Airflow "
-            f"refuses any other), found {value!r}"
+            f"expected an Airflow connection id (letters, digits and _ # ! ( ) - . : / \\, no spaces), found {value!r}"
         )
     return value
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import reprlib
 from typing import TYPE_CHECKING, Any
@@ -51,8 +52,8 @@ def _line(loc: str, e: ErrorDetails, message: str) -> str:
         line += " (write true or false: yes, no, on and off are text, as in YAML 1.2 and JSON)"
     elif kind in _NUMBER_ERRORS and isinstance(given, str) and _is_number(given):
         line += " (quoted, so text: remove the quotes)"
-    elif given is None and kind in ("dict_type", "list_type", "string_type", "model_type"):
-        line += " (the key has no value: give one, or leave the key out)"
+    elif given is None:
+        line += " (the key has no value)"
     return line
 
 
@@ -61,10 +62,9 @@ _NUMBER_ERRORS = frozenset({"int_type", "int_parsing", "float_type", "float_pars
 
 def _is_number(text: str) -> bool:
     try:
-        float(text)
+        return math.isfinite(float(text))  # 'nan' and 'inf' are text however they are written
     except ValueError:
         return False
-    return True
 
 
 def found(value: Any) -> str:

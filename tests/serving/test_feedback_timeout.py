@@ -37,3 +37,24 @@ async def test_a_locked_feedback_table_fails_the_write_and_the_next_one_works(ta
             assert cur.fetchall() == [("r1", 1), ("r2", 0)]  # the refused write left nothing half-done
     finally:
         check.close()
+
+
+async def test_a_reconnect_behind_a_locked_log_table_fails_instead_of_waiting(tables: tuple[str, str]) -> None:
+    """The table DDL run at each connect locks the prediction log for its index checks: bounded too."""
+    log_table, feedback_table = tables
+    store = FeedbackStore(PG_DSN, table=feedback_table, log_table=log_table, timeout_seconds=0.5)
+    try:
+        await store.upsert([("r1", 1)])
+        store._conn.reset()  # a failure closed it: the next call connects and runs the DDL again
+        locker: Any = psycopg2.connect(PG_DSN)
+        try:
+            with locker.cursor() as cur:  # a VACUUM FULL or an ALTER TABLE of the log
+                cur.execute(f"LOCK TABLE {log_table} IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(psycopg2.errors.LockNotAvailable, match="lock timeout"):
+                await store.upsert([("r2", 0)])
+        finally:
+            locker.rollback()
+            locker.close()
+        assert (await store.upsert([("r2", 0)])).request_ids == ["r2"]
+    finally:
+        await store.close()

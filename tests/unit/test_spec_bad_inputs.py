@@ -236,9 +236,10 @@ def test_a_missing_folder_has_no_specs_and_a_broken_link_is_reported(tmp_path: P
     [
         ({"level": "2"}, "level: expected a valid integer, found '2' (quoted, so text: remove the quotes)"),
         ({"validation": {"min_rows": "1e3"}}, "found '1e3' (quoted, so text: remove the quotes)"),
+        ({"retries": None}, "retries: expected a valid integer, found None (the key has no value)"),
         (
             {"estimator": {"class": "sklearn.linear_model.LogisticRegression", "params": None}},
-            "estimator.params: expected a valid dictionary, found None (the key has no value: give one, or leave",
+            "estimator.params: expected a valid dictionary, found None (the key has no value)",
         ),
         (
             {"estimator": {"class": "nosuchpkg.Model"}},
@@ -258,3 +259,9 @@ def test_a_tab_in_the_indentation_is_named(tmp_path: Path) -> None:
     path.write_text("name: churn\nlevel: 2\nestimator:\n\tclass: x\n")
     with pytest.raises(PipelineSpecError, match=r"line 4 holds a tab: YAML indents with spaces only"):
         PipelineSpec.from_yaml(path)
+
+
+def test_nan_is_not_called_a_quoted_number() -> None:
+    with pytest.raises(PipelineSpecError) as info:
+        PipelineSpec.from_dict(spec_dict(retries="nan"))
+    assert "quoted" not in str(info.value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core import tags
-from airflow_mlops.factories.base import new_dag
+from airflow_mlops.factories.base import new_dag, spec_text
 from airflow_mlops.factories.params import release_params, training_params
 from airflow_mlops.operators.dataset import ExtractDatasetOperator, ValidateDatasetOperator
 from airflow_mlops.operators.registry import RegisterModelOperator
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def add_training_tasks(spec: PipelineSpec) -> dict[str, Any]:
     """Add extract -> validate -> train -> evaluate -> smoke test to the DAG in context."""
-    extract = ExtractDatasetOperator(task_id="extract", spec=spec, as_of="{{ params.as_of }}")
+    extract = ExtractDatasetOperator(task_id="extract", spec=spec, as_of="{{ params.as_of }}", check_estimator=True)
     validate = ValidateDatasetOperator(task_id="validate", spec=spec, dataset=extract.output)
     train = TrainModelOperator(
         task_id="train", spec=spec, dataset=extract.output, hyperparameters="{{ params.hyperparameters }}"
@@ -48,7 +48,7 @@ def build_release_dag(spec: PipelineSpec) -> DAG:
         RegisterModelOperator(
             task_id="register_and_release",
             spec=spec,
-            model={"name": spec.registered_model_name, "run_id": "{{ params.run_id }}", "model_uri": ""},
+            model={"name": spec_text(spec.registered_model_name), "run_id": "{{ params.run_id }}", "model_uri": ""},
             alias=tags.CHAMPION,
         )
     return dag

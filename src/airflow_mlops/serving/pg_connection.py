@@ -21,22 +21,37 @@ class PgConnection:
 
         if self._conn is None or self._conn.closed:
             conn = psycopg2.connect(self.dsn, connect_timeout=5, application_name="airflow-mlops-serve")
-            for attempt in range(3):
-                try:
-                    with conn, conn.cursor() as cur:
-                        cur.execute(self.ddl)
-                    break
-                except psycopg2.errors.UniqueViolation:
-                    # another process created one of the tables at the same moment; the rollback
-                    # undid the others too, so run the DDL again (IF NOT EXISTS now sees that table)
-                    conn.rollback()
-                    if attempt == 2:
-                        raise
-            if self.statement_timeout_ms is not None:  # after the DDL, which may wait on the log table's writers
-                with conn, conn.cursor() as cur:
-                    cur.execute("SET statement_timeout = %s", (self.statement_timeout_ms,))
+            try:
+                self._prepare(conn)
+            except BaseException:
+                conn.close()
+                raise
             self._conn = conn
         return self._conn
+
+    def _prepare(self, conn: Any) -> None:
+        """Create the tables (DDL), then set the session's statement timeout, if any."""
+        import psycopg2
+
+        limit = self.statement_timeout_ms
+        for attempt in range(3):
+            try:
+                with conn, conn.cursor() as cur:
+                    if (
+                        limit is not None
+                    ):  # the DDL's index checks lock the log table: wait for its writers, not for ever
+                        cur.execute("SET LOCAL lock_timeout = %s", (3 * limit,))
+                    cur.execute(self.ddl)
+                break
+            except psycopg2.errors.UniqueViolation:
+                # another process created one of the tables at the same moment; the rollback
+                # undid the others too, so run the DDL again (IF NOT EXISTS now sees that table)
+                conn.rollback()
+                if attempt == 2:
+                    raise
+        if limit is not None:
+            with conn, conn.cursor() as cur:
+                cur.execute("SET statement_timeout = %s", (limit,))
 
     def reset(self) -> None:
         if self._conn is not None:

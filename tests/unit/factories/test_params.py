@@ -110,6 +110,7 @@ def test_a_hyperparameter_the_estimator_lacks_fails_the_first_task_not_train() -
     spec = PipelineSpec.from_dict(spec_dict(level=2))
     train = next(d for d in build_pipeline(spec) if d.dag_id == "churn_train")
     task = train.get_task("extract")
+    assert task.check_estimator  # type: ignore[attr-defined]  # the train DAG's extract checks; others need no sklearn
 
     def context_of(conf: dict[str, object] | None) -> dict[str, object]:
         return {"params": process_params(train, task, conf, suppress_exception=False)}
