@@ -117,3 +117,20 @@ class DagTestRun:
     def tail(self, lines: int = 60) -> str:
         """The end of the ``dags test`` output."""
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""
+
+
+def migrated_sqlite_home(tmp_path: Path, dags_folder: Path | None = None) -> dict[str, str]:
+    """The environment of a fresh Airflow home on SQLite (``tmp_path / 'a.db'``), its database migrated."""
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path / "home"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'a.db'}",
+    }
+    if dags_folder is not None:
+        env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags_folder)
+    migrate = subprocess.run(
+        [str(VENV_BIN / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert migrate.returncode == 0, migrate.stderr
+    return env

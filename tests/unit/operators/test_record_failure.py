@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -75,16 +74,10 @@ def test_a_timeout_names_the_setting_that_stopped_the_task() -> None:
 def test_a_real_failed_run_keeps_the_error_in_its_xcom(tmp_path: Path) -> None:
     (tmp_path / "dags").mkdir()
     (tmp_path / "dags" / "failing.py").write_text(DAG_FILE)
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(tmp_path / "home"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(tmp_path / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'a.db'}",
-    }
+    from tests.support.dag_test_run import migrated_sqlite_home
+
+    env = migrated_sqlite_home(tmp_path, tmp_path / "dags")
     airflow = str(Path(sys.executable).with_name("airflow"))
-    migrate = subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=600)
-    assert migrate.returncode == 0, migrate.stderr
     subprocess.run([airflow, "dags", "test", "failing"], env=env, capture_output=True, text=True, timeout=600)
     with sqlite3.connect(tmp_path / "a.db") as db:
         rows = db.execute("SELECT task_id, key, value FROM xcom").fetchall()

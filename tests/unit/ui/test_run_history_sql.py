@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.support.dag_test_run import migrated_sqlite_home
 
 READ = """
 import json
@@ -17,15 +18,7 @@ print(json.dumps([(r.dag_id, r.run_id, r.state, r.tasks) for r in run_history.da
 
 
 def test_the_newest_runs_come_with_their_own_task_states_only(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(tmp_path / "home"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'a.db'}",
-    }
-    airflow = str(Path(sys.executable).with_name("airflow"))
-    migrate = subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=600)
-    assert migrate.returncode == 0, migrate.stderr
+    env = migrated_sqlite_home(tmp_path)
     runs = [  # oldest first
         ("churn_train", "r1", "success"),
         ("churn_monitor", "r2", "failed"),
