@@ -439,3 +439,26 @@ def test_prefix_and_tag_find_the_registered_models(serving_store: Store, registe
     assert registered_model_names(config, tag="team=fleet") == sorted([tagged, lookalike])
     assert registered_model_names(config, prefix="tagged_", tag="team = fleet") == [tagged]
     assert registered_model_names(config, prefix="no_such_prefix_") == []
+
+
+async def test_a_model_that_cannot_be_loaded_is_a_503_the_error_rate_counts(
+    serving_store: Store, register: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``model_unavailable`` was answered without a count: the 5xx alert never saw a model that cannot start."""
+    a, b = register(champion=0, challenger=None), register(champion=0, challenger=None)
+    row = complete_rows(serving_store.frame, 1)[0]
+    async with multi_server(serving_store, [a, b]) as (client, app):
+        real_load = app.pool._load
+
+        async def broken(slot: Any) -> None:
+            if slot.config.model_name == b:
+                raise RuntimeError("log spool folder in use")
+            await real_load(slot)
+
+        monkeypatch.setattr(app.pool, "_load", broken)
+        response = await client.post(f"/models/{b}/predict", json={"features": row})
+        assert response.status_code == 503
+        assert "could not be loaded: RuntimeError: log spool folder in use" in response.json()["detail"]
+        assert (await client.post(f"/models/{a}/predict", json={"features": row})).status_code == 200
+        metrics = (await client.get("/metrics")).text
+        assert f'mlops_serving_requests_total{{model="{b}",endpoint="any",arm="none",status="503"}} 1' in metrics
