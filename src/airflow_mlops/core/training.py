@@ -194,11 +194,14 @@ def _params_hint(factory: Any, params: dict[str, Any]) -> str:
     import inspect
 
     try:
-        taken = [p.name for p in inspect.signature(factory).parameters.values() if p.kind is not p.VAR_KEYWORD]
+        accepted = inspect.signature(factory).parameters.values()
     except (TypeError, ValueError):
         return ""
+    if any(p.kind is p.VAR_KEYWORD for p in accepted):  # it takes any name: no name is unknown
+        return ""
+    taken = [p.name for p in accepted]
     unknown = [name for name in params if name not in taken]
-    if not unknown or len(taken) != len(inspect.signature(factory).parameters):
+    if not unknown:
         return ""
     meant = [m for k in unknown for m in closest_name(k, taken)]
     hint = f" (did you mean {', '.join(map(repr, meant))}?)" if meant else ""

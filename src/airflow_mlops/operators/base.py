@@ -147,6 +147,18 @@ def check_run_conf(context: Context) -> None:
         )
 
 
+def form_overrides(value: Any) -> dict[str, Any]:
+    """The trigger form's ``hyperparameters`` as a dict; ``AirflowFailException`` (no retry) when they are not JSON."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_mlops.core.overrides import parse_overrides
+
+    try:
+        return parse_overrides(value)
+    except ValueError as err:
+        raise AirflowFailException(f"{err}; fix the form's hyperparameters and trigger again") from None
+
+
 def check_estimator_builds(context: Context, spec: PipelineSpec) -> None:
     """Fail at once when the estimator ``train`` would fit cannot be built: the train DAG's first task calls it.
 
@@ -157,14 +169,9 @@ def check_estimator_builds(context: Context, spec: PipelineSpec) -> None:
     """
     from airflow.sdk.exceptions import AirflowFailException
 
-    from airflow_mlops.core.overrides import parse_overrides
     from airflow_mlops.exceptions import TrainingError
 
-    params = context.get("params") or {}
-    try:
-        overrides = parse_overrides(params.get("hyperparameters"))
-    except ValueError as err:
-        raise AirflowFailException(f"{err}; fix the form's hyperparameters and trigger again") from None
+    overrides = form_overrides((context.get("params") or {}).get("hyperparameters"))
     from airflow_mlops.core.training import configured_estimator
 
     try:

@@ -9,11 +9,10 @@ from airflow.sdk import ObjectStoragePath
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_mlops.core import tags
-from airflow_mlops.core.overrides import parse_overrides
 from airflow_mlops.exceptions import TrainingError
 from airflow_mlops.hooks.verdict_metrics import push_training_totals
 from airflow_mlops.links.mlflow import MlflowRunLink
-from airflow_mlops.operators.base import MlopsOperator, airflow_identity, fail_at_once, run_trigger
+from airflow_mlops.operators.base import MlopsOperator, airflow_identity, fail_at_once, form_overrides, run_trigger
 from airflow_mlops.refs import DatasetRef, ModelRef
 
 if TYPE_CHECKING:
@@ -62,10 +61,7 @@ class TrainModelOperator(MlopsOperator):
         from airflow_mlops.core.training import estimator_params, fit_model, split_frame
 
         ref = DatasetRef.from_xcom(self.dataset)
-        try:
-            overrides = parse_overrides(self.hyperparameters)
-        except ValueError as err:
-            raise AirflowFailException(f"{err}; fix the form's hyperparameters and trigger again") from None
+        overrides = form_overrides(self.hyperparameters)
         trigger = run_trigger(context)
         run_tags = {
             **self.spec.tags,

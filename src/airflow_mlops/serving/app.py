@@ -68,7 +68,7 @@ def create_app(config: ServingConfig, runtime: ServingRuntime | None = None) -> 
     # served nothing here, since every route is a plain Starlette endpoint
     app = ServingApp(
         routes=routes(rt),
-        middleware=[Middleware(BodyLimitMiddleware, max_bytes=config.body_limit, on_refused=rt.count_refusal)],
+        middleware=[Middleware(BodyLimitMiddleware, max_bytes=config.body_limit, on_refused=rt.metrics.refused)],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
     )
@@ -84,7 +84,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     status, path = exc.status_code, request.url.path
     runtime: ServingRuntime = request.app.state.runtime
-    runtime.count_refusal(status)  # no endpoint matched, or the body outgrew the limit: counted all the same
+    runtime.metrics.refused(status)  # no endpoint matched, or the body outgrew the limit: counted all the same
     if status == 404:
         detail = f"no route {request.method} {path}; endpoints: {', '.join(ENDPOINTS)}"
         return protocol_error(path, 404, "not_found", detail)
@@ -98,5 +98,5 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _server_error(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     runtime: ServingRuntime = request.app.state.runtime  # counted, so the 5xx alert sees it
-    runtime.count_refusal(500)
+    runtime.metrics.refused(500)
     return error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")

@@ -96,6 +96,10 @@ class Metrics:
         counters[key] = counters.get(key, 0.0) + 1.0
         histogram.observe(seconds)
 
+    def refused(self, status: int) -> None:
+        """Count a request answered before any endpoint took it (404, 405, the body limit's 400/413/415, a 500)."""
+        self.inc("mlops_serving_requests_total", (("endpoint", "any"), ("arm", "none"), ("status", str(status))))
+
     def inc(self, name: str, labels: Labels = (), value: float = 1.0) -> None:
         key = (name, labels)
         self.counters[key] = self.counters.get(key, 0.0) + value

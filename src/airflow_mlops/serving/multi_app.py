@@ -107,8 +107,7 @@ class MultiModelApp:
             slot = await pool.acquire(name)
         except Exception as err:
             log.exception("loading model %s failed", name)
-            refused = (("endpoint", "any"), ("arm", "none"), ("status", "503"))  # the 5xx alert sees it
-            pool.slots[name].shared.metrics.inc("mlops_serving_requests_total", refused)
+            pool.slots[name].shared.metrics.refused(503)  # the 5xx alert sees it
             detail = f"model {name!r} could not be loaded: {type(err).__name__}: {err}"
             await protocol_error(path, 503, "model_unavailable", detail)(scope, receive, send)
             return

@@ -37,9 +37,8 @@ class PgConnection:
         for attempt in range(3):
             try:
                 with conn, conn.cursor() as cur:
-                    if (
-                        limit is not None
-                    ):  # the DDL's index checks lock the log table: wait for its writers, not for ever
+                    # the DDL's index checks lock the log table: wait for its writers, not for ever
+                    if limit is not None:
                         cur.execute("SET LOCAL lock_timeout = %s", (3 * limit,))
                     cur.execute(self.ddl)
                 break

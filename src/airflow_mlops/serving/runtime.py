@@ -303,12 +303,6 @@ class ServingRuntime:
 
     # ----- reporting -------------------------------------------------------------------------
 
-    def count_refusal(self, status: int) -> None:
-        """Count a request answered before any endpoint took it (404, 405, 400/413/415 of the body limit, 500)."""
-        self.metrics.inc(
-            "mlops_serving_requests_total", (("endpoint", "any"), ("arm", "none"), ("status", str(status)))
-        )
-
     def observe_request(self, endpoint: str, arm: str, status: int, started: float) -> float:
         """Count a finished request and its latency since ``started`` (``perf_counter``); returns milliseconds."""
         elapsed = time.perf_counter() - started

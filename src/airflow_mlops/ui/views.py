@@ -35,6 +35,11 @@ def airflow_run_link(dag_id: str | None, run_id: str | None, task_id: str | None
     return f"{link}/tasks/{quote(task_id, safe='')}" if task_id else link
 
 
+def run_tab_link(dag_id: str, run_id: str) -> str:
+    """The MLOps run tab of one DAG run, relative to the MLOps pages."""
+    return f"run?dag_id={quote(dag_id)}&run_id={quote(run_id)}"
+
+
 def failure(what: str, err: BaseException, hint: str) -> str:
     """A one-line notice for a reader that failed (the details go to the log)."""
     log.warning("MLOps UI: reading %s failed", what, exc_info=err)
@@ -145,20 +150,20 @@ def pipeline_card(sources: PipelineSources) -> dict[str, Any]:
         "quality": latest.get("quality"),
         "training": training,
         "failed_training": [
-            {"run_id": r.run_id, "tab": f"run?dag_id={quote(r.dag_id)}&run_id={quote(r.run_id)}"}
+            {"run_id": r.run_id, "tab": run_tab_link(r.dag_id, r.run_id)}
             for r in obs.dag_runs
             if r.dag_id == sources.train_dag and r.state == "failed"
         ][:5],
         "last_training": next(  # newest first: a failed one is why there is no champion yet
             (
-                {"run_id": r.run_id, "state": r.state, "tab": f"run?dag_id={quote(r.dag_id)}&run_id={quote(r.run_id)}"}
+                {"run_id": r.run_id, "state": r.state, "tab": run_tab_link(r.dag_id, r.run_id)}
                 for r in obs.dag_runs
                 if r.dag_id == sources.train_dag
             ),
             None,
         ),
         "failed_other": [  # a failed promotion, release, A/B analysis or monitor run
-            {"dag_id": r.dag_id, "run_id": r.run_id, "tab": f"run?dag_id={quote(r.dag_id)}&run_id={quote(r.run_id)}"}
+            {"dag_id": r.dag_id, "run_id": r.run_id, "tab": run_tab_link(r.dag_id, r.run_id)}
             for r in obs.dag_runs
             if r.dag_id != sources.train_dag and r.state == "failed" and r.dag_id in sources.dag_roles
         ][:5],
