@@ -151,13 +151,37 @@ def configured_estimator(spec: PipelineSpec, overrides: dict[str, Any] | None = 
     """
     estimator = _estimator_from_spec(spec)
     _check_task(estimator, spec)
+    try:
+        _check_param_values(estimator)
+    except ValueError as err:
+        raise TrainingError(f"estimator.params for {spec.estimator.class_path}: {err}") from err
     if overrides:
+        # the run's form, not the spec: say so, or a person looks for the mistake in the YAML
         try:
             estimator.set_params(**check_overrides(overrides, estimator.get_params(deep=True)))
         except ValueError as err:
-            # the run's form, not the spec: say so, or a person looks for the mistake in the YAML
             raise TrainingError(f"the run's {err} (of {spec.estimator.class_path}, not the spec's)") from err
+        try:
+            _check_param_values(estimator)
+        except ValueError as err:
+            raise TrainingError(f"the run's hyperparameters: {err} (not the spec's)") from err
     return estimator
+
+
+def _check_param_values(estimator: Any) -> None:
+    """Check every parameter value against scikit-learn's own constraints, before any fitting.
+
+    scikit-learn checks values (``n_estimators=-5``) only when ``fit`` runs; its estimators, and
+    those of a pipeline, state the constraints, and this applies them now. An estimator without
+    them (another library's) is left to its ``fit``. :raises ValueError: naming the parameter.
+    """
+    from sklearn.base import BaseEstimator
+
+    nested = [v for v in estimator.get_params(deep=True).values() if isinstance(v, BaseEstimator)]
+    for part in (estimator, *nested):
+        validate = getattr(part, "_validate_params", None)
+        if callable(validate):
+            validate()  # InvalidParameterError is a ValueError (and a TypeError)
 
 
 def _estimator_from_spec(spec: PipelineSpec) -> Any:

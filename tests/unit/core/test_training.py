@@ -214,7 +214,7 @@ def test_a_shell_command_as_estimator_never_runs(
             r"hyperparameters: unknown parameter\(s\) \['command'\]; expected names from get_params\(\)",
         ),
         ({"model__C": 1.0}, r"hyperparameters: unknown parameter\(s\) \['model__C'\]"),
-        ({"C": {"__class__": 1}, "max_iter": 1}, None),
+        ({"C": {"__class__": 1}, "max_iter": 1}, r"hyperparameters: The 'C' parameter of LogisticRegression must be"),
         ({"C": float("nan")}, r"hyperparameters.C: expected a JSON value, found nan"),
         ({"C": b"1"}, r"hyperparameters.C: expected a JSON value, found a bytes"),
         ({"C": {1: 2}}, r"hyperparameters.C: expected a JSON value, found a mapping with non-string keys"),
@@ -341,3 +341,30 @@ def test_a_misspelled_parameter_is_named_with_the_one_meant() -> None:
     good = PipelineSpec.from_dict(spec_dict())
     with pytest.raises(TrainingError, match=r"unknown parameter\(s\) \['c'\] \('c': did you mean 'C'\?\)"):
         configured_estimator(good, {"c": 1})
+
+
+def test_a_value_scikit_learn_refuses_fails_before_any_fit() -> None:
+    """``n_estimators: -5`` (spec) or ``C: -1`` (form) failed only when ``train`` fitted, after the extract."""
+    from airflow_mlops.core.training import configured_estimator
+
+    forest = {"class": "sklearn.ensemble.RandomForestClassifier", "params": {"n_estimators": -5}}
+    with pytest.raises(TrainingError, match=r"^estimator.params for sklearn.ensemble.RandomForestClassifier: "
+                       r"The 'n_estimators' parameter .* must be an int in the range \[1, inf\)\. Got -5"):  # fmt: skip
+        configured_estimator(PipelineSpec.from_dict(spec_dict(estimator=forest)))
+    good = PipelineSpec.from_dict(spec_dict())
+    with pytest.raises(TrainingError, match=r"^the run's hyperparameters: The 'C' parameter .* Got -1 .*not the spec"):
+        configured_estimator(good, {"C": -1})
+    assert configured_estimator(good, {"C": 0.5}).get_params()["C"] == 0.5
+
+
+def test_a_bad_value_inside_a_pipeline_estimator_is_found() -> None:
+    """The pipeline's own steps are checked too, not only the outer estimator."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from airflow_mlops.core.training import _check_param_values
+
+    _check_param_values(Pipeline([("scale", StandardScaler()), ("model", LogisticRegression())]))
+    with pytest.raises(ValueError, match="'max_iter' parameter of LogisticRegression"):
+        _check_param_values(Pipeline([("scale", StandardScaler()), ("model", LogisticRegression(max_iter=-3))]))

@@ -352,7 +352,7 @@ def test_hyperparameter_overrides_are_logged(mlflow_conn: str, customers_csv: Pa
     wrong = {  # a person's typo: the task fails at once (AirflowFailException), no retry can fix it
         "C=1": "hyperparameters: expected a JSON object, found 'C=1'; fix the form's hyperparameters",
         '{"not_a_param": 1}': r"unknown parameter\(s\) \['not_a_param'\]",
-        '{"C": "abc"}': "fitting sklearn.linear_model.LogisticRegression failed: .*'C' parameter",
+        '{"C": "abc"}': r"the run's hyperparameters: The 'C' parameter .* Got 'abc' instead\. \(not the spec's\)",
     }
     for given, message in wrong.items():
         with pytest.raises(AirflowFailException, match=message):
