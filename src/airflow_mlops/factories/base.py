@@ -62,7 +62,7 @@ def new_dag(
         max_active_runs=1,
         render_template_as_native_obj=True,
         tags=["mlops", f"level-{spec.level}", spec.name, *spec.tags.values()],
-        description=(spec.description or f"{spec.name}: {role}")[:200],
+        description=spec.description or f"{spec.name}: {role}",
         doc_md=doc or None,
         # Every task, not only the MlopsOperator ones (deploy, sensors), retries as the spec says, and a task
         # that hangs (a query that never returns) fails instead of holding the DAG's one active run for ever.
