@@ -254,6 +254,21 @@ def test_a_row_postgres_cannot_store_does_not_block_the_others(pg_conn: Any, tab
 
 
 @pytest.mark.integration
+def test_the_row_by_row_fallback_tells_a_replay_from_another_answer(tables: tuple[str, str]) -> None:
+    """A batch with an unstorable row is written row by row; there, too, a replayed row is a duplicate
+    and another answer under a stored id is a conflict named by its id (it was counted as a duplicate)."""
+    table = tables[0]
+    connection = PgConnection(DSN, prediction_log_ddl(table))
+    first = _row(1)
+    assert write_rows(connection, table, [tuple(_row(0)), tuple(first)]).stored == 2
+    other = _row(1, prediction=0, ts=first.ts + 60)  # another answer under r1
+    batch = [tuple(_row(0)), tuple(other), tuple(_row(2, request_key="user\x002")), tuple(_row(3))]
+    result = write_rows(connection, table, batch)
+    assert (result.stored, result.duplicates, result.conflicts, len(result.rejected)) == (1, 1, 1, 1)
+    assert result.conflict_ids == ["r1"]
+
+
+@pytest.mark.integration
 async def test_a_write_that_works_again_clears_the_error_and_says_so(
     tables: tuple[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:

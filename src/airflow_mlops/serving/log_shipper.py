@@ -21,6 +21,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.log_tables import (
@@ -139,9 +140,22 @@ def _insert_each(conn: Any, table: str, rows: list[tuple[Any, ...]]) -> WriteRes
                 cur.execute("RELEASE SAVEPOINT mlops_row")
                 if inserted:
                     result.stored += 1
-                else:
+                elif _holds_this_answer(cur, table, row):
                     result.duplicates += 1
+                else:  # the same rule as _merge: another answer holds the id
+                    result.conflicts += 1
+                    if len(result.conflict_ids) < CONFLICT_IDS_LOGGED:
+                        result.conflict_ids.append(str(row.request_id))
     return result
+
+
+def _holds_this_answer(cur: Any, table: str, row: LogRow) -> bool:
+    """Whether the stored row of this request id and arm is this answer (its time within a millisecond)."""
+    cur.execute(
+        f"SELECT 1 FROM {table} WHERE request_id = %s AND arm = %s AND abs(extract(epoch FROM ts - %s)) < 0.001",
+        (row.request_id, row.arm, datetime.fromtimestamp(row.ts, UTC)),
+    )
+    return cur.fetchone() is not None
 
 
 def write_frame(stream: Any, payload: bytes) -> None:
