@@ -118,8 +118,28 @@ def collect_dag_runs(sources: PipelineSources, obs: Observations) -> None:
     """The pipeline's DAG runs from the Airflow metadata database."""
     from airflow_mlops.run_history import dag_runs
 
+    _check_metadata_file()
     for run in dag_runs(sources.name):
         obs.dag_runs.append(DagRun(run.dag_id, run.run_id, run.run_type, run.state, run.tasks.get("smoke_test")))
+
+
+def _check_metadata_file() -> None:
+    """:class:`FileNotFoundError` for a SQLite metadata database that does not exist (reading would create it).
+
+    Run away from the stack (another ``AIRFLOW_HOME``), assess left an empty ``airflow.db`` behind and
+    reported "no such table: dag_run".
+    """
+    from airflow.configuration import conf
+
+    from airflow_mlops.store_uri import sqlite_path
+
+    uri = conf.get("database", "sql_alchemy_conn")
+    path = sqlite_path(uri) if uri.startswith("sqlite:") else None
+    if path is not None and not path.is_file():
+        raise FileNotFoundError(
+            f"no Airflow metadata database at {path}: run assess with the stack's AIRFLOW_HOME "
+            "(`make assess` does) or AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
+        )
 
 
 def collect_trace(sources: PipelineSources, obs: Observations) -> None:

@@ -4,7 +4,8 @@
 that does not exist or holds no MLflow tables (an MLflow client would create them), a database
 server that does not answer or holds no MLflow tables, an HTTP server that does not answer, a
 folder that does not exist, a scheme MLflow does not read. ``airflow-mlops trace`` checks its
-stores with it; ``airflow-mlops serve`` checks a ``sqlite:`` store (a server waits for the others).
+stores with it; ``airflow-mlops serve`` checks the scheme and a ``sqlite:`` store (a server waits
+for the others).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def one_line(err: BaseException) -> str:
 
 _DATABASES = ("postgresql", "mysql", "mssql")
 _REMOTE = ("databricks", "databricks-uc", "uc")
+_PLUGIN_GROUPS = ("mlflow.tracking_store", "mlflow.model_registry_store")  # schemes that plugins add
 
 
 def shown(uri: str) -> str:
@@ -56,6 +58,19 @@ def check_store_uri(option: str, uri: str) -> None:
         if not Path(folder).exists():
             raise StoreUriError(f"{option} {shown(uri)}: expected an existing MLflow file store, found none")
     else:
+        check_scheme(option, uri)
+
+
+def check_scheme(option: str, uri: str) -> None:
+    """:class:`StoreUriError` unless MLflow reads ``uri``'s scheme: its own, or a plugin's (entry points)."""
+    from importlib.metadata import entry_points
+
+    parts = urlsplit(uri)
+    scheme = parts.scheme.split("+")[0]
+    if scheme in ("sqlite", "http", "https", "", "file", *_DATABASES, *_REMOTE) or uri in _REMOTE:
+        return
+    plugins = {e.name for group in _PLUGIN_GROUPS for e in entry_points(group=group)}
+    if scheme not in plugins:
         raise StoreUriError(
             f"{option} {shown(uri)}: expected an MLflow store URI (http(s)://, sqlite:///, postgresql://, "
             f"mysql://, databricks, or a folder), found the scheme {parts.scheme!r}"

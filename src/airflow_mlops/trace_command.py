@@ -49,6 +49,7 @@ def _run(args: argparse.Namespace) -> int:
         check_ledger_url(args.ledger_url)
     conn = _connect(args.dsn)  # before MLflow's client and the ledger: nothing else is opened if it fails
     try:
+        _check_table(conn, *_table_read(args.request_id, tables))
         client = _client(args.tracking_uri, registry_uri)
         ledger = _ledger(args.ledger_url)
     except TraceInputError:
@@ -68,6 +69,29 @@ def _run(args: argparse.Namespace) -> int:
         conn.close()
     print(json.dumps(result, indent=2, default=str))
     return 0
+
+
+def _table_read(request_id: str, tables: dict[str, str | None]) -> tuple[str, str]:
+    """The option and table the walk reads ``request_id`` from (as :func:`~airflow_mlops.core.lineage.trace`)."""
+    from airflow_mlops.core.lineage import BATCH_PREFIX
+
+    batch_table = tables["--batch-table"]
+    if batch_table is not None and request_id.startswith(BATCH_PREFIX):
+        return "--batch-table", batch_table
+    return "--log-table", tables["--log-table"] or PREDICTION_LOG_TABLE
+
+
+def _check_table(conn: Any, option: str, table: str) -> None:
+    """:class:`TraceInputError` naming ``option`` when the ``--dsn`` database holds no ``table``."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT to_regclass(%s)", (table,))
+            row = cur.fetchone()
+        conn.rollback()  # no transaction left open for the walk
+    except Exception as err:  # e.g. no permission on the schema
+        raise TraceInputError(f"{option} {table}: {type(err).__name__}: {one_line(err)}") from None
+    if row is None or row[0] is None:
+        raise TraceInputError(f"{option} {table}: no such table in the --dsn database")
 
 
 def check_ledger_url(url: str) -> None:

@@ -403,18 +403,27 @@ async def test_protocol_paths_reach_the_model_they_name(serving_store: Store, re
 async def test_a_model_without_a_champion_answers_503_and_recovers(
     serving_store: Store, register: Callable[..., str]
 ) -> None:
+    """It is ``unavailable``, not counted as loaded, and never unloads a working model to make room
+    (it showed ``loading`` for ever, counted in ``loaded``, and evicted the model in use)."""
     from airflow_mlops.hooks.mlflow import MlflowHook
+    from airflow_mlops.serving.model_pool import PoolSettings
 
     a, b = register(champion=0, challenger=None), register(champion=None, challenger=None)
     row = complete_rows(serving_store.frame, 1)[0]
-    async with multi_server(serving_store, [a, b], retry_seconds=0.2) as (client, app):
+    async with multi_server(serving_store, [a, b], PoolSettings(max_loaded=1), retry_seconds=0.2) as (client, app):
+        assert (await client.post(f"/models/{a}/predict", json={"features": row})).status_code == 200
         response = await client.post(f"/models/{b}/predict", json={"features": row})
         assert response.status_code == 503
         assert response.json()["detail"] == f"no model loaded yet: model {b!r} has no 'champion' alias"
         ready = await client.get("/ready")
         assert ready.status_code == 200  # the process serves its other models
-        assert ready.json()["models"][b]["state"] == "loading"
+        assert _states(ready.json()) == {a: "loaded", b: "unavailable"}
+        assert ready.json()["loaded"] == 1
+        assert ready.json()["models"][a]["unloads"] == 0
         assert ready.json()["models"][b]["registry"]["error"] == f"model {b!r} has no 'champion' alias"
+        metrics = (await client.get("/metrics")).text
+        assert f'mlops_serving_model_loaded{{model="{a}"}} 1' in metrics
+        assert f'mlops_serving_model_loaded{{model="{b}"}} 0' in metrics
         assert (await client.post(f"/models/{a}/predict", json={"features": row})).status_code == 200
         with MlflowHook("serving_mlflow").activate() as mlflow_client:
             mlflow_client.set_registered_model_alias(b, "champion", "1")
@@ -422,7 +431,7 @@ async def test_a_model_without_a_champion_answers_503_and_recovers(
         assert runtime is not None
         await runtime.wait_ready(10)
         assert (await client.post(f"/models/{b}/predict", json={"features": row})).json()["version"] == "1"
-        assert (await client.get("/ready")).json()["models"][b]["state"] == "loaded"
+        assert _states((await client.get("/ready")).json()) == {a: "not_loaded", b: "loaded"}  # the bound holds
 
 
 def test_prefix_and_tag_find_the_registered_models(serving_store: Store, register: Callable[..., str]) -> None:

@@ -197,7 +197,31 @@ def test_parse_batch_row_reports_bad_ids_where_they_are() -> None:
     errors: list[FieldError] = []
     row = parse_batch_row({"features": {}, "request_id": [], "request_key": ""}, 4, "b", errors)
     assert row == BatchRow({}, ("rows", 4, "features"), "b-4", None)
-    assert [e.loc for e in errors] == [("body", "rows[4].request_id"), ("body", "rows[4].key")]
+    assert [e.loc for e in errors] == [("rows", 4, "request_id"), ("rows", 4, "key")]  # as every batch error
+
+
+@pytest.mark.parametrize("features", [None, "abc", 5])
+def test_a_batch_row_of_envelope_fields_names_its_features(features: object) -> None:
+    """``{"features": null}`` read as bare features: "missing required column(s) ...; unexpected column(s)
+    'features'", never saying that ``rows[0].features`` must be an object."""
+    errors: list[FieldError] = []
+    row = parse_batch_row({"features": features, "request_id": "x"}, 0, "b", errors)
+    assert row == BatchRow(features, ("rows", 0, "features"), "x", None)
+    assert errors == []  # the schema then says rows[0].features: expected an object
+    plain = parse_batch_row({"features": 5, "age": 3}, 1, "b", errors)  # a model may have a column "features"
+    assert plain == BatchRow({"features": 5, "age": 3}, ("rows", 1), "b-1", None)
+
+
+def test_key_and_request_key_together_are_refused() -> None:
+    """``request_key`` was dropped without a word and the row routed by ``key``."""
+    with pytest.raises(RequestError) as refused:
+        parse_predict({"features": {}, "key": "k", "request_key": "other"})
+    assert [(e.loc, e.msg) for e in refused.value.errors] == [
+        (("body", "request_key"), "give key or request_key (the same field), not both")
+    ]
+    errors: list[FieldError] = []
+    parse_batch_row({"features": {}, "key": "k", "request_key": "other"}, 2, "b", errors)
+    assert [e.loc for e in errors] == [("rows", 2, "request_key")]
 
 
 def test_parse_batch_row_refuses_a_misspelled_field() -> None:

@@ -84,3 +84,18 @@ def test_json_stays_json_when_a_spec_is_invalid(
     out, err = capsys.readouterr()
     assert [c["pipeline"] for c in json.loads(out)] == ["churn_files"]
     assert err.startswith(f"assess: skipped {tmp_path / 'broken.yaml'}: ")
+
+
+def test_a_metadata_database_that_does_not_exist_is_named_not_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Away from the stack, assess left an empty airflow.db behind and said "no such table: dag_run"."""
+    import pytest
+
+    from airflow_mlops.core.maturity import Observations
+
+    missing = tmp_path / "home" / "airflow.db"
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{missing}")
+    with pytest.raises(FileNotFoundError, match=rf"^no Airflow metadata database at {missing}: run assess with"):
+        assessment.collect_dag_runs(None, Observations(name="churn", window_hours=24, spec_level=2))  # type: ignore[arg-type]
+    assert not missing.exists()

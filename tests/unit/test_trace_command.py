@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-def _trace(capsys: pytest.CaptureFixture[str], *options: str) -> tuple[int, str]:
-    code = main(["trace", "req-1", *options])
+def _trace(capsys: pytest.CaptureFixture[str], *options: str, request_id: str = "req-1") -> tuple[int, str]:
+    code = main(["trace", request_id, *options])
     return code, capsys.readouterr().err
 
 
@@ -125,7 +125,8 @@ def test_a_folder_store_mlflow_refuses_is_its_first_line(capsys: pytest.CaptureF
     except psycopg2.Error:
         pytest.fail(f"Postgres at {DSN} is needed (scripts/services.sh starts it)")
     (tmp_path / "mlruns").mkdir()
-    code, err = _trace(capsys, "--dsn", DSN, "--tracking-uri", str(tmp_path / "mlruns"))
+    # a table every Postgres database holds, as the log table: the database passes, the store is what fails
+    code, err = _trace(capsys, "--dsn", DSN, "--tracking-uri", str(tmp_path / "mlruns"), "--log-table", "pg_class")
     assert code == 2
     assert err.startswith(f"trace: --tracking-uri {tmp_path / 'mlruns'}: MlflowException: "), err
     assert err.count("\n") == 1
@@ -138,6 +139,23 @@ def test_a_log_table_option_takes_a_table_name_only(capsys: pytest.CaptureFixtur
                        "--log-table", "log; DROP TABLE x")  # fmt: skip
     assert code == 2
     assert err == "trace: --log-table: expected a table name like 'schema.table', found 'log; DROP TABLE x'\n"
+
+
+@pytest.mark.parametrize(
+    ("request_id", "option"),
+    [("0e2b2ca", "--log-table"), ("batch-1-2", "--batch-table")],
+)
+def test_a_table_the_database_does_not_hold_is_named_by_its_option(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, request_id: str, option: str
+) -> None:
+    """It was ``trace: UndefinedTable: relation "nosuch_table" does not exist``, naming no option."""
+    from tests.support.serving import DSN
+
+    store = _mlflow_db(tmp_path)
+    code, err = _trace(capsys, "--dsn", DSN, "--tracking-uri", f"sqlite:///{store}", "--log-table", "nosuch_table",
+                       "--batch-table", "nosuch_table", request_id=request_id)  # fmt: skip
+    assert code == 2
+    assert err == f"trace: {option} nosuch_table: no such table in the --dsn database\n"
 
 
 def test_a_sqlite_uri_with_a_query_string_is_read_as_its_file(

@@ -112,6 +112,12 @@ class ServingConfig:
                 check_table_name(table)
             except ValueError as err:
                 raise ValueError(f"{field_name}: {err}") from None
+        if self.log_table.lower() == self.feedback_table.lower():  # unquoted names: Postgres folds them
+            raise ValueError(
+                f"feedback_table: {self.feedback_table!r} is the prediction log's table too; give each its own"
+            )
+        if self.postgres_dsn:
+            check_dsn(self.postgres_dsn)
         if self.log_durability not in LOG_DURABILITY:
             raise ValueError(f"log_durability: expected spool or memory, found {self.log_durability!r}")
         if self.admin_token is None:
@@ -123,6 +129,8 @@ class ServingConfig:
             ("max_body_bytes", self.max_body_bytes, " of bytes"),
             ("max_batch_rows", self.max_batch_rows, ""),
             ("log_max_queue", self.log_max_queue, " of rows"),
+            ("log_flush_rows", self.log_flush_rows, " of rows"),
+            ("log_flush_ms", self.log_flush_ms, " of milliseconds"),
         ):
             if count is None or count < 1:
                 raise ValueError(f"{name}: expected a positive number{unit}, found {count}")
@@ -173,3 +181,21 @@ def check_share(value: Any) -> float:
     ):  # no float(): a 400-digit int overflows it
         raise ValueError(f"challenger_share: expected a number between 0 and 1, found {value!r}")
     return float(value)
+
+
+def check_dsn(dsn: str) -> None:
+    """:class:`ValueError` unless ``dsn`` parses as a libpq connection string or URI (nothing is connected).
+
+    A malformed one can never connect: the server answered, dropped every log row after retrying
+    and said so only in ``/ready``. The message does not echo the text, which may hold a password.
+    """
+    from psycopg2 import ProgrammingError
+    from psycopg2.extensions import parse_dsn
+
+    try:
+        parse_dsn(dsn)
+    except ProgrammingError:
+        raise ValueError(
+            "postgres_dsn: expected a libpq connection string (host=... dbname=... user=...) or a "
+            "postgresql:// URI, found text that parses as neither"
+        ) from None

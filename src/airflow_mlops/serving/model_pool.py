@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.exceptions import ModelRegistryError
 from airflow_mlops.serving.metrics import Metrics
 from airflow_mlops.serving.models import ModelRegistry
 from airflow_mlops.serving.request_ids import RecentIds
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LOADED, LOADING, NOT_LOADED = "loaded", "loading", "not_loaded"
+LOADED, LOADING, NOT_LOADED, UNAVAILABLE = "loaded", "loading", "not_loaded", "unavailable"
 
 
 @dataclass
@@ -95,9 +96,17 @@ class ModelSlot:
 
     @property
     def state(self) -> str:
+        """``unavailable``: its runtime runs but the registry gave it no model (its poller keeps trying)."""
         if self.runtime is None:
             return NOT_LOADED
-        return LOADED if self.runtime.models is not None else LOADING
+        if self.runtime.models is not None:
+            return LOADED
+        return UNAVAILABLE if self.runtime.registry_status["ok"] is False else LOADING
+
+    @property
+    def holds_models(self) -> bool:
+        """Whether model versions are in memory: what the bounds count and an unload frees."""
+        return self.runtime is not None and self.runtime.models is not None
 
     def ready_payload(self) -> dict[str, Any]:
         """The model's own ``/ready`` body when loaded, else its state and split."""
@@ -182,13 +191,17 @@ class ModelPool:
             slot.inflight += 1
             slot.last_used = time.monotonic()
             if slot.runtime is not None:
-                return slot
-            try:
-                await self._load(slot)
-            except BaseException:
-                slot.inflight -= 1
-                raise
-        await self._enforce_bounds(keep=slot)
+                loaded = True
+            else:
+                loaded = False
+                try:
+                    await self._load(slot)
+                except BaseException:
+                    slot.inflight -= 1
+                    raise
+        limit = self.settings.max_loaded
+        if not loaded or (limit is not None and self.loaded_count() > limit):  # an unavailable model got its own
+            await self._enforce_bounds(keep=slot)
         return slot
 
     def release(self, slot: ModelSlot) -> None:
@@ -199,10 +212,14 @@ class ModelPool:
         """Start the model's runtime and wait for its first registry read (loaded, or the reason not)."""
         from airflow_mlops.serving.app import create_app
 
-        if self.settings.max_loaded is not None:
-            while self.loaded_count() >= self.settings.max_loaded and await self._unload_one(keep=slot):
+        registry = ModelRegistry(slot.config, self._client())
+        limit = self.settings.max_loaded
+        # make room first (the count bound is exact), but only for a model the registry can give: a
+        # request for one it cannot unloaded a working model for nothing
+        if limit is not None and self.loaded_count() >= limit and await self._has_champion(registry):
+            while self.loaded_count() >= limit and await self._unload_one(keep=slot):
                 pass
-        runtime = ServingRuntime(slot.config, ModelRegistry(slot.config, self._client()), shared=slot.shared)
+        runtime = ServingRuntime(slot.config, registry, shared=slot.shared)
         await runtime.start()
         # the runtime's own poller makes the first registry read (so its reload counts are those
         # of a single-model server); it sets no event, so wait for its outcome here
@@ -222,8 +239,16 @@ class ModelPool:
             self._mlflow_client = MlflowClient(tracking_uri=first.tracking_uri, registry_uri=registry_uri)
         return self._mlflow_client
 
+    @staticmethod
+    async def _has_champion(registry: ModelRegistry) -> bool:
+        try:
+            aliases = await asyncio.to_thread(registry.aliases)
+        except ModelRegistryError:
+            return False
+        return registry.config.champion_alias in aliases
+
     def loaded_count(self) -> int:
-        return sum(1 for s in self.slots.values() if s.runtime is not None)
+        return sum(1 for s in self.slots.values() if s.holds_models)
 
     async def _enforce_bounds(self, keep: ModelSlot) -> None:
         settings = self.settings
@@ -238,7 +263,7 @@ class ModelPool:
 
     async def _unload_one(self, keep: ModelSlot) -> bool:
         """Unload the least recently used idle model other than ``keep``; False if there is none."""
-        idle = [s for s in self.slots.values() if s is not keep and s.runtime is not None and s.inflight == 0]
+        idle = [s for s in self.slots.values() if s is not keep and s.holds_models and s.inflight == 0]
         if not idle:
             return False
         await self.unload(min(idle, key=lambda s: s.last_used))
@@ -285,7 +310,7 @@ class ModelPool:
                 merged.counters[(metric, label + labels)] = value
             for (metric, labels), hist in metrics.histograms.items():
                 merged.histograms[(metric, label + labels)] = hist
-            gauges.append(("mlops_serving_model_loaded", label, 1.0 if slot.runtime is not None else 0.0))
+            gauges.append(("mlops_serving_model_loaded", label, 1.0 if slot.holds_models else 0.0))
             gauges.append(("mlops_serving_model_loads_total", label, float(slot.loads)))
             gauges.append(("mlops_serving_model_unloads_total", label, float(slot.unloads)))
             if slot.runtime is None:

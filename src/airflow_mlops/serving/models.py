@@ -99,6 +99,7 @@ class ModelRegistry:
         self.tags: dict[str, str] = {}  # the registered model's tags, as of the last read of its aliases
         # the challenger version that failed to load: (version, why, monotonic time of the next try)
         self._failed: tuple[str, str, float] | None = None
+        self._store_found = False  # a sqlite: store seen holding MLflow's tables (checked until then)
 
     @property
     def client(self) -> Any:
@@ -112,6 +113,9 @@ class ModelRegistry:
 
     def aliases(self) -> dict[str, str]:
         """Every alias of the registered model -> version. Raises :class:`ModelRegistryError`."""
+        if not self._store_found:
+            check_sqlite_stores_exist(self.config)
+            self._store_found = True
         try:
             registered = self.client.get_registered_model(self.config.model_name)
         except Exception as err:
@@ -245,6 +249,30 @@ class ModelRegistry:
         )
 
 
+def check_sqlite_stores_exist(config: ServingConfig) -> None:
+    """:class:`ModelRegistryError` while a ``sqlite:`` store is not yet a file holding MLflow's tables.
+
+    An MLflow client given a missing file creates it, tables and folders included: a mistyped
+    ``--tracking-uri`` became a new, empty registry the server then waited on for ever. The server
+    waits for the pipeline to create the store instead, and says which file it waits for.
+    """
+    from airflow_mlops.store_uri import StoreUriError, check_sqlite, sqlite_path
+
+    for what, uri in (("tracking store", config.tracking_uri), ("registry store", config.registry_uri or "")):
+        path = sqlite_path(uri) if uri.startswith("sqlite:") else None
+        if path is None:
+            continue  # another scheme, or in memory
+        if not path.is_file():
+            raise ModelRegistryError(
+                f"the {what} {uri} does not exist yet: waiting for a pipeline run to create it (check the path "
+                "if none will; the server does not create it)"
+            )
+        try:
+            check_sqlite(f"the {what}", uri, str(path))
+        except StoreUriError as err:
+            raise ModelRegistryError(f"{err} yet: waiting for a pipeline run to set it up") from None
+
+
 def registered_model_names(config: ServingConfig, *, prefix: str | None = None, tag: str | None = None) -> list[str]:
     """Names of the registered models starting with ``prefix`` and/or carrying ``tag`` (``KEY=VALUE``)."""
     from mlflow import MlflowClient
@@ -259,6 +287,7 @@ def registered_model_names(config: ServingConfig, *, prefix: str | None = None, 
         filters.append(
             f"tags.`{_quoted(key.strip(), 'model tag key')}` = '{_quoted(value.strip(), 'model tag value')}'"
         )
+    check_sqlite_stores_exist(config)
     client = MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.registry_uri or config.tracking_uri)
     names: list[str] = []
     token = None

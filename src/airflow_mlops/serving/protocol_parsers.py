@@ -17,6 +17,7 @@ against the model signature like any ``/predict`` body. Pure: no web framework h
 from __future__ import annotations
 
 import struct
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ _BINARY = {
 }  # fmt: skip
 V2_DATATYPES = frozenset({*_BINARY, "BYTES"})
 _FLOAT_TYPES = frozenset({"FP16", "FP32", "FP64"})
+_FLOAT_MAX = {"FP16": 65504.0, "FP32": 3.4028234663852886e38, "FP64": sys.float_info.max}
 _INT_TYPES = frozenset(t for t in _BINARY if "INT" in t)
 _INT_RANGES = {  # the values each integer datatype holds: INT8 takes -128 to 127
     t: (0, 2 ** (8 * struct.calcsize(_BINARY[t])) - 1)
@@ -132,9 +134,16 @@ def _split_rows(split: Any, errors: list[FieldError]) -> list[Any]:
     assert isinstance(columns, list)
     assert isinstance(data, list)
     width = len(columns)
+    if data and not any(type(row) is list for row in data):  # one row given flat: one error, not one a value
+        errors.append(FieldError((*loc, "data"), "body", "expected a list of rows, each a list of values: [[...]]"))
+        return []
     for i, row in enumerate(data):
         if type(row) is not list or len(row) != width:
             errors.append(FieldError((*loc, "data", i), "body", f"expected a list of {width} values, one per column"))
+    index = split.get("index")
+    if index is not None and (type(index) is not list or len(index) != len(data)):
+        found = f"{len(index)} labels" if type(index) is list else type(index).__name__
+        errors.append(FieldError((*loc, "index"), "body", f"expected one label per row ({len(data)}), found {found}"))
     return [] if errors else [dict(zip(columns, row, strict=True)) for row in data]
 
 
@@ -237,6 +246,8 @@ def _read_tensor(
     if datatype not in V2_DATATYPES:
         problems.append(FieldError((*loc, "datatype"), "type", f"expected one of {', '.join(sorted(V2_DATATYPES))}"))
     problems += _shape_errors(shape, loc)
+    if tensor.get("parameters") is not None and type(tensor["parameters"]) is not dict:
+        problems.append(FieldError((*loc, "parameters"), "body", "expected an object"))
     size = (tensor.get("parameters") or {}).get("binary_data_size") if type(tensor.get("parameters")) is dict else None
     if problems:
         errors += problems
@@ -251,8 +262,9 @@ def _read_tensor(
     if not problems and len(values) != shape[0]:
         problems.append(FieldError((*loc, "data"), "body", f"{len(values)} values for shape {shape}"))
     errors += problems
-    columns[name] = values
-    datatypes[name] = datatype
+    if not problems:  # a failed tensor's values would make "inputs disagree on the number of rows" too
+        columns[name] = values
+        datatypes[name] = datatype
     return offset
 
 
@@ -294,8 +306,8 @@ def _json_values(data: Any, datatype: str, loc: Loc, errors: list[FieldError]) -
 
 def _fits(value: Any, datatype: str) -> bool:
     kind = type(value)
-    if datatype in _FLOAT_TYPES:
-        return kind is float or kind is int
+    if datatype in _FLOAT_TYPES:  # within the datatype's range: FP16 holds at most 65504
+        return (kind is float or kind is int) and abs(value) <= _FLOAT_MAX[datatype]
     if datatype in _INT_TYPES:
         low, high = _INT_RANGES[datatype]
         return kind is int and low <= value <= high

@@ -85,21 +85,23 @@ def parse_json(body: bytes) -> tuple[str, Any]:
         raise RequestError(400, "malformed_json", detail) from err
 
 
-def text_id(value: Any, name: str, errors: list[FieldError], where: str = "body") -> str | None:
+def text_id(value: Any, name: str, errors: list[FieldError], where: str = "body", loc: Loc | None = None) -> str | None:
     """A request id or key: a non-empty string (an integer is taken as its digits), else an error.
 
-    ``where`` is ``body`` or ``header`` (``X-Request-Id``, ``X-Request-Key``): both follow this rule.
+    ``where`` is ``body`` or ``header`` (``X-Request-Id``, ``X-Request-Key``): both follow this rule;
+    ``loc`` replaces ``(where, name)`` as the error's location (a batch row's ``("rows", 3, "key")``).
     """
+    loc = loc or (where, name)
     if value is None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not value or len(value) > MAX_ID:
-        errors.append(FieldError((where, name), "type", f"expected a non-empty string of at most {MAX_ID} characters"))
+        errors.append(FieldError(loc, "type", f"expected a non-empty string of at most {MAX_ID} characters"))
         return None
     problem = unstorable(value)  # one such id would be dropped from the log, or fail its batch
     if problem is not None:
-        errors.append(FieldError((where, name), "value", problem))
+        errors.append(FieldError(loc, "value", problem))
         return None
     return value
 
@@ -134,10 +136,17 @@ def parse_predict(body: Any) -> PredictRequest:
         errors.append(FieldError(("body", "features"), "body", "missing required field"))
     errors += _unexpected(body, _SINGLE_FIELDS, ("body",), "features, request_id, key")
     request_id = text_id(body.get("request_id"), "request_id", errors)
-    key = text_id(body.get("key", body.get("request_key")), "key", errors)
+    key = text_id(_key(body, ("body",), errors), "key", errors)
     if errors:
         raise _invalid(errors)
     return PredictRequest(body["features"], request_id, key)
+
+
+def _key(body: dict[str, Any], loc: Loc, errors: list[FieldError]) -> Any:
+    """``key``, or its other name ``request_key``; both at once is an error (one would be dropped)."""
+    if "key" in body and "request_key" in body:
+        errors.append(FieldError((*loc, "request_key"), "body", "give key or request_key (the same field), not both"))
+    return body.get("key", body.get("request_key"))
 
 
 def _batch_rows_errors(rows: Any, max_rows: int) -> list[FieldError]:
@@ -171,13 +180,25 @@ def parse_batch_row(item: Any, index: int, batch_id: str, errors: list[FieldErro
     A row without its own request id gets ``<batch_id>-<index>``. Bad ids are added to ``errors``.
     """
     loc: Loc = ("rows", index)
-    if type(item) is dict and type(item.get("features")) in (dict, list):  # a list: the envelope, misfilled
-        request_id = text_id(item.get("request_id"), f"rows[{index}].request_id", errors)
-        key = text_id(item.get("key", item.get("request_key")), f"rows[{index}].key", errors)
+    if _is_envelope(item):
+        request_id = text_id(item.get("request_id"), "request_id", errors, loc=(*loc, "request_id"))
+        key = text_id(_key(item, loc, errors), "key", errors, loc=(*loc, "key"))
         if len(item) > 1:  # a misspelled request_id or key would be dropped, and the row logged without it
             errors += _unexpected(item, _SINGLE_FIELDS, loc, "features, request_id, key (or request_key)")
         return BatchRow(item["features"], (*loc, "features"), request_id or f"{batch_id}-{index}", key)
     return BatchRow(item, loc, f"{batch_id}-{index}", None)
+
+
+def _is_envelope(item: Any) -> bool:
+    """Whether a batch row is ``{"features": ..., "request_id"?, "key"?}`` rather than the features alone.
+
+    ``features`` holding an object (or a list: the envelope, misfilled) says so; so does a row of
+    envelope fields only, whatever ``features`` holds (``null`` is then named as the row's features,
+    not as a row missing every column). A model may have a column named ``features``.
+    """
+    if type(item) is not dict or "features" not in item:
+        return False
+    return type(item["features"]) in (dict, list) or item.keys() <= _SINGLE_FIELDS
 
 
 def _label_errors(entry: dict[str, Any], loc: Loc) -> list[FieldError]:

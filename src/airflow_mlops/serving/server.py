@@ -177,14 +177,14 @@ def config_from_args(args: argparse.Namespace, model: str | None = None) -> Serv
         )
     except ValueError as err:
         raise SystemExit(f"airflow-mlops serve: {_as_option(str(err))}") from err
-    _check_sqlite_stores(tracking_uri, registry_uri)  # after the options: a bad value is named first
+    _check_stores(tracking_uri, registry_uri)  # after the options: a bad value is named first
     return config
 
 
 _OPTIONS = frozenset(
     {"model", "tracking_uri", "registry_uri", "poll_seconds", "challenger_share", "max_body_bytes", "max_batch_rows",
      "log_table", "feedback_table", "log_flush_rows", "log_flush_ms", "log_durability", "log_spool_dir",
-     "log_spool_max_bytes", "log_max_queue", "drain_timeout"}
+     "log_spool_max_bytes", "log_max_queue", "drain_timeout", "postgres_dsn", "max_loaded_models", "max_memory_mb"}
 )  # fmt: skip
 """The config fields an option of ``serve`` sets under its own name (``--poll-seconds``)."""
 
@@ -195,17 +195,23 @@ def _as_option(message: str) -> str:
     return f"--{field_name.replace('_', '-')}: {rest}" if sep and field_name in _OPTIONS else message
 
 
-def _check_sqlite_stores(tracking_uri: str, registry_uri: str | None) -> None:
-    """Exit if a ``sqlite:`` store is a file that is no MLflow store; say so if it does not exist yet.
+def _check_stores(tracking_uri: str, registry_uri: str | None) -> None:
+    """Exit on a scheme MLflow does not read, or a ``sqlite:`` file that is no MLflow store.
 
     A server may start before the first pipeline run creates its store (the demo does), so a
-    missing file is a warning naming the path (a mistyped one stays not ready). An existing file
+    missing file is a warning naming the path (the server waits for it, and never creates it: a
+    mistyped one stays not ready). An existing file
     that holds tables but none of MLflow's, or is not SQLite, is refused: MLflow would add its
     tables to another application's database.
     """
-    from airflow_mlops.store_uri import StoreUriError, check_sqlite, sqlite_path
+    from airflow_mlops.store_uri import StoreUriError, check_scheme, check_sqlite, sqlite_path
 
     for option, uri in (("--tracking-uri", tracking_uri), ("--registry-uri", registry_uri)):
+        try:
+            if uri:
+                check_scheme(option, uri)
+        except StoreUriError as err:
+            raise SystemExit(f"airflow-mlops serve: {err}") from None
         if not uri or not uri.startswith("sqlite:"):
             continue
         path = sqlite_path(uri)
@@ -251,7 +257,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[list[ServingConfig], Po
     try:
         settings = PoolSettings(args.max_loaded_models, args.max_memory_mb, args.warmup)
     except ValueError as err:
-        raise SystemExit(f"airflow-mlops serve: {err}") from err
+        raise SystemExit(f"airflow-mlops serve: {_as_option(str(err))}") from err
     return [replace(first, model_name=name) for name in names], settings
 
 

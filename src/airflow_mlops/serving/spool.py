@@ -132,15 +132,33 @@ class Spool:
         The server calls it before it starts, so the reason is one line, not a failed startup's
         traceback. It reads the folder and takes its lock for a moment (creating the lock file, as
         ``open`` would); a process that takes the folder between the two still fails in ``open``.
+        A folder not there yet is left for ``open`` to create, if it can be.
         """
         spool = cls(folder, table)
         if not spool.folder.is_dir():
+            spool._check_creatable()
             return
-        spool._lock()
+        try:
+            spool._lock()
+        except OSError as err:  # no permission, a read-only disk
+            raise SpoolError(f"log spool {spool.folder}: cannot lock it ({err.strerror or err})") from None
         try:
             spool._table_conflict()
         finally:
             spool.close()
+
+    def _check_creatable(self) -> None:
+        """:class:`SpoolError` when ``open`` could not create the folder: a file in the way, or no write access."""
+        existing = self.folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            where = "is a file" if existing == self.folder else f"lies under {existing}, a file"
+            raise SpoolError(f"log spool {self.folder} {where}, not a folder; give another --log-spool-dir")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise SpoolError(
+                f"log spool {self.folder}: cannot create it, {existing} is not writable; give another --log-spool-dir"
+            )
 
     def _lock(self) -> None:
         path = self.folder / "lock"

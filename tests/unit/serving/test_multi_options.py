@@ -55,9 +55,9 @@ def test_one_model_stays_a_single_model_server() -> None:
     [
         (
             ["--model", "a", "--model", "b", "--max-loaded-models", "0"],
-            "max_loaded_models: expected at least 1, found 0",
+            "--max-loaded-models: expected at least 1, found 0",
         ),
-        (["--model", "a", "--model", "b", "--max-memory-mb", "-5"], "max_memory_mb: expected a positive number"),
+        (["--model", "a", "--model", "b", "--max-memory-mb", "-5"], "--max-memory-mb: expected a positive number"),
     ],
 )
 def test_bad_bounds_are_refused_naming_the_option(argv: list[str], message: str) -> None:

@@ -67,15 +67,29 @@ def test_ports_and_log_levels_a_server_can_use_are_taken() -> None:
         (["--drain-timeout", "inf"], "--drain-timeout: expected a number of seconds >= 0, found inf"),
         (["--drain-timeout", "-5"], "--drain-timeout: expected a number of seconds >= 0, found -5.0"),
         (["--log-max-queue", "0"], "--log-max-queue: expected a positive number of rows, found 0"),
+        # these two busy-polled (clamped to 1 ms) where every other bound was refused
+        (["--log-flush-rows", "0"], "--log-flush-rows: expected a positive number of rows, found 0"),
+        (["--log-flush-ms", "-1"], "--log-flush-ms: expected a positive number of milliseconds, found -1"),
+        # every /feedback failed with raw SQL in a 503 that read as "retry"
+        (
+            ["--feedback-table", "mlops_prediction_log"],
+            "--feedback-table: 'mlops_prediction_log' is the prediction log's",
+        ),
+        (["--log-table", "Answers", "--feedback-table", "answers"], "--feedback-table: 'answers' is the prediction"),
+        # the server answered and dropped every log row, saying so only in /ready
+        (["--postgres-dsn", "this is not a dsn"], "--postgres-dsn: expected a libpq connection string"),
+        # it retried an UnsupportedModelRegistryStoreURIException every 2 s for ever
+        (["--tracking-uri", "bogus://x"], "--tracking-uri bogus://x: expected an MLflow store URI (http(s)://, "),
+        (["--registry-uri", "s3://bucket/x"], "--registry-uri s3://bucket/x: expected an MLflow store URI"),
     ],
 )
-def test_a_duration_that_is_not_a_finite_number_of_seconds_is_refused(argv: list[str], message: str) -> None:
+def test_an_option_a_server_cannot_run_with_is_refused(argv: list[str], message: str) -> None:
     """``nan < 0`` is False: NaN passed, the poller died silently, and int(nan) failed before uvicorn started."""
     from airflow_mlops.serving.server import config_from_args
 
     with pytest.raises(SystemExit) as exited:
         config_from_args(_args(*argv))
-    assert str(exited.value) == f"airflow-mlops serve: {message}"
+    assert str(exited.value).startswith(f"airflow-mlops serve: {message}")
 
 
 def test_durations_and_bounds_are_checked_in_the_config_too() -> None:

@@ -127,6 +127,22 @@ def test_a_second_process_cannot_use_the_same_folder(tmp_path: Path) -> None:
     assert not (tmp_path / "not-yet").exists()
 
 
+def test_a_folder_that_cannot_be_made_is_refused_before_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file given as --log-spool-dir failed the server's startup with a FileExistsError traceback."""
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(SpoolError, match=rf"^log spool {tmp_path}/afile is a file, not a folder; give another"):
+        Spool.check(tmp_path / "afile", "log")
+    with pytest.raises(SpoolError, match=rf"^log spool {tmp_path}/afile/spool lies under {tmp_path}/afile, a file"):
+        Spool.check(tmp_path / "afile" / "spool", "log")
+    Spool.check(tmp_path / "a" / "b", "log")  # folders open will create
+    # no write access (tests run as root, who has it everywhere: the answer of os.access stands in)
+    monkeypatch.setattr("airflow_mlops.serving.spool.os.access", lambda path, mode: str(path) != str(tmp_path))
+    with pytest.raises(SpoolError, match=rf"cannot create it, {tmp_path} is not writable"):
+        Spool.check(tmp_path / "spool", "log")
+
+
 def test_rows_left_for_another_table_are_not_shipped_into_this_one(tmp_path: Path) -> None:
     spool = Spool(tmp_path, "log_a")
     spool.open()
