@@ -179,8 +179,10 @@ def _check_param_values(estimator: Any) -> None:
 
     nested = [v for v in estimator.get_params(deep=True).values() if isinstance(v, BaseEstimator)]
     for part in (estimator, *nested):
+        # only where constraints are stated: a subclass of BaseEstimator without them (xgboost's, one's
+        # own) inherits _validate_params, which then fails with an AttributeError
         validate = getattr(part, "_validate_params", None)
-        if callable(validate):
+        if callable(validate) and isinstance(getattr(part, "_parameter_constraints", None), dict):
             validate()  # InvalidParameterError is a ValueError (and a TypeError)
 
 

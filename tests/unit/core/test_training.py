@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
 from airflow_mlops.core.metric_catalog import METRICS, metrics_for
@@ -368,3 +369,12 @@ def test_a_bad_value_inside_a_pipeline_estimator_is_found() -> None:
     _check_param_values(Pipeline([("scale", StandardScaler()), ("model", LogisticRegression())]))
     with pytest.raises(ValueError, match="'max_iter' parameter of LogisticRegression"):
         _check_param_values(Pipeline([("scale", StandardScaler()), ("model", LogisticRegression(max_iter=-3))]))
+    # an estimator stating no constraints (xgboost's, one's own) is left to its fit, not an AttributeError
+    _check_param_values(Pipeline([("scale", StandardScaler()), ("model", _Unconstrained(depth=-1))]))
+
+
+class _Unconstrained(BaseEstimator):  # type: ignore[misc]
+    """A BaseEstimator subclass without ``_parameter_constraints``."""
+
+    def __init__(self, depth: int = 3) -> None:
+        self.depth = depth
