@@ -5,10 +5,10 @@ PY := $(VENV)/bin/python
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo up assess down test test-unit lint format docs bench constraints clean
+.PHONY: help install demo up assess status down test test-unit lint format docs bench constraints clean
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 install: $(VENV)/.installed ## Install the project and its dev tools into .venv with uv
 
@@ -25,6 +25,9 @@ up: install ## Leave Airflow (login), MLflow, the model server and the Evidently
 
 assess: install ## The maturity scorecard of every pipeline, from the evidence of the stack `make up` runs
 	$(PY) -m demo.stack assess $(STACK_ARGS)
+
+status: install ## What `make up` runs, with its URLs and health (starts nothing)
+	$(PY) -m demo.stack status $(STACK_ARGS)
 
 down: ## Stop everything `make up` started
 	@if [ -x $(PY) ]; then $(PY) -m demo.stack down $(STACK_ARGS); else echo "stack: nothing was running"; fi

@@ -383,17 +383,28 @@ class Stack:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``up``, ``down``, ``status`` or ``assess`` of the stack under ``--home``."""
+    """``up``, ``down``, ``status``, ``assess`` or ``airflow ARGS`` of the stack under ``--home``."""
     parser = argparse.ArgumentParser(prog="python -m demo.stack", description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=("up", "down", "status", "assess"))
+    parser.add_argument(
+        "action",
+        choices=("up", "down", "status", "assess", "airflow"),
+        help="airflow: run the airflow CLI with the stack's settings (its DAGs, plugins, database), e.g. "
+        "`airflow plugins` or `airflow dags list`",
+    )
     parser.add_argument("--home", type=Path, default=Path(".demo"), help="the demo's home (default .demo)")
     parser.add_argument("--database", default="mlops_demo", help="Postgres database of data, logs and ledger")
     defaults = Ports()
     for name in ("api", "mlflow", "serve", "evidently", "postgres"):
-        parser.add_argument(f"--{name}-port", type=int, default=getattr(defaults, name))
-    args = parser.parse_args(argv)
+        parser.add_argument(
+            f"--{name}-port", type=int, default=getattr(defaults, name), help=f"default {getattr(defaults, name)}"
+        )
+    args, airflow_args = parser.parse_known_args(argv)  # after `airflow`: the airflow CLI's own arguments
+    if airflow_args and args.action != "airflow":
+        parser.error(f"unrecognized arguments: {' '.join(airflow_args)}")
     ports = Ports(args.api_port, args.mlflow_port, args.serve_port, args.evidently_port, args.postgres_port)
     stack = Stack(home=args.home.resolve(), ports=ports, database=args.database)
+    if args.action == "airflow":
+        return _cmd_airflow(stack, airflow_args)
     return ACTIONS[args.action](stack)
 
 
@@ -428,6 +439,12 @@ def _cmd_status(stack: Stack) -> int:
 def _cmd_assess(stack: Stack) -> int:
     command = [str(VENV_BIN / "airflow-mlops"), "assess"]
     return subprocess.run(command, env=stack.airflow().env, cwd=stack.home, check=False).returncode
+
+
+def _cmd_airflow(stack: Stack, airflow_args: list[str]) -> int:
+    """The airflow CLI as the stack's components see Airflow (its ``airflow.cfg`` alone names other folders)."""
+    command = [str(VENV_BIN / "airflow"), *(airflow_args or ["--help"])]
+    return subprocess.run(command, env=stack.airflow().env, check=False).returncode
 
 
 ACTIONS = {"up": _cmd_up, "down": _cmd_down, "status": _cmd_status, "assess": _cmd_assess}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -21,11 +22,11 @@ DATABASE = "mlops_stack_test"
 HEALTH = {"api": "/api/v2/monitor/health", "mlflow": "/health", "serve": "/health", "evidently": "/api/version"}
 
 
-def _stack(action: str, home: Path, ports: dict[str, int]) -> subprocess.CompletedProcess[str]:
+def _stack(action: str, home: Path, ports: dict[str, int], *more: str) -> subprocess.CompletedProcess[str]:
     flags = [arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     return subprocess.run(
-        [sys.executable, "-m", "demo.stack", action, "--home", str(home), "--database", DATABASE, *flags],
+        [sys.executable, "-m", "demo.stack", action, "--home", str(home), "--database", DATABASE, *flags, *more],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
 
@@ -69,6 +70,11 @@ def test_up_twice_then_down(tmp_path: Path) -> None:
         assert scored.returncode == 0, scored.stdout + scored.stderr
         assert "churn_auto: Level " in scored.stdout, scored.stdout
         assert "  ! " not in scored.stdout, scored.stdout
+
+        # the airflow CLI as the stack runs Airflow: its plugins folder (airflow.cfg alone names another)
+        plugins = _stack("airflow", home, ports, "plugins", "--output", "json")
+        assert plugins.returncode == 0, plugins.stdout + plugins.stderr
+        assert [p["name"] for p in json.loads(plugins.stdout)] == ["mlops"], plugins.stdout
 
         again = _stack("up", home, ports)
         assert again.returncode == 0, again.stdout + again.stderr

@@ -24,6 +24,7 @@ from airflow_mlops.serving.log_shipper import PredictionLogWriter
 from airflow_mlops.serving.metrics import Metrics
 from airflow_mlops.serving.models import ModelRegistry
 from airflow_mlops.serving.predictors import first_line
+from airflow_mlops.serving.repeated_failure import RepeatedFailure
 from airflow_mlops.serving.request_ids import RecentIds
 from airflow_mlops.serving.routing import CHALLENGER, CHAMPION, SHADOW, Router
 from airflow_mlops.serving.traffic_tag import TRAFFIC_TAG
@@ -78,6 +79,7 @@ class ServingRuntime:
         self.lost_on_shutdown = 0
         self._traffic_lock = asyncio.Lock()
         self._traffic_writes: set[asyncio.Task[None]] = set()
+        self._registry_failures = RepeatedFailure(log)
 
     # ----- lifecycle -------------------------------------------------------------------------
 
@@ -149,8 +151,9 @@ class ServingRuntime:
                 self.registry_status.update(ok=False, error=message)
                 self.metrics.inc("mlops_serving_reloads_total", (("trigger", trigger), ("outcome", "error")))
                 serving = f"still serving {versions_text(current)}" if current else "no model loaded yet"
-                log.warning("reload (%s) failed, %s: %s", trigger, serving, message)
+                self._registry_failures.failed(f"reload failed, {serving}: {message}", always=trigger == "admin")
                 return False, message
+            self._registry_failures.succeeded(f"registry read again (reload: {trigger})")
             self.registry_status.update(ok=True, error=None, last_success=time.time())
             self._follow_traffic_tag()
             changed = new is not current
