@@ -43,7 +43,8 @@ class RetrainGuardOperator(MlopsOperator):
         trigger = run_trigger(context)
         events = monitor_events(trigger)
         if not events:
-            self.log.info("Training goes ahead: a %s run, not started by a monitor verdict", trigger.get("run_type"))
+            kind = str(trigger.get("run_type") or "manual").replace("_", "-")
+            self.log.info("Training goes ahead: the run is %s, not started by a monitor verdict", kind)
             return {"trigger": trigger, "guard": "not monitor-triggered"}
         if len(events) < len(trigger.get("asset_events", [])):  # new source data came with the verdicts
             self.log.info("Training goes ahead: new source data came with %s", describe_events(events))
@@ -52,7 +53,7 @@ class RetrainGuardOperator(MlopsOperator):
         with self.hook.activate() as client:
             blocked = self._cooldown(client) or self._too_few_new_rows(client) or self._healthy(client, events)
         if blocked:
-            skip(self, f"retrain suppressed: {blocked}; triggered by {verdicts}")
+            skip(self, f"retrain suppressed: {blocked}; triggered by {', '.join(verdicts)}")
         self.log.info("Retraining on %s", describe_events(events))
         return {"trigger": trigger, "guard": "passed"}
 

@@ -217,8 +217,7 @@ class DataDriftOperator(MlopsOperator):
                     f"prediction drift not tested: v{champion} answered {answered} of the {self.min_rows} requests "
                     "it needs as champion in the window"
                 )
-        if untested:
-            self.log.info("%s v%s: %s", name, champion, untested)
+        if untested:  # the verdict line says it (it was logged twice)
             return None, None, untested
         prediction = check_drift(
             profile, predicted.to_frame(), columns=[PREDICTION_COLUMN],
