@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
     from airflow_mlops.spec import PipelineSpec
 
+PARAM_TEXT_CHARS = 250  # a recorded parameter that is no plain value: its repr, cut (MLflow takes 6000)
+
 
 @dataclass
 class Split:
@@ -121,9 +123,28 @@ def time_order(values: pd.Series, column: str) -> Any:
     return stamps.sort_values(kind="stable", na_position="first").index.to_numpy()
 
 
-def estimator_params(spec: PipelineSpec, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The estimator parameters after applying run-time overrides (e.g. from DAG Params)."""
-    return {**spec.estimator.params, **(overrides or {})}
+def estimator_params(spec: PipelineSpec, model: Any) -> dict[str, Any]:
+    """What a training run records of its estimator: the class the spec names and every parameter of it.
+
+    The fitted estimator's own ``get_params()`` (scikit-learn's defaults, the spec's and the run's
+    form's values alike), so a run says what was trained without the spec beside it. A pipeline a
+    factory built records its steps' parameters (``step__param``). A value that is no plain number
+    or text is recorded by its class name (a nested estimator) or a shortened repr.
+    """
+    from sklearn.base import BaseEstimator
+    from sklearn.pipeline import Pipeline
+
+    wrapped = isinstance(model, Pipeline) and [name for name, _ in model.steps] == ["preprocess", "model"]
+    params = model.named_steps["model"].get_params(deep=False) if wrapped else model.get_params(deep=True)
+    recorded: dict[str, Any] = {"estimator": spec.estimator.class_path}
+    for name, value in sorted(params.items()):
+        if value is None or isinstance(value, str | int | float | bool):
+            recorded[name] = value
+        elif isinstance(value, BaseEstimator) or callable(value):
+            recorded[name] = getattr(value, "__qualname__", type(value).__name__)
+        else:
+            recorded[name] = repr(value)[:PARAM_TEXT_CHARS]
+    return recorded
 
 
 def build_model(spec: PipelineSpec, x: pd.DataFrame, overrides: dict[str, Any] | None = None) -> Any:

@@ -102,7 +102,7 @@ class TrainModelOperator(MlopsOperator):
                     experiment=self.spec.experiment_name,
                     run_name=f"{context['ti'].dag_id}.{context['ti'].task_id}.{context['ti'].run_id}",
                     tags=run_tags,
-                    params=estimator_params(self.spec, overrides),
+                    params=estimator_params(self.spec, model),
                     model=model,
                     x_train=split.x_train,
                     dataset=ref,

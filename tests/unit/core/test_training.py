@@ -378,3 +378,20 @@ class _Unconstrained(BaseEstimator):  # type: ignore[misc]
 
     def __init__(self, depth: int = 3) -> None:
         self.depth = depth
+
+
+def test_a_factory_pipeline_records_its_steps_and_names_nested_objects(
+    customers_frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A whole pipeline from a factory: ``step__param`` values, objects by class name, nothing unbounded."""
+    from airflow_mlops.core.training import PARAM_TEXT_CHARS, estimator_params
+
+    monkeypatch.setenv("AIRFLOW__MLOPS__ALLOWED_ESTIMATOR_MODULES", "tests.unit.core.test_training")
+    spec = PipelineSpec.from_dict(
+        spec_dict(features=["tenure_months"], estimator={"class": "tests.unit.core.test_training.scaled_logistic"})
+    )
+    recorded = estimator_params(spec, build_model(spec, customers_frame, {"clf__C": 0.25}))
+    assert recorded["estimator"] == "tests.unit.core.test_training.scaled_logistic"
+    assert recorded["clf__C"] == 0.25
+    assert recorded["clf"] == "LogisticRegression"
+    assert all(len(str(v)) <= PARAM_TEXT_CHARS for v in recorded.values())
