@@ -300,3 +300,18 @@ def test_undeployed_is_a_moved_alias_whose_rollout_failed(
     monkeypatch.setattr(run_history, "task_xcoms", lambda d, r, keys=(): {})
     monkeypatch.setattr(run_tab.views, "ledger_history", lambda s: rows)
     assert run_tab.run_tab(pipeline, "ab_test", dag, run)["undeployed"] is undeployed
+
+
+def test_a_run_s_own_test_metrics_are_told_apart_from_the_gate_s_holdout() -> None:
+    """test_roc_auc 0.7649 sat beside the gate's "0.8853 vs 0.8179 on 128 holdout rows" with no word of why."""
+    pipeline = sources(4)
+    trained = {"run_id": "bd66ae27967e0000", "link": "", "metrics": {"test_roc_auc": 0.7649}, "started_by": "",
+               "digest": "d" * 12, "snapshot": "", "source": ""}  # fmt: skip
+    gate = {"action": "promote", "change": "challenger v3", "id": 4, "reasons": ["roc_auc 0.8853 vs 0.8179"]}
+    data = {"role": "train", "role_text": "trains", "found": True, "state": "success", "problems": [],
+            "tasks": [{"task_id": "train", "state": "success", "note": "", "link": ""}],
+            "training": {"run": trained, "version": None, "gate": gate}}  # fmt: skip
+    note = "on this run's own test split; the gate verdict compares both models on the holdout rows it names"
+    assert note in render(pipeline, f"{pipeline.spec.name}_train", "t1", data)
+    data["training"] = {**data["training"], "gate": None}
+    assert note not in render(pipeline, f"{pipeline.spec.name}_train", "t1", data)

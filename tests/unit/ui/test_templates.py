@@ -102,6 +102,12 @@ def test_the_challenger_card_shows_the_split_the_servers_set_not_the_spec_s() ->
     assert "shadow: scores every request, answers none" in pages["shadow"]
     assert "the spec's A/B share: 20% (no server has set a split yet)" in pages["unset"]
     assert served_split({}, None) is None  # below Level 3 there is no A/B share to show
+    # a challenger with no champion (a first promotion that failed) is in no A/B test: no share is shown
+    alone = render(
+        [{**_card("churn_live", 4, 2, None, None), "challenger": card["challenger"], "split": shown["unset"]}]
+    )
+    assert "registered, not serving: an A/B test needs a champion (the gate promotes a first model itself)" in alone
+    assert "A/B share" not in alone
 
 
 def test_a_level_1_champion_is_not_called_set_outside_the_pipeline() -> None:
