@@ -46,7 +46,7 @@ Run from the repository root::
     .venv/bin/python bench/closed_loop.py --json closed_loop.json
     .venv/bin/python bench/closed_loop.py --csv data.csv --label churned --order day --batch-period 1D
 
-With ``--csv`` the table replays a labelled, time-ordered file of your own (``bench/csv_stream.py``:
+With ``--csv`` the table also replays a labelled, time-ordered file of your own (``bench/csv_stream.py``:
 ``--label`` and ``--positive``, ``--order``, ``--batch-rows`` or ``--batch-period``,
 ``--rows-per-batch`` for a low-volume version) as a real stream, alone unless ``--streams`` names
 others too, with the same defaults and targets.
@@ -309,7 +309,8 @@ def check_csv_arguments(parser: argparse.ArgumentParser, args: argparse.Namespac
     args.name = args.name or Path(args.csv).stem
     if args.name in STREAMS:
         parser.error(f"--name {args.name!r} is a shipped stream's name; give another")
-    args.streams = args.streams or args.name
+    named = [s.strip() for s in (args.streams or "").split(",") if s.strip()]
+    args.streams = ",".join(named if args.name in named else [*named, args.name])  # the file is always replayed
 
 
 def main() -> None:

@@ -61,6 +61,8 @@ def csv_stream(
     frame["y"] = y
     frame["batch"] = _batches(len(raw), times, batch_rows, batch_period, where)
     if rows_per_batch is not None:
+        if rows_per_batch < 1:
+            raise StreamError(f"{where}: rows_per_batch must be 1 or more, got {rows_per_batch}")
         frame = evenly_spaced(frame, rows_per_batch)
     n_batches = int(frame["batch"].max()) + 1
     if n_batches < MIN_BATCHES:

@@ -384,7 +384,9 @@ class Stack:
 
 def main(argv: list[str] | None = None) -> int:
     """``up``, ``down``, ``status``, ``assess`` or ``airflow ARGS`` of the stack under ``--home``."""
-    parser = argparse.ArgumentParser(prog="python -m demo.stack", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m demo.stack", description=__doc__.split("\n\n")[0], allow_abbrev=False
+    )
     parser.add_argument(
         "action",
         choices=("up", "down", "status", "assess", "airflow"),
@@ -398,14 +400,27 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(
             f"--{name}-port", type=int, default=getattr(defaults, name), help=f"default {getattr(defaults, name)}"
         )
-    args, airflow_args = parser.parse_known_args(argv)  # after `airflow`: the airflow CLI's own arguments
-    if airflow_args and args.action != "airflow":
-        parser.error(f"unrecognized arguments: {' '.join(airflow_args)}")
+    stack_argv, airflow_args = split_airflow_args(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(stack_argv)
     ports = Ports(args.api_port, args.mlflow_port, args.serve_port, args.evidently_port, args.postgres_port)
     stack = Stack(home=args.home.resolve(), ports=ports, database=args.database)
     if args.action == "airflow":
         return _cmd_airflow(stack, airflow_args)
     return ACTIONS[args.action](stack)
+
+
+def split_airflow_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """The stack's arguments, and everything after the action ``airflow`` (the airflow CLI's, verbatim).
+
+    The stack's options come before ``airflow`` there (``--home .demo airflow dags list --help``);
+    every option of the stack takes a value, so ``--database airflow`` is no action.
+    """
+    i = 0
+    while i < len(argv):
+        if argv[i] == "airflow":
+            return argv[: i + 1], argv[i + 1 :]
+        i += 2 if argv[i].startswith("--") and "=" not in argv[i] else 1
+    return argv, []
 
 
 def _cmd_up(stack: Stack) -> int:

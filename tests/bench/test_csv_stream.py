@@ -79,6 +79,8 @@ def test_text_of_few_values_is_one_hot_and_the_rest_is_left_out_by_name(tmp_path
         ({"label": "y", "batch_rows": 10, "batch_period": "1D"}, "either batch_rows or batch_period"),
         ({"label": "y"}, "either batch_rows or batch_period"),
         ({"label": "y", "batch_rows": 0}, "batch_rows must be 1 or more, got 0"),
+        ({"label": "y", "batch_rows": 5, "rows_per_batch": 0}, "rows_per_batch must be 1 or more, got 0"),
+        ({"label": "y", "batch_rows": 5, "rows_per_batch": -3}, "rows_per_batch must be 1 or more, got -3"),
         ({"label": "y", "batch_rows": 40}, "3 batches; the replay needs at least 10"),
         ({"label": "y", "batch_period": "1D"}, "batch_period needs an order column of times"),
         ({"label": "y", "order": "t", "batch_period": "fortnight"}, "batch_period 'fortnight' is not a duration"),
@@ -146,3 +148,17 @@ def test_a_bad_file_ends_the_run_with_one_line(tmp_path: Path, monkeypatch: pyte
                                       "--batch-rows", "5"])  # fmt: skip
     with pytest.raises(SystemExit, match=r"^--csv: .*none.csv: cannot read it as CSV"):
         closed_loop.main()
+
+
+def test_streams_named_beside_a_file_are_replayed_with_it() -> None:
+    """``--streams seattle`` with ``--csv`` replayed seattle alone and dropped the file without a word."""
+    from argparse import ArgumentParser
+
+    parser = ArgumentParser()
+    args = parser.parse_args([])
+    args.__dict__.update(csv="x/mine.csv", label="y", name=None, streams="seattle")
+    closed_loop.check_csv_arguments(parser, args)
+    assert (args.name, args.streams) == ("mine", "seattle,mine")
+    args.__dict__.update(name=None, streams=None)
+    closed_loop.check_csv_arguments(parser, args)
+    assert args.streams == "mine"

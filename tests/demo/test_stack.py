@@ -26,7 +26,7 @@ def _stack(action: str, home: Path, ports: dict[str, int], *more: str) -> subpro
     flags = [arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     return subprocess.run(
-        [sys.executable, "-m", "demo.stack", action, "--home", str(home), "--database", DATABASE, *flags, *more],
+        [sys.executable, "-m", "demo.stack", "--home", str(home), "--database", DATABASE, *flags, action, *more],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
 

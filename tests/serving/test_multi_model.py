@@ -403,8 +403,9 @@ async def test_protocol_paths_reach_the_model_they_name(serving_store: Store, re
 async def test_a_model_without_a_champion_answers_503_and_recovers(
     serving_store: Store, register: Callable[..., str]
 ) -> None:
-    """It is ``unavailable``, not counted as loaded, and never unloads a working model to make room
-    (it showed ``loading`` for ever, counted in ``loaded``, and evicted the model in use)."""
+    """It is ``unavailable``, not counted as loaded, never unloads a working model to make room, and
+    loads later only through a request, within the bound (it showed ``loading`` for ever, counted in
+    ``loaded``, evicted the model in use, and its poller loaded it behind the bound's back)."""
     from airflow_mlops.hooks.mlflow import MlflowHook
     from airflow_mlops.serving.model_pool import PoolSettings
 
@@ -414,22 +415,25 @@ async def test_a_model_without_a_champion_answers_503_and_recovers(
         assert (await client.post(f"/models/{a}/predict", json={"features": row})).status_code == 200
         response = await client.post(f"/models/{b}/predict", json={"features": row})
         assert response.status_code == 503
-        assert response.json()["detail"] == f"no model loaded yet: model {b!r} has no 'champion' alias"
+        assert response.json()["detail"] == f"model {b!r}: no model loaded yet: model {b!r} has no 'champion' alias"
         ready = await client.get("/ready")
         assert ready.status_code == 200  # the process serves its other models
         assert _states(ready.json()) == {a: "loaded", b: "unavailable"}
         assert ready.json()["loaded"] == 1
         assert ready.json()["models"][a]["unloads"] == 0
-        assert ready.json()["models"][b]["registry"]["error"] == f"model {b!r} has no 'champion' alias"
+        assert (
+            ready.json()["models"][b]["registry"]["error"]
+            == f"no model loaded yet: model {b!r} has no 'champion' alias"
+        )
+        assert app.pool.slots[b].runtime is None  # nothing polls behind the pool's back
         metrics = (await client.get("/metrics")).text
         assert f'mlops_serving_model_loaded{{model="{a}"}} 1' in metrics
         assert f'mlops_serving_model_loaded{{model="{b}"}} 0' in metrics
+        assert f'mlops_serving_requests_total{{model="{b}",endpoint="any",arm="none",status="503"}} 1' in metrics
         assert (await client.post(f"/models/{a}/predict", json={"features": row})).status_code == 200
         with MlflowHook("serving_mlflow").activate() as mlflow_client:
             mlflow_client.set_registered_model_alias(b, "champion", "1")
-        runtime = app.pool.slots[b].runtime
-        assert runtime is not None
-        await runtime.wait_ready(10)
+        await asyncio.sleep(0.3)  # past retry_seconds: the next request loads it
         assert (await client.post(f"/models/{b}/predict", json={"features": row})).json()["version"] == "1"
         assert _states((await client.get("/ready")).json()) == {a: "not_loaded", b: "loaded"}  # the bound holds
 

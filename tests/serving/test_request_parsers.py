@@ -210,6 +210,10 @@ def test_a_batch_row_of_envelope_fields_names_its_features(features: object) -> 
     assert errors == []  # the schema then says rows[0].features: expected an object
     plain = parse_batch_row({"features": 5, "age": 3}, 1, "b", errors)  # a model may have a column "features"
     assert plain == BatchRow({"features": 5, "age": 3}, ("rows", 1), "b-1", None)
+    alone = parse_batch_row({"features": "abc"}, 2, "b", errors)  # ... and no other: its bare row, as before
+    assert alone == BatchRow({"features": "abc"}, ("rows", 2), "b-2", None)
+    bare_null = parse_batch_row({"features": None}, 3, "b", errors)
+    assert bare_null == BatchRow(None, ("rows", 3, "features"), "b-3", None)
 
 
 def test_key_and_request_key_together_are_refused() -> None:

@@ -29,3 +29,15 @@ def test_status_of_a_stopped_stack_offers_no_url_or_login(tmp_path: Path) -> Non
     assert "Nothing of this stack runs; start it with" in report
     assert "login:" not in report
     assert "Stop" not in report
+
+
+def test_everything_after_the_airflow_action_goes_to_the_airflow_cli() -> None:
+    """``airflow dags list --help`` showed the stack's help, and ``--hom`` was taken as ``--home``."""
+    from demo.stack import split_airflow_args
+
+    assert split_airflow_args(["--home", "h", "airflow", "dags", "list", "--help"]) == (
+        ["--home", "h", "airflow"], ["dags", "list", "--help"]
+    )  # fmt: skip
+    assert split_airflow_args(["--database", "airflow", "status"]) == (["--database", "airflow", "status"], [])
+    assert split_airflow_args(["--home=airflow", "airflow", "plugins"]) == (["--home=airflow", "airflow"], ["plugins"])
+    assert split_airflow_args(["up", "--api-port", "9090"]) == (["up", "--api-port", "9090"], [])

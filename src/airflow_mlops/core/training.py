@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,10 @@ if TYPE_CHECKING:
 
     from airflow_mlops.spec import PipelineSpec
 
-PARAM_TEXT_CHARS = 250  # a recorded parameter that is no plain value: its repr, cut (MLflow takes 6000)
+PARAM_TEXT_CHARS = 250  # a recorded parameter's text, cut (MLflow takes 6000)
+ESTIMATOR_CLASS_PARAM = "mlops.estimator_class"
+_PARAM_NAME_REFUSED = re.compile(r"[^\w./\- :]")  # MLflow's rule for a parameter's name
+_SECRET_NAME = re.compile(r"password|passwd|secret|token|api_?key|credential|dsn", re.IGNORECASE)
 
 
 @dataclass
@@ -127,23 +131,30 @@ def estimator_params(spec: PipelineSpec, model: Any) -> dict[str, Any]:
     """What a training run records of its estimator: the class the spec names and every parameter of it.
 
     The fitted estimator's own ``get_params()`` (scikit-learn's defaults, the spec's and the run's
-    form's values alike), so a run says what was trained without the spec beside it. A pipeline a
-    factory built records its steps' parameters (``step__param``). A value that is no plain number
-    or text is recorded by its class name (a nested estimator) or a shortened repr.
+    form's values alike), so a run says what was trained without the spec beside it; the class is
+    :data:`ESTIMATOR_CLASS_PARAM` (an estimator may have a parameter named ``estimator``). A pipeline
+    a factory built records its steps' parameters (``step__param``). A value that is no number is
+    cut to :data:`PARAM_TEXT_CHARS` (a nested estimator is its class name); a parameter named like a
+    secret is masked; characters MLflow refuses in a name become ``_``.
     """
     from sklearn.base import BaseEstimator
     from sklearn.pipeline import Pipeline
 
     wrapped = isinstance(model, Pipeline) and [name for name, _ in model.steps] == ["preprocess", "model"]
     params = model.named_steps["model"].get_params(deep=False) if wrapped else model.get_params(deep=True)
-    recorded: dict[str, Any] = {"estimator": spec.estimator.class_path}
+    recorded: dict[str, Any] = {ESTIMATOR_CLASS_PARAM: spec.estimator.class_path}
     for name, value in sorted(params.items()):
-        if value is None or isinstance(value, str | int | float | bool):
-            recorded[name] = value
-        elif isinstance(value, BaseEstimator) or callable(value):
-            recorded[name] = getattr(value, "__qualname__", type(value).__name__)
+        key = _PARAM_NAME_REFUSED.sub("_", str(name))[:250]
+        if key in recorded:
+            continue
+        if _SECRET_NAME.search(key):
+            recorded[key] = "***"
+        elif value is None or isinstance(value, int | float | bool):
+            recorded[key] = value
+        elif isinstance(value, BaseEstimator) or (callable(value) and not isinstance(value, str)):
+            recorded[key] = getattr(value, "__qualname__", type(value).__name__)
         else:
-            recorded[name] = repr(value)[:PARAM_TEXT_CHARS]
+            recorded[key] = (value if isinstance(value, str) else repr(value))[:PARAM_TEXT_CHARS]
     return recorded
 
 

@@ -53,7 +53,7 @@ class RetrainGuardOperator(MlopsOperator):
         with self.hook.activate() as client:
             blocked = self._cooldown(client) or self._too_few_new_rows(client) or self._healthy(client, events)
         if blocked:
-            skip(self, f"retrain suppressed: {blocked}; triggered by {', '.join(verdicts)}")
+            skip(self, f"retrain suppressed: {blocked}; triggered by {', '.join(map(str, verdicts))}")
         self.log.info("Retraining on %s", describe_events(events))
         return {"trigger": trigger, "guard": "passed"}
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.exceptions import ModelRegistryError
 from airflow_mlops.serving.metrics import Metrics
-from airflow_mlops.serving.models import ModelRegistry
+from airflow_mlops.serving.models import ModelRegistry, check_sqlite_stores_exist
 from airflow_mlops.serving.request_ids import RecentIds
 from airflow_mlops.serving.routing import Router
 from airflow_mlops.serving.runtime import (
@@ -47,6 +47,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LOADED, LOADING, NOT_LOADED, UNAVAILABLE = "loaded", "loading", "not_loaded", "unavailable"
+
+
+class ModelUnavailable(RuntimeError):
+    """The registry gave no model to load; the message says why (a request for it gets 503)."""
 
 
 @dataclass
@@ -93,15 +97,16 @@ class ModelSlot:
         self.loads = 0
         self.unloads = 0
         self.lock = asyncio.Lock()
+        # the registry gave no model at the last load: (why, monotonic time); the next request tries
+        # again after the config's retry_seconds, through acquire, so every load meets the bounds
+        self.unavailable: tuple[str, float] | None = None
 
     @property
     def state(self) -> str:
-        """``unavailable``: its runtime runs but the registry gave it no model (its poller keeps trying)."""
+        """``unavailable``: the last load found no model in the registry (the reason is in ``/ready``)."""
         if self.runtime is None:
-            return NOT_LOADED
-        if self.runtime.models is not None:
-            return LOADED
-        return UNAVAILABLE if self.runtime.registry_status["ok"] is False else LOADING
+            return UNAVAILABLE if self.unavailable else NOT_LOADED
+        return LOADED if self.runtime.models is not None else LOADING
 
     @property
     def holds_models(self) -> bool:
@@ -114,8 +119,9 @@ class ModelSlot:
         if self.runtime is not None:
             return {**self.runtime.ready_payload(), **base}
         router = self.shared.router
+        registry = {"registry": {"ok": False, "error": self.unavailable[0]}} if self.unavailable else {}
         return {"ready": False, "model": self.name, **base, "challenger_share": router.challenger_share,
-                "shadow": router.shadow}  # fmt: skip
+                "shadow": router.shadow, **registry}  # fmt: skip
 
 
 class ModelPool:
@@ -164,7 +170,10 @@ class ModelPool:
     async def _warm_up(self) -> None:
         try:
             for slot in self.slots.values():
-                await self.acquire(slot.name)
+                try:
+                    await self.acquire(slot.name)
+                except ModelUnavailable:  # said in /ready; the others are warmed all the same
+                    continue
                 self.release(slot)
         finally:
             self.warming = False
@@ -191,17 +200,13 @@ class ModelPool:
             slot.inflight += 1
             slot.last_used = time.monotonic()
             if slot.runtime is not None:
-                loaded = True
-            else:
-                loaded = False
-                try:
-                    await self._load(slot)
-                except BaseException:
-                    slot.inflight -= 1
-                    raise
-        limit = self.settings.max_loaded
-        if not loaded or (limit is not None and self.loaded_count() > limit):  # an unavailable model got its own
-            await self._enforce_bounds(keep=slot)
+                return slot
+            try:
+                await self._load(slot)
+            except BaseException:
+                slot.inflight -= 1
+                raise
+        await self._enforce_bounds(keep=slot)
         return slot
 
     def release(self, slot: ModelSlot) -> None:
@@ -209,10 +214,17 @@ class ModelPool:
         slot.last_used = time.monotonic()
 
     async def _load(self, slot: ModelSlot) -> None:
-        """Start the model's runtime and wait for its first registry read (loaded, or the reason not)."""
+        """Start the model's runtime and wait for its first registry read.
+
+        :raises ModelUnavailable: the registry gave no model (no such model, no champion, the
+            registry down): no runtime is kept, so nothing loads later outside :meth:`acquire`
+            and its bounds; a request after ``retry_seconds`` tries again.
+        """
         from airflow_mlops.serving.app import create_app
 
-        registry = ModelRegistry(slot.config, self._client())
+        if slot.unavailable and time.monotonic() - slot.unavailable[1] < slot.config.retry_seconds:
+            raise ModelUnavailable(slot.unavailable[0])
+        registry = ModelRegistry(slot.config, self._client() if self._stores_exist(slot) else None)
         limit = self.settings.max_loaded
         # make room first (the count bound is exact), but only for a model the registry can give: a
         # request for one it cannot unloaded a working model for nothing
@@ -225,9 +237,23 @@ class ModelPool:
         # of a single-model server); it sets no event, so wait for its outcome here
         while runtime.models is None and runtime.registry_status["ok"] is None:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
-        slot.runtime, slot.app = runtime, create_app(slot.config, runtime)
+        if runtime.models is None:
+            await runtime.stop()
+            why = f"no model loaded yet: {runtime.registry_status['error']}"
+            slot.unavailable = (why, time.monotonic())
+            raise ModelUnavailable(why)
+        slot.runtime, slot.app, slot.unavailable = runtime, create_app(slot.config, runtime), None
         slot.loads += 1
         log.info("model %s: %s (load %d)", slot.name, slot.state, slot.loads)
+
+    @staticmethod
+    def _stores_exist(slot: ModelSlot) -> bool:
+        """Whether a ``sqlite:`` store is there to share a client on (MlflowClient would create a missing one)."""
+        try:
+            check_sqlite_stores_exist(slot.config)
+        except ModelRegistryError:
+            return False  # the slot's registry makes its own client once the check passes
+        return True
 
     def _client(self) -> Any:
         """One MlflowClient for every model (each load would otherwise make one, and leave its cycles)."""

@@ -269,8 +269,9 @@ def check_sqlite_stores_exist(config: ServingConfig) -> None:
             )
         try:
             check_sqlite(f"the {what}", uri, str(path))
-        except StoreUriError as err:
-            raise ModelRegistryError(f"{err} yet: waiting for a pipeline run to set it up") from None
+        except StoreUriError as err:  # an empty file is being set up; another application's file never will be
+            empty = str(err).endswith("found no tables in the file")
+            raise ModelRegistryError(f"{err}; waiting for a pipeline run to set it up" if empty else str(err)) from None
 
 
 def registered_model_names(config: ServingConfig, *, prefix: str | None = None, tag: str | None = None) -> list[str]:

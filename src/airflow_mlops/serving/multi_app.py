@@ -29,7 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from airflow_mlops import __version__
-from airflow_mlops.serving.model_pool import ModelPool, PoolSettings
+from airflow_mlops.serving.model_pool import ModelPool, ModelUnavailable, PoolSettings
 from airflow_mlops.serving.responses import PROMETHEUS_TEXT, json_response, protocol_error
 
 if TYPE_CHECKING:
@@ -106,9 +106,12 @@ class MultiModelApp:
         try:
             slot = await pool.acquire(name)
         except Exception as err:
-            log.exception("loading model %s failed", name)
+            if isinstance(err, ModelUnavailable):  # the registry's answer, in /ready too: no traceback
+                detail = f"model {name!r}: {err}"
+            else:
+                log.exception("loading model %s failed", name)
+                detail = f"model {name!r} could not be loaded: {type(err).__name__}: {err}"
             pool.slots[name].shared.metrics.refused(503)  # the 5xx alert sees it
-            detail = f"model {name!r} could not be loaded: {type(err).__name__}: {err}"
             await protocol_error(path, 503, "model_unavailable", detail)(scope, receive, send)
             return
         try:

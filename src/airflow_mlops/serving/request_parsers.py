@@ -193,12 +193,15 @@ def _is_envelope(item: Any) -> bool:
     """Whether a batch row is ``{"features": ..., "request_id"?, "key"?}`` rather than the features alone.
 
     ``features`` holding an object (or a list: the envelope, misfilled) says so; so does a row of
-    envelope fields only, whatever ``features`` holds (``null`` is then named as the row's features,
-    not as a row missing every column). A model may have a column named ``features``.
+    envelope fields only with an id or key beside ``features``, or ``features: null`` (then named as
+    the row's features, not as a row missing every column). A model may have a column named
+    ``features``: ``{"features": "abc"}`` alone stays its bare row.
     """
     if type(item) is not dict or "features" not in item:
         return False
-    return type(item["features"]) in (dict, list) or item.keys() <= _SINGLE_FIELDS
+    if type(item["features"]) in (dict, list):
+        return True
+    return item.keys() <= _SINGLE_FIELDS and (len(item) > 1 or item["features"] is None)
 
 
 def _label_errors(entry: dict[str, Any], loc: Loc) -> list[FieldError]:

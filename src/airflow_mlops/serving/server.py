@@ -247,8 +247,13 @@ def configs_from_args(args: argparse.Namespace) -> tuple[list[ServingConfig], Po
 
         try:
             found = registered_model_names(first, prefix=args.model_prefix, tag=args.model_tag)
-        except (ValueError, ModelRegistryError) as err:  # a bad prefix or tag; the registry did not answer
+        except ValueError as err:  # a bad prefix or tag
             raise SystemExit(f"airflow-mlops serve: {err}") from None
+        except ModelRegistryError as err:  # the names are read once, at start: nothing to wait for
+            raise SystemExit(
+                f"airflow-mlops serve: --model-prefix/--model-tag read the registry at start, and it could not be "
+                f"read: {err}"
+            ) from None
         names.extend(n for n in found if n not in names)
     if not names:
         raise SystemExit(

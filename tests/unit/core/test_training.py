@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -384,14 +385,47 @@ def test_a_factory_pipeline_records_its_steps_and_names_nested_objects(
     customers_frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A whole pipeline from a factory: ``step__param`` values, objects by class name, nothing unbounded."""
-    from airflow_mlops.core.training import PARAM_TEXT_CHARS, estimator_params
+    from airflow_mlops.core.training import ESTIMATOR_CLASS_PARAM, PARAM_TEXT_CHARS, estimator_params
 
     monkeypatch.setenv("AIRFLOW__MLOPS__ALLOWED_ESTIMATOR_MODULES", "tests.unit.core.test_training")
     spec = PipelineSpec.from_dict(
         spec_dict(features=["tenure_months"], estimator={"class": "tests.unit.core.test_training.scaled_logistic"})
     )
     recorded = estimator_params(spec, build_model(spec, customers_frame, {"clf__C": 0.25}))
-    assert recorded["estimator"] == "tests.unit.core.test_training.scaled_logistic"
+    assert recorded[ESTIMATOR_CLASS_PARAM] == "tests.unit.core.test_training.scaled_logistic"
     assert recorded["clf__C"] == 0.25
     assert recorded["clf"] == "LogisticRegression"
     assert all(len(str(v)) <= PARAM_TEXT_CHARS for v in recorded.values())
+
+
+def test_recorded_parameters_keep_the_class_and_are_names_mlflow_takes() -> None:
+    """BaggingClassifier's own ``estimator: null`` overwrote the class; a step named with parentheses made a
+    name MLflow refuses (the run failed after the fit); a token went to MLflow in clear text."""
+    from sklearn.ensemble import BaggingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from airflow_mlops.core.training import ESTIMATOR_CLASS_PARAM, PARAM_TEXT_CHARS, estimator_params
+
+    bagging = PipelineSpec.from_dict(spec_dict(estimator={"class": "sklearn.ensemble.BaggingClassifier"}))
+    wrapped = Pipeline([("preprocess", FunctionTransformer()), ("model", BaggingClassifier())])
+    recorded = estimator_params(bagging, wrapped)
+    assert recorded[ESTIMATOR_CLASS_PARAM] == "sklearn.ensemble.BaggingClassifier"
+    assert recorded["estimator"] is None  # the estimator's own parameter, beside the class
+    factory = Pipeline([
+        ("scale (std)", FunctionTransformer(kw_args={"decimals": 2})),
+        ("clf", _Unconstrained(depth=3)),
+    ])  # fmt: skip
+    factory.set_params(clf__depth=4)
+    recorded = estimator_params(PipelineSpec.from_dict(spec_dict()), factory)
+    assert recorded["scale _std___kw_args"] == "{'decimals': 2}"  # a name MLflow takes: [/\\w.\\- :]
+    assert all(re.fullmatch(r"[\w./\- :]+", key) for key in recorded)
+    assert recorded["clf__depth"] == 4
+    assert all(len(str(v)) <= PARAM_TEXT_CHARS for v in recorded.values())
+    secret = estimator_params(PipelineSpec.from_dict(spec_dict()), Pipeline([("clf", _WithToken("abc"))]))
+    assert secret["clf__api_token"] == "***"
+
+
+class _WithToken(BaseEstimator):  # type: ignore[misc]
+    def __init__(self, api_token: str = "") -> None:
+        self.api_token = api_token

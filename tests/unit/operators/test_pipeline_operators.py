@@ -84,7 +84,7 @@ def test_level2_chain_tracks_registers_and_promotes(mlflow_conn: str, customers_
     assert json.loads(run.data.tags["mlops.trigger"])["run_type"] == "manual"
     assert run.data.params["max_iter"] == "300"
     # what was trained, without the spec beside it: the class and scikit-learn's defaults too
-    assert run.data.params["estimator"] == "sklearn.linear_model.LogisticRegression"
+    assert run.data.params["mlops.estimator_class"] == "sklearn.linear_model.LogisticRegression"
     assert (run.data.params["C"], run.data.params["solver"], run.data.params["class_weight"]) == (
         "1.0",
         "lbfgs",

@@ -73,14 +73,29 @@ def test_ports_and_log_levels_a_server_can_use_are_taken() -> None:
         # every /feedback failed with raw SQL in a 503 that read as "retry"
         (
             ["--feedback-table", "mlops_prediction_log"],
-            "--feedback-table: 'mlops_prediction_log' is the prediction log's",
+            "--feedback-table: 'mlops_prediction_log' is the prediction log's table too; give each its own",
         ),
-        (["--log-table", "Answers", "--feedback-table", "answers"], "--feedback-table: 'answers' is the prediction"),
+        (
+            ["--log-table", "Answers", "--feedback-table", "answers"],
+            "--feedback-table: 'answers' is the prediction log's table too; give each its own",
+        ),
         # the server answered and dropped every log row, saying so only in /ready
-        (["--postgres-dsn", "this is not a dsn"], "--postgres-dsn: expected a libpq connection string"),
+        (
+            ["--postgres-dsn", "this is not a dsn"],
+            "--postgres-dsn: expected a libpq connection string (host=... "
+            "dbname=... user=...) or a postgresql:// URI, found text that parses as neither",
+        ),
         # it retried an UnsupportedModelRegistryStoreURIException every 2 s for ever
-        (["--tracking-uri", "bogus://x"], "--tracking-uri bogus://x: expected an MLflow store URI (http(s)://, "),
-        (["--registry-uri", "s3://bucket/x"], "--registry-uri s3://bucket/x: expected an MLflow store URI"),
+        (
+            ["--tracking-uri", "bogus://x"],
+            "--tracking-uri bogus://x: expected an MLflow store URI (http(s)://, "
+            "sqlite:///, postgresql://, mysql://, databricks, or a folder), found the scheme 'bogus'",
+        ),
+        (
+            ["--registry-uri", "s3://bucket/x"],
+            "--registry-uri s3://bucket/x: expected an MLflow store URI "
+            "(http(s)://, sqlite:///, postgresql://, mysql://, databricks, or a folder), found the scheme 's3'",
+        ),
     ],
 )
 def test_an_option_a_server_cannot_run_with_is_refused(argv: list[str], message: str) -> None:
@@ -89,7 +104,7 @@ def test_an_option_a_server_cannot_run_with_is_refused(argv: list[str], message:
 
     with pytest.raises(SystemExit) as exited:
         config_from_args(_args(*argv))
-    assert str(exited.value).startswith(f"airflow-mlops serve: {message}")
+    assert str(exited.value) == f"airflow-mlops serve: {message}"
 
 
 def test_durations_and_bounds_are_checked_in_the_config_too() -> None:

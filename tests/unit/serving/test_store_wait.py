@@ -28,7 +28,7 @@ def test_a_mistyped_store_is_waited_for_and_never_created(tmp_path: Path) -> Non
 def test_an_empty_file_is_waited_for_and_other_tables_are_named(tmp_path: Path) -> None:
     empty = tmp_path / "empty.db"
     sqlite3.connect(empty).close()
-    with pytest.raises(ModelRegistryError, match=r"expected an MLflow database, found no tables in the file yet"):
+    with pytest.raises(ModelRegistryError, match=r"found no tables in the file; waiting for a pipeline run to set"):
         check_sqlite_stores_exist(ServingConfig(model_name="m", tracking_uri=f"sqlite:///{empty}"))
     assert empty.stat().st_size == 0  # read only
     registry = f"sqlite:///{tmp_path}/registry.db"
@@ -41,3 +41,19 @@ def test_an_empty_file_is_waited_for_and_other_tables_are_named(tmp_path: Path) 
 def test_other_stores_and_memory_are_left_to_mlflow() -> None:
     for uri in ("http://mlflow:5000", "postgresql://u@db/mlflow", "sqlite:///:memory:", "sqlite://"):
         check_sqlite_stores_exist(ServingConfig(model_name="m", tracking_uri=uri))
+
+
+async def test_a_multi_model_server_does_not_create_a_mistyped_store_either(tmp_path: Path) -> None:
+    """Its shared MlflowClient, made before the check, created the file, its folders and MLflow's tables."""
+    from airflow_mlops.serving.model_pool import ModelPool, ModelUnavailable
+
+    uri = f"sqlite:///{tmp_path}/typo/sub/mlflow.db"
+    pool = ModelPool([ServingConfig(model_name=name, tracking_uri=uri) for name in ("a", "b")])
+    await pool.start()
+    try:
+        with pytest.raises(ModelUnavailable, match=r"^no model loaded yet: the tracking store .* does not exist yet"):
+            await pool.acquire("a")
+        assert pool.ready_payload()["models"]["a"]["state"] == "unavailable"
+    finally:
+        await pool.stop()
+    assert not (tmp_path / "typo").exists()
