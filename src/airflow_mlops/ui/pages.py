@@ -11,6 +11,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -251,6 +252,18 @@ def titled(html: str, title: str) -> str:
     return f"{html[: head.end()]}\n<title>{escape(title)}</title>{html[head.end() :]}"
 
 
+def with_heading(html: str, title: str, back: str) -> str:
+    """An Evidently report's HTML with a line above it: what it is, and a link back to the Monitoring page."""
+    body = re.search(r"<body[^>]*>", html, flags=re.IGNORECASE)
+    if body is None:
+        return html
+    line = (
+        '<div style="font:14px system-ui,sans-serif;padding:8px 16px;border-bottom:1px solid #ddd">'
+        f'<a href="{escape(back)}">&larr; Monitoring</a> · {escape(title)}</div>'
+    )
+    return f"{html[: body.end()]}{line}{html[body.end() :]}"
+
+
 def _monitor_run(chosen: PipelineSources, run_id: str) -> Any:
     """The MLflow run ``run_id``; a 404 when the tracking store has no such run."""
     from mlflow.exceptions import MlflowException
@@ -276,7 +289,8 @@ def report(pipeline: str, run_id: str, monitor: str) -> Response:
         raise HTTPException(404, f"run {run_id} is not a {monitor} monitor run of {pipeline}")
     text = chosen.mlflow.download_artifacts(run_id, REPORT_FILES[monitor], str(_scratch()))
     title = f"{monitor.capitalize()} report · {pipeline} · {run.data.tags.get(tags.DECISION, '?')} · run {run_id[:12]}"
-    return HTMLResponse(titled(Path(text).read_text(encoding="utf-8"), title))
+    back = f"../../../monitoring?pipeline={quote(pipeline)}"  # from /mlops/report/<pipeline>/<run>/<monitor>
+    return HTMLResponse(with_heading(titled(Path(text).read_text(encoding="utf-8"), title), title, back))
 
 
 @router.get("/trace", response_class=HTMLResponse)

@@ -80,6 +80,16 @@ def test_a_report_gets_a_title_only_where_its_head_has_none() -> None:
     assert titled("no head here", "x") == "no head here"
 
 
+def test_a_report_gets_a_line_saying_what_it_is_and_a_way_back() -> None:
+    """The report page had no heading and no link back to the Monitoring page."""
+    from airflow_mlops.ui.pages import with_heading
+
+    page = with_heading("<html><body class='x'><p>r</p></body></html>", "Drift report · p & q", "../m?p=a&b")
+    assert page.startswith("<html><body class='x'><div style=")
+    assert '<a href="../m?p=a&amp;b">&larr; Monitoring</a> · Drift report · p &amp; q</div><p>r</p>' in page
+    assert with_heading("no body", "t", "b") == "no body"
+
+
 @pytest.mark.parametrize(
     ("action", "alias", "before", "after", "expected"),
     [
