@@ -246,7 +246,10 @@ def gate_decisions(obs: Observations) -> Found:
     gated = [e for e in obs.ledger if e.dag_id == train and e.action in ("promote", "reject") and e.reasons]
     if not gated:
         return None
-    return f"ledger row {gated[-1].id}: {gated[-1].action} v{gated[-1].to_version} by the gate in {train}", ""
+    row = gated[-1]
+    # a train DAG promotes only a first model (cold start); a gate it passes leads to an A/B test
+    how = "as the first model (cold start)" if row.action == "promote" and row.from_version is None else "by the gate"
+    return f"ledger row {row.id}: {row.action} v{row.to_version} {how} in {train}", ""
 
 
 def ab_decision(obs: Observations) -> Found:

@@ -127,3 +127,13 @@ def test_a_manual_promotion_is_not_a_gate_decision_and_a_rollback_row_is_a_rollb
 def test_as_dict_is_json() -> None:
     data = score(level4_observations()).as_dict()
     assert json.loads(json.dumps(data, default=str))["achieved_level"] == 4
+
+
+def test_a_first_promotion_is_named_a_cold_start_and_a_rejection_the_gate_s() -> None:
+    """The scorecard said "promote v1 by the gate" for the cold-start rule's promotion."""
+    obs = level4_observations()
+    card = {p.key: p for p in score(obs).practices}
+    assert card["gate"].evidence == "ledger row 1: promote v1 as the first model (cold start) in p_train"
+    obs.ledger = [*obs.ledger, ledger_row(3, "p_train", "reject", "2", "3", alias="challenger")]
+    card = {p.key: p for p in score(obs).practices}
+    assert card["gate"].evidence == "ledger row 3: reject v3 by the gate in p_train"
