@@ -119,7 +119,8 @@ def summary(loop: ClosedLoop, results: dict[str, Any], ports: Ports | None = Non
         why = ", ".join(e["asset"] for e in trigger.get("asset_events", [])) or trigger.get("run_type", "?")
         lines.append(f"  v{version.version}: run {version.run_id}, data {run.data.tags.get('mlops.dataset_digest')}, "
                      f"trigger {why}")  # fmt: skip
-    lines.append(f"  aliases: {loop.aliases()}")
+    held = ", ".join(f"{alias} v{version}" for alias, version in sorted(loop.aliases().items()))
+    lines.append(f"  aliases: {held or 'none'}")
     reports = [
         verdict.get("report_uri")
         for checks in results.get("monitor", {}).values()
