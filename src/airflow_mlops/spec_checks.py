@@ -47,6 +47,11 @@ def _registry_name(value: str) -> str:
         raise ValueError(f"expected a name, found {value!r}")
     if any(c in "/:" or ord(c) < 32 for c in value):
         raise ValueError(f"expected a name without '/', ':' or control characters (MLflow's rule), found {value!r}")
+    if any(c in "'\"\\" for c in value):  # MLflow takes them, but its search filters (name = '...') break on them
+        raise ValueError(
+            f"expected a name without quotes or backslashes (the provider finds the model with MLflow searches, "
+            f"which they break), found {value!r}"
+        )
     if value.startswith("..") or value == ".":
         raise ValueError(
             f"expected a name that is not '.' and does not start with '..' (MLflow's rule), found {value!r}"

@@ -27,14 +27,17 @@ REPORT_FILES = {"drift": "drift/report.html", "quality": "quality/report.html"}
 
 
 def verdict(sources: PipelineSources, run_id: str, monitor: str) -> dict[str, Any]:
-    """The ``<monitor>/verdict.json`` of a monitor run (``{}`` when it has none)."""
+    """The ``<monitor>/verdict.json`` of a monitor run (``{}`` when it has none, or none that reads as JSON).
+
+    One unreadable file emptied the whole Monitoring page and blamed the MLflow connection.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         try:
             path = sources.mlflow.download_artifacts(run_id, f"{monitor}/verdict.json", tmp)
+            with open(path, encoding="utf-8") as handle:
+                data = json.load(handle)
         except Exception:
             return {}
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
     return data if isinstance(data, dict) else {}
 
 

@@ -47,6 +47,9 @@ def plotly_js() -> Path | None:
     return None
 
 
+TRAILING_UTC = re.compile(r"\s*UTC$", re.IGNORECASE)
+
+
 def parse_time(value: str | None) -> datetime | None:
     """A form's date-time (``2026-12-01T10:30``, UTC unless it says otherwise) in UTC, or ``None``.
 
@@ -55,6 +58,7 @@ def parse_time(value: str | None) -> datetime | None:
     if not value or not value.strip():
         return None
     text = UNENCODED_PLUS.sub(r"\1+\2", value.strip()).replace("Z", "+00:00").replace("z", "+00:00")
+    text = TRAILING_UTC.sub("+00:00", text)  # the pages print times as "2026-12-05 18:28:30 UTC"
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -98,12 +102,6 @@ def _chosen(sources: list[PipelineSources], name: str | None, notice: str) -> tu
         names = ", ".join(s.name for s in sources)
         return None, f"No pipeline {name!r} in the specs folder; pick one of {names}."
     return found, notice
-
-
-def _scratch() -> Path:
-    import tempfile
-
-    return Path(tempfile.mkdtemp(prefix="mlops-report-"))
 
 
 def _trace_page(chosen: PipelineSources, request_id: str, notice: str) -> tuple[list[Any], list[Any], str]:
@@ -271,8 +269,8 @@ def _monitor_run(chosen: PipelineSources, run_id: str) -> Any:
     try:
         return chosen.mlflow.get_run(run_id)
     except MlflowException as err:
-        if err.error_code == "RESOURCE_DOES_NOT_EXIST":
-            raise HTTPException(404, f"no MLflow run {run_id!r}") from err
+        if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):  # none, or no run id at all
+            raise HTTPException(404, f"no MLflow run {run_id[:100]!r}") from err
         raise
 
 
@@ -287,10 +285,26 @@ def report(pipeline: str, run_id: str, monitor: str) -> Response:
     run = _monitor_run(chosen, run_id)
     if run.data.tags.get(tags.PIPELINE) != pipeline or run.data.tags.get(tags.MONITOR) != monitor:
         raise HTTPException(404, f"run {run_id} is not a {monitor} monitor run of {pipeline}")
-    text = chosen.mlflow.download_artifacts(run_id, REPORT_FILES[monitor], str(_scratch()))
+    html = _report_html(chosen, run_id, monitor)
     title = f"{monitor.capitalize()} report · {pipeline} · {run.data.tags.get(tags.DECISION, '?')} · run {run_id[:12]}"
     back = f"../../../monitoring?pipeline={quote(pipeline)}"  # from /mlops/report/<pipeline>/<run>/<monitor>
-    return HTMLResponse(with_heading(titled(Path(text).read_text(encoding="utf-8"), title), title, back))
+    return HTMLResponse(with_heading(titled(html, title), title, back))
+
+
+def _report_html(chosen: PipelineSources, run_id: str, monitor: str) -> str:
+    """The monitor run's Evidently report, read through a temporary folder it leaves behind; 404 without one."""
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+
+    from airflow_mlops.ui.monitoring import REPORT_FILES
+
+    with tempfile.TemporaryDirectory(prefix="mlops-report-") as folder:
+        try:
+            path = chosen.mlflow.download_artifacts(run_id, REPORT_FILES[monitor], folder)
+        except (MlflowException, OSError) as err:  # kept no report: an Evidently failure, a sample too small
+            raise HTTPException(404, f"run {run_id} kept no {monitor} report ({type(err).__name__})") from err
+        return Path(path).read_text(encoding="utf-8")
 
 
 @router.get("/trace", response_class=HTMLResponse)

@@ -283,3 +283,25 @@ def test_a_path_of_no_page_is_a_page_for_a_browser_and_json_for_a_client(client:
     assert (api.status_code, api.json()) == (404, {"detail": "Not Found"})
     missing = client.get("/mlops/static/nope.js", headers={**auth, "Accept": "text/html"})
     assert missing.json()["detail"] == "no static file 'nope.js'"  # a route's own 404 keeps its words
+
+
+def test_a_report_that_cannot_be_shown_is_a_404_and_leaves_no_folder(client: Any) -> None:
+    """A run id MLflow calls malformed, and a monitor run that kept no report, were 500s; each report
+    view left a copy of the report in a temporary folder."""
+    import glob
+    import os
+    import tempfile
+
+    from mlflow import MlflowClient
+
+    auth = {"Authorization": f"Bearer {token(client, 'viewer')}"}
+    folders = set(glob.glob(os.path.join(tempfile.gettempdir(), "mlops-report-*")))
+    malformed = client.get("/mlops/report/churn_files/abc'/drift", headers=auth)
+    assert (malformed.status_code, malformed.json()["detail"]) == (404, 'no MLflow run "abc\'"')
+    store = MlflowClient(json.loads(os.environ["AIRFLOW_CONN_MLFLOW_DEFAULT"])["host"])
+    run = store.create_run("0", tags={"mlops.pipeline": "churn_files", "mlops.monitor": "drift"})
+    store.set_terminated(run.info.run_id)
+    empty = client.get(f"/mlops/report/churn_files/{run.info.run_id}/drift", headers=auth)
+    assert empty.status_code == 404
+    assert empty.json()["detail"].startswith(f"run {run.info.run_id} kept no drift report (")
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "mlops-report-*"))) == folders

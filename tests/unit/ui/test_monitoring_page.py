@@ -108,3 +108,21 @@ def test_champion_moves_come_from_the_ledger_or_say_nothing() -> None:
     ]
     assert monitoring.champion_moves(sources([])) is None
     assert monitoring.champion_moves(sources(RuntimeError("no such table"))) is None
+
+
+def test_an_unreadable_verdict_file_is_one_run_without_a_verdict_not_an_empty_page(tmp_path: Any) -> None:
+    """``json.load`` sat outside the try: one ``{not json`` file emptied every chart and blamed MLflow."""
+    from types import SimpleNamespace
+
+    from airflow_mlops.ui.monitoring import verdict
+
+    def download(run_id: str, path: str, folder: str) -> str:
+        target = f"{folder}/{path.rsplit('/', 1)[-1]}"
+        with open(target, "w", encoding="utf-8") as handle:
+            handle.write({"bad": "{not json", "good": '{"decision": "drift"}', "list": "[1]"}[run_id])
+        return target
+
+    sources = SimpleNamespace(mlflow=SimpleNamespace(download_artifacts=download))
+    assert verdict(sources, "bad", "drift") == {}  # type: ignore[arg-type]
+    assert verdict(sources, "list", "drift") == {}  # type: ignore[arg-type]
+    assert verdict(sources, "good", "drift") == {"decision": "drift"}  # type: ignore[arg-type]

@@ -18,6 +18,8 @@ from airflow_mlops.ui.pages import parse_time
         ("2026-12-04T13:57:00 05:00", datetime(2026, 12, 4, 8, 57, tzinfo=UTC)),  # '+' decoded as a space
         ("2026-12-04 13:57:00.5 05:30", datetime(2026, 12, 4, 8, 27, 0, 500000, tzinfo=UTC)),
         ("2026-12-04 13:57", datetime(2026, 12, 4, 13, 57, tzinfo=UTC)),
+        ("2026-12-04 13:57:00 UTC", datetime(2026, 12, 4, 13, 57, tzinfo=UTC)),  # as the pages print a time
+        ("2026-12-04T13:57 utc", datetime(2026, 12, 4, 13, 57, tzinfo=UTC)),
         ("  ", None),
         (None, None),
     ],
@@ -28,7 +30,9 @@ def test_times_are_read_in_utc(text: str | None, expected: datetime | None) -> N
     assert moment is None or moment.tzinfo is UTC
 
 
-@pytest.mark.parametrize("text", ["yesterday", "99999-01-01", "2026-13-01", "0001-01-01T00:00+05:00"])
+@pytest.mark.parametrize(
+    "text", ["yesterday", "99999-01-01", "2026-13-01", "0001-01-01T00:00+05:00", "2026-12-04 13:57 UTC+05:00"]
+)
 def test_a_bad_time_is_a_value_error(text: str) -> None:
     with pytest.raises(ValueError):  # the page shows it as a notice naming the time
         parse_time(text)
