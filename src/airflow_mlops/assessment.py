@@ -133,8 +133,7 @@ def _check_metadata_file() -> None:
 
     from airflow_mlops.store_uri import sqlite_path
 
-    uri = conf.get("database", "sql_alchemy_conn")
-    path = sqlite_path(uri) if uri.startswith("sqlite:") else None
+    path = sqlite_path(conf.get("database", "sql_alchemy_conn"))
     if path is not None and not path.is_file():
         raise FileNotFoundError(
             f"no Airflow metadata database at {path}: run assess with the stack's AIRFLOW_HOME "

@@ -78,10 +78,15 @@ def check_scheme(option: str, uri: str) -> None:
 
 
 def sqlite_path(uri: str) -> Path | None:
-    """The file of a ``sqlite:`` URI, its query string (``?timeout=20``) left out; None in memory or unparsable."""
+    """The file of a ``sqlite:`` URI, its query string (``?timeout=20``) left out.
+
+    None for another scheme (a ``postgresql://`` URI's database is no file), in memory or unparsable.
+    """
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
+    if not uri.startswith("sqlite:"):
+        return None
     try:
         database = make_url(uri).database
     except (ArgumentError, ValueError):

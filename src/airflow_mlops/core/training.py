@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from airflow_mlops.spec import PipelineSpec
 
 PARAM_TEXT_CHARS = 250  # a recorded parameter's text, cut (MLflow takes 6000)
+PARAM_NAME_CHARS = 250  # MLflow's limit on a parameter's name
 ESTIMATOR_CLASS_PARAM = "mlops.estimator_class"
 _PARAM_NAME_REFUSED = re.compile(r"[^\w./\- :]")  # MLflow's rule for a parameter's name
 _SECRET_NAME = re.compile(r"password|passwd|secret|token|api_?key|credential|dsn", re.IGNORECASE)
@@ -144,14 +145,14 @@ def estimator_params(spec: PipelineSpec, model: Any) -> dict[str, Any]:
     params = model.named_steps["model"].get_params(deep=False) if wrapped else model.get_params(deep=True)
     recorded: dict[str, Any] = {ESTIMATOR_CLASS_PARAM: spec.estimator.class_path}
     for name, value in sorted(params.items()):
-        key = _PARAM_NAME_REFUSED.sub("_", str(name))[:250]
+        key = _PARAM_NAME_REFUSED.sub("_", str(name))[:PARAM_NAME_CHARS]
         if key in recorded:
             continue
         if _SECRET_NAME.search(key):
             recorded[key] = "***"
         elif value is None or isinstance(value, int | float | bool):
             recorded[key] = value
-        elif isinstance(value, BaseEstimator) or (callable(value) and not isinstance(value, str)):
+        elif isinstance(value, BaseEstimator) or callable(value):
             recorded[key] = getattr(value, "__qualname__", type(value).__name__)
         else:
             recorded[key] = (value if isinstance(value, str) else repr(value))[:PARAM_TEXT_CHARS]

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LOADED, LOADING, NOT_LOADED, UNAVAILABLE = "loaded", "loading", "not_loaded", "unavailable"
+LOADED, NOT_LOADED, UNAVAILABLE = "loaded", "not_loaded", "unavailable"
 
 
 class ModelUnavailable(RuntimeError):
@@ -103,15 +103,13 @@ class ModelSlot:
 
     @property
     def state(self) -> str:
-        """``unavailable``: the last load found no model in the registry (the reason is in ``/ready``)."""
+        """``unavailable``: the last load found no model in the registry (the reason is in ``/ready``).
+
+        A runtime is kept only once its first registry read loaded the models, so a slot with one is loaded.
+        """
         if self.runtime is None:
             return UNAVAILABLE if self.unavailable else NOT_LOADED
-        return LOADED if self.runtime.models is not None else LOADING
-
-    @property
-    def holds_models(self) -> bool:
-        """Whether model versions are in memory: what the bounds count and an unload frees."""
-        return self.runtime is not None and self.runtime.models is not None
+        return LOADED
 
     def ready_payload(self) -> dict[str, Any]:
         """The model's own ``/ready`` body when loaded, else its state and split."""
@@ -274,7 +272,7 @@ class ModelPool:
         return registry.config.champion_alias in aliases
 
     def loaded_count(self) -> int:
-        return sum(1 for s in self.slots.values() if s.holds_models)
+        return sum(1 for s in self.slots.values() if s.runtime is not None)
 
     async def _enforce_bounds(self, keep: ModelSlot) -> None:
         settings = self.settings
@@ -289,7 +287,7 @@ class ModelPool:
 
     async def _unload_one(self, keep: ModelSlot) -> bool:
         """Unload the least recently used idle model other than ``keep``; False if there is none."""
-        idle = [s for s in self.slots.values() if s is not keep and s.holds_models and s.inflight == 0]
+        idle = [s for s in self.slots.values() if s is not keep and s.runtime is not None and s.inflight == 0]
         if not idle:
             return False
         await self.unload(min(idle, key=lambda s: s.last_used))
@@ -336,7 +334,7 @@ class ModelPool:
                 merged.counters[(metric, label + labels)] = value
             for (metric, labels), hist in metrics.histograms.items():
                 merged.histograms[(metric, label + labels)] = hist
-            gauges.append(("mlops_serving_model_loaded", label, 1.0 if slot.holds_models else 0.0))
+            gauges.append(("mlops_serving_model_loaded", label, 1.0 if slot.runtime is not None else 0.0))
             gauges.append(("mlops_serving_model_loads_total", label, float(slot.loads)))
             gauges.append(("mlops_serving_model_unloads_total", label, float(slot.unloads)))
             if slot.runtime is None:

@@ -25,6 +25,8 @@ from airflow_mlops.serving.predictors import FastPredictor, SklearnPredictor, Un
 from airflow_mlops.serving.schema import InputSchema
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from airflow_mlops.serving.config import ServingConfig
 
 log = logging.getLogger(__name__)
@@ -259,7 +261,7 @@ def check_sqlite_stores_exist(config: ServingConfig) -> None:
     from airflow_mlops.store_uri import StoreUriError, check_sqlite, sqlite_path
 
     for what, uri in (("tracking store", config.tracking_uri), ("registry store", config.registry_uri or "")):
-        path = sqlite_path(uri) if uri.startswith("sqlite:") else None
+        path = sqlite_path(uri)
         if path is None:
             continue  # another scheme, or in memory
         if not path.is_file():
@@ -270,8 +272,20 @@ def check_sqlite_stores_exist(config: ServingConfig) -> None:
         try:
             check_sqlite(f"the {what}", uri, str(path))
         except StoreUriError as err:  # an empty file is being set up; another application's file never will be
-            empty = str(err).endswith("found no tables in the file")
-            raise ModelRegistryError(f"{err}; waiting for a pipeline run to set it up" if empty else str(err)) from None
+            raise ModelRegistryError(
+                f"{err}; waiting for a pipeline run to set it up" if _empty(uri, path) else str(err)
+            ) from None
+
+
+def _empty(uri: str, path: Path) -> bool:
+    """Whether the SQLite file at ``path`` holds no table at all (MLflow is setting it up, or will)."""
+    from airflow_mlops.store_uri import StoreUriError, check_sqlite
+
+    try:
+        check_sqlite("store", uri, str(path), allow_empty=True)
+    except StoreUriError:
+        return False
+    return True
 
 
 def registered_model_names(config: ServingConfig, *, prefix: str | None = None, tag: str | None = None) -> list[str]:

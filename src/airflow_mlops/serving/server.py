@@ -207,16 +207,15 @@ def _check_stores(tracking_uri: str, registry_uri: str | None) -> None:
     from airflow_mlops.store_uri import StoreUriError, check_scheme, check_sqlite, sqlite_path
 
     for option, uri in (("--tracking-uri", tracking_uri), ("--registry-uri", registry_uri)):
+        if not uri:
+            continue
         try:
-            if uri:
-                check_scheme(option, uri)
+            check_scheme(option, uri)
         except StoreUriError as err:
             raise SystemExit(f"airflow-mlops serve: {err}") from None
-        if not uri or not uri.startswith("sqlite:"):
-            continue
         path = sqlite_path(uri)
         if path is None:
-            continue  # in memory
+            continue  # another scheme, or in memory
         if not path.exists():
             print(
                 f"airflow-mlops serve: {option} {uri}: no such file yet; the server starts and waits for a "

@@ -57,3 +57,14 @@ async def test_a_multi_model_server_does_not_create_a_mistyped_store_either(tmp_
     finally:
         await pool.stop()
     assert not (tmp_path / "typo").exists()
+
+
+def test_only_a_sqlite_uri_names_a_file() -> None:
+    """Each caller guarded ``sqlite_path`` with ``startswith("sqlite:")``: a ``postgresql://`` URI's database
+    name read as a file."""
+    from airflow_mlops.store_uri import sqlite_path
+
+    assert sqlite_path("postgresql://u@db/mlflow") is None
+    assert sqlite_path("http://mlflow:5000") is None
+    assert sqlite_path("sqlite:///:memory:") is None
+    assert str(sqlite_path("sqlite:////srv/mlflow.db?timeout=20")) == "/srv/mlflow.db"
