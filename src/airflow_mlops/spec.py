@@ -362,7 +362,8 @@ class MonitoringSpec(_Strict):
     """Level 4: how production is watched and when retraining may start (docs/spec.md, docs/monitoring.md).
 
     ``cooldown_hours`` counts from the last retrain a verdict started; ``min_new_rows``: labelled
-    source rows newer than the champion's data such a retrain needs (0: none). ``retrain_on_drift``:
+    source rows newer than the newest judged model's data (the champion's, or a challenger's rejected
+    against it) such a retrain needs (0: none). ``retrain_on_drift``:
     ``unless_healthy`` (default) retrains on drift unless the same run's quality check measured the
     champion ``healthy`` (a shift it handles well is no reason to replace it); ``always`` on every
     drift verdict. A window short of ``min_rows`` widens, newest rows first, up to

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from airflow_mlops.operators.dataset import ExtractDatasetOperator
@@ -12,14 +13,22 @@ from tests.support.context import task_context
 
 
 def candidate(
-    spec: PipelineSpec, run: str, *, triggering_asset_events: dict[Any, Any] | None = None
+    spec: PipelineSpec,
+    run: str,
+    *,
+    triggering_asset_events: dict[Any, Any] | None = None,
+    run_after: datetime | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Extract, train, evaluate and register one challenger for DAG run ``run``: (dataset, model) refs.
 
-    ``triggering_asset_events`` is what the training task sees as the run's trigger.
+    ``triggering_asset_events`` is what the training task sees as the run's trigger; ``run_after``
+    the extract's as-of (default: the test context's, 2026-06-01).
     """
     ctx = {"run_id": run}
-    dataset = ExtractDatasetOperator(task_id="extract", spec=spec).execute(task_context(task_id="extract", **ctx))
+    extract_ctx = task_context(task_id="extract", **ctx)
+    if run_after is not None:
+        extract_ctx["dag_run"].run_after = run_after
+    dataset = ExtractDatasetOperator(task_id="extract", spec=spec).execute(extract_ctx)
     train_ctx = task_context(**ctx)
     train_ctx["triggering_asset_events"] = triggering_asset_events or {}
     model = TrainModelOperator(task_id="train", spec=spec, dataset=dataset).execute(train_ctx)

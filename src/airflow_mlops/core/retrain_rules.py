@@ -3,7 +3,8 @@
 A retrain a monitor verdict asks for is held back:
 
 * inside the cool-down of the last monitor-triggered retrain;
-* with fewer than ``min_new_rows`` labelled rows newer than the champion's training data;
+* with fewer than ``min_new_rows`` labelled rows newer than the newest judged model's training data (the
+  champion's, or a challenger's the gate rejected against it);
 * when only drift asks and the champion's quality was judged ``healthy`` (``retrain_on_drift:
   unless_healthy``). The judgement is the same monitor run's; when that run could not judge
   (labels pending or too few: ``insufficient_data``), the champion's newest judged verdict within

@@ -22,8 +22,11 @@ class RetrainGuardOperator(MlopsOperator):
 
     * inside ``spec.monitoring.cooldown_hours`` of the last monitor-triggered training run
       (repeated verdicts about the same shift start one retrain, not a storm of them);
-    * with fewer than ``spec.monitoring.min_new_rows`` labelled source rows newer than the
-      champion's training data (retraining on what the champion already saw changes nothing);
+    * with fewer than ``spec.monitoring.min_new_rows`` labelled source rows newer than the data of
+      the newest judged model: the champion's, or that of a challenger the gate rejected against it
+      (:func:`~airflow_mlops.core.ledger.newest_rejection`, the drift reference's rule). Retraining on
+      rows a judged model already saw makes that model again: a source that stops growing starts
+      no retrain per cool-down, each registering the same rejected challenger;
     * started by drift verdicts alone while the quality check of the monitor run that published each
       of them measured the champion ``healthy`` (``spec.monitoring.retrain_on_drift="unless_healthy"``,
       the default): labelled answers show the champion handles the shift. When that run could not
@@ -115,21 +118,35 @@ class RetrainGuardOperator(MlopsOperator):
 
     def _too_few_new_rows(self, client: Any) -> str | None:
         """Why too few new labelled rows block this run, or ``None``."""
-        from airflow_mlops.core.registry import alias_version
-
         needed = self.spec.monitoring.min_new_rows
-        name = self.spec.registered_model_name
-        champion = alias_version(client, name, tags.CHAMPION) if needed else None
-        if champion is None:
+        judged = self._newest_judged(client) if needed else None
+        if judged is None:
             return None
-        run_id = str(client.get_model_version(name, champion).run_id)
+        version, label = judged
+        run_id = str(client.get_model_version(self.spec.registered_model_name, version).run_id)
         watermark = client.get_run(run_id).data.tags.get(tags.DATASET_AS_OF) or None
         with open_source(self.spec.source) as reader:
             found = reader.count_labelled_rows(self.spec.target, watermark)
         if found >= needed:
-            self.log.info("%d labelled source rows newer than champion v%s's data (need %d)", found, champion, needed)
+            self.log.info("%d labelled source rows newer than the data of %s (need %d)", found, label, needed)
             return None
         return (
-            f"{found} labelled source row(s) newer than champion v{champion}'s data (as of {watermark}), "
+            f"{found} labelled source row(s) newer than the data of {label} (as of {watermark}), "
             f"need {needed} (monitoring.min_new_rows)"
         )
+
+    def _newest_judged(self, client: Any) -> tuple[str, str] | None:
+        """The newest judged model's version and a label: the champion, or a challenger rejected against it."""
+        from airflow_mlops.core.ledger import newest_rejection
+        from airflow_mlops.core.registry import alias_version
+        from airflow_mlops.hooks.ledger import LedgerHook
+
+        name = self.spec.registered_model_name
+        champion = alias_version(client, name, tags.CHAMPION)
+        if champion is None:
+            return None
+        history = LedgerHook(self.spec.ledger.conn_id).get_conn().history(name)
+        rejection = newest_rejection(history, tags.CHAMPION, str(champion))
+        if rejection is None or rejection.to_version is None:
+            return str(champion), f"champion v{champion}"
+        return str(rejection.to_version), f"challenger v{rejection.to_version}, rejected against champion v{champion}"

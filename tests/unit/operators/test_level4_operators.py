@@ -15,6 +15,7 @@ from airflow.sdk import Asset
 from airflow.sdk.exceptions import AirflowSkipException
 from mlflow import MlflowClient
 
+from airflow_mlops.hooks.ledger import LedgerHook
 from airflow_mlops.hooks.mlflow import MlflowHook
 from airflow_mlops.operators.guards import RetrainGuardOperator
 from airflow_mlops.operators.monitoring import ModelPerformanceOperator
@@ -145,7 +146,7 @@ def test_cooldown_counts_from_the_last_monitor_triggered_retrain(
 def test_min_new_rows_counts_labelled_rows_newer_than_the_champion(
     mlflow_conn: str, customers_csv: Path, log_tables: tuple[str, str]
 ) -> None:
-    """A drift retrain waits for enough labelled rows newer than the champion's training data."""
+    """A drift retrain waits for enough labelled rows newer than the newest judged model's training data."""
     from demo.data import customers
 
     spec = PipelineSpec.from_dict(
@@ -159,7 +160,7 @@ def test_min_new_rows_counts_labelled_rows_newer_than_the_champion(
     model = _train(spec, "r1")
     PromoteModelOperator(task_id="promote", model_name="churn", version=model["version"]).execute(task_context())
     guard = RetrainGuardOperator(task_id="retrain_guard", spec=spec)
-    with pytest.raises(AirflowSkipException, match=r"0 labelled source row\(s\) newer than champion v1's data"):
+    with pytest.raises(AirflowSkipException, match=r"0 labelled source row\(s\) newer than the data of champion v1 "):
         guard.execute(_drift_context())
 
     later = customers(100, seed=5, start=datetime(2026, 7, 1, tzinfo=UTC))  # after the champion's as-of (June 1)
@@ -168,6 +169,24 @@ def test_min_new_rows_counts_labelled_rows_newer_than_the_champion(
     with pytest.raises(AirflowSkipException, match=r"50 labelled source row\(s\).*need 60"):
         guard.execute(_drift_context())
     customers(10, seed=6, start=datetime(2026, 7, 2, tzinfo=UTC)).to_csv(
+        customers_csv, mode="a", header=False, index=False
+    )
+    assert guard.execute(_drift_context())["guard"] == "passed"
+
+    # the gate rejected a challenger trained on those rows: new rows count from its data, not the champion's
+    frame = pd.read_csv(customers_csv)
+    frame.dropna(subset=["churned"]).to_csv(customers_csv, index=False)  # a null label fails validation
+    _, rejected = candidate(spec, "r2", run_after=datetime(2026, 7, 3, tzinfo=UTC))
+    LedgerHook(spec.ledger.conn_id).get_conn().record(
+        model_name="churn", alias="champion", action="reject", version=rejected["version"], reasons=["gate"]
+    )
+    with pytest.raises(
+        AirflowSkipException,
+        match=r"0 labelled source row\(s\) newer than the data of challenger v2, rejected against champion v1 "
+        r"\(as of 2026-07-03",
+    ):
+        guard.execute(_drift_context())
+    customers(60, seed=7, start=datetime(2026, 7, 4, tzinfo=UTC)).to_csv(
         customers_csv, mode="a", header=False, index=False
     )
     assert guard.execute(_drift_context())["guard"] == "passed"
