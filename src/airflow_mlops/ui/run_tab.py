@@ -74,20 +74,15 @@ def run_tab(sources: PipelineSources, role: str, dag_id: str, run_id: str) -> di
     if data["found"] is False:
         return data
     if role == "train" and sources.spec.level > 0:
-        history = views.ledger_history(sources)
-        data["training"] = training = views.training_run_tab(sources, dag_id, run_id, history)
-        gate = results.get("challenge", {}).get("return_value")
-        training["gate_reasons"] = [str(r) for r in gate.get("reasons") or []] if isinstance(gate, dict) else []
-        training["outcome"] = ab_outcome(sources, history, dag_id, run_id, training.get("version"))
-        training["route"] = gate_route(data["tasks"])
-        extract = results.get("extract", {}).get("return_value")
-        if training["run"] is None and isinstance(extract, dict) and extract.get("digest"):
-            training["snapshot"] = {k: extract.get(k) for k in ("digest", "uri", "rows", "source", "as_of")}
+        data["training"] = training_section(sources, dag_id, run_id, results, data)
     elif role == "monitor":
         data["verdicts"] = monitor_verdicts(sources, results)
     if role in ("release", "ab_test"):
-        rows = [r for r in views.ledger_history(sources) if (r.airflow_dag_id, r.airflow_run_id) == (dag_id, run_id)]
-        data["ledger"] = [views.ledger_row(r) for r in rows]
+        history = read_ledger(sources, data["problems"])
+        data["ledger"] = None if history is None else [
+            views.ledger_row(r) for r in history if (r.airflow_dag_id, r.airflow_run_id) == (dag_id, run_id)
+        ]  # fmt: skip
+        rows = data["ledger"] or []
         released = results.get("register_and_release", {}).get("return_value")  # Level 1: no ledger
         data["released"] = released if isinstance(released, dict) and released.get("version") else None
         data["undeployed"] = bool(rows) and any(  # deploy (a person's promotion), deploy_promote (the A/B decision's)
@@ -95,6 +90,39 @@ def run_tab(sources: PipelineSources, role: str, dag_id: str, run_id: str) -> di
             for t in data["tasks"]
         )
     return data
+
+
+def read_ledger(sources: PipelineSources, problems: list[str]) -> list[Any] | None:
+    """The pipeline's ledger rows, or ``None`` (with a line in ``problems``) when the ledger cannot be read."""
+    try:
+        return views.ledger_history(sources)
+    except Exception as err:
+        problems.append(views.failure("the ledger", err, "Check the spec's ledger connection."))
+        return None
+
+
+def training_section(
+    sources: PipelineSources, dag_id: str, run_id: str, results: dict[str, dict[str, Any]], data: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The MLflow run, version, dataset and gate of a training run; ``None`` when MLflow cannot be read.
+
+    A reader that fails adds its line to ``data["problems"]``; the task table above stays.
+    """
+    history = read_ledger(sources, data["problems"])
+    try:
+        training = views.training_run_tab(sources, dag_id, run_id, history or [])
+    except Exception as err:
+        data["problems"].append(views.failure("this run's MLflow records", err, "Check the MLflow connection."))
+        return None
+    gate = results.get("challenge", {}).get("return_value")
+    training["gate_reasons"] = [str(r) for r in gate.get("reasons") or []] if isinstance(gate, dict) else []
+    training["outcome"] = ab_outcome(sources, history or [], dag_id, run_id, training.get("version"))
+    training["route"] = gate_route(data["tasks"])
+    training["ledger_unread"] = history is None
+    extract = results.get("extract", {}).get("return_value")
+    if training["run"] is None and isinstance(extract, dict) and extract.get("digest"):
+        training["snapshot"] = {k: extract.get(k) for k in ("digest", "uri", "rows", "source", "as_of")}
+    return training
 
 
 # What a Level 3+ training run does with a version its gate passed: the A/B test, or a first promotion.

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from markupsafe import escape
 
 from airflow_mlops import run_history
 from airflow_mlops.core import tags as tag_names
@@ -315,3 +316,52 @@ def test_a_run_s_own_test_metrics_are_told_apart_from_the_gate_s_holdout() -> No
     assert note in render(pipeline, f"{pipeline.spec.name}_train", "t1", data)
     data["training"] = {**data["training"], "gate": None}
     assert note not in render(pipeline, f"{pipeline.spec.name}_train", "t1", data)
+
+
+def _unreachable(*args: Any) -> None:
+    raise ConnectionError("connection refused")
+
+
+@pytest.mark.parametrize(
+    ("reader", "problem", "absent"),
+    [
+        ("ledger_history", "Could not read the ledger (connection refused)", "No gate decision recorded"),
+        ("training_run_tab", "Could not read this run's MLflow records (connection refused)", "trained no model"),
+    ],
+)
+def test_a_training_run_keeps_its_tasks_when_one_store_cannot_be_read(
+    monkeypatch: pytest.MonkeyPatch, reader: str, problem: str, absent: str
+) -> None:
+    """One failing reader is a line above the tab, not an empty tab; nothing reads as 'none' that was not read."""
+    pipeline = sources(4)
+    dag_id = f"{pipeline.name}_train"
+    training = {"run": None, "version": None, "gate": None}
+    monkeypatch.setattr(run_history, "dag_run", lambda d, r: _record(d, {"extract": "success", "train": "success"}))
+    monkeypatch.setattr(run_history, "task_xcoms", lambda d, r, keys: {})
+    monkeypatch.setattr(run_tab.views, "ledger_history", lambda s: [])
+    monkeypatch.setattr(run_tab.views, "training_run_tab", lambda s, d, r, history: dict(training))
+    monkeypatch.setattr(run_tab.views, reader, _unreachable)
+    data = run_tab.run_tab(pipeline, "train", dag_id, "r1")
+    assert [t["task_id"] for t in data["tasks"]] == ["extract", "train"]
+    assert [p.split(". ")[0] for p in data["problems"]] == [problem]
+    page = render(pipeline, dag_id, "r1", data)
+    assert str(escape(problem)) in page
+    assert ">extract</a>" in page
+    assert absent not in page
+    if reader == "ledger_history":
+        assert "Not known: the ledger could not be read (above)." in page
+
+
+def test_an_ab_test_run_keeps_its_tasks_when_the_ledger_cannot_be_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline = sources(4)
+    dag_id = f"{pipeline.name}_ab_test"
+    monkeypatch.setattr(run_history, "dag_run", lambda d, r: _record(d, {"analyse": "success"}))
+    monkeypatch.setattr(run_history, "task_xcoms", lambda d, r, keys: {})
+    monkeypatch.setattr(run_tab.views, "ledger_history", _unreachable)
+    data = run_tab.run_tab(pipeline, "ab_test", dag_id, "r1")
+    assert data["ledger"] is None
+    assert [t["task_id"] for t in data["tasks"]] == ["analyse"]
+    page = render(pipeline, dag_id, "r1", data)
+    assert "Could not read the ledger (connection refused)" in page
+    assert "wrote no ledger row" not in page
+    assert ">analyse</a>" in page
