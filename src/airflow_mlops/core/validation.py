@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
 _SAMPLE = 200
+NUMERIC_TEXT_SHARE = 0.9  # a text feature with this share of numbers is a numeric column with bad cells
 DATETIME_ADVICE = (
     "datetime features are not supported (one-hot encoding would map every unseen date to zeros): "
     "derive a numeric column in the source (e.g. days since the date) or leave this column out of 'features'"
@@ -132,6 +133,8 @@ def _check_feature_values(frame: pd.DataFrame, spec: PipelineSpec, report: Valid
     report.checks.append("feature values finite, within ±3.4e38, one kind per column")
     for column in feature_columns(spec, list(frame.columns)):
         problem = _value_problem(frame[column])
+        if problem is None and spec.validation.dtypes.get(column) != "categorical":
+            problem = _numbers_as_text(frame[column])
         if problem:
             report.failures.append(f"feature {column!r}: {problem}")
 
@@ -165,6 +168,44 @@ def _value_problem(series: pd.Series) -> str | None:
     if is_text.any():
         shown += f" and {present[is_text].iloc[0]!r} at row {_row(present[is_text].index[0])}"
     return f"expected numbers or text, found a mix ({shown}); make the column one kind in the source"
+
+
+def _numbers_as_text(series: pd.Series) -> str | None:
+    """A text column whose values are nearly all numbers: a numeric column some cells made text.
+
+    A CSV column with one malformed cell (``n/a``, a decimal comma) reads as text, and the model
+    would one-hot each distinct number as a category, then refuse numbers when served.
+    """
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
+        return None
+    present = series.dropna()
+    if present.empty or not present.map(lambda v: isinstance(v, str)).all():
+        return None
+    text = present.str.strip()
+    numbers = pd.to_numeric(text, errors="coerce").notna()
+    comma = ~numbers & text.str.fullmatch(r"[-+]?\d+,\d+").astype(bool)
+    if (numbers | comma).sum() < NUMERIC_TEXT_SHARE * len(present):
+        return None
+    bad = text[~numbers & ~comma]
+    if bad.empty and not comma.any():
+        return (
+            f"text, but every value reads as a number (e.g. {present.iloc[0]!r}): store it as a number in the "
+            "source, or declare it categorical in validation.dtypes if the numbers are codes"
+        )
+    found = []
+    if comma.any():
+        first = text[comma].index[0]
+        found.append(f"{int(comma.sum())} with a decimal comma (e.g. {present[first]!r} at row {_row(first)})")
+    if not bad.empty:
+        shown = " and ".join(f"{present[i]!r} at row {_row(i)}" for i in bad.index[:2])
+        found.append(f"{shown} {'does' if len(bad) == 1 else 'do'} not read as a number")
+    return (
+        f"text, but {int((numbers | comma).sum())} of {len(present)} values are numbers; {'; '.join(found)}: "
+        "fix those cells in the source (a missing value left empty), or declare the column categorical in "
+        "validation.dtypes if it is text"
+    )
 
 
 def _row(label: object) -> str:

@@ -125,3 +125,49 @@ def test_a_column_named_twice_is_named(spec: PipelineSpec, customers_frame: pd.D
     frame = pd.concat([customers_frame, customers_frame[["plan"]]], axis=1)
     failures = validate_frame(frame, spec).failures
     assert failures == ["column name(s) ['plan'] appear more than once; name each column once in the source"]
+
+
+def _usage_as_text(frame: pd.DataFrame, cells: dict[int, str]) -> pd.DataFrame:
+    """``monthly_usage`` as a CSV reads it when some cells are not numbers: text."""
+    frame = frame.copy()
+    frame["monthly_usage"] = frame["monthly_usage"].astype(str)
+    for row, value in cells.items():
+        frame.loc[row, "monthly_usage"] = value
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("cells", "found"),
+    [
+        ({9: "12,5"}, "1 with a decimal comma (e.g. '12,5' at row 9)"),
+        ({4: "unknown", 7: "?"}, "'unknown' at row 4 and '?' at row 7 do not read as a number"),
+        ({2: "12,5", 5: "-"}, "1 with a decimal comma (e.g. '12,5' at row 2); '-' at row 5 does not read as a number"),
+    ],
+)
+def test_a_numeric_column_some_cells_made_text_is_named(
+    spec: PipelineSpec, customers_frame: pd.DataFrame, cells: dict[int, str], found: str
+) -> None:
+    """One bad cell made the column text: each number would train as a category, and serving refuse numbers."""
+    frame = _usage_as_text(customers_frame, cells)
+    numbers = len(frame) - sum(1 for v in cells.values() if v != "12,5")
+    assert validate_frame(frame, spec).failures == [
+        f"feature 'monthly_usage': text, but {numbers} of {len(frame)} values are numbers; {found}: fix those cells in "
+        "the source (a missing value left empty), or declare the column categorical in validation.dtypes if it is text"
+    ]
+
+
+def test_numbers_stored_as_text_are_named_unless_declared_categorical(customers_frame: pd.DataFrame) -> None:
+    frame = customers_frame.assign(region=customers_frame["tenure_months"].round().astype(int).astype(str).str.zfill(3))
+    failures = validate_frame(frame, PipelineSpec.from_dict(spec_dict())).failures
+    assert failures == [
+        f"feature 'region': text, but every value reads as a number (e.g. {frame['region'].iloc[0]!r}): store it as "
+        "a number in the source, or declare it categorical in validation.dtypes if the numbers are codes"
+    ]
+    declared = PipelineSpec.from_dict(spec_dict(validation={"dtypes": {"region": "categorical"}}))
+    assert validate_frame(frame, declared).ok
+
+
+def test_text_with_a_few_numbers_is_text(spec: PipelineSpec, customers_frame: pd.DataFrame) -> None:
+    frame = customers_frame.copy()
+    frame.loc[: len(frame) // 2, "plan"] = "12"  # half the rows: below the share that makes it a numeric column
+    assert validate_frame(frame, spec).ok
