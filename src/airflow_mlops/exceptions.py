@@ -19,6 +19,10 @@ class QueryRejectedError(DatasetExtractionError):
     """Postgres refused the query itself (an unknown column or table, a type or syntax error): no retry helps."""
 
 
+class SourceMismatchError(DatasetExtractionError):
+    """The source lacks what the spec names (its timestamp column, a bind parameter): no retry helps."""
+
+
 class EmptyExtractionError(DatasetExtractionError):
     """The source holds no rows for the run's window: the same window gives none on a retry."""
 

@@ -284,9 +284,9 @@ def test_missing_bind_parameter_is_named(customers_table: str, storage: Path) ->
 
 
 def test_timestamp_column_missing_from_result(customers_table: str, storage: Path) -> None:
-    """A ``timestamp_column`` the query does not return fails naming it and the columns found."""
+    """A ``timestamp_column`` the query does not return fails at once (no retry), naming it and the columns found."""
     query = f"SELECT customer_id, churned FROM {customers_table}"
-    with pytest.raises(DatasetExtractionError) as info:
+    with pytest.raises(AirflowFailException) as info:
         extract(postgres_source(query=query))
     message = str(info.value)
     assert message.startswith(f"postgres://postgres_default query {query!r}")

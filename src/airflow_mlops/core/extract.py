@@ -8,7 +8,7 @@ import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.exceptions import DatasetExtractionError, QueryRejectedError
+from airflow_mlops.exceptions import DatasetExtractionError, QueryRejectedError, SourceMismatchError
 from airflow_mlops.spec_sql import AS_OF_PARAM, SINCE_PARAM, missing_placeholders, one_statement
 
 if TYPE_CHECKING:
@@ -125,9 +125,7 @@ def iter_postgres(conn: Any, source: PostgresSource, as_of: datetime | None) -> 
     where = source.describe()
     missing = missing_parameters(source)
     if missing:
-        raise DatasetExtractionError(
-            f"{where}: the query uses bind parameter {missing[0]!r} which is not in 'parameters'"
-        )
+        raise SourceMismatchError(f"{where}: the query uses bind parameter {missing[0]!r} which is not in 'parameters'")
     query, params = build_query(source, as_of, _sql_module(conn))
     cursor = conn.cursor(name=f"mlops_extract_{uuid.uuid4().hex[:12]}")
     cursor.itersize = source.chunk_size
@@ -138,12 +136,12 @@ def iter_postgres(conn: Any, source: PostgresSource, as_of: datetime | None) -> 
         except driver_of(conn).Error as err:
             raise query_failed(where, err) from err
         except KeyError as err:
-            raise DatasetExtractionError(
+            raise SourceMismatchError(
                 f"{where}: the query uses bind parameter {err} which is not in 'parameters'"
             ) from err
         names = [d.name for d in cursor.description]
         if source.timestamp_column and source.timestamp_column not in names:
-            raise DatasetExtractionError(f"{where}: timestamp_column {source.timestamp_column!r} not in {names}")
+            raise SourceMismatchError(f"{where}: timestamp_column {source.timestamp_column!r} not in {names}")
         zoned = [d.name for d in cursor.description if d.type_code == _PG_TIMESTAMPTZ]
         while rows:
             frame = pd.DataFrame.from_records(rows, columns=names, coerce_float=True)
@@ -165,7 +163,7 @@ def postgres_fallback_types(conn: Any, source: PostgresSource) -> dict[str, pa.D
 
     missing = missing_parameters(source)
     if missing:
-        raise DatasetExtractionError(f"the query uses bind parameter {missing[0]!r} which is not in 'parameters'")
+        raise SourceMismatchError(f"the query uses bind parameter {missing[0]!r} which is not in 'parameters'")
     sql = _sql_module(conn)
     base, params = build_query(source.model_copy(update={"timestamp_column": None}), None, sql)
     limited = sql.SQL("SELECT * FROM ({}\n) AS mlops_probe LIMIT 0").format(base)
@@ -174,7 +172,7 @@ def postgres_fallback_types(conn: Any, source: PostgresSource) -> dict[str, pa.D
         description = list(cursor.description)
     names = [d.name for d in description]
     if source.timestamp_column and source.timestamp_column not in names:
-        raise DatasetExtractionError(f"timestamp_column {source.timestamp_column!r} not in {names}")
+        raise SourceMismatchError(f"timestamp_column {source.timestamp_column!r} not in {names}")
     types: dict[str, pa.DataType] = {}
     for d in description:
         if d.type_code in _PG_TIMESTAMPS:
@@ -215,6 +213,15 @@ def iter_files(path: StoragePath, source: FileSource, as_of: datetime | None) ->
                 yield _filter_as_of(batch.to_pandas(), source, as_of)
 
 
+def _separator_hint(frame: pd.DataFrame) -> str:
+    """Why a CSV file read as one column: it is separated by something else than commas."""
+    if len(frame.columns) != 1:
+        return ""
+    name = str(frame.columns[0])
+    found = next((sep for sep in (";", "\t", "|") if sep in name), None)
+    return "" if found is None else f"; the file looks {found!r}-separated, and files are read as comma-separated CSV"
+
+
 def _filter_as_of(frame: pd.DataFrame, source: FileSource, as_of: datetime | None) -> pd.DataFrame:
     """Parse the timestamp column as ``datetime64[ns, UTC]`` (as from Postgres), keep rows up to ``as_of``.
 
@@ -226,7 +233,9 @@ def _filter_as_of(frame: pd.DataFrame, source: FileSource, as_of: datetime | Non
     if not column:
         return frame
     if column not in frame.columns:
-        raise DatasetExtractionError(f"{source.uri}: timestamp_column {column!r} not in {list(frame.columns)}")
+        raise SourceMismatchError(
+            f"{source.uri}: timestamp_column {column!r} not in {list(frame.columns)}{_separator_hint(frame)}"
+        )
     stamps = pd.to_datetime(frame[column], utc=True, errors="coerce").dt.as_unit("ns")
     frame = frame.assign(**{column: stamps})
     if as_of is None:
@@ -305,7 +314,7 @@ class PostgresReader:
             return postgres_fallback_types(self.conn, self.source)
         except DatasetExtractionError as err:
             self.conn.rollback()
-            raise DatasetExtractionError(f"{self.source.describe()}: {err}") from err
+            raise type(err)(f"{self.source.describe()}: {err}") from err
         except Exception as err:
             self.conn.rollback()
             raise query_failed(self.source.describe(), err) from err

@@ -7,7 +7,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import ObjectStoragePath
 
 from airflow_mlops.assets import dataset_asset
-from airflow_mlops.exceptions import DatasetValidationError, EmptyExtractionError, QueryRejectedError
+from airflow_mlops.exceptions import (
+    DatasetValidationError,
+    EmptyExtractionError,
+    QueryRejectedError,
+    SourceMismatchError,
+)
 from airflow_mlops.hooks.source import open_source
 from airflow_mlops.operators.base import (
     MlopsOperator,
@@ -69,7 +74,7 @@ class ExtractDatasetOperator(MlopsOperator):
         # no rows before a time a person gave stays so; at the run's own time rows may still land (late
         # rows, a table an ETL job reloads), so that is retried
         given = isinstance(self.as_of, str) and bool(self.as_of.strip()) and source.timestamp_column is not None
-        final = (QueryRejectedError, EmptyExtractionError) if given else (QueryRejectedError,)
+        final = (QueryRejectedError, SourceMismatchError, *((EmptyExtractionError,) if given else ()))
         with fail_at_once(*final), open_source(source, postgres_conn_id=self.postgres_conn_id) as reader:
             ref = write_snapshot(
                 reader.chunks(as_of),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.exceptions import TrainingError
+from airflow_mlops.exceptions import DatasetValidationError, QueryRejectedError, SourceMismatchError, TrainingError
 from airflow_mlops.hooks.source import open_source
 from airflow_mlops.operators.base import MlopsOperator, fail_at_once
 
@@ -17,7 +17,9 @@ class TrainLocalModelOperator(MlopsOperator):
     """Load the source, fit the estimator, pickle it to object storage and log the metrics.
 
     This is the Level 0 baseline: nothing is versioned, tracked or registered. It exists so a team
-    can run its notebook on Airflow today and compare with the levels above.
+    can run its notebook on Airflow today and compare with the levels above. The data meets the
+    checks the validate task of the levels above runs (a missing column, a null label, a numeric
+    column made text), and fails at once, naming what is wrong, before anything is fitted.
     """
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -26,10 +28,13 @@ class TrainLocalModelOperator(MlopsOperator):
 
         from airflow_mlops.core.metrics import compute_metrics
         from airflow_mlops.core.training import fit_model, split_frame
+        from airflow_mlops.core.validation import require_valid
 
-        with open_source(self.spec.source) as reader:
+        with fail_at_once(QueryRejectedError, SourceMismatchError), open_source(self.spec.source) as reader:
             frame = pd.concat(list(reader.chunks(None)), ignore_index=True)
-        with fail_at_once(TrainingError):  # the same data and spec fail the same way
+        with fail_at_once(DatasetValidationError, TrainingError):  # the same data and spec fail the same way
+            report = require_valid(frame, self.spec, where=f"{self.spec.name} source")
+            self.log.info("Dataset passed %d checks on %d rows", len(report.checks), report.rows)
             split = split_frame(frame, self.spec)
             model = fit_model(self.spec, split)
         scores = compute_metrics(model, split.x_test, split.y_test, [self.spec.metric.name])

@@ -326,6 +326,24 @@ def test_level0_saves_a_model_file(mlflow_conn: str, customers_csv: Path) -> Non
 
 
 @pytest.mark.usefixtures("storage")
+def test_level0_checks_the_data_as_the_levels_above_and_fails_at_once(
+    customers_frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A null label or a missing target was a bare KeyError or 'Input contains NaN', retried."""
+    frame = customers_frame.copy()
+    frame.loc[3, "churned"] = None
+    csv = tmp_path / "null_label.csv"
+    frame.to_csv(csv, index=False)
+    with pytest.raises(
+        AirflowFailException, match=r"churn source: dataset failed 1 check\(s\):\n  - target 'churned' has 1 null"
+    ):
+        TrainLocalModelOperator(task_id="train_locally", spec=_spec(csv, level=0)).execute(task_context())
+    wrong = _spec(csv, level=0, target="diagnosis")
+    with pytest.raises(AirflowFailException, match=r"missing column\(s\) \['diagnosis'\]; the dataset has \["):
+        TrainLocalModelOperator(task_id="train_locally", spec=wrong).execute(task_context())
+
+
+@pytest.mark.usefixtures("storage")
 def test_a_metric_undefined_on_the_held_out_part_stays_out_of_mlflow_and_xcom(
     mlflow_conn: str, customers_frame: pd.DataFrame, tmp_path: Path
 ) -> None:
