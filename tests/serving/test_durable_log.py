@@ -159,3 +159,80 @@ def test_the_startup_log_says_where_answers_go(tmp_path: Path) -> None:
         logging_text(config, spool)
         == f"prediction log: table churn_log, each answer on disk in {tmp_path / 'spool'} first"
     )
+
+
+async def test_a_backlog_of_wide_rows_over_many_segments_ships_every_row(
+    tmp_path: Path, tables: tuple[str, str], pg_conn: Any
+) -> None:
+    """A read budget that ended inside a segment jumped to the next one and released the rest: rows lost."""
+    folder = tmp_path / "spool"
+    down = DurableLogWriter(NOWHERE, folder, table=tables[0], segment_bytes=64 << 10, process=False)
+    down.start()
+    wide = "k" * 1200  # a long key: about 1.4 kB of spool a row
+    for tick in range(100):  # records of 10 rows, about 14 kB: 4 or 5 to a segment
+        rows = [_row(i) for i in range(tick * 10, tick * 10 + 10)]
+        await asyncio.gather(*(down.append((*row[:5], f"{wide}-{row[0]}", *row[6:])) for row in rows))
+    await down.stop(drain_timeout=0.1)
+    assert len(list(folder.glob("segment-*.spool"))) > 10
+
+    up = DurableLogWriter(DSN, folder, table=tables[0], segment_bytes=64 << 10, process=False, max_rows_per_write=70)
+    up.read_bytes = 50_000  # a budget that ends inside segments (as 4 MiB does with segments of 16 MiB)
+    up.start()
+    await _until(lambda: up.spool.depth_rows == 0 and up.written > 0)
+    await up.stop(5)
+    assert (up.written, up.dropped) == (1000, 0)
+    assert _count(pg_conn, tables[0]) == (1000, 1000)
+
+
+async def test_the_shipper_outlives_a_spool_it_cannot_read(
+    tmp_path: Path, tables: tuple[str, str], pg_conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Too many open files (or the folder moved away) ended the shipper for good: nothing shipped until a restart."""
+    writer = DurableLogWriter(DSN, tmp_path / "spool", table=tables[0], flush_ms=20, process=False)
+    read = writer.spool.read
+    failures = iter([OSError(24, "Too many open files"), FileNotFoundError(2, "No such file or directory")])
+
+    def flaky(*args: Any) -> Any:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        return read(*args)
+
+    monkeypatch.setattr(writer.spool, "read", flaky)
+    writer.start()
+    await asyncio.gather(*(writer.append(_row(i)) for i in range(40)))
+    await _until(lambda: writer.written == 40)
+    assert writer.errors == 2
+    assert writer.last_error is None  # shipping works again
+    await writer.stop(5)
+    assert _count(pg_conn, tables[0]) == (40, 40)
+
+
+async def test_a_spool_write_that_failed_is_not_ready_until_one_works_and_frees_shipped_bytes(
+    tmp_path: Path, tables: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk: the active segment kept its shipped bytes, so every prediction got 503 until a restart."""
+    writer = DurableLogWriter(DSN, tmp_path / "spool", table=tables[0], flush_ms=20, process=False)
+    writer.start()
+    await asyncio.gather(*(writer.append(_row(i)) for i in range(30)))
+    await _until(lambda: writer.written == 30)
+    full = writer.spool.active
+    assert full is not None
+    assert full.size > 0
+    append = writer.spool.append
+
+    def no_space(payload: bytes, rows: int) -> Any:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writer.spool, "append", no_space)
+    with pytest.raises(OSError, match="could not write the prediction log spool: .*No space left on device"):
+        await writer.append(_row(100))
+    assert writer.refusing
+    assert writer.spool_error is not None
+    await _until(lambda: writer.spool.active is not full)  # everything was shipped: a new segment, the old deleted
+    assert not full.path.exists()
+    monkeypatch.setattr(writer.spool, "append", append)
+    await writer.append(_row(101))
+    assert not writer.refusing
+    await _until(lambda: writer.written == 31)
+    await writer.stop(5)

@@ -29,6 +29,7 @@ from airflow_mlops.core.log_tables import PREDICTION_LOG_TABLE, check_table_name
 from airflow_mlops.serving.log_rows import plain_rows
 from airflow_mlops.serving.log_shipper import DROP_REASONS, WriteResult, WriterProcess, write_rows
 from airflow_mlops.serving.pg_connection import PgConnection
+from airflow_mlops.serving.repeated_failure import RepeatedFailure
 from airflow_mlops.serving.spool import Record, Segment, Spool
 
 if TYPE_CHECKING:
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 1 << 30
+ROTATE_BYTES = 1 << 20
+"""A drained spool starts a new segment once its active one holds this much, freeing the shipped bytes."""
 
 
 class SpoolFull(RuntimeError):
@@ -85,6 +88,7 @@ class DurableLogWriter:
         self.max_rows_per_write = max(1, max_rows_per_write)
         self.max_syncs = max(1, max_syncs)
         self.spool = Spool(folder, self.table, segment_bytes=segment_bytes)
+        self.read_bytes = 4 << 20  # spool bytes read per shipment (up to ``max_rows_per_write`` rows of them)
         self._conn = PgConnection(dsn, prediction_log_ddl(table))
         self._process = WriterProcess(dsn, self.table) if process else None
         self._ship_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prediction-log")
@@ -103,6 +107,9 @@ class DurableLogWriter:
         self.refused = 0
         self.last_error: str | None = None
         self.down_since: float | None = None
+        self.spool_error: str | None = None  # the newest write or sync of the spool failed: predictions get 503
+        self._spool_failures = RepeatedFailure(log)
+        self._ship_failures = RepeatedFailure(log)
 
     # ----- the request path --------------------------------------------------------------------
 
@@ -125,6 +132,11 @@ class DurableLogWriter:
     def full(self) -> bool:
         """The spool is at its bound: a prediction now would be refused (503)."""
         return self.spool.depth_bytes >= self.max_bytes
+
+    @property
+    def refusing(self) -> bool:
+        """Predictions get 503 now: the spool is at its bound, or its newest write or sync failed."""
+        return self.full or self.spool_error is not None
 
     def check_room(self) -> None:
         """Raise :class:`SpoolFull` if the spool is at its bound (before any work is done for a request)."""
@@ -158,7 +170,7 @@ class DurableLogWriter:
         try:
             segment, end = self.spool.append(encode_rows(rows), len(rows))
         except Exception as err:
-            log.error("prediction log: writing %d rows to the spool failed: %s", len(rows), err)
+            self._spool_failed(f"writing rows to the spool failed: {err}")
             done.set_exception(OSError(f"could not write the prediction log spool: {err}"))
             return
         self._syncing[segment.seq] = self._syncing.get(segment.seq, 0) + 1
@@ -169,11 +181,14 @@ class DurableLogWriter:
         self._syncing[segment.seq] -= 1
         error = future.exception()
         if error is not None:
-            log.error("prediction log: fdatasync of the spool failed: %s", error)
+            self._spool_failed(f"fdatasync of the spool failed: {error}")
             done.set_exception(OSError(f"could not make the prediction log durable: {error}"))
         else:
             Spool.mark_durable(segment, end)
             done.set_result(None)
+            if self.spool_error is not None:
+                self.spool_error = None
+                self._spool_failures.succeeded("prediction log: the spool takes rows again")
             if self.spool.depth_rows >= self.flush_rows:
                 self._wake.set()
         if not self._syncing[segment.seq]:
@@ -182,6 +197,11 @@ class DurableLogWriter:
         self._synced.set()
         if self._pending:
             self._commit()
+
+    def _spool_failed(self, text: str) -> None:
+        """A write or sync of the spool failed: its requests get 503, ``/ready`` says so until one works."""
+        self.spool_error = text
+        self._spool_failures.failed(f"prediction log: {text}; predictions are refused (503) until the spool works")
 
     # ----- lifecycle and shipping --------------------------------------------------------------
 
@@ -200,7 +220,11 @@ class DurableLogWriter:
     async def _run(self) -> None:
         failures = 0
         while not self._stopping:
-            shipped = await self.ship_once()
+            try:
+                shipped = await self.ship_once()
+            except Exception as err:  # the shipper must outlive any error, or the log stops for good
+                self._ship_failed(f"shipping to {self.table} failed", err)
+                shipped = None
             if shipped is None:
                 failures += 1
                 await asyncio.sleep(min(5.0, 0.1 * 2**failures))
@@ -215,8 +239,13 @@ class DurableLogWriter:
         """Ship the next durable records to Postgres: rows shipped, or None if the write failed."""
         loop = asyncio.get_running_loop()
         seq, offset = self.spool.shipped_to()
-        records = await loop.run_in_executor(self._ship_executor, self.spool.read, seq, offset, 4 << 20)
+        try:
+            records = await loop.run_in_executor(self._ship_executor, self.spool.read, seq, offset, self.read_bytes)
+        except OSError as err:  # too many open files, the folder moved: rows stay, the next try reads again
+            self._ship_failed(f"reading the spool {self.spool.folder} failed", err)
+            return None
         if not records:
+            self._free_shipped()
             return 0
         batch: list[Record] = []
         rows = 0
@@ -228,13 +257,9 @@ class DurableLogWriter:
         try:
             result = await loop.run_in_executor(self._ship_executor, self._write, [r.payload for r in batch])
         except Exception as err:
-            self.errors += 1
-            self.down_since = self.down_since or time.time()
-            self.last_error = f"{type(err).__name__}: {str(err).strip()[:300]}"
-            log.warning("prediction log: shipping to %s failed, rows kept: %s", self.table, self.last_error)
+            self._ship_failed(f"shipping to {self.table} failed", err)
             return None
-        if self.down_since is not None:
-            log.info("prediction log: shipping to %s works again", self.table)
+        self._ship_failures.succeeded(f"prediction log: shipping to {self.table} works again")
         self.down_since, self.last_error = None, None
         self.written += result.stored
         self.duplicates += result.duplicates
@@ -247,7 +272,23 @@ class DurableLogWriter:
         for record in batch:
             self.spool.release(record)
         self.spool.delete_shipped(self._syncing)
+        self._free_shipped()
         return rows
+
+    def _ship_failed(self, what: str, err: BaseException) -> None:
+        """A read of the spool or a write to Postgres failed: counted, kept for ``/ready``, logged once a change."""
+        self.errors += 1
+        self.down_since = self.down_since or time.time()
+        self.last_error = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
+        self._ship_failures.failed(f"prediction log: {what}, rows kept: {self.last_error}")
+
+    def _free_shipped(self) -> None:
+        """Everything shipped: start a new segment (deleting the old) once the active one is large or a write failed."""
+        active = self.spool.active
+        if self._pending or active is None or self.spool.depth_rows:
+            return
+        if (active.size >= ROTATE_BYTES or self.spool_error is not None) and self.spool.rotate_shipped():
+            self.spool.delete_shipped(self._syncing)
 
     def _write(self, payloads: list[bytes]) -> WriteResult:
         if self._process is not None:

@@ -317,9 +317,9 @@ class ServingRuntime:
         router = self.router
         has_challenger = models is not None and models.challenger is not None
         payload: dict[str, Any] = {
-            # a full log spool refuses every prediction: not ready, so a load balancer sends them elsewhere
+            # a full or unwritable log spool refuses every prediction: not ready (a load balancer goes elsewhere)
             "ready": models is not None
-            and not (isinstance(self.log_writer, DurableLogWriter) and self.log_writer.full),
+            and not (isinstance(self.log_writer, DurableLogWriter) and self.log_writer.refusing),
             "model": self.config.model_name,
             "versions": models.versions() if models else {"champion": None, "challenger": None},
             "arms": {
@@ -360,6 +360,7 @@ class ServingRuntime:
                 spool_max_bytes=writer.max_bytes,
                 replayed_duplicates=writer.duplicates,
                 refused=writer.refused,
+                spool_error=writer.spool_error,
             )
         return status
 

@@ -271,28 +271,66 @@ class Spool:
     # ----- reading and releasing -------------------------------------------------------------
 
     def read(self, seq: int, offset: int, max_bytes: int = 8 << 20) -> list[Record]:
-        """Durable records from ``(seq, offset)`` on, about ``max_bytes`` of them (at least one)."""
+        """Durable records from ``(seq, offset)`` on, in order, about ``max_bytes`` of them (at least one).
+
+        Runs in the shipper's thread while the event loop appends, seals and syncs: each segment's
+        ``sealed``, ``size`` and ``durable`` are read once, ``sealed`` first (a sealed segment's size
+        is final). Reading moves on to the next segment only once a sealed one is read to its end, so
+        the records returned never skip any: the shipped position can only pass what was shipped.
+        """
         out: list[Record] = []
         total = 0
-        for segment in self.segments:
+        for segment in list(self.segments):
             if segment.seq < seq:
                 continue
+            sealed = segment.sealed
+            size, durable = segment.size, segment.durable
             start = offset if segment.seq == seq else 0
-            if segment.durable <= start:
-                if not segment.sealed:
-                    break
-                continue
-            data = _read(segment.path, start, min(segment.durable - start, max(max_bytes - total, HEADER.size)))
-            records, _ = scan(data)
-            if not records:  # a record longer than the budget: read it whole
-                data = _read(segment.path, start, segment.durable - start)
-                records, _ = scan(data)
-            for begin, end, rows in records:
-                out.append(Record(segment.seq, start + end, rows, data[begin:end]))
-                total += end - begin + HEADER.size
-            if total >= max_bytes or not segment.sealed:
+            reached = start
+            if durable > start:
+                records, data = self._read_records(segment.path, start, durable - start, max_bytes - total, not out)
+                for begin, end, rows in records:
+                    out.append(Record(segment.seq, start + end, rows, data[begin:end]))
+                    total += end - begin + HEADER.size
+                    reached = start + end
+            if total >= max_bytes or not (sealed and reached >= size):
                 break
         return out
+
+    @staticmethod
+    def _read_records(
+        path: Path, start: int, available: int, budget: int, first: bool
+    ) -> tuple[list[tuple[int, int, int]], bytes]:
+        """Whole records from ``start`` within ``budget`` bytes; the first one whole if it alone is larger."""
+        data = _read(path, start, min(available, max(budget, HEADER.size)))
+        records, _ = scan(data)
+        if not records and first and len(data) >= HEADER.size:  # one record longer than the budget
+            length = HEADER.unpack_from(data)[0]
+            data = _read(path, start, min(available, HEADER.size + length))
+            records, _ = scan(data)
+        return records, data
+
+    def rotate_shipped(self) -> bool:
+        """Start a new active segment when everything is shipped, so the old one's space is freed.
+
+        The active segment is otherwise only replaced at ``segment_bytes``: a disk that filled up
+        (or a file-size limit) while Postgres was down stayed full after every row was shipped.
+        Call it from the event loop (the thread that appends). Returns whether it rotated.
+        """
+        active = self.active
+        if active is None or active.size == 0 or len(self.segments) != 1:
+            return False
+        if self._position[:2] != (active.seq, active.size):
+            return False
+        active.sealed = True
+        try:
+            self._start_segment()
+        except OSError:  # no new file (a full disk): keep appending to this one
+            active.sealed = False
+            return False
+        self._closing.append(self.segments.pop(0))
+        self._position = (self.active.seq if self.active else 0, 0, 0)
+        return True
 
     def release(self, record: Record) -> None:
         """``record`` and everything before it is shipped; sealed segments done go to :meth:`delete_shipped`."""

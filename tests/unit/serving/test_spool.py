@@ -152,3 +152,65 @@ def test_rows_left_for_another_table_are_not_shipped_into_this_one(tmp_path: Pat
         Spool(tmp_path, "log_b").open()
     with pytest.raises(SpoolError, match=r"unshipped rows for table 'log_a', not 'log_b'"):
         Spool.check(tmp_path, "log_b")
+
+
+def _ship_all(spool: Spool, max_bytes: int, batch_rows: int) -> list[tuple[str, int]]:
+    """Ship as ``DurableLogWriter.ship_once`` does: read a budget, take a prefix of records, release them."""
+    shipped: list[tuple[str, int]] = []
+    while records := spool.read(*spool.shipped_to(), max_bytes=max_bytes):
+        taken = 0
+        for record in records:
+            shipped += marshal.loads(record.payload)
+            spool.release(record)
+            taken += record.rows
+            if taken >= batch_rows:
+                break
+        spool.delete_shipped()
+    return shipped
+
+
+@pytest.mark.parametrize("max_bytes", [1000, 2500, 4096, 9999])
+def test_a_backlog_across_segments_ships_every_row_once_in_order(tmp_path: Path, max_bytes: int) -> None:
+    """A read budget ending mid-segment moved on to the next segment, whose release deleted the rest (rows lost)."""
+    spool = Spool(tmp_path, "log", segment_bytes=4096)
+    spool.open()
+    written = [(f"id-{i}-" + "k" * 850, i) for i in range(60)]  # about 900 bytes a record, 4 or 5 a segment
+    for row in written:
+        _append(spool, [row])
+    assert len(spool.segments) > 10
+    assert _ship_all(spool, max_bytes, batch_rows=3) == written
+    assert spool.depth_rows == 0
+    spool.close()
+
+
+def test_a_sealed_segment_not_yet_synced_to_its_end_is_not_passed_over(tmp_path: Path) -> None:
+    """The shipper read on past a sealed segment whose last sync was still running: its tail was never shipped."""
+    spool = Spool(tmp_path, "log", segment_bytes=4096)
+    spool.open()
+    _append(spool, [("a" * 3000, 1)])
+    first, tail_end = spool.append(marshal.dumps([("b" * 2000, 2)]), 1)  # its sync still runs
+    _append(spool, [("c", 3)])  # the first segment is full: sealed, and this goes to a new one
+    assert first.sealed
+    assert [r for rec in spool.read(*spool.shipped_to()) for r in marshal.loads(rec.payload)] == [("a" * 3000, 1)]
+    Spool.mark_durable(first, tail_end)
+    assert [row[1] for row in _ship_all(spool, 1 << 20, batch_rows=10)] == [1, 2, 3]
+    spool.close()
+
+
+def test_a_drained_spool_starts_a_new_segment_and_frees_the_old(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, "log")
+    spool.open()
+    for i in range(5):
+        _append(spool, [("z" * 500, i)])
+    assert not spool.rotate_shipped()  # rows not shipped yet: nothing to free
+    assert len(_ship_all(spool, 1 << 20, batch_rows=100)) == 5
+    old = spool.active
+    assert old is not None
+    assert spool.rotate_shipped()
+    spool.delete_shipped()
+    assert not old.path.exists()
+    assert spool.active is not old
+    _append(spool, [("after", 9)])
+    assert _ship_all(spool, 1 << 20, batch_rows=100) == [("after", 9)]
+    assert spool.rotate_shipped()  # drained again
+    spool.close()

@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from airflow_mlops.serving.label_check import check_labels
+from airflow_mlops.serving.repeated_failure import RepeatedFailure
 from airflow_mlops.serving.request_parsers import RequestError, parse_feedback, parse_json
 from airflow_mlops.serving.responses import error_response, json_response, rejection
 
@@ -24,6 +25,7 @@ class FeedbackRoutes:
 
     def __init__(self, runtime: ServingRuntime) -> None:
         self.rt = runtime
+        self.failures = RepeatedFailure(log)  # Postgres down: one warning, not three lines a request
 
     async def feedback(self, request: Request) -> Response:
         """``{"request_id": str, "label": value}`` or ``{"items": [...]}``; a 200 means stored.
@@ -49,11 +51,12 @@ class FeedbackRoutes:
         try:
             result = await store.upsert(items)
         except Exception as err:
-            log.warning("storing feedback failed: %s", err)
+            self.failures.failed(f"storing feedback failed: {' '.join(str(err).split())[:300]}")
             rt.metrics.inc("mlops_serving_feedback_total", (("outcome", "error"),), len(items))
             rt.observe_request("feedback", "none", 503, started)
             detail = f"could not store feedback: {type(err).__name__}: {err}"
             return error_response(503, "feedback_unavailable", detail)
+        self.failures.succeeded("storing feedback works again")
         stored = len(result.request_ids)
         pending = len(result.pending)
         rt.metrics.inc("mlops_serving_feedback_total", (("outcome", "matched"),), stored - pending)
