@@ -236,3 +236,29 @@ async def test_a_spool_write_that_failed_is_not_ready_until_one_works_and_frees_
     assert not writer.refusing
     await _until(lambda: writer.written == 31)
     await writer.stop(5)
+
+
+async def test_a_postgres_that_never_answers_does_not_hold_the_shutdown(tmp_path: Path) -> None:
+    """A frozen Postgres (the connection taken, no answer) held the shutdown for as long as it stayed frozen."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel takes the connection; nobody ever answers on it
+    dsn = f"host=127.0.0.1 port={silent.getsockname()[1]} user=postgres dbname=none"
+    folder = tmp_path / "spool"
+    try:
+        writer = DurableLogWriter(dsn, folder, table="t_frozen", flush_ms=20)
+        writer.start()
+        await asyncio.gather(*(writer.append(_row(i)) for i in range(25)))
+        await asyncio.sleep(0.5)  # the shipper is now waiting on the silent server
+        started = time.monotonic()
+        assert await writer.stop(drain_timeout=1.0) == 0
+        assert time.monotonic() - started < 10
+        assert writer.spool.depth_rows == 25
+    finally:
+        silent.close()
+    again = DurableLogWriter(NOWHERE, folder, table="t_frozen", process=False)
+    again.start()
+    assert again.spool.recovered_rows == 25  # every answered row waits for the next start
+    await again.stop(drain_timeout=0.1)

@@ -303,15 +303,14 @@ class DurableLogWriter:
         """
         self._stopping = True
         self._wake.set()
-        if self._task is not None:
-            await self._task
+        answered = self._task is None or await self._stop_shipper(drain_timeout)
         while self._pending or self._syncing:
             self._synced.clear()
             self._commit()
             if self._syncing:  # else the commit failed: its requests got 503, nothing to wait for
                 await self._synced.wait()
         deadline = time.monotonic() + drain_timeout
-        while self.spool.depth_rows and time.monotonic() < deadline:
+        while answered and self.spool.depth_rows and time.monotonic() < deadline:
             if await self.ship_once() is None:
                 await asyncio.sleep(0.2)
         left = self.spool.depth_rows
@@ -320,12 +319,41 @@ class DurableLogWriter:
         else:
             self.spool.release_all()
         self.spool.close()
+        if not answered:  # a thread still waits on Postgres: leave it, the rows are on disk
+            self._ship_executor.shutdown(wait=False, cancel_futures=True)
+            self._sync_executor.shutdown(wait=True)
+            return 0
         self._ship_executor.submit(self._conn.reset)
         if self._process is not None:
             self._ship_executor.submit(self._process.close)
         self._ship_executor.shutdown(wait=True)
         self._sync_executor.shutdown(wait=True)
         return 0
+
+    async def _stop_shipper(self, wait_seconds: float) -> bool:
+        """Let the shipper finish its write within ``wait_seconds``; False when Postgres never answered.
+
+        A Postgres that takes the connection and says nothing (a frozen server, a network that
+        drops packets) held the shutdown for as long: the writer process is ended instead, so its
+        write fails and the rows stay in the spool for the next start.
+        """
+        assert self._task is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), max(wait_seconds, 0.1))
+            return True
+        except TimeoutError:
+            log.warning(
+                "prediction log: Postgres did not answer within the %g s drain timeout; %d rows stay in %s "
+                "for the next start",
+                wait_seconds,
+                self.spool.depth_rows,
+                self.spool.folder,
+            )
+        if self._process is not None:
+            self._process.kill()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._task), 5.0)
+        return False
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:

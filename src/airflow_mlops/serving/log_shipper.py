@@ -219,6 +219,12 @@ class WriterProcess:
             raise RuntimeError(detail)
         return WriteResult(*detail)
 
+    def kill(self) -> None:
+        """End the child now (a write blocked on a Postgres that does not answer then fails)."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+
     def close(self, timeout: float = 10.0) -> None:
         proc, self.proc = self.proc, None
         if proc is None:
