@@ -45,6 +45,17 @@ def _scorer(name: str, classes: list[Any]) -> Callable[..., float]:
     return table[name]
 
 
+def positive_class_note(classes: Any) -> str | None:
+    """Which class the two-class metrics count as positive, when the labels do not say it (not 0/1 or booleans)."""
+    labels = [v.item() if hasattr(v, "item") else v for v in (classes if classes is not None else [])]
+    if len(labels) != 2 or {str(v).lower() for v in labels} in ({"0", "1"}, {"false", "true"}):
+        return None
+    return (
+        f"f1, precision, recall and roc_auc count {labels[-1]!r} as the positive class (the larger of "
+        f"{labels[0]!r} and {labels[-1]!r}); to measure the other, recode the target in the source"
+    )
+
+
 def _binary_auc(target: Any, score: Any, positive: Any) -> float:
     """ROC AUC of ``score`` for the ``positive`` class; NaN when the rows hold one class only (it is undefined)."""
     import numpy as np

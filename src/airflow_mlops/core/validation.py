@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
 _SAMPLE = 200
+MANY_CLASSES = 20  # beyond it, a numeric target of mostly rare values reads as a regression target
 NUMERIC_TEXT_SHARE = 0.9  # a text feature with this share of numbers is a numeric column with bad cells
 DATETIME_ADVICE = (
     "datetime features are not supported (one-hot encoding would map every unseen date to zeros): "
@@ -223,7 +224,10 @@ def _check_target(frame: pd.DataFrame, spec: PipelineSpec, report: ValidationRep
         report.failures.append(f"target {spec.target!r} has {int(target.isna().sum())} null value(s)")
     if spec.task != "classification":
         if not pd.api.types.is_numeric_dtype(target):
-            report.failures.append(f"target {spec.target!r} must be numeric for regression, found {target.dtype}")
+            text = target.dropna()
+            text = text[pd.to_numeric(text, errors="coerce").isna()]
+            example = f", e.g. {text.iloc[0]!r} at row {_row(text.index[0])}" if len(text) else ""
+            report.failures.append(f"target {spec.target!r} must be numeric for regression, found text{example}")
         return
     least = spec.validation.min_class_count
     counts = target.dropna().value_counts()
@@ -233,8 +237,16 @@ def _check_target(frame: pd.DataFrame, spec: PipelineSpec, report: ValidationRep
         report.failures.append(f"target {spec.target!r} has a single class {found}; expected at least 2")
         return
     rare = {str(k): int(v) for k, v in counts.items() if v < least}
-    if rare:
-        report.failures.append(f"target {spec.target!r} classes with fewer than {least} rows: {rare}")
+    if rare and pd.api.types.is_numeric_dtype(target) and len(counts) > MANY_CLASSES and len(rare) > len(counts) / 2:
+        report.failures.append(
+            f"target {spec.target!r} has {len(counts)} distinct values in {int(target.notna().sum())} rows, "
+            f"{len(rare)} of them in fewer than {least} rows: a number to predict? set task: regression "
+            "(the spec's task is classification, the default)"
+        )
+    elif rare:
+        shown = dict(list(rare.items())[:MANY_CLASSES])
+        more = f" and {len(rare) - len(shown)} more" if len(rare) > len(shown) else ""
+        report.failures.append(f"target {spec.target!r} classes with fewer than {least} rows: {shown}{more}")
 
 
 def _check_dtypes(frame: pd.DataFrame, spec: PipelineSpec, report: ValidationReport) -> None:

@@ -26,7 +26,7 @@ class TrainLocalModelOperator(MlopsOperator):
         import joblib
         import pandas as pd
 
-        from airflow_mlops.core.metrics import compute_metrics
+        from airflow_mlops.core.metrics import compute_metrics, positive_class_note
         from airflow_mlops.core.training import fit_model, split_frame
         from airflow_mlops.core.validation import require_valid
 
@@ -37,6 +37,8 @@ class TrainLocalModelOperator(MlopsOperator):
             self.log.info("Dataset passed %d checks on %d rows", len(report.checks), report.rows)
             split = split_frame(frame, self.spec)
             model = fit_model(self.spec, split)
+        if note := positive_class_note(getattr(model, "classes_", None)):
+            self.log.info("%s", note)
         scores = compute_metrics(model, split.x_test, split.y_test, [self.spec.metric.name])
         metrics = {k: v for k, v in scores.items() if math.isfinite(v)}  # NaN (undefined) cannot travel in XCom
         target = self.storage_root() / "level0" / f"model-{context['ti'].run_id}.joblib".replace(":", "_")

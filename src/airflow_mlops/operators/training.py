@@ -54,7 +54,7 @@ class TrainModelOperator(MlopsOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops.core.drift.prediction import model_outputs, output_source
-        from airflow_mlops.core.metrics import compute_metrics
+        from airflow_mlops.core.metrics import compute_metrics, positive_class_note
         from airflow_mlops.core.run_trigger import as_tag, monitor_events
         from airflow_mlops.core.snapshot import read_snapshot
         from airflow_mlops.core.tracking import log_training_run, reusable_run
@@ -80,6 +80,8 @@ class TrainModelOperator(MlopsOperator):
         with fail_at_once(TrainingError):  # the same snapshot and parameters fail the same way
             split = split_frame(frame, self.spec)
             model = fit_model(self.spec, split, overrides)
+        if note := positive_class_note(getattr(model, "classes_", None)):
+            self.log.info("%s", note)
         train_metrics = {
             f"train_{k}": v
             for k, v in compute_metrics(model, split.x_train, split.y_train, [self.spec.metric.name]).items()
@@ -164,7 +166,10 @@ class EvaluateModelOperator(MlopsOperator):
             scores = compute_metrics(model, split.x_test, split.y_test, names)
             undefined = sorted(k for k, v in scores.items() if not math.isfinite(v))
             if undefined:  # e.g. ROC AUC on a held-out part of one class; NaN cannot travel in XCom either
-                self.log.warning("Held-out %s undefined on these %d rows: not logged", undefined, len(split.x_test))
+                self.log.warning(
+                    "Held-out %s undefined on these %d rows (%s): not logged", undefined, len(split.x_test),
+                    _held_out_classes(split.y_test, self.spec),
+                )  # fmt: skip
             metrics = {f"test_{k}": v for k, v in scores.items() if k not in undefined}
             for key, value in metrics.items():
                 client.log_metric(model_ref.run_id, key, value)
@@ -175,6 +180,17 @@ class EvaluateModelOperator(MlopsOperator):
         if primary in metrics:
             self.log.info("Held-out %s = %.4f on %d rows (%s)", primary, metrics[primary], len(split.x_test), held_out)
         return ModelRef.from_xcom({**model_ref.as_xcom(), "metrics": {**model_ref.metrics, **metrics}}).as_xcom()
+
+
+def _held_out_classes(target: Any, spec: Any) -> str:
+    """What the held-out labels hold, to say why a metric is undefined on them."""
+    if spec.task != "classification":
+        return f"{target.nunique()} distinct value(s)"
+    counts = {(k.item() if hasattr(k, "item") else k): int(v) for k, v in target.value_counts().items()}
+    if len(counts) == 1:
+        where = "the newest rows (split.strategy: time)" if spec.split.strategy == "time" else "the held-out rows"
+        return f"{where} are all of class {next(iter(counts))!r}"
+    return f"classes {counts}"
 
 
 def _applicable(metric: str, model: Any) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from sklearn.linear_model import LogisticRegression
 
 from airflow_mlops.core.metric_catalog import metrics_for
 from airflow_mlops.core.metric_kernels import score
-from airflow_mlops.core.metrics import compute_metrics
+from airflow_mlops.core.metrics import compute_metrics, positive_class_note
 
 CLASSIFICATION = metrics_for("classification")
 
@@ -59,3 +60,22 @@ def test_the_gate_refuses_nan_probabilities_rather_than_ranking_them_highest() -
         score("roc_auc", y, np.array([[0.8, 0.2], [np.nan, np.nan], [0.6, 0.4], [0.3, 0.7]]))
     with pytest.raises(ValueError, match="at holdout row 2"):
         score("log_loss", y, np.array([0.2, 0.9, np.inf, 0.7]))
+
+
+@pytest.mark.parametrize(
+    ("classes", "note"),
+    [
+        (np.array([0, 1]), None),
+        (np.array([False, True]), None),
+        (np.array(["0", "1"]), None),
+        (np.array(["a", "b", "c"]), None),
+        (
+            np.array(["cancer", "healthy"]),
+            "f1, precision, recall and roc_auc count 'healthy' as the positive class (the larger of 'cancer' and "
+            "'healthy'); to measure the other, recode the target in the source",
+        ),
+    ],
+)
+def test_the_positive_class_is_named_when_the_labels_do_not_say_it(classes: Any, note: str | None) -> None:
+    """recall of 'healthy', not of 'cancer': the train log says so where the labels are not 0/1."""
+    assert positive_class_note(classes) == note

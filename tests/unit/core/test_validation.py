@@ -171,3 +171,25 @@ def test_text_with_a_few_numbers_is_text(spec: PipelineSpec, customers_frame: pd
     frame = customers_frame.copy()
     frame.loc[: len(frame) // 2, "plan"] = "12"  # half the rows: below the share that makes it a numeric column
     assert validate_frame(frame, spec).ok
+
+
+def test_a_numeric_target_of_many_rare_values_asks_for_regression(customers_frame: pd.DataFrame) -> None:
+    """A continuous target under the default task listed every value in one line of thousands of characters."""
+    frame = customers_frame.assign(churned=customers_frame["monthly_usage"].round(1))
+    failures = validate_frame(frame, PipelineSpec.from_dict(spec_dict())).failures
+    distinct = frame["churned"].nunique()
+    assert len(failures) == 1
+    assert failures[0].startswith(f"target 'churned' has {distinct} distinct values in {len(frame)} rows, ")
+    assert failures[0].endswith(
+        "a number to predict? set task: regression (the spec's task is classification, the default)"
+    )
+    assert len(failures[0]) < 300
+
+
+def test_a_text_target_for_regression_shows_a_value(customers_frame: pd.DataFrame) -> None:
+    frame = customers_frame.assign(churned=customers_frame["monthly_usage"].astype(str))
+    frame.loc[4, "churned"] = "151 pts"
+    spec = PipelineSpec.from_dict(spec_dict(task="regression", metric={"name": "rmse"}))
+    assert "target 'churned' must be numeric for regression, found text, e.g. '151 pts' at row 4" in (
+        validate_frame(frame, spec).failures
+    )

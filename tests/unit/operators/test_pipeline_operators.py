@@ -345,7 +345,7 @@ def test_level0_checks_the_data_as_the_levels_above_and_fails_at_once(
 
 @pytest.mark.usefixtures("storage")
 def test_a_metric_undefined_on_the_held_out_part_stays_out_of_mlflow_and_xcom(
-    mlflow_conn: str, customers_frame: pd.DataFrame, tmp_path: Path
+    mlflow_conn: str, customers_frame: pd.DataFrame, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """Newest rows all of one class under a time split: ROC AUC is undefined (NaN), which XCom cannot carry."""
     import json
@@ -364,6 +364,8 @@ def test_a_metric_undefined_on_the_held_out_part_stays_out_of_mlflow_and_xcom(
     assert "test_roc_auc" not in evaluated["metrics"]
     assert evaluated["metrics"]["test_accuracy"] > 0.5
     assert "test_roc_auc" not in MlflowClient(mlflow_conn).get_run(model["run_id"]).data.metrics
+    logged = capfd.readouterr()
+    assert "the newest rows (split.strategy: time) are all of class 0): not logged" in logged.out + logged.err
 
 
 def test_hyperparameter_overrides_are_logged(mlflow_conn: str, customers_csv: Path, storage: Path) -> None:
