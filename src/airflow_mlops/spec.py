@@ -227,6 +227,8 @@ class PromotionPolicy(_Strict):
         this much (absolute, or relative to the champion's value when ``relative``).
     :param guards: metric name -> largest allowed regression (absolute) of that metric.
     :param segment_column: optional column; no segment may regress by more than ``segment_tolerance``.
+    :param segment_min_rows: segments with fewer holdout rows are not judged (named in the evidence):
+        on a handful of rows one answer moves the metric past any tolerance.
     :param confidence: confidence level of the paired bootstrap interval on the shared holdout; the
         interval's lower bound on the improvement must clear ``min_improvement``.
     :param degraded_champion_bar: the bar against a champion whose newest live-quality verdict (Level 4
@@ -245,6 +247,7 @@ class PromotionPolicy(_Strict):
     guards: dict[str, Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict)
     segment_column: NonEmpty | None = None
     segment_tolerance: Annotated[float, Field(ge=0.0)] = 0.02
+    segment_min_rows: Annotated[int, Field(ge=1)] = 30
     confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
     bootstrap_samples: Annotated[int, Field(ge=100, le=100_000)] = 1000
     degraded_champion_bar: Literal["interval", "estimate"] = "estimate"

@@ -192,6 +192,12 @@ def _segments(
     groups: dict[str, Any] = {}
     for key in np.unique(keys).tolist():
         mask = keys == key
+        if int(mask.sum()) < policy.segment_min_rows:
+            groups[key] = {
+                "rows": int(mask.sum()),
+                "skipped": f"fewer than segment_min_rows ({policy.segment_min_rows})",
+            }
+            continue
         champ, chall = evaluators(metric, y[mask], [champ_all[mask], chall_all[mask]], resolved)
         ones = np.ones((1, int(mask.sum())))
         champion, challenger = float(champ(ones)[0]), float(chall(ones)[0])
@@ -213,12 +219,19 @@ def _segments(
                 f"tolerance {tolerance}."
             )
     checked = {k: g for k, g in groups.items() if "passed" in g}
+    small = sum(1 for g in groups.values() if str(g.get("skipped", "")).startswith("fewer than"))
+    unjudged = f"; {small} with fewer than {policy.segment_min_rows} rows not judged" if small else ""
     passes: list[str] = []
     if checked and not failures:
         worst = max(checked, key=lambda k: float(checked[k]["regression"]))
         passes.append(
-            f"All {len(checked)} segments of {column} are within the {metric} tolerance {tolerance} "
-            f"(largest regression {_fmt(checked[worst]['regression'])} in {column}={worst!r})."
+            f"All {len(checked)} {'judged ' if small else ''}segments of {column} are within the {metric} "
+            f"tolerance {tolerance} "
+            f"(largest regression {_fmt(checked[worst]['regression'])} in {column}={worst!r}){unjudged}."
+        )
+    elif not checked and small:
+        passes.append(
+            f"No segment of {column} has {policy.segment_min_rows} holdout rows ({small} segments): none judged."
         )
     evidence = {"column": column, "tolerance": tolerance, "groups": groups}
     return failures, passes, evidence

@@ -476,3 +476,19 @@ def test_verdict_from_dict_rejects_unknown_decision() -> None:
         ValueError, match=r"decision: expected one of \['promote', 'reject', 'keep_testing', 'rollback'\]"
     ):
         Verdict.from_dict({"decision": "maybe", "reasons": [], "evidence": {}})
+
+
+def test_segments_below_segment_min_rows_are_not_judged() -> None:
+    """One segment a row (a zip code): any single answer failed the tolerance and rejected a better challenger."""
+    y, _ = _binary()
+    zips = np.array([f"z{i % 400}" for i in range(ROWS)])  # 5 holdout rows a value
+    champion, challenger = _proba(y, 0.5, 1), _proba(y, 2.0, 2)
+    policy = _policy(segment_column="zip", segment_tolerance=0.0)
+    verdict = _judge(policy, y, champion, challenger, segments=zips)
+    assert verdict.decision == "promote"
+    assert verdict.reasons[-1] == "No segment of zip has 30 holdout rows (400 segments): none judged."
+    assert verdict.evidence["segments"]["groups"]["z7"] == {"rows": 5, "skipped": "fewer than segment_min_rows (30)"}
+    mixed = np.where(np.arange(ROWS) < 1000, "big", zips)
+    verdict = _judge(policy, y, champion, challenger, segments=mixed)
+    assert verdict.reasons[-1].startswith("All 1 judged segments of zip are within the roc_auc tolerance 0.0")
+    assert verdict.reasons[-1].endswith("; 400 with fewer than 30 rows not judged.")
