@@ -127,6 +127,7 @@ class DataDriftOperator(MlopsOperator):
         if verdict["decision"] == "drift":
             for outlet in self.outlets:
                 context["outlet_events"][outlet].add(drift_asset(self.spec.name), extra=verdict)
+            self.log.info("Published %s: the retrain guards decide what follows", drift_asset(self.spec.name).uri)
         return {**verdict, "columns": result.as_dict()["columns"]}
 
     def _span(self, name: str, now: datetime) -> tuple[Window, list[dict[str, Any]]]:

@@ -140,6 +140,7 @@ class ModelPerformanceOperator(MlopsOperator):
 
             for outlet in self.outlets:
                 context["outlet_events"][outlet].add(degradation_asset(self.spec.name), extra=verdict)
+            self.log.info("Published %s: the retrain guards decide what follows", degradation_asset(self.spec.name).uri)
         return verdict
 
     def _judge(

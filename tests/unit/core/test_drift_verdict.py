@@ -78,7 +78,8 @@ def test_drifted_predictions_alone_publish_when_the_spec_says_so() -> None:
     }  # fmt: skip
     assert verdict["reasons"] == [
         "0 of 2 features drifted (share 0.00 < 0.5)",
-        "predictions drifted (K-S p_value 0.001, threshold 0.05)",
+        "predictions drifted (K-S p_value 0.001, threshold 0.05), "
+        "which alone makes the window drift (monitoring.drift.prediction.publish)",
     ]
 
 

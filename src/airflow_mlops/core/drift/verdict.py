@@ -37,9 +37,15 @@ def drift_reasons(result: DriftResult, prediction: ColumnDrift | None, publish_p
             f"{result.drift_share}){drifted}"
         )
     if prediction is not None and prediction.drifted:
+        if not publish_prediction:
+            effect = "; not published (monitoring.drift.prediction.publish is false)"
+        elif not result.dataset_drift:
+            effect = ", which alone makes the window drift (monitoring.drift.prediction.publish)"
+        else:
+            effect = ""
         reasons.append(
             f"predictions drifted ({prediction.method_name} {prediction.score:.4g}, threshold {prediction.threshold})"
-            + ("" if publish_prediction else "; not published (monitoring.drift.prediction.publish is false)")
+            + effect
         )
     return reasons
 
