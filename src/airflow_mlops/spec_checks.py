@@ -100,7 +100,7 @@ def check_features(features: list[str] | None, reserved: Iterable[str | None]) -
         return
     clash = sorted(c for c in set(reserved) & set(features) if c)
     if clash:
-        raise ValueError(f"features: must not contain {clash}")
+        raise ValueError(f"features: must not contain {clash}: the target and the timestamp column are not features")
     if not features:
         raise ValueError("features: expected at least one column, found an empty list")
     if "" in features:

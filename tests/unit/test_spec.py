@@ -44,7 +44,9 @@ def test_estimator_path_that_does_not_import() -> None:
     message = _error(estimator={"class": "sklearn.linear_model.LogisticRegresion"})
     assert "estimator.class" in message
     assert "'sklearn.linear_model.LogisticRegresion'" in message
-    assert "has no attribute 'LogisticRegresion'" in message
+    assert (
+        "has no attribute 'LogisticRegresion' (did you mean 'LogisticRegression' or 'LogisticRegressionCV'?)" in message
+    )
     assert ("sklearn" in sys.modules) == before
 
 
@@ -99,7 +101,9 @@ def test_file_format_inferred_or_required() -> None:
 
 def test_features_must_not_contain_target() -> None:
     """The target cannot also be a feature."""
-    assert "features: must not contain ['churned']" in _error(features=["churned", "plan"])
+    assert "features: must not contain ['churned']: the target and the timestamp column are not features" in _error(
+        features=["churned", "plan"]
+    )
 
 
 def test_yaml_relative_uri_resolves_against_spec_folder(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ check runs again on the imported object before anything is called.
 from __future__ import annotations
 
 import ast
+import difflib
 import importlib
 import importlib.machinery
 import importlib.util
@@ -16,7 +17,10 @@ import inspect
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 Kind = Literal["class", "function", "other", "unknown"]
 DEFAULT_ESTIMATOR_MODULES = ("sklearn",)
@@ -133,7 +137,8 @@ def import_object(path: str) -> Any:
     try:
         return getattr(mod, name)
     except AttributeError:
-        raise ImportError(f"module {module!r} has no attribute {name!r}") from None
+        hint = _did_you_mean(name, getattr(mod, "__all__", dir(mod)))
+        raise ImportError(f"module {module!r} has no attribute {name!r}{hint}") from None
 
 
 def import_estimator(path: str, allowed: AllowedModules) -> Any:
@@ -204,7 +209,13 @@ def _binding(source: str, module: str, name: str) -> Binding | None:
         return "other", ""
     if dynamic:
         return None
-    raise ImportError(f"module {module!r} has no attribute {name!r}")
+    raise ImportError(f"module {module!r} has no attribute {name!r}{_did_you_mean(name, bindings)}")
+
+
+def _did_you_mean(name: str, names: Iterable[str]) -> str:
+    """`` (did you mean 'X'?)`` for a close public name, else ``""``."""
+    meant = difflib.get_close_matches(name, [n for n in names if not n.startswith("_")], n=2, cutoff=0.75)
+    return f" (did you mean {' or '.join(map(repr, meant))}?)" if meant else ""
 
 
 def _absolute(target: str, module: str, source: str) -> tuple[str, str]:
