@@ -23,6 +23,13 @@ def main(argv: list[str] | None = None) -> int:
         help="also build each spec's estimator as train does (imports scikit-learn): a misspelled parameter or an "
         "estimator that does not fit the task fails here",
     )
+    validate.add_argument(
+        "--data",
+        action="store_true",
+        help="also read each spec's source as the extract task does (every row; Postgres through its Airflow "
+        "connection) and run the validate task's data checks: a missing column, a null label, a numeric column "
+        "made text fail here",
+    )
     trace = commands.add_parser("trace", help="walk a served prediction back to its model, run and data")
     trace.add_argument("request_id", help="the request id of a served answer (or batch-... of a batch prediction)")
     trace.add_argument("--dsn", required=True, help="libpq connection string of the prediction log database")
@@ -43,51 +50,89 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(args)
     if args.command == "validate":
-        return _validate(args.paths, build=args.build)
+        return _validate(args.paths, build=args.build, data=args.data)
     if args.command == "assess":
         return _assess(args)
     return _trace(args)
 
 
-def _validate(paths: list[str], *, build: bool = False) -> int:
+def _validate(paths: list[str], *, build: bool = False, data: bool = False) -> int:
     """One line per error (``file: field: expected ..., found ...``); exit 1: a spec is invalid, 2: none found."""
-    from pathlib import Path
+    from airflow_mlops.spec_files import check_spec_files
 
-    from airflow_mlops.spec_files import SPEC_SUFFIXES, check_spec_files, spec_paths
-
-    files: list[Path] = []
-    unread: list[Path] = []  # named on the command line, but no DAG folder would read them
-    for given in map(Path, paths):
-        if given.is_dir():
-            files += spec_paths(given)
-        elif not given.exists() and not given.is_symlink():
-            print(f"{given}: no such file or folder")
-            return 2
-        elif given.suffix.lower() in SPEC_SUFFIXES:
-            files.append(given)
-        else:
-            unread.append(given)
-    if not files and not unread:
-        print(f"validate: no *.yaml or *.yml spec file in {', '.join(paths)}")
+    named = _named_files(paths)
+    if named is None:
         return 2
+    files, unread = named
     checked = check_spec_files(files)
     for path in unread:
         found = path.suffix or "no suffix"
         print(f"{path}: expected a *.yaml or *.yml file, found {found}: the DAG parse reads no other")
     for line in checked.error_lines():
         print(line)
-    unbuilt = _estimator_errors(checked.specs, checked.origins) if build else []
-    for line in unbuilt:
+    unbuilt = _estimator_errors(checked.specs, checked.origins) if build else {}
+    for line in unbuilt.values():
         print(line)
+    bad_data = _data_errors(checked.specs, checked.origins) if data else {}
+    for lines in bad_data.values():
+        print("\n".join(lines))
     for line in checked.note_lines():  # valid, but a section its level ignores: said, not failed
         print(line)
-    invalid = len(checked.errors) + len(unread) + len(unbuilt)
-    print(f"validate: {len(checked.specs) - len(unbuilt)} valid, {invalid} invalid spec file(s)")
+    failed = set(unbuilt) | set(bad_data)
+    invalid = len(checked.errors) + len(unread) + len(failed)
+    print(f"validate: {len(checked.specs) - len(failed)} valid, {invalid} invalid spec file(s)")
     return 1 if invalid else 0
 
 
-def _estimator_errors(specs: list[Any], origins: dict[str, Any]) -> list[str]:
-    """An error line per spec whose estimator cannot be built as ``train`` builds it (scikit-learn is imported).
+def _named_files(paths: list[str]) -> tuple[list[Path], list[Path]] | None:
+    """The spec files the paths name, and the files named that no DAG folder would read; ``None``: nothing to do."""
+    from airflow_mlops.spec_files import SPEC_SUFFIXES, spec_paths
+
+    files: list[Path] = []
+    unread: list[Path] = []
+    for given in map(Path, paths):
+        if given.is_dir():
+            files += spec_paths(given)
+        elif not given.exists() and not given.is_symlink():
+            print(f"{given}: no such file or folder")
+            return None
+        elif given.suffix.lower() in SPEC_SUFFIXES:
+            files.append(given)
+        else:
+            unread.append(given)
+    if not files and not unread:
+        print(f"validate: no *.yaml or *.yml spec file in {', '.join(paths)}")
+        return None
+    return files, unread
+
+
+def _data_errors(specs: list[Any], origins: dict[str, Any]) -> dict[str, list[str]]:
+    """Spec file -> an error line per data check its source fails (or the reason it could not be read)."""
+    import pandas as pd
+
+    from airflow_mlops.core.validation import validate_frame
+    from airflow_mlops.hooks.source import open_source
+
+    found: dict[str, list[str]] = {}
+    for spec in specs:
+        origin = str(origins[spec.name])
+        try:
+            with open_source(spec.source) as reader:
+                frame = pd.concat([pd.DataFrame(), *reader.chunks(None)], ignore_index=True)
+        except Exception as err:  # a missing file, a refused connection, a mismatched query: one line
+            found[origin] = [f"{origin}: source: {type(err).__name__}: {' '.join(str(err).split())[:500]}"]
+            continue
+        report = validate_frame(frame, spec)
+        if not report.ok:
+            where = f"{origin}: data ({report.rows} rows of {spec.source.describe()})"
+            found[origin] = [f"{where}: {failure}" for failure in report.failures]
+    return found
+
+
+def _estimator_errors(specs: list[Any], origins: dict[str, Any]) -> dict[str, str]:
+    """Spec file -> an error line, for each spec whose estimator cannot be built as ``train`` builds it.
+
+    scikit-learn is imported.
 
     The DAG parse cannot check this (DAG files import no scikit-learn); ``validate --build`` can, so
     a misspelled parameter or a regressor for a classification task fails there, not in a run.
@@ -95,15 +140,16 @@ def _estimator_errors(specs: list[Any], origins: dict[str, Any]) -> list[str]:
     from airflow_mlops.core.training import configured_estimator
     from airflow_mlops.exceptions import TrainingError
 
-    lines = []
+    lines = {}
     for spec in specs:
+        origin = str(origins[spec.name])
         try:
             configured_estimator(spec)
         except TrainingError as err:
-            lines.append(f"{origins[spec.name]}: {err}")
+            lines[origin] = f"{origin}: {err}"
         except Exception as err:  # a declared factory module that fails to import or to run: still one line
-            lines.append(f"{origins[spec.name]}: estimator.class: building {spec.estimator.class_path} failed: "
-                         f"{type(err).__name__}: {err}")  # fmt: skip
+            lines[origin] = (f"{origin}: estimator.class: building {spec.estimator.class_path} failed: "
+                             f"{type(err).__name__}: {err}")  # fmt: skip
     return lines
 
 

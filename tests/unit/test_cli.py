@@ -103,6 +103,29 @@ def test_validate_builds_each_estimator_as_train_would(tmp_path: Path, capsys: p
     assert out[-1] == "validate: 0 valid, 1 invalid spec file(s)"
 
 
+def test_validate_data_runs_the_validate_task_s_checks_on_each_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A wrong target or a missing file passed validate and failed a few seconds into the train DAG."""
+    shutil.copytree(PIPELINES / "data", tmp_path / "data")
+    good = yaml.safe_load((PIPELINES / "churn_files.yaml").read_text(encoding="utf-8"))
+    (tmp_path / "good.yaml").write_text(yaml.safe_dump(good))
+    (tmp_path / "target.yaml").write_text(yaml.safe_dump({**good, "name": "target", "target": "diagnosis"}))
+    missing = {**good, "name": "missing", "source": {**good["source"], "uri": "data/nope.csv"}}
+    (tmp_path / "missing.yaml").write_text(yaml.safe_dump(missing))
+    assert main(["validate", str(tmp_path)]) == 0  # the DAG parse reads no data
+    capsys.readouterr()
+    assert main(["validate", "--data", str(tmp_path)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{tmp_path / 'missing.yaml'}: source: DatasetExtractionError: ")
+    assert out[0].endswith(
+        f"data/nope.csv: cannot open: [Errno 2] No such file or directory: '{tmp_path}/data/nope.csv'"
+    )
+    assert out[1].startswith(f"{tmp_path / 'target.yaml'}: data (")
+    assert "missing column(s) ['diagnosis']; the dataset has [" in out[1]
+    assert out[-1] == "validate: 1 valid, 2 invalid spec file(s)"
+
+
 def test_validate_of_a_folder_without_specs_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A CI job pointed at the wrong folder must not pass on "0 valid, 0 invalid"."""
     (tmp_path / "notes.txt").write_text("not a spec")
