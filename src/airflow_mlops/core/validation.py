@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
 _SAMPLE = 200
+ID_NOTE_MIN_ROWS = 50  # fewer rows may well be all distinct by chance
 MANY_CLASSES = 20  # beyond it, a numeric target of mostly rare values reads as a regression target
 NUMERIC_TEXT_SHARE = 0.9  # a text feature with this share of numbers is a numeric column with bad cells
 DATETIME_ADVICE = (
@@ -32,6 +33,7 @@ class ValidationReport:
     rows: int
     checks: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # fail nothing, but worth a look (a constant, an id)
 
     @property
     def ok(self) -> bool:
@@ -73,7 +75,28 @@ def validate_frame(frame: pd.DataFrame, spec: PipelineSpec) -> ValidationReport:
     _check_feature_values(frame, spec, report)
     _check_target(frame, spec, report)
     _check_dtypes(frame, spec, report)
+    _note_uninformative(frame, spec, report)
     return report
+
+
+def _note_uninformative(frame: pd.DataFrame, spec: PipelineSpec, report: ValidationReport) -> None:
+    """Features no model learns from: one value in every row, or (integers, text) a different one in each."""
+    import pandas as pd
+
+    for column in feature_columns(spec, list(frame.columns)):
+        present = frame[column].dropna()
+        if len(present) < ID_NOTE_MIN_ROWS:
+            continue
+        distinct = present.nunique()
+        if distinct == 1:
+            report.notes.append(
+                f"feature {column!r} has one value in every row ({present.iloc[0]!r}): it tells no row apart"
+            )
+        elif distinct == len(present) and not pd.api.types.is_float_dtype(present.dtype):
+            report.notes.append(
+                f"feature {column!r} has a different value in every row (an id?): a model learns nothing from it "
+                "that holds for new rows; leave it out of 'features'"
+            )
 
 
 def datetime_features(frame: pd.DataFrame, columns: list[str]) -> dict[str, str]:

@@ -117,4 +117,6 @@ class ValidateDatasetOperator(MlopsOperator):
         with fail_at_once(DatasetValidationError):  # the same snapshot fails the same checks
             report = require_valid(frame, self.spec, where=f"{self.spec.name} snapshot {ref.digest[:12]}")
         self.log.info("Dataset %s passed %d checks on %d rows", ref.digest[:12], len(report.checks), report.rows)
+        for note in report.notes:
+            self.log.warning("%s", note)
         return {"digest": ref.digest, "rows": report.rows, "checks": report.checks}

@@ -35,6 +35,8 @@ class TrainLocalModelOperator(MlopsOperator):
         with fail_at_once(DatasetValidationError, TrainingError):  # the same data and spec fail the same way
             report = require_valid(frame, self.spec, where=f"{self.spec.name} source")
             self.log.info("Dataset passed %d checks on %d rows", len(report.checks), report.rows)
+            for remark in report.notes:
+                self.log.warning("%s", remark)
             split = split_frame(frame, self.spec)
             model = fit_model(self.spec, split)
         if note := positive_class_note(getattr(model, "classes_", None)):

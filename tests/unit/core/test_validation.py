@@ -193,3 +193,15 @@ def test_a_text_target_for_regression_shows_a_value(customers_frame: pd.DataFram
     assert "target 'churned' must be numeric for regression, found text, e.g. '151 pts' at row 4" in (
         validate_frame(frame, spec).failures
     )
+
+
+def test_a_constant_or_id_feature_is_noted_not_failed(customers_frame: pd.DataFrame) -> None:
+    frame = customers_frame.assign(region="eu", plan=[f"c{i}" for i in range(len(customers_frame))])
+    report = validate_frame(frame, PipelineSpec.from_dict(spec_dict()))
+    assert report.ok
+    assert report.notes == [
+        "feature 'plan' has a different value in every row (an id?): a model learns nothing from it that holds for "
+        "new rows; leave it out of 'features'",
+        "feature 'region' has one value in every row ('eu'): it tells no row apart",
+    ]
+    assert validate_frame(customers_frame, PipelineSpec.from_dict(spec_dict())).notes == []  # floats all distinct: fine
