@@ -231,6 +231,8 @@ async def test_a_spool_write_that_failed_is_not_ready_until_one_works_and_frees_
     assert writer.spool_error is not None
     await _until(lambda: writer.spool.active is not full)  # everything was shipped: a new segment, the old deleted
     assert not full.path.exists()
+    await _until(lambda: not writer.refusing)  # the disk takes a probe: ready again before any prediction comes
+    assert not (tmp_path / "spool" / "probe").exists()
     monkeypatch.setattr(writer.spool, "append", append)
     await writer.append(_row(101))
     assert not writer.refusing

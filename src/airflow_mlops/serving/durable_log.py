@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import marshal
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -38,8 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 1 << 30
-ROTATE_BYTES = 1 << 20
-"""A drained spool starts a new segment once its active one holds this much, freeing the shipped bytes."""
+PROBE_BYTES = 64 << 10
+"""What a disk must take to count as writable again after a spool write failed."""
 
 
 class SpoolFull(RuntimeError):
@@ -100,6 +101,8 @@ class DurableLogWriter:
         self._synced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._stop_requested = asyncio.Event()  # ends the shipper's back-off sleep at once
+        self._writing = False  # a write to Postgres is in flight
         self.written = 0
         self.duplicates = 0
         self.dropped_by = dict.fromkeys(DROP_REASONS, 0)  # rows not stored, by why (see DROP_REASONS)
@@ -108,7 +111,7 @@ class DurableLogWriter:
         self.last_error: str | None = None
         self.down_since: float | None = None
         self.spool_error: str | None = None  # the newest write or sync of the spool failed: predictions get 503
-        self._spool_failures = RepeatedFailure(log)
+        self._spool_failures = RepeatedFailure(log, level=logging.ERROR)  # predictions are refused meanwhile
         self._ship_failures = RepeatedFailure(log)
 
     # ----- the request path --------------------------------------------------------------------
@@ -181,6 +184,7 @@ class DurableLogWriter:
         self._syncing[segment.seq] -= 1
         error = future.exception()
         if error is not None:
+            Spool.mark_failed(segment, end)
             self._spool_failed(f"fdatasync of the spool failed: {error}")
             done.set_exception(OSError(f"could not make the prediction log durable: {error}"))
         else:
@@ -227,7 +231,8 @@ class DurableLogWriter:
                 shipped = None
             if shipped is None:
                 failures += 1
-                await asyncio.sleep(min(5.0, 0.1 * 2**failures))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop_requested.wait(), timeout=min(5.0, 0.1 * 2**failures))
                 continue
             failures = 0
             if shipped < self.flush_rows:
@@ -236,7 +241,7 @@ class DurableLogWriter:
                     await asyncio.wait_for(self._wake.wait(), timeout=self.flush_seconds)
 
     async def ship_once(self) -> int | None:
-        """Ship the next durable records to Postgres: rows shipped, or None if the write failed."""
+        """Ship the next durable records to Postgres: rows shipped, or None if reading the spool or the write failed."""
         loop = asyncio.get_running_loop()
         seq, offset = self.spool.shipped_to()
         try:
@@ -246,6 +251,11 @@ class DurableLogWriter:
             return None
         if not records:
             self._free_shipped()
+            if self.spool_error is not None and await loop.run_in_executor(
+                self._ship_executor, self._disk_takes_writes
+            ):
+                self.spool_error = None
+                self._spool_failures.succeeded("prediction log: the spool's disk takes writes again")
             return 0
         batch: list[Record] = []
         rows = 0
@@ -254,11 +264,14 @@ class DurableLogWriter:
             rows += record.rows
             if rows >= self.max_rows_per_write:
                 break
+        self._writing = True
         try:
             result = await loop.run_in_executor(self._ship_executor, self._write, [r.payload for r in batch])
         except Exception as err:
             self._ship_failed(f"shipping to {self.table} failed", err)
             return None
+        finally:
+            self._writing = False
         self._ship_failures.succeeded(f"prediction log: shipping to {self.table} works again")
         self.down_since, self.last_error = None, None
         self.written += result.stored
@@ -275,6 +288,26 @@ class DurableLogWriter:
         self._free_shipped()
         return rows
 
+    def _disk_takes_writes(self) -> bool:
+        """Write and delete a record-sized file in the spool folder (blocking: the shipper's thread).
+
+        While spool writes fail, only a successful one cleared the failure, and a load balancer that
+        reads ``/ready`` sends no prediction to make one: the server stayed out of rotation after the
+        disk had room again. The shipper asks this instead whenever it has nothing to ship.
+        """
+        probe = self.spool.folder / "probe"
+        try:
+            with open(probe, "wb") as handle:
+                handle.write(bytes(PROBE_BYTES))
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError:
+            return False
+        finally:
+            with contextlib.suppress(OSError):
+                probe.unlink(missing_ok=True)
+        return True
+
     def _ship_failed(self, what: str, err: BaseException) -> None:
         """A read of the spool or a write to Postgres failed: counted, kept for ``/ready``, logged once a change."""
         self.errors += 1
@@ -283,11 +316,15 @@ class DurableLogWriter:
         self._ship_failures.failed(f"prediction log: {what}, rows kept: {self.last_error}")
 
     def _free_shipped(self) -> None:
-        """Everything shipped: start a new segment (deleting the old) once the active one is large or a write failed."""
+        """Everything shipped: a new segment (the old one deleted) once the active one is half full or a write failed.
+
+        Not sooner: a new segment costs a directory ``fsync`` on the event loop (a few ms).
+        """
         active = self.spool.active
         if self._pending or active is None or self.spool.depth_rows:
             return
-        if (active.size >= ROTATE_BYTES or self.spool_error is not None) and self.spool.rotate_shipped():
+        large = active.size >= self.spool.segment_bytes // 2
+        if (large or self.spool_error is not None) and self.spool.rotate_shipped():
             self.spool.delete_shipped(self._syncing)
 
     def _write(self, payloads: list[bytes]) -> WriteResult:
@@ -299,17 +336,19 @@ class DurableLogWriter:
     async def stop(self, drain_timeout: float = 30.0) -> int:
         """Commit what is pending, ship what Postgres takes within ``drain_timeout``; 0 rows are lost.
 
-        Whatever Postgres did not take stays in the spool for the next start.
+        ``drain_timeout`` bounds the whole shutdown's waiting on Postgres (the write in flight, then
+        the drain). Whatever Postgres did not take stays in the spool for the next start.
         """
+        deadline = time.monotonic() + drain_timeout
         self._stopping = True
         self._wake.set()
+        self._stop_requested.set()
         answered = self._task is None or await self._stop_shipper(drain_timeout)
         while self._pending or self._syncing:
             self._synced.clear()
             self._commit()
             if self._syncing:  # else the commit failed: its requests got 503, nothing to wait for
                 await self._synced.wait()
-        deadline = time.monotonic() + drain_timeout
         while answered and self.spool.depth_rows and time.monotonic() < deadline:
             if await self.ship_once() is None:
                 await asyncio.sleep(0.2)
@@ -319,36 +358,38 @@ class DurableLogWriter:
         else:
             self.spool.release_all()
         self.spool.close()
-        if not answered:  # a thread still waits on Postgres: leave it, the rows are on disk
+        if self._task is not None and not self._task.done():  # a thread still waits on Postgres: the rows are on disk
             self._ship_executor.shutdown(wait=False, cancel_futures=True)
             self._sync_executor.shutdown(wait=True)
             return 0
         self._ship_executor.submit(self._conn.reset)
         if self._process is not None:
-            self._ship_executor.submit(self._process.close)
+            self._ship_executor.submit(self._process.close)  # also reaps a writer process ended below
         self._ship_executor.shutdown(wait=True)
         self._sync_executor.shutdown(wait=True)
         return 0
 
     async def _stop_shipper(self, wait_seconds: float) -> bool:
-        """Let the shipper finish its write within ``wait_seconds``; False when Postgres never answered.
+        """Let the shipper end within ``wait_seconds``; False when its write to Postgres never returned.
 
         A Postgres that takes the connection and says nothing (a frozen server, a network that
         drops packets) held the shutdown for as long: the writer process is ended instead, so its
-        write fails and the rows stay in the spool for the next start.
+        write fails, and the rows stay in the spool for the next start (no drain follows).
         """
         assert self._task is not None
         try:
             await asyncio.wait_for(asyncio.shield(self._task), max(wait_seconds, 0.1))
             return True
         except TimeoutError:
-            log.warning(
-                "prediction log: Postgres did not answer within the %g s drain timeout; %d rows stay in %s "
-                "for the next start",
-                wait_seconds,
-                self.spool.depth_rows,
-                self.spool.folder,
-            )
+            if not self._writing:  # not Postgres's doing: let it end
+                await asyncio.shield(self._task)
+                return True
+        log.warning(
+            "prediction log: Postgres did not answer a write within the %g s drain timeout; the rows stay in %s "
+            "for the next start",
+            wait_seconds,
+            self.spool.folder,
+        )
         if self._process is not None:
             self._process.kill()
         with contextlib.suppress(TimeoutError):

@@ -7,23 +7,28 @@ lines a minute. A failure is a warning when it first happens, when its text chan
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import logging
     from collections.abc import Callable
 
 REPEAT_WARNING_SECONDS = 300.0
 
 
 class RepeatedFailure:
-    """Log a repeating failure at warning level once per change or per ``every`` seconds."""
+    """Log a repeating failure at ``level`` (warning) once per change or per ``every`` seconds."""
 
     def __init__(
-        self, logger: logging.Logger, every: float = REPEAT_WARNING_SECONDS, clock: Callable[[], float] = time.monotonic
+        self,
+        logger: logging.Logger,
+        every: float = REPEAT_WARNING_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        level: int = logging.WARNING,
     ) -> None:
-        self.logger, self.every, self.clock = logger, every, clock
+        self.logger, self.every, self.clock, self.level = logger, every, clock, level
         self.count = 0  # failures in a row
         self._text: str | None = None
         self._warned_at = 0.0
@@ -34,7 +39,7 @@ class RepeatedFailure:
         now = self.clock()
         if always or text != self._text or now - self._warned_at >= self.every:
             repeats = f" ({self.count} failures in a row)" if self.count > 1 else ""
-            self.logger.warning("%s%s; while it lasts, repeats are logged at debug level", text, repeats)
+            self.logger.log(self.level, "%s%s; while it lasts, repeats are logged at debug level", text, repeats)
             self._text, self._warned_at = text, now
         else:
             self.logger.debug("%s (%d failures in a row)", text, self.count)

@@ -42,7 +42,7 @@ class SpoolError(RuntimeError):
 
 @dataclass
 class Segment:
-    """One segment file: its sequence number, path, valid bytes, durable bytes and rows."""
+    """One segment file: its sequence number, path, valid bytes, durable bytes, rows and state."""
 
     seq: int
     path: Path
@@ -51,6 +51,7 @@ class Segment:
     rows: int = 0
     sealed: bool = False
     fd: int | None = None
+    settled: int = 0  # bytes whose sync has ended, well or not: the shipper may read up to here
 
 
 @dataclass(frozen=True)
@@ -205,17 +206,22 @@ class Spool:
                 os.fsync(handle.fileno())
         seq = int(path.name.split("-")[1].split(".")[0])
         rows = sum(r for _, _, r in records)
-        return Segment(seq, path, valid, valid, rows, sealed=True)
+        return Segment(seq, path, valid, valid, rows, sealed=True, settled=valid)
 
     def _start_segment(self) -> None:
         seq = self.segments[-1].seq + 1 if self.segments else 1
         path = self.folder / _SEGMENT.format(seq)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        dir_fd = os.open(self.folder, os.O_RDONLY)
         try:
-            os.fsync(dir_fd)  # the new file's name is durable before any record in it is acknowledged
-        finally:
-            os.close(dir_fd)
+            dir_fd = os.open(self.folder, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)  # the new file's name is durable before any record in it is acknowledged
+            finally:
+                os.close(dir_fd)
+        except OSError:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
         self.active = Segment(seq, path, fd=fd)
         self.segments.append(self.active)
 
@@ -267,6 +273,17 @@ class Spool:
     def mark_durable(segment: Segment, end: int) -> None:
         """Everything of ``segment`` up to ``end`` is on disk (a sync that started after it returned)."""
         segment.durable = max(segment.durable, end)
+        segment.settled = max(segment.settled, end)
+
+    @staticmethod
+    def mark_failed(segment: Segment, end: int) -> None:
+        """A sync covering ``segment`` up to ``end`` failed: its records are whole in the file, their requests refused.
+
+        The shipper reads past them (a later sync of the segment would cover them anyway): one
+        failed sync of a segment's last record left it unread for good once it was sealed, and
+        every acknowledged row after it unshipped.
+        """
+        segment.settled = max(segment.settled, end)
 
     # ----- reading and releasing -------------------------------------------------------------
 
@@ -274,7 +291,7 @@ class Spool:
         """Durable records from ``(seq, offset)`` on, in order, about ``max_bytes`` of them (at least one).
 
         Runs in the shipper's thread while the event loop appends, seals and syncs: each segment's
-        ``sealed``, ``size`` and ``durable`` are read once, ``sealed`` first (a sealed segment's size
+        ``sealed``, ``size`` and ``settled`` are read once, ``sealed`` first (a sealed segment's size
         is final). Reading moves on to the next segment only once a sealed one is read to its end, so
         the records returned never skip any: the shipped position can only pass what was shipped.
         """
@@ -284,11 +301,11 @@ class Spool:
             if segment.seq < seq:
                 continue
             sealed = segment.sealed
-            size, durable = segment.size, segment.durable
+            size, settled = segment.size, segment.settled
             start = offset if segment.seq == seq else 0
             reached = start
-            if durable > start:
-                records, data = self._read_records(segment.path, start, durable - start, max_bytes - total, not out)
+            if settled > start:
+                records, data = self._read_records(segment.path, start, settled - start, max_bytes - total, not out)
                 for begin, end, rows in records:
                     out.append(Record(segment.seq, start + end, rows, data[begin:end]))
                     total += end - begin + HEADER.size
@@ -365,7 +382,7 @@ class Spool:
         if self.active is not None and self.active.fd is not None:
             os.ftruncate(self.active.fd, 0)
             os.fdatasync(self.active.fd)
-            self.active.size = self.active.durable = self.active.rows = 0
+            self.active.size = self.active.durable = self.active.settled = self.active.rows = 0
         self._position = (self.active.seq if self.active else 0, 0, 0)
 
     @property

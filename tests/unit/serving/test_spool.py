@@ -214,3 +214,18 @@ def test_a_drained_spool_starts_a_new_segment_and_frees_the_old(tmp_path: Path) 
     assert _ship_all(spool, 1 << 20, batch_rows=100) == [("after", 9)]
     assert spool.rotate_shipped()  # drained again
     spool.close()
+
+
+def test_a_failed_sync_of_a_segment_s_last_record_does_not_stop_the_shipper(tmp_path: Path) -> None:
+    """Its bytes never became durable, so the sealed segment was never read to its end: nothing after it shipped."""
+    spool = Spool(tmp_path, "log", segment_bytes=4096)
+    spool.open()
+    _append(spool, [("a" * 3000, 1)])
+    first, end = spool.append(marshal.dumps([("b" * 2000, 2)]), 1)
+    Spool.mark_failed(first, end)  # its fdatasync failed: the request got 503, the record is whole in the file
+    for i in range(3, 6):
+        _append(spool, [("c" * 1500, i)])  # acknowledged rows in the next segments
+    assert first.sealed
+    assert [row[1] for row in _ship_all(spool, 1 << 20, batch_rows=1)] == [1, 2, 3, 4, 5]
+    assert spool.depth_rows == 0
+    spool.close()
