@@ -19,6 +19,8 @@ _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z
 _SAMPLE = 200
 ID_NOTE_MIN_ROWS = 50  # fewer rows may well be all distinct by chance
 MANY_CLASSES = 20  # beyond it, a numeric target of mostly rare values reads as a regression target
+TEXT_SAMPLE_ROWS = 10_000  # a text column's rows read to decide whether it holds numbers
+_COMMA_NUMBER = r"[-+]?(\d+,\d+|\d{1,3}(,\d{3})+(\.\d+)?)"
 NUMERIC_TEXT_SHARE = 0.9  # a text feature with this share of numbers is a numeric column with bad cells
 DATETIME_ADVICE = (
     "datetime features are not supported (one-hot encoding would map every unseen date to zeros): "
@@ -157,10 +159,11 @@ def _check_feature_values(frame: pd.DataFrame, spec: PipelineSpec, report: Valid
     report.checks.append("feature values finite, within ±3.4e38, one kind per column")
     for column in feature_columns(spec, list(frame.columns)):
         problem = _value_problem(frame[column])
-        if problem is None and spec.validation.dtypes.get(column) != "categorical":
-            problem = _numbers_as_text(frame[column])
         if problem:
             report.failures.append(f"feature {column!r}: {problem}")
+        elif spec.validation.dtypes.get(column) != "categorical" and (found := _numbers_as_text(frame[column])):
+            fails, what = found
+            (report.failures if fails else report.notes).append(f"feature {column!r}: {what}")
 
 
 def _value_problem(series: pd.Series) -> str | None:
@@ -194,42 +197,60 @@ def _value_problem(series: pd.Series) -> str | None:
     return f"expected numbers or text, found a mix ({shown}); make the column one kind in the source"
 
 
-def _numbers_as_text(series: pd.Series) -> str | None:
-    """A text column whose values are nearly all numbers: a numeric column some cells made text.
+def _numbers_as_text(series: pd.Series) -> tuple[bool, str] | None:
+    """``(fails, what)`` for a text column whose values are nearly all numbers, else ``None``.
 
-    A CSV column with one malformed cell (``n/a``, a decimal comma) reads as text, and the model
-    would one-hot each distinct number as a category, then refuse numbers when served.
+    It fails when it reads as a measurement some cells made text: more than :data:`MANY_CLASSES`
+    distinct numbers and cells that are not numbers or are written with a comma (a CSV column
+    with one malformed cell reads as text, and the model would one-hot each number as a category,
+    then refuse numbers when served). Few distinct numbers (ratings, ``0``-``3+``) or numbers only
+    (codes kept as text) are as likely categories: a note. Zero-padded digits (``02134``) are codes.
     """
+    import numpy as np
     import pandas as pd
 
-    if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
+    if pd.api.types.infer_dtype(series, skipna=True) != "string":
         return None
     present = series.dropna()
-    if present.empty or not present.map(lambda v: isinstance(v, str)).all():
+    sample = present.sample(n=TEXT_SAMPLE_ROWS, random_state=0) if len(present) > TEXT_SAMPLE_ROWS else present
+    if _number_like(sample).mean() < NUMERIC_TEXT_SHARE or sample.str.match(r"\s*[-+]?0\d").any():
         return None
     text = present.str.strip()
-    numbers = pd.to_numeric(text, errors="coerce").notna()
-    comma = ~numbers & text.str.fullmatch(r"[-+]?\d+,\d+").astype(bool)
-    if (numbers | comma).sum() < NUMERIC_TEXT_SHARE * len(present):
-        return None
+    parsed = pd.to_numeric(text, errors="coerce")
+    numbers = pd.Series(np.isfinite(parsed.to_numpy(dtype=float, na_value=np.nan)), index=text.index)
+    comma = ~numbers & text.str.fullmatch(_COMMA_NUMBER).astype(bool)
     bad = text[~numbers & ~comma]
     if bad.empty and not comma.any():
-        return (
-            f"text, but every value reads as a number (e.g. {present.iloc[0]!r}): store it as a number in the "
-            "source, or declare it categorical in validation.dtypes if the numbers are codes"
+        return False, (
+            f"text, but every value reads as a number (e.g. {present.iloc[0]!r}): trained as categories, one per "
+            "value; if it is a measurement, store it as a number in the source"
         )
     found = []
     if comma.any():
         first = text[comma].index[0]
-        found.append(f"{int(comma.sum())} with a decimal comma (e.g. {present[first]!r} at row {_row(first)})")
+        found.append(f"{int(comma.sum())} written with a comma (e.g. {present[first]!r} at row {_row(first)})")
     if not bad.empty:
-        shown = " and ".join(f"{present[i]!r} at row {_row(i)}" for i in bad.index[:2])
-        found.append(f"{shown} {'does' if len(bad) == 1 else 'do'} not read as a number")
-    return (
-        f"text, but {int((numbers | comma).sum())} of {len(present)} values are numbers; {'; '.join(found)}: "
-        "fix those cells in the source (a missing value left empty), or declare the column categorical in "
-        "validation.dtypes if it is text"
+        kinds = bad.drop_duplicates()
+        shown = " and ".join(f"{present[i]!r} at row {_row(i)}" for i in kinds.index[:2])
+        found.append(f"{shown} {'does' if len(kinds) == 1 else 'do'} not read as a number")
+    share = f"{int((numbers | comma).sum())} of {len(present)} values are numbers; {'; '.join(found)}"
+    fix = " and ".join(
+        ([] if bad.empty else ["fix the cells that are not numbers in the source (a missing value left empty)"])
+        + ([] if not comma.any() else ["write numbers with a decimal point and no thousands separator"])
     )
+    if text[numbers | comma].nunique() <= MANY_CLASSES:
+        return False, f"text, {share}: trained as categories; if it is a measurement, {fix}"
+    return True, f"text, but {share}: {fix}, or declare the column categorical in validation.dtypes if it is text"
+
+
+def _number_like(text: pd.Series) -> pd.Series:
+    """Which values read as a finite number, or one written with a comma (``12,5``, ``1,000``)."""
+    import numpy as np
+    import pandas as pd
+
+    stripped = text.str.strip()
+    parsed = pd.to_numeric(stripped, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return pd.Series(np.isfinite(parsed), index=text.index) | stripped.str.fullmatch(_COMMA_NUMBER).astype(bool)
 
 
 def _row(label: object) -> str:

@@ -137,34 +137,60 @@ def _usage_as_text(frame: pd.DataFrame, cells: dict[int, str]) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize(
-    ("cells", "found"),
+    ("cells", "found", "fix"),
     [
-        ({9: "12,5"}, "1 with a decimal comma (e.g. '12,5' at row 9)"),
-        ({4: "unknown", 7: "?"}, "'unknown' at row 4 and '?' at row 7 do not read as a number"),
-        ({2: "12,5", 5: "-"}, "1 with a decimal comma (e.g. '12,5' at row 2); '-' at row 5 does not read as a number"),
+        (
+            {9: "12,5"},
+            "1 written with a comma (e.g. '12,5' at row 9)",
+            "write numbers with a decimal point and no thousands separator",
+        ),
+        (
+            {4: "unknown", 7: "?"},
+            "'unknown' at row 4 and '?' at row 7 do not read as a number",
+            "fix the cells that are not numbers in the source (a missing value left empty)",
+        ),
+        (
+            {2: "12,5", 5: "-", 6: "-"},
+            "1 written with a comma (e.g. '12,5' at row 2); '-' at row 5 does not read as a number",
+            "fix the cells that are not numbers in the source (a missing value left empty) and write numbers with "
+            "a decimal point and no thousands separator",
+        ),
     ],
 )
-def test_a_numeric_column_some_cells_made_text_is_named(
-    spec: PipelineSpec, customers_frame: pd.DataFrame, cells: dict[int, str], found: str
+def test_a_numeric_column_some_cells_made_text_fails_naming_them(
+    spec: PipelineSpec, customers_frame: pd.DataFrame, cells: dict[int, str], found: str, fix: str
 ) -> None:
     """One bad cell made the column text: each number would train as a category, and serving refuse numbers."""
     frame = _usage_as_text(customers_frame, cells)
     numbers = len(frame) - sum(1 for v in cells.values() if v != "12,5")
     assert validate_frame(frame, spec).failures == [
-        f"feature 'monthly_usage': text, but {numbers} of {len(frame)} values are numbers; {found}: fix those cells in "
-        "the source (a missing value left empty), or declare the column categorical in validation.dtypes if it is text"
+        f"feature 'monthly_usage': text, but {numbers} of {len(frame)} values are numbers; {found}: {fix}, or "
+        "declare the column categorical in validation.dtypes if it is text"
     ]
 
 
-def test_numbers_stored_as_text_are_named_unless_declared_categorical(customers_frame: pd.DataFrame) -> None:
-    frame = customers_frame.assign(region=customers_frame["tenure_months"].round().astype(int).astype(str).str.zfill(3))
-    failures = validate_frame(frame, PipelineSpec.from_dict(spec_dict())).failures
-    assert failures == [
-        f"feature 'region': text, but every value reads as a number (e.g. {frame['region'].iloc[0]!r}): store it as "
-        "a number in the source, or declare it categorical in validation.dtypes if the numbers are codes"
-    ]
-    declared = PipelineSpec.from_dict(spec_dict(validation={"dtypes": {"region": "categorical"}}))
-    assert validate_frame(frame, declared).ok
+@pytest.mark.parametrize(
+    ("values", "note"),
+    [
+        (["1", "2", "3", "4", "5"] * 20 + ["NR"], "text, 100 of 101 values are numbers; 'NR' at row 100 does not read"),
+        ([str(i) for i in range(100)], "text, but every value reads as a number (e.g. '0'): trained as categories"),
+    ],
+)
+def test_ratings_or_codes_kept_as_text_are_a_note(customers_frame: pd.DataFrame, values: list[str], note: str) -> None:
+    """Few distinct numbers with a label ('NR'), or numbers only: as likely categories as a measurement."""
+    frame = customers_frame.head(len(values)).assign(region=values)
+    report = validate_frame(frame, PipelineSpec.from_dict(spec_dict(validation={"min_rows": 50})))
+    assert report.ok
+    assert [n for n in report.notes if n.startswith("feature 'region': ")][0].startswith(f"feature 'region': {note}")
+    declared = PipelineSpec.from_dict(spec_dict(validation={"min_rows": 50, "dtypes": {"region": "categorical"}}))
+    assert not [n for n in validate_frame(frame, declared).notes if n.startswith("feature 'region': text")]
+
+
+def test_zero_padded_codes_are_text(customers_frame: pd.DataFrame) -> None:
+    frame = customers_frame.assign(region=[f"{i % 500:05d}" for i in range(len(customers_frame))])
+    report = validate_frame(frame, PipelineSpec.from_dict(spec_dict()))
+    assert report.ok
+    assert not [n for n in report.notes if "region" in n]
 
 
 def test_text_with_a_few_numbers_is_text(spec: PipelineSpec, customers_frame: pd.DataFrame) -> None:
