@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
 _SAMPLE = 200
 ID_NOTE_MIN_ROWS = 50  # fewer rows may well be all distinct by chance
-MANY_CLASSES = 20  # beyond it, a numeric target of mostly rare values reads as a regression target
+MANY_CLASSES = 20  # beyond it, a numeric target of mostly rare values may be a regression target
+RARE_CLASSES_SHOWN = 10
 TEXT_SAMPLE_ROWS = 10_000  # a text column's rows read to decide whether it holds numbers
 _COMMA_NUMBER = r"[-+]?(\d+,\d+|\d{1,3}(,\d{3})+(\.\d+)?)"
 NUMERIC_TEXT_SHARE = 0.9  # a text feature with this share of numbers is a numeric column with bad cells
@@ -270,8 +271,8 @@ def _check_target(frame: pd.DataFrame, spec: PipelineSpec, report: ValidationRep
         if not pd.api.types.is_numeric_dtype(target):
             text = target.dropna()
             text = text[pd.to_numeric(text, errors="coerce").isna()]
-            example = f", e.g. {text.iloc[0]!r} at row {_row(text.index[0])}" if len(text) else ""
-            report.failures.append(f"target {spec.target!r} must be numeric for regression, found text{example}")
+            found = f"text, e.g. {text.iloc[0]!r} at row {_row(text.index[0])}" if len(text) else f"{target.dtype}"
+            report.failures.append(f"target {spec.target!r} must be numeric for regression, found {found}")
         return
     least = spec.validation.min_class_count
     counts = target.dropna().value_counts()
@@ -281,16 +282,17 @@ def _check_target(frame: pd.DataFrame, spec: PipelineSpec, report: ValidationRep
         report.failures.append(f"target {spec.target!r} has a single class {found}; expected at least 2")
         return
     rare = {str(k): int(v) for k, v in counts.items() if v < least}
-    if rare and pd.api.types.is_numeric_dtype(target) and len(counts) > MANY_CLASSES and len(rare) > len(counts) / 2:
-        report.failures.append(
-            f"target {spec.target!r} has {len(counts)} distinct values in {int(target.notna().sum())} rows, "
-            f"{len(rare)} of them in fewer than {least} rows: a number to predict? set task: regression "
-            "(the spec's task is classification, the default)"
+    if not rare:
+        return
+    shown = dict(list(rare.items())[:RARE_CLASSES_SHOWN])
+    more = f" and {len(rare) - len(shown)} more" if len(rare) > len(shown) else ""
+    failure = f"target {spec.target!r} classes with fewer than {least} rows: {shown}{more}"
+    if pd.api.types.is_numeric_dtype(target) and len(counts) > MANY_CLASSES and len(rare) > len(counts) / 2:
+        failure += (
+            f" ({len(counts)} distinct values in {int(target.notna().sum())} rows: a number to predict? set task: "
+            "regression; or merge the rare classes, or lower validation.min_class_count)"
         )
-    elif rare:
-        shown = dict(list(rare.items())[:MANY_CLASSES])
-        more = f" and {len(rare) - len(shown)} more" if len(rare) > len(shown) else ""
-        report.failures.append(f"target {spec.target!r} classes with fewer than {least} rows: {shown}{more}")
+    report.failures.append(failure)
 
 
 def _check_dtypes(frame: pd.DataFrame, spec: PipelineSpec, report: ValidationReport) -> None:
