@@ -335,7 +335,8 @@ def guard(replay: Replay, state: Level4State, t: int, cooldown: int, degraded: b
     if cooldown_blocks(None if state.last_retrain is None else t - state.last_retrain, cooldown):
         return "suppressed_cooldown"
     judged, _ = state.judged_from(replay)  # the champion, or the challenger the gate rejected against it
-    new_rows = sum(replay.rows(b) for b in range(judged.watermark + 1, replay.labelled_until(t) + 1))
+    seen = max(judged.watermark, state.champion.watermark)
+    new_rows = sum(replay.rows(b) for b in range(seen + 1, replay.labelled_until(t) + 1))
     if too_few_new_rows(new_rows, rules.min_new_rows) or not replay.trainable(t):
         return "suppressed_min_new_rows"
     health = standing_health(decision, state.judged_health)

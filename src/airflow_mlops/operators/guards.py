@@ -119,12 +119,10 @@ class RetrainGuardOperator(MlopsOperator):
     def _too_few_new_rows(self, client: Any) -> str | None:
         """Why too few new labelled rows block this run, or ``None``."""
         needed = self.spec.monitoring.min_new_rows
-        judged = self._newest_judged(client) if needed else None
+        judged = self._newest_judged_data(client) if needed else None
         if judged is None:
             return None
-        version, label = judged
-        run_id = str(client.get_model_version(self.spec.registered_model_name, version).run_id)
-        watermark = client.get_run(run_id).data.tags.get(tags.DATASET_AS_OF) or None
+        watermark, label = judged
         with open_source(self.spec.source) as reader:
             found = reader.count_labelled_rows(self.spec.target, watermark)
         if found >= needed:
@@ -135,8 +133,12 @@ class RetrainGuardOperator(MlopsOperator):
             f"need {needed} (monitoring.min_new_rows)"
         )
 
-    def _newest_judged(self, client: Any) -> tuple[str, str] | None:
-        """The newest judged model's version and a label: the champion, or a challenger rejected against it."""
+    def _newest_judged_data(self, client: Any) -> tuple[str | None, str] | None:
+        """The as-of of the newest data a judged model saw, and whose: the champion's, or a rejected challenger's.
+
+        The later of the two: a challenger rejected after a backfill (an explicit older ``as_of``)
+        saw older rows than the champion.
+        """
         from airflow_mlops.core.ledger import newest_rejection
         from airflow_mlops.core.registry import alias_version
         from airflow_mlops.hooks.ledger import LedgerHook
@@ -145,8 +147,18 @@ class RetrainGuardOperator(MlopsOperator):
         champion = alias_version(client, name, tags.CHAMPION)
         if champion is None:
             return None
+        seen = [(self._as_of(client, str(champion)), f"champion v{champion}")]
         history = LedgerHook(self.spec.ledger.conn_id).get_conn().history(name)
         rejection = newest_rejection(history, tags.CHAMPION, str(champion))
-        if rejection is None or rejection.to_version is None:
-            return str(champion), f"champion v{champion}"
-        return str(rejection.to_version), f"challenger v{rejection.to_version}, rejected against champion v{champion}"
+        if rejection is not None:
+            label = f"challenger v{rejection.to_version}, rejected against champion v{champion}"
+            seen.append((self._as_of(client, str(rejection.to_version)), label))
+        dated = [(when, label) for when, label in seen if when]
+        if not dated:
+            return None, seen[0][1]
+        return max(dated, key=lambda found: datetime.fromisoformat(str(found[0])))
+
+    def _as_of(self, client: Any, version: str) -> str | None:
+        """The as-of of the data ``version`` was trained on (its run's tag), or ``None``."""
+        run_id = str(client.get_model_version(self.spec.registered_model_name, version).run_id)
+        return client.get_run(run_id).data.tags.get(tags.DATASET_AS_OF) or None

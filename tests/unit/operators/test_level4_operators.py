@@ -191,6 +191,15 @@ def test_min_new_rows_counts_labelled_rows_newer_than_the_champion(
     )
     assert guard.execute(_drift_context())["guard"] == "passed"
 
+    # a challenger rejected after a backfill saw older rows than the champion: count from the champion's
+    _, backfill = candidate(spec, "r3", run_after=datetime(2026, 1, 1, 12, tzinfo=UTC))
+    LedgerHook(spec.ledger.conn_id).get_conn().record(
+        model_name="churn", alias="champion", action="reject", version=backfill["version"], reasons=["gate"]
+    )
+    strict = spec.model_copy(update={"monitoring": spec.monitoring.model_copy(update={"min_new_rows": 130})})
+    with pytest.raises(AirflowSkipException, match=r"120 labelled source row\(s\) newer than the data of champion v1 "):
+        RetrainGuardOperator(task_id="retrain_guard", spec=strict).execute(_drift_context())
+
 
 def test_min_new_rows_needs_a_timestamp_column() -> None:
     """Without a timestamp column nothing tells new rows apart: the spec says so."""
