@@ -218,23 +218,34 @@ def _segments(
                 f"(challenger {_fmt(challenger)} vs champion {_fmt(champion)}), more than the segment "
                 f"tolerance {tolerance}."
             )
-    checked = {k: g for k, g in groups.items() if "passed" in g}
-    small = sum(1 for g in groups.values() if str(g.get("skipped", "")).startswith("fewer than"))
-    unjudged = f"; {small} with fewer than {policy.segment_min_rows} rows not judged" if small else ""
-    passes: list[str] = []
-    if checked and not failures:
-        worst = max(checked, key=lambda k: float(checked[k]["regression"]))
-        passes.append(
-            f"All {len(checked)} {'judged ' if small else ''}segments of {column} are within the {metric} "
-            f"tolerance {tolerance} "
-            f"(largest regression {_fmt(checked[worst]['regression'])} in {column}={worst!r}){unjudged}."
-        )
-    elif not checked and small:
-        passes.append(
-            f"No segment of {column} has {policy.segment_min_rows} holdout rows ({small} segments): none judged."
-        )
+    passes = _segment_summary(policy, metric, column, groups, failures)
     evidence = {"column": column, "tolerance": tolerance, "groups": groups}
     return failures, passes, evidence
+
+
+def _segment_summary(
+    policy: PromotionPolicy, metric: str, column: str, groups: dict[str, Any], failures: list[str]
+) -> list[str]:
+    """The pass line of the segment check, and how many segments it left out (added to ``failures`` too)."""
+    checked = {k: g for k, g in groups.items() if "passed" in g}
+    small = sum(1 for g in groups.values() if str(g.get("skipped", "")).startswith("fewer than"))
+    unjudged = f"{small} with fewer than {policy.segment_min_rows} rows not judged" if small else ""
+    if failures:
+        if small:
+            failures.append(f"Segments of {column}: {unjudged}.")
+        return []
+    if checked:
+        worst = max(checked, key=lambda k: float(checked[k]["regression"]))
+        return [
+            f"All {len(checked)} {'judged ' if small else ''}segments of {column} are within the {metric} "
+            f"tolerance {policy.segment_tolerance} (largest regression {_fmt(checked[worst]['regression'])} in "
+            f"{column}={worst!r}){'; ' + unjudged if small else ''}."
+        ]
+    if small == len(groups):
+        return [f"No segment of {column} has {policy.segment_min_rows} holdout rows ({small} segments): none judged."]
+    if small:
+        return [f"No segment of {column} could be judged: {unjudged}, and {metric} is undefined on the others."]
+    return []
 
 
 def _cold_start(

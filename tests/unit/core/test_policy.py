@@ -492,3 +492,8 @@ def test_segments_below_segment_min_rows_are_not_judged() -> None:
     verdict = _judge(policy, y, champion, challenger, segments=mixed)
     assert verdict.reasons[-1].startswith("All 1 judged segments of zip are within the roc_auc tolerance 0.0")
     assert verdict.reasons[-1].endswith("; 400 with fewer than 30 rows not judged.")
+    worse = np.where(mixed == "big", champion - 0.3 * (y - 0.5), challenger)  # worse on the big segment only
+    verdict = _judge(policy, y, champion, worse, segments=mixed)
+    assert verdict.decision == "reject"
+    assert verdict.reasons[-2].startswith("Segment zip='big' (1000 rows): roc_auc regressed by ")
+    assert verdict.reasons[-1] == "Segments of zip: 400 with fewer than 30 rows not judged."
