@@ -175,8 +175,9 @@ async def test_a_backlog_of_wide_rows_over_many_segments_ships_every_row(
     await down.stop(drain_timeout=0.1)
     assert len(list(folder.glob("segment-*.spool"))) > 10
 
-    up = DurableLogWriter(DSN, folder, table=tables[0], segment_bytes=64 << 10, process=False, max_rows_per_write=70)
-    up.read_bytes = 50_000  # a budget that ends inside segments (as 4 MiB does with segments of 16 MiB)
+    up = DurableLogWriter(  # a read budget that ends inside segments, as 4 MiB does with segments of 16 MiB
+        DSN, folder, table=tables[0], segment_bytes=64 << 10, read_bytes=50_000, process=False, max_rows_per_write=70
+    )
     up.start()
     await _until(lambda: up.spool.depth_rows == 0 and up.written > 0)
     await up.stop(5)

@@ -67,7 +67,10 @@ def validate_frame(frame: pd.DataFrame, spec: PipelineSpec) -> ValidationReport:
     missing = [c for c in dict.fromkeys(required) if c not in columns]
     report.checks.append("required columns present")
     if missing:
-        report.failures.append(f"missing column(s) {missing}; the dataset has {columns}")
+        one = str(columns[0]) if len(columns) == 1 else ""
+        sep = next((s for s in (";", "\t", "|") if s in one), None)
+        hint = f" (one column: a file separated by {sep!r}? files are read as comma-separated CSV)" if sep else ""
+        report.failures.append(f"missing column(s) {missing}; the dataset has {columns}{hint}")
         return report
 
     report.checks.append(f"at least {rules.min_rows} rows")

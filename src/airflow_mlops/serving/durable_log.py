@@ -81,6 +81,7 @@ class DurableLogWriter:
         max_syncs: int = 4,
         process: bool = True,
         segment_bytes: int = 16 << 20,
+        read_bytes: int = 4 << 20,
     ) -> None:
         self.table = check_table_name(table)
         self.max_bytes = max_bytes
@@ -89,7 +90,7 @@ class DurableLogWriter:
         self.max_rows_per_write = max(1, max_rows_per_write)
         self.max_syncs = max(1, max_syncs)
         self.spool = Spool(folder, self.table, segment_bytes=segment_bytes)
-        self.read_bytes = 4 << 20  # spool bytes read per shipment (up to ``max_rows_per_write`` rows of them)
+        self.read_bytes = read_bytes  # spool bytes read per shipment (up to ``max_rows_per_write`` rows of them)
         self._conn = PgConnection(dsn, prediction_log_ddl(table))
         self._process = WriterProcess(dsn, self.table) if process else None
         self._ship_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prediction-log")

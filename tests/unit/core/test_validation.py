@@ -232,3 +232,9 @@ def test_a_constant_or_id_feature_is_noted_not_failed(customers_frame: pd.DataFr
         "feature 'region' has one value in every row ('eu'): it tells no row apart",
     ]
     assert validate_frame(customers_frame, PipelineSpec.from_dict(spec_dict())).notes == []  # floats all distinct: fine
+
+
+def test_a_file_read_as_one_column_names_its_separator(spec: PipelineSpec) -> None:
+    frame = pd.DataFrame({"tenure_months;monthly_usage;churned": ["1;2;0", "3;4;1"]})
+    (failure,) = validate_frame(frame, spec).failures
+    assert failure.endswith("(one column: a file separated by ';'? files are read as comma-separated CSV)")
