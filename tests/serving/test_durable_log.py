@@ -265,3 +265,25 @@ async def test_a_postgres_that_never_answers_does_not_hold_the_shutdown(tmp_path
     again.start()
     assert again.spool.recovered_rows == 25  # every answered row waits for the next start
     await again.stop(drain_timeout=0.1)
+
+
+async def test_a_spool_write_that_failed_while_postgres_is_down_is_ready_again_once_the_disk_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The probe ran only with nothing to ship: with Postgres down there always was, so /ready stayed 503."""
+    writer = DurableLogWriter(NOWHERE, tmp_path / "spool", table="t_probe", flush_ms=20, process=False)
+    writer.start()
+    await asyncio.gather(*(writer.append(_row(i)) for i in range(10)))
+    append = writer.spool.append
+
+    def no_space(payload: bytes, rows: int) -> Any:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writer.spool, "append", no_space)
+    with pytest.raises(OSError, match="No space left on device"):
+        await writer.append(_row(10))
+    assert writer.refusing
+    monkeypatch.setattr(writer.spool, "append", append)  # the disk has room again; Postgres is still down
+    await _until(lambda: not writer.refusing, seconds=10)
+    assert writer.spool.depth_rows == 10
+    await writer.stop(drain_timeout=0.2)

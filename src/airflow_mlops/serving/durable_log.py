@@ -31,7 +31,7 @@ from airflow_mlops.serving.log_rows import plain_rows
 from airflow_mlops.serving.log_shipper import DROP_REASONS, WriteResult, WriterProcess, write_rows
 from airflow_mlops.serving.pg_connection import PgConnection
 from airflow_mlops.serving.repeated_failure import RepeatedFailure
-from airflow_mlops.serving.spool import Record, Segment, Spool
+from airflow_mlops.serving.spool import HEADER, Record, Segment, Spool
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -104,6 +104,7 @@ class DurableLogWriter:
         self._stopping = False
         self._stop_requested = asyncio.Event()  # ends the shipper's back-off sleep at once
         self._writing = False  # a write to Postgres is in flight
+        self._probed_at = 0.0
         self.written = 0
         self.duplicates = 0
         self.dropped_by = dict.fromkeys(DROP_REASONS, 0)  # rows not stored, by why (see DROP_REASONS)
@@ -171,21 +172,27 @@ class DurableLogWriter:
         rows, self._pending = self._pending, []
         done, self._pending_done = self._pending_done, None
         assert done is not None
+        payload = encode_rows(rows)
         try:
-            segment, end = self.spool.append(encode_rows(rows), len(rows))
+            segment, end = self.spool.append(payload, len(rows))
         except Exception as err:
             self._spool_failed(f"writing rows to the spool failed: {err}")
             done.set_exception(OSError(f"could not write the prediction log spool: {err}"))
             return
         self._syncing[segment.seq] = self._syncing.get(segment.seq, 0) + 1
         future = asyncio.get_running_loop().run_in_executor(self._sync_executor, Spool.sync, segment)
-        future.add_done_callback(lambda f: self._synced_one(f, segment, end, done))
+        record = (end - len(payload) - HEADER.size, end, len(rows))
+        future.add_done_callback(lambda f: self._synced_one(f, segment, record, done))
 
-    def _synced_one(self, future: asyncio.Future[None], segment: Segment, end: int, done: asyncio.Future[None]) -> None:
+    def _synced_one(
+        self, future: asyncio.Future[None], segment: Segment, record: tuple[int, int, int], done: asyncio.Future[None]
+    ) -> None:
+        """A sync ended: acknowledge the tick's requests, or refuse them and keep their record from shipping."""
         self._syncing[segment.seq] -= 1
+        start, end, rows = record
         error = future.exception()
         if error is not None:
-            Spool.mark_failed(segment, end)
+            self.spool.mark_failed(segment, start, end, rows)
             self._spool_failed(f"fdatasync of the spool failed: {error}")
             done.set_exception(OSError(f"could not make the prediction log durable: {error}"))
         else:
@@ -230,12 +237,15 @@ class DurableLogWriter:
             except Exception as err:  # the shipper must outlive any error, or the log stops for good
                 self._ship_failed(f"shipping to {self.table} failed", err)
                 shipped = None
-            if shipped is None:
+            if shipped is None:  # Postgres or the spool failed: the disk may take writes meanwhile (/ready)
                 failures += 1
+                await self._probe_spool()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop_requested.wait(), timeout=min(5.0, 0.1 * 2**failures))
                 continue
             failures = 0
+            if self._stop_requested.is_set():
+                break
             if shipped < self.flush_rows:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
@@ -252,11 +262,7 @@ class DurableLogWriter:
             return None
         if not records:
             self._free_shipped()
-            if self.spool_error is not None and await loop.run_in_executor(
-                self._ship_executor, self._disk_takes_writes
-            ):
-                self.spool_error = None
-                self._spool_failures.succeeded("prediction log: the spool's disk takes writes again")
+            await self._probe_spool()
             return 0
         batch: list[Record] = []
         rows = 0
@@ -265,14 +271,25 @@ class DurableLogWriter:
             rows += record.rows
             if rows >= self.max_rows_per_write:
                 break
-        self._writing = True
-        try:
-            result = await loop.run_in_executor(self._ship_executor, self._write, [r.payload for r in batch])
-        except Exception as err:
-            self._ship_failed(f"shipping to {self.table} failed", err)
-            return None
-        finally:
-            self._writing = False
+        payloads = [r.payload for r in batch if not r.refused]
+        if payloads:
+            self._writing = True
+            try:
+                result = await loop.run_in_executor(self._ship_executor, self._write, payloads)
+            except Exception as err:
+                self._ship_failed(f"shipping to {self.table} failed", err)
+                return None
+            finally:
+                self._writing = False
+            self._count(result)
+        for record in batch:
+            self.spool.release(record)
+        self.spool.delete_shipped(self._syncing)
+        self._free_shipped()
+        return rows
+
+    def _count(self, result: WriteResult) -> None:
+        """A write Postgres took: counters, and a line per row it refused."""
         self._ship_failures.succeeded(f"prediction log: shipping to {self.table} works again")
         self.down_since, self.last_error = None, None
         self.written += result.stored
@@ -283,11 +300,17 @@ class DurableLogWriter:
             log.error("prediction log: dropped a row Postgres cannot store: %s", line)
         if result.conflicts:
             log.error("prediction log: %s", result.conflict_text())
-        for record in batch:
-            self.spool.release(record)
-        self.spool.delete_shipped(self._syncing)
-        self._free_shipped()
-        return rows
+
+    async def _probe_spool(self) -> None:
+        """While spool writes fail, ask the disk once a second; clear the failure only if none came meanwhile."""
+        if self.spool_error is None or time.monotonic() - self._probed_at < 1.0:
+            return
+        self._probed_at = time.monotonic()
+        failures = self._spool_failures.count
+        taken = await asyncio.get_running_loop().run_in_executor(self._ship_executor, self._disk_takes_writes)
+        if taken and self._spool_failures.count == failures and self.spool_error is not None:
+            self.spool_error = None
+            self._spool_failures.succeeded("prediction log: the spool's disk takes writes again")
 
     def _disk_takes_writes(self) -> bool:
         """Write and delete a record-sized file in the spool folder (blocking: the shipper's thread).
@@ -296,7 +319,7 @@ class DurableLogWriter:
         reads ``/ready`` sends no prediction to make one: the server stayed out of rotation after the
         disk had room again. The shipper asks this instead whenever it has nothing to ship.
         """
-        probe = self.spool.folder / "probe"
+        probe = self.spool.folder / f".probe-{os.getpid()}"
         try:
             with open(probe, "wb") as handle:
                 handle.write(bytes(PROBE_BYTES))
@@ -351,7 +374,10 @@ class DurableLogWriter:
             if self._syncing:  # else the commit failed: its requests got 503, nothing to wait for
                 await self._synced.wait()
         while answered and self.spool.depth_rows and time.monotonic() < deadline:
-            if await self.ship_once() is None:
+            shipped = await self.ship_once()
+            if shipped == 0:  # rows it cannot read now: they stay for the next start
+                break
+            if shipped is None:
                 await asyncio.sleep(0.2)
         left = self.spool.depth_rows
         if left:
@@ -360,6 +386,7 @@ class DurableLogWriter:
             self.spool.release_all()
         self.spool.close()
         if self._task is not None and not self._task.done():  # a thread still waits on Postgres: the rows are on disk
+            self._task.cancel()  # its late answer must not release segments of a spool given up
             self._ship_executor.shutdown(wait=False, cancel_futures=True)
             self._sync_executor.shutdown(wait=True)
             return 0
@@ -371,20 +398,22 @@ class DurableLogWriter:
         return 0
 
     async def _stop_shipper(self, wait_seconds: float) -> bool:
-        """Let the shipper end within ``wait_seconds``; False when its write to Postgres never returned.
+        """Let the shipper end; False when a write to Postgres was still running after ``wait_seconds``.
 
         A Postgres that takes the connection and says nothing (a frozen server, a network that
         drops packets) held the shutdown for as long: the writer process is ended instead, so its
-        write fails, and the rows stay in the spool for the next start (no drain follows).
+        write fails, and the rows stay in the spool for the next start (no drain follows). Reading
+        the spool or probing the disk is waited for: local work, not Postgres's.
         """
-        assert self._task is not None
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), max(wait_seconds, 0.1))
+        task = self._task
+        assert task is not None
+        deadline = time.monotonic() + wait_seconds
+        while not task.done():
+            await asyncio.wait({task}, timeout=0.1)
+            if not task.done() and self._writing and time.monotonic() >= deadline:
+                break
+        else:
             return True
-        except TimeoutError:
-            if not self._writing:  # not Postgres's doing: let it end
-                await asyncio.shield(self._task)
-                return True
         log.warning(
             "prediction log: Postgres did not answer a write within the %g s drain timeout; the rows stay in %s "
             "for the next start",
@@ -393,8 +422,7 @@ class DurableLogWriter:
         )
         if self._process is not None:
             self._process.kill()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._task), 5.0)
+        await asyncio.wait({task}, timeout=5.0)
         return False
 
 

@@ -21,7 +21,7 @@ import logging
 import os
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,6 +52,7 @@ class Segment:
     sealed: bool = False
     fd: int | None = None
     settled: int = 0  # bytes whose sync has ended, well or not: the shipper may read up to here
+    refused: list[tuple[int, int, int]] = field(default_factory=list)  # start, end, rows of records never shipped
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class Record:
     end: int
     rows: int
     payload: bytes
+    refused: bool = False  # its requests got 503 (a failed sync): released, not shipped
 
 
 def frame(payload: bytes, rows: int) -> bytes:
@@ -211,7 +213,7 @@ class Spool:
     def _start_segment(self) -> None:
         seq = self.segments[-1].seq + 1 if self.segments else 1
         path = self.folder / _SEGMENT.format(seq)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
         try:
             dir_fd = os.open(self.folder, os.O_RDONLY)
             try:
@@ -253,8 +255,8 @@ class Spool:
         fd: int = active.fd
         try:
             written = 0
-            while written < len(data):
-                written += os.write(fd, data[written:])
+            while written < len(data):  # at the offset the segment counts: a failed write's bytes get overwritten
+                written += os.pwrite(fd, data[written:], active.size + written)
         except OSError:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, active.size)
@@ -275,15 +277,22 @@ class Spool:
         segment.durable = max(segment.durable, end)
         segment.settled = max(segment.settled, end)
 
-    @staticmethod
-    def mark_failed(segment: Segment, end: int) -> None:
-        """A sync covering ``segment`` up to ``end`` failed: its records are whole in the file, their requests refused.
+    def mark_failed(self, segment: Segment, start: int, end: int, rows: int) -> None:
+        """The sync of the record at ``start:end`` (``rows`` rows) of ``segment`` failed: its requests got 503.
 
-        The shipper reads past them (a later sync of the segment would cover them anyway): one
-        failed sync of a segment's last record left it unread for good once it was sealed, and
-        every acknowledged row after it unshipped.
+        The record is never shipped (a client that retried under the same request id got its answer
+        logged by the retry), and the shipper moves past it without reading it (after a writeback
+        error the page cache may no longer hold it). The segment is sealed: no acknowledged record
+        is written after a region the disk failed to store. Call it from the event loop.
         """
+        segment.refused.append((start, end, rows))
         segment.settled = max(segment.settled, end)
+        if segment is self.active and not segment.sealed:
+            segment.sealed = True
+            try:
+                self._start_segment()
+            except OSError:
+                segment.sealed = False  # no new file either: keep this one (appends answer 503 meanwhile)
 
     # ----- reading and releasing -------------------------------------------------------------
 
@@ -302,10 +311,18 @@ class Spool:
                 continue
             sealed = segment.sealed
             size, settled = segment.size, segment.settled
-            start = offset if segment.seq == seq else 0
-            reached = start
-            if settled > start:
-                records, data = self._read_records(segment.path, start, settled - start, max_bytes - total, not out)
+            reached = offset if segment.seq == seq else 0
+            while reached < settled and total < max_bytes:
+                refused = next((r for r in list(segment.refused) if r[0] == reached), None)
+                if refused is not None:  # skipped unread: marked released, its rows counted as gone
+                    out.append(Record(segment.seq, refused[1], refused[2], b"", refused=True))
+                    reached = refused[1]
+                    continue
+                limit = min((r[0] for r in list(segment.refused) if r[0] > reached), default=settled)
+                records, data = self._read_records(segment.path, reached, limit - reached, max_bytes - total, not out)
+                if not records:
+                    break
+                start = reached
                 for begin, end, rows in records:
                     out.append(Record(segment.seq, start + end, rows, data[begin:end]))
                     total += end - begin + HEADER.size

@@ -160,7 +160,7 @@ def _ship_all(spool: Spool, max_bytes: int, batch_rows: int) -> list[tuple[str, 
     while records := spool.read(*spool.shipped_to(), max_bytes=max_bytes):
         taken = 0
         for record in records:
-            shipped += marshal.loads(record.payload)
+            shipped += [] if record.refused else marshal.loads(record.payload)
             spool.release(record)
             taken += record.rows
             if taken >= batch_rows:
@@ -216,16 +216,22 @@ def test_a_drained_spool_starts_a_new_segment_and_frees_the_old(tmp_path: Path) 
     spool.close()
 
 
-def test_a_failed_sync_of_a_segment_s_last_record_does_not_stop_the_shipper(tmp_path: Path) -> None:
-    """Its bytes never became durable, so the sealed segment was never read to its end: nothing after it shipped."""
-    spool = Spool(tmp_path, "log", segment_bytes=4096)
+def test_a_failed_sync_neither_ships_its_record_nor_stops_the_shipper(tmp_path: Path) -> None:
+    """Its bytes never became durable, so the sealed segment was never read past them: nothing after it shipped.
+
+    Shipping it instead would log an answer never given, and drop the row of a retry that got one
+    (the same request id).
+    """
+    spool = Spool(tmp_path, "log", segment_bytes=1 << 20)
     spool.open()
     _append(spool, [("a" * 3000, 1)])
-    first, end = spool.append(marshal.dumps([("b" * 2000, 2)]), 1)
-    Spool.mark_failed(first, end)  # its fdatasync failed: the request got 503, the record is whole in the file
+    payload = marshal.dumps([("b" * 2000, 2)])
+    first, end = spool.append(payload, 1)
+    spool.mark_failed(first, end - len(payload) - HEADER.size, end, 1)  # its fdatasync failed: the request got 503
+    assert first.sealed  # nothing acknowledged goes after a region the disk failed to store
     for i in range(3, 6):
-        _append(spool, [("c" * 1500, i)])  # acknowledged rows in the next segments
-    assert first.sealed
-    assert [row[1] for row in _ship_all(spool, 1 << 20, batch_rows=1)] == [1, 2, 3, 4, 5]
+        _append(spool, [("c" * 1500, i)])  # acknowledged rows, in the next segment
+    assert spool.active is not first
+    assert [row[1] for row in _ship_all(spool, 1 << 20, batch_rows=1)] == [1, 3, 4, 5]
     assert spool.depth_rows == 0
     spool.close()
