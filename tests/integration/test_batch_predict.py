@@ -9,6 +9,7 @@ import mlflow.sklearn
 import pandas as pd
 import psycopg2
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_mlops.cli import main
 from airflow_mlops.core.batch_scoring import BatchScoringError
@@ -114,8 +115,9 @@ def test_bad_rows_are_reported_and_never_scored(
     frame.loc[10, "plan"] = None
     load_frame(pg_conn, source, frame)
     kwargs = {"source": {"kind": "postgres", "table": source}, "destination_table": destination}
-    with pytest.raises(BatchScoringError) as failed:
+    with pytest.raises(AirflowFailException) as failed:  # the same rows fail the same way: no retry
         _score(**kwargs)
+    assert isinstance(failed.value.__cause__, BatchScoringError)
     message = str(failed.value)
     assert "2 bad row(s), e.g. row 3: tenure_months: expected a number (double), found 'a while'" in message
     assert "row 10: plan: required value is null" in message

@@ -54,7 +54,7 @@ class ScoredChunk:
     """The predictions of one chunk's good rows: ordinals in the input stream, keys, prediction text, score."""
 
     ordinals: np.ndarray
-    keys: list[str] | None
+    keys: list[str | None] | None
     predictions: np.ndarray
     scores: np.ndarray | None
 
@@ -116,6 +116,21 @@ def row_major(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(np.ascontiguousarray(frame.to_numpy()), columns=frame.columns, index=frame.index, copy=False)
 
 
+def key_text(column: pd.Series) -> np.ndarray:
+    """Each row's key as text: integers stay integers (a null made pandas read the column as floats: ``'1.0'``).
+
+    A null key is ``None``, not ``'nan'``.
+    """
+    import numpy as np
+    import pandas as pd
+
+    present = column.dropna()
+    if pd.api.types.is_float_dtype(column.dtype) and len(present) and (present == present.round()).all():
+        column = column.astype("Int64")
+    text = column.astype(object).where(column.notna(), None)
+    return np.asarray([None if v is None else str(v) for v in text], dtype=object)
+
+
 @dataclass
 class BatchScorer:
     """Score chunks with ``predict`` (features frame -> (prediction, probabilities or None)).
@@ -152,7 +167,7 @@ class BatchScorer:
                 continue
             pred, proba = self._predict(features)
             text, scores = outputs(pred, proba, self.classes)
-            keys = frame[self.key_column].to_numpy()[good].astype(str).tolist() if self.key_column else None
+            keys = key_text(frame[self.key_column])[good].tolist() if self.key_column else None
             yield ScoredChunk(ordinals, keys, text, scores)
 
     def _predict(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:

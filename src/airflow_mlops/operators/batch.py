@@ -9,7 +9,7 @@ from pydantic import TypeAdapter
 
 from airflow_mlops.core import tags
 from airflow_mlops.hooks.mlflow import MlflowHook
-from airflow_mlops.operators.base import skip
+from airflow_mlops.operators.base import fail_at_once, skip
 from airflow_mlops.spec import FileSource, PostgresSource, Source
 
 if TYPE_CHECKING:
@@ -78,7 +78,8 @@ class BatchPredictOperator(BaseOperator):
         self.mlflow_conn_id = mlflow_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops.core.batch_scoring import BatchScorer
+        from airflow_mlops.core.batch_scoring import BatchScorer, BatchScoringError
+        from airflow_mlops.exceptions import QueryRejectedError, SourceMismatchError
         from airflow_mlops.hooks.champion import load_alias
         from airflow_mlops.hooks.source import open_source, postgres_connection
 
@@ -92,7 +93,8 @@ class BatchPredictOperator(BaseOperator):
         scorer = BatchScorer(
             model.columns, model.predict, model.classes, key_column=self.key_column, where=self.source.describe()
         )
-        with open_source(self.source) as reader:
+        final = (BatchScoringError, QueryRejectedError, SourceMismatchError)  # the same input fails the same way
+        with fail_at_once(*final), open_source(self.source) as reader:
             if self.destination_table:
                 with postgres_connection(self.destination_conn_id) as conn:
                     return self._run(

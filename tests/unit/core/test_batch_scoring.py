@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from airflow_mlops.core.batch_scoring import BatchScorer, BatchScoringError, outputs
+from airflow_mlops.core.batch_scoring import BatchScorer, BatchScoringError, key_text, outputs
 from airflow_mlops.core.row_checks import SAMPLE_SIZE, FeatureColumn, check_chunk
 
 COLUMNS = [
@@ -124,6 +124,16 @@ def test_outputs_for_each_model_kind() -> None:
     assert score.tolist() == [0.5, 0.6]
     text, score = outputs(np.array(["yes"]), None, np.array(["no", "yes"]))
     assert score is None
+
+
+def test_a_null_key_leaves_the_other_integer_keys_as_integers() -> None:
+    """One null made pandas read the key column as floats: every key was written '1.0', the null one 'nan'."""
+    frame = _frame(id=[1.0, None, 3.0, 4.0])
+    (chunk,) = list(BatchScorer(COLUMNS, _constant, np.array([0, 1]), key_column="id").score([frame]))
+    assert chunk.keys == ["1", None, "3", "4"]
+    texts = pd.Series(["a-1", None, "c"], dtype=object)
+    assert key_text(texts).tolist() == ["a-1", None, "c"]
+    assert key_text(pd.Series([1.5, 2.0])).tolist() == ["1.5", "2.0"]  # real fractions stay as they are
 
 
 def test_blocks_inside_a_chunk_keep_ordinals_keys_and_the_digest() -> None:
