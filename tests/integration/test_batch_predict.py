@@ -132,6 +132,18 @@ def test_bad_rows_are_reported_and_never_scored(
     assert len(_rows(destination)) == len(frame) - 2
 
 
+def test_an_empty_table_of_other_columns_fails_naming_them(
+    champion: dict[str, Any], pg_conn: Any, tables: tuple[str, str]
+) -> None:
+    """No rows meant no frame, so the required columns went unchecked and the run succeeded, scoring 0 of 0."""
+    source, destination = tables
+    load_frame(pg_conn, source, pd.DataFrame({"foo": pd.Series([], dtype="int64"), "bar": pd.Series([], dtype=object)}))
+    with pytest.raises(
+        AirflowFailException, match=r"lacks the model's required column\(s\) \[.*\]; found \['foo', 'bar'\]"
+    ):
+        _score(source={"kind": "postgres", "table": source}, destination_table=destination)
+
+
 def test_scores_a_parquet_file_into_one_parquet_file(
     champion: dict[str, Any], customers_frame: pd.DataFrame, tmp_path: Path, mlflow_conn: str
 ) -> None:

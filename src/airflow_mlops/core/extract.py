@@ -143,12 +143,17 @@ def iter_postgres(conn: Any, source: PostgresSource, as_of: datetime | None) -> 
         if source.timestamp_column and source.timestamp_column not in names:
             raise SourceMismatchError(f"{where}: timestamp_column {source.timestamp_column!r} not in {names}")
         zoned = [d.name for d in cursor.description if d.type_code == _PG_TIMESTAMPTZ]
+        if not rows:  # the columns of an empty result, as a header-only CSV file gives them
+            yield pd.DataFrame(columns=names)
         while rows:
             frame = pd.DataFrame.from_records(rows, columns=names, coerce_float=True)
             for name in zoned:
                 frame[name] = pd.to_datetime(frame[name], utc=True).dt.as_unit("ns")
             yield frame
-            rows = cursor.fetchmany(source.chunk_size)
+            try:
+                rows = cursor.fetchmany(source.chunk_size)
+            except driver_of(conn).Error as err:  # a row further on the query cannot make (a division by zero)
+                raise query_failed(where, err) from err
     finally:
         cursor.close()
 
