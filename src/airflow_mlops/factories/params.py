@@ -58,9 +58,10 @@ def release_params() -> dict[str, Param]:
 def promote_params() -> dict[str, Param]:
     """The registry version to promote (Level 2), and why."""
     return {
+        # no ``minimum``: the form's number box clamps a value below it (``-1`` became ``1`` and promoted
+        # v1); the promote task refuses anything but a version number, naming what it got
         "version": Param(
             type="integer",
-            minimum=1,
             title="Model version",
             description_md="Registered version to point the `champion` alias at.",
         ),

@@ -47,7 +47,8 @@ def run_tab(sources: PipelineSources, role: str, dag_id: str, run_id: str) -> di
     """Everything the tab shows about one run of one of the pipeline's DAGs."""
     from airflow_mlops import run_history
 
-    data: dict[str, Any] = {"role": role, "role_text": ROLES[role], "found": None, "tasks": [], "problems": []}
+    text = "releases an MLflow run a person chose" if role == "release" and sources.spec.level == 1 else ROLES[role]
+    data: dict[str, Any] = {"role": role, "role_text": text, "found": None, "tasks": [], "problems": []}
     results: dict[str, dict[str, Any]] = {}
     try:
         record = run_history.dag_run(dag_id, run_id)

@@ -149,11 +149,11 @@ def pipeline_card(sources: PipelineSources) -> dict[str, Any]:
         "drift": latest.get("drift"),
         "quality": latest.get("quality"),
         "training": training,
-        "failed_training": [
+        "failed_training": [  # the template shows the newest 5 and counts the rest
             {"run_id": r.run_id, "tab": run_tab_link(r.dag_id, r.run_id)}
             for r in obs.dag_runs
             if r.dag_id == sources.train_dag and r.state == "failed"
-        ][:5],
+        ],
         "last_training": next(  # newest first: a failed one is why there is no champion yet
             (
                 {"run_id": r.run_id, "state": r.state, "tab": run_tab_link(r.dag_id, r.run_id)}
@@ -166,7 +166,7 @@ def pipeline_card(sources: PipelineSources) -> dict[str, Any]:
             {"dag_id": r.dag_id, "run_id": r.run_id, "tab": run_tab_link(r.dag_id, r.run_id)}
             for r in obs.dag_runs
             if r.dag_id != sources.train_dag and r.state == "failed" and r.dag_id in sources.dag_roles
-        ][:5],
+        ],
         "scorecard": card,
         "problems": obs.problems,  # the scorecard's, and the ledger holder's read after it was scored
         "mlflow_unread": "MLflow" in obs.unreadable,  # champion, challenger, verdicts and training runs unknown

@@ -208,7 +208,16 @@ def test_promote_rejects_unknown_version(mlflow_conn: str, customers_csv: Path) 
         PromoteModelOperator(task_id="promote", model_name="churn", version="7").execute(task_context())
     with pytest.raises(AirflowFailException, match="version: expected a registry version number, found 'latest'"):
         PromoteModelOperator(task_id="promote", model_name="churn", version="latest").execute(task_context())
+    with pytest.raises(AirflowFailException, match="version: expected a registry version number, found -1"):
+        PromoteModelOperator(task_id="promote", model_name="churn", version=-1).execute(task_context())
     assert str(MlflowClient(mlflow_conn).get_model_version_by_alias("churn", "champion").version) == "1"
+
+
+def test_the_promote_form_does_not_clamp_a_version() -> None:
+    """With ``minimum: 1`` the form's number box turned a typed -1 into 1 and promoted v1."""
+    from airflow_mlops.factories.params import promote_params
+
+    assert "minimum" not in promote_params()["version"].schema
 
 
 @pytest.mark.usefixtures("storage")

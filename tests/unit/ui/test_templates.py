@@ -63,6 +63,10 @@ def test_failed_training_runs_are_listed_with_their_run_tabs() -> None:
         'Failed runs of its other DAGs: <a href="run?dag_id=churn_auto_promote&amp;run_id=v1"><code>churn_auto_promote'
         in render([card])
     )
+    card["failed_training"] = [{"run_id": f"r{i}", "tab": f"run?dag_id=churn_auto_train&run_id=r{i}"} for i in range(7)]
+    page = render([card])
+    assert "<code>r4</code></a> and 2 more (the Airflow UI lists them)" in page  # five named, the rest counted
+    assert "<code>r5</code>" not in page
 
 
 def test_unreadable_evidence_makes_the_level_a_lower_bound_and_nothing_is_called_missing() -> None:
