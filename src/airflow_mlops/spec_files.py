@@ -55,12 +55,14 @@ def spec_paths(folder: Path) -> list[Path]:
 
 
 def check_spec_files(paths: Iterable[str | Path]) -> SpecFiles:
-    """Validate every file (each once); a pipeline or registered model name used twice is an error of the later file.
+    """Validate every file (each once); a name, registered model or scoring destination used twice fails the later.
 
-    Two pipelines promoting into one registered model would move each other's champion.
+    Two pipelines promoting into one registered model would move each other's champion; two scoring
+    into one table would write the same prediction ids (the digest, version and row number).
     """
     result = SpecFiles()
     models: dict[str, str] = {}
+    destinations: dict[str, str] = {}  # where a pipeline's batch predictions go -> its spec file
     for path in sorted({Path(p).absolute(): Path(p) for p in paths}.values()):
         try:
             spec = PipelineSpec.from_yaml(path)
@@ -70,13 +72,32 @@ def check_spec_files(paths: Iterable[str | Path]) -> SpecFiles:
         except Exception as err:  # a rule we did not foresee must not hide the other pipelines
             result.errors[str(path)] = f"{path}: cannot load the spec ({type(err).__name__}: {err})"
             continue
-        clash = _clash(spec, result.origins, models)
+        destination = scoring_destination(spec)
+        clash = _clash(spec, result.origins, models) or (
+            f"scoring: the {destination} already holds the batch predictions of {destinations[destination]} "
+            "(two pipelines' prediction ids would collide there)"
+            if destination in destinations
+            else None
+        )
         if clash:
             result.errors[str(path)] = f"{path}: {clash}"
             continue
         result.origins[spec.name] = models[spec.registered_model_name] = str(path)
+        if destination is not None:
+            destinations[destination] = str(path)
         result.specs.append(spec)
     return result
+
+
+def scoring_destination(spec: PipelineSpec) -> str | None:
+    """Where the spec's batch predictions go, one spelling per place: ``table public.x of connection c``."""
+    scoring = spec.scoring
+    if scoring is None:
+        return None
+    if scoring.table is not None:
+        table = scoring.table.lower() if "." in scoring.table else f"public.{scoring.table.lower()}"
+        return f"table {table} of connection {scoring.conn_id}"
+    return f"folder {str(scoring.uri).rstrip('/')}"
 
 
 def _clash(spec: PipelineSpec, names: dict[str, str], models: dict[str, str]) -> str | None:

@@ -206,6 +206,19 @@ def test_files_are_read_once_and_a_registered_model_has_one_pipeline(tmp_path: P
     }
 
 
+def test_two_pipelines_may_not_score_into_one_table(tmp_path: Path) -> None:
+    """Their prediction ids (digest, version, row) collided: a raw UniqueViolation after scoring everything."""
+    first = _write(tmp_path, "a.yaml", scoring={"table": "Fair_Scores"})
+    second = _write(tmp_path, "b.yaml", name="other", scoring={"table": "public.fair_scores"})
+    elsewhere = _write(tmp_path, "c.yaml", name="third", scoring={"table": "fair_scores", "conn_id": "warehouse"})
+    checked = check_spec_files([first, second, elsewhere])
+    assert [s.name for s in checked.specs] == ["churn", "third"]  # another connection is another database
+    assert checked.errors == {
+        str(second): f"{second}: scoring: the table public.fair_scores of connection postgres_default already holds "
+        f"the batch predictions of {first} (two pipelines' prediction ids would collide there)"
+    }
+
+
 def test_an_unforeseen_failure_of_one_file_does_not_hide_the_others(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
